@@ -1,0 +1,64 @@
+"""memscore: per-example memorization, influence and membership scores.
+
+Scores aggregate the outcomes of many training runs on random subsets of the data
+(Feldman & Zhang 2020; Jiang et al. 2021; Carlini et al. 2022). Heavy work runs in a Rust
+core on memscore's own thread pool with the GIL released.
+"""
+
+from __future__ import annotations
+
+from . import _core
+from .errors import CorpusError, MemscoreError, StoreError
+from .scores import (
+    MembershipMetrics,
+    OutcomeStats,
+    holdout_accuracy,
+    influence,
+    lira,
+    logit_confidence,
+    membership_metrics,
+    memorization,
+)
+from .store import RunStore
+
+__version__: str = _core.__version__
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for memscore's kernels (default: env ``MEMSCORE_NUM_THREADS``,
+    else all cores)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected n >= 1, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Number of threads memscore's kernels use."""
+    return _core.get_num_threads()
+
+
+def cpu_info() -> dict[str, object]:
+    """SIMD features detected at run time and the popcount kernel in use."""
+    features, kernel = _core.cpu_info()
+    return {"features": list(features), "popcount_kernel": kernel}
+
+
+__all__ = [
+    "CorpusError",
+    "MembershipMetrics",
+    "MemscoreError",
+    "OutcomeStats",
+    "RunStore",
+    "StoreError",
+    "cpu_info",
+    "get_num_threads",
+    "holdout_accuracy",
+    "influence",
+    "lira",
+    "logit_confidence",
+    "membership_metrics",
+    "memorization",
+    "set_num_threads",
+]

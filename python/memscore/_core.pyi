@@ -1,0 +1,53 @@
+"""Type stubs for the compiled Rust module (memscore-py). Call the wrappers in
+memscore.scores instead: they validate arguments and make arrays contiguous."""
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+_Sums = tuple[
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.uint64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+]
+
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def outcome_sums_bool(masks: npt.NDArray[np.bool_], outcomes: npt.NDArray[np.bool_]) -> _Sums: ...
+def outcome_sums_f64(
+    masks: npt.NDArray[np.bool_],
+    outcomes: npt.NDArray[np.float64],
+    shift: npt.NDArray[np.float64] | None = None,
+) -> _Sums: ...
+def influence_full(
+    masks: npt.NDArray[np.bool_],
+    outcomes: npt.NDArray[np.bool_] | npt.NDArray[np.float64],
+    *,
+    train_labels: npt.NDArray[np.int64] | None = None,
+    test_labels: npt.NDArray[np.int64] | None = None,
+    double: bool = False,
+    stderr: bool = False,
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating] | None]: ...
+def influence_topk(
+    masks: npt.NDArray[np.bool_],
+    outcomes: npt.NDArray[np.bool_] | npt.NDArray[np.float64],
+    k: int,
+    *,
+    train_labels: npt.NDArray[np.int64] | None = None,
+    test_labels: npt.NDArray[np.int64] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+def lira_scores(
+    masks: npt.NDArray[np.bool_],
+    phi: npt.NDArray[np.float64],
+    *,
+    online: bool = True,
+    fixed_variance: bool = False,
+) -> npt.NDArray[np.float64]: ...
+def logit_confidence(
+    logits: npt.NDArray[np.float32] | npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]: ...
+def cpu_info() -> tuple[list[str], str]: ...

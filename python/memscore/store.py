@@ -1,0 +1,2 @@
+class RunStore:  # placeholder until store.py lands in this session
+    pass

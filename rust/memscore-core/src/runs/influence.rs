@@ -1,0 +1,465 @@
+//! Pairwise influence across runs (Feldman & Zhang 2020):
+//! `infl[j, i] = mean(outcome_j | runs with i) - mean(outcome_j | runs without i)`.
+//!
+//! Binary outcomes go through bit-packed AND + popcount (`a = #runs with i where test j
+//! was correct`, then `infl = a / n_in - (total_j - a) / n_out`); real outcomes through a
+//! masked-sum GEMM (`S = C^T M`). Both produce the matrix tile by tile, so the full matrix
+//! and the streaming top-k share one evaluator and the top-k never holds more than a tile.
+
+use rayon::prelude::*;
+
+use super::popcount::{kernel_for, Kernel1x4};
+use super::topk::TopK;
+use crate::bits::BitColumns;
+use crate::cpu::popcount_level;
+use crate::error::{check_len, ensure, Result};
+
+/// Train columns per tile: the packed train block stays in L2 across the test rows.
+const TILE_TRAIN: usize = 512;
+/// Largest number of test rows per parallel task.
+const TILE_TEST: usize = 64;
+
+/// Shape and options shared by every influence entry point.
+#[derive(Debug, Clone, Copy)]
+pub struct InfluenceArgs<'a> {
+    pub runs: usize,
+    pub n_train: usize,
+    pub n_test: usize,
+    /// Restrict to pairs of the same class: pairs whose labels differ are NaN (full
+    /// matrix) or never selected (top-k).
+    pub train_labels: Option<&'a [i64]>,
+    pub test_labels: Option<&'a [i64]>,
+}
+
+impl InfluenceArgs<'_> {
+    fn validate(&self, masks: usize, outcomes: usize) -> Result<()> {
+        check_len("masks", masks, self.runs, self.n_train)?;
+        check_len("test outcomes", outcomes, self.runs, self.n_test)?;
+        ensure!(
+            self.train_labels.is_some() == self.test_labels.is_some(),
+            "train_labels and test_labels must be given together"
+        );
+        if let (Some(a), Some(b)) = (self.train_labels, self.test_labels) {
+            ensure!(a.len() == self.n_train, "train_labels: expected {} values, got {}", self.n_train, a.len());
+            ensure!(b.len() == self.n_test, "test_labels: expected {} values, got {}", self.n_test, b.len());
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn same_class(&self, j: usize, i: usize) -> bool {
+        match (self.train_labels, self.test_labels) {
+            (Some(a), Some(b)) => a[i] == b[j],
+            _ => true,
+        }
+    }
+}
+
+/// Output element type of the full matrix.
+pub trait OutFloat: Copy + Send + Sync + 'static {
+    fn from_f64(x: f64) -> Self;
+}
+impl OutFloat for f32 {
+    #[inline(always)]
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+}
+impl OutFloat for f64 {
+    #[inline(always)]
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+}
+
+/// Computes influence (and optionally its standard error) for a tile of test rows
+/// `j0..j1` x train columns `i0..i1`, writing pair (j, i) to `infl[(j - j0) * ld + (i - i0)]`
+/// (and the same place of `se`): straight into the output matrix (`ld = N`) or into a
+/// tile buffer (`ld = i1 - i0`).
+trait TileEval: Sync {
+    #[allow(clippy::too_many_arguments)]
+    fn eval<O: OutFloat>(&self, j0: usize, j1: usize, i0: usize, i1: usize, infl: &mut [O], ld: usize, se: Option<&mut [O]>);
+}
+
+/// Standard error of a difference of two means from their ddof=1 variances.
+#[inline(always)]
+fn diff_stderr(var_in: f64, n_in: f64, var_out: f64, n_out: f64) -> f64 {
+    if n_in < 2.0 || n_out < 2.0 {
+        f64::NAN
+    } else {
+        (var_in / n_in + var_out / n_out).max(0.0).sqrt()
+    }
+}
+
+// ---------------------------------------------------------------- binary outcomes
+
+struct BoolEval<'a> {
+    train: BitColumns,
+    test: BitColumns,
+    n_in: Vec<f64>,
+    n_out: Vec<f64>,
+    /// `1/n_in + 1/n_out` (NaN when either group is empty), `1/n_out`.
+    coef: Vec<f64>,
+    inv_out: Vec<f64>,
+    total: Vec<f64>,
+    kernel: Kernel1x4,
+    args: InfluenceArgs<'a>,
+}
+
+impl<'a> BoolEval<'a> {
+    fn new(masks: &[bool], outcomes: &[bool], args: InfluenceArgs<'a>) -> Result<Self> {
+        let train = BitColumns::from_rows(masks, args.runs, args.n_train)?;
+        let test = BitColumns::from_rows(outcomes, args.runs, args.n_test)?;
+        let n_in: Vec<f64> = train.counts().into_iter().map(|c| c as f64).collect();
+        let n_out: Vec<f64> = n_in.iter().map(|&c| args.runs as f64 - c).collect();
+        let (coef, inv_out) = n_in
+            .iter()
+            .zip(&n_out)
+            .map(|(&a, &b)| if a > 0.0 && b > 0.0 { (1.0 / a + 1.0 / b, 1.0 / b) } else { (f64::NAN, f64::NAN) })
+            .unzip();
+        let total = test.counts().into_iter().map(|c| c as f64).collect();
+        Ok(Self { train, test, n_in, n_out, coef, inv_out, total, kernel: kernel_for(popcount_level()), args })
+    }
+}
+
+impl TileEval for BoolEval<'_> {
+    fn eval<O: OutFloat>(&self, j0: usize, j1: usize, i0: usize, i1: usize, infl: &mut [O], ld: usize, mut se: Option<&mut [O]>) {
+        let width = i1 - i0;
+        let mut j = j0;
+        while j < j1 {
+            // Groups of four test columns; a short last group repeats column j (ignored).
+            let rows = (j1 - j).min(4);
+            let cols: [&[u64]; 4] = std::array::from_fn(|q| {
+                if q < rows { self.test.column(j + q) } else { self.test.column(j) }
+            });
+            let mut counts = [[0u32; 4]; TILE_TRAIN];
+            let counts = &mut counts[..width];
+            // SAFETY: `kernel_for` only returns kernels the running CPU supports, and every
+            // column has the same padded length.
+            unsafe { (self.kernel)(self.train.columns(i0, i1), self.train.n_words(), cols, counts) };
+            if se.is_none() && self.args.train_labels.is_none() {
+                // Hot path: influence only, every pair defined by counts alone.
+                for i in i0..i1 {
+                    let a = counts[i - i0];
+                    let (coef, inv_out) = (self.coef[i], self.inv_out[i]);
+                    for q in 0..rows {
+                        infl[(j + q - j0) * ld + (i - i0)] = O::from_f64(a[q] as f64 * coef - self.total[j + q] * inv_out);
+                    }
+                }
+                j += rows;
+                continue;
+            }
+            for i in i0..i1 {
+                let a = counts[i - i0];
+                for q in 0..rows {
+                    let jj = j + q;
+                    let off = (jj - j0) * ld + (i - i0);
+                    let a = a[q] as f64;
+                    let ok = self.args.same_class(jj, i);
+                    infl[off] = O::from_f64(if ok { a * self.coef[i] - self.total[jj] * self.inv_out[i] } else { f64::NAN });
+                    if let Some(se) = se.as_deref_mut() {
+                        let (ni, no) = (self.n_in[i], self.n_out[i]);
+                        let (p_in, p_out) = (a / ni, (self.total[jj] - a) / no);
+                        // Bernoulli sample variance with ddof=1: n/(n-1) p(1-p).
+                        let v_in = p_in * (1.0 - p_in) * ni / (ni - 1.0);
+                        let v_out = p_out * (1.0 - p_out) * no / (no - 1.0);
+                        se[off] = O::from_f64(if ok { diff_stderr(v_in, ni, v_out, no) } else { f64::NAN });
+                    }
+                }
+            }
+            j += rows;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- real outcomes
+
+struct FloatEval<'a> {
+    /// Masks as 0/1 f64, `(R, N)` row-major.
+    masks: Vec<f64>,
+    /// Test outcomes centred per test example (influence is shift invariant; centring
+    /// keeps the sums of squares well conditioned), `(R, T)`, and their squares.
+    centred: Vec<f64>,
+    squares: Option<Vec<f64>>,
+    n_in: Vec<f64>,
+    n_out: Vec<f64>,
+    /// Sum over all runs of the centred outcome (zero up to rounding) and of its square.
+    total: Vec<f64>,
+    total_sq: Vec<f64>,
+    args: InfluenceArgs<'a>,
+}
+
+impl<'a> FloatEval<'a> {
+    fn new(masks: &[bool], outcomes: &[f64], args: InfluenceArgs<'a>, stderr: bool) -> Result<Self> {
+        let (r, n, t) = (args.runs, args.n_train, args.n_test);
+        let mut mean = vec![0.0; t];
+        for row in outcomes.chunks_exact(t.max(1)).take(r) {
+            for (m, &x) in mean.iter_mut().zip(row) {
+                *m += x;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= r.max(1) as f64);
+        let centred: Vec<f64> = outcomes.iter().enumerate().map(|(k, &x)| x - mean[k % t]).collect();
+        let squares = stderr.then(|| centred.iter().map(|x| x * x).collect::<Vec<f64>>());
+        let mut total = vec![0.0; t];
+        let mut total_sq = vec![0.0; t];
+        for row in centred.chunks_exact(t.max(1)).take(r) {
+            for k in 0..t {
+                total[k] += row[k];
+                total_sq[k] += row[k] * row[k];
+            }
+        }
+        let mut n_in = vec![0.0; n];
+        for row in masks.chunks_exact(n.max(1)).take(r) {
+            for (c, &m) in n_in.iter_mut().zip(row) {
+                *c += m as u8 as f64;
+            }
+        }
+        let n_out = n_in.iter().map(|&c| r as f64 - c).collect();
+        let masks = masks.iter().map(|&m| m as u8 as f64).collect();
+        Ok(Self { masks, centred, squares, n_in, n_out, total, total_sq, args })
+    }
+
+    /// `dst (j1-j0, i1-i0) = src[:, j0..j1]^T @ masks[:, i0..i1]`.
+    fn masked_sums(&self, src: &[f64], j0: usize, j1: usize, i0: usize, i1: usize, dst: &mut [f64]) {
+        let (r, n, t) = (self.args.runs as isize, self.args.n_train as isize, self.args.n_test as isize);
+        let (m, nn) = (j1 - j0, i1 - i0);
+        if r == 0 {
+            dst.iter_mut().for_each(|x| *x = 0.0);
+            return;
+        }
+        // SAFETY: strides describe the row-major buffers exactly; dst holds m * nn values.
+        unsafe {
+            gemm::gemm(
+                m,
+                nn,
+                r as usize,
+                dst.as_mut_ptr(),
+                1,
+                nn as isize,
+                false,
+                src.as_ptr().add(j0),
+                t,
+                1,
+                self.masks.as_ptr().add(i0),
+                1,
+                n,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+}
+
+impl TileEval for FloatEval<'_> {
+    fn eval<O: OutFloat>(&self, j0: usize, j1: usize, i0: usize, i1: usize, infl: &mut [O], ld: usize, mut se: Option<&mut [O]>) {
+        let width = i1 - i0;
+        let mut sums = vec![0.0; (j1 - j0) * width];
+        self.masked_sums(&self.centred, j0, j1, i0, i1, &mut sums);
+        let mut sq = se.as_ref().map(|_| vec![0.0; sums.len()]);
+        if let (Some(sq), Some(squares)) = (sq.as_deref_mut(), self.squares.as_deref()) {
+            self.masked_sums(squares, j0, j1, i0, i1, sq);
+        }
+        for j in j0..j1 {
+            for i in i0..i1 {
+                let t = (j - j0) * width + (i - i0);
+                let off = (j - j0) * ld + (i - i0);
+                let (ni, no) = (self.n_in[i], self.n_out[i]);
+                let s_in = sums[t];
+                let s_out = self.total[j] - s_in;
+                let ok = ni > 0.0 && no > 0.0 && self.args.same_class(j, i);
+                infl[off] = O::from_f64(if ok { s_in / ni - s_out / no } else { f64::NAN });
+                if let (Some(se), Some(sq)) = (se.as_deref_mut(), sq.as_deref()) {
+                    let q_in = sq[t];
+                    let q_out = self.total_sq[j] - q_in;
+                    let v_in = (q_in - s_in * s_in / ni) / (ni - 1.0);
+                    let v_out = (q_out - s_out * s_out / no) / (no - 1.0);
+                    se[off] = O::from_f64(if ok { diff_stderr(v_in.max(0.0), ni, v_out.max(0.0), no) } else { f64::NAN });
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- drivers
+
+fn test_tile_rows(n_test: usize) -> usize {
+    // Enough tasks to keep every thread busy, each a multiple of the 4-row micro-kernel.
+    let threads = rayon::current_num_threads().max(1);
+    (n_test.div_ceil(threads * 4)).next_multiple_of(4).clamp(4, TILE_TEST)
+}
+
+fn full_matrix<O: OutFloat, E: TileEval>(eval: &E, args: &InfluenceArgs, out: &mut [O], se: Option<&mut [O]>) -> Result<()> {
+    let (n, t) = (args.n_train, args.n_test);
+    check_len("influence output", out.len(), t, n)?;
+    if let Some(s) = se.as_deref() {
+        check_len("stderr output", s.len(), t, n)?;
+    }
+    if n == 0 || t == 0 {
+        return Ok(());
+    }
+    let rows = test_tile_rows(t);
+    let se_chunks: Vec<Option<&mut [O]>> = match se {
+        Some(s) => s.chunks_mut(rows * n).map(Some).collect(),
+        None => (0..t.div_ceil(rows)).map(|_| None).collect(),
+    };
+    out.par_chunks_mut(rows * n).zip(se_chunks).enumerate().for_each(|(b, (dst, mut se_dst))| {
+        let j0 = b * rows;
+        let j1 = (j0 + rows).min(t);
+        for i0 in (0..n).step_by(TILE_TRAIN) {
+            let i1 = (i0 + TILE_TRAIN).min(n);
+            eval.eval(j0, j1, i0, i1, &mut dst[i0..], n, se_dst.as_deref_mut().map(|s| &mut s[i0..]));
+        }
+    });
+    Ok(())
+}
+
+/// The `k` largest influences per test row: `(indices (T, k), values (T, k))`, ordered
+/// by value descending then index ascending; rows with fewer than `k` defined values are
+/// padded with index -1 and value NaN.
+fn top_k<E: TileEval>(eval: &E, args: &InfluenceArgs, k: usize) -> Result<(Vec<i64>, Vec<f64>)> {
+    let (n, t) = (args.n_train, args.n_test);
+    ensure!(k >= 1, "top_k must be at least 1, got {k}");
+    let rows = test_tile_rows(t);
+    let mut idx = vec![-1i64; t * k];
+    let mut val = vec![f64::NAN; t * k];
+    if t == 0 {
+        return Ok((idx, val));
+    }
+    idx.par_chunks_mut(rows * k).zip(val.par_chunks_mut(rows * k)).enumerate().for_each(|(b, (idx, val))| {
+        let j0 = b * rows;
+        let j1 = (j0 + rows).min(t);
+        let mut heaps: Vec<TopK> = (j0..j1).map(|_| TopK::new(k)).collect();
+        let mut buf = vec![0.0f64; (j1 - j0) * TILE_TRAIN];
+        for i0 in (0..n).step_by(TILE_TRAIN) {
+            let i1 = (i0 + TILE_TRAIN).min(n);
+            let w = i1 - i0;
+            eval.eval::<f64>(j0, j1, i0, i1, &mut buf[..(j1 - j0) * w], w, None);
+            for (jj, heap) in heaps.iter_mut().enumerate() {
+                for (c, &v) in buf[jj * w..(jj + 1) * w].iter().enumerate() {
+                    heap.push(v, (i0 + c) as i64);
+                }
+            }
+        }
+        for (jj, heap) in heaps.into_iter().enumerate() {
+            heap.write_sorted(&mut idx[jj * k..(jj + 1) * k], &mut val[jj * k..(jj + 1) * k]);
+        }
+    });
+    Ok((idx, val))
+}
+
+/// Full `(T, N)` influence matrix (and standard errors) from binary outcomes.
+pub fn influence_bool<O: OutFloat>(masks: &[bool], outcomes: &[bool], args: InfluenceArgs, out: &mut [O], se: Option<&mut [O]>) -> Result<()> {
+    args.validate(masks.len(), outcomes.len())?;
+    full_matrix(&BoolEval::new(masks, outcomes, args)?, &args, out, se)
+}
+
+/// Full `(T, N)` influence matrix (and standard errors) from real-valued outcomes.
+pub fn influence_f64<O: OutFloat>(masks: &[bool], outcomes: &[f64], args: InfluenceArgs, out: &mut [O], se: Option<&mut [O]>) -> Result<()> {
+    args.validate(masks.len(), outcomes.len())?;
+    let stderr = se.is_some();
+    full_matrix(&FloatEval::new(masks, outcomes, args, stderr)?, &args, out, se)
+}
+
+/// Streaming top-k influence from binary outcomes (memory O(T k + tile)).
+pub fn influence_topk_bool(masks: &[bool], outcomes: &[bool], args: InfluenceArgs, k: usize) -> Result<(Vec<i64>, Vec<f64>)> {
+    args.validate(masks.len(), outcomes.len())?;
+    top_k(&BoolEval::new(masks, outcomes, args)?, &args, k)
+}
+
+/// Streaming top-k influence from real-valued outcomes.
+pub fn influence_topk_f64(masks: &[bool], outcomes: &[f64], args: InfluenceArgs, k: usize) -> Result<(Vec<i64>, Vec<f64>)> {
+    args.validate(masks.len(), outcomes.len())?;
+    top_k(&FloatEval::new(masks, outcomes, args, false)?, &args, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed;
+        move || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    fn naive(masks: &[bool], out: &[f64], r: usize, n: usize, t: usize) -> Vec<f64> {
+        let mut res = vec![0.0; t * n];
+        for j in 0..t {
+            for i in 0..n {
+                let (mut si, mut ni, mut so, mut no) = (0.0, 0.0, 0.0, 0.0);
+                for q in 0..r {
+                    if masks[q * n + i] {
+                        si += out[q * t + j];
+                        ni += 1.0;
+                    } else {
+                        so += out[q * t + j];
+                        no += 1.0;
+                    }
+                }
+                res[j * n + i] = if ni > 0.0 && no > 0.0 { si / ni - so / no } else { f64::NAN };
+            }
+        }
+        res
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-9, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn bool_and_float_match_naive() {
+        let mut rng = lcg(7);
+        for &(r, n, t) in &[(1usize, 3usize, 2usize), (70, 600, 9), (129, 37, 5), (5, 1, 1)] {
+            let masks: Vec<bool> = (0..r * n).map(|_| rng() < 0.6).collect();
+            let ob: Vec<bool> = (0..r * t).map(|_| rng() < 0.7).collect();
+            let of: Vec<f64> = ob.iter().map(|&b| b as u8 as f64).collect();
+            let want = naive(&masks, &of, r, n, t);
+            let args = InfluenceArgs { runs: r, n_train: n, n_test: t, train_labels: None, test_labels: None };
+            let mut a = vec![0.0f64; t * n];
+            influence_bool(&masks, &ob, args, &mut a, None).unwrap();
+            close(&a, &want);
+            let mut b = vec![0.0f64; t * n];
+            influence_f64(&masks, &of, args, &mut b, None).unwrap();
+            close(&b, &want);
+        }
+    }
+
+    #[test]
+    fn topk_matches_sorted_full_matrix() {
+        let mut rng = lcg(11);
+        let (r, n, t, k) = (40, 1100, 6, 7);
+        let masks: Vec<bool> = (0..r * n).map(|_| rng() < 0.5).collect();
+        let ob: Vec<bool> = (0..r * t).map(|_| rng() < 0.5).collect();
+        let args = InfluenceArgs { runs: r, n_train: n, n_test: t, train_labels: None, test_labels: None };
+        let mut full = vec![0.0f64; t * n];
+        influence_bool(&masks, &ob, args, &mut full, None).unwrap();
+        let (idx, val) = influence_topk_bool(&masks, &ob, args, k).unwrap();
+        for j in 0..t {
+            let mut order: Vec<usize> = (0..n).filter(|&i| !full[j * n + i].is_nan()).collect();
+            order.sort_by(|&a, &b| full[j * n + b].partial_cmp(&full[j * n + a]).unwrap().then(a.cmp(&b)));
+            for q in 0..k {
+                assert_eq!(idx[j * k + q], order[q] as i64);
+                assert_eq!(val[j * k + q], full[j * n + order[q]]);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let args = InfluenceArgs { runs: 2, n_train: 2, n_test: 1, train_labels: Some(&[0, 1]), test_labels: None };
+        let mut out = vec![0.0f64; 2];
+        assert!(influence_bool(&[true; 4], &[true; 2], args, &mut out, None).is_err());
+        let args = InfluenceArgs { train_labels: None, ..args };
+        assert!(influence_bool(&[true; 3], &[true; 2], args, &mut out, None).is_err());
+        assert!(influence_topk_bool(&[true; 4], &[true; 2], args, 0).is_err());
+    }
+}

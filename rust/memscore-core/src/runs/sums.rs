@@ -1,0 +1,166 @@
+//! Per-example sufficient statistics of an outcome split by membership.
+//!
+//! For each example `i`: how many runs trained on it (`n_in`) or not (`n_out`), and the
+//! sum and sum of squares of its outcome over each group. Memorization, its standard
+//! error and hold-out accuracy are closed-form functions of these, and sums over disjoint
+//! sets of runs add up, so a run store can stream over chunks of runs.
+
+use rayon::prelude::*;
+
+use super::COL_CHUNK;
+use crate::error::{check_len, ensure, Result};
+
+/// Sums over the runs that did (`*_in`) and did not (`*_out`) train on each example.
+/// Float sums are of `outcome - shift[i]` (see [`outcome_sums_f64`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeSums {
+    pub n_in: Vec<u64>,
+    pub n_out: Vec<u64>,
+    pub sum_in: Vec<f64>,
+    pub sum_out: Vec<f64>,
+    pub sumsq_in: Vec<f64>,
+    pub sumsq_out: Vec<f64>,
+}
+
+impl OutcomeSums {
+    fn zeros(n: usize) -> Self {
+        Self {
+            n_in: vec![0; n],
+            n_out: vec![0; n],
+            sum_in: vec![0.0; n],
+            sum_out: vec![0.0; n],
+            sumsq_in: vec![0.0; n],
+            sumsq_out: vec![0.0; n],
+        }
+    }
+}
+
+/// Sums of a binary outcome (`sumsq == sum` since 0² = 0 and 1² = 1).
+pub fn outcome_sums_bool(masks: &[bool], outcomes: &[bool], runs: usize, n: usize) -> Result<OutcomeSums> {
+    check_len("masks", masks.len(), runs, n)?;
+    check_len("outcomes", outcomes.len(), runs, n)?;
+    let mut out = OutcomeSums::zeros(n);
+    let parts: Vec<(usize, Vec<u32>, Vec<u32>, Vec<u32>)> = (0..n.div_ceil(COL_CHUNK))
+        .into_par_iter()
+        .map(|chunk| {
+            let c0 = chunk * COL_CHUNK;
+            let w = COL_CHUNK.min(n - c0);
+            // u32 counters: one increment per run, so they hold any R below 2^32.
+            let (mut n_in, mut s_in, mut s_all) = (vec![0u32; w], vec![0u32; w], vec![0u32; w]);
+            for r in 0..runs {
+                let m = &masks[r * n + c0..r * n + c0 + w];
+                let o = &outcomes[r * n + c0..r * n + c0 + w];
+                for k in 0..w {
+                    let (mk, ok) = (m[k] as u32, o[k] as u32);
+                    n_in[k] += mk;
+                    s_in[k] += mk & ok;
+                    s_all[k] += ok;
+                }
+            }
+            (c0, n_in, s_in, s_all)
+        })
+        .collect();
+    for (c0, n_in, s_in, s_all) in parts {
+        for k in 0..n_in.len() {
+            let i = c0 + k;
+            out.n_in[i] = n_in[k] as u64;
+            out.n_out[i] = runs as u64 - n_in[k] as u64;
+            out.sum_in[i] = s_in[k] as f64;
+            out.sum_out[i] = (s_all[k] - s_in[k]) as f64;
+            out.sumsq_in[i] = out.sum_in[i];
+            out.sumsq_out[i] = out.sum_out[i];
+        }
+    }
+    Ok(out)
+}
+
+/// Sums of a real-valued outcome, shifted by `shift[i]` per example (pass the first
+/// run's outcome, or any typical value, to keep the sum of squares well conditioned; the
+/// same shift must be used for every chunk whose sums are added together).
+pub fn outcome_sums_f64(
+    masks: &[bool],
+    outcomes: &[f64],
+    shift: Option<&[f64]>,
+    runs: usize,
+    n: usize,
+) -> Result<OutcomeSums> {
+    check_len("masks", masks.len(), runs, n)?;
+    check_len("outcomes", outcomes.len(), runs, n)?;
+    if let Some(s) = shift {
+        ensure!(s.len() == n, "shift: expected {n} values, got {}", s.len());
+    }
+    let mut out = OutcomeSums::zeros(n);
+    out.n_in
+        .par_chunks_mut(COL_CHUNK)
+        .zip(out.n_out.par_chunks_mut(COL_CHUNK))
+        .zip(out.sum_in.par_chunks_mut(COL_CHUNK))
+        .zip(out.sum_out.par_chunks_mut(COL_CHUNK))
+        .zip(out.sumsq_in.par_chunks_mut(COL_CHUNK))
+        .zip(out.sumsq_out.par_chunks_mut(COL_CHUNK))
+        .enumerate()
+        .for_each(|(chunk, (((((n_in, n_out), s_in), s_out), q_in), q_out))| {
+            let c0 = chunk * COL_CHUNK;
+            let w = n_in.len();
+            let zero = vec![0.0; w];
+            let sh = shift.map_or(&zero[..], |s| &s[c0..c0 + w]);
+            // Sums over all runs, then the in-part; out = all - in (exact for counts,
+            // and the float sums stay well conditioned thanks to the shift).
+            let (mut s_all, mut q_all) = (vec![0.0f64; w], vec![0.0f64; w]);
+            let mut cnt = vec![0u64; w];
+            for r in 0..runs {
+                let m = &masks[r * n + c0..r * n + c0 + w];
+                let o = &outcomes[r * n + c0..r * n + c0 + w];
+                for k in 0..w {
+                    let x = o[k] - sh[k];
+                    let mf = m[k] as u8 as f64;
+                    cnt[k] += m[k] as u64;
+                    s_in[k] += mf * x;
+                    q_in[k] += mf * x * x;
+                    s_all[k] += x;
+                    q_all[k] += x * x;
+                }
+            }
+            for k in 0..w {
+                n_in[k] = cnt[k];
+                n_out[k] = runs as u64 - cnt[k];
+                s_out[k] = s_all[k] - s_in[k];
+                q_out[k] = q_all[k] - q_in[k];
+            }
+        });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bool_and_float_agree() {
+        let (r, n) = (70, 9000);
+        let m: Vec<bool> = (0..r * n).map(|k| (k * 31 + 7) % 11 < 6).collect();
+        let o: Vec<bool> = (0..r * n).map(|k| (k * 17 + 3) % 7 < 4).collect();
+        let of: Vec<f64> = o.iter().map(|&b| b as u8 as f64).collect();
+        let a = outcome_sums_bool(&m, &o, r, n).unwrap();
+        let b = outcome_sums_f64(&m, &of, None, r, n).unwrap();
+        assert_eq!(a, b);
+        // direct check of one column
+        let i = 4321;
+        let n_in = (0..r).filter(|&q| m[q * n + i]).count() as u64;
+        let s_in = (0..r).filter(|&q| m[q * n + i] && o[q * n + i]).count() as f64;
+        assert_eq!(a.n_in[i], n_in);
+        assert_eq!(a.sum_in[i], s_in);
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        assert!(outcome_sums_bool(&[true; 4], &[true; 3], 2, 2).is_err());
+        assert!(outcome_sums_f64(&[true; 4], &[0.0; 4], Some(&[0.0]), 2, 2).is_err());
+    }
+
+    #[test]
+    fn zero_runs_give_zero_counts() {
+        let s = outcome_sums_bool(&[], &[], 0, 3).unwrap();
+        assert_eq!(s.n_in, vec![0, 0, 0]);
+        assert_eq!(s.n_out, vec![0, 0, 0]);
+    }
+}
