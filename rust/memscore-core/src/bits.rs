@@ -33,14 +33,21 @@ impl BitColumns {
                 .for_each(|(chunk, out)| {
                     let c0 = chunk * PACK_COLS;
                     let width = out.len() / n_words;
+                    // Build one word per column in a contiguous scratch row (vectorizes),
+                    // then scatter it into the column-major layout.
+                    let mut acc = vec![0u64; width];
                     for w in 0..rows.div_ceil(64) {
+                        acc.iter_mut().for_each(|a| *a = 0);
                         let r_end = ((w + 1) * 64).min(rows);
                         for r in w * 64..r_end {
                             let bit = r - w * 64;
                             let row = &data[r * cols + c0..r * cols + c0 + width];
-                            for (c, &b) in row.iter().enumerate() {
-                                out[c * n_words + w] |= (b as u64) << bit;
+                            for (a, &b) in acc.iter_mut().zip(row) {
+                                *a |= (b as u64) << bit;
                             }
+                        }
+                        for (c, &a) in acc.iter().enumerate() {
+                            out[c * n_words + w] = a;
                         }
                     }
                 });

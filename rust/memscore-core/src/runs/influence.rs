@@ -14,8 +14,8 @@ use crate::bits::BitColumns;
 use crate::cpu::popcount_level;
 use crate::error::{check_len, ensure, Result};
 
-/// Train columns per tile: the packed train block stays in L2 across the test rows.
-const TILE_TRAIN: usize = 512;
+/// Train columns per top-k tile (the tile's values are buffered, then selected).
+const TILE_TRAIN: usize = 4096;
 /// Largest number of test rows per parallel task.
 const TILE_TEST: usize = 64;
 
@@ -98,9 +98,8 @@ struct BoolEval<'a> {
     test: BitColumns,
     n_in: Vec<f64>,
     n_out: Vec<f64>,
-    /// `1/n_in + 1/n_out` (NaN when either group is empty), `1/n_out`.
-    coef: Vec<f64>,
-    inv_out: Vec<f64>,
+    /// `n_in * n_out` per train example, NaN when either group is empty.
+    denom: Vec<f64>,
     total: Vec<f64>,
     kernel: Kernel1x4,
     args: InfluenceArgs<'a>,
@@ -112,54 +111,70 @@ impl<'a> BoolEval<'a> {
         let test = BitColumns::from_rows(outcomes, args.runs, args.n_test)?;
         let n_in: Vec<f64> = train.counts().into_iter().map(|c| c as f64).collect();
         let n_out: Vec<f64> = n_in.iter().map(|&c| args.runs as f64 - c).collect();
-        let (coef, inv_out) = n_in
-            .iter()
-            .zip(&n_out)
-            .map(|(&a, &b)| if a > 0.0 && b > 0.0 { (1.0 / a + 1.0 / b, 1.0 / b) } else { (f64::NAN, f64::NAN) })
-            .unzip();
+        let denom = n_in.iter().zip(&n_out).map(|(&a, &b)| if a > 0.0 && b > 0.0 { a * b } else { f64::NAN }).collect();
         let total = test.counts().into_iter().map(|c| c as f64).collect();
-        Ok(Self { train, test, n_in, n_out, coef, inv_out, total, kernel: kernel_for(popcount_level()), args })
+        Ok(Self { train, test, n_in, n_out, denom, total, kernel: kernel_for(popcount_level()), args })
+    }
+
+    /// `counts[(j - j0) * (i1 - i0) + (i - i0)] = #runs with train i in the subset and test j correct`.
+    fn counts(&self, j0: usize, j1: usize, i0: usize, i1: usize, counts: &mut [u32]) {
+        let width = i1 - i0;
+        let mut quad = vec![[0u32; 4]; width];
+        for j in (j0..j1).step_by(4) {
+            // Groups of four test columns; a short last group repeats column j (ignored).
+            let rows = (j1 - j).min(4);
+            let cols: [&[u64]; 4] =
+                std::array::from_fn(|q| if q < rows { self.test.column(j + q) } else { self.test.column(j) });
+            // SAFETY: `kernel_for` only returns kernels the running CPU supports, and every
+            // column has the same padded length.
+            unsafe { (self.kernel)(self.train.columns(i0, i1), self.train.n_words(), cols, &mut quad) };
+            for q in 0..rows {
+                for (c, a) in counts[(j + q - j0) * width..(j + q - j0 + 1) * width].iter_mut().zip(&quad) {
+                    *c = a[q];
+                }
+            }
+        }
     }
 }
 
+/// Train columns per sub-tile inside one evaluation: the packed train block and the
+/// counts stay in L2 while every group of four test rows passes over them.
+const SUB_TILE: usize = 512;
+
 impl TileEval for BoolEval<'_> {
     fn eval<O: OutFloat>(&self, j0: usize, j1: usize, i0: usize, i1: usize, infl: &mut [O], ld: usize, mut se: Option<&mut [O]>) {
-        let width = i1 - i0;
-        let mut j = j0;
-        while j < j1 {
-            // Groups of four test columns; a short last group repeats column j (ignored).
-            let rows = (j1 - j).min(4);
-            let cols: [&[u64]; 4] = std::array::from_fn(|q| {
-                if q < rows { self.test.column(j + q) } else { self.test.column(j) }
-            });
-            let mut counts = [[0u32; 4]; TILE_TRAIN];
-            let counts = &mut counts[..width];
-            // SAFETY: `kernel_for` only returns kernels the running CPU supports, and every
-            // column has the same padded length.
-            unsafe { (self.kernel)(self.train.columns(i0, i1), self.train.n_words(), cols, counts) };
-            if se.is_none() && self.args.train_labels.is_none() {
-                // Hot path: influence only, every pair defined by counts alone.
-                for i in i0..i1 {
-                    let a = counts[i - i0];
-                    let (coef, inv_out) = (self.coef[i], self.inv_out[i]);
-                    for q in 0..rows {
-                        infl[(j + q - j0) * ld + (i - i0)] = O::from_f64(a[q] as f64 * coef - self.total[j + q] * inv_out);
+        let mut counts = vec![0u32; (j1 - j0) * SUB_TILE.min(i1 - i0)];
+        for t0 in (i0..i1).step_by(SUB_TILE) {
+            let t1 = (t0 + SUB_TILE).min(i1);
+            let width = t1 - t0;
+            let counts = &mut counts[..(j1 - j0) * width];
+            self.counts(j0, j1, t0, t1, counts);
+            // influence = a/n_in - (total - a)/n_out = (a R - total n_in) / (n_in n_out):
+            // an exact integer numerator over an exact denominator, one rounding, so
+            // pairs whose influences are equal as fractions get bit-identical values and
+            // top-k ties break by index alone.
+            let runs = self.args.runs as f64;
+            let plain = se.is_none() && self.args.train_labels.is_none();
+            for j in j0..j1 {
+                let row = &counts[(j - j0) * width..(j - j0 + 1) * width];
+                let base = (j - j0) * ld + (t0 - i0);
+                let tot = self.total[j];
+                if plain {
+                    // Hot path: influence only, every pair defined by counts alone.
+                    for (c, (d, &a)) in infl[base..base + width].iter_mut().zip(row).enumerate() {
+                        let i = t0 + c;
+                        *d = O::from_f64((a as f64 * runs - tot * self.n_in[i]) / self.denom[i]);
                     }
+                    continue;
                 }
-                j += rows;
-                continue;
-            }
-            for i in i0..i1 {
-                let a = counts[i - i0];
-                for q in 0..rows {
-                    let jj = j + q;
-                    let off = (jj - j0) * ld + (i - i0);
-                    let a = a[q] as f64;
-                    let ok = self.args.same_class(jj, i);
-                    infl[off] = O::from_f64(if ok { a * self.coef[i] - self.total[jj] * self.inv_out[i] } else { f64::NAN });
+                for (c, &a) in row.iter().enumerate() {
+                    let (i, off) = (t0 + c, base + c);
+                    let a = a as f64;
+                    let ok = self.args.same_class(j, i);
+                    infl[off] = O::from_f64(if ok { (a * runs - tot * self.n_in[i]) / self.denom[i] } else { f64::NAN });
                     if let Some(se) = se.as_deref_mut() {
                         let (ni, no) = (self.n_in[i], self.n_out[i]);
-                        let (p_in, p_out) = (a / ni, (self.total[jj] - a) / no);
+                        let (p_in, p_out) = (a / ni, (self.total[j] - a) / no);
                         // Bernoulli sample variance with ddof=1: n/(n-1) p(1-p).
                         let v_in = p_in * (1.0 - p_in) * ni / (ni - 1.0);
                         let v_out = p_out * (1.0 - p_out) * no / (no - 1.0);
@@ -167,7 +182,6 @@ impl TileEval for BoolEval<'_> {
                     }
                 }
             }
-            j += rows;
         }
     }
 }
@@ -310,10 +324,8 @@ fn full_matrix<O: OutFloat, E: TileEval>(eval: &E, args: &InfluenceArgs, out: &m
     out.par_chunks_mut(rows * n).zip(se_chunks).enumerate().for_each(|(b, (dst, mut se_dst))| {
         let j0 = b * rows;
         let j1 = (j0 + rows).min(t);
-        for i0 in (0..n).step_by(TILE_TRAIN) {
-            let i1 = (i0 + TILE_TRAIN).min(n);
-            eval.eval(j0, j1, i0, i1, &mut dst[i0..], n, se_dst.as_deref_mut().map(|s| &mut s[i0..]));
-        }
+        // One call per block of test rows, written straight into the output.
+        eval.eval(j0, j1, 0, n, dst, n, se_dst.as_deref_mut());
     });
     Ok(())
 }

@@ -57,7 +57,10 @@ impl Side {
                 let p = self.sorted.partition_point(|&v| v < x);
                 let get = |k: usize| if k < p { self.sorted[k] } else { self.sorted[k + 1] };
                 let mean2 = (self.mean * n as f64 - x) / m as f64;
-                let ss2 = (self.ss - (x - self.mean) * (x - mean2)).max(0.0);
+                // One value left has no spread; say so exactly rather than via a downdate
+                // that can leave rounding residue (which the sigma floor would magnify).
+                let ss2 = if m == 1 { 0.0 } else { (self.ss - (x - self.mean) * (x - mean2)).max(0.0) };
+                let mean2 = if m == 1 { get(0) } else { mean2 };
                 (m, median_of(m, get), mean2, ss2)
             }
         }
