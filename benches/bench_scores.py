@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -39,13 +38,23 @@ def make_runs(r: int, n: int, t: int, keep: float, seed: int = 0):
     return masks, train, test
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 def topk_child(r: int, n: int, t: int, k: int) -> None:
     """Run in a child process: peak RSS added by the top-k call above its inputs."""
     masks, _, test = make_runs(r, n, t, 0.7)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak-RSS high-water mark (VmHWM) to the current RSS
+    before = _status_kib("VmRSS")
     memscore.influence(masks, test, top_k=k)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_added_mib": (after - before) / 1024}))
+    peak = _status_kib("VmHWM")
+    print(json.dumps({"peak_added_mib": (peak - before) / 1024}))
 
 
 def topk_peak_mib(r: int, n: int, t: int, k: int) -> float:

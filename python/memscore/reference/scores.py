@@ -11,6 +11,7 @@ Conventions (see DESIGN.md): ``masks`` is ``(R, N)`` bool, ``masks[r, i]`` True 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -345,6 +346,7 @@ def lira(
     *,
     online: bool = True,
     fixed_variance: bool = False,
+    targets: Iterable[int] | None = None,
 ) -> F64:
     """LiRA membership scores (Carlini et al. 2022) with leave-one-out shadows.
 
@@ -362,18 +364,21 @@ def lira(
     Args:
         masks: (R, N) bool.
         phi: (R, N) finite float confidences (e.g. :func:`logit_confidence`).
+        targets: score only these target runs (rows, in this order; the benchmark
+            times a subset of targets and scales). Default: every run.
 
     Returns:
-        (R, N) float64, higher = more likely a member.
+        (R, N) float64 (or (len(targets), N)), higher = more likely a member.
     """
     m = _masks(masks)
     p = _outcomes(phi, m.shape[0], m.shape[1], name="phi")
     if not online:
         from scipy.special import log_ndtr  # type: ignore[import-untyped, unused-ignore]
     runs = m.shape[0]
-    scores = np.full(m.shape, np.nan)
+    rows = list(range(runs)) if targets is None else [int(t) for t in targets]
+    scores = np.full((len(rows), m.shape[1]), np.nan)
 
-    for r in range(runs):
+    for row, r in enumerate(rows):
         shadow = np.arange(runs) != r
         ps, ms = p[shadow], m[shadow]
         x = p[r]
@@ -391,9 +396,9 @@ def lira(
         if online:
             z_in = (x - mu_in) / sd_in
             s = np.log(sd_out) - np.log(sd_in) - 0.5 * z_in**2 + 0.5 * z_out**2
-            scores[r] = np.where((n_in > 0) & (n_out > 0), s, np.nan)
+            scores[row] = np.where((n_in > 0) & (n_out > 0), s, np.nan)
         else:
-            scores[r] = np.where(n_out > 0, log_ndtr(z_out), np.nan)
+            scores[row] = np.where(n_out > 0, log_ndtr(z_out), np.nan)
     return scores
 
 
