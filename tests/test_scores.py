@@ -296,3 +296,24 @@ def test_env_sets_thread_count():
         check=True,
     )
     assert out.stdout.strip() == "3"
+
+
+def test_empty_example_sets_give_empty_results():
+    none = np.ones((3, 0), dtype=bool)
+    assert memscore.memorization(none, none).shape == (0,)
+    assert memscore.influence(np.ones((3, 4), dtype=bool), none).shape == (0, 4)
+    assert memscore.influence(none, np.ones((3, 2), dtype=bool)).shape == (2, 0)
+    idx, val = memscore.influence(none, np.ones((3, 2), dtype=bool), top_k=2)
+    assert (idx == -1).all() and np.isnan(val).all()
+    assert memscore.lira(none, np.ones((3, 0))).shape == (3, 0)
+    assert memscore.logit_confidence(np.zeros((0, 3)), np.zeros(0, dtype=int)).shape == (0,)
+
+
+def test_larger_float_influence_matches_reference(rng):
+    # Several test-row blocks and many train columns through the GEMM path.
+    masks, _, _ = random_runs(rng, 90, 2100, 1)
+    outcomes = rng.random((90, 150))
+    assert_close(memscore.influence(masks, outcomes, dtype=np.float64), ref.influence(masks, outcomes), tol=1e-9)
+    idx, val = memscore.influence(masks, outcomes, top_k=3)
+    full = ref.influence(masks, outcomes)
+    assert_close(val, -np.sort(-full, axis=1)[:, :3], tol=1e-9)
