@@ -147,6 +147,10 @@ def _atomic_create(path: Path, write: Any) -> bool:
         os.link(tmp, path)
     except FileExistsError:
         return False
+    except OSError as exc:
+        # Publishing by hard link is what keeps concurrent writers from overwriting each
+        # other; a file system without links cannot host a store safely.
+        raise StoreError(f"cannot publish {path}: the file system refused a hard link ({exc})") from exc
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
