@@ -156,13 +156,13 @@ def test_run_file_readable_with_numpy_alone(tmp_path):
     m = rng.random(N) < 0.5
     rid = s.add_run(m, train_logits=rng.normal(size=(N, C)), subset_ratio=0.5, metadata={"lr": 0.1})
     with np.load(s.path / "runs" / f"{rid}.npz") as z:
-        assert set(z.files) == {"mask_bits", "train_correct_bits", "train_phi", "meta"}
+        assert set(z.files) == {"mask_bits", "train_correct_bits", "train_phi", "train_pred", "meta"}
         np.testing.assert_array_equal(np.unpackbits(z["mask_bits"], count=N).astype(bool), m)
         assert z["train_phi"].dtype == np.float32
         meta = json.loads(z["meta"].tobytes().decode("utf-8"))
     assert meta["run_id"] == rid and meta["subset_ratio"] == 0.5 and meta["metadata"] == {"lr": 0.1}
     assert meta["n_train"] == N and meta["n_test"] == T and meta["n_classes"] == C
-    assert sorted(meta["fields"]) == ["train_correct", "train_phi"]
+    assert sorted(meta["fields"]) == ["train_correct", "train_phi", "train_pred"]
     assert len(meta["sha256"]) == 64
     assert s.run_metadata(rid) == {"lr": 0.1}
     assert s.run_info(rid)["sha256"] == meta["sha256"]
@@ -317,6 +317,7 @@ def test_scores_table_and_parquet(tmp_path):
     assert df.columns == [
         "index", "label", "n_in", "n_out", "memorization", "memorization_stderr",
         "holdout_accuracy", "phi_mean_in", "phi_mean_out",
+        "el2n", "grand", "loss", "forgetting_events", "never_learned", "learning_speed",
     ]  # fmt: skip
     assert df.height == N
     assert df.schema["index"] == pl.Int64 and df.schema["n_in"] == pl.Int64

@@ -16,6 +16,13 @@ without memscore::
         train_phi, test_phi  (n,) float32 logit-scaled confidence of the true label
         train_logits         (n_train, C) float32, only when added with keep_logits=True
         test_logits          (n_test, C) float32, idem
+        train_pred, test_pred  (n,) int32 predicted class (argmax of the logits), when
+                             the run was added from logits
+        snap_epochs          (S,) int64 epochs of the training snapshots, when recorded
+        snap_<split>_correct_bits  (S, ceil(n/8)) uint8, np.packbits(correct, axis=1)
+        snap_<split>_loss, snap_<split>_el2n, snap_<split>_grand
+                             (S, n) float32 per-example cross-entropy, EL2N and gradient
+                             norm at each snapshot (each optional)
         meta                 uint8 array holding UTF-8 JSON: run_id, subset_ratio, metadata,
                              n_train, n_test, n_classes (when logits were given), fields,
                              arrays, created, and "sha256", the hex digest of the bytes of
@@ -55,7 +62,7 @@ import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Union
@@ -82,7 +89,9 @@ TMP_PREFIX = ".tmp-"
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SPLITS = ("train", "test")
-_KINDS = ("correct", "phi", "logits")
+_KINDS = ("correct", "phi", "logits", "pred")
+# Per-snapshot statistics a run may carry (see add_run(snapshots=...)).
+_SNAP_KINDS = ("correct", "loss", "el2n", "grand")
 # Errors that reading a damaged or vanished file can raise; they become StoreError.
 _READ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError)
 
@@ -528,6 +537,7 @@ class RunStore:
         run_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         keep_logits: bool = False,
+        snapshots: Mapping[str, Any] | None = None,
     ) -> str:
         """Store one training run atomically and return its run id.
 
@@ -546,6 +556,11 @@ class RunStore:
                 insertion order); otherwise it must match ``[A-Za-z0-9][A-Za-z0-9_.-]*``.
             metadata: JSON-serializable dict kept with the run (:meth:`run_metadata`).
             keep_logits: also store the logits.
+            snapshots: outcomes recorded during training (for EL2N, forgetting events and
+                learning speed): ``{"epochs": (S,) increasing ints, "train_correct": (S,
+                n_train) bool, "train_loss", "train_el2n", "train_grand": (S, n_train)
+                float, and the same ``test_*`` keys}``; every key but ``epochs`` is
+                optional. :func:`memscore.snapshot_outcomes` derives them from logits.
 
         Raises:
             ValueError, TypeError: wrong shapes, dtypes, NaN, class counts, test
@@ -588,7 +603,10 @@ class RunStore:
                         )
                 z = self._check_logits(logits, f"{split}_logits", n, labels)
                 assert labels is not None
-                correct_arr = np.argmax(z, axis=1) == labels
+                pred = np.argmax(z, axis=1)
+                correct_arr = pred == labels
+                arrays[f"{split}_pred"] = pred.astype(np.int32)
+                fields.append(f"{split}_pred")
                 phi_arr = self._check_phi(logit_confidence(z, labels), f"{split}_phi", n)
                 arrays[f"{split}_correct_bits"] = np.packbits(correct_arr)
                 arrays[f"{split}_phi"] = phi_arr
@@ -606,6 +624,10 @@ class RunStore:
                 fields.append(f"{split}_phi")
         if keep_logits and not classes:
             raise ValueError("keep_logits=True but no train_logits / test_logits were given")
+        if snapshots is not None:
+            snap_arrays = self._check_snapshots(snapshots)
+            arrays.update(snap_arrays)
+            fields += [k[:-5] if k.endswith("_bits") else k for k in snap_arrays]
         n_classes: int | None = None
         if classes:
             if len(classes) > 1:
@@ -639,6 +661,43 @@ class RunStore:
         if n_classes is not None and self._seen_classes is None and self._n_classes is None:
             self._seen_classes = n_classes
         return run_id
+
+    def _check_snapshots(self, snapshots: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Validated snapshot arrays, named as stored (``snap_*``)."""
+        if not isinstance(snapshots, Mapping):
+            raise TypeError(f"snapshots: expected a dict, got {type(snapshots).__name__}")
+        allowed = {"epochs"} | {f"{sp}_{k}" for sp in _SPLITS for k in _SNAP_KINDS}
+        unknown = sorted(set(snapshots) - allowed)
+        if unknown:
+            raise ValueError(f"snapshots: unknown keys {unknown}; expected 'epochs' and keys of {sorted(allowed - {'epochs'})}")
+        if "epochs" not in snapshots:
+            raise ValueError("snapshots: expected an 'epochs' entry, the (S,) epoch of each snapshot")
+        ep = to_numpy(snapshots["epochs"], "snapshots['epochs']")
+        if ep.ndim != 1 or ep.size == 0 or not (np.issubdtype(ep.dtype, np.integer) or np.issubdtype(ep.dtype, np.floating)):
+            raise ValueError(f"snapshots['epochs']: expected a non-empty 1-D array of epochs, got shape {ep.shape} {ep.dtype}")
+        if not np.all(np.isfinite(ep)) or np.any(ep != np.round(ep)) or np.any(np.diff(ep) <= 0) or ep.min() < 0:
+            raise ValueError(f"snapshots['epochs']: expected increasing non-negative integers, got {ep.tolist()}")
+        s = ep.size
+        out: dict[str, np.ndarray] = {"snap_epochs": ep.astype(np.int64)}
+        for key in sorted(set(snapshots) - {"epochs"}):
+            split, kind = key.split("_", 1)
+            n = self._n_train if split == "train" else self._n_test
+            if n == 0:
+                raise ValueError(f"snapshots['{key}']: given, but the store has n_test = 0")
+            name = f"snapshots['{key}']"
+            if kind == "correct":
+                a = as_mask(snapshots[key], name, ndim=2)
+                if a.shape != (s, n):
+                    raise ValueError(f"{name}: expected shape ({s}, {n}), got {a.shape}")
+                out[f"snap_{key}_bits"] = np.packbits(a, axis=1)
+            else:
+                f = as_outcomes(snapshots[key], name, ndim=2)
+                if f.shape != (s, n):
+                    raise ValueError(f"{name}: expected shape ({s}, {n}), got {f.shape}")
+                out[f"snap_{key}"] = np.ascontiguousarray(f, dtype=np.float32)
+        if len(out) == 1:
+            raise ValueError("snapshots: expected at least one outcome array beside 'epochs'")
+        return out
 
     # ------------------------------------------------------------------ reading runs
 
@@ -680,16 +739,26 @@ class RunStore:
         if split not in _SPLITS:
             raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
         if kind not in _KINDS:
-            raise ValueError(f"kind: expected 'correct', 'phi' or 'logits', got {kind!r}")
+            raise ValueError(f"kind: expected 'correct', 'phi', 'logits' or 'pred', got {kind!r}")
         if split == "test" and self._n_test == 0:
             raise ValueError("split='test': this store has no test examples (n_test = 0)")
         return f"{split}_correct_bits" if kind == "correct" else f"{split}_{kind}"
 
+    def _n_of(self, name: str) -> int:
+        """Number of examples an array named ``name`` covers."""
+        split = name.removeprefix("snap_").split("_", 1)[0]
+        return self._n_train if split in ("mask", "train") else self._n_test
+
     def _decode(self, run_id: str, name: str, a: np.ndarray) -> np.ndarray:
-        split = name.split("_", 1)[0]
-        n = self._n_train if split in ("mask", "train") else self._n_test
+        n = self._n_of(name)
+        if name.startswith("snap_"):
+            return self._decode_snapshot(run_id, name, a, n)
         if name.endswith("_bits"):
             return self._unpack(run_id, a, n, name)
+        if name.endswith("_pred"):
+            if a.shape != (n,) or a.dtype.kind not in "iu":
+                raise StoreError(f"{self._rel(run_id)}: {name} has shape {a.shape} {a.dtype}, expected ({n},) int32")
+            return a.astype(np.int64)
         if name.endswith("_phi"):
             if a.shape != (n,) or a.dtype.kind != "f":
                 raise StoreError(f"{self._rel(run_id)}: {name} has shape {a.shape} {a.dtype}, expected ({n},) float32")
@@ -700,6 +769,20 @@ class RunStore:
             return a.astype(np.float32, copy=False)
         raise AssertionError(name)  # pragma: no cover
 
+    def _decode_snapshot(self, run_id: str, name: str, a: np.ndarray, n: int) -> np.ndarray:
+        rel = self._rel(run_id)
+        if name == "snap_epochs":
+            if a.ndim != 1 or a.dtype.kind not in "iu":
+                raise StoreError(f"{rel}: snap_epochs has shape {a.shape} {a.dtype}, expected (S,) int64")
+            return a.astype(np.int64)
+        if name.endswith("_bits"):
+            if a.dtype != np.uint8 or a.ndim != 2 or a.shape[1] != _nbytes(n):
+                raise StoreError(f"{rel}: {name} has shape {a.shape} {a.dtype}, expected (S, {_nbytes(n)}) uint8")
+            return np.unpackbits(a, axis=1, count=n).astype(np.bool_)
+        if a.ndim != 2 or a.shape[1] != n or a.dtype.kind != "f":
+            raise StoreError(f"{rel}: {name} has shape {a.shape} {a.dtype}, expected (S, {n}) float32")
+        return a.astype(np.float64)
+
     def _load_chunk(self, ids: Sequence[str], names: Sequence[str]) -> dict[str, np.ndarray]:
         """Stacked, decoded arrays (R, ...) of the given runs."""
         rows: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -709,16 +792,20 @@ class RunStore:
                 rows[name].append(self._decode(rid, name, got[name]))
         out: dict[str, np.ndarray] = {}
         for name in names:
-            if name.endswith("_logits") and rows[name]:
+            if (name.endswith("_logits") or name.startswith("snap_")) and rows[name]:
                 shapes = {r.shape for r in rows[name]}
                 if len(shapes) > 1:
-                    raise StoreError(f"runs disagree on the logits' class count: {sorted(s[1] for s in shapes)}")
+                    what = "the number of snapshots" if name.startswith("snap_") else "the logits' class count"
+                    raise StoreError(f"runs disagree on {what} ({name}: shapes {sorted(shapes)})")
             if rows[name]:
                 out[name] = np.stack(rows[name])
             else:
-                split = name.split("_", 1)[0]
-                n = self._n_train if split in ("mask", "train") else self._n_test
-                if name.endswith("_bits"):
+                n = self._n_of(name)
+                if name.startswith("snap_"):
+                    out[name] = np.zeros((0, 0) if name == "snap_epochs" else (0, 0, n))
+                elif name.endswith("_pred"):
+                    out[name] = np.zeros((0, n), dtype=np.int64)
+                elif name.endswith("_bits"):
                     out[name] = np.zeros((0, n), dtype=np.bool_)
                 elif name.endswith("_phi"):
                     out[name] = np.zeros((0, n), dtype=np.float64)
@@ -735,8 +822,10 @@ class RunStore:
 
         Args:
             split: ``"train"`` or ``"test"``.
-            kind: ``"correct"`` ((R, n) bool), ``"phi"`` ((R, n) float64) or ``"logits"``
-                ((R, n, C) float32; only runs added with ``keep_logits=True`` have them).
+            kind: ``"correct"`` ((R, n) bool), ``"phi"`` ((R, n) float64), ``"pred"``
+                ((R, n) int64 predicted class, the argmax of the logits; runs added from
+                logits have it) or ``"logits"`` ((R, n, C) float32; only runs added with
+                ``keep_logits=True`` have them).
 
         Raises:
             StoreError: a run lacks that field (the message names its file) or is damaged.
@@ -763,6 +852,97 @@ class RunStore:
                 yield got["mask_bits"], got[name]
 
         return chunks()
+
+    def snapshots(self, split: str = "train", kind: str = "correct") -> tuple[npt.NDArray[np.int64], np.ndarray]:
+        """Outcomes recorded at training snapshots, in run-id order.
+
+        Args:
+            split: ``"train"`` or ``"test"``.
+            kind: ``"correct"`` (bool), ``"loss"``, ``"el2n"`` or ``"grand"`` (float64).
+
+        Returns:
+            ``(epochs (S,), values (R, S, n))``.
+
+        Raises:
+            StoreError: a run has no such snapshots, or runs disagree on the epochs.
+        """
+        if split not in _SPLITS:
+            raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+        if kind not in _SNAP_KINDS:
+            raise ValueError(f"kind: expected one of {list(_SNAP_KINDS)}, got {kind!r}")
+        name = f"snap_{split}_{kind}" + ("_bits" if kind == "correct" else "")
+        got = self._load_chunk(self._ids_or_raise(), ["snap_epochs", name])
+        epochs = got["snap_epochs"]
+        if epochs.shape[0] and np.any(epochs != epochs[0]):
+            raise StoreError("runs disagree on their snapshot epochs")
+        return epochs[0], got[name]
+
+    def snapshot_scores(self, *, el2n_epoch: int | None = None, chunk_runs: int = 256) -> pl.DataFrame:
+        """Per training example, training-dynamics scores averaged over the runs that
+        trained on it, streamed over the runs.
+
+        Columns (float64, NaN where no in-run has the snapshot field):
+
+        * ``el2n``: ‖softmax(z) − onehot(y)‖₂ (Paul et al. 2021) at snapshot epoch
+          ``el2n_epoch`` (default: the earliest snapshot, as EL2N is an early-training score);
+        * ``grand``: the per-example gradient norm at the same epoch (when recorded);
+        * ``loss``: cross-entropy at the last snapshot;
+        * ``forgetting_events``: number of correct → incorrect transitions between
+          consecutive snapshots (Toneva et al. 2019);
+        * ``never_learned``: fraction of in-runs in which the example was misclassified at
+          every snapshot (Toneva et al. count these as unforgettable-never-learned, the
+          hardest group);
+        * ``learning_speed``: mean correctness over the snapshots (a C-score proxy,
+          Jiang et al. 2021);
+        * ``n_snapshot_runs``: number of in-runs averaged (int64).
+        """
+        ids = self._ids_or_raise()
+        chunk_runs = _check_int(chunk_runs, "chunk_runs", 1)
+        metas = [self._read_meta(rid) for rid in ids]
+        have = set.intersection(*[set(m.get("fields") or []) for m in metas])
+        if "snap_epochs" not in have or "snap_train_correct" not in have:
+            missing = [rid for rid, m in zip(ids, metas) if "snap_train_correct" not in (m.get("fields") or [])]
+            raise StoreError(
+                f"snapshot_scores: {len(missing)} of {len(ids)} runs have no train snapshots "
+                f"(first: {missing[0]!r}); train with snapshot_epochs=... to record them"
+            )
+        floats = [k for k in ("loss", "el2n", "grand") if f"snap_train_{k}" in have]
+        names = ["mask_bits", "snap_epochs", "snap_train_correct_bits", *[f"snap_train_{k}" for k in floats]]
+        n = self._n_train
+        sums = {k: np.zeros(n) for k in ("el2n", "grand", "loss", "forgetting_events", "never_learned", "learning_speed")}
+        n_in = np.zeros(n, dtype=np.int64)
+        epochs0: np.ndarray | None = None
+        s_el2n = 0
+        for start in range(0, len(ids), chunk_runs):
+            got = self._load_chunk(ids[start : start + chunk_runs], names)
+            if epochs0 is None:
+                epochs0 = got["snap_epochs"][0]
+                if el2n_epoch is not None:
+                    hit = np.flatnonzero(epochs0 == el2n_epoch)
+                    if hit.size == 0:
+                        raise ValueError(f"el2n_epoch: expected one of the snapshot epochs {epochs0.tolist()}, got {el2n_epoch}")
+                    s_el2n = int(hit[0])
+            if np.any(got["snap_epochs"] != epochs0):
+                raise StoreError("runs disagree on their snapshot epochs")
+            m = got["mask_bits"]
+            c = got["snap_train_correct_bits"]  # (r, S, n)
+            n_in += m.sum(0)
+            sums["forgetting_events"] += ((c[:, :-1] & ~c[:, 1:]).sum(1) * m).sum(0)
+            sums["never_learned"] += ((~c.any(1)) & m).sum(0)
+            sums["learning_speed"] += (c.mean(1) * m).sum(0)
+            for k in floats:
+                v = got[f"snap_train_{k}"]
+                at = v[:, -1] if k == "loss" else v[:, s_el2n]
+                sums[k] += np.where(m, at, 0.0).sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cols = {k: np.where(n_in > 0, v / n_in, np.nan) for k, v in sums.items()}
+        for k in ("el2n", "grand", "loss"):
+            if k not in floats:
+                cols[k] = np.full(n, np.nan)
+        return pl.DataFrame(
+            [pl.Series(k, cols[k], dtype=pl.Float64) for k in ("el2n", "grand", "loss", "forgetting_events", "never_learned", "learning_speed")]
+            + [pl.Series("n_snapshot_runs", n_in)]
+        )
 
     def run_info(self, run_id: str) -> dict[str, Any]:
         """The full JSON record kept with a run (ids, fields, subset ratio, metadata,
@@ -938,7 +1118,10 @@ class RunStore:
         ``n_out`` (int64 run counts), ``memorization``, ``memorization_stderr``,
         ``holdout_accuracy`` (float64, from ``kind`` outcomes, hold-out grouped by subset
         ratio as in :meth:`holdout_accuracy`), ``phi_mean_in``, ``phi_mean_out`` (float64
-        mean train phi; null when some run has no phi). NaN marks undefined estimates.
+        mean train phi; null when some run has no phi), and the training-dynamics columns
+        of :meth:`snapshot_scores` (``el2n``, ``grand``, ``loss``, ``forgetting_events``,
+        ``never_learned``, ``learning_speed``; null when some run has no snapshots).
+        NaN marks undefined estimates.
         Save with ``store.scores().write_parquet(path)``.
         """
         self._check_score_kind(kind)
@@ -973,6 +1156,12 @@ class RunStore:
             if self._train_labels is not None
             else pl.Series("label", [None] * n, dtype=pl.Int64)
         )
+        snap_cols: list[pl.Series]
+        if all("snap_train_correct" in (m.get("fields") or []) for m in metas):
+            snap = self.snapshot_scores(chunk_runs=chunk_runs)
+            snap_cols = [snap[c] for c in ("el2n", "grand", "loss", "forgetting_events", "never_learned", "learning_speed")]
+        else:
+            snap_cols = [pl.Series(c, [None] * n, dtype=pl.Float64) for c in ("el2n", "grand", "loss", "forgetting_events", "never_learned", "learning_speed")]
         return pl.DataFrame(
             [
                 pl.Series("index", np.arange(n, dtype=np.int64)),
@@ -984,6 +1173,7 @@ class RunStore:
                 pl.Series("holdout_accuracy", holdout, dtype=pl.Float64),
                 phi_in,
                 phi_out,
+                *snap_cols,
             ]
         )
 
@@ -1056,10 +1246,24 @@ class RunStore:
         if set(others) != expect:
             problems.append(f"{rel}: arrays {sorted(others)} do not match the fields in meta (expected {sorted(expect)})")
         n_classes = None
+        n_snap = {a.shape[0] for k, a in others.items() if k.startswith("snap_") and a.ndim >= 1}
+        if len(n_snap) > 1:
+            problems.append(f"{rel}: snapshot arrays disagree on the number of snapshots ({sorted(n_snap)})")
         for name, a in others.items():
-            split = name.split("_", 1)[0]
-            n = self._n_train if split in ("mask", "train") else self._n_test
-            if name.endswith("_bits"):
+            n = self._n_of(name)
+            if name == "snap_epochs":
+                ok = a.dtype == np.int64 and a.ndim == 1 and a.size > 0 and bool(np.all(np.diff(a) > 0))
+                want = "(S,) increasing int64"
+            elif name.startswith("snap_") and name.endswith("_bits"):
+                ok = a.dtype == np.uint8 and a.ndim == 2 and a.shape[1] == _nbytes(n)
+                want = f"(S, {_nbytes(n)}) uint8"
+            elif name.startswith("snap_"):
+                ok = a.dtype == np.float32 and a.ndim == 2 and a.shape[1] == n and bool(np.isfinite(a).all())
+                want = f"(S, {n}) finite float32"
+            elif name.endswith("_pred"):
+                ok = a.dtype == np.int32 and a.shape == (n,) and bool((a >= 0).all())
+                want = f"({n},) non-negative int32"
+            elif name.endswith("_bits"):
                 ok = a.dtype == np.uint8 and a.shape == (_nbytes(n),)
                 want = f"({_nbytes(n)},) uint8"
             elif name.endswith("_phi"):

@@ -1,0 +1,140 @@
+"""Which examples each training run sees: the (R, N) mask matrix of a subset experiment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["SubsetPlan"]
+
+
+def _fraction(x: Any, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a float, got {type(x).__name__}")
+    v = float(x)
+    if not (np.isfinite(v) and 0.0 < v < 1.0):
+        raise ValueError(f"{name}: expected a fraction in (0, 1), got {x}")
+    return v
+
+
+class SubsetPlan:
+    """The training subsets of ``n_runs`` runs over ``n_examples`` examples.
+
+    ``plan.masks[r, i]`` is True when run ``r`` trains on example ``i``.
+
+    * ``balanced=True`` (default, as LiRA does): every example is in exactly
+      ``round(keep * R)`` runs, so every example has the same number of in- and
+      out-runs; subset sizes vary slightly around ``keep * N``.
+    * ``balanced=False`` (as Feldman & Zhang do): every run is a uniform random subset of
+      exactly ``round(keep * N)`` examples.
+
+    ``ratios`` puts several subset ratios in one plan (for C-scores, Jiang et al. 2021):
+    runs are assigned to the ratios round-robin (run ``r`` gets ``ratios[r % len(ratios)]``),
+    and the balancing holds within each ratio's group of runs. ``plan.subset_ratios`` gives
+    each run's ratio; the run store groups hold-out accuracy by it.
+
+    Run ``r`` is named ``plan.run_ids[r] == f"run-{r:06d}"``, which is how a training driver
+    recognizes runs already in a store.
+
+    >>> plan = SubsetPlan(10, 4, keep=0.5, seed=0)
+    >>> plan.masks.shape, plan.masks.sum(axis=0).tolist()
+    ((4, 10), [2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
+    """
+
+    def __init__(
+        self,
+        n_examples: int,
+        n_runs: int,
+        keep: float = 0.5,
+        *,
+        balanced: bool = True,
+        ratios: Sequence[float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        for name, v in (("n_examples", n_examples), ("n_runs", n_runs)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
+        n, r = int(n_examples), int(n_runs)
+        if ratios is None:
+            ratio_list = [_fraction(keep, "keep")]
+        else:
+            ratio_list = [_fraction(x, "ratios[]") for x in ratios]
+            if not ratio_list:
+                raise ValueError("ratios: expected at least one ratio, got an empty sequence")
+            if len(ratio_list) > r:
+                raise ValueError(f"ratios: {len(ratio_list)} ratios need at least as many runs, got n_runs = {r}")
+        rng = np.random.default_rng(seed)
+        masks = np.zeros((r, n), dtype=np.bool_)
+        run_ratio = np.array([ratio_list[i % len(ratio_list)] for i in range(r)])
+        for g, ratio in enumerate(ratio_list):
+            rows = np.arange(g, r, len(ratio_list))
+            if balanced:
+                m = int(round(ratio * rows.size))
+                if m == 0 or m == rows.size:
+                    raise ValueError(
+                        f"balanced plan: keep = {ratio} of {rows.size} runs puts every example in "
+                        f"{m} runs, leaving no {'in' if m == 0 else 'out'}-runs; use more runs or another keep"
+                    )
+                # Each column gets a random ranking of the group's runs; the m lowest train on it.
+                rank = rng.random((rows.size, n)).argsort(axis=0).argsort(axis=0)
+                masks[rows] = rank < m
+            else:
+                size = int(round(ratio * n))
+                if size == 0:
+                    raise ValueError(f"keep = {ratio} of {n} examples gives empty subsets")
+                for row in rows:
+                    masks[row, rng.choice(n, size=size, replace=False)] = True
+        empty = np.flatnonzero(~masks.any(axis=1))
+        if empty.size:
+            raise ValueError(f"runs {empty[:5].tolist()} have empty subsets; use a larger keep or more examples")
+        masks.flags.writeable = False
+        run_ratio.flags.writeable = False
+        self._masks = masks
+        self._ratios = run_ratio
+        self.n_examples = n
+        self.n_runs = r
+        self.keep = ratio_list[0] if ratios is None else None
+        self.ratios = tuple(ratio_list)
+        self.balanced = bool(balanced)
+        self.seed = seed
+
+    @property
+    def masks(self) -> npt.NDArray[np.bool_]:
+        """(R, N) read-only bool masks."""
+        return self._masks
+
+    @property
+    def subset_ratios(self) -> npt.NDArray[np.float64]:
+        """(R,) the nominal subset ratio of each run."""
+        return self._ratios
+
+    @property
+    def run_ids(self) -> list[str]:
+        """Run ids ``run-000000``, ``run-000001``, ... (sortable, plan order)."""
+        return [f"run-{r:06d}" for r in range(self.n_runs)]
+
+    def __len__(self) -> int:
+        return self.n_runs
+
+    def __getitem__(self, r: int) -> npt.NDArray[np.bool_]:
+        return self._masks[r]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serializable description (kept in a store's metadata)."""
+        return {
+            "n_examples": self.n_examples,
+            "n_runs": self.n_runs,
+            "ratios": list(self.ratios),
+            "balanced": self.balanced,
+            "seed": self.seed if isinstance(self.seed, (int, np.integer)) else repr(self.seed),
+        }
+
+    def __repr__(self) -> str:
+        sizes = self._masks.sum(axis=1)
+        return (
+            f"SubsetPlan(n_examples={self.n_examples}, n_runs={self.n_runs}, ratios={list(self.ratios)}, "
+            f"balanced={self.balanced}, subset sizes {sizes.min()}..{sizes.max()})"
+        )
