@@ -18,7 +18,9 @@ from .scores import (
     logit_confidence,
     membership_metrics,
     memorization,
+    snapshot_outcomes,
 )
+from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
 from .store import RunStore
 
 __version__: str = _core.__version__
@@ -47,6 +49,12 @@ def cpu_info() -> dict[str, object]:
 
 __all__ = [
     "CorpusError",
+    "Disagreement",
+    "disagreement",
+    "proxy_table",
+    "snapshot_outcomes",
+    "spearman",
+    "trajectories",
     "MembershipMetrics",
     "MemscoreError",
     "OutcomeStats",

@@ -29,6 +29,7 @@ __all__ = [
     "lira",
     "membership_metrics",
     "MembershipMetrics",
+    "snapshot_outcomes",
 ]
 
 
@@ -331,3 +332,35 @@ def membership_metrics(scores: Any, masks: Any, *, fpr_levels: tuple[float, ...]
     auc = float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
     rates = {f: float(tpr[fpr <= f].max()) for f in fpr_levels}
     return MembershipMetrics(auc, rates, fpr, tpr)
+
+
+def snapshot_outcomes(logits: Any, labels: Any) -> dict[str, np.ndarray]:
+    """Per-example outcomes of one model's logits, as :meth:`RunStore.add_run` stores at
+    training snapshots.
+
+    Args:
+        logits: (..., n, C) finite logits (e.g. (S, n, C) for S snapshots of one run).
+        labels: (n,) class labels.
+
+    Returns:
+        ``{"correct": bool, "loss": float64 cross-entropy, "el2n": float64
+        ‖softmax(z) − onehot(y)‖₂ (Paul et al. 2021)}``, each of shape (..., n).
+    """
+    z = np.asarray(to_numpy(logits, "logits"), dtype=np.float64)
+    if z.ndim < 2:
+        raise ValueError(f"logits: expected shape (..., n, C), got {z.shape}")
+    n, c = z.shape[-2:]
+    y = as_labels(labels, "labels", n)
+    if y.size and (y.min() < 0 or y.max() >= c):
+        raise ValueError(f"labels: expected classes in 0..{c - 1}, got range {y.min()}..{y.max()}")
+    if not np.isfinite(z).all():
+        raise ValueError("logits: contains NaN or infinite values")
+    zmax = z.max(axis=-1, keepdims=True)
+    logp = z - zmax - np.log(np.exp(z - zmax).sum(axis=-1, keepdims=True))
+    loss = -np.take_along_axis(logp, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), axis=-1)[..., 0]
+    prob = np.exp(logp)
+    onehot = np.zeros_like(prob)
+    np.put_along_axis(onehot, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), 1.0, axis=-1)
+    el2n = np.sqrt(((prob - onehot) ** 2).sum(axis=-1))
+    correct = z.argmax(axis=-1) == y
+    return {"correct": correct, "loss": loss, "el2n": el2n}

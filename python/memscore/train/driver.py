@@ -410,9 +410,10 @@ class _Progress:
                             bar_format="{l_bar}{bar}| {n:.1f}/{total} runs [{elapsed}<{remaining}{postfix}]")
 
     def advance(self, runs: float) -> None:
-        self.done += runs
+        step = min(runs, (self.bar.total if self.bar is not None else float("inf")) - self.done)
+        self.done += step
         if self.bar is not None:
-            self.bar.update(runs)
+            self.bar.update(step)
             rate = self.done / max(time.perf_counter() - self.t0, 1e-9) * 60
             self.bar.set_postfix_str(f"{rate:.1f} runs/min")
 
