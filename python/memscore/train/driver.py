@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["train_runs", "TrainConfig", "mlp", "snapshot_outcomes_torch"]
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
+_FUSED = True
 
 
 def _torch() -> Any:
@@ -240,49 +241,75 @@ class _Ensemble:
         self._f = f
         self.vm_batch = torch.func.vmap(f, in_dims=(0, 0, 0), randomness="different")
         self.vm_shared = torch.func.vmap(f, in_dims=(0, 0, None), randomness="different")
-        self.state: dict[str, list[Any]] = {}
         self.steps = torch.zeros(self.E, dtype=torch.int64, device=device)
+        # torch.optim's fused kernel does the common step (every member active) in one pass;
+        # steps where some member sits out go through the masked update below, which works
+        # on the same state tensors.
+        kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
         if cfg.optimizer == "sgd":
-            self.state["buf"] = [torch.zeros_like(p) for p in self.params]
+            cls, kw["momentum"] = torch.optim.SGD, cfg.momentum
         else:
-            self.state["m"] = [torch.zeros_like(p) for p in self.params]
-            self.state["v"] = [torch.zeros_like(p) for p in self.params]
+            cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+            kw.update(betas=cfg.betas, eps=cfg.eps)
+        try:
+            self.opt = cls(self.params, fused=_FUSED, **kw)
+        except (RuntimeError, ValueError, TypeError):  # no fused kernel for this device
+            self.opt = cls(self.params, **kw)
+        # Adam's bias correction counts steps: the fused path needs all members at one count.
+        self.uniform = True
 
     def _shape(self, active: Any, p: Any) -> Any:
         return active.view(-1, *([1] * (p.ndim - 1)))
+
+    def _state(self, p: Any, key: str) -> Any:
+        """torch.optim's state tensor ``key`` of parameter ``p`` (zeros if not made yet)."""
+        st = self.opt.state[p]
+        if st.get(key) is None:
+            st[key] = _torch().zeros_like(p)
+        return st[key]
 
     @_no_grad
     def step(self, grads: Sequence[Any], active: Any, all_active: bool) -> None:
         """One optimizer step for the active members (exactly torch.optim's update rules)."""
         torch = _torch()
         cfg = self.cfg
+        if all_active and (self.uniform or cfg.optimizer == "sgd"):
+            for p, g in zip(self.params, grads):
+                # vmap's weight gradients come transposed; the fused kernels need p's layout
+                p.grad = g.contiguous()
+            self.opt.step()
+            for p in self.params:
+                p.grad = None
+            self.steps += 1
+            return
+        self.uniform = False
         first = self.steps == 0  # per member: no momentum / moments yet
         self.steps += active.long()
-        for i, (p, g) in enumerate(zip(self.params, grads)):
+        for p, g in zip(self.params, grads):
             act = self._shape(active, p)
             if cfg.optimizer == "sgd":
                 d = g + cfg.weight_decay * p if cfg.weight_decay else g
                 if cfg.momentum:
-                    buf = self.state["buf"][i]
+                    buf = self._state(p, "momentum_buffer")
                     new_buf = torch.where(self._shape(first, p), d, buf * cfg.momentum + d)
-                    self.state["buf"][i] = new_buf if all_active else torch.where(act, new_buf, buf)
+                    buf.copy_(torch.where(act, new_buf, buf))
                     d = new_buf
                 new_p = p - cfg.lr * d
             else:
                 b1, b2 = cfg.betas
                 p_dec = p * (1 - cfg.lr * cfg.weight_decay) if cfg.optimizer == "adamw" and cfg.weight_decay else p
                 gg = g + cfg.weight_decay * p if cfg.optimizer == "adam" and cfg.weight_decay else g
-                m, v = self.state["m"][i], self.state["v"][i]
+                m, v = self._state(p, "exp_avg"), self._state(p, "exp_avg_sq")
                 new_m = m.lerp(gg, 1 - b1)
                 new_v = v * b2 + (1 - b2) * gg * gg
-                step = self._shape(self.steps.clamp(min=1), p).to(p.dtype)
-                bc1 = 1 - b1**step
-                bc2 = 1 - b2**step
+                step = self._shape(self.steps.clamp(min=1), p).to(torch.float64)
+                bc1 = (1 - b1**step).to(p.dtype)
+                bc2 = (1 - b2**step).to(p.dtype)
                 denom = (new_v.sqrt() / bc2.sqrt()) + cfg.eps
                 new_p = p_dec - (cfg.lr / bc1) * new_m / denom
-                self.state["m"][i] = new_m if all_active else torch.where(act, new_m, m)
-                self.state["v"][i] = new_v if all_active else torch.where(act, new_v, v)
-            p.copy_(new_p if all_active else torch.where(act, new_p, p))
+                m.copy_(torch.where(act, new_m, m))
+                v.copy_(torch.where(act, new_v, v))
+            p.copy_(torch.where(act, new_p, p))
 
     def logits(self, x: Any, chunk: int = 4096) -> Any:
         """(E, n, C) logits of every member on the shared inputs ``x``."""
