@@ -4,12 +4,13 @@
 model (``torch.func.stack_module_state``) and trains them as one batched model: one
 ``vmap`` over ``functional_call`` computes every member's forward and backward pass on its
 own minibatch in a single set of large tensor operations. Members never interact: the
-summed loss has block-diagonal gradients, and the optimizer update (SGD with momentum,
-Adam, AdamW, written here with the exact update rules of ``torch.optim``) is elementwise.
-A member that has run out of batches in an epoch (subsets differ slightly in size) is
-frozen for that step, parameters and optimizer state alike, so every run takes exactly the
-steps a plain one-model loop would take (:func:`memscore.reference.train.train_sequential`
-is that loop, and the tests compare the two).
+summed loss has block-diagonal gradients, and ``torch.optim`` (SGD with momentum, Adam,
+AdamW, through its fused kernel where available) updates the stacked tensors elementwise,
+which is updating each member on its own. Runs are grouped into ensembles of runs that take
+the same number of steps per epoch (subset sizes differ slightly), so every member steps
+at every step: each run takes exactly the steps of a plain one-model loop
+(:func:`memscore.reference.train.train_sequential` is that loop, and the tests compare the
+two).
 
 Run ``r`` of a plan is reproducible on its own: its initialization and its minibatch
 order come from ``seed`` and ``r`` only, never from the ensemble it was grouped in.
@@ -35,7 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["train_runs", "TrainConfig", "mlp", "snapshot_outcomes_torch"]
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
-_FUSED = True
 
 
 def _torch() -> Any:
@@ -241,75 +241,28 @@ class _Ensemble:
         self._f = f
         self.vm_batch = torch.func.vmap(f, in_dims=(0, 0, 0), randomness="different")
         self.vm_shared = torch.func.vmap(f, in_dims=(0, 0, None), randomness="different")
-        self.steps = torch.zeros(self.E, dtype=torch.int64, device=device)
-        # torch.optim's fused kernel does the common step (every member active) in one pass;
-        # steps where some member sits out go through the masked update below, which works
-        # on the same state tensors.
         kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
         if cfg.optimizer == "sgd":
             cls, kw["momentum"] = torch.optim.SGD, cfg.momentum
         else:
             cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
             kw.update(betas=cfg.betas, eps=cfg.eps)
+        # Elementwise updates of the stacked tensors are per-member updates. The fused kernel
+        # does one pass over a few large tensors (per-member tensors would be ~20x slower).
         try:
-            self.opt = cls(self.params, fused=_FUSED, **kw)
+            self.opt = cls(self.params, fused=True, **kw)
         except (RuntimeError, ValueError, TypeError):  # no fused kernel for this device
             self.opt = cls(self.params, **kw)
-        # Adam's bias correction counts steps: the fused path needs all members at one count.
-        self.uniform = True
-
-    def _shape(self, active: Any, p: Any) -> Any:
-        return active.view(-1, *([1] * (p.ndim - 1)))
-
-    def _state(self, p: Any, key: str) -> Any:
-        """torch.optim's state tensor ``key`` of parameter ``p`` (zeros if not made yet)."""
-        st = self.opt.state[p]
-        if st.get(key) is None:
-            st[key] = _torch().zeros_like(p)
-        return st[key]
 
     @_no_grad
-    def step(self, grads: Sequence[Any], active: Any, all_active: bool) -> None:
-        """One optimizer step for the active members (exactly torch.optim's update rules)."""
-        torch = _torch()
-        cfg = self.cfg
-        if all_active and (self.uniform or cfg.optimizer == "sgd"):
-            for p, g in zip(self.params, grads):
-                # vmap's weight gradients come transposed; the fused kernels need p's layout
-                p.grad = g.contiguous()
-            self.opt.step()
-            for p in self.params:
-                p.grad = None
-            self.steps += 1
-            return
-        self.uniform = False
-        first = self.steps == 0  # per member: no momentum / moments yet
-        self.steps += active.long()
+    def step(self, grads: Sequence[Any]) -> None:
+        """One optimizer step of every member."""
         for p, g in zip(self.params, grads):
-            act = self._shape(active, p)
-            if cfg.optimizer == "sgd":
-                d = g + cfg.weight_decay * p if cfg.weight_decay else g
-                if cfg.momentum:
-                    buf = self._state(p, "momentum_buffer")
-                    new_buf = torch.where(self._shape(first, p), d, buf * cfg.momentum + d)
-                    buf.copy_(torch.where(act, new_buf, buf))
-                    d = new_buf
-                new_p = p - cfg.lr * d
-            else:
-                b1, b2 = cfg.betas
-                p_dec = p * (1 - cfg.lr * cfg.weight_decay) if cfg.optimizer == "adamw" and cfg.weight_decay else p
-                gg = g + cfg.weight_decay * p if cfg.optimizer == "adam" and cfg.weight_decay else g
-                m, v = self._state(p, "exp_avg"), self._state(p, "exp_avg_sq")
-                new_m = m.lerp(gg, 1 - b1)
-                new_v = v * b2 + (1 - b2) * gg * gg
-                step = self._shape(self.steps.clamp(min=1), p).to(torch.float64)
-                bc1 = (1 - b1**step).to(p.dtype)
-                bc2 = (1 - b2**step).to(p.dtype)
-                denom = (new_v.sqrt() / bc2.sqrt()) + cfg.eps
-                new_p = p_dec - (cfg.lr / bc1) * new_m / denom
-                m.copy_(torch.where(act, new_m, m))
-                v.copy_(torch.where(act, new_v, v))
-            p.copy_(torch.where(act, new_p, p))
+            # vmap's weight gradients come transposed; the fused kernels need p's layout
+            p.grad = g.contiguous()
+        self.opt.step()
+        for p in self.params:
+            p.grad = None
 
     def logits(self, x: Any, chunk: int = 4096) -> Any:
         """(E, n, C) logits of every member on the shared inputs ``x``."""
@@ -552,12 +505,23 @@ def train_runs(
     bar = _Progress(len(todo), progress)
     written: list[str] = []
     try:
-        for g in range(0, len(todo), int(ensemble)):
-            group = todo[g : g + int(ensemble)]
+        for group in _groups(todo, plan, cfg.batch_size, int(ensemble)):
             written += _train_group(model_fn, group, plan, store, cfg, x_tr, y_tr, x_te, y_te, dev, keep_logits, bar)
     finally:
         bar.close()
-    return written
+    return sorted(written)
+
+
+def _groups(todo: list[int], plan: SubsetPlan, batch_size: int, ensemble: int) -> list[list[int]]:
+    """Runs grouped into ensembles of at most ``ensemble`` runs that take the same number of
+    steps per epoch, ``ceil(subset size / batch_size)``: every member then steps at every
+    step and the optimizer needs no masking. Runs do not depend on their grouping."""
+    steps = {r: -(-int(plan.masks[r].sum()) // batch_size) for r in todo}
+    out: list[list[int]] = []
+    for k in sorted(set(steps.values())):
+        same = [r for r in todo if steps[r] == k]
+        out += [same[i : i + ensemble] for i in range(0, len(same), ensemble)]
+    return out
 
 
 def _train_group(
@@ -595,23 +559,22 @@ def _train_group(
         snapshot()
     for epoch in range(1, cfg.epochs + 1):
         batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs)]
-        n_steps = max(len(b) for b in batches)
-        for t in range(n_steps):
+        if len({len(b) for b in batches}) != 1:  # pragma: no cover - train_runs groups by step count
+            raise AssertionError("ensemble members must take the same number of steps per epoch")
+        for t in range(len(batches[0])):
             idx = np.zeros((E, cfg.batch_size), dtype=np.int64)
             w = np.zeros((E, cfg.batch_size), dtype=np.float32)
             for e, b in enumerate(batches):
-                if t < len(b):
-                    idx[e, : b[t].size] = b[t]
-                    w[e, : b[t].size] = 1.0
-            active_np = w.any(axis=1)
+                idx[e, : b[t].size] = b[t]
+                w[e, : b[t].size] = 1.0
             idx_t = torch.from_numpy(idx).to(dev)
             w_t = torch.from_numpy(w).to(dev)
             logits = ens.vm_batch(ens.params, ens.buffers, x_tr[idx_t])
             per = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y_tr[idx_t].flatten(), reduction="none").view(E, -1)
-            # Each member's loss is the mean over its real batch (padding has weight 0).
-            loss = ((per * w_t).sum(1) / w_t.sum(1).clamp(min=1)).sum()
-            grads = torch.autograd.grad(loss, ens.params)
-            ens.step(grads, torch.from_numpy(active_np).to(dev), bool(active_np.all()))
+            # Each member's loss is the mean over its real batch (a smaller last batch is
+            # padded with weight 0).
+            loss = ((per * w_t).sum(1) / w_t.sum(1)).sum()
+            ens.step(torch.autograd.grad(loss, ens.params))
         bar.advance(E / cfg.epochs)
         if epoch in cfg.snapshot_epochs:
             snapshot()
