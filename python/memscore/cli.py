@@ -28,10 +28,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         width=256, depth=1, activation="square", epochs=20, batch_size=256, lr=2e-2,
         optimizer="adamw", weight_decay=1.0, momentum=0.9, snapshot_epochs=[1, 2, 5, 10, 20],
     ),
+    # Long enough for every run to fit its flipped labels (memorize them).
     "digits": dict(
         data=dict(label_noise=0.1, seed=0),
-        width=256, depth=1, activation="relu", epochs=40, batch_size=64, lr=0.05,
-        optimizer="sgd", weight_decay=0.0, momentum=0.9, snapshot_epochs=[1, 2, 5, 10, 20, 40],
+        width=256, depth=1, activation="relu", epochs=100, batch_size=32, lr=0.1,
+        optimizer="sgd", weight_decay=0.0, momentum=0.9, snapshot_epochs=[1, 2, 5, 10, 25, 50, 100],
     ),
 }  # fmt: skip
 
