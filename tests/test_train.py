@@ -30,6 +30,8 @@ def test_balanced_plan_every_example_in_round_keep_r_runs(keep, runs):
     assert plan.masks.shape == (runs, 50)
     assert (plan.masks.sum(0) == round(keep * runs)).all()
     assert plan.masks.any(1).all()
+    sizes = plan.masks.sum(1)
+    assert sizes.max() - sizes.min() <= 1  # subsets as equal as possible
     assert plan.run_ids[0] == "run-000000" and len(plan) == runs
 
 
@@ -136,14 +138,19 @@ def test_ensemble_equals_one_model_at_a_time(tmp_path, optimizer, lr, wd):
     for r in range(5):
         np.testing.assert_allclose(z_tr[r], ref[r][0], atol=2e-5, rtol=1e-4)
         np.testing.assert_allclose(z_te[r], ref[r][1], atol=2e-5, rtol=1e-4)
-    # the subsets differ in size: runs with different steps per epoch trained in separate
-    # ensembles, and the results do not depend on the grouping
+
+
+def test_runs_are_grouped_by_steps_per_epoch():
+    from types import SimpleNamespace
+
     from memscore.train.driver import _groups
 
-    groups = _groups(list(range(5)), plan, 10, 3)
-    assert sorted(r for g in groups for r in g) == list(range(5)) and len(groups) > 1
-    for g in groups:
-        assert len({-(-int(plan.masks[r].sum()) // 10) for r in g}) == 1
+    sizes = [30, 31, 29, 40, 41, 30, 50]
+    masks = np.array([[True] * s + [False] * (60 - s) for s in sizes])
+    groups = _groups(list(range(7)), SimpleNamespace(masks=masks), 10, 2)
+    assert sorted(r for g in groups for r in g) == list(range(7))
+    assert all(len(g) <= 2 and len({-(-sizes[r] // 10) for r in g}) == 1 for g in groups)
+    assert groups == [[0, 2], [5], [1, 3], [4, 6]]
 
 
 def test_resume_after_interruption_reaches_the_same_store(tmp_path):

@@ -20,6 +20,27 @@ def _fraction(x: Any, name: str) -> float:
     return v
 
 
+def _even_rows(m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Move examples from the largest to the smallest subsets, within columns, until subset
+    sizes differ by at most one. Column sums (runs per example) are unchanged; every move
+    picks uniformly among the examples the large run has and the small run lacks."""
+    m = m.copy()
+    sizes = m.sum(axis=1)
+    lo_size = int(sizes.sum()) // m.shape[0]
+    while sizes.max() - sizes.min() > 1:
+        hi, lo = int(np.argmax(sizes)), int(np.argmin(sizes))
+        # Final sizes are lo_size or lo_size + 1: move what both the donor can spare and
+        # the receiver lacks (at least one).
+        k = max(1, min(int(sizes[hi]) - (lo_size + 1), lo_size - int(sizes[lo])))
+        cand = np.flatnonzero(m[hi] & ~m[lo])
+        move = rng.choice(cand, size=max(1, min(k, cand.size)), replace=False)
+        m[hi, move] = False
+        m[lo, move] = True
+        sizes[hi] -= move.size
+        sizes[lo] += move.size
+    return m
+
+
 class SubsetPlan:
     """The training subsets of ``n_runs`` runs over ``n_examples`` examples.
 
@@ -27,7 +48,9 @@ class SubsetPlan:
 
     * ``balanced=True`` (default, as LiRA does): every example is in exactly
       ``round(keep * R)`` runs, so every example has the same number of in- and
-      out-runs; subset sizes vary slightly around ``keep * N``.
+      out-runs; subset sizes differ by at most one (after a random assignment, examples
+      are moved from the largest to the smallest subsets within their columns), so that
+      runs take the same number of steps and train together in one ensemble.
     * ``balanced=False`` (as Feldman & Zhang do): every run is a uniform random subset of
       exactly ``round(keep * N)`` examples.
 
@@ -80,7 +103,7 @@ class SubsetPlan:
                     )
                 # Each column gets a random ranking of the group's runs; the m lowest train on it.
                 rank = rng.random((rows.size, n)).argsort(axis=0).argsort(axis=0)
-                masks[rows] = rank < m
+                masks[rows] = _even_rows(rank < m, rng)
             else:
                 size = int(round(ratio * n))
                 if size == 0:
