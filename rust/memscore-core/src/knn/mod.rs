@@ -79,7 +79,7 @@ pub struct Blocking {
 
 impl Default for Blocking {
     fn default() -> Self {
-        Blocking { query_tile: 256, key_block: 1024 }
+        Blocking { query_tile: 512, key_block: 512 }
     }
 }
 
@@ -208,7 +208,9 @@ impl KnnIndex {
         // Partition into (query tile × key range) tasks.
         let threads = rayon::current_num_threads().max(1);
         let kb = self.blocking.key_block.min(self.n);
-        let mt = self.blocking.query_tile.min(q.div_ceil(threads)).max(1);
+        // At least four tiles per thread when there are enough queries, so that a thread
+        // slowed by other processes does not hold up the whole search.
+        let mt = self.blocking.query_tile.min(q.div_ceil(4 * threads).max(64)).min(q).max(1);
         let n_tiles = q.div_ceil(mt);
         let n_blocks = self.n.div_ceil(kb);
         let want_tasks = 2 * threads;
