@@ -526,6 +526,7 @@ def extract_embeddings(
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     modules = dict(model.named_modules())
     use_input = layer is None
+    target: Any
     if layer is None:
         linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
         if not linears:

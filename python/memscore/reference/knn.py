@@ -47,11 +47,11 @@ def knn(
     float32: the fair numpy baseline for benchmarks). Ties break toward the lower index
     (stable sort). For ``ip`` the largest products come first.
     """
-    q = np.asarray(queries, dtype=dtype)
-    x = np.asarray(keys, dtype=dtype)
+    q: np.ndarray = np.asarray(queries, dtype=dtype)
+    x: np.ndarray = np.asarray(keys, dtype=dtype)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"k: expected 1 <= k <= {x.shape[0]}, got {k}")
-    dist = np.empty((q.shape[0], k), dtype=dtype)
+    dist: np.ndarray = np.empty((q.shape[0], k), dtype=dtype)
     idx = np.empty((q.shape[0], k), dtype=np.int64)
     for s in range(0, q.shape[0], chunk):
         d = pairwise(q[s : s + chunk], x, metric)

@@ -8,7 +8,7 @@
 //! * `ip`:     `s = −q·x`
 //! * `cosine`: `s = −q̂·x̂`         (keys normalised once when the index is built)
 //!
-//! into a small per-task buffer (tile × block, at most 1 MiB) and offers each row to a
+//! into a small per-task buffer (tile × block: at most 512 × 2048 floats, 4 MiB) and offers each row to a
 //! bounded max-heap of the k smallest `s` before the next block overwrites it. The
 //! `Q × N` distance matrix never exists. After the scan the reported distance is
 //! `max(s + ‖q‖², 0)` for `l2` (squared Euclidean; the clamp removes round-off below
@@ -21,6 +21,9 @@
 //! single-threaded inside its task. Ties break toward the lower key index.
 
 mod topk;
+
+/// Query tiles per thread to aim for (load balance when other processes share the cores).
+const TILES_PER_THREAD: usize = 4;
 
 use gemm::{gemm, Parallelism};
 use half::f16;
@@ -79,7 +82,7 @@ pub struct Blocking {
 
 impl Default for Blocking {
     fn default() -> Self {
-        Blocking { query_tile: 512, key_block: 512 }
+        Blocking { query_tile: 512, key_block: 2048 }
     }
 }
 
@@ -210,7 +213,7 @@ impl KnnIndex {
         let kb = self.blocking.key_block.min(self.n);
         // At least four tiles per thread when there are enough queries, so that a thread
         // slowed by other processes does not hold up the whole search.
-        let mt = self.blocking.query_tile.min(q.div_ceil(4 * threads).max(64)).min(q).max(1);
+        let mt = self.blocking.query_tile.min(q.div_ceil(TILES_PER_THREAD * threads).max(64)).min(q).max(1);
         let n_tiles = q.div_ceil(mt);
         let n_blocks = self.n.div_ceil(kb);
         let want_tasks = 2 * threads;
