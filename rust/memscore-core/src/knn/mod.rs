@@ -105,6 +105,10 @@ pub struct Neighbors {
     pub indices: Vec<i64>,
 }
 
+/// Per-task result: `rows` sorted `(score, index)` lists of width `kk` (row-major) and
+/// how many slots of each row are filled.
+type Partial = (Vec<f32>, Vec<i64>, Vec<usize>);
+
 fn sqnorm(row: &[f32]) -> f32 {
     // Accumulate in f64 so that the norm does not add round-off of its own.
     row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() as f32
@@ -223,7 +227,7 @@ impl KnnIndex {
 
         let tasks: Vec<(usize, usize)> =
             (0..n_tiles).flat_map(|t| (0..splits).map(move |s| (t, s))).collect();
-        let parts: Vec<Result<(Vec<f32>, Vec<i64>, Vec<usize>)>> = tasks
+        let parts: Vec<Result<Partial>> = tasks
             .par_iter()
             .map(|&(t, s)| {
                 let q0 = t * mt;
@@ -299,7 +303,7 @@ impl KnnIndex {
         k1: usize,
         kk: usize,
         kb: usize,
-    ) -> Result<(Vec<f32>, Vec<i64>, Vec<usize>)> {
+    ) -> Result<Partial> {
         let d = self.d;
         let mut scores = vec![0.0f32; rows * kk];
         let mut idx = vec![0i64; rows * kk];
