@@ -1,5 +1,7 @@
 //! Time the exact kNN search at the benchmark's size with several tile sizes.
 //! `cargo run --release -p memscore-core --example profile_knn [n q d k threads]`
+//! (env `TILES=512x2048,256x1024` compares tile sizes; the query tile is further capped so
+//! that every thread gets at least four tiles).
 
 use std::time::Instant;
 
@@ -34,7 +36,10 @@ fn main() {
                 })
                 .collect()
         })
-        .unwrap_or_else(|| vec![(256, 1024)]);
+        .unwrap_or_else(|| {
+            let b = Blocking::default();
+            vec![(b.query_tile, b.key_block)]
+        });
     for (qt, kb) in tiles {
         index.set_blocking(Blocking { query_tile: qt, key_block: kb }).unwrap();
         let mut times = Vec::new();
