@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from . import _core
 from .errors import CorpusError, MemscoreError, StoreError
+from .neighbors import KnnIndex, knn
+from .resmem import ResMem, extract_embeddings, tune_resmem
 from .scores import (
     MembershipMetrics,
     OutcomeStats,
@@ -55,18 +57,23 @@ __all__ = [
     "snapshot_outcomes",
     "spearman",
     "trajectories",
+    "KnnIndex",
     "MembershipMetrics",
     "MemscoreError",
     "OutcomeStats",
+    "ResMem",
     "RunStore",
     "StoreError",
     "cpu_info",
+    "extract_embeddings",
     "get_num_threads",
     "holdout_accuracy",
     "influence",
+    "knn",
     "lira",
     "logit_confidence",
     "membership_metrics",
     "memorization",
     "set_num_threads",
+    "tune_resmem",
 ]

@@ -1,10 +1,12 @@
 """Type stubs for the compiled Rust module (memscore-py). Call the wrappers in
 memscore.scores instead: they validate arguments and make arrays contiguous."""
 
+from typing import final
+
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["__version__", "cpu_info", "get_num_threads", "influence_full", "influence_topk", "lira_scores", "logit_confidence", "outcome_sums_bool", "outcome_sums_f64", "set_num_threads"]
+__all__ = ["KnnIndexCore", "__version__", "cpu_info", "get_num_threads", "influence_full", "influence_topk", "lira_scores", "logit_confidence", "outcome_sums_bool", "outcome_sums_f64", "set_num_threads"]
 
 __version__: str
 
@@ -53,3 +55,29 @@ def logit_confidence(
     logits: npt.NDArray[np.float32] | npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float64]: ...
 def cpu_info() -> tuple[list[str], str]: ...
+
+# ---------------------------------------------------------------- exact kNN (memscore.knn)
+
+@final
+class KnnIndexCore:
+    def __new__(
+        cls,
+        keys: npt.NDArray[np.float32] | npt.NDArray[np.uint16],
+        metric: str = "l2",
+        *,
+        f16_bits: bool = False,
+        threads: int | None = None,
+        query_tile: int | None = None,
+        key_block: int | None = None,
+    ) -> KnnIndexCore: ...
+    def search(
+        self, queries: npt.NDArray[np.float32], k: int, *, threads: int | None = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+    @property
+    def ntotal(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def is_f16(self) -> bool: ...

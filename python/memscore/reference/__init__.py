@@ -7,6 +7,7 @@ the yardstick for tests against the Rust core); ``pure`` holds pure-Python loops
 
 from __future__ import annotations
 
+from . import knn
 from .pure import influence_pure, memorization_pure
 from .scores import (
     FPR_LEVELS,
@@ -27,6 +28,7 @@ __all__ = [
     "influence",
     "influence_pure",
     "influence_topk",
+    "knn",
     "lira",
     "logit_confidence",
     "membership_metrics",

@@ -14,6 +14,7 @@
 pub mod bits;
 pub mod cpu;
 pub mod error;
+pub mod knn;
 pub mod runs;
 
 pub use error::{Error, Result};

@@ -6,6 +6,8 @@
 
 use std::sync::{Arc, Mutex};
 
+mod knn;
+
 use memscore_core::runs::{confidence, influence, lira, sums};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
@@ -70,7 +72,7 @@ fn get_num_threads() -> PyResult<usize> {
 }
 
 /// Run `f` on memscore's pool with the GIL released.
-fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> memscore_core::Result<T> + Send) -> PyResult<T> {
+pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> memscore_core::Result<T> + Send) -> PyResult<T> {
     let pool = pool()?;
     py.detach(|| pool.install(f)).map_err(|e| PyValueError::new_err(e.to_string()))
 }
@@ -310,6 +312,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lira_scores, m)?)?;
     m.add_function(wrap_pyfunction!(logit_confidence, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_info, m)?)?;
+    knn::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,167 @@
+use super::*;
+
+/// Naive search: f64 distances, stable sort on (distance, index).
+fn naive(queries: &[f32], keys: &[f32], d: usize, k: usize, metric: Metric) -> (Vec<f64>, Vec<i64>) {
+    let unit = |r: &[f32]| -> Vec<f64> {
+        let n = r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        r.iter().map(|&v| if n > 0.0 { v as f64 / n } else { 0.0 }).collect()
+    };
+    let mut dist = Vec::new();
+    let mut idx = Vec::new();
+    for qr in queries.chunks(d) {
+        let mut all: Vec<(f64, i64)> = keys
+            .chunks(d)
+            .enumerate()
+            .map(|(j, x)| {
+                let v = match metric {
+                    Metric::L2 => qr.iter().zip(x).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>(),
+                    Metric::InnerProduct => -qr.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>(),
+                    Metric::Cosine => {
+                        1.0 - unit(qr).iter().zip(unit(x)).map(|(a, b)| a * b).sum::<f64>()
+                    }
+                };
+                (v, j as i64)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then(a.1.cmp(&b.1)));
+        for &(v, j) in &all[..k] {
+            dist.push(if metric == Metric::InnerProduct { -v } else { v });
+            idx.push(j);
+        }
+    }
+    (dist, idx)
+}
+
+/// Small-integer data: every product and sum is exact in f32, so ties are real ties.
+fn ints(len: usize, seed: u64, range: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) % range) as f32 - (range / 2) as f32
+        })
+        .collect()
+}
+
+fn floats(len: usize, seed: u64) -> Vec<f32> {
+    ints(len, seed, 1 << 20).into_iter().map(|v| v / (1 << 19) as f32).collect()
+}
+
+fn check_exact(q: usize, n: usize, d: usize, k: usize, metric: Metric, blocking: Blocking, seed: u64) {
+    let keys = ints(n * d, seed, 5);
+    let queries = ints(q * d, seed + 1, 5);
+    let mut index = KnnIndex::new(&keys, n, d, metric).unwrap();
+    index.set_blocking(blocking).unwrap();
+    let got = index.search(&queries, q, k).unwrap();
+    let (wd, wi) = naive(&queries, &keys, d, k, metric);
+    if metric != Metric::Cosine {
+        assert_eq!(got.indices, wi, "q={q} n={n} d={d} k={k} {metric:?} {blocking:?}");
+        for (a, b) in got.distances.iter().zip(&wd) {
+            assert_eq!(*a as f64, *b);
+        }
+    } else {
+        for (a, b) in got.distances.iter().zip(&wd) {
+            assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn exact_on_integer_data_with_many_ties() {
+    let small = Blocking { query_tile: 3, key_block: 7 };
+    let big = Blocking::default();
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        for &(q, n, d, k) in &[(5, 40, 3, 4), (1, 100, 8, 10), (17, 33, 1, 5), (4, 20, 2, 20), (9, 300, 16, 1)] {
+            for b in [small, big] {
+                check_exact(q, n, d, k, metric, b, (q * n + d + k) as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn float_data_matches_naive_within_round_off() {
+    let (q, n, d, k) = (37, 2500, 24, 10);
+    let keys = floats(n * d, 3);
+    let queries = floats(q * d, 4);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let got = knn(&queries, q, &keys, n, d, k, metric).unwrap();
+        let (wd, wi) = naive(&queries, &keys, d, k, metric);
+        for r in 0..q {
+            for j in 0..k {
+                let (a, b) = (got.distances[r * k + j] as f64, wd[r * k + j]);
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{metric:?} row {r}: {a} vs {b}");
+            }
+            // Same set unless the k-th distance is nearly tied with the (k+1)-th.
+            let mut gi = got.indices[r * k..(r + 1) * k].to_vec();
+            let mut w = wi[r * k..(r + 1) * k].to_vec();
+            gi.sort();
+            w.sort();
+            assert_eq!(gi, w, "{metric:?} row {r}");
+        }
+    }
+}
+
+#[test]
+fn duplicates_break_ties_toward_lower_index() {
+    let d = 4;
+    let row = [1.0f32, 2.0, 3.0, 4.0];
+    let mut keys = Vec::new();
+    for _ in 0..50 {
+        keys.extend_from_slice(&row);
+    }
+    let idx = KnnIndex::new(&keys, 50, d, Metric::L2).unwrap();
+    let got = idx.search(&[0.0, 0.0, 0.0, 0.0], 1, 5).unwrap();
+    assert_eq!(got.indices, vec![0, 1, 2, 3, 4]);
+    assert!(got.distances.iter().all(|&v| v == 30.0));
+    // k = N returns every key in index order.
+    let all = idx.search(&row, 1, 50).unwrap();
+    assert_eq!(all.indices, (0..50).collect::<Vec<i64>>());
+    assert!(all.distances.iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn f16_keys_match_f32_keys_of_the_same_values() {
+    let (q, n, d, k) = (6, 500, 12, 7);
+    let keys = ints(n * d, 11, 9);
+    let queries = ints(q * d, 12, 9);
+    let bits: Vec<u16> = keys.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+    for metric in [Metric::L2, Metric::InnerProduct] {
+        let a = KnnIndex::new(&keys, n, d, metric).unwrap().search(&queries, q, k).unwrap();
+        let b = KnnIndex::new_f16(&bits, n, d, metric).unwrap().search(&queries, q, k).unwrap();
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn few_queries_split_over_key_ranges() {
+    let (n, d, k) = (5000, 5, 13);
+    let keys = ints(n * d, 21, 7);
+    let queries = ints(d, 22, 7);
+    let mut index = KnnIndex::new(&keys, n, d, Metric::L2).unwrap();
+    index.set_blocking(Blocking { query_tile: 256, key_block: 64 }).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    let got = pool.install(|| index.search(&queries, 1, k)).unwrap();
+    let (_, wi) = naive(&queries, &keys, d, k, Metric::L2);
+    assert_eq!(got.indices, wi);
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let keys = vec![0.0f32; 12];
+    assert!(KnnIndex::new(&keys, 4, 3, Metric::L2).is_ok());
+    assert!(KnnIndex::new(&keys, 5, 3, Metric::L2).is_err());
+    assert!(KnnIndex::new(&[], 0, 3, Metric::L2).is_err());
+    assert!(KnnIndex::new(&[], 4, 0, Metric::L2).is_err());
+    let idx = KnnIndex::new(&keys, 4, 3, Metric::L2).unwrap();
+    assert!(idx.search(&[0.0; 3], 1, 0).is_err());
+    assert!(idx.search(&[0.0; 3], 1, 5).is_err());
+    assert!(idx.search(&[0.0; 4], 1, 1).is_err());
+    assert!(idx.search(&[], 0, 1).is_err());
+    assert!(Metric::parse("l1").is_err());
+    assert!(KnnIndex::new_f16(&[0x7c00, 0, 0], 1, 3, Metric::L2).is_err());
+    // Overflowing distances are reported, not returned as garbage.
+    let huge = vec![3e38f32; 6];
+    let idx = KnnIndex::new(&huge, 2, 3, Metric::L2).unwrap();
+    assert!(idx.search(&[-3e38; 3], 1, 2).is_err());
+}

@@ -1,0 +1,125 @@
+//! Bindings of the exact kNN engine (`memscore_core::knn`): an index class over float32
+//! or float16 keys and its search, run with the GIL released on memscore's pool (or on
+//! a temporary pool of a requested size).
+
+use memscore_core::knn::{Blocking, KnnIndex, Metric};
+use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+/// Run `f` with the GIL released: on memscore's pool, or on a fresh pool of `threads`.
+fn run_on<T: Send>(
+    py: Python<'_>,
+    threads: Option<usize>,
+    f: impl FnOnce() -> memscore_core::Result<T> + Send,
+) -> PyResult<T> {
+    match threads {
+        None => crate::run(py, f),
+        Some(0) => Err(PyValueError::new_err("threads: expected None or an int >= 1, got 0")),
+        Some(t) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .thread_name(|i| format!("memscore-knn-{i}"))
+                .build()
+                .map_err(|e| PyRuntimeError::new_err(format!("cannot start {t} threads: {e}")))?;
+            py.detach(|| pool.install(f)).map_err(|e| PyValueError::new_err(e.to_string()))
+        }
+    }
+}
+
+fn contiguous<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
+}
+
+/// Exact brute-force kNN index (float32 keys, or float16 keys passed as uint16 bits).
+#[pyclass(name = "KnnIndexCore", module = "memscore._core", frozen)]
+pub struct PyKnnIndex {
+    inner: KnnIndex,
+}
+
+#[pymethods]
+impl PyKnnIndex {
+    #[new]
+    #[pyo3(signature = (keys, metric="l2", *, f16_bits=false, threads=None, query_tile=None, key_block=None))]
+    fn new(
+        py: Python<'_>,
+        keys: &Bound<'_, PyAny>,
+        metric: &str,
+        f16_bits: bool,
+        threads: Option<usize>,
+        query_tile: Option<usize>,
+        key_block: Option<usize>,
+    ) -> PyResult<Self> {
+        let m = Metric::parse(metric).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut inner = if f16_bits {
+            let a: PyReadonlyArray2<'_, u16> = keys
+                .extract()
+                .map_err(|_| PyValueError::new_err("keys: expected a 2-D uint16 array of float16 bits"))?;
+            let (n, d) = (a.shape()[0], a.shape()[1]);
+            let s = contiguous(&a, "keys")?;
+            run_on(py, threads, || KnnIndex::new_f16(s, n, d, m))?
+        } else {
+            let a: PyReadonlyArray2<'_, f32> = keys
+                .extract()
+                .map_err(|_| PyValueError::new_err("keys: expected a 2-D float32 array"))?;
+            let (n, d) = (a.shape()[0], a.shape()[1]);
+            let s = contiguous(&a, "keys")?;
+            run_on(py, threads, || KnnIndex::new(s, n, d, m))?
+        };
+        let def = Blocking::default();
+        let blocking = Blocking {
+            query_tile: query_tile.unwrap_or(def.query_tile),
+            key_block: key_block.unwrap_or(def.key_block),
+        };
+        inner.set_blocking(blocking).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyKnnIndex { inner })
+    }
+
+    /// (distances (Q, k) float32, indices (Q, k) int64), nearest first.
+    #[pyo3(signature = (queries, k, *, threads=None))]
+    fn search<'py>(
+        &self,
+        py: Python<'py>,
+        queries: PyReadonlyArray2<'py, f32>,
+        k: usize,
+        threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>)> {
+        let q = queries.shape()[0];
+        if queries.shape()[1] != self.inner.dim() {
+            return Err(PyValueError::new_err(format!(
+                "queries: expected dimension {}, got {}",
+                self.inner.dim(),
+                queries.shape()[1]
+            )));
+        }
+        let s = contiguous(&queries, "queries")?;
+        let inner = &self.inner;
+        let r = run_on(py, threads, || inner.search(s, q, k))?;
+        Ok((r.distances.into_pyarray(py).reshape([q, k])?, r.indices.into_pyarray(py).reshape([q, k])?))
+    }
+
+    #[getter]
+    fn ntotal(&self) -> usize {
+        self.inner.ntotal()
+    }
+
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    #[getter]
+    fn metric(&self) -> &'static str {
+        self.inner.metric().name()
+    }
+
+    #[getter]
+    fn is_f16(&self) -> bool {
+        self.inner.is_f16()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyKnnIndex>()?;
+    Ok(())
+}
