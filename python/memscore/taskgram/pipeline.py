@@ -92,12 +92,14 @@ class PipelineConfig:
 class PipelineResult:
     """Tables of one run: ``pairs`` (per pair: task, example, n, x, y, counts, log p_TG),
     ``examples`` (per task, model and example: means of log p_TG and log p_LM), ``summary``
-    (per task and model: distributional memorization and generalization), ``models``
+    (per task and model: distributional memorization and generalization), ``summary_by_n``
+    (the same per n-gram order, per-example means taken over that n's pairs only), ``models``
     (training record per size), the plot path (or None) and the config."""
 
     pairs: pl.DataFrame
     examples: pl.DataFrame
     summary: pl.DataFrame
+    summary_by_n: pl.DataFrame
     models: list[dict[str, Any]]
     plot: str | None
     config: PipelineConfig
@@ -165,7 +167,7 @@ def run_pipeline(out_dir: str | os.PathLike[str] | None = None, config: Pipeline
     for all pairs in one :func:`memscore.ngrams.ngram_stats` pass; train one LM per size;
     score log p_LM of every output n-gram; average per example; Spearman / Kendall per task
     and model. Files in ``out_dir``: ``pairs.parquet``, ``examples.parquet``,
-    ``summary.parquet`` + ``summary.csv``, ``models.json``, ``taskgram.png``.
+    ``summary.parquet`` + ``summary.csv``, ``summary_by_n.csv``, ``models.json``, ``taskgram.png``.
     """
     from ..ngrams import Corpus
 
@@ -211,6 +213,7 @@ def run_pipeline(out_dir: str | os.PathLike[str] | None = None, config: Pipeline
         for task in task_examples
     }
     ex_frames = []
+    n_frames = []
     models = []
     for size in cfg.sizes:
         lm = train_lm(docs, size=size, vocab_size=cfg.vocab_size, block_size=cfg.block_size, epochs=cfg.epochs,
@@ -235,8 +238,20 @@ def run_pipeline(out_dir: str | os.PathLike[str] | None = None, config: Pipeline
                 pl.Series("output", [examples[i][1] for i in tg_ex[task]["example"].to_list()], dtype=pl.String),
             )
             ex_frames.append(ex.select("task", "model", "example", "n_pairs", "logp_tg", "logp_lm", "input", "output"))
+            by_n = (
+                joined.group_by("example", "n")
+                .agg(
+                    pl.col("logp_tg").filter(pl.col("logp_tg").is_not_nan()).mean().fill_null(float("nan")),
+                    pl.col("logp_lm").filter(pl.col("logp_lm").is_not_nan()).mean().fill_null(float("nan")),
+                )
+                .with_columns(pl.lit(task).alias("task"), pl.lit(size).alias("model"))
+            )
+            n_frames.append(by_n.select("task", "model", "n", "example", "logp_tg", "logp_lm"))
     examples_df = pl.concat(ex_frames)
     summary = distributional_table(examples_df, by=("task", "model"))
+    summary_by_n = distributional_table(
+        pl.concat(n_frames).sort("task", "model", "n", "example", maintain_order=True), by=("task", "model", "n")
+    ).sort("task", "model", "n", maintain_order=True)
     plot_path = None
     if out_dir is not None:
         out = pathlib.Path(out_dir)
@@ -245,8 +260,9 @@ def run_pipeline(out_dir: str | os.PathLike[str] | None = None, config: Pipeline
         examples_df.write_parquet(out / "examples.parquet")
         summary.write_parquet(out / "summary.parquet")
         summary.write_csv(out / "summary.csv")
+        summary_by_n.write_csv(out / "summary_by_n.csv")
         cfg_dict = asdict(cfg)
         (out / "models.json").write_text(json.dumps({"config": cfg_dict, "models": models}, indent=2, default=str))
         plot_path = plot_taskgram(examples_df, out / "taskgram.png")
     say(f"done in {time.perf_counter() - t0:.1f} s")
-    return PipelineResult(all_pairs, examples_df, summary, models, plot_path, cfg)
+    return PipelineResult(all_pairs, examples_df, summary, summary_by_n, models, plot_path, cfg)

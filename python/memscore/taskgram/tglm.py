@@ -97,7 +97,7 @@ def per_example(df: pl.DataFrame, column: str, out: str | None = None) -> pl.Dat
     return (
         df.group_by("example")
         .agg(
-            pl.len().alias("n_pairs"),
+            pl.len().cast(pl.Int64).alias("n_pairs"),
             pl.col(column).filter(pl.col(column).is_not_nan()).mean().fill_null(float("nan")).alias(name),
         )
         .sort("example")
