@@ -20,6 +20,15 @@ from .scores import (
     memorization,
 )
 from .store import RunStore
+from .ngrams import (
+    Corpus,
+    NgramStats,
+    Normalizer,
+    cooccurrence,
+    count_ngrams,
+    document_frequency,
+    ngram_stats,
+)
 
 __version__: str = _core.__version__
 
@@ -46,7 +55,14 @@ def cpu_info() -> dict[str, object]:
 
 
 __all__ = [
+    "Corpus",
     "CorpusError",
+    "NgramStats",
+    "Normalizer",
+    "cooccurrence",
+    "count_ngrams",
+    "document_frequency",
+    "ngram_stats",
     "MembershipMetrics",
     "MemscoreError",
     "OutcomeStats",

@@ -14,6 +14,7 @@
 pub mod bits;
 pub mod cpu;
 pub mod error;
+pub mod ngram;
 pub mod runs;
 
 pub use error::{Error, Result};

@@ -1,0 +1,182 @@
+//! Query n-grams as a trie over `u32` token ids, plus the pairs as adjacency lists.
+//!
+//! Node 0 is the root. Children of the root for small token ids sit in a dense array (one
+//! load per corpus token); every other edge is a hash-map entry keyed by
+//! `(node << 32) | token`. A node that ends some query n-gram carries that n-gram's unique
+//! id; duplicate queries share a unique id. Matching walks the trie from every corpus
+//! position, so counts are exact: tokens are compared, never only hashes.
+
+use rustc_hash::FxHashMap;
+
+use super::{NgramError, NgramResult};
+
+pub const NONE: u32 = u32::MAX;
+/// Root children for token ids below this bound live in a dense array.
+const DENSE_ROOT_MAX: usize = 1 << 24;
+
+#[inline]
+fn key(node: u32, token: u32) -> u64 {
+    ((node as u64) << 32) | token as u64
+}
+
+#[derive(Debug, Clone)]
+pub struct Index {
+    root_dense: Vec<u32>,
+    sparse_root: bool,
+    edges: FxHashMap<u64, u32>,
+    has_children: Vec<bool>,
+    terminal: Vec<u32>,
+    /// input n-gram -> unique id
+    pub ngram_unique: Vec<u32>,
+    pub n_unique: usize,
+    pub max_n: usize,
+    /// pairs, indexed by the unique id of their first n-gram (CSR)
+    pair_start: Vec<u32>,
+    pair_other: Vec<u32>,
+    pair_id: Vec<u32>,
+    pub n_pairs: usize,
+}
+
+impl Index {
+    /// Build from `ngrams` (flat tokens with `starts`, n-gram `k` is
+    /// `tokens[starts[k]..starts[k+1]]`) and `pairs` of n-gram indices.
+    pub fn build(tokens: &[u32], starts: &[u64], pairs: &[(u64, u64)]) -> NgramResult<Index> {
+        if starts.is_empty() || starts[0] != 0 || *starts.last().unwrap_or(&0) != tokens.len() as u64 {
+            return Err(NgramError::Invalid(format!(
+                "query offsets: expected {} values from 0 to {}, got {} values",
+                "n+1",
+                tokens.len(),
+                starts.len()
+            )));
+        }
+        let n_ngrams = starts.len() - 1;
+        if n_ngrams >= NONE as usize || tokens.len() >= NONE as usize {
+            return Err(NgramError::Invalid("too many query n-grams for one pass (limit 2^32 - 1)".into()));
+        }
+        let max_tok = tokens.iter().copied().max().unwrap_or(0) as usize;
+        let dense_len = if tokens.is_empty() { 0 } else { (max_tok + 1).min(DENSE_ROOT_MAX) };
+        let mut ix = Index {
+            root_dense: vec![NONE; dense_len],
+            sparse_root: max_tok >= DENSE_ROOT_MAX,
+            edges: FxHashMap::default(),
+            has_children: vec![false],
+            terminal: vec![NONE],
+            ngram_unique: Vec::with_capacity(n_ngrams),
+            n_unique: 0,
+            max_n: 0,
+            pair_start: Vec::new(),
+            pair_other: Vec::new(),
+            pair_id: Vec::new(),
+            n_pairs: pairs.len(),
+        };
+        for k in 0..n_ngrams {
+            let (a, b) = (starts[k] as usize, starts[k + 1] as usize);
+            if b <= a {
+                return Err(NgramError::Invalid(format!(
+                    "query {k}: an n-gram needs at least one token, got {}",
+                    if b == a { "none".to_string() } else { "decreasing offsets".to_string() }
+                )));
+            }
+            ix.max_n = ix.max_n.max(b - a);
+            let mut node = 0u32;
+            for &t in &tokens[a..b] {
+                node = ix.child_or_insert(node, t);
+            }
+            let term = &mut ix.terminal[node as usize];
+            if *term == NONE {
+                *term = ix.n_unique as u32;
+                ix.n_unique += 1;
+            }
+            ix.ngram_unique.push(*term);
+        }
+        // pairs: CSR over the first n-gram's unique id
+        let mut deg = vec![0u32; ix.n_unique + 1];
+        let mut uniq_pairs = Vec::with_capacity(pairs.len());
+        for (p, &(a, b)) in pairs.iter().enumerate() {
+            if a as usize >= n_ngrams || b as usize >= n_ngrams {
+                return Err(NgramError::Invalid(format!(
+                    "pair {p}: n-gram index ({a}, {b}) out of range for {n_ngrams} n-grams"
+                )));
+            }
+            let (ua, ub) = (ix.ngram_unique[a as usize], ix.ngram_unique[b as usize]);
+            deg[ua as usize] += 1;
+            uniq_pairs.push((ua, ub));
+        }
+        let mut start = vec![0u32; ix.n_unique + 1];
+        for u in 0..ix.n_unique {
+            start[u + 1] = start[u] + deg[u];
+        }
+        let mut fill = start.clone();
+        ix.pair_other = vec![0; pairs.len()];
+        ix.pair_id = vec![0; pairs.len()];
+        for (p, &(ua, ub)) in uniq_pairs.iter().enumerate() {
+            let at = fill[ua as usize] as usize;
+            ix.pair_other[at] = ub;
+            ix.pair_id[at] = p as u32;
+            fill[ua as usize] += 1;
+        }
+        ix.pair_start = start;
+        Ok(ix)
+    }
+
+    fn child_or_insert(&mut self, node: u32, t: u32) -> u32 {
+        let existing = self.child_any(node, t);
+        if existing != NONE {
+            return existing;
+        }
+        let new = self.terminal.len() as u32;
+        self.terminal.push(NONE);
+        self.has_children.push(false);
+        self.has_children[node as usize] = true;
+        if node == 0 && (t as usize) < self.root_dense.len() {
+            self.root_dense[t as usize] = new;
+        } else {
+            self.edges.insert(key(node, t), new);
+        }
+        new
+    }
+
+    #[inline]
+    fn child_any(&self, node: u32, t: u32) -> u32 {
+        if node == 0 {
+            self.root_child(t)
+        } else {
+            self.child(node, t)
+        }
+    }
+
+    #[inline]
+    pub fn root_child(&self, t: u32) -> u32 {
+        match self.root_dense.get(t as usize) {
+            Some(&c) => c,
+            None if self.sparse_root => self.edges.get(&key(0, t)).copied().unwrap_or(NONE),
+            None => NONE,
+        }
+    }
+
+    #[inline]
+    pub fn child(&self, node: u32, t: u32) -> u32 {
+        self.edges.get(&key(node, t)).copied().unwrap_or(NONE)
+    }
+
+    #[inline]
+    pub fn has_children(&self, node: u32) -> bool {
+        self.has_children[node as usize]
+    }
+
+    #[inline]
+    pub fn terminal(&self, node: u32) -> u32 {
+        self.terminal[node as usize]
+    }
+
+    pub fn has_pairs(&self) -> bool {
+        self.n_pairs > 0
+    }
+
+    /// Pairs whose first n-gram has unique id `u`: (other unique id, pair index).
+    #[inline]
+    pub fn pairs_of(&self, u: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let (a, b) = (self.pair_start[u as usize] as usize, self.pair_start[u as usize + 1] as usize);
+        self.pair_other[a..b].iter().copied().zip(self.pair_id[a..b].iter().copied())
+    }
+}
