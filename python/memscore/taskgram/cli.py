@@ -86,3 +86,7 @@ def taskgram(
                       f"{r['memorization_p']:.2g}", f"{r['generalization_tau_dist']:.3f}", f"{r['generalization_p']:.2g}")
     console.print(table)
     console.print(f"tables and plot in {out}")
+
+
+if __name__ == "__main__":  # python -m memscore.taskgram.cli
+    app()

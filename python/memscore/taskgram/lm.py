@@ -191,7 +191,7 @@ def lm_logprobs(
             e = ex_ids[k]
             plen = len(prompts[k])
             answer = rows[e][1]
-            offs = np.asarray(offsets[r], dtype=np.int64).reshape(-1, 2)
+            offs_arr = np.asarray(offsets[r], dtype=np.int64).reshape(-1, 2)
             for y in by_ex[e]:
                 spans = locate_ngram(answer, y, norm)
                 out_e.append(e)
@@ -200,10 +200,10 @@ def lm_logprobs(
                     out_n.append(0)
                     out_lp.append(None)
                     continue
-                sel = np.zeros(len(offs), dtype=bool)
+                sel = np.zeros(len(offs_arr), dtype=bool)
                 for a, b in spans:
-                    sel |= (offs[:, 0] < b + plen) & (offs[:, 1] > a + plen) & (offs[:, 1] > offs[:, 0])
-                vals = token_lp_np[r, : len(offs)][sel]
+                    sel |= (offs_arr[:, 0] < b + plen) & (offs_arr[:, 1] > a + plen) & (offs_arr[:, 1] > offs_arr[:, 0])
+                vals = token_lp_np[r, : len(offs_arr)][sel]
                 if vals.size == 0 or np.isnan(vals).any():
                     out_n.append(int(vals.size) if not np.isnan(vals).any() else 0)
                     out_lp.append(None)

@@ -40,7 +40,7 @@ def plot_taskgram(
             raise ValueError(f"scores: expected column {c!r}, got {scores.columns}")
     tasks = scores[task].unique(maintain_order=True).to_list()
     has_model = model is not None and model in scores.columns
-    models = scores[model].unique(maintain_order=True).to_list() if has_model else [None]
+    models = scores[model].unique(maintain_order=True).to_list() if has_model and model is not None else [None]
     cols = min(len(tasks), 3) or 1
     rows = max(1, math.ceil(len(tasks) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.8 * cols, 4.2 * rows), squeeze=False)
