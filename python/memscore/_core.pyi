@@ -56,12 +56,13 @@ def cpu_info() -> tuple[list[str], str]: ...
 
 # ---------------------------------------------------------------- corpus n-grams (memscore.ngrams)
 
-from typing import Any
+from typing import Any, final
 
 __all__ += ["NormalizerCore", "english_stopword_list", "ngram_count_text", "ngram_count_tokens"]
 
 _NgramTuple = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], int, int, int]
 
+@final
 class NormalizerCore:
     def __new__(cls, lowercase: bool, strip_punctuation: bool, stopwords: list[str]) -> NormalizerCore: ...
     def normalize(self, text: str) -> list[str]: ...

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob as _glob
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -299,6 +300,8 @@ class Corpus:
         ``paths``: a file, a directory (every ``*.npy`` but the sidecars), a glob, or a list."""
         shards = []
         for p in _expand(paths, (".npy",), "Corpus.from_token_files"):
+            if p.name.endswith(TOKEN_OFFSETS_SUFFIX):
+                continue  # a sidecar, named in a list or matched by a glob
             side = p.with_name(p.name[: -len(".npy")] + TOKEN_OFFSETS_SUFFIX)
             if not side.is_file():
                 raise CorpusError(f"{p}: missing document-offsets sidecar {side.name}")
@@ -530,21 +533,49 @@ def _text_ngrams(norm: Normalizer, items: list[Any], what: str) -> list[list[str
     return toks
 
 
+_U32_MAX = 2**32 - 1
+
+
+def _token_ngrams_fast(items: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(flat uint32 ids, lengths) when every item is a non-empty list/tuple of in-range
+    ints; None to fall back to the item-by-item checks (which say what is wrong)."""
+    try:
+        if not all(type(q) in (list, tuple) for q in items):
+            return None
+        lens = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+        if lens.size and lens.min() == 0:
+            return None
+        flat = np.array(list(itertools.chain.from_iterable(items)))
+    except (TypeError, ValueError):
+        return None
+    if flat.size == 0:
+        return np.zeros(0, np.uint32), lens
+    if flat.dtype.kind not in "iu" or flat.min() < 0 or flat.max() > _U32_MAX:
+        return None
+    return flat.astype(np.uint32), lens
+
+
 def _token_ngrams(items: list[Any], what: str) -> list[list[int]]:
     out = []
     for i, q in enumerate(items):
-        if isinstance(q, (str, bytes)):
+        if isinstance(q, np.ndarray):
+            if q.size and not np.issubdtype(q.dtype, np.integer):
+                raise TypeError(f"{what} {i}: expected int token ids, got dtype {q.dtype}")
+            lst = q.reshape(-1).tolist()
+        elif isinstance(q, (int, np.integer)) and not isinstance(q, bool):
+            lst = [int(q)]
+        elif isinstance(q, (list, tuple)):
+            lst = list(q)
+        else:
             raise TypeError(f"{what} {i}: a token corpus takes sequences of token ids, got {type(q).__name__}")
-        a = np.asarray(q)
-        if a.ndim == 0:
-            a = a.reshape(1)
-        if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
-            raise TypeError(f"{what} {i}: expected a 1-D sequence of int token ids, got {q!r}")
-        if a.size == 0:
+        if not lst:
             raise ValueError(f"{what} {i}: an n-gram needs at least one token, got none")
-        if a.min() < 0 or a.max() > np.iinfo(np.uint32).max:
-            raise ValueError(f"{what} {i}: token ids must be in [0, 4294967295], got {a.tolist()}")
-        out.append([int(x) for x in a])
+        for x in lst:
+            if type(x) is not int and (isinstance(x, bool) or not isinstance(x, (int, np.integer))):
+                raise TypeError(f"{what} {i}: expected int token ids, got {type(x).__name__} in {q!r}")
+        if min(lst) < 0 or max(lst) > _U32_MAX:
+            raise ValueError(f"{what} {i}: token ids must be in [0, 4294967295], got {[int(x) for x in lst]}")
+        out.append([int(x) for x in lst] if any(type(x) is not int for x in lst) else lst)
     return out
 
 
@@ -585,6 +616,8 @@ class _Prepared:
 def _prepare(corpus: Corpus, queries: Any, pairs: Any) -> _Prepared:
     if not isinstance(corpus, Corpus):
         raise TypeError(f"corpus: expected a memscore.ngrams.Corpus, got {type(corpus).__name__}")
+    if isinstance(queries, np.ndarray) and queries.ndim == 2:
+        queries = queries.tolist()  # (Q, n) array of token ids: one n-gram per row
     qs = [] if queries is None else list(queries)
     if isinstance(queries, str):
         raise TypeError("queries: expected a list of queries, got a single str")
@@ -604,12 +637,25 @@ def _prepare(corpus: Corpus, queries: Any, pairs: Any) -> _Prepared:
         ids = corpus.normalizer._ids(qs + pa + pb)
         key = _key(corpus, qs, pa, pb)
     else:
+        fast = _token_ngrams_fast(qs + pa + pb)
+        if fast is not None:
+            flat, lens = fast
+            starts = np.zeros(len(lens) + 1, dtype=np.uint64)
+            np.cumsum(lens, out=starts[1:])
+            h = hashlib.sha256(json.dumps({"kind": "tokens", "q": q, "p": p}).encode())
+            h.update(starts.tobytes())
+            h.update(flat.tobytes())
+            return _Prepared(h.hexdigest(), q, p, None, flat, starts, pair_idx)
         ids = _token_ngrams(qs, "query") + _token_ngrams(pa, "pair (first)") + _token_ngrams(pb, "pair (second)")
-        key = _key(corpus, ids[:q], ids[q : q + p], ids[q + p :])
     lens = np.array([len(t) for t in ids], dtype=np.uint64)
     starts = np.zeros(len(ids) + 1, dtype=np.uint64)
     np.cumsum(lens, out=starts[1:])
     flat = np.fromiter((x for t in ids for x in t), dtype=np.uint32, count=int(starts[-1]))
+    if not subword:
+        h = hashlib.sha256(json.dumps({"kind": "tokens", "q": q, "p": p}).encode())
+        h.update(starts.tobytes())
+        h.update(flat.tobytes())
+        key = h.hexdigest()
     return _Prepared(key, q, p, None, flat, starts, pair_idx)
 
 

@@ -2,7 +2,11 @@
 //! last-document stamp per n-gram, and co-occurrence through the list of n-grams present
 //! in the current document and the pair adjacency lists of the index.
 
-use super::index::{Index, NONE};
+use super::index::{Index, PairLists, NONE};
+
+/// Re-list the pairs under their rarer n-gram (by this thread's document frequencies)
+/// after this many documents, and again after 16 times as many.
+const RELIST_AFTER: u64 = 4096;
 
 /// Counts of one thread (or the merged total), indexed by unique n-gram id and pair index.
 #[derive(Debug, Clone)]
@@ -14,6 +18,8 @@ pub struct Acc {
     doc: u32,
     present: Vec<u32>,
     track: bool,
+    lists: Option<PairLists>,
+    relist_at: u64,
     pub n_documents: u64,
     pub n_tokens: u64,
     pub n_skipped: u64,
@@ -29,6 +35,8 @@ impl Acc {
             doc: 0,
             present: Vec::new(),
             track: ix.has_pairs(),
+            lists: None,
+            relist_at: RELIST_AFTER,
             n_documents: 0,
             n_tokens: 0,
             n_skipped: 0,
@@ -97,15 +105,23 @@ impl Acc {
             return;
         }
         let doc = self.doc;
-        for k in 0..self.present.len() {
-            let u = self.present[k];
-            for (other, p) in ix.pairs_of(u) {
+        let lists = self.lists.as_ref().unwrap_or(&ix.lists);
+        for &u in &self.present {
+            for (other, p) in lists.of(u) {
                 if self.stamp[other as usize] == doc {
                     self.co[p as usize] += 1;
                 }
             }
         }
         self.present.clear();
+        if self.n_documents == self.relist_at {
+            let (df, lens) = (&self.df, &ix.unique_len);
+            // rarer first; among equals, the longer n-gram
+            self.lists = Some(PairLists::build(ix.n_unique, &ix.pairs, |u| {
+                (df[u as usize] << 8) | (255 - lens[u as usize].min(255)) as u64
+            }));
+            self.relist_at = self.relist_at.saturating_mul(16);
+        }
     }
 
     /// Add another accumulator's totals into this one.

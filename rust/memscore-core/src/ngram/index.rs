@@ -30,10 +30,12 @@ pub struct Index {
     pub ngram_unique: Vec<u32>,
     pub n_unique: usize,
     pub max_n: usize,
-    /// pairs, indexed by the unique id of their first n-gram (CSR)
-    pair_start: Vec<u32>,
-    pair_other: Vec<u32>,
-    pair_id: Vec<u32>,
+    /// pairs as (unique id, unique id)
+    pub pairs: Vec<(u32, u32)>,
+    /// length of each unique n-gram
+    pub unique_len: Vec<u32>,
+    /// pairs listed under one of their n-grams (the longer one, a guess at the rarer)
+    pub lists: PairLists,
     pub n_pairs: usize,
 }
 
@@ -64,9 +66,9 @@ impl Index {
             ngram_unique: Vec::with_capacity(n_ngrams),
             n_unique: 0,
             max_n: 0,
-            pair_start: Vec::new(),
-            pair_other: Vec::new(),
-            pair_id: Vec::new(),
+            pairs: Vec::new(),
+            unique_len: Vec::new(),
+            lists: PairLists::default(),
             n_pairs: pairs.len(),
         };
         for k in 0..n_ngrams {
@@ -89,33 +91,21 @@ impl Index {
             }
             ix.ngram_unique.push(*term);
         }
-        // pairs: CSR over the first n-gram's unique id
-        let mut deg = vec![0u32; ix.n_unique + 1];
-        let mut uniq_pairs = Vec::with_capacity(pairs.len());
+        ix.unique_len = vec![0; ix.n_unique];
+        for k in 0..n_ngrams {
+            ix.unique_len[ix.ngram_unique[k] as usize] = (starts[k + 1] - starts[k]) as u32;
+        }
         for (p, &(a, b)) in pairs.iter().enumerate() {
             if a as usize >= n_ngrams || b as usize >= n_ngrams {
                 return Err(NgramError::Invalid(format!(
                     "pair {p}: n-gram index ({a}, {b}) out of range for {n_ngrams} n-grams"
                 )));
             }
-            let (ua, ub) = (ix.ngram_unique[a as usize], ix.ngram_unique[b as usize]);
-            deg[ua as usize] += 1;
-            uniq_pairs.push((ua, ub));
+            ix.pairs.push((ix.ngram_unique[a as usize], ix.ngram_unique[b as usize]));
         }
-        let mut start = vec![0u32; ix.n_unique + 1];
-        for u in 0..ix.n_unique {
-            start[u + 1] = start[u] + deg[u];
-        }
-        let mut fill = start.clone();
-        ix.pair_other = vec![0; pairs.len()];
-        ix.pair_id = vec![0; pairs.len()];
-        for (p, &(ua, ub)) in uniq_pairs.iter().enumerate() {
-            let at = fill[ua as usize] as usize;
-            ix.pair_other[at] = ub;
-            ix.pair_id[at] = p as u32;
-            fill[ua as usize] += 1;
-        }
-        ix.pair_start = start;
+        // longer n-grams tend to be rarer: list the pair under its longer n-gram
+        let lens = &ix.unique_len;
+        ix.lists = PairLists::build(ix.n_unique, &ix.pairs, |u| u64::MAX - lens[u as usize] as u64);
         Ok(ix)
     }
 
@@ -173,10 +163,47 @@ impl Index {
         self.n_pairs > 0
     }
 
-    /// Pairs whose first n-gram has unique id `u`: (other unique id, pair index).
+}
+
+/// Pairs in adjacency lists (CSR): each pair is listed under one of its two n-grams, the
+/// "anchor"; a document credits the pair when the anchor is present and the other n-gram's
+/// stamp says it is present too. Listing under the rarer n-gram keeps the lists walked per
+/// document short, so the accumulator re-lists pairs by the document frequencies it has seen.
+#[derive(Debug, Clone, Default)]
+pub struct PairLists {
+    start: Vec<u32>,
+    other: Vec<u32>,
+    id: Vec<u32>,
+}
+
+impl PairLists {
+    /// List each pair under the n-gram with the smaller `rank` (ties: the first one).
+    pub fn build(n_unique: usize, pairs: &[(u32, u32)], rank: impl Fn(u32) -> u64) -> PairLists {
+        let anchor = |&(a, b): &(u32, u32)| if rank(b) < rank(a) { (b, a) } else { (a, b) };
+        let mut start = vec![0u32; n_unique + 1];
+        for pr in pairs {
+            start[anchor(pr).0 as usize + 1] += 1;
+        }
+        for u in 0..n_unique {
+            start[u + 1] += start[u];
+        }
+        let mut fill = start.clone();
+        let mut other = vec![0u32; pairs.len()];
+        let mut id = vec![0u32; pairs.len()];
+        for (p, pr) in pairs.iter().enumerate() {
+            let (a, b) = anchor(pr);
+            let at = fill[a as usize] as usize;
+            other[at] = b;
+            id[at] = p as u32;
+            fill[a as usize] += 1;
+        }
+        PairLists { start, other, id }
+    }
+
+    /// Pairs anchored at unique id `u`: (other unique id, pair index).
     #[inline]
-    pub fn pairs_of(&self, u: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let (a, b) = (self.pair_start[u as usize] as usize, self.pair_start[u as usize + 1] as usize);
-        self.pair_other[a..b].iter().copied().zip(self.pair_id[a..b].iter().copied())
+    pub fn of(&self, u: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let (a, b) = (self.start[u as usize] as usize, self.start[u as usize + 1] as usize);
+        self.other[a..b].iter().copied().zip(self.id[a..b].iter().copied())
     }
 }
