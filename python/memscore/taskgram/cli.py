@@ -32,12 +32,18 @@ def taskgram(
     out: Annotated[pathlib.Path, typer.Option("--out", "-o", help="output folder for tables and plot")] = pathlib.Path(
         "taskgram-out"
     ),
-    sizes: Annotated[str, typer.Option(help=f"model sizes, comma-separated ({', '.join(MODEL_SIZES)})")] = "small,medium",
+    sizes: Annotated[
+        str | None, typer.Option(help=f"model sizes, comma-separated ({', '.join(MODEL_SIZES)}) (default small,medium)")
+    ] = None,
     epochs: Annotated[float, typer.Option(help="passes over the corpus (capped by --max-steps / --time-limit)")] = 1.0,
     max_steps: Annotated[int | None, typer.Option(help="training steps per model at most")] = None,
-    time_limit: Annotated[float, typer.Option(help="training seconds per model at most (0 = no limit)")] = 120.0,
-    n_examples: Annotated[int, typer.Option(help="examples kept per task")] = 400,
-    sources: Annotated[str, typer.Option(help="corpus sources: shakespeare,kjv,bbe")] = "shakespeare,kjv,bbe",
+    time_limit: Annotated[
+        float | None, typer.Option(help="training seconds per model at most, 0 = no limit (default 120)")
+    ] = None,
+    n_examples: Annotated[int | None, typer.Option(help="examples kept per task (default 400)")] = None,
+    sources: Annotated[
+        str | None, typer.Option(help="corpus sources (default shakespeare,kjv,bbe)")
+    ] = None,
     tasks: Annotated[str, typer.Option(help=f"tasks: {','.join(TASKS)}")] = ",".join(TASKS),
     alpha: Annotated[float, typer.Option(help="add-alpha smoothing of p_TG")] = 1.0,
     embedder: Annotated[bool, typer.Option(help="filter pairs by MiniLM cosine similarity")] = False,
@@ -53,26 +59,22 @@ def taskgram(
     from rich.table import Table
 
     console = Console()
-    settings = dict(
-        sizes=_split(sizes, tuple(MODEL_SIZES), "--sizes"),
-        epochs=epochs,
-        max_steps=max_steps,
-        time_limit_s=time_limit or None,
-        n_examples=n_examples,
-        sources=_split(sources, ("shakespeare", "kjv", "bbe"), "--sources"),
-        tasks=_split(tasks, TASKS, "--tasks"),
-        alpha=alpha,
-        embedder=embedder,
-        threshold=threshold,
-        seed=seed,
-        device=device,
-        threads=threads,
+    # Options left unset keep the defaults of PipelineConfig (or of PipelineConfig.quick()).
+    settings: dict[str, object] = dict(
+        epochs=epochs, tasks=_split(tasks, TASKS, "--tasks"), alpha=alpha, embedder=embedder,
+        threshold=threshold, seed=seed, device=device, threads=threads,
     )
-    if quick:
-        defaults = PipelineConfig()
-        cfg = PipelineConfig.quick(**{k: v for k, v in settings.items() if v != getattr(defaults, k)})
-    else:
-        cfg = PipelineConfig(**settings)  # type: ignore[arg-type]
+    if sizes is not None:
+        settings["sizes"] = _split(sizes, tuple(MODEL_SIZES), "--sizes")
+    if sources is not None:
+        settings["sources"] = _split(sources, ("shakespeare", "kjv", "bbe"), "--sources")
+    if max_steps is not None:
+        settings["max_steps"] = max_steps
+    if time_limit is not None:
+        settings["time_limit_s"] = time_limit or None
+    if n_examples is not None:
+        settings["n_examples"] = n_examples
+    cfg = PipelineConfig.quick(**settings) if quick else PipelineConfig(**settings)  # type: ignore[arg-type]
     try:
         result = run_pipeline(out, cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     except ImportError as e:

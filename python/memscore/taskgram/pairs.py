@@ -10,10 +10,13 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from ..ngrams import Normalizer
 
 __all__ = ["Examples", "default_embedder", "default_normalizer", "extract_pairs", "ngrams_of", "to_examples"]
 
@@ -23,12 +26,12 @@ Normalize = Callable[[str], list[str]]
 Embedder = Callable[[list[str]], Any]
 
 
-def default_normalizer() -> Normalize:
+def default_normalizer() -> Normalizer:
     """memscore's :class:`~memscore.ngrams.Normalizer` with lowercasing, punctuation stripping and
     the English stopword list (the normalizer :func:`extract_pairs` uses by default)."""
-    from ..ngrams import Normalizer
+    from ..ngrams import Normalizer as _Normalizer
 
-    return Normalizer(lowercase=True, strip_punctuation=True, stopwords="english")  # type: ignore[no-any-return]
+    return _Normalizer(lowercase=True, strip_punctuation=True, stopwords="english")
 
 
 def to_examples(examples: Examples) -> list[tuple[str, str]]:
