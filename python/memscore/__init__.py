@@ -24,6 +24,15 @@ from .scores import (
 )
 from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
 from .store import RunStore
+from .ngrams import (
+    Corpus,
+    NgramStats,
+    Normalizer,
+    cooccurrence,
+    count_ngrams,
+    document_frequency,
+    ngram_stats,
+)
 
 __version__: str = _core.__version__
 
@@ -50,6 +59,7 @@ def cpu_info() -> dict[str, object]:
 
 
 __all__ = [
+    "Corpus",
     "CorpusError",
     "Disagreement",
     "disagreement",
@@ -58,6 +68,12 @@ __all__ = [
     "spearman",
     "trajectories",
     "KnnIndex",
+    "NgramStats",
+    "Normalizer",
+    "cooccurrence",
+    "count_ngrams",
+    "document_frequency",
+    "ngram_stats",
     "MembershipMetrics",
     "MemscoreError",
     "OutcomeStats",

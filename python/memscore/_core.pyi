@@ -81,3 +81,33 @@ class KnnIndexCore:
     def metric(self) -> str: ...
     @property
     def is_f16(self) -> bool: ...
+
+# ---------------------------------------------------------------- corpus n-grams (memscore.ngrams)
+
+from typing import Any
+
+__all__ += ["NormalizerCore", "english_stopword_list", "ngram_count_text", "ngram_count_tokens"]
+
+_NgramTuple = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], int, int, int]
+
+@final
+class NormalizerCore:
+    def __new__(cls, lowercase: bool, strip_punctuation: bool, stopwords: list[str]) -> NormalizerCore: ...
+    def normalize(self, text: str) -> list[str]: ...
+    def batch(self, texts: list[str]) -> list[list[str]]: ...
+    def stopwords(self) -> list[str]: ...
+
+def english_stopword_list() -> list[str]: ...
+def ngram_count_tokens(
+    shards: list[tuple[str, npt.NDArray[np.uint16] | npt.NDArray[np.uint32], npt.NDArray[np.uint64]]],
+    q_tokens: npt.NDArray[np.uint32],
+    q_starts: npt.NDArray[np.uint64],
+    pairs: npt.NDArray[np.uint64],
+) -> _NgramTuple: ...
+def ngram_count_text(
+    shards: list[tuple[str, Any, str]],
+    normalizer: NormalizerCore,
+    queries: list[list[str]],
+    pairs: npt.NDArray[np.uint64],
+    skip_errors: bool = False,
+) -> _NgramTuple: ...

@@ -15,6 +15,7 @@ pub mod bits;
 pub mod cpu;
 pub mod error;
 pub mod knn;
+pub mod ngram;
 pub mod runs;
 
 pub use error::{Error, Result};

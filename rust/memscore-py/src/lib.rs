@@ -4,6 +4,8 @@
 //! Python (`memscore.scores`) validates dtypes, shapes and finiteness and passes
 //! C-contiguous arrays; this layer still maps every core error to `ValueError`.
 
+mod ngram;
+
 use std::sync::{Arc, Mutex};
 
 mod knn;
@@ -44,7 +46,7 @@ fn build(threads: usize) -> PyResult<Pool> {
 
 /// memscore's pool. A forked child (torch DataLoader workers fork) inherits the
 /// parent's pool object but none of its threads, so a pid change rebuilds it.
-fn pool() -> PyResult<Arc<rayon::ThreadPool>> {
+pub(crate) fn pool() -> PyResult<Arc<rayon::ThreadPool>> {
     let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
     let stale = guard.as_ref().is_none_or(|p| p.pid != std::process::id());
     if stale {
@@ -313,6 +315,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(logit_confidence, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_info, m)?)?;
     knn::register(m)?;
+    ngram::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

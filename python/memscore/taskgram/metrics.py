@@ -1,0 +1,117 @@
+"""Distributional memorization and generalization (Wang et al. 2024).
+
+Given, per example, the task-gram log-probability log p_TG and the LM log-probability log p_LM:
+
+- **distributional memorization** = Spearman's rank correlation ρ(p_TG, p_LM): how closely the
+  LM's preferences follow the pretraining co-occurrence statistics;
+- **distributional generalization** = the Kendall-τ distance (1 − τ_b) / 2 between the two
+  rankings, in [0, 1]: the fraction of discordant example pairs (ties counted half).
+
+Both come with scipy's two-sided p-value for "no association" (for the distance, the p-value of
+τ itself). scipy is imported lazily: install it with ``pip install "memscore[taskgram]"`` (or
+``memscore[dev]``). Pairs where either value is NaN or infinite are left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import polars as pl
+
+__all__ = [
+    "Correlation",
+    "distributional_generalization",
+    "distributional_memorization",
+    "distributional_table",
+]
+
+
+class Correlation(NamedTuple):
+    """A statistic, its two-sided p-value and the number of (finite) examples it used."""
+
+    statistic: float
+    pvalue: float
+    n: int
+
+
+def _stats() -> Any:
+    try:
+        from scipy import stats
+    except ImportError as e:  # pragma: no cover - scipy is in the dev extra
+        raise ImportError(
+            'distributional metrics need scipy: pip install "memscore[taskgram]" (or pip install scipy)'
+        ) from e
+    return stats
+
+
+def _finite_pair(p_tg: Any, p_lm: Any) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(p_tg, dtype=np.float64)
+    b = np.asarray(p_lm, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"p_tg, p_lm: expected two 1-d arrays of equal length, got shapes {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    return a[keep], b[keep]
+
+
+def distributional_memorization(p_tg: Any, p_lm: Any) -> Correlation:
+    """Spearman ρ between task-gram and LM (log-)probabilities, with its p-value.
+
+    Ranks are invariant to the log, so probabilities or log-probabilities give the same ρ.
+    With fewer than 3 finite pairs, or a constant input, the result is NaN.
+    """
+    a, b = _finite_pair(p_tg, p_lm)
+    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return Correlation(float("nan"), float("nan"), int(a.size))
+    r = _stats().spearmanr(a, b)
+    return Correlation(float(r.statistic), float(r.pvalue), int(a.size))
+
+
+def distributional_generalization(p_tg: Any, p_lm: Any) -> Correlation:
+    """Kendall-τ distance (1 − τ_b) / 2 between task-gram and LM rankings, with τ's p-value.
+
+    0 = the LM orders examples exactly as the task-gram model does; 1 = exactly reversed;
+    about 1/2 = unrelated. NaN with fewer than 3 finite pairs or a constant input.
+    """
+    a, b = _finite_pair(p_tg, p_lm)
+    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return Correlation(float("nan"), float("nan"), int(a.size))
+    r = _stats().kendalltau(a, b)
+    return Correlation(float((1.0 - r.statistic) / 2.0), float(r.pvalue), int(a.size))
+
+
+def distributional_table(
+    scores: pl.DataFrame,
+    by: tuple[str, ...] | list[str] = ("task", "model"),
+    tg: str = "logp_tg",
+    lm: str = "logp_lm",
+) -> pl.DataFrame:
+    """One row per group of ``by`` (default per task and model): ``n_examples`` (finite pairs
+    used), ``memorization_rho``, ``memorization_p``, ``generalization_tau_dist``,
+    ``generalization_p``. ``scores`` has one row per example with columns ``tg`` and ``lm``."""
+    keys = list(by)
+    missing = [c for c in [*keys, tg, lm] if c not in scores.columns]
+    if missing:
+        raise ValueError(f"scores: missing columns {missing}, got {scores.columns}")
+    rows = []
+    for group_key, g in scores.group_by(keys, maintain_order=True):
+        mem = distributional_memorization(g[tg].to_numpy(), g[lm].to_numpy())
+        gen = distributional_generalization(g[tg].to_numpy(), g[lm].to_numpy())
+        rows.append(
+            {
+                **dict(zip(keys, group_key, strict=True)),
+                "n_examples": mem.n,
+                "memorization_rho": mem.statistic,
+                "memorization_p": mem.pvalue,
+                "generalization_tau_dist": gen.statistic,
+                "generalization_p": gen.pvalue,
+            }
+        )
+    schema = {k: scores.schema[k] for k in keys} | {
+        "n_examples": pl.Int64,
+        "memorization_rho": pl.Float64,
+        "memorization_p": pl.Float64,
+        "generalization_tau_dist": pl.Float64,
+        "generalization_p": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema)

@@ -1,0 +1,542 @@
+//! Corpus shards and the parallel counting driver.
+//!
+//! A corpus is a list of shards: in-memory token arrays (u16 / u32 with document start
+//! offsets), in-memory texts, jsonl files (one JSON object per line, the text in a named
+//! field) and text files (one document per file, paragraph or line). Files ending in `.gz`
+//! or `.zst` / `.zstd` are decompressed on the fly. Work units (a file, or a slice of the
+//! documents of an in-memory shard) go to the threads of the current rayon pool; each
+//! thread keeps its own [`Acc`], summed at the end, so memory does not grow with the corpus.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+use super::count::{Acc, Stats};
+use super::index::Index;
+use super::normalize::Normalizer;
+use super::{NgramError, NgramResult};
+
+/// How a text file is cut into documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// the whole file is one document
+    File,
+    /// runs of non-blank lines are documents; blank lines separate them
+    Paragraph,
+    /// every non-blank line is a document
+    Line,
+}
+
+/// One shard of a corpus.
+#[derive(Debug, Clone)]
+pub enum Shard<'a> {
+    Tokens16 { name: String, tokens: &'a [u16], offsets: &'a [u64] },
+    Tokens32 { name: String, tokens: &'a [u32], offsets: &'a [u64] },
+    Texts { texts: &'a [String] },
+    Jsonl { path: PathBuf, field: String },
+    TextFile { path: PathBuf, split: Split },
+}
+
+/// Something that turns text into tokens (the word normalizer, or a subword tokenizer).
+pub trait TextTokenizer: Sync {
+    /// Call `f` with each token of `text`; stopwords are NOT removed here (the vocabulary
+    /// marks them). An error message is reported against the document.
+    fn tokens(&self, text: &str, f: &mut dyn FnMut(&str)) -> Result<(), String>;
+}
+
+impl TextTokenizer for Normalizer {
+    fn tokens(&self, text: &str, f: &mut dyn FnMut(&str)) -> Result<(), String> {
+        let mut buf = String::new();
+        self.words_keep_stop(text, &mut buf, |w| f(w));
+        Ok(())
+    }
+}
+
+/// The id given to stopwords in a [`Vocab`]: dropped from the token stream, not a barrier.
+pub const STOP: u32 = u32::MAX - 1;
+
+/// Word -> token id, for the words of the queries (and stopwords, as [`STOP`]).
+#[derive(Debug, Clone, Default)]
+pub struct Vocab {
+    pub map: FxHashMap<Box<str>, u32>,
+}
+
+impl Vocab {
+    /// Id of `word`, adding it if new.
+    pub fn id(&mut self, word: &str) -> u32 {
+        if let Some(&id) = self.map.get(word) {
+            return id;
+        }
+        let id = self.map.len() as u32;
+        self.map.insert(word.into(), id);
+        id
+    }
+    pub fn add_stopwords<'s>(&mut self, words: impl IntoIterator<Item = &'s str>) {
+        for w in words {
+            self.map.entry(w.into()).or_insert(STOP);
+        }
+    }
+}
+
+/// Text settings of a count: the tokenizer, the vocabulary, and what to do with bad lines.
+pub struct TextCtx<'a> {
+    pub tokenizer: &'a dyn TextTokenizer,
+    pub vocab: &'a Vocab,
+    /// skip (and count) unparsable lines instead of failing
+    pub skip_errors: bool,
+}
+
+/// Reusable per-thread scratch space.
+#[derive(Default)]
+struct Scratch {
+    seg: Vec<u32>,
+    line: Vec<u8>,
+}
+
+fn text_doc(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, text: &str) -> Result<(), String> {
+    acc.begin_doc();
+    sc.seg.clear();
+    let vocab = &ctx.vocab.map;
+    let mut ntok = 0u64;
+    let seg = &mut sc.seg;
+    let res = {
+        let acc_ref = &mut *acc;
+        ctx.tokenizer.tokens(text, &mut |w: &str| match vocab.get(w) {
+            Some(&STOP) => {}
+            Some(&id) => {
+                ntok += 1;
+                seg.push(id);
+            }
+            None => {
+                ntok += 1;
+                if !seg.is_empty() {
+                    acc_ref.scan(ix, seg);
+                    seg.clear();
+                }
+            }
+        })
+    };
+    if !sc.seg.is_empty() {
+        acc.scan(ix, &sc.seg);
+        sc.seg.clear();
+    }
+    acc.n_tokens += ntok;
+    acc.end_doc(ix);
+    res
+}
+
+fn token_docs<T: Copy + Into<u32>>(acc: &mut Acc, ix: &Index, tokens: &[T], offsets: &[u64], docs: (usize, usize)) {
+    for d in docs.0..docs.1 {
+        let a = offsets[d] as usize;
+        let b = if d + 1 < offsets.len() { offsets[d + 1] as usize } else { tokens.len() };
+        acc.begin_doc();
+        acc.scan(ix, &tokens[a..b]);
+        acc.n_tokens += (b - a) as u64;
+        acc.end_doc(ix);
+    }
+}
+
+/// Check document offsets of a token shard: start at 0, non-decreasing, within the tokens.
+pub fn check_offsets(name: &str, n_tokens: usize, offsets: &[u64]) -> NgramResult<()> {
+    if offsets.is_empty() {
+        if n_tokens > 0 {
+            return Err(NgramError::corpus(name, 0, format!("{n_tokens} tokens but no document offsets")));
+        }
+        return Ok(());
+    }
+    if offsets[0] != 0 {
+        return Err(NgramError::corpus(name, 0, format!("document offsets must start at 0, got {}", offsets[0])));
+    }
+    for (d, w) in offsets.windows(2).enumerate() {
+        if w[1] < w[0] {
+            return Err(NgramError::corpus(
+                name,
+                0,
+                format!("document offsets must not decrease: offset[{}] = {} < offset[{d}] = {}", d + 1, w[1], w[0]),
+            ));
+        }
+    }
+    let last = *offsets.last().unwrap_or(&0);
+    if last > n_tokens as u64 {
+        return Err(NgramError::corpus(
+            name,
+            0,
+            format!("document offset {last} is past the end of the {n_tokens} tokens"),
+        ));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ files
+
+fn open(path: &Path) -> NgramResult<Box<dyn BufRead + Send>> {
+    let name = path.display().to_string();
+    let f = File::open(path).map_err(|e| NgramError::corpus(&name, 0, format!("cannot open: {e}")))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    const CAP: usize = 1 << 20;
+    Ok(match ext.as_str() {
+        "gz" | "gzip" => Box::new(BufReader::with_capacity(
+            CAP,
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(CAP, f)),
+        )),
+        "zst" | "zstd" => {
+            let d = zstd::stream::read::Decoder::new(f)
+                .map_err(|e| NgramError::corpus(&name, 0, format!("cannot start zstd decoding: {e}")))?;
+            Box::new(BufReader::with_capacity(CAP, d))
+        }
+        _ => Box::new(BufReader::with_capacity(CAP, f)),
+    })
+}
+
+/// Borrowed-when-possible JSON string.
+struct CowStr<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Pulls one string field out of a JSON object, skipping the rest without building it.
+struct FieldSeed<'f> {
+    field: &'f str,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Option<Cow<'de, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(k) = map.next_key::<CowStr<'de>>()? {
+            if found.is_none() && k.0 == self.field {
+                found = Some(map.next_value::<CowStr<'de>>()?.0);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The text field of one jsonl line, or a message saying what is wrong with it.
+pub fn json_field<'l>(line: &'l [u8], field: &str) -> Result<Cow<'l, str>, String> {
+    let s = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    let mut de = serde_json::Deserializer::from_str(s);
+    let v = (FieldSeed { field })
+        .deserialize(&mut de)
+        .map_err(|e| format!("invalid JSON ({e}) or field {field:?} not a string"))?;
+    de.end().map_err(|e| format!("invalid JSON: trailing characters ({e})"))?;
+    v.ok_or_else(|| format!("no field {field:?} in this JSON object"))
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| b.is_ascii_whitespace())
+}
+
+/// Read a line (with its newline) into `buf`; false at end of file.
+fn next_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, name: &str, lineno: u64) -> NgramResult<bool> {
+    buf.clear();
+    match r.read_until(b'\n', buf) {
+        Ok(0) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) => Err(NgramError::corpus(name, lineno, format!("read error: {e}"))),
+    }
+}
+
+fn bad_line(acc: &mut Acc, ctx: &TextCtx<'_>, name: &str, lineno: u64, msg: String) -> NgramResult<()> {
+    if ctx.skip_errors {
+        acc.n_skipped += 1;
+        Ok(())
+    } else {
+        Err(NgramError::corpus(name, lineno, msg))
+    }
+}
+
+fn jsonl_file(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, path: &Path, field: &str, stop: &AtomicBool) -> NgramResult<()> {
+    let name = path.display().to_string();
+    let mut r = open(path)?;
+    let mut line = std::mem::take(&mut sc.line);
+    let mut lineno = 0u64;
+    let res = (|| {
+        while next_line(&mut *r, &mut line, &name, lineno + 1)? {
+            lineno += 1;
+            if lineno % 4096 == 0 && stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if is_blank(&line) {
+                continue;
+            }
+            match json_field(&line, field) {
+                Ok(text) => {
+                    if let Err(m) = text_doc(acc, ix, ctx, sc, &text) {
+                        bad_line(acc, ctx, &name, lineno, m)?;
+                    }
+                }
+                Err(m) => bad_line(acc, ctx, &name, lineno, m)?,
+            }
+        }
+        Ok(())
+    })();
+    sc.line = line;
+    res
+}
+
+fn utf8_line<'l>(line: &'l [u8]) -> Result<&'l str, String> {
+    std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+}
+
+fn text_file(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, path: &Path, split: Split) -> NgramResult<()> {
+    let name = path.display().to_string();
+    let mut r = open(path)?;
+    match split {
+        Split::File => {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).map_err(|e| NgramError::corpus(&name, 0, format!("read error: {e}")))?;
+            match std::str::from_utf8(&all) {
+                Ok(text) => text_doc(acc, ix, ctx, sc, text).or_else(|m| bad_line(acc, ctx, &name, 0, m)),
+                Err(e) => {
+                    let at = e.valid_up_to();
+                    let lineno = all[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+                    bad_line(acc, ctx, &name, lineno, "invalid UTF-8".into())
+                }
+            }
+        }
+        Split::Line | Split::Paragraph => {
+            let mut line = Vec::new();
+            let mut para = String::new();
+            let mut lineno = 0u64;
+            let mut bad_para = false;
+            while next_line(&mut *r, &mut line, &name, lineno + 1)? {
+                lineno += 1;
+                let blank = is_blank(&line);
+                if split == Split::Line {
+                    if blank {
+                        continue;
+                    }
+                    match utf8_line(&line) {
+                        Ok(t) => text_doc(acc, ix, ctx, sc, t).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?,
+                        Err(m) => bad_line(acc, ctx, &name, lineno, m)?,
+                    }
+                } else if blank {
+                    if !para.is_empty() && !bad_para {
+                        text_doc(acc, ix, ctx, sc, &para).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
+                    }
+                    para.clear();
+                    bad_para = false;
+                } else {
+                    match utf8_line(&line) {
+                        Ok(t) => para.push_str(t),
+                        Err(m) => {
+                            bad_line(acc, ctx, &name, lineno, m)?;
+                            bad_para = true;
+                        }
+                    }
+                }
+            }
+            if split == Split::Paragraph && !para.is_empty() && !bad_para {
+                text_doc(acc, ix, ctx, sc, &para).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+// ------------------------------------------------------------------ driver
+
+/// A piece of work: shard `shard`, documents `lo..hi` for in-memory shards.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    shard: usize,
+    lo: usize,
+    hi: usize,
+}
+
+/// Tokens per work unit of an in-memory token shard, texts per unit of an in-memory text shard.
+const TOKENS_PER_UNIT: usize = 1 << 22;
+const TEXTS_PER_UNIT: usize = 2048;
+
+fn units(shards: &[Shard<'_>]) -> Vec<Unit> {
+    let mut out = Vec::new();
+    for (s, sh) in shards.iter().enumerate() {
+        let mut token_units = |n_tokens: usize, offsets: &[u64]| {
+            let nd = offsets.len();
+            let mut lo = 0;
+            while lo < nd {
+                let start = offsets[lo] as usize;
+                let target = start.saturating_add(TOKENS_PER_UNIT).min(n_tokens);
+                // first document starting at or after target
+                let hi = (lo + 1 + offsets[lo + 1..].partition_point(|&o| (o as usize) < target)).min(nd);
+                out.push(Unit { shard: s, lo, hi });
+                lo = hi;
+            }
+        };
+        match sh {
+            Shard::Tokens16 { tokens, offsets, .. } => token_units(tokens.len(), offsets),
+            Shard::Tokens32 { tokens, offsets, .. } => token_units(tokens.len(), offsets),
+            Shard::Texts { texts } => {
+                let mut lo = 0;
+                while lo < texts.len() {
+                    let hi = (lo + TEXTS_PER_UNIT).min(texts.len());
+                    out.push(Unit { shard: s, lo, hi });
+                    lo = hi;
+                }
+            }
+            Shard::Jsonl { .. } | Shard::TextFile { .. } => out.push(Unit { shard: s, lo: 0, hi: 0 }),
+        }
+    }
+    out
+}
+
+fn process(acc: &mut Acc, ix: &Index, text: Option<&TextCtx<'_>>, sc: &mut Scratch, sh: &Shard<'_>, u: Unit, stop: &AtomicBool) -> NgramResult<()> {
+    let need_text = || text.ok_or_else(|| NgramError::Invalid("a text shard needs text settings".into()));
+    match sh {
+        Shard::Tokens16 { tokens, offsets, .. } => token_docs(acc, ix, tokens, offsets, (u.lo, u.hi)),
+        Shard::Tokens32 { tokens, offsets, .. } => token_docs(acc, ix, tokens, offsets, (u.lo, u.hi)),
+        Shard::Texts { texts } => {
+            let ctx = need_text()?;
+            for (i, t) in texts[u.lo..u.hi].iter().enumerate() {
+                if let Err(m) = text_doc(acc, ix, ctx, sc, t) {
+                    bad_line(acc, ctx, "<texts>", (u.lo + i + 1) as u64, m)?;
+                }
+            }
+        }
+        Shard::Jsonl { path, field } => jsonl_file(acc, ix, need_text()?, sc, path, field, stop)?,
+        Shard::TextFile { path, split } => text_file(acc, ix, need_text()?, sc, path, *split)?,
+    }
+    Ok(())
+}
+
+/// Count every n-gram of `ix` over all `shards`, in parallel on the current rayon pool.
+pub fn count(shards: &[Shard<'_>], ix: &Index, text: Option<&TextCtx<'_>>) -> NgramResult<Stats> {
+    for sh in shards {
+        match sh {
+            Shard::Tokens16 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
+            Shard::Tokens32 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
+            _ => {}
+        }
+    }
+    let work = units(shards);
+    let threads = rayon::current_num_threads().min(work.len()).max(1);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Vec<NgramResult<Acc>> = (0..threads)
+        .into_par_iter()
+        .map(|_| {
+            let mut acc = Acc::new(ix);
+            let mut sc = Scratch::default();
+            loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= work.len() {
+                    break;
+                }
+                let u = work[k];
+                if let Err(e) = process(&mut acc, ix, text, &mut sc, &shards[u.shard], u, &stop) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            Ok(acc)
+        })
+        .collect();
+    let mut total: Option<Acc> = None;
+    for r in results {
+        let a = r?;
+        match &mut total {
+            None => total = Some(a),
+            Some(t) => t.merge(&a),
+        }
+    }
+    let total = total.unwrap_or_else(|| Acc::new(ix));
+    Ok(Stats::from_acc(ix, &total))
+}
+
+/// Build the vocabulary and the token-id n-grams of text queries: each query is already
+/// split into tokens by the caller's normalizer. Returns (flat ids, offsets).
+pub fn text_queries(vocab: &mut Vocab, queries: &[Vec<String>]) -> NgramResult<(Vec<u32>, Vec<u64>)> {
+    let mut ids = Vec::new();
+    let mut starts = vec![0u64];
+    for (k, q) in queries.iter().enumerate() {
+        if q.is_empty() {
+            return Err(NgramError::Invalid(format!("query {k}: normalizes to zero tokens")));
+        }
+        for w in q {
+            ids.push(vocab.id(w));
+        }
+        starts.push(ids.len() as u64);
+    }
+    Ok((ids, starts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_field_cases() {
+        assert_eq!(json_field(br#"{"a": [1, {"x": "}"}], "text": "h\u00e9 \"q\""}"#, "text").unwrap(), "hé \"q\"");
+        assert!(json_field(br#"{"text": 3}"#, "text").is_err());
+        assert!(json_field(br#"{"other": "x"}"#, "text").unwrap_err().contains("no field"));
+        assert!(json_field(br#"{"text": "x"} x"#, "text").is_err());
+        assert!(json_field(b"{\"text\": \"\xff\"}", "text").unwrap_err().contains("UTF-8"));
+        assert!(json_field(br#"[1]"#, "text").is_err());
+    }
+
+    #[test]
+    fn tokens_edges_and_pairs() {
+        // queries: [1], [1,2], [2,3], [9]
+        let ix = Index::build(&[1, 1, 2, 2, 3, 9], &[0, 1, 3, 5, 6], &[(0, 2), (1, 3), (0, 0)]).unwrap();
+        let toks: Vec<u16> = vec![1, 2, 3, 1, /* doc 2 */ 2, 3, 1, 2];
+        let offs = vec![0u64, 4, 4];
+        let sh = [Shard::Tokens16 { name: "t".into(), tokens: &toks, offsets: &offs }];
+        let s = count(&sh, &ix, None).unwrap();
+        assert_eq!(s.counts, vec![3, 2, 2, 0]);
+        assert_eq!(s.doc_freq, vec![2, 2, 2, 0]);
+        assert_eq!(s.cooccurrence, vec![2, 0, 2]);
+        assert_eq!((s.n_documents, s.n_tokens), (3, 8));
+    }
+
+    #[test]
+    fn bad_offsets() {
+        let toks: Vec<u32> = vec![1, 2];
+        for offs in [vec![1u64], vec![0, 3], vec![0, 2, 1]] {
+            let sh = [Shard::Tokens32 { name: "t".into(), tokens: &toks, offsets: &offs }];
+            let ix = Index::build(&[1], &[0, 1], &[]).unwrap();
+            assert!(matches!(count(&sh, &ix, None), Err(NgramError::Corpus { .. })));
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Bindings of the corpus n-gram engine (`memscore_core::ngram`). Python
+//! (`memscore.ngrams`) checks arguments and builds the query lists; this layer turns numpy
+//! arrays into slices, releases the GIL, and maps `NgramError::Corpus` to
+//! `memscore.CorpusError`, `NgramError::Invalid` to `ValueError`.
+
+use std::path::PathBuf;
+
+use memscore_core::ngram::count::Stats;
+use memscore_core::ngram::index::Index;
+use memscore_core::ngram::normalize::{english_stopwords, Normalizer};
+use memscore_core::ngram::source::{self, Shard, Split, TextCtx, Vocab};
+use memscore_core::ngram::{NgramError, NgramResult};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+fn to_py(py: Python<'_>, e: NgramError) -> PyErr {
+    match e {
+        NgramError::Invalid(m) => PyValueError::new_err(m),
+        e @ NgramError::Corpus { .. } => {
+            let msg = e.to_string();
+            match py.import("memscore.errors").and_then(|m| m.getattr("CorpusError")).and_then(|c| c.call1((msg,))) {
+                Ok(v) => PyErr::from_value(v),
+                Err(err) => err,
+            }
+        }
+    }
+}
+
+fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> NgramResult<T> + Send) -> PyResult<T> {
+    let pool = crate::pool()?;
+    py.detach(|| pool.install(f)).map_err(|e| to_py(py, e))
+}
+
+/// The word normalizer (lowercase, strip punctuation and symbols, stopwords).
+#[pyclass(module = "memscore._core", name = "NormalizerCore", frozen)]
+pub struct NormalizerCore {
+    inner: Normalizer,
+}
+
+#[pymethods]
+impl NormalizerCore {
+    #[new]
+    #[pyo3(signature = (lowercase, strip_punctuation, stopwords))]
+    fn new(lowercase: bool, strip_punctuation: bool, stopwords: Vec<String>) -> Self {
+        NormalizerCore { inner: Normalizer::new(lowercase, strip_punctuation, stopwords) }
+    }
+
+    /// Normalized tokens of one text.
+    fn normalize(&self, text: &str) -> Vec<String> {
+        self.inner.normalize(text)
+    }
+
+    /// Normalized tokens of many texts (GIL released, in parallel).
+    fn batch(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<String>>> {
+        use rayon::prelude::*;
+        let n = &self.inner;
+        run(py, || Ok(texts.par_iter().map(|t| n.normalize(t)).collect()))
+    }
+
+    /// The stopwords, normalized.
+    fn stopwords(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.stopwords.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+}
+
+/// The English stopword list shipped with memscore.
+#[pyfunction]
+fn english_stopword_list() -> Vec<&'static str> {
+    english_stopwords()
+}
+
+type StatsTuple<'py> = (
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+    u64,
+    u64,
+    u64,
+);
+
+fn stats_tuple(py: Python<'_>, s: Stats) -> StatsTuple<'_> {
+    (
+        s.counts.into_pyarray(py),
+        s.doc_freq.into_pyarray(py),
+        s.cooccurrence.into_pyarray(py),
+        s.n_documents,
+        s.n_tokens,
+        s.n_skipped,
+    )
+}
+
+fn pair_list(pairs: &PyReadonlyArray2<'_, u64>) -> PyResult<Vec<(u64, u64)>> {
+    if pairs.shape()[1] != 2 {
+        return Err(PyValueError::new_err("pairs must have shape (P, 2)"));
+    }
+    let s = pairs.as_slice().map_err(|_| PyValueError::new_err("pairs must be C-contiguous"))?;
+    Ok(s.chunks_exact(2).map(|c| (c[0], c[1])).collect())
+}
+
+fn slice1<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
+}
+
+enum TokArr<'py> {
+    U16(PyReadonlyArray1<'py, u16>),
+    U32(PyReadonlyArray1<'py, u32>),
+}
+
+/// Count query n-grams (flat u32 ids + u64 starts) and pairs ((P, 2) u64 indices into the
+/// n-grams) over token shards `[(name, tokens u16|u32, doc offsets u64), ...]`.
+/// Returns (counts, doc_freq, cooccurrence, n_documents, n_tokens, n_skipped).
+#[pyfunction]
+fn ngram_count_tokens<'py>(
+    py: Python<'py>,
+    shards: Vec<(String, Bound<'py, PyAny>, PyReadonlyArray1<'py, u64>)>,
+    q_tokens: PyReadonlyArray1<'py, u32>,
+    q_starts: PyReadonlyArray1<'py, u64>,
+    pairs: PyReadonlyArray2<'py, u64>,
+) -> PyResult<StatsTuple<'py>> {
+    let mut arrays = Vec::with_capacity(shards.len());
+    for (name, tok, offs) in shards {
+        let t = if let Ok(a) = tok.extract::<PyReadonlyArray1<'py, u16>>() {
+            TokArr::U16(a)
+        } else if let Ok(a) = tok.extract::<PyReadonlyArray1<'py, u32>>() {
+            TokArr::U32(a)
+        } else {
+            return Err(PyValueError::new_err(format!("{name}: tokens must be a 1-D uint16 or uint32 array")));
+        };
+        arrays.push((name, t, offs));
+    }
+    let mut sh = Vec::with_capacity(arrays.len());
+    for (name, t, offs) in &arrays {
+        let offsets = slice1(offs, "doc_offsets")?;
+        sh.push(match t {
+            TokArr::U16(a) => Shard::Tokens16 { name: name.clone(), tokens: slice1(a, "tokens")?, offsets },
+            TokArr::U32(a) => Shard::Tokens32 { name: name.clone(), tokens: slice1(a, "tokens")?, offsets },
+        });
+    }
+    let (qt, qs) = (slice1(&q_tokens, "query tokens")?, slice1(&q_starts, "query offsets")?);
+    let pl = pair_list(&pairs)?;
+    let stats = run(py, || {
+        let ix = Index::build(qt, qs, &pl)?;
+        source::count(&sh, &ix, None)
+    })?;
+    Ok(stats_tuple(py, stats))
+}
+
+/// Count text queries (already normalized: a list of token lists) and pairs over text
+/// shards `[(kind, payload, option), ...]`: ("jsonl", path, field), ("text", path,
+/// "file"|"paragraph"|"line"), ("texts", list[str], "").
+#[pyfunction]
+#[pyo3(signature = (shards, normalizer, queries, pairs, skip_errors=false))]
+fn ngram_count_text<'py>(
+    py: Python<'py>,
+    shards: Vec<(String, Bound<'py, PyAny>, String)>,
+    normalizer: PyRef<'py, NormalizerCore>,
+    queries: Vec<Vec<String>>,
+    pairs: PyReadonlyArray2<'py, u64>,
+    skip_errors: bool,
+) -> PyResult<StatsTuple<'py>> {
+    enum Spec {
+        Texts(Vec<String>),
+        Jsonl(PathBuf, String),
+        Text(PathBuf, Split),
+    }
+    let mut specs = Vec::with_capacity(shards.len());
+    for (kind, payload, opt) in shards {
+        specs.push(match kind.as_str() {
+            "texts" => Spec::Texts(payload.extract()?),
+            "jsonl" => Spec::Jsonl(payload.extract()?, opt),
+            "text" => Spec::Text(
+                payload.extract()?,
+                match opt.as_str() {
+                    "file" => Split::File,
+                    "paragraph" => Split::Paragraph,
+                    "line" => Split::Line,
+                    o => return Err(PyValueError::new_err(format!("split: expected file, paragraph or line, got {o:?}"))),
+                },
+            ),
+            k => return Err(PyValueError::new_err(format!("unknown shard kind {k:?}"))),
+        });
+    }
+    let sh: Vec<Shard<'_>> = specs
+        .iter()
+        .map(|s| match s {
+            Spec::Texts(t) => Shard::Texts { texts: t },
+            Spec::Jsonl(p, f) => Shard::Jsonl { path: p.clone(), field: f.clone() },
+            Spec::Text(p, sp) => Shard::TextFile { path: p.clone(), split: *sp },
+        })
+        .collect();
+    let pl = pair_list(&pairs)?;
+    let norm = &normalizer.inner;
+    let stats = run(py, || {
+        let mut vocab = Vocab::default();
+        let (ids, starts) = source::text_queries(&mut vocab, &queries)?;
+        vocab.add_stopwords(norm.stopwords.iter().map(|s| &**s));
+        let ix = Index::build(&ids, &starts, &pl)?;
+        let ctx = TextCtx { tokenizer: norm, vocab: &vocab, skip_errors };
+        source::count(&sh, &ix, Some(&ctx))
+    })?;
+    Ok(stats_tuple(py, stats))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NormalizerCore>()?;
+    m.add_function(wrap_pyfunction!(english_stopword_list, m)?)?;
+    m.add_function(wrap_pyfunction!(ngram_count_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(ngram_count_text, m)?)?;
+    Ok(())
+}
