@@ -230,6 +230,12 @@ if typer is not None:
             typer.echo(line)
         typer.echo(f"report: {page}")
         typer.echo(f"wall time: {summary['wall_time_s']:.0f} s (training {t_train:.0f} s)")
+    # The engines' own command groups (their heavy imports happen inside their commands).
+    from .ngrams_cli import app as _ngrams_app
+    from .taskgram.cli import app as _taskgram_app
+
+    app.add_typer(_ngrams_app, name="ngrams", help="Count n-grams, document frequencies and co-occurrences over corpus shards.")
+    app.add_typer(_taskgram_app, name="taskgram", help="Task-gram LM vs trained LMs: distributional memorization and generalization.")
 else:  # pragma: no cover
     app = None
 
