@@ -266,6 +266,7 @@ def _plot_trajectories(traj: pl.DataFrame, sizes: list[Any], path: Path) -> None
     counts = traj.group_by("trajectory").len().sort("len", descending=True)
     a1.bar([str(k) for k in counts["trajectory"].to_list()], counts["len"].to_numpy(), color="tab:blue")
     a1.set_ylabel("training examples")
+    a1.tick_params(axis="x", labelrotation=30)
     a1.set_title("Memorization trajectory across model sizes")
     cols = [c for c in traj.columns if c.startswith("mem_")]
     for kind, color in (("increasing", "tab:red"), ("decreasing", "tab:green"), ("cap", "tab:orange")):
