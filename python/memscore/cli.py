@@ -84,7 +84,11 @@ def run_training(
         raise ValueError(f"dataset: expected one of {sorted(PRESETS)}, got {dataset!r}")
     preset = dict(PRESETS[dataset])
     data_spec = {**preset.pop("data"), **(data_overrides or {})}
-    preset.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "epochs" in given and "snapshot_epochs" not in given:
+        # the preset's snapshots, cut to the epochs asked for (and the last epoch kept)
+        preset["snapshot_epochs"] = sorted({e for e in preset["snapshot_epochs"] if e <= given["epochs"]} | {given["epochs"]})
+    preset.update(given)
     widths = widths or [int(preset["width"])]
     task = _load_dataset(dataset, data_spec)
     plan = SubsetPlan(task.n_train, runs, keep=keep, seed=seed)
@@ -245,7 +249,14 @@ def main() -> None:
     if typer is None:  # pragma: no cover - depends on the environment
         sys.stderr.write("the memscore command needs typer and rich: pip install 'memscore[cli]'\n")
         raise SystemExit(2)
-    app()
+    from .errors import MemscoreError
+
+    try:
+        app()
+    except (MemscoreError, ValueError, TypeError, ImportError, FileNotFoundError) as exc:
+        # Bad input and missing extras are the user's to fix: a message, not a traceback.
+        sys.stderr.write(f"memscore: error: {exc}\n")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

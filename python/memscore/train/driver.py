@@ -559,21 +559,26 @@ def _train_group(
         snapshot()
     for epoch in range(1, cfg.epochs + 1):
         batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs)]
-        if len({len(b) for b in batches}) != 1:  # pragma: no cover - train_runs groups by step count
+        n_steps = len(batches[0])
+        if any(len(b) != n_steps for b in batches):  # pragma: no cover - train_runs groups by step count
             raise AssertionError("ensemble members must take the same number of steps per epoch")
-        for t in range(len(batches[0])):
-            idx = np.zeros((E, cfg.batch_size), dtype=np.int64)
-            w = np.zeros((E, cfg.batch_size), dtype=np.float32)
-            for e, b in enumerate(batches):
-                idx[e, : b[t].size] = b[t]
-                w[e, : b[t].size] = 1.0
-            idx_t = torch.from_numpy(idx).to(dev)
-            w_t = torch.from_numpy(w).to(dev)
-            logits = ens.vm_batch(ens.params, ens.buffers, x_tr[idx_t])
-            per = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y_tr[idx_t].flatten(), reduction="none").view(E, -1)
-            # Each member's loss is the mean over its real batch (a smaller last batch is
-            # padded with weight 0).
-            loss = ((per * w_t).sum(1) / w_t.sum(1)).sum()
+        # The epoch's schedule as (steps, E, batch) index and weight tensors, built once:
+        # a smaller last batch is padded with index 0 and weight 0.
+        idx = np.zeros((n_steps, E, cfg.batch_size), dtype=np.int64)
+        w = np.zeros((n_steps, E, cfg.batch_size), dtype=np.float32)
+        for e, b in enumerate(batches):
+            flat = np.zeros(n_steps * cfg.batch_size, dtype=np.int64)
+            got = np.concatenate(b)
+            flat[: got.size] = got
+            idx[:, e] = flat.reshape(n_steps, cfg.batch_size)
+            w[:, e] = (np.arange(flat.size) < got.size).reshape(n_steps, cfg.batch_size)
+        idx_t, w_t = torch.from_numpy(idx).to(dev), torch.from_numpy(w).to(dev)
+        for t in range(n_steps):
+            it, wt = idx_t[t], w_t[t]
+            logits = ens.vm_batch(ens.params, ens.buffers, x_tr[it])
+            per = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y_tr[it].flatten(), reduction="none").view(E, -1)
+            # Each member's loss is the mean over its real batch.
+            loss = ((per * wt).sum(1) / wt.sum(1)).sum()
             ens.step(torch.autograd.grad(loss, ens.params))
         bar.advance(E / cfg.epochs)
         if epoch in cfg.snapshot_epochs:
