@@ -156,7 +156,9 @@ def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def modular() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Modular addition mod 97 (issue 3's dataset), clean labels, half the pairs for training."""
-    d = memscore.datasets.modular_arithmetic(p=97, op="add", train_fraction=0.5, corrupt=0.0, seed=0)
+    from memscore.datasets import modular_arithmetic
+
+    d = modular_arithmetic(p=97, op="add", train_fraction=0.5, corrupt=0.0, seed=0)
     return d.x_train, d.y_train, d.x_test, d.y_test
 
 
