@@ -434,9 +434,9 @@ class NgramStats:
             if p.counts.shape != first.counts.shape or p.cooccurrence.shape != first.cooccurrence.shape:
                 raise ValueError(f"NgramStats.merge: part {k} has other array shapes than part 0")
         return cls(
-            counts=np.sum([p.counts for p in parts], axis=0, dtype=np.int64).reshape(first.counts.shape),
-            doc_freq=np.sum([p.doc_freq for p in parts], axis=0, dtype=np.int64).reshape(first.doc_freq.shape),
-            cooccurrence=np.sum([p.cooccurrence for p in parts], axis=0, dtype=np.int64).reshape(first.cooccurrence.shape),
+            counts=np.asarray(np.sum([p.counts for p in parts], axis=0, dtype=np.int64)).reshape(first.counts.shape),
+            doc_freq=np.asarray(np.sum([p.doc_freq for p in parts], axis=0, dtype=np.int64)).reshape(first.doc_freq.shape),
+            cooccurrence=np.asarray(np.sum([p.cooccurrence for p in parts], axis=0, dtype=np.int64)).reshape(first.cooccurrence.shape),
             n_documents=sum(p.n_documents for p in parts),
             n_tokens=sum(p.n_tokens for p in parts),
             n_skipped=sum(p.n_skipped for p in parts),
@@ -497,8 +497,8 @@ class NgramStats:
         import polars as pl
 
         try:
-            meta = pl.read_parquet_metadata(path)
-            df = pl.read_parquet(path)
+            meta = pl.read_parquet_metadata(os.fspath(path))
+            df = pl.read_parquet(os.fspath(path))
         except Exception as exc:
             raise CorpusError(f"{path}: cannot read partial n-gram result: {exc}") from exc
         if meta.get("memscore.ngrams.format") != "1":
@@ -744,6 +744,7 @@ def _tuple_stats(t: tuple[Any, ...], key: str, shards: list[str], q: int) -> Ngr
 def _count_shards(corpus: Corpus, shards: list[_Shard], prep: _Prepared) -> NgramStats:
     names = [s.name for s in shards]
     if corpus.kind == "tokens":
+        assert prep.flat is not None and prep.starts is not None
         arg = [(s.name, s.payload[0], s.payload[1]) for s in shards]
         t = _core.ngram_count_tokens(arg, prep.flat, prep.starts, prep.pair_idx)
     elif prep.text is not None:
@@ -758,7 +759,7 @@ def _count_shards(corpus: Corpus, shards: list[_Shard], prep: _Prepared) -> Ngra
             batch: list[str] = []
 
             def flush(batch: list[str]) -> NgramStats:
-                assert corpus.normalizer is not None
+                assert corpus.normalizer is not None and prep.flat is not None and prep.starts is not None
                 ids = corpus.normalizer._ids(batch)
                 lens = np.array([len(x) for x in ids], dtype=np.uint64)
                 offs = np.zeros(len(ids), dtype=np.uint64)

@@ -84,6 +84,9 @@ def stats(
     """All three at once, by a single pass over the documents with dictionaries (the
     benchmark baseline: every n-gram of every document up to the longest query)."""
     qset = {tuple(q) for q in queries} | {tuple(a) for a, _ in pairs} | {tuple(b) for _, b in pairs}
+    pairs_by_first: dict[tuple[Hashable, ...], list[tuple[int, tuple[Hashable, ...]]]] = {}
+    for k, (a, b) in enumerate(pairs):
+        pairs_by_first.setdefault(tuple(a), []).append((k, tuple(b)))
     max_n = max((len(q) for q in qset), default=0)
     counts: dict[tuple[Hashable, ...], int] = {}
     df: dict[tuple[Hashable, ...], int] = {}
@@ -100,9 +103,10 @@ def stats(
                     seen.add(g)
         for g in seen:
             df[g] = df.get(g, 0) + 1
-        for k, (a, b) in enumerate(pairs):
-            if tuple(a) in seen and tuple(b) in seen:
-                co[k] += 1
+        for a in seen:
+            for k, b in pairs_by_first.get(a, ()):
+                if b in seen:
+                    co[k] += 1
     return {
         "counts": [counts.get(tuple(q), 0) for q in queries],
         "doc_freq": [df.get(tuple(q), 0) for q in queries],

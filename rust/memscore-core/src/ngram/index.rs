@@ -19,11 +19,69 @@ fn key(node: u32, token: u32) -> u64 {
     ((node as u64) << 32) | token as u64
 }
 
+/// Frozen edge map: open addressing, linear probing, load factor <= 1/2, one 16-byte slot
+/// per probe (key and child together). Keys are `(node << 32) | token` with node < 2^32 - 1,
+/// so `u64::MAX` never is a key and marks empty slots.
+#[derive(Debug, Clone, Default)]
+struct EdgeTable {
+    slots: Vec<Slot>,
+    shift: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(16))]
+struct Slot {
+    key: u64,
+    child: u32,
+}
+
+const EMPTY: u64 = u64::MAX;
+
+impl EdgeTable {
+    fn from_map(map: &FxHashMap<u64, u32>) -> EdgeTable {
+        let cap = (map.len().max(4) * 2).next_power_of_two();
+        let mut slots = vec![Slot { key: EMPTY, child: NONE }; cap];
+        let shift = 64 - cap.trailing_zeros();
+        let mask = cap - 1;
+        for (&k, &v) in map {
+            let mut i = Self::home(k, shift);
+            while slots[i].key != EMPTY {
+                i = (i + 1) & mask;
+            }
+            slots[i] = Slot { key: k, child: v };
+        }
+        EdgeTable { slots, shift }
+    }
+
+    #[inline]
+    fn home(k: u64, shift: u32) -> usize {
+        (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+    }
+
+    #[inline]
+    fn get(&self, k: u64) -> u32 {
+        let mask = self.slots.len() - 1;
+        let mut i = Self::home(k, self.shift);
+        loop {
+            // SAFETY-free: i is always masked into range
+            let s = self.slots[i & mask];
+            if s.key == k {
+                return s.child;
+            }
+            if s.key == EMPTY {
+                return NONE;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Index {
     root_dense: Vec<u32>,
     sparse_root: bool,
     edges: FxHashMap<u64, u32>,
+    table: EdgeTable,
     has_children: Vec<bool>,
     terminal: Vec<u32>,
     /// input n-gram -> unique id
@@ -61,6 +119,7 @@ impl Index {
             root_dense: vec![NONE; dense_len],
             sparse_root: max_tok >= DENSE_ROOT_MAX,
             edges: FxHashMap::default(),
+            table: EdgeTable::default(),
             has_children: vec![false],
             terminal: vec![NONE],
             ngram_unique: Vec::with_capacity(n_ngrams),
@@ -91,6 +150,8 @@ impl Index {
             }
             ix.ngram_unique.push(*term);
         }
+        ix.table = EdgeTable::from_map(&ix.edges);
+        ix.edges = FxHashMap::default();
         ix.unique_len = vec![0; ix.n_unique];
         for k in 0..n_ngrams {
             ix.unique_len[ix.ngram_unique[k] as usize] = (starts[k + 1] - starts[k]) as u32;
@@ -128,25 +189,25 @@ impl Index {
 
     #[inline]
     fn child_any(&self, node: u32, t: u32) -> u32 {
-        if node == 0 {
-            self.root_child(t)
-        } else {
-            self.child(node, t)
+        // while building: the root's dense array, else the growable map
+        if node == 0 && (t as usize) < self.root_dense.len() {
+            return self.root_dense[t as usize];
         }
+        self.edges.get(&key(node, t)).copied().unwrap_or(NONE)
     }
 
     #[inline]
     pub fn root_child(&self, t: u32) -> u32 {
         match self.root_dense.get(t as usize) {
             Some(&c) => c,
-            None if self.sparse_root => self.edges.get(&key(0, t)).copied().unwrap_or(NONE),
+            None if self.sparse_root => self.table.get(key(0, t)),
             None => NONE,
         }
     }
 
     #[inline]
     pub fn child(&self, node: u32, t: u32) -> u32 {
-        self.edges.get(&key(node, t)).copied().unwrap_or(NONE)
+        self.table.get(key(node, t))
     }
 
     #[inline]
