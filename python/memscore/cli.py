@@ -213,8 +213,10 @@ if typer is not None:
         device: str = typer.Option("auto", help="auto, cpu or cuda."),
         seed: int = typer.Option(0, help="Seed."),
     ) -> None:
-        """The main job: modular addition mod 97 with 10% corrupted labels, trained a few
-        hundred times on random halves, scored, and reported."""
+        """The main job: train 256 MLPs on random halves of modular addition mod 97 with 10% corrupted labels, score, report.
+
+        Ends with a summary: test accuracy, AUROC of memorization for the corrupted labels,
+        disagreement vs actual test error, and where the report is."""
         from .report import score_store, write_report
         from .store import RunStore
 
