@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
+from ._io import atomic_write
 from .errors import CorpusError
 
 __all__ = [
@@ -472,24 +473,7 @@ class NgramStats:
             "memscore.ngrams.n_pairs": str(p),
             "memscore.ngrams.shards": json.dumps(self.shards),
         }
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            df.write_parquet(tmp, metadata=meta)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        try:
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:  # pragma: no cover - some file systems refuse directory fsync
-            pass
+        atomic_write(Path(path), lambda f: df.write_parquet(f, metadata=meta))
 
     @classmethod
     def read_parquet(cls, path: PathLike) -> "NgramStats":

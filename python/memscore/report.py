@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ._io import atomic_write
 from .errors import StoreError
 from .proxies import disagreement, proxy_table, trajectories
 from .scores import membership_metrics
@@ -31,20 +31,9 @@ SWEEP_FILE = "sweep.json"
 # ----------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float)))
+    body = json.dumps(obj, indent=2, sort_keys=True, default=float).encode("utf-8")
+    atomic_write(path, lambda f: f.write(body))
 
 
 class Sweep:
@@ -111,12 +100,12 @@ def score_store(store: RunStore, *, top_k: int = 10, out: Any = None) -> dict[st
     scores = store.scores()
     if task is not None:
         scores = scores.with_columns(pl.Series("corrupted", task.corrupted))
-    _atomic_write(out_dir / "scores.parquet", lambda p: scores.write_parquet(p))
+    atomic_write(out_dir / "scores.parquet", lambda f: scores.write_parquet(f))
     if store.n_test:
         pairs = store.influence_pairs(top_k=top_k)
-        _atomic_write(out_dir / "influence_pairs.parquet", lambda p: pairs.write_parquet(p))
+        atomic_write(out_dir / "influence_pairs.parquet", lambda f: pairs.write_parquet(f))
     proxies = proxy_table(scores)
-    _atomic_write(out_dir / "proxies.parquet", lambda p: proxies.write_parquet(p))
+    atomic_write(out_dir / "proxies.parquet", lambda f: proxies.write_parquet(f))
     summary = summarize(store, scores=scores)
     _write_json(out_dir / "summary.json", summary)
     return summary
@@ -173,7 +162,7 @@ def _plt() -> Any:
 
 
 def _save(fig: Any, path: Path) -> None:
-    _atomic_write(path, lambda p: fig.savefig(p, dpi=110, bbox_inches="tight", format="png"))
+    atomic_write(path, lambda f: fig.savefig(f, dpi=110, bbox_inches="tight", format="png"))
     _plt().close(fig)
 
 
@@ -375,7 +364,7 @@ def write_report(path: Any, out: Any = None, *, top_pairs: int = 20) -> Path:
             parts.append(f"<img src='{tag}proxies.png' alt='proxy correlations'>")
     if sweep is not None and len(stores) >= 2:
         traj = trajectories(mems)
-        _atomic_write(Path(path) / "trajectories.parquet", lambda p: traj.write_parquet(p))
+        atomic_write(Path(path) / "trajectories.parquet", lambda f: traj.write_parquet(f))
         parts.append("<h2>Memorization across model sizes</h2>")
         _plot_trajectories(traj, list(sweep.sizes), out_dir / "trajectories.png")
         parts.append("<img src='trajectories.png' alt='memorization trajectories'>")
@@ -383,5 +372,6 @@ def write_report(path: Any, out: Any = None, *, top_pairs: int = 20) -> Path:
         parts.append(_table_html(counts))
     parts.append("</body></html>")
     page = out_dir / "index.html"
-    _atomic_write(page, lambda p: p.write_text("\n".join(parts)))
+    html_bytes = "\n".join(parts).encode("utf-8")
+    atomic_write(page, lambda f: f.write(html_bytes))
     return page

@@ -72,6 +72,7 @@ import numpy.typing as npt
 import polars as pl
 
 from ._arrays import as_labels, as_mask, as_outcomes, to_numpy
+from ._io import TMP_PREFIX, _atomic_replace, _fsync_dir, _write_tmp
 from .errors import StoreError
 from .scores import OutcomeStats
 from .scores import influence as _influence
@@ -85,7 +86,6 @@ VERSION = 1
 RUN_FORMAT = "memscore-run"
 MANIFEST = "manifest.json"
 RUNS_DIR = "runs"
-TMP_PREFIX = ".tmp-"
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _SPLITS = ("train", "test")
@@ -104,49 +104,6 @@ F64 = npt.NDArray[np.float64]
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _fsync_dir(d: Path) -> None:
-    """Make a directory entry durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _tmp_name(d: Path, suffix: str) -> Path:
-    return d / f"{TMP_PREFIX}{uuid.uuid4().hex}{suffix}"
-
-
-def _write_tmp(d: Path, suffix: str, write: Any) -> Path:
-    """Write a file under a temporary name in ``d`` with ``write(fileobj)``, fsynced."""
-    tmp = _tmp_name(d, suffix)
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _atomic_replace(path: Path, write: Any) -> None:
-    """Write ``path`` atomically: temporary name in the same directory, fsync, rename."""
-    tmp = _write_tmp(path.parent, path.suffix, write)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _atomic_create(path: Path, write: Any) -> bool:

@@ -1,0 +1,63 @@
+"""Atomic file writes shared by the run store, the score reports and the n-gram partials:
+write under a temporary name in the target directory, fsync, rename, fsync the directory.
+A crash leaves at most a ``.tmp-*`` file, never a half-written one under the real name.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(d: Path) -> None:
+    """Make a directory entry durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _tmp_name(d: Path, suffix: str) -> Path:
+    """A fresh temporary name in ``d`` (listings skip names starting with ``.``)."""
+    return d / f"{TMP_PREFIX}{uuid.uuid4().hex}{suffix}"
+
+
+def _write_tmp(d: Path, suffix: str, write: Any) -> Path:
+    """Write a file under a temporary name in ``d`` with ``write(fileobj)``, fsynced."""
+    tmp = _tmp_name(d, suffix)
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _atomic_replace(path: Path, write: Any) -> None:
+    """Write ``path`` atomically: temporary name in the same directory, fsync, rename."""
+    tmp = _write_tmp(path.parent, path.suffix, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write(path: Any, write: Any) -> None:
+    """Public spelling of :func:`_atomic_replace` for ``str`` / ``Path`` targets;
+    ``write(fileobj)`` writes the bytes."""
+    _atomic_replace(Path(path), write)
