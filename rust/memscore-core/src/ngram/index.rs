@@ -1,16 +1,23 @@
 //! Query n-grams as a trie over `u32` token ids, plus the pairs as adjacency lists.
 //!
 //! Node 0 is the root. Children of the root for small token ids sit in a dense array (one
-//! load per corpus token); every other edge is a hash-map entry keyed by
-//! `(node << 32) | token`. A node that ends some query n-gram carries that n-gram's unique
-//! id; duplicate queries share a unique id. Matching walks the trie from every corpus
-//! position, so counts are exact: tokens are compared, never only hashes.
+//! load per corpus token); every other edge is a slot of one open-addressing table keyed by
+//! `(node << 32) | token`. What a walk needs next about a node (the unique id of the query
+//! n-gram ending there, whether it has children) travels with the edge in an [`Entry`], so
+//! one step is one memory access. Duplicate queries share a unique id. Matching walks the
+//! trie from every corpus position, so counts are exact: tokens are compared, never only
+//! hashes.
 
 use rustc_hash::FxHashMap;
 
 use super::{NgramError, NgramResult};
 
 pub const NONE: u32 = u32::MAX;
+/// `Entry::info` bit: the node has children.
+pub const HAS_CHILDREN: u32 = 1 << 31;
+/// `Entry::info & UID_MASK` is the unique id of the n-gram ending at the node, or `NO_UID`.
+pub const UID_MASK: u32 = HAS_CHILDREN - 1;
+pub const NO_UID: u32 = UID_MASK;
 /// Root children for token ids below this bound live in a dense array.
 const DENSE_ROOT_MAX: usize = 1 << 24;
 
@@ -19,38 +26,117 @@ fn key(node: u32, token: u32) -> u64 {
     ((node as u64) << 32) | token as u64
 }
 
-/// Frozen edge map: open addressing, linear probing, load factor <= 1/2, one 16-byte slot
-/// per probe (key and child together). Keys are `(node << 32) | token` with node < 2^32 - 1,
+/// Hint the CPU to bring `p`'s cache line in; a no-op off x86-64.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint and never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// `vec![x; n]`, asking Linux to back it with 2 MiB pages when it is large: the counting
+/// tables are read at random, and with 4 KiB pages most reads would also miss the TLB.
+pub fn huge_vec<T: Clone>(n: usize, x: T) -> Vec<T> {
+    const HUGE: usize = 2 << 20;
+    let bytes = n * std::mem::size_of::<T>();
+    if bytes < HUGE {
+        return vec![x; n];
+    }
+    // room to start the hinted range on a 2 MiB boundary
+    let mut v = Vec::with_capacity(n + HUGE / std::mem::size_of::<T>().max(1));
+    #[cfg(target_os = "linux")]
+    {
+        let p = v.as_mut_ptr() as usize;
+        let start = (p + HUGE - 1) & !(HUGE - 1);
+        let end = (p + v.capacity() * std::mem::size_of::<T>()) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside this vector's own allocation; madvise only
+            // changes how its (not yet touched) pages are backed. Failure is harmless.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v.resize(n, x);
+    v
+}
+
+/// A trie node as seen from its parent's edge: its id (`NONE`: no such edge) and `info`
+/// (`HAS_CHILDREN` bit, unique id of the n-gram ending there or `NO_UID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct Entry {
+    pub node: u32,
+    pub info: u32,
+}
+
+impl Entry {
+    pub const ABSENT: Entry = Entry { node: NONE, info: NO_UID };
+
+    #[inline(always)]
+    fn packed(self) -> u64 {
+        ((self.info as u64) << 32) | self.node as u64
+    }
+
+    #[inline(always)]
+    fn unpack(x: u64) -> Entry {
+        Entry { node: x as u32, info: (x >> 32) as u32 }
+    }
+
+    #[inline]
+    pub fn uid(self) -> u32 {
+        self.info & UID_MASK
+    }
+
+    #[inline]
+    pub fn has_children(self) -> bool {
+        self.info & HAS_CHILDREN != 0
+    }
+}
+
+/// Frozen edge map: open addressing over 64-byte buckets of four slots (one cache line:
+/// four keys, then their four entries), about half full. A lookup reads its home bucket,
+/// compares all four keys without branching, and moves on to the next bucket only when the
+/// home bucket is full and holds no match, which is rare; so a lookup is one cache line and
+/// (almost) no unpredictable branch. Keys are `(node << 32) | token` with node < 2^32 - 1,
 /// so `u64::MAX` never is a key and marks empty slots.
 #[derive(Debug, Clone, Default)]
 struct EdgeTable {
-    slots: Vec<Slot>,
+    buckets: Vec<Bucket>,
     shift: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
-#[repr(C, align(16))]
-struct Slot {
-    key: u64,
-    child: u32,
+#[repr(C, align(64))]
+struct Bucket {
+    keys: [u64; 4],
+    entries: [Entry; 4],
 }
 
 const EMPTY: u64 = u64::MAX;
 
 impl EdgeTable {
-    fn from_map(map: &FxHashMap<u64, u32>) -> EdgeTable {
-        let cap = (map.len().max(4) * 2).next_power_of_two();
-        let mut slots = vec![Slot { key: EMPTY, child: NONE }; cap];
-        let shift = 64 - cap.trailing_zeros();
-        let mask = cap - 1;
-        for (&k, &v) in map {
-            let mut i = Self::home(k, shift);
-            while slots[i].key != EMPTY {
-                i = (i + 1) & mask;
+    fn build(edges: impl ExactSizeIterator<Item = (u64, Entry)>) -> EdgeTable {
+        let n_buckets = edges.len().div_ceil(2).max(2).next_power_of_two();
+        let mut buckets = huge_vec(n_buckets, Bucket { keys: [EMPTY; 4], entries: [Entry::ABSENT; 4] });
+        let shift = 64 - n_buckets.trailing_zeros();
+        let mask = n_buckets - 1;
+        for (k, e) in edges {
+            let mut b = Self::home(k, shift);
+            loop {
+                if let Some(s) = buckets[b].keys.iter().position(|&x| x == EMPTY) {
+                    buckets[b].keys[s] = k;
+                    buckets[b].entries[s] = e;
+                    break;
+                }
+                b = (b + 1) & mask;
             }
-            slots[i] = Slot { key: k, child: v };
         }
-        EdgeTable { slots, shift }
+        EdgeTable { buckets, shift }
     }
 
     #[inline]
@@ -59,31 +145,41 @@ impl EdgeTable {
     }
 
     #[inline]
-    fn get(&self, k: u64) -> u32 {
-        let mask = self.slots.len() - 1;
-        let mut i = Self::home(k, self.shift);
+    fn prefetch(&self, k: u64) {
+        if !self.buckets.is_empty() {
+            prefetch(&self.buckets[Self::home(k, self.shift)]);
+        }
+    }
+
+    #[inline]
+    fn get(&self, k: u64) -> Entry {
+        if self.buckets.is_empty() {
+            return Entry::ABSENT;
+        }
+        let mask = self.buckets.len() - 1;
+        let mut b = Self::home(k, self.shift);
         loop {
-            // SAFETY-free: i is always masked into range
-            let s = self.slots[i & mask];
-            if s.key == k {
-                return s.child;
+            let bk = &self.buckets[b];
+            // selects, not branches: whether the key is here is a coin flip for the CPU
+            let mut found = Entry::ABSENT.packed();
+            for s in 0..4 {
+                found = std::hint::select_unpredictable(bk.keys[s] == k, bk.entries[s].packed(), found);
             }
-            if s.key == EMPTY {
-                return NONE;
+            // slots fill in order, so a bucket with room has its last slot empty: the
+            // common case exits on one well-predicted test
+            if bk.keys[3] == EMPTY || found != Entry::ABSENT.packed() {
+                return Entry::unpack(found);
             }
-            i = (i + 1) & mask;
+            b = (b + 1) & mask;
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Index {
-    root_dense: Vec<u32>,
+    root_dense: Vec<Entry>,
     sparse_root: bool,
-    edges: FxHashMap<u64, u32>,
     table: EdgeTable,
-    has_children: Vec<bool>,
-    terminal: Vec<u32>,
     /// input n-gram -> unique id
     pub ngram_unique: Vec<u32>,
     pub n_unique: usize,
@@ -92,9 +188,43 @@ pub struct Index {
     pub pairs: Vec<(u32, u32)>,
     /// length of each unique n-gram
     pub unique_len: Vec<u32>,
-    /// pairs listed under one of their n-grams (the longer one, a guess at the rarer)
-    pub lists: PairLists,
     pub n_pairs: usize,
+}
+
+/// The growable trie used while building an [`Index`].
+struct Builder {
+    dense: Vec<u32>,
+    edges: FxHashMap<u64, u32>,
+    terminal: Vec<u32>,
+    has_children: Vec<bool>,
+}
+
+impl Builder {
+    fn child_or_insert(&mut self, node: u32, t: u32) -> u32 {
+        let dense = node == 0 && (t as usize) < self.dense.len();
+        let existing = if dense { self.dense[t as usize] } else { self.edges.get(&key(node, t)).copied().unwrap_or(NONE) };
+        if existing != NONE {
+            return existing;
+        }
+        let new = self.terminal.len() as u32;
+        self.terminal.push(NO_UID);
+        self.has_children.push(false);
+        self.has_children[node as usize] = true;
+        if dense {
+            self.dense[t as usize] = new;
+        } else {
+            self.edges.insert(key(node, t), new);
+        }
+        new
+    }
+
+    fn entry(&self, node: u32) -> Entry {
+        if node == NONE {
+            return Entry::ABSENT;
+        }
+        let flag = if self.has_children[node as usize] { HAS_CHILDREN } else { 0 };
+        Entry { node, info: self.terminal[node as usize] | flag }
+    }
 }
 
 impl Index {
@@ -110,120 +240,93 @@ impl Index {
             )));
         }
         let n_ngrams = starts.len() - 1;
-        if n_ngrams >= NONE as usize || tokens.len() >= NONE as usize {
-            return Err(NgramError::Invalid("too many query n-grams for one pass (limit 2^32 - 1)".into()));
+        if n_ngrams >= NO_UID as usize || tokens.len() >= NO_UID as usize {
+            return Err(NgramError::Invalid("too many query n-grams for one pass (limit 2^31 - 1)".into()));
         }
         let max_tok = tokens.iter().copied().max().unwrap_or(0) as usize;
         let dense_len = if tokens.is_empty() { 0 } else { (max_tok + 1).min(DENSE_ROOT_MAX) };
-        let mut ix = Index {
-            root_dense: vec![NONE; dense_len],
-            sparse_root: max_tok >= DENSE_ROOT_MAX,
+        let mut b = Builder {
+            dense: vec![NONE; dense_len],
             edges: FxHashMap::default(),
-            table: EdgeTable::default(),
+            terminal: vec![NO_UID],
             has_children: vec![false],
-            terminal: vec![NONE],
-            ngram_unique: Vec::with_capacity(n_ngrams),
-            n_unique: 0,
-            max_n: 0,
-            pairs: Vec::new(),
-            unique_len: Vec::new(),
-            lists: PairLists::default(),
-            n_pairs: pairs.len(),
         };
+        let mut ngram_unique = Vec::with_capacity(n_ngrams);
+        let mut n_unique = 0usize;
+        let mut max_n = 0;
         for k in 0..n_ngrams {
-            let (a, b) = (starts[k] as usize, starts[k + 1] as usize);
-            if b <= a {
+            let (a, z) = (starts[k] as usize, starts[k + 1] as usize);
+            if z <= a {
                 return Err(NgramError::Invalid(format!(
                     "query {k}: an n-gram needs at least one token, got {}",
-                    if b == a { "none".to_string() } else { "decreasing offsets".to_string() }
+                    if z == a { "none".to_string() } else { "decreasing offsets".to_string() }
                 )));
             }
-            ix.max_n = ix.max_n.max(b - a);
+            max_n = max_n.max(z - a);
             let mut node = 0u32;
-            for &t in &tokens[a..b] {
-                node = ix.child_or_insert(node, t);
+            for &t in &tokens[a..z] {
+                node = b.child_or_insert(node, t);
             }
-            let term = &mut ix.terminal[node as usize];
-            if *term == NONE {
-                *term = ix.n_unique as u32;
-                ix.n_unique += 1;
+            let term = &mut b.terminal[node as usize];
+            if *term == NO_UID {
+                *term = n_unique as u32;
+                n_unique += 1;
             }
-            ix.ngram_unique.push(*term);
+            ngram_unique.push(*term);
         }
-        ix.table = EdgeTable::from_map(&ix.edges);
-        ix.edges = FxHashMap::default();
-        ix.unique_len = vec![0; ix.n_unique];
+        let root_dense = b.dense.iter().map(|&c| b.entry(c)).collect();
+        let table = EdgeTable::build(b.edges.iter().map(|(&k, &c)| (k, b.entry(c))).collect::<Vec<_>>().into_iter());
+        let mut unique_len = vec![0; n_unique];
         for k in 0..n_ngrams {
-            ix.unique_len[ix.ngram_unique[k] as usize] = (starts[k + 1] - starts[k]) as u32;
+            unique_len[ngram_unique[k] as usize] = (starts[k + 1] - starts[k]) as u32;
         }
-        for (p, &(a, b)) in pairs.iter().enumerate() {
-            if a as usize >= n_ngrams || b as usize >= n_ngrams {
+        let mut upairs = Vec::with_capacity(pairs.len());
+        for (p, &(x, y)) in pairs.iter().enumerate() {
+            if x as usize >= n_ngrams || y as usize >= n_ngrams {
                 return Err(NgramError::Invalid(format!(
-                    "pair {p}: n-gram index ({a}, {b}) out of range for {n_ngrams} n-grams"
+                    "pair {p}: n-gram index ({x}, {y}) out of range for {n_ngrams} n-grams"
                 )));
             }
-            ix.pairs.push((ix.ngram_unique[a as usize], ix.ngram_unique[b as usize]));
+            upairs.push((ngram_unique[x as usize], ngram_unique[y as usize]));
         }
-        // longer n-grams tend to be rarer: list the pair under its longer n-gram
-        let lens = &ix.unique_len;
-        ix.lists = PairLists::build(ix.n_unique, &ix.pairs, |u| u64::MAX - lens[u as usize] as u64);
-        Ok(ix)
+        Ok(Index {
+            root_dense,
+            sparse_root: max_tok >= DENSE_ROOT_MAX,
+            table,
+            ngram_unique,
+            n_unique,
+            max_n,
+            pairs: upairs,
+            unique_len,
+            n_pairs: pairs.len(),
+        })
     }
 
-    fn child_or_insert(&mut self, node: u32, t: u32) -> u32 {
-        let existing = self.child_any(node, t);
-        if existing != NONE {
-            return existing;
-        }
-        let new = self.terminal.len() as u32;
-        self.terminal.push(NONE);
-        self.has_children.push(false);
-        self.has_children[node as usize] = true;
-        if node == 0 && (t as usize) < self.root_dense.len() {
-            self.root_dense[t as usize] = new;
-        } else {
-            self.edges.insert(key(node, t), new);
-        }
-        new
-    }
-
+    /// The root's child for token `t`.
     #[inline]
-    fn child_any(&self, node: u32, t: u32) -> u32 {
-        // while building: the root's dense array, else the growable map
-        if node == 0 && (t as usize) < self.root_dense.len() {
-            return self.root_dense[t as usize];
-        }
-        self.edges.get(&key(node, t)).copied().unwrap_or(NONE)
-    }
-
-    #[inline]
-    pub fn root_child(&self, t: u32) -> u32 {
+    pub fn root_child(&self, t: u32) -> Entry {
         match self.root_dense.get(t as usize) {
-            Some(&c) => c,
+            Some(&e) => e,
             None if self.sparse_root => self.table.get(key(0, t)),
-            None => NONE,
+            None => Entry::ABSENT,
         }
     }
 
+    /// The child of `node` (not the root) for token `t`.
     #[inline]
-    pub fn child(&self, node: u32, t: u32) -> u32 {
+    pub fn child(&self, node: u32, t: u32) -> Entry {
         self.table.get(key(node, t))
     }
 
+    /// Start loading the slot [`Index::child`] will read for `(node, t)`.
     #[inline]
-    pub fn has_children(&self, node: u32) -> bool {
-        self.has_children[node as usize]
-    }
-
-    #[inline]
-    pub fn terminal(&self, node: u32) -> u32 {
-        self.terminal[node as usize]
+    pub fn prefetch_child(&self, node: u32, t: u32) {
+        self.table.prefetch(key(node, t))
     }
 
     pub fn has_pairs(&self) -> bool {
         self.n_pairs > 0
     }
-
 }
 
 /// Pairs in adjacency lists (CSR): each pair is listed under one of its two n-grams, the
@@ -232,9 +335,12 @@ impl Index {
 /// document short, so the accumulator re-lists pairs by the document frequencies it has seen.
 #[derive(Debug, Clone, Default)]
 pub struct PairLists {
-    start: Vec<u32>,
-    other: Vec<u32>,
-    id: Vec<u32>,
+    /// pairs anchored at unique id `u` sit at `start[u]..start[u + 1]`
+    pub start: Vec<u32>,
+    /// the pair's other n-gram
+    pub other: Vec<u32>,
+    /// the pair's index in the input
+    pub id: Vec<u32>,
 }
 
 impl PairLists {
@@ -260,11 +366,6 @@ impl PairLists {
         }
         PairLists { start, other, id }
     }
-
-    /// Pairs anchored at unique id `u`: (other unique id, pair index).
-    #[inline]
-    pub fn of(&self, u: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let (a, b) = (self.start[u as usize] as usize, self.start[u as usize + 1] as usize);
-        self.other[a..b].iter().copied().zip(self.id[a..b].iter().copied())
-    }
 }
+
+

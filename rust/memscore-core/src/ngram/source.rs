@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-use super::count::{Acc, Stats};
+use super::count::{Acc, Stats, Totals};
 use super::index::Index;
 use super::normalize::Normalizer;
 use super::{NgramError, NgramResult};
@@ -61,6 +61,8 @@ impl TextTokenizer for Normalizer {
 
 /// The id given to stopwords in a [`Vocab`]: dropped from the token stream, not a barrier.
 pub const STOP: u32 = u32::MAX - 1;
+/// The id a text document's out-of-vocabulary words get: no query n-gram contains it.
+const BARRIER: u32 = u32::MAX - 2;
 
 /// Word -> token id, for the words of the queries (and stopwords, as [`STOP`]).
 #[derive(Debug, Clone, Default)]
@@ -104,29 +106,24 @@ fn text_doc(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, text
     acc.begin_doc();
     sc.seg.clear();
     let vocab = &ctx.vocab.map;
-    let mut ntok = 0u64;
     let seg = &mut sc.seg;
-    let res = {
-        let acc_ref = &mut *acc;
-        ctx.tokenizer.tokens(text, &mut |w: &str| match vocab.get(w) {
-            Some(&STOP) => {}
-            Some(&id) => {
-                ntok += 1;
-                seg.push(id);
+    let mut ntok = 0u64;
+    // words outside the vocabulary become barriers: no query n-gram contains one
+    let res = ctx.tokenizer.tokens(text, &mut |w: &str| match vocab.get(w) {
+        Some(&STOP) => {}
+        Some(&id) => {
+            ntok += 1;
+            seg.push(id);
+        }
+        None => {
+            ntok += 1;
+            if seg.last() != Some(&BARRIER) {
+                seg.push(BARRIER);
             }
-            None => {
-                ntok += 1;
-                if !seg.is_empty() {
-                    acc_ref.scan(ix, seg);
-                    seg.clear();
-                }
-            }
-        })
-    };
-    if !sc.seg.is_empty() {
-        acc.scan(ix, &sc.seg);
-        sc.seg.clear();
-    }
+        }
+    });
+    acc.scan(ix, &sc.seg);
+    sc.seg.clear();
     acc.n_tokens += ntok;
     acc.end_doc(ix);
     res
@@ -451,7 +448,7 @@ pub fn count(shards: &[Shard<'_>], ix: &Index, text: Option<&TextCtx<'_>>) -> Ng
     let threads = rayon::current_num_threads().min(work.len()).max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let results: Vec<NgramResult<Acc>> = (0..threads)
+    let results: Vec<NgramResult<Totals>> = (0..threads)
         .into_par_iter()
         .map(|_| {
             let mut acc = Acc::new(ix);
@@ -470,10 +467,10 @@ pub fn count(shards: &[Shard<'_>], ix: &Index, text: Option<&TextCtx<'_>>) -> Ng
                     return Err(e);
                 }
             }
-            Ok(acc)
+            Ok(acc.finish())
         })
         .collect();
-    let mut total: Option<Acc> = None;
+    let mut total: Option<Totals> = None;
     for r in results {
         let a = r?;
         match &mut total {
@@ -481,8 +478,8 @@ pub fn count(shards: &[Shard<'_>], ix: &Index, text: Option<&TextCtx<'_>>) -> Ng
             Some(t) => t.merge(&a),
         }
     }
-    let total = total.unwrap_or_else(|| Acc::new(ix));
-    Ok(Stats::from_acc(ix, &total))
+    let total = total.unwrap_or_else(|| Acc::new(ix).finish());
+    Ok(Stats::from_totals(ix, &total))
 }
 
 /// Build the vocabulary and the token-id n-grams of text queries: each query is already
