@@ -197,6 +197,7 @@ fn ngram_count_text<'py>(
         let mut vocab = Vocab::default();
         let (ids, starts) = source::text_queries(&mut vocab, &queries)?;
         vocab.add_stopwords(norm.stopwords.iter().map(|s| &**s));
+        vocab.freeze();
         let ix = Index::build(&ids, &starts, &pl)?;
         let ctx = TextCtx { tokenizer: norm, vocab: &vocab, skip_errors };
         source::count(&sh, &ix, Some(&ctx))

@@ -10,6 +10,8 @@
 
 use rustc_hash::FxHashMap;
 
+pub use super::table::prefetch;
+use super::table::BucketMap;
 use super::{NgramError, NgramResult};
 
 pub const NONE: u32 = u32::MAX;
@@ -24,45 +26,6 @@ const DENSE_ROOT_MAX: usize = 1 << 24;
 #[inline]
 fn key(node: u32, token: u32) -> u64 {
     ((node as u64) << 32) | token as u64
-}
-
-/// Hint the CPU to bring `p`'s cache line in; a no-op off x86-64.
-#[inline(always)]
-pub fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint and never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// `vec![x; n]`, asking Linux to back it with 2 MiB pages when it is large: the counting
-/// tables are read at random, and with 4 KiB pages most reads would also miss the TLB.
-pub fn huge_vec<T: Clone>(n: usize, x: T) -> Vec<T> {
-    const HUGE: usize = 2 << 20;
-    let bytes = n * std::mem::size_of::<T>();
-    if bytes < HUGE {
-        return vec![x; n];
-    }
-    // room to start the hinted range on a 2 MiB boundary
-    let mut v = Vec::with_capacity(n + HUGE / std::mem::size_of::<T>().max(1));
-    #[cfg(target_os = "linux")]
-    {
-        let p = v.as_mut_ptr() as usize;
-        let start = (p + HUGE - 1) & !(HUGE - 1);
-        let end = (p + v.capacity() * std::mem::size_of::<T>()) & !(HUGE - 1);
-        if end > start {
-            // SAFETY: the range lies inside this vector's own allocation; madvise only
-            // changes how its (not yet touched) pages are backed. Failure is harmless.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    v.resize(n, x);
-    v
 }
 
 /// A trie node as seen from its parent's edge: its id (`NONE`: no such edge) and `info`
@@ -98,88 +61,12 @@ impl Entry {
     }
 }
 
-/// Frozen edge map: open addressing over 64-byte buckets of four slots (one cache line:
-/// four keys, then their four entries), about half full. A lookup reads its home bucket,
-/// compares all four keys without branching, and moves on to the next bucket only when the
-/// home bucket is full and holds no match, which is rare; so a lookup is one cache line and
-/// (almost) no unpredictable branch. Keys are `(node << 32) | token` with node < 2^32 - 1,
-/// so `u64::MAX` never is a key and marks empty slots.
-#[derive(Debug, Clone, Default)]
-struct EdgeTable {
-    buckets: Vec<Bucket>,
-    shift: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-#[repr(C, align(64))]
-struct Bucket {
-    keys: [u64; 4],
-    entries: [Entry; 4],
-}
-
-const EMPTY: u64 = u64::MAX;
-
-impl EdgeTable {
-    fn build(edges: impl ExactSizeIterator<Item = (u64, Entry)>) -> EdgeTable {
-        let n_buckets = edges.len().div_ceil(2).max(2).next_power_of_two();
-        let mut buckets = huge_vec(n_buckets, Bucket { keys: [EMPTY; 4], entries: [Entry::ABSENT; 4] });
-        let shift = 64 - n_buckets.trailing_zeros();
-        let mask = n_buckets - 1;
-        for (k, e) in edges {
-            let mut b = Self::home(k, shift);
-            loop {
-                if let Some(s) = buckets[b].keys.iter().position(|&x| x == EMPTY) {
-                    buckets[b].keys[s] = k;
-                    buckets[b].entries[s] = e;
-                    break;
-                }
-                b = (b + 1) & mask;
-            }
-        }
-        EdgeTable { buckets, shift }
-    }
-
-    #[inline]
-    fn home(k: u64, shift: u32) -> usize {
-        (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
-    }
-
-    #[inline]
-    fn prefetch(&self, k: u64) {
-        if !self.buckets.is_empty() {
-            prefetch(&self.buckets[Self::home(k, self.shift)]);
-        }
-    }
-
-    #[inline]
-    fn get(&self, k: u64) -> Entry {
-        if self.buckets.is_empty() {
-            return Entry::ABSENT;
-        }
-        let mask = self.buckets.len() - 1;
-        let mut b = Self::home(k, self.shift);
-        loop {
-            let bk = &self.buckets[b];
-            // selects, not branches: whether the key is here is a coin flip for the CPU
-            let mut found = Entry::ABSENT.packed();
-            for s in 0..4 {
-                found = std::hint::select_unpredictable(bk.keys[s] == k, bk.entries[s].packed(), found);
-            }
-            // slots fill in order, so a bucket with room has its last slot empty: the
-            // common case exits on one well-predicted test
-            if bk.keys[3] == EMPTY || found != Entry::ABSENT.packed() {
-                return Entry::unpack(found);
-            }
-            b = (b + 1) & mask;
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Index {
     root_dense: Vec<Entry>,
     sparse_root: bool,
-    table: EdgeTable,
+    /// `(node << 32) | token` -> packed child [`Entry`]
+    table: BucketMap,
     /// input n-gram -> unique id
     pub ngram_unique: Vec<u32>,
     pub n_unique: usize,
@@ -275,7 +162,8 @@ impl Index {
             ngram_unique.push(*term);
         }
         let root_dense = b.dense.iter().map(|&c| b.entry(c)).collect();
-        let table = EdgeTable::build(b.edges.iter().map(|(&k, &c)| (k, b.entry(c))).collect::<Vec<_>>().into_iter());
+        let edges: Vec<(u64, u64)> = b.edges.iter().map(|(&k, &c)| (k, b.entry(c).packed())).collect();
+        let table = BucketMap::build(&edges, Entry::ABSENT.packed());
         let mut unique_len = vec![0; n_unique];
         for k in 0..n_ngrams {
             unique_len[ngram_unique[k] as usize] = (starts[k + 1] - starts[k]) as u32;
@@ -307,7 +195,7 @@ impl Index {
     pub fn root_child(&self, t: u32) -> Entry {
         match self.root_dense.get(t as usize) {
             Some(&e) => e,
-            None if self.sparse_root => self.table.get(key(0, t)),
+            None if self.sparse_root => Entry::unpack(self.table.get(key(0, t))),
             None => Entry::ABSENT,
         }
     }
@@ -315,7 +203,7 @@ impl Index {
     /// The child of `node` (not the root) for token `t`.
     #[inline]
     pub fn child(&self, node: u32, t: u32) -> Entry {
-        self.table.get(key(node, t))
+        Entry::unpack(self.table.get(key(node, t)))
     }
 
     /// Start loading the slot [`Index::child`] will read for `(node, t)`.

@@ -4,6 +4,7 @@
 //! - [`normalize`]: the word normalizer shared by corpus text and query text.
 //! - [`index`]: the query n-grams as a trie over token ids (exact, no hash collisions), and
 //!   the pairs as adjacency lists.
+//! - [`table`]: the frozen hash map under the trie edges and the text vocabulary.
 //! - [`count`]: the per-thread accumulator (counts, last-document stamps, co-occurrence).
 //! - [`source`]: corpus shards (token arrays, jsonl / text files, plain / gz / zst) and the
 //!   parallel driver.
@@ -17,6 +18,7 @@ pub mod index;
 pub mod normalize;
 mod punct_table;
 pub mod source;
+pub mod table;
 
 use std::fmt;
 

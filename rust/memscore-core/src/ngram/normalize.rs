@@ -60,16 +60,31 @@ fn is_ascii_split_space(b: u8) -> bool {
 }
 
 /// Lowercase / punctuation / stopword rules (the word normalizer).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Normalizer {
     pub lowercase: bool,
     pub strip_punctuation: bool,
     pub stopwords: FxHashSet<Box<str>>,
+    /// bytes the rules leave alone (ASCII, not removed, not changed): a word made only of
+    /// them is its own normal form, and is passed on without a copy
+    unchanged: [bool; 256],
+}
+
+impl Default for Normalizer {
+    fn default() -> Self {
+        Normalizer::new(false, false, Vec::<String>::new())
+    }
 }
 
 impl Normalizer {
     pub fn new(lowercase: bool, strip_punctuation: bool, stopwords: impl IntoIterator<Item = String>) -> Self {
-        let mut n = Normalizer { lowercase, strip_punctuation, stopwords: FxHashSet::default() };
+        let mut unchanged = [false; 256];
+        for (b, u) in unchanged.iter_mut().enumerate() {
+            let c = b as u8;
+            let punct = (0x21..=0x7E).contains(&c) && !c.is_ascii_alphanumeric();
+            *u = c < 0x80 && !(lowercase && c.is_ascii_uppercase()) && !(strip_punctuation && punct);
+        }
+        let mut n = Normalizer { lowercase, strip_punctuation, stopwords: FxHashSet::default(), unchanged };
         let mut buf = String::new();
         let mut words = Vec::new();
         for w in stopwords {
@@ -164,6 +179,10 @@ impl Normalizer {
     #[inline]
     pub fn words_keep_stop(&self, text: &str, buf: &mut String, mut f: impl FnMut(&str)) {
         Self::raw_words(text, |w| {
+            if w.bytes().all(|b| self.unchanged[b as usize]) {
+                f(w);
+                return;
+            }
             self.word_into(w, buf);
             if !buf.is_empty() {
                 f(buf);

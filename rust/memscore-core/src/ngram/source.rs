@@ -21,6 +21,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use super::count::{Acc, Stats, Totals};
 use super::index::Index;
 use super::normalize::Normalizer;
+use super::table::BucketMap;
 use super::{NgramError, NgramResult};
 
 /// How a text file is cut into documents.
@@ -68,11 +69,26 @@ const BARRIER: u32 = u32::MAX - 2;
 #[derive(Debug, Clone, Default)]
 pub struct Vocab {
     pub map: FxHashMap<Box<str>, u32>,
+    /// after [`Vocab::freeze`]: the words of at most 7 bytes, packed into a u64 with their
+    /// length (exact, no hashing of strings, no string compare)
+    short: Option<BucketMap>,
+}
+
+const NOT_A_WORD: u64 = u64::MAX;
+
+/// A word of at most 7 bytes as a u64: its bytes, then its length in the top byte.
+#[inline(always)]
+fn pack_short(b: &[u8]) -> u64 {
+    let mut x = [0u8; 8];
+    x[..b.len()].copy_from_slice(b);
+    x[7] = b.len() as u8;
+    u64::from_le_bytes(x)
 }
 
 impl Vocab {
     /// Id of `word`, adding it if new.
     pub fn id(&mut self, word: &str) -> u32 {
+        self.short = None;
         if let Some(&id) = self.map.get(word) {
             return id;
         }
@@ -81,8 +97,28 @@ impl Vocab {
         id
     }
     pub fn add_stopwords<'s>(&mut self, words: impl IntoIterator<Item = &'s str>) {
+        self.short = None;
         for w in words {
             self.map.entry(w.into()).or_insert(STOP);
+        }
+    }
+
+    /// Build the fast lookup of short words; call once all words are in.
+    pub fn freeze(&mut self) {
+        let items: Vec<(u64, u64)> =
+            self.map.iter().filter(|(w, _)| w.len() <= 7).map(|(w, &id)| (pack_short(w.as_bytes()), id as u64)).collect();
+        self.short = Some(BucketMap::build(&items, NOT_A_WORD));
+    }
+
+    /// The id of `word` (or [`STOP`]), if it is in the vocabulary.
+    #[inline]
+    pub fn get(&self, word: &str) -> Option<u32> {
+        match &self.short {
+            Some(t) if word.len() <= 7 => {
+                let v = t.get(pack_short(word.as_bytes()));
+                (v != NOT_A_WORD).then_some(v as u32)
+            }
+            _ => self.map.get(word).copied(),
         }
     }
 }
@@ -105,13 +141,13 @@ struct Scratch {
 fn text_doc(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, text: &str) -> Result<(), String> {
     acc.begin_doc();
     sc.seg.clear();
-    let vocab = &ctx.vocab.map;
+    let vocab = ctx.vocab;
     let seg = &mut sc.seg;
     let mut ntok = 0u64;
     // words outside the vocabulary become barriers: no query n-gram contains one
     let res = ctx.tokenizer.tokens(text, &mut |w: &str| match vocab.get(w) {
-        Some(&STOP) => {}
-        Some(&id) => {
+        Some(STOP) => {}
+        Some(id) => {
             ntok += 1;
             seg.push(id);
         }
