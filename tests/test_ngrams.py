@@ -412,3 +412,41 @@ def test_many_queries_one_pass(rng):
     assert s.counts.shape == (1_000_010,)
     bc = np.bincount(toks, minlength=vocab)
     np.testing.assert_array_equal(s.counts[:1_000_000], bc[q[:, 0]])
+
+
+def test_progress_counter_reaches_corpus_bytes(tmp_path, rng, capsys):
+    """The engine reports every input byte it consumed: file bytes as stored (compressed for
+    .gz / .zst), token-array bytes, text bytes; the bar and the plain pass agree."""
+    import zstandard
+
+    from memscore import _core
+    from memscore.ngrams import _count_shards, _prepare
+
+    lines = [json.dumps({"text": f"doc {i} the cat sat on the mat {'naïve ' * (i % 3)}"}) for i in range(500)]
+    raw = ("\n".join(lines) + "\n").encode()
+    (tmp_path / "a.jsonl").write_bytes(raw)
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(raw))
+    (tmp_path / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
+    (tmp_path / "d.txt").write_text("\n\n".join(json.loads(x)["text"] for x in lines), encoding="utf-8")
+    docs, flat, offsets = random_token_corpus(rng, 300, 40, 50, np.uint32)
+    corpora = [
+        Corpus.from_jsonl(sorted(tmp_path.glob("*.jsonl*"))),
+        Corpus.from_text_files([tmp_path / "d.txt"], split="paragraph"),
+        Corpus.from_texts([json.loads(x)["text"] for x in lines]),
+        Corpus.from_tokens(flat, offsets),
+    ]
+    for corpus in corpora:
+        qs = ["the cat", "mat", "naïve"] if corpus.kind == "text" else [[1], [2, 3]]
+        counter = _core.ProgressCounter()
+        got = _count_shards(corpus, corpus._shards, _prepare(corpus, qs, [(qs[0], qs[1])]), counter)
+        assert counter.value == corpus.nbytes, corpus
+        with_bar = ngram_stats(corpus, qs, [(qs[0], qs[1])], progress=True)
+        np.testing.assert_array_equal(with_bar.counts, got.counts)
+        np.testing.assert_array_equal(with_bar.cooccurrence, got.cooccurrence)
+    assert "ngrams" in capsys.readouterr().err
+
+
+def test_progress_pass_raises_engine_errors(tmp_path):
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"text": \n', encoding="utf-8")
+    with pytest.raises(memscore.CorpusError, match="line 2"):
+        ngram_stats(Corpus.from_jsonl(tmp_path / "bad.jsonl"), ["ok"], progress=True)

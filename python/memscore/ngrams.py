@@ -365,7 +365,7 @@ class Corpus:
         bad = [t for t in texts if not isinstance(t, str)]
         if bad:
             raise TypeError(f"Corpus.from_texts: expected strings, got {type(bad[0]).__name__}")
-        nbytes = sum(len(t) for t in texts)
+        nbytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts)  # UTF-8 bytes, as the engine counts
         return cls([_Shard("texts", "<texts>", texts, "", nbytes)], "text", _as_normalizer(normalizer))
 
     # -- shards
@@ -725,16 +725,18 @@ def _tuple_stats(t: tuple[Any, ...], key: str, shards: list[str], q: int) -> Ngr
     )
 
 
-def _count_shards(corpus: Corpus, shards: list[_Shard], prep: _Prepared) -> NgramStats:
+def _count_shards(corpus: Corpus, shards: list[_Shard], prep: _Prepared, counter: Any = None) -> NgramStats:
+    """Count ``shards`` in one parallel pass; ``counter`` (a ``_core.ProgressCounter``)
+    receives the input bytes consumed as the pass goes."""
     names = [s.name for s in shards]
     if corpus.kind == "tokens":
         assert prep.flat is not None and prep.starts is not None
         arg = [(s.name, s.payload[0], s.payload[1]) for s in shards]
-        t = _core.ngram_count_tokens(arg, prep.flat, prep.starts, prep.pair_idx)
+        t = _core.ngram_count_tokens(arg, prep.flat, prep.starts, prep.pair_idx, counter)
     elif prep.text is not None:
         assert corpus.normalizer is not None
         targ = [(s.kind, s.payload, s.option) for s in shards]
-        t = _core.ngram_count_text(targ, corpus.normalizer._core, prep.text, prep.pair_idx, corpus.skip_errors)
+        t = _core.ngram_count_text(targ, corpus.normalizer._core, prep.text, prep.pair_idx, corpus.skip_errors, counter)
     else:
         # subword normalizer: tokenize batches of documents, count them as token shards
         assert corpus.normalizer is not None
@@ -784,20 +786,47 @@ def ngram_stats(
     token ids (token corpora), n >= 1, duplicates allowed. ``pairs``: ``(a, b)`` of the same
     kinds; ``n`` may differ within a pair. A query that normalizes to zero tokens raises
     ``ValueError``; an unreadable shard raises :class:`memscore.CorpusError`.
-    ``progress=True`` counts shard by shard with a progress bar (tqdm) on stderr.
+    ``progress=True`` shows a progress bar (tqdm, on stderr) of the input bytes consumed,
+    with their rate and an ETA; the count stays one parallel pass.
     """
     prep = _prepare(corpus, queries, pairs)
     shards = corpus._shards
-    if not progress or len(shards) <= 1:
+    if not progress:
         return _count_shards(corpus, shards, prep)
     from tqdm.auto import tqdm
 
-    parts = []
+    counter = _core.ProgressCounter()
     with tqdm(total=corpus.nbytes, unit="B", unit_scale=True, desc="ngrams") as bar:
-        for s in shards:
-            parts.append(_count_shards(corpus, [s], prep))
-            bar.update(s.nbytes)
-    return NgramStats.merge(parts)
+
+        def show(done: int) -> None:
+            bar.update(min(done, bar.total) - bar.n)
+
+        return _watch(lambda: _count_shards(corpus, shards, prep, counter), counter, show)
+
+
+def _watch(fn: Any, counter: Any, show: Any, every: float = 0.2) -> Any:
+    """Run ``fn`` (a count that releases the GIL) in a worker thread and call ``show`` with
+    ``counter.value`` every ``every`` seconds until it returns; its result or exception is
+    passed on."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    th = threading.Thread(target=target, name="memscore-ngrams", daemon=True)
+    th.start()
+    while th.is_alive():
+        th.join(every)
+        show(counter.value)
+    if "error" in box:
+        raise box["error"]
+    show(counter.value)
+    return box["result"]
 
 
 def count_ngrams(corpus: Corpus, queries: Sequence[Any]) -> npt.NDArray[np.int64]:

@@ -15,14 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from .errors import CorpusError
-from .ngrams import Corpus, NgramStats, Normalizer, ngram_stats, query_key
+from . import _core
+from .ngrams import Corpus, NgramStats, Normalizer, _count_shards, _prepare
 
 app = typer.Typer(help="Count query n-grams and pairs over corpus shards.", no_args_is_help=True)
 
@@ -104,7 +105,8 @@ def count(
             raise typer.BadParameter(f"--on-error: expected raise or skip, got {on_error!r}")
         qs = _read_queries(queries)
         ps = _read_pairs(pairs) if pairs is not None else []
-        key = query_key(c, qs, ps)
+        prep = _prepare(c, qs, ps)  # once for all shards
+        key = prep.key
     except (CorpusError, ValueError, TypeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -129,8 +131,10 @@ def count(
 
     from . import get_num_threads
 
+    counter = _core.ProgressCounter()
+
     def work(sh: Corpus, dest: Path) -> Path:
-        ngram_stats(sh, qs, ps).write_parquet(dest)
+        _count_shards(sh, sh._shards, prep, counter).write_parquet(dest)
         return dest
 
     total = sum(sh.nbytes for sh, _ in todo)
@@ -139,18 +143,22 @@ def count(
         disable=not progress,
     ) as bar:
         task = bar.add_task("count", total=total)
-        # shards in parallel: each call releases the GIL and runs on memscore's pool
+        # shards in parallel, one partial each: every call releases the GIL and runs on
+        # memscore's pool; the bar follows the bytes the engine has read, within shards too
         with ThreadPoolExecutor(max_workers=max(1, get_num_threads())) as pool:
-            futs = {pool.submit(work, sh, dest): sh for sh, dest in todo}
+            pending = {pool.submit(work, sh, dest) for sh, dest in todo}
             try:
-                for f in as_completed(futs):
-                    done_paths.append(f.result())
-                    bar.update(task, advance=futs[f].nbytes)
+                while pending:
+                    finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        done_paths.append(f.result())
+                    bar.update(task, completed=min(counter.value, total))
             except (CorpusError, OSError) as exc:
-                for other in futs:
+                for other in pending:
                     other.cancel()
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc
+        bar.update(task, completed=total)
 
     parts = [NgramStats.read_parquet(p) for p in sorted(done_paths)]
     merged = NgramStats.merge(parts)

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use memscore_core::ngram::count::Stats;
 use memscore_core::ngram::index::Index;
 use memscore_core::ngram::normalize::{english_stopwords, Normalizer};
-use memscore_core::ngram::source::{self, Shard, Split, TextCtx, Vocab};
+use memscore_core::ngram::source::{self, Progress, Shard, Split, TextCtx, Vocab};
 use memscore_core::ngram::{NgramError, NgramResult};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
@@ -19,7 +19,11 @@ fn to_py(py: Python<'_>, e: NgramError) -> PyErr {
         NgramError::Invalid(m) => PyValueError::new_err(m),
         e @ NgramError::Corpus { .. } => {
             let msg = e.to_string();
-            match py.import("memscore.errors").and_then(|m| m.getattr("CorpusError")).and_then(|c| c.call1((msg,))) {
+            match py
+                .import("memscore.errors")
+                .and_then(|m| m.getattr("CorpusError"))
+                .and_then(|c| c.call1((msg,)))
+            {
                 Ok(v) => PyErr::from_value(v),
                 Err(err) => err,
             }
@@ -43,7 +47,9 @@ impl NormalizerCore {
     #[new]
     #[pyo3(signature = (lowercase, strip_punctuation, stopwords))]
     fn new(lowercase: bool, strip_punctuation: bool, stopwords: Vec<String>) -> Self {
-        NormalizerCore { inner: Normalizer::new(lowercase, strip_punctuation, stopwords) }
+        NormalizerCore {
+            inner: Normalizer::new(lowercase, strip_punctuation, stopwords),
+        }
     }
 
     /// Normalized tokens of one text.
@@ -55,7 +61,9 @@ impl NormalizerCore {
     fn batch(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<String>>> {
         use rayon::prelude::*;
         let n = &self.inner;
-        run(py, || Ok(texts.par_iter().map(|t| n.normalize(t)).collect()))
+        run(py, || {
+            Ok(texts.par_iter().map(|t| n.normalize(t)).collect())
+        })
     }
 
     /// The stopwords, normalized.
@@ -63,6 +71,28 @@ impl NormalizerCore {
         let mut v: Vec<String> = self.inner.stopwords.iter().map(|s| s.to_string()).collect();
         v.sort();
         v
+    }
+}
+
+/// Bytes of input a count has consumed so far (file bytes as stored, token-array bytes,
+/// text bytes); read it from another thread while the count runs, for a progress bar.
+#[pyclass(module = "memscore._core", name = "ProgressCounter", frozen)]
+pub struct ProgressCounter {
+    inner: Progress,
+}
+
+#[pymethods]
+impl ProgressCounter {
+    #[new]
+    fn new() -> Self {
+        ProgressCounter {
+            inner: Progress::default(),
+        }
+    }
+
+    #[getter]
+    fn value(&self) -> u64 {
+        self.inner.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -96,12 +126,15 @@ fn pair_list(pairs: &PyReadonlyArray2<'_, u64>) -> PyResult<Vec<(u64, u64)>> {
     if pairs.shape()[1] != 2 {
         return Err(PyValueError::new_err("pairs must have shape (P, 2)"));
     }
-    let s = pairs.as_slice().map_err(|_| PyValueError::new_err("pairs must be C-contiguous"))?;
+    let s = pairs
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("pairs must be C-contiguous"))?;
     Ok(s.chunks_exact(2).map(|c| (c[0], c[1])).collect())
 }
 
 fn slice1<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
-    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
+    a.as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
 
 enum TokArr<'py> {
@@ -113,12 +146,14 @@ enum TokArr<'py> {
 /// n-grams) over token shards `[(name, tokens u16|u32, doc offsets u64), ...]`.
 /// Returns (counts, doc_freq, cooccurrence, n_documents, n_tokens, n_skipped).
 #[pyfunction]
+#[pyo3(signature = (shards, q_tokens, q_starts, pairs, progress=None))]
 fn ngram_count_tokens<'py>(
     py: Python<'py>,
     shards: Vec<(String, Bound<'py, PyAny>, PyReadonlyArray1<'py, u64>)>,
     q_tokens: PyReadonlyArray1<'py, u32>,
     q_starts: PyReadonlyArray1<'py, u64>,
     pairs: PyReadonlyArray2<'py, u64>,
+    progress: Option<PyRef<'py, ProgressCounter>>,
 ) -> PyResult<StatsTuple<'py>> {
     let mut arrays = Vec::with_capacity(shards.len());
     for (name, tok, offs) in shards {
@@ -127,7 +162,9 @@ fn ngram_count_tokens<'py>(
         } else if let Ok(a) = tok.extract::<PyReadonlyArray1<'py, u32>>() {
             TokArr::U32(a)
         } else {
-            return Err(PyValueError::new_err(format!("{name}: tokens must be a 1-D uint16 or uint32 array")));
+            return Err(PyValueError::new_err(format!(
+                "{name}: tokens must be a 1-D uint16 or uint32 array"
+            )));
         };
         arrays.push((name, t, offs));
     }
@@ -135,15 +172,27 @@ fn ngram_count_tokens<'py>(
     for (name, t, offs) in &arrays {
         let offsets = slice1(offs, "doc_offsets")?;
         sh.push(match t {
-            TokArr::U16(a) => Shard::Tokens16 { name: name.clone(), tokens: slice1(a, "tokens")?, offsets },
-            TokArr::U32(a) => Shard::Tokens32 { name: name.clone(), tokens: slice1(a, "tokens")?, offsets },
+            TokArr::U16(a) => Shard::Tokens16 {
+                name: name.clone(),
+                tokens: slice1(a, "tokens")?,
+                offsets,
+            },
+            TokArr::U32(a) => Shard::Tokens32 {
+                name: name.clone(),
+                tokens: slice1(a, "tokens")?,
+                offsets,
+            },
         });
     }
-    let (qt, qs) = (slice1(&q_tokens, "query tokens")?, slice1(&q_starts, "query offsets")?);
+    let (qt, qs) = (
+        slice1(&q_tokens, "query tokens")?,
+        slice1(&q_starts, "query offsets")?,
+    );
     let pl = pair_list(&pairs)?;
+    let prog = progress.map(|p| p.inner.clone());
     let stats = run(py, || {
         let ix = Index::build(qt, qs, &pl)?;
-        source::count(&sh, &ix, None)
+        source::count(&sh, &ix, None, prog.as_ref())
     })?;
     Ok(stats_tuple(py, stats))
 }
@@ -152,7 +201,7 @@ fn ngram_count_tokens<'py>(
 /// shards `[(kind, payload, option), ...]`: ("jsonl", path, field), ("text", path,
 /// "file"|"paragraph"|"line"), ("texts", list[str], "").
 #[pyfunction]
-#[pyo3(signature = (shards, normalizer, queries, pairs, skip_errors=false))]
+#[pyo3(signature = (shards, normalizer, queries, pairs, skip_errors=false, progress=None))]
 fn ngram_count_text<'py>(
     py: Python<'py>,
     shards: Vec<(String, Bound<'py, PyAny>, String)>,
@@ -160,6 +209,7 @@ fn ngram_count_text<'py>(
     queries: Vec<Vec<String>>,
     pairs: PyReadonlyArray2<'py, u64>,
     skip_errors: bool,
+    progress: Option<PyRef<'py, ProgressCounter>>,
 ) -> PyResult<StatsTuple<'py>> {
     enum Spec {
         Texts(Vec<String>),
@@ -177,7 +227,11 @@ fn ngram_count_text<'py>(
                     "file" => Split::File,
                     "paragraph" => Split::Paragraph,
                     "line" => Split::Line,
-                    o => return Err(PyValueError::new_err(format!("split: expected file, paragraph or line, got {o:?}"))),
+                    o => {
+                        return Err(PyValueError::new_err(format!(
+                            "split: expected file, paragraph or line, got {o:?}"
+                        )))
+                    }
                 },
             ),
             k => return Err(PyValueError::new_err(format!("unknown shard kind {k:?}"))),
@@ -187,26 +241,38 @@ fn ngram_count_text<'py>(
         .iter()
         .map(|s| match s {
             Spec::Texts(t) => Shard::Texts { texts: t },
-            Spec::Jsonl(p, f) => Shard::Jsonl { path: p.clone(), field: f.clone() },
-            Spec::Text(p, sp) => Shard::TextFile { path: p.clone(), split: *sp },
+            Spec::Jsonl(p, f) => Shard::Jsonl {
+                path: p.clone(),
+                field: f.clone(),
+            },
+            Spec::Text(p, sp) => Shard::TextFile {
+                path: p.clone(),
+                split: *sp,
+            },
         })
         .collect();
     let pl = pair_list(&pairs)?;
     let norm = &normalizer.inner;
+    let prog = progress.map(|p| p.inner.clone());
     let stats = run(py, || {
         let mut vocab = Vocab::default();
         let (ids, starts) = source::text_queries(&mut vocab, &queries)?;
         vocab.add_stopwords(norm.stopwords.iter().map(|s| &**s));
         vocab.freeze();
         let ix = Index::build(&ids, &starts, &pl)?;
-        let ctx = TextCtx { tokenizer: norm, vocab: &vocab, skip_errors };
-        source::count(&sh, &ix, Some(&ctx))
+        let ctx = TextCtx {
+            tokenizer: norm,
+            vocab: &vocab,
+            skip_errors,
+        };
+        source::count(&sh, &ix, Some(&ctx), prog.as_ref())
     })?;
     Ok(stats_tuple(py, stats))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NormalizerCore>()?;
+    m.add_class::<ProgressCounter>()?;
     m.add_function(wrap_pyfunction!(english_stopword_list, m)?)?;
     m.add_function(wrap_pyfunction!(ngram_count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(ngram_count_text, m)?)?;

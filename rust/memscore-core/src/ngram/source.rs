@@ -12,7 +12,8 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -38,11 +39,27 @@ pub enum Split {
 /// One shard of a corpus.
 #[derive(Debug, Clone)]
 pub enum Shard<'a> {
-    Tokens16 { name: String, tokens: &'a [u16], offsets: &'a [u64] },
-    Tokens32 { name: String, tokens: &'a [u32], offsets: &'a [u64] },
-    Texts { texts: &'a [String] },
-    Jsonl { path: PathBuf, field: String },
-    TextFile { path: PathBuf, split: Split },
+    Tokens16 {
+        name: String,
+        tokens: &'a [u16],
+        offsets: &'a [u64],
+    },
+    Tokens32 {
+        name: String,
+        tokens: &'a [u32],
+        offsets: &'a [u64],
+    },
+    Texts {
+        texts: &'a [String],
+    },
+    Jsonl {
+        path: PathBuf,
+        field: String,
+    },
+    TextFile {
+        path: PathBuf,
+        split: Split,
+    },
 }
 
 /// Something that turns text into tokens (the word normalizer, or a subword tokenizer).
@@ -105,8 +122,12 @@ impl Vocab {
 
     /// Build the fast lookup of short words; call once all words are in.
     pub fn freeze(&mut self) {
-        let items: Vec<(u64, u64)> =
-            self.map.iter().filter(|(w, _)| w.len() <= 7).map(|(w, &id)| (pack_short(w.as_bytes()), id as u64)).collect();
+        let items: Vec<(u64, u64)> = self
+            .map
+            .iter()
+            .filter(|(w, _)| w.len() <= 7)
+            .map(|(w, &id)| (pack_short(w.as_bytes()), id as u64))
+            .collect();
         self.short = Some(BucketMap::build(&items, NOT_A_WORD));
     }
 
@@ -138,26 +159,34 @@ struct Scratch {
     line: Vec<u8>,
 }
 
-fn text_doc(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, text: &str) -> Result<(), String> {
+fn text_doc(
+    acc: &mut Acc,
+    ix: &Index,
+    ctx: &TextCtx<'_>,
+    sc: &mut Scratch,
+    text: &str,
+) -> Result<(), String> {
     acc.begin_doc();
     sc.seg.clear();
     let vocab = ctx.vocab;
     let seg = &mut sc.seg;
     let mut ntok = 0u64;
     // words outside the vocabulary become barriers: no query n-gram contains one
-    let res = ctx.tokenizer.tokens(text, &mut |w: &str| match vocab.get(w) {
-        Some(STOP) => {}
-        Some(id) => {
-            ntok += 1;
-            seg.push(id);
-        }
-        None => {
-            ntok += 1;
-            if seg.last() != Some(&BARRIER) {
-                seg.push(BARRIER);
+    let res = ctx
+        .tokenizer
+        .tokens(text, &mut |w: &str| match vocab.get(w) {
+            Some(STOP) => {}
+            Some(id) => {
+                ntok += 1;
+                seg.push(id);
             }
-        }
-    });
+            None => {
+                ntok += 1;
+                if seg.last() != Some(&BARRIER) {
+                    seg.push(BARRIER);
+                }
+            }
+        });
     acc.scan(ix, &sc.seg);
     sc.seg.clear();
     acc.n_tokens += ntok;
@@ -165,10 +194,20 @@ fn text_doc(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, text
     res
 }
 
-fn token_docs<T: Copy + Into<u32>>(acc: &mut Acc, ix: &Index, tokens: &[T], offsets: &[u64], docs: (usize, usize)) {
+fn token_docs<T: Copy + Into<u32>>(
+    acc: &mut Acc,
+    ix: &Index,
+    tokens: &[T],
+    offsets: &[u64],
+    docs: (usize, usize),
+) {
     for d in docs.0..docs.1 {
         let a = offsets[d] as usize;
-        let b = if d + 1 < offsets.len() { offsets[d + 1] as usize } else { tokens.len() };
+        let b = if d + 1 < offsets.len() {
+            offsets[d + 1] as usize
+        } else {
+            tokens.len()
+        };
         acc.begin_doc();
         acc.scan(ix, &tokens[a..b]);
         acc.n_tokens += (b - a) as u64;
@@ -180,19 +219,32 @@ fn token_docs<T: Copy + Into<u32>>(acc: &mut Acc, ix: &Index, tokens: &[T], offs
 pub fn check_offsets(name: &str, n_tokens: usize, offsets: &[u64]) -> NgramResult<()> {
     if offsets.is_empty() {
         if n_tokens > 0 {
-            return Err(NgramError::corpus(name, 0, format!("{n_tokens} tokens but no document offsets")));
+            return Err(NgramError::corpus(
+                name,
+                0,
+                format!("{n_tokens} tokens but no document offsets"),
+            ));
         }
         return Ok(());
     }
     if offsets[0] != 0 {
-        return Err(NgramError::corpus(name, 0, format!("document offsets must start at 0, got {}", offsets[0])));
+        return Err(NgramError::corpus(
+            name,
+            0,
+            format!("document offsets must start at 0, got {}", offsets[0]),
+        ));
     }
     for (d, w) in offsets.windows(2).enumerate() {
         if w[1] < w[0] {
             return Err(NgramError::corpus(
                 name,
                 0,
-                format!("document offsets must not decrease: offset[{}] = {} < offset[{d}] = {}", d + 1, w[1], w[0]),
+                format!(
+                    "document offsets must not decrease: offset[{}] = {} < offset[{d}] = {}",
+                    d + 1,
+                    w[1],
+                    w[0]
+                ),
             ));
         }
     }
@@ -209,10 +261,39 @@ pub fn check_offsets(name: &str, n_tokens: usize, offsets: &[u64]) -> NgramResul
 
 // ------------------------------------------------------------------ files
 
-fn open(path: &Path) -> NgramResult<Box<dyn BufRead + Send>> {
+/// Bytes of input consumed so far, shared with whoever shows a progress bar: file bytes as
+/// stored (compressed bytes for .gz / .zst), token-array bytes, text bytes.
+pub type Progress = Arc<AtomicU64>;
+
+/// A file reader that adds what it reads to a [`Progress`].
+struct Counted {
+    file: File,
+    progress: Option<Progress>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if let Some(p) = &self.progress {
+            p.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+fn open(path: &Path, progress: Option<&Progress>) -> NgramResult<Box<dyn BufRead + Send>> {
     let name = path.display().to_string();
-    let f = File::open(path).map_err(|e| NgramError::corpus(&name, 0, format!("cannot open: {e}")))?;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let file =
+        File::open(path).map_err(|e| NgramError::corpus(&name, 0, format!("cannot open: {e}")))?;
+    let f = Counted {
+        file,
+        progress: progress.cloned(),
+    };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     const CAP: usize = 1 << 20;
     Ok(match ext.as_str() {
         "gz" | "gzip" => Box::new(BufReader::with_capacity(
@@ -220,8 +301,9 @@ fn open(path: &Path) -> NgramResult<Box<dyn BufRead + Send>> {
             flate2::read::MultiGzDecoder::new(BufReader::with_capacity(CAP, f)),
         )),
         "zst" | "zstd" => {
-            let d = zstd::stream::read::Decoder::new(f)
-                .map_err(|e| NgramError::corpus(&name, 0, format!("cannot start zstd decoding: {e}")))?;
+            let d = zstd::stream::read::Decoder::new(f).map_err(|e| {
+                NgramError::corpus(&name, 0, format!("cannot start zstd decoding: {e}"))
+            })?;
             Box::new(BufReader::with_capacity(CAP, d))
         }
         _ => Box::new(BufReader::with_capacity(CAP, f)),
@@ -285,12 +367,14 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
 
 /// The text field of one jsonl line, or a message saying what is wrong with it.
 pub fn json_field<'l>(line: &'l [u8], field: &str) -> Result<Cow<'l, str>, String> {
-    let s = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    let s = std::str::from_utf8(line)
+        .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
     let mut de = serde_json::Deserializer::from_str(s);
     let v = (FieldSeed { field })
         .deserialize(&mut de)
         .map_err(|e| format!("invalid JSON ({e}) or field {field:?} not a string"))?;
-    de.end().map_err(|e| format!("invalid JSON: trailing characters ({e})"))?;
+    de.end()
+        .map_err(|e| format!("invalid JSON: trailing characters ({e})"))?;
     v.ok_or_else(|| format!("no field {field:?} in this JSON object"))
 }
 
@@ -308,7 +392,13 @@ fn next_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, name: &str, lineno: u64) ->
     }
 }
 
-fn bad_line(acc: &mut Acc, ctx: &TextCtx<'_>, name: &str, lineno: u64, msg: String) -> NgramResult<()> {
+fn bad_line(
+    acc: &mut Acc,
+    ctx: &TextCtx<'_>,
+    name: &str,
+    lineno: u64,
+    msg: String,
+) -> NgramResult<()> {
     if ctx.skip_errors {
         acc.n_skipped += 1;
         Ok(())
@@ -317,15 +407,23 @@ fn bad_line(acc: &mut Acc, ctx: &TextCtx<'_>, name: &str, lineno: u64, msg: Stri
     }
 }
 
-fn jsonl_file(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, path: &Path, field: &str, stop: &AtomicBool) -> NgramResult<()> {
+fn jsonl_file(
+    acc: &mut Acc,
+    ix: &Index,
+    ctx: &TextCtx<'_>,
+    sc: &mut Scratch,
+    path: &Path,
+    field: &str,
+    env: &Env<'_>,
+) -> NgramResult<()> {
     let name = path.display().to_string();
-    let mut r = open(path)?;
+    let mut r = open(path, env.progress)?;
     let mut line = std::mem::take(&mut sc.line);
     let mut lineno = 0u64;
     let res = (|| {
         while next_line(&mut *r, &mut line, &name, lineno + 1)? {
             lineno += 1;
-            if lineno % 4096 == 0 && stop.load(Ordering::Relaxed) {
+            if lineno % 4096 == 0 && env.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             if is_blank(&line) {
@@ -350,15 +448,26 @@ fn utf8_line<'l>(line: &'l [u8]) -> Result<&'l str, String> {
     std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))
 }
 
-fn text_file(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, path: &Path, split: Split) -> NgramResult<()> {
+fn text_file(
+    acc: &mut Acc,
+    ix: &Index,
+    ctx: &TextCtx<'_>,
+    sc: &mut Scratch,
+    path: &Path,
+    split: Split,
+    env: &Env<'_>,
+) -> NgramResult<()> {
     let name = path.display().to_string();
-    let mut r = open(path)?;
+    let mut r = open(path, env.progress)?;
     match split {
         Split::File => {
             let mut all = Vec::new();
-            r.read_to_end(&mut all).map_err(|e| NgramError::corpus(&name, 0, format!("read error: {e}")))?;
+            r.read_to_end(&mut all)
+                .map_err(|e| NgramError::corpus(&name, 0, format!("read error: {e}")))?;
             match std::str::from_utf8(&all) {
-                Ok(text) => text_doc(acc, ix, ctx, sc, text).or_else(|m| bad_line(acc, ctx, &name, 0, m)),
+                Ok(text) => {
+                    text_doc(acc, ix, ctx, sc, text).or_else(|m| bad_line(acc, ctx, &name, 0, m))
+                }
                 Err(e) => {
                     let at = e.valid_up_to();
                     let lineno = all[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
@@ -379,12 +488,14 @@ fn text_file(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, pat
                         continue;
                     }
                     match utf8_line(&line) {
-                        Ok(t) => text_doc(acc, ix, ctx, sc, t).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?,
+                        Ok(t) => text_doc(acc, ix, ctx, sc, t)
+                            .or_else(|m| bad_line(acc, ctx, &name, lineno, m))?,
                         Err(m) => bad_line(acc, ctx, &name, lineno, m)?,
                     }
                 } else if blank {
                     if !para.is_empty() && !bad_para {
-                        text_doc(acc, ix, ctx, sc, &para).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
+                        text_doc(acc, ix, ctx, sc, &para)
+                            .or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
                     }
                     para.clear();
                     bad_para = false;
@@ -399,7 +510,8 @@ fn text_file(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, pat
                 }
             }
             if split == Split::Paragraph && !para.is_empty() && !bad_para {
-                text_doc(acc, ix, ctx, sc, &para).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
+                text_doc(acc, ix, ctx, sc, &para)
+                    .or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
             }
             Ok(())
         }
@@ -430,14 +542,19 @@ fn units(shards: &[Shard<'_>]) -> Vec<Unit> {
                 let start = offsets[lo] as usize;
                 let target = start.saturating_add(TOKENS_PER_UNIT).min(n_tokens);
                 // first document starting at or after target
-                let hi = (lo + 1 + offsets[lo + 1..].partition_point(|&o| (o as usize) < target)).min(nd);
+                let hi = (lo + 1 + offsets[lo + 1..].partition_point(|&o| (o as usize) < target))
+                    .min(nd);
                 out.push(Unit { shard: s, lo, hi });
                 lo = hi;
             }
         };
         match sh {
-            Shard::Tokens16 { tokens, offsets, .. } => token_units(tokens.len(), offsets),
-            Shard::Tokens32 { tokens, offsets, .. } => token_units(tokens.len(), offsets),
+            Shard::Tokens16 {
+                tokens, offsets, ..
+            } => token_units(tokens.len(), offsets),
+            Shard::Tokens32 {
+                tokens, offsets, ..
+            } => token_units(tokens.len(), offsets),
             Shard::Texts { texts } => {
                 let mut lo = 0;
                 while lo < texts.len() {
@@ -446,17 +563,63 @@ fn units(shards: &[Shard<'_>]) -> Vec<Unit> {
                     lo = hi;
                 }
             }
-            Shard::Jsonl { .. } | Shard::TextFile { .. } => out.push(Unit { shard: s, lo: 0, hi: 0 }),
+            Shard::Jsonl { .. } | Shard::TextFile { .. } => out.push(Unit {
+                shard: s,
+                lo: 0,
+                hi: 0,
+            }),
         }
     }
     out
 }
 
-fn process(acc: &mut Acc, ix: &Index, text: Option<&TextCtx<'_>>, sc: &mut Scratch, sh: &Shard<'_>, u: Unit, stop: &AtomicBool) -> NgramResult<()> {
-    let need_text = || text.ok_or_else(|| NgramError::Invalid("a text shard needs text settings".into()));
+/// What every work unit shares: the stop flag (set on the first error) and the progress.
+struct Env<'a> {
+    stop: &'a AtomicBool,
+    progress: Option<&'a Progress>,
+}
+
+impl Env<'_> {
+    fn advance(&self, bytes: u64) {
+        if let Some(p) = self.progress {
+            p.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+fn process(
+    acc: &mut Acc,
+    ix: &Index,
+    text: Option<&TextCtx<'_>>,
+    sc: &mut Scratch,
+    sh: &Shard<'_>,
+    u: Unit,
+    env: &Env<'_>,
+) -> NgramResult<()> {
+    let need_text =
+        || text.ok_or_else(|| NgramError::Invalid("a text shard needs text settings".into()));
+    let token_bytes = |offsets: &[u64], n: usize, size: usize| {
+        let a = offsets[u.lo] as usize;
+        let b = if u.hi < offsets.len() {
+            offsets[u.hi] as usize
+        } else {
+            n
+        };
+        ((b - a) * size) as u64
+    };
     match sh {
-        Shard::Tokens16 { tokens, offsets, .. } => token_docs(acc, ix, tokens, offsets, (u.lo, u.hi)),
-        Shard::Tokens32 { tokens, offsets, .. } => token_docs(acc, ix, tokens, offsets, (u.lo, u.hi)),
+        Shard::Tokens16 {
+            tokens, offsets, ..
+        } => {
+            token_docs(acc, ix, tokens, offsets, (u.lo, u.hi));
+            env.advance(token_bytes(offsets, tokens.len(), 2));
+        }
+        Shard::Tokens32 {
+            tokens, offsets, ..
+        } => {
+            token_docs(acc, ix, tokens, offsets, (u.lo, u.hi));
+            env.advance(token_bytes(offsets, tokens.len(), 4));
+        }
         Shard::Texts { texts } => {
             let ctx = need_text()?;
             for (i, t) in texts[u.lo..u.hi].iter().enumerate() {
@@ -464,19 +627,34 @@ fn process(acc: &mut Acc, ix: &Index, text: Option<&TextCtx<'_>>, sc: &mut Scrat
                     bad_line(acc, ctx, "<texts>", (u.lo + i + 1) as u64, m)?;
                 }
             }
+            env.advance(texts[u.lo..u.hi].iter().map(|t| t.len() as u64).sum());
         }
-        Shard::Jsonl { path, field } => jsonl_file(acc, ix, need_text()?, sc, path, field, stop)?,
-        Shard::TextFile { path, split } => text_file(acc, ix, need_text()?, sc, path, *split)?,
+        Shard::Jsonl { path, field } => jsonl_file(acc, ix, need_text()?, sc, path, field, env)?,
+        Shard::TextFile { path, split } => text_file(acc, ix, need_text()?, sc, path, *split, env)?,
     }
     Ok(())
 }
 
-/// Count every n-gram of `ix` over all `shards`, in parallel on the current rayon pool.
-pub fn count(shards: &[Shard<'_>], ix: &Index, text: Option<&TextCtx<'_>>) -> NgramResult<Stats> {
+/// Count every n-gram of `ix` over all `shards`, in parallel on the current rayon pool,
+/// adding the input consumed to `progress` as it goes.
+pub fn count(
+    shards: &[Shard<'_>],
+    ix: &Index,
+    text: Option<&TextCtx<'_>>,
+    progress: Option<&Progress>,
+) -> NgramResult<Stats> {
     for sh in shards {
         match sh {
-            Shard::Tokens16 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
-            Shard::Tokens32 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
+            Shard::Tokens16 {
+                name,
+                tokens,
+                offsets,
+            } => check_offsets(name, tokens.len(), offsets)?,
+            Shard::Tokens32 {
+                name,
+                tokens,
+                offsets,
+            } => check_offsets(name, tokens.len(), offsets)?,
             _ => {}
         }
     }
@@ -484,6 +662,10 @@ pub fn count(shards: &[Shard<'_>], ix: &Index, text: Option<&TextCtx<'_>>) -> Ng
     let threads = rayon::current_num_threads().min(work.len()).max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    let env = Env {
+        stop: &stop,
+        progress,
+    };
     let results: Vec<NgramResult<Totals>> = (0..threads)
         .into_par_iter()
         .map(|_| {
@@ -498,7 +680,7 @@ pub fn count(shards: &[Shard<'_>], ix: &Index, text: Option<&TextCtx<'_>>) -> Ng
                     break;
                 }
                 let u = work[k];
-                if let Err(e) = process(&mut acc, ix, text, &mut sc, &shards[u.shard], u, &stop) {
+                if let Err(e) = process(&mut acc, ix, text, &mut sc, &shards[u.shard], u, &env) {
                     stop.store(true, Ordering::Relaxed);
                     return Err(e);
                 }
@@ -520,12 +702,17 @@ pub fn count(shards: &[Shard<'_>], ix: &Index, text: Option<&TextCtx<'_>>) -> Ng
 
 /// Build the vocabulary and the token-id n-grams of text queries: each query is already
 /// split into tokens by the caller's normalizer. Returns (flat ids, offsets).
-pub fn text_queries(vocab: &mut Vocab, queries: &[Vec<String>]) -> NgramResult<(Vec<u32>, Vec<u64>)> {
+pub fn text_queries(
+    vocab: &mut Vocab,
+    queries: &[Vec<String>],
+) -> NgramResult<(Vec<u32>, Vec<u64>)> {
     let mut ids = Vec::new();
     let mut starts = vec![0u64];
     for (k, q) in queries.iter().enumerate() {
         if q.is_empty() {
-            return Err(NgramError::Invalid(format!("query {k}: normalizes to zero tokens")));
+            return Err(NgramError::Invalid(format!(
+                "query {k}: normalizes to zero tokens"
+            )));
         }
         for w in q {
             ids.push(vocab.id(w));
@@ -541,22 +728,42 @@ mod tests {
 
     #[test]
     fn json_field_cases() {
-        assert_eq!(json_field(br#"{"a": [1, {"x": "}"}], "text": "h\u00e9 \"q\""}"#, "text").unwrap(), "hé \"q\"");
+        assert_eq!(
+            json_field(
+                br#"{"a": [1, {"x": "}"}], "text": "h\u00e9 \"q\""}"#,
+                "text"
+            )
+            .unwrap(),
+            "hé \"q\""
+        );
         assert!(json_field(br#"{"text": 3}"#, "text").is_err());
-        assert!(json_field(br#"{"other": "x"}"#, "text").unwrap_err().contains("no field"));
+        assert!(json_field(br#"{"other": "x"}"#, "text")
+            .unwrap_err()
+            .contains("no field"));
         assert!(json_field(br#"{"text": "x"} x"#, "text").is_err());
-        assert!(json_field(b"{\"text\": \"\xff\"}", "text").unwrap_err().contains("UTF-8"));
+        assert!(json_field(b"{\"text\": \"\xff\"}", "text")
+            .unwrap_err()
+            .contains("UTF-8"));
         assert!(json_field(br#"[1]"#, "text").is_err());
     }
 
     #[test]
     fn tokens_edges_and_pairs() {
         // queries: [1], [1,2], [2,3], [9]
-        let ix = Index::build(&[1, 1, 2, 2, 3, 9], &[0, 1, 3, 5, 6], &[(0, 2), (1, 3), (0, 0)]).unwrap();
+        let ix = Index::build(
+            &[1, 1, 2, 2, 3, 9],
+            &[0, 1, 3, 5, 6],
+            &[(0, 2), (1, 3), (0, 0)],
+        )
+        .unwrap();
         let toks: Vec<u16> = vec![1, 2, 3, 1, /* doc 2 */ 2, 3, 1, 2];
         let offs = vec![0u64, 4, 4];
-        let sh = [Shard::Tokens16 { name: "t".into(), tokens: &toks, offsets: &offs }];
-        let s = count(&sh, &ix, None).unwrap();
+        let sh = [Shard::Tokens16 {
+            name: "t".into(),
+            tokens: &toks,
+            offsets: &offs,
+        }];
+        let s = count(&sh, &ix, None, None).unwrap();
         assert_eq!(s.counts, vec![3, 2, 2, 0]);
         assert_eq!(s.doc_freq, vec![2, 2, 2, 0]);
         assert_eq!(s.cooccurrence, vec![2, 0, 2]);
@@ -567,9 +774,16 @@ mod tests {
     fn bad_offsets() {
         let toks: Vec<u32> = vec![1, 2];
         for offs in [vec![1u64], vec![0, 3], vec![0, 2, 1]] {
-            let sh = [Shard::Tokens32 { name: "t".into(), tokens: &toks, offsets: &offs }];
+            let sh = [Shard::Tokens32 {
+                name: "t".into(),
+                tokens: &toks,
+                offsets: &offs,
+            }];
             let ix = Index::build(&[1], &[0, 1], &[]).unwrap();
-            assert!(matches!(count(&sh, &ix, None), Err(NgramError::Corpus { .. })));
+            assert!(matches!(
+                count(&sh, &ix, None, None),
+                Err(NgramError::Corpus { .. })
+            ));
         }
     }
 }
