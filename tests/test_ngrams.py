@@ -450,3 +450,40 @@ def test_progress_pass_raises_engine_errors(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"text": \n', encoding="utf-8")
     with pytest.raises(memscore.CorpusError, match="line 2"):
         ngram_stats(Corpus.from_jsonl(tmp_path / "bad.jsonl"), ["ok"], progress=True)
+
+
+def test_subword_counts_match_python_tokenizers(tmp_path, rng):
+    """A BPE tokenizer trained here: the Rust tokenizers crate inside the scan gives the
+    token ids the Python `tokenizers` package gives, and the counts of the reference."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import models, normalizers, pre_tokenizers, trainers
+
+    texts = [f"In the beginning {w} created the heaven and the earth, said the {v}." for w, v in
+             zip(rng.choice(["God", "gods", "Godly", "the Word"], 300), rng.choice(["Lord", "lord", "LORD", "king"], 300))]
+    texts += ["", "naïve café — déjà vu", "earth earth earth"]
+    tok = tokenizers.Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=120, special_tokens=["[UNK]"], show_progress=False))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    sub = Normalizer.from_tokenizer(tmp_path / "tokenizer.json")
+    assert sub.batch(texts[:20]) == [e.tokens for e in tok.encode_batch(texts[:20], add_special_tokens=False)]
+
+    queries = ["the earth", "heaven", "In the beginning", "lord", "déjà"]
+    pairs = [("the earth", "lord"), ("heaven", "naïve")]
+    with gzip.open(tmp_path / "docs.jsonl.gz", "wt", encoding="utf-8") as f:
+        for t in texts:
+            f.write(json.dumps({"text": t}) + "\n")
+    got = ngram_stats(Corpus.from_jsonl(tmp_path / "docs.jsonl.gz", normalizer=sub), queries, pairs)
+    ids = lambda xs: [list(e.ids) for e in tok.encode_batch(list(xs), add_special_tokens=False)]  # noqa: E731
+    want = ref.stats(ids(texts), ids(queries), list(zip(ids(a for a, _ in pairs), ids(b for _, b in pairs))))
+    assert got.counts.tolist() == want["counts"] and got.counts[0] > 0
+    assert got.doc_freq.tolist() == want["doc_freq"]
+    assert got.cooccurrence.tolist() == want["cooccurrence"]
+    assert got.n_documents == len(texts)
+    # same through in-memory texts; a bad tokenizer file is a clear error
+    mem = ngram_stats(Corpus.from_texts(texts, normalizer=sub), queries, pairs)
+    np.testing.assert_array_equal(mem.counts, got.counts)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="from_tokenizer"):
+        Normalizer.from_tokenizer(tmp_path / "bad.json")

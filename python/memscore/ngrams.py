@@ -104,36 +104,32 @@ class Normalizer:
         self.strip_punctuation = strip_punctuation
         self._stop_arg = None if stopwords is None else ("english" if isinstance(stopwords, str) else "custom")
         self._core = _core.NormalizerCore(lowercase, strip_punctuation, words)
-        self._tokenizer: Any = None
+        self._subword: Any = None  # _core.SubwordCore, for from_tokenizer
         self._tokenizer_path: str | None = None
 
     @classmethod
     def from_tokenizer(cls, path: PathLike) -> "Normalizer":
         """Subword tokens of a HuggingFace ``tokenizer.json`` (no special tokens added).
 
-        Uses the ``tokenizers`` package (the Rust ``tokenizers`` crate's Python binding).
-        Corpora with such a normalizer are tokenized in batches in Python-driven Rust and
-        counted as token shards; expect a few MB/s rather than the word mode's speed.
+        The file is loaded by the Rust ``tokenizers`` crate inside memscore's extension (no
+        Python package needed); corpora with this normalizer are tokenized document by
+        document inside the parallel counting pass, and queries are n-grams of its tokens.
         """
-        try:
-            from tokenizers import Tokenizer
-        except ImportError as exc:  # pragma: no cover - tokenizers ships with the dev setup
-            raise ImportError("Normalizer.from_tokenizer needs the `tokenizers` package") from exc
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"Normalizer.from_tokenizer: no tokenizer file at {p}")
         self = cls(lowercase=False, strip_punctuation=False)
         try:
-            self._tokenizer = Tokenizer.from_file(str(p))
-        except Exception as exc:
-            raise ValueError(f"Normalizer.from_tokenizer: cannot load {p}: {exc}") from exc
+            self._subword = _core.SubwordCore(str(p))
+        except ValueError as exc:
+            raise ValueError(f"Normalizer.from_tokenizer: {exc}") from exc
         self._tokenizer_path = str(p.resolve())
         return self
 
     @property
     def is_subword(self) -> bool:
         """True for a tokenizer.json normalizer."""
-        return self._tokenizer is not None
+        return self._subword is not None
 
     @property
     def stopwords(self) -> frozenset[str]:
@@ -144,8 +140,8 @@ class Normalizer:
         """Normalized tokens of ``text``, in order."""
         if not isinstance(text, str):
             raise TypeError(f"Normalizer: expected a str, got {type(text).__name__}")
-        if self._tokenizer is not None:
-            return list(self._tokenizer.encode(text, add_special_tokens=False).tokens)
+        if self._subword is not None:
+            return self._subword.tokens(text)
         return self._core.normalize(text)
 
     def batch(self, texts: Sequence[str]) -> list[list[str]]:
@@ -154,16 +150,13 @@ class Normalizer:
         bad = [t for t in texts if not isinstance(t, str)]
         if bad:
             raise TypeError(f"Normalizer.batch: expected strings, got {type(bad[0]).__name__}")
-        if self._tokenizer is not None:
-            return [list(e.tokens) for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+        if self._subword is not None:
+            return self._subword.batch_tokens(texts)
         return self._core.batch(texts)
-
-    def _ids(self, texts: list[str]) -> list[list[int]]:
-        return [list(e.ids) for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     def describe(self) -> dict[str, Any]:
         """The settings, as plain data (part of the key of a partial result)."""
-        if self._tokenizer is not None:
+        if self._subword is not None:
             with open(self._tokenizer_path or "", "rb") as f:
                 digest = hashlib.sha256(f.read()).hexdigest()
             return {"tokenizer_sha256": digest}
@@ -174,7 +167,7 @@ class Normalizer:
         }
 
     def __repr__(self) -> str:
-        if self._tokenizer is not None:
+        if self._subword is not None:
             return f"Normalizer.from_tokenizer({self._tokenizer_path!r})"
         stop = "None" if self._stop_arg is None else ("'english'" if self._stop_arg == "english" else f"<{len(self.stopwords)} words>")
         return f"Normalizer(lowercase={self.lowercase}, strip_punctuation={self.strip_punctuation}, stopwords={stop})"
@@ -615,98 +608,25 @@ def _prepare(corpus: Corpus, queries: Any, pairs: Any) -> _Prepared:
         return _Prepared(_key(corpus, qs, pa, pb), q, p, toks, None, None, pair_idx)
     if subword:
         assert corpus.normalizer is not None
-        _text_ngrams(corpus.normalizer, qs, "query")
-        _text_ngrams(corpus.normalizer, pa, "pair (first)")
-        _text_ngrams(corpus.normalizer, pb, "pair (second)")
-        ids = corpus.normalizer._ids(qs + pa + pb)
-        key = _key(corpus, qs, pa, pb)
+        for items, what in ((qs, "query"), (pa, "pair (first)"), (pb, "pair (second)")):
+            _text_ngrams(corpus.normalizer, items, what)  # type and emptiness checks
+        flat, starts = corpus.normalizer._subword.batch_ids(qs + pa + pb)
+        return _Prepared(_key(corpus, qs, pa, pb), q, p, None, flat, starts, pair_idx)
+    fast = _token_ngrams_fast(qs + pa + pb)
+    if fast is not None:
+        flat, lens = fast
+        starts = np.zeros(len(lens) + 1, dtype=np.uint64)
+        np.cumsum(lens, out=starts[1:])
     else:
-        fast = _token_ngrams_fast(qs + pa + pb)
-        if fast is not None:
-            flat, lens = fast
-            starts = np.zeros(len(lens) + 1, dtype=np.uint64)
-            np.cumsum(lens, out=starts[1:])
-            h = hashlib.sha256(json.dumps({"kind": "tokens", "q": q, "p": p}).encode())
-            h.update(starts.tobytes())
-            h.update(flat.tobytes())
-            return _Prepared(h.hexdigest(), q, p, None, flat, starts, pair_idx)
         ids = _token_ngrams(qs, "query") + _token_ngrams(pa, "pair (first)") + _token_ngrams(pb, "pair (second)")
-    lens = np.array([len(t) for t in ids], dtype=np.uint64)
-    starts = np.zeros(len(ids) + 1, dtype=np.uint64)
-    np.cumsum(lens, out=starts[1:])
-    flat = np.fromiter((x for t in ids for x in t), dtype=np.uint32, count=int(starts[-1]))
-    if not subword:
-        h = hashlib.sha256(json.dumps({"kind": "tokens", "q": q, "p": p}).encode())
-        h.update(starts.tobytes())
-        h.update(flat.tobytes())
-        key = h.hexdigest()
+        starts = np.zeros(len(ids) + 1, dtype=np.uint64)
+        np.cumsum([len(t) for t in ids], out=starts[1:])
+        flat = np.fromiter((x for t in ids for x in t), dtype=np.uint32, count=int(starts[-1]))
+    h = hashlib.sha256(json.dumps({"kind": "tokens", "q": q, "p": p}).encode())
+    h.update(starts.tobytes())
+    h.update(flat.tobytes())
+    key = h.hexdigest()
     return _Prepared(key, q, p, None, flat, starts, pair_idx)
-
-
-def _iter_text_docs(shard: _Shard, skip: bool) -> Iterable[str]:
-    """Documents of a text shard, read in Python (subword normalizers only)."""
-    if shard.kind == "texts":
-        yield from shard.payload
-        return
-    path = Path(shard.payload)
-    name = str(path)
-    try:
-        if name.endswith((".gz", ".gzip")):
-            import gzip
-
-            raw: Any = gzip.open(path, "rb")
-        elif name.endswith((".zst", ".zstd")):
-            import zstandard
-
-            raw = zstandard.open(path, "rb")
-        else:
-            raw = open(path, "rb")
-    except OSError as exc:
-        raise CorpusError(f"{name}: cannot open: {exc}") from exc
-    with raw:
-        if shard.kind == "text" and shard.option == "file":
-            data = raw.read()
-            try:
-                yield data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if not skip:
-                    raise CorpusError(f"{name}: invalid UTF-8: {exc}") from exc
-            return
-        para: list[str] = []
-        try:
-            for lineno, bline in enumerate(raw, 1):
-                try:
-                    line = bline.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    if skip:
-                        continue
-                    raise CorpusError(f"{name}, line {lineno}: invalid UTF-8") from exc
-                if shard.kind == "jsonl":
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                        text = obj[shard.option]
-                        if not isinstance(text, str):
-                            raise TypeError("not a string")
-                    except Exception as exc:
-                        if skip:
-                            continue
-                        raise CorpusError(f"{name}, line {lineno}: invalid JSON or no string field {shard.option!r}: {exc}") from exc
-                    yield text
-                elif shard.option == "line":
-                    if line.strip():
-                        yield line
-                else:
-                    if line.strip():
-                        para.append(line)
-                    elif para:
-                        yield "".join(para)
-                        para = []
-        except (OSError, EOFError) as exc:
-            raise CorpusError(f"{name}: read error: {exc}") from exc
-        if para:
-            yield "".join(para)
 
 
 def _tuple_stats(t: tuple[Any, ...], key: str, shards: list[str], q: int) -> NgramStats:
@@ -738,34 +658,12 @@ def _count_shards(corpus: Corpus, shards: list[_Shard], prep: _Prepared, counter
         targ = [(s.kind, s.payload, s.option) for s in shards]
         t = _core.ngram_count_text(targ, corpus.normalizer._core, prep.text, prep.pair_idx, corpus.skip_errors, counter)
     else:
-        # subword normalizer: tokenize batches of documents, count them as token shards
-        assert corpus.normalizer is not None
-        total: NgramStats | None = None
-        for s in shards:
-            batch: list[str] = []
-
-            def flush(batch: list[str]) -> NgramStats:
-                assert corpus.normalizer is not None and prep.flat is not None and prep.starts is not None
-                ids = corpus.normalizer._ids(batch)
-                lens = np.array([len(x) for x in ids], dtype=np.uint64)
-                offs = np.zeros(len(ids), dtype=np.uint64)
-                if len(ids) > 1:
-                    np.cumsum(lens[:-1], out=offs[1:])
-                toks = np.fromiter((x for d in ids for x in d), dtype=np.uint32, count=int(lens.sum()))
-                r = _core.ngram_count_tokens([(s.name, toks, offs)], prep.flat, prep.starts, prep.pair_idx)
-                return _tuple_stats(r, prep.key, [], prep.q)
-
-            for doc in _iter_text_docs(s, corpus.skip_errors):
-                batch.append(doc)
-                if len(batch) >= 4096:
-                    part = flush(batch)
-                    total = part if total is None else NgramStats.merge([total, part])
-                    batch = []
-            part = flush(batch)
-            total = part if total is None else NgramStats.merge([total, part])
-        assert total is not None
-        total.shards = names
-        return total
+        # subword normalizer: documents are tokenized by the Rust tokenizers crate in the scan
+        assert corpus.normalizer is not None and prep.flat is not None and prep.starts is not None
+        targ = [(s.kind, s.payload, s.option) for s in shards]
+        t = _core.ngram_count_subword(
+            targ, corpus.normalizer._subword, prep.flat, prep.starts, prep.pair_idx, corpus.skip_errors, counter
+        )
     return _tuple_stats(t, prep.key, names, prep.q)
 
 

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use memscore_core::ngram::count::Stats;
 use memscore_core::ngram::index::Index;
 use memscore_core::ngram::normalize::{english_stopwords, Normalizer};
-use memscore_core::ngram::source::{self, Progress, Shard, Split, TextCtx, Vocab};
+use memscore_core::ngram::source::{self, Progress, Shard, Split, TextCtx, TextTokens, Vocab};
+use memscore_core::ngram::subword::Subword;
 use memscore_core::ngram::{NgramError, NgramResult};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
@@ -197,25 +198,16 @@ fn ngram_count_tokens<'py>(
     Ok(stats_tuple(py, stats))
 }
 
-/// Count text queries (already normalized: a list of token lists) and pairs over text
-/// shards `[(kind, payload, option), ...]`: ("jsonl", path, field), ("text", path,
+/// Text shards as the engine sees them (owned here, borrowed by [`Shard`]).
+enum Spec {
+    Texts(Vec<String>),
+    Jsonl(PathBuf, String),
+    Text(PathBuf, Split),
+}
+
+/// Parse `[(kind, payload, option), ...]`: ("jsonl", path, field), ("text", path,
 /// "file"|"paragraph"|"line"), ("texts", list[str], "").
-#[pyfunction]
-#[pyo3(signature = (shards, normalizer, queries, pairs, skip_errors=false, progress=None))]
-fn ngram_count_text<'py>(
-    py: Python<'py>,
-    shards: Vec<(String, Bound<'py, PyAny>, String)>,
-    normalizer: PyRef<'py, NormalizerCore>,
-    queries: Vec<Vec<String>>,
-    pairs: PyReadonlyArray2<'py, u64>,
-    skip_errors: bool,
-    progress: Option<PyRef<'py, ProgressCounter>>,
-) -> PyResult<StatsTuple<'py>> {
-    enum Spec {
-        Texts(Vec<String>),
-        Jsonl(PathBuf, String),
-        Text(PathBuf, Split),
-    }
+fn text_specs(shards: Vec<(String, Bound<'_, PyAny>, String)>) -> PyResult<Vec<Spec>> {
     let mut specs = Vec::with_capacity(shards.len());
     for (kind, payload, opt) in shards {
         specs.push(match kind.as_str() {
@@ -237,7 +229,11 @@ fn ngram_count_text<'py>(
             k => return Err(PyValueError::new_err(format!("unknown shard kind {k:?}"))),
         });
     }
-    let sh: Vec<Shard<'_>> = specs
+    Ok(specs)
+}
+
+fn text_shards(specs: &[Spec]) -> Vec<Shard<'_>> {
+    specs
         .iter()
         .map(|s| match s {
             Spec::Texts(t) => Shard::Texts { texts: t },
@@ -250,7 +246,24 @@ fn ngram_count_text<'py>(
                 split: *sp,
             },
         })
-        .collect();
+        .collect()
+}
+
+/// Count text queries (already normalized: a list of token lists) and pairs over text
+/// shards (see [`text_specs`]) with the word normalizer.
+#[pyfunction]
+#[pyo3(signature = (shards, normalizer, queries, pairs, skip_errors=false, progress=None))]
+fn ngram_count_text<'py>(
+    py: Python<'py>,
+    shards: Vec<(String, Bound<'py, PyAny>, String)>,
+    normalizer: PyRef<'py, NormalizerCore>,
+    queries: Vec<Vec<String>>,
+    pairs: PyReadonlyArray2<'py, u64>,
+    skip_errors: bool,
+    progress: Option<PyRef<'py, ProgressCounter>>,
+) -> PyResult<StatsTuple<'py>> {
+    let specs = text_specs(shards)?;
+    let sh = text_shards(&specs);
     let pl = pair_list(&pairs)?;
     let norm = &normalizer.inner;
     let prog = progress.map(|p| p.inner.clone());
@@ -261,8 +274,105 @@ fn ngram_count_text<'py>(
         vocab.freeze();
         let ix = Index::build(&ids, &starts, &pl)?;
         let ctx = TextCtx {
-            tokenizer: norm,
-            vocab: &vocab,
+            tokens: TextTokens::Words {
+                normalizer: norm,
+                vocab: &vocab,
+            },
+            skip_errors,
+        };
+        source::count(&sh, &ix, Some(&ctx), prog.as_ref())
+    })?;
+    Ok(stats_tuple(py, stats))
+}
+
+/// A HuggingFace `tokenizer.json`, loaded by the Rust `tokenizers` crate.
+#[pyclass(module = "memscore._core", name = "SubwordCore", frozen)]
+pub struct SubwordCore {
+    inner: Subword,
+}
+
+#[pymethods]
+impl SubwordCore {
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let inner = Subword::from_file(&path).map_err(|e| to_py(py, e))?;
+        Ok(SubwordCore { inner })
+    }
+
+    /// Token strings of one text.
+    fn tokens(&self, text: &str) -> PyResult<Vec<String>> {
+        self.inner.tokens(text).map_err(PyValueError::new_err)
+    }
+
+    /// Token strings of many texts (GIL released, in parallel).
+    fn batch_tokens(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<String>>> {
+        use rayon::prelude::*;
+        let sw = &self.inner;
+        run(py, || {
+            texts
+                .par_iter()
+                .map(|t| sw.tokens(t).map_err(NgramError::Invalid))
+                .collect()
+        })
+    }
+
+    /// Token ids of many texts as (flat uint32 ids, uint64 starts with n+1 entries).
+    fn batch_ids<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>)> {
+        use rayon::prelude::*;
+        let sw = &self.inner;
+        let ids: Vec<Vec<u32>> = run(py, || {
+            texts
+                .par_iter()
+                .map(|t| sw.ids(t).map_err(NgramError::Invalid))
+                .collect()
+        })?;
+        let mut starts = Vec::with_capacity(ids.len() + 1);
+        starts.push(0u64);
+        for x in &ids {
+            starts.push(starts.last().unwrap() + x.len() as u64);
+        }
+        Ok((ids.concat().into_pyarray(py), starts.into_pyarray(py)))
+    }
+
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+}
+
+/// Count token-id queries (flat u32 ids + u64 starts, from the same tokenizer) and pairs
+/// over text shards (see [`text_specs`]), tokenizing every document with `subword` inside
+/// the parallel scan.
+#[pyfunction]
+#[pyo3(signature = (shards, subword, q_tokens, q_starts, pairs, skip_errors=false, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn ngram_count_subword<'py>(
+    py: Python<'py>,
+    shards: Vec<(String, Bound<'py, PyAny>, String)>,
+    subword: PyRef<'py, SubwordCore>,
+    q_tokens: PyReadonlyArray1<'py, u32>,
+    q_starts: PyReadonlyArray1<'py, u64>,
+    pairs: PyReadonlyArray2<'py, u64>,
+    skip_errors: bool,
+    progress: Option<PyRef<'py, ProgressCounter>>,
+) -> PyResult<StatsTuple<'py>> {
+    let specs = text_specs(shards)?;
+    let sh = text_shards(&specs);
+    let (qt, qs) = (
+        slice1(&q_tokens, "query tokens")?,
+        slice1(&q_starts, "query offsets")?,
+    );
+    let pl = pair_list(&pairs)?;
+    let sw = &subword.inner;
+    let prog = progress.map(|p| p.inner.clone());
+    let stats = run(py, || {
+        let ix = Index::build(qt, qs, &pl)?;
+        let ctx = TextCtx {
+            tokens: TextTokens::Subword(sw),
             skip_errors,
         };
         source::count(&sh, &ix, Some(&ctx), prog.as_ref())
@@ -276,5 +386,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(english_stopword_list, m)?)?;
     m.add_function(wrap_pyfunction!(ngram_count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(ngram_count_text, m)?)?;
+    m.add_class::<SubwordCore>()?;
+    m.add_function(wrap_pyfunction!(ngram_count_subword, m)?)?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! - [`index`]: the query n-grams as a trie over token ids (exact, no hash collisions), and
 //!   the pairs as adjacency lists.
 //! - [`table`]: the frozen hash map under the trie edges and the text vocabulary.
+//! - [`subword`]: subword tokens of a HuggingFace `tokenizer.json` (the `tokenizers` crate).
 //! - [`count`]: the per-thread accumulator (counts, last-document stamps, co-occurrence).
 //! - [`source`]: corpus shards (token arrays, jsonl / text files, plain / gz / zst) and the
 //!   parallel driver.
@@ -18,6 +19,7 @@ pub mod index;
 pub mod normalize;
 mod punct_table;
 pub mod source;
+pub mod subword;
 pub mod table;
 
 use std::fmt;

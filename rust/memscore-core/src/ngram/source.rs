@@ -22,6 +22,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use super::count::{Acc, Stats, Totals};
 use super::index::Index;
 use super::normalize::Normalizer;
+use super::subword::Subword;
 use super::table::BucketMap;
 use super::{NgramError, NgramResult};
 
@@ -60,21 +61,6 @@ pub enum Shard<'a> {
         path: PathBuf,
         split: Split,
     },
-}
-
-/// Something that turns text into tokens (the word normalizer, or a subword tokenizer).
-pub trait TextTokenizer: Sync {
-    /// Call `f` with each token of `text`; stopwords are NOT removed here (the vocabulary
-    /// marks them). An error message is reported against the document.
-    fn tokens(&self, text: &str, f: &mut dyn FnMut(&str)) -> Result<(), String>;
-}
-
-impl TextTokenizer for Normalizer {
-    fn tokens(&self, text: &str, f: &mut dyn FnMut(&str)) -> Result<(), String> {
-        let mut buf = String::new();
-        self.words_keep_stop(text, &mut buf, |w| f(w));
-        Ok(())
-    }
 }
 
 /// The id given to stopwords in a [`Vocab`]: dropped from the token stream, not a barrier.
@@ -144,10 +130,17 @@ impl Vocab {
     }
 }
 
-/// Text settings of a count: the tokenizer, the vocabulary, and what to do with bad lines.
+/// How the text of a document becomes token ids.
+pub enum TextTokens<'a> {
+    /// normalized words, mapped to ids by the vocabulary of the queries
+    Words { normalizer: &'a Normalizer, vocab: &'a Vocab },
+    /// token ids of a subword tokenizer (queries are id n-grams of the same tokenizer)
+    Subword(&'a Subword),
+}
+
+/// Text settings of a count: the tokenization, and what to do with bad lines.
 pub struct TextCtx<'a> {
-    pub tokenizer: &'a dyn TextTokenizer,
-    pub vocab: &'a Vocab,
+    pub tokens: TextTokens<'a>,
     /// skip (and count) unparsable lines instead of failing
     pub skip_errors: bool,
 }
@@ -157,8 +150,10 @@ pub struct TextCtx<'a> {
 struct Scratch {
     seg: Vec<u32>,
     line: Vec<u8>,
+    word: String,
 }
 
+/// Count one document; a document the tokenizer fails on is not counted at all.
 fn text_doc(
     acc: &mut Acc,
     ix: &Index,
@@ -166,32 +161,39 @@ fn text_doc(
     sc: &mut Scratch,
     text: &str,
 ) -> Result<(), String> {
-    acc.begin_doc();
-    sc.seg.clear();
-    let vocab = ctx.vocab;
-    let seg = &mut sc.seg;
-    let mut ntok = 0u64;
-    // words outside the vocabulary become barriers: no query n-gram contains one
-    let res = ctx
-        .tokenizer
-        .tokens(text, &mut |w: &str| match vocab.get(w) {
-            Some(STOP) => {}
-            Some(id) => {
-                ntok += 1;
-                seg.push(id);
-            }
-            None => {
-                ntok += 1;
-                if seg.last() != Some(&BARRIER) {
-                    seg.push(BARRIER);
+    match ctx.tokens {
+        TextTokens::Subword(sw) => {
+            let ids = sw.ids(text)?;
+            acc.begin_doc();
+            acc.scan(ix, &ids);
+            acc.n_tokens += ids.len() as u64;
+            acc.end_doc(ix);
+        }
+        TextTokens::Words { normalizer, vocab } => {
+            sc.seg.clear();
+            let seg = &mut sc.seg;
+            let mut ntok = 0u64;
+            // words outside the vocabulary become barriers: no query n-gram contains one
+            normalizer.words_keep_stop(text, &mut sc.word, |w: &str| match vocab.get(w) {
+                Some(STOP) => {}
+                Some(id) => {
+                    ntok += 1;
+                    seg.push(id);
                 }
-            }
-        });
-    acc.scan(ix, &sc.seg);
-    sc.seg.clear();
-    acc.n_tokens += ntok;
-    acc.end_doc(ix);
-    res
+                None => {
+                    ntok += 1;
+                    if seg.last() != Some(&BARRIER) {
+                        seg.push(BARRIER);
+                    }
+                }
+            });
+            acc.begin_doc();
+            acc.scan(ix, &sc.seg);
+            acc.n_tokens += ntok;
+            acc.end_doc(ix);
+        }
+    }
+    Ok(())
 }
 
 fn token_docs<T: Copy + Into<u32>>(
