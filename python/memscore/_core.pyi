@@ -1,6 +1,7 @@
 """Type stubs for the compiled Rust module (memscore-py). Call the wrappers in
 memscore.scores instead: they validate arguments and make arrays contiguous."""
 
+import os
 from typing import final
 
 import numpy as np
@@ -86,7 +87,15 @@ class KnnIndexCore:
 
 from typing import Any
 
-__all__ += ["NormalizerCore", "english_stopword_list", "ngram_count_text", "ngram_count_tokens"]
+__all__ += [
+    "NormalizerCore",
+    "ProgressCounter",
+    "SubwordCore",
+    "english_stopword_list",
+    "ngram_count_subword",
+    "ngram_count_text",
+    "ngram_count_tokens",
+]
 
 _NgramTuple = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], int, int, int]
 
@@ -97,12 +106,28 @@ class NormalizerCore:
     def batch(self, texts: list[str]) -> list[list[str]]: ...
     def stopwords(self) -> list[str]: ...
 
+@final
+class ProgressCounter:
+    def __new__(cls) -> ProgressCounter: ...
+    @property
+    def value(self) -> int: ...
+
+@final
+class SubwordCore:
+    def __new__(cls, path: str | os.PathLike[str]) -> SubwordCore: ...
+    def tokens(self, text: str) -> list[str]: ...
+    def batch_tokens(self, texts: list[str]) -> list[list[str]]: ...
+    def batch_ids(self, texts: list[str]) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]]: ...
+    @property
+    def vocab_size(self) -> int: ...
+
 def english_stopword_list() -> list[str]: ...
 def ngram_count_tokens(
     shards: list[tuple[str, npt.NDArray[np.uint16] | npt.NDArray[np.uint32], npt.NDArray[np.uint64]]],
     q_tokens: npt.NDArray[np.uint32],
     q_starts: npt.NDArray[np.uint64],
     pairs: npt.NDArray[np.uint64],
+    progress: ProgressCounter | None = None,
 ) -> _NgramTuple: ...
 def ngram_count_text(
     shards: list[tuple[str, Any, str]],
@@ -110,4 +135,14 @@ def ngram_count_text(
     queries: list[list[str]],
     pairs: npt.NDArray[np.uint64],
     skip_errors: bool = False,
+    progress: ProgressCounter | None = None,
+) -> _NgramTuple: ...
+def ngram_count_subword(
+    shards: list[tuple[str, Any, str]],
+    subword: SubwordCore,
+    q_tokens: npt.NDArray[np.uint32],
+    q_starts: npt.NDArray[np.uint64],
+    pairs: npt.NDArray[np.uint64],
+    skip_errors: bool = False,
+    progress: ProgressCounter | None = None,
 ) -> _NgramTuple: ...
