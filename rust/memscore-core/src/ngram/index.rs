@@ -251,14 +251,15 @@ impl Index {
     }
 }
 
-/// Pairs in adjacency lists (CSR): each pair is listed under one of its two n-grams, the
-/// "anchor"; a document credits the pair when the anchor is present and the other n-gram's
-/// stamp says it is present too. Listing under the rarer n-gram keeps the lists walked per
-/// document short, so the accumulator re-lists pairs by the document frequencies it has seen.
+/// Pairs in adjacency lists: each pair is listed under one of its two n-grams, the
+/// "anchor"; a document credits the pair when the anchor is present and the other n-gram
+/// is present too. Listing under the rarer n-gram keeps the lists walked per document
+/// short, so the accumulator re-lists pairs by the document frequencies it has seen, and
+/// lays the lists of frequent anchors out first, next to each other, where they stay cached.
 #[derive(Debug, Clone, Default)]
 pub struct PairLists {
-    /// pairs anchored at unique id `u` sit at `start[u]..start[u + 1]`
-    pub start: Vec<u32>,
+    /// pairs anchored at unique id `u` sit at `range[u].0..range[u].1`
+    pub range: Vec<(u32, u32)>,
     /// the pair's other n-gram
     pub other: Vec<u32>,
     /// the pair's index in the input
@@ -266,26 +267,36 @@ pub struct PairLists {
 }
 
 impl PairLists {
-    /// List each pair under the n-gram with the smaller `rank` (ties: the first one).
-    pub fn build(n_unique: usize, pairs: &[(u32, u32)], rank: impl Fn(u32) -> u64) -> PairLists {
+    /// List each pair under the n-gram with the smaller `rank` (ties: the first one), and
+    /// lay the lists out by increasing `place` of their anchor (ties: by unique id).
+    pub fn build(
+        n_unique: usize,
+        pairs: &[(u32, u32)],
+        rank: impl Fn(u32) -> u64,
+        place: impl Fn(u32) -> u64,
+    ) -> PairLists {
         let anchor = |&(a, b): &(u32, u32)| if rank(b) < rank(a) { (b, a) } else { (a, b) };
-        let mut start = vec![0u32; n_unique + 1];
+        let mut len = vec![0u32; n_unique];
         for pr in pairs {
-            start[anchor(pr).0 as usize + 1] += 1;
+            len[anchor(pr).0 as usize] += 1;
         }
-        for u in 0..n_unique {
-            start[u + 1] += start[u];
+        let mut order: Vec<u32> = (0..n_unique as u32).filter(|&u| len[u as usize] > 0).collect();
+        order.sort_by_key(|&u| (place(u), u));
+        let mut range = vec![(0u32, 0u32); n_unique];
+        let mut at = 0u32;
+        for &u in &order {
+            range[u as usize] = (at, at);
+            at += len[u as usize];
         }
-        let mut fill = start.clone();
         let mut other = vec![0u32; pairs.len()];
         let mut id = vec![0u32; pairs.len()];
         for (p, pr) in pairs.iter().enumerate() {
             let (a, b) = anchor(pr);
-            let at = fill[a as usize] as usize;
-            other[at] = b;
-            id[at] = p as u32;
-            fill[a as usize] += 1;
+            let end = &mut range[a as usize].1;
+            other[*end as usize] = b;
+            id[*end as usize] = p as u32;
+            *end += 1;
         }
-        PairLists { start, other, id }
+        PairLists { range, other, id }
     }
 }
