@@ -487,3 +487,24 @@ def test_subword_counts_match_python_tokenizers(tmp_path, rng):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="from_tokenizer"):
         Normalizer.from_tokenizer(tmp_path / "bad.json")
+
+
+def test_token_files_streamed_and_big_endian_agree(tmp_path, rng):
+    """Little-endian .npy shards are read by the engine in pieces; a big-endian one is
+    memory-mapped and converted; both count like the in-memory array."""
+    docs, flat, offsets = random_token_corpus(rng, 3000, 60, 40, np.uint16)
+    qs = random_queries(rng, docs, 40, 60, 3)
+    pairs = [(qs[i], qs[-i - 1]) for i in range(25)]
+    want = ngram_stats(Corpus.from_tokens(flat, offsets), qs, pairs)
+    for dtype in ("<u2", ">u2", "<u4", ">u4"):
+        d = tmp_path / dtype.replace("<", "le").replace(">", "be")
+        d.mkdir()
+        np.save(d / "s.npy", flat.astype(dtype))
+        np.save(d / "s.offsets.npy", offsets)
+        corpus = Corpus.from_token_files(d)
+        streamed = isinstance(corpus._shards[0].payload[0], tuple)
+        assert streamed == dtype.startswith("<")
+        got = ngram_stats(corpus, qs, pairs)
+        for f in ("counts", "doc_freq", "cooccurrence"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
+        assert got.n_tokens == want.n_tokens == flat.size

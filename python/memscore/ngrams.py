@@ -290,7 +290,9 @@ class Corpus:
     @classmethod
     def from_token_files(cls, paths: Paths) -> "Corpus":
         """Token shards stored as ``NAME.npy`` (1-D uint16/uint32) next to
-        ``NAME.offsets.npy`` (document start offsets, any integer dtype), memory-mapped.
+        ``NAME.offsets.npy`` (document start offsets, any integer dtype). Little-endian
+        token files are read by the engine a few MB at a time (memory does not grow with
+        the shard); others are memory-mapped and converted.
         ``paths``: a file, a directory (every ``*.npy`` but the sidecars), a glob, or a list."""
         shards = []
         for p in _expand(paths, (".npy",), "Corpus.from_token_files"):
@@ -304,9 +306,15 @@ class Corpus:
                 o = np.load(side)
             except Exception as exc:
                 raise CorpusError(f"{p}: cannot read token shard: {exc}") from exc
-            if t.dtype not in (np.uint16, np.uint32):
+            if t.dtype.kind != "u" or t.dtype.itemsize not in (2, 4):
                 raise CorpusError(f"{p}: expected uint16 or uint32 tokens, got {t.dtype}")
-            shards.append(_Shard("tokens", str(p), (_token_array(t, str(p)), _offsets_array(o, str(side))), "", p.stat().st_size))
+            offs = _offsets_array(o, str(side))
+            if isinstance(t, np.memmap) and t.ndim == 1 and t.dtype.newbyteorder("<") == t.dtype:
+                # little-endian body: the engine reads it piece by piece (memory stays flat)
+                tokens: Any = (str(p), int(t.offset), t.dtype.itemsize, int(t.shape[0]))
+            else:
+                tokens = _token_array(t, str(p))
+            shards.append(_Shard("tokens", str(p), (tokens, offs), "", int(t.nbytes)))
         return cls(shards, "tokens", None)
 
     @classmethod

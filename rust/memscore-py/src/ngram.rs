@@ -141,11 +141,15 @@ fn slice1<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> 
 enum TokArr<'py> {
     U16(PyReadonlyArray1<'py, u16>),
     U32(PyReadonlyArray1<'py, u32>),
+    /// (path, byte offset of the first token, itemsize 2 | 4, number of tokens)
+    File(PathBuf, u64, usize, usize),
 }
 
 /// Count query n-grams (flat u32 ids + u64 starts) and pairs ((P, 2) u64 indices into the
-/// n-grams) over token shards `[(name, tokens u16|u32, doc offsets u64), ...]`.
-/// Returns (counts, doc_freq, cooccurrence, n_documents, n_tokens, n_skipped).
+/// n-grams) over token shards `[(name, tokens, doc offsets u64), ...]`; `tokens` is a
+/// uint16 | uint32 array, or `(path, byte offset, itemsize, n_tokens)` of a little-endian
+/// token file read in pieces. Returns (counts, doc_freq, cooccurrence, n_documents,
+/// n_tokens, n_skipped).
 #[pyfunction]
 #[pyo3(signature = (shards, q_tokens, q_starts, pairs, progress=None))]
 fn ngram_count_tokens<'py>(
@@ -162,9 +166,16 @@ fn ngram_count_tokens<'py>(
             TokArr::U16(a)
         } else if let Ok(a) = tok.extract::<PyReadonlyArray1<'py, u32>>() {
             TokArr::U32(a)
+        } else if let Ok((p, at, size, n)) = tok.extract::<(PathBuf, u64, usize, usize)>() {
+            if size != 2 && size != 4 {
+                return Err(PyValueError::new_err(format!(
+                    "{name}: token itemsize must be 2 or 4, got {size}"
+                )));
+            }
+            TokArr::File(p, at, size, n)
         } else {
             return Err(PyValueError::new_err(format!(
-                "{name}: tokens must be a 1-D uint16 or uint32 array"
+                "{name}: tokens must be a 1-D uint16 or uint32 array or (path, offset, itemsize, n)"
             )));
         };
         arrays.push((name, t, offs));
@@ -181,6 +192,14 @@ fn ngram_count_tokens<'py>(
             TokArr::U32(a) => Shard::Tokens32 {
                 name: name.clone(),
                 tokens: slice1(a, "tokens")?,
+                offsets,
+            },
+            TokArr::File(p, at, size, n) => Shard::TokenFile {
+                name: name.clone(),
+                path: p.clone(),
+                start: *at,
+                wide: *size == 4,
+                n_tokens: *n,
                 offsets,
             },
         });

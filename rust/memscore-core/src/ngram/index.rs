@@ -280,7 +280,9 @@ impl PairLists {
         for pr in pairs {
             len[anchor(pr).0 as usize] += 1;
         }
-        let mut order: Vec<u32> = (0..n_unique as u32).filter(|&u| len[u as usize] > 0).collect();
+        let mut order: Vec<u32> = (0..n_unique as u32)
+            .filter(|&u| len[u as usize] > 0)
+            .collect();
         order.sort_by_key(|&u| (place(u), u));
         let mut range = vec![(0u32, 0u32); n_unique];
         let mut at = 0u32;

@@ -50,6 +50,16 @@ pub enum Shard<'a> {
         tokens: &'a [u32],
         offsets: &'a [u64],
     },
+    /// A file of little-endian u16 (`wide == false`) or u32 tokens starting at byte
+    /// `start` (an `.npy` body): read unit by unit, so memory does not grow with the file.
+    TokenFile {
+        name: String,
+        path: PathBuf,
+        start: u64,
+        wide: bool,
+        n_tokens: usize,
+        offsets: &'a [u64],
+    },
     Texts {
         texts: &'a [String],
     },
@@ -133,7 +143,10 @@ impl Vocab {
 /// How the text of a document becomes token ids.
 pub enum TextTokens<'a> {
     /// normalized words, mapped to ids by the vocabulary of the queries
-    Words { normalizer: &'a Normalizer, vocab: &'a Vocab },
+    Words {
+        normalizer: &'a Normalizer,
+        vocab: &'a Vocab,
+    },
     /// token ids of a subword tokenizer (queries are id n-grams of the same tokenizer)
     Subword(&'a Subword),
 }
@@ -151,6 +164,9 @@ struct Scratch {
     seg: Vec<u32>,
     line: Vec<u8>,
     word: String,
+    bytes: Vec<u8>,
+    tok16: Vec<u16>,
+    tok32: Vec<u32>,
 }
 
 /// Count one document; a document the tokenizer fails on is not counted at all.
@@ -196,17 +212,20 @@ fn text_doc(
     Ok(())
 }
 
+/// Count documents `docs` of a token shard; `tokens` starts at token `base` of the shard
+/// and runs to the end of the last of those documents.
 fn token_docs<T: Copy + Into<u32>>(
     acc: &mut Acc,
     ix: &Index,
     tokens: &[T],
+    base: usize,
     offsets: &[u64],
     docs: (usize, usize),
 ) {
     for d in docs.0..docs.1 {
-        let a = offsets[d] as usize;
+        let a = offsets[d] as usize - base;
         let b = if d + 1 < offsets.len() {
-            offsets[d + 1] as usize
+            offsets[d + 1] as usize - base
         } else {
             tokens.len()
         };
@@ -531,7 +550,7 @@ struct Unit {
 }
 
 /// Tokens per work unit of an in-memory token shard, texts per unit of an in-memory text shard.
-const TOKENS_PER_UNIT: usize = 1 << 22;
+const TOKENS_PER_UNIT: usize = if cfg!(test) { 1000 } else { 1 << 22 };
 const TEXTS_PER_UNIT: usize = 2048;
 
 fn units(shards: &[Shard<'_>]) -> Vec<Unit> {
@@ -551,6 +570,9 @@ fn units(shards: &[Shard<'_>]) -> Vec<Unit> {
             }
         };
         match sh {
+            Shard::TokenFile {
+                n_tokens, offsets, ..
+            } => token_units(*n_tokens, offsets),
             Shard::Tokens16 {
                 tokens, offsets, ..
             } => token_units(tokens.len(), offsets),
@@ -573,6 +595,19 @@ fn units(shards: &[Shard<'_>]) -> Vec<Unit> {
         }
     }
     out
+}
+
+/// Read `len` bytes of a token file at `at` into `sc.bytes`.
+fn read_tokens(sc: &mut Scratch, name: &str, path: &Path, at: u64, len: usize) -> NgramResult<()> {
+    let mut f =
+        File::open(path).map_err(|e| NgramError::corpus(name, 0, format!("cannot open: {e}")))?;
+    sc.bytes.resize(len, 0);
+    let res = {
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(at))
+            .and_then(|_| f.read_exact(&mut sc.bytes))
+    };
+    res.map_err(|e| NgramError::corpus(name, 0, format!("cannot read tokens at byte {at}: {e}")))
 }
 
 /// What every work unit shares: the stop flag (set on the first error) and the progress.
@@ -613,14 +648,49 @@ fn process(
         Shard::Tokens16 {
             tokens, offsets, ..
         } => {
-            token_docs(acc, ix, tokens, offsets, (u.lo, u.hi));
+            token_docs(acc, ix, tokens, 0, offsets, (u.lo, u.hi));
             env.advance(token_bytes(offsets, tokens.len(), 2));
         }
         Shard::Tokens32 {
             tokens, offsets, ..
         } => {
-            token_docs(acc, ix, tokens, offsets, (u.lo, u.hi));
+            token_docs(acc, ix, tokens, 0, offsets, (u.lo, u.hi));
             env.advance(token_bytes(offsets, tokens.len(), 4));
+        }
+        Shard::TokenFile {
+            name,
+            path,
+            start,
+            wide,
+            n_tokens,
+            offsets,
+        } => {
+            let size = if *wide { 4 } else { 2 };
+            let a = offsets[u.lo] as usize;
+            let b = if u.hi < offsets.len() {
+                offsets[u.hi] as usize
+            } else {
+                *n_tokens
+            };
+            read_tokens(sc, name, path, start + (a * size) as u64, (b - a) * size)?;
+            if *wide {
+                sc.tok32.clear();
+                sc.tok32.extend(
+                    sc.bytes
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                token_docs(acc, ix, &sc.tok32, a, offsets, (u.lo, u.hi));
+            } else {
+                sc.tok16.clear();
+                sc.tok16.extend(
+                    sc.bytes
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]])),
+                );
+                token_docs(acc, ix, &sc.tok16, a, offsets, (u.lo, u.hi));
+            }
+            env.advance(token_bytes(offsets, *n_tokens, size));
         }
         Shard::Texts { texts } => {
             let ctx = need_text()?;
@@ -657,6 +727,29 @@ pub fn count(
                 tokens,
                 offsets,
             } => check_offsets(name, tokens.len(), offsets)?,
+            Shard::TokenFile {
+                name,
+                path,
+                start,
+                wide,
+                n_tokens,
+                offsets,
+            } => {
+                check_offsets(name, *n_tokens, offsets)?;
+                let need = start + (*n_tokens * if *wide { 4 } else { 2 }) as u64;
+                let have = std::fs::metadata(path)
+                    .map_err(|e| NgramError::corpus(name, 0, format!("cannot open: {e}")))?
+                    .len();
+                if have < need {
+                    return Err(NgramError::corpus(
+                        name,
+                        0,
+                        format!(
+                            "truncated: {n_tokens} tokens need {need} bytes, the file has {have}"
+                        ),
+                    ));
+                }
+            }
             _ => {}
         }
     }
@@ -770,6 +863,56 @@ mod tests {
         assert_eq!(s.doc_freq, vec![2, 2, 2, 0]);
         assert_eq!(s.cooccurrence, vec![2, 0, 2]);
         assert_eq!((s.n_documents, s.n_tokens), (3, 8));
+    }
+
+    #[test]
+    fn token_files_match_in_memory_tokens() {
+        let ix = Index::build(&[1, 1, 2, 2, 3, 9], &[0, 1, 3, 5, 6], &[(0, 2), (1, 3)]).unwrap();
+        let toks: Vec<u16> = (0..100_000u32).map(|i| ((i * 7919) % 13) as u16).collect();
+        let offs: Vec<u64> = (0..toks.len() as u64).step_by(37).collect();
+        let mem = count(
+            &[Shard::Tokens16 {
+                name: "m".into(),
+                tokens: &toks,
+                offsets: &offs,
+            }],
+            &ix,
+            None,
+            None,
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("memscore-tokfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for wide in [false, true] {
+            let path = dir.join(format!("t{}.bin", wide as u8));
+            let mut bytes = vec![7u8; 13]; // a header to skip
+            for &t in &toks {
+                if wide {
+                    bytes.extend_from_slice(&(t as u32).to_le_bytes());
+                } else {
+                    bytes.extend_from_slice(&t.to_le_bytes());
+                }
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let sh = |n: usize| Shard::TokenFile {
+                name: "f".into(),
+                path: path.clone(),
+                start: 13,
+                wide,
+                n_tokens: n,
+                offsets: &offs,
+            };
+            let progress = Progress::default();
+            let got = count(&[sh(toks.len())], &ix, None, Some(&progress)).unwrap();
+            assert_eq!(got, mem);
+            assert_eq!(
+                progress.load(Ordering::Relaxed),
+                (toks.len() * if wide { 4 } else { 2 }) as u64
+            );
+            let e = count(&[sh(toks.len() + 1)], &ix, None, None).unwrap_err();
+            assert!(e.to_string().contains("truncated"), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
