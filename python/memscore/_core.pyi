@@ -123,7 +123,15 @@ class SubwordCore:
 
 def english_stopword_list() -> list[str]: ...
 def ngram_count_tokens(
-    shards: list[tuple[str, npt.NDArray[np.uint16] | npt.NDArray[np.uint32], npt.NDArray[np.uint64]]],
+    # (name, tokens array | (path, byte offset, itemsize, n_tokens),
+    #  offsets array | (path, byte offset, width, signed, n_docs))
+    shards: list[
+        tuple[
+            str,
+            npt.NDArray[np.uint16] | npt.NDArray[np.uint32] | tuple[str, int, int, int],
+            npt.NDArray[np.uint64] | tuple[str, int, int, bool, int],
+        ]
+    ],
     q_tokens: npt.NDArray[np.uint32],
     q_starts: npt.NDArray[np.uint64],
     pairs: npt.NDArray[np.uint64],

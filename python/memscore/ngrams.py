@@ -232,6 +232,18 @@ def _as_normalizer(normalizer: Normalizer | None) -> Normalizer:
     return normalizer
 
 
+def _streamable(a: Any, kinds: str, sizes: tuple[int, ...]) -> bool:
+    """A memory-mapped 1-D little-endian array of these kinds and item sizes: the engine
+    can read its file directly."""
+    return (
+        isinstance(a, np.memmap)
+        and a.ndim == 1
+        and a.dtype.kind in kinds
+        and a.dtype.itemsize in sizes
+        and a.dtype.newbyteorder("<") == a.dtype
+    )
+
+
 def _token_array(tokens: Any, name: str) -> np.ndarray:
     a = np.asarray(tokens)
     if a.ndim != 1:
@@ -291,8 +303,8 @@ class Corpus:
     def from_token_files(cls, paths: Paths) -> "Corpus":
         """Token shards stored as ``NAME.npy`` (1-D uint16/uint32) next to
         ``NAME.offsets.npy`` (document start offsets, any integer dtype). Little-endian
-        token files are read by the engine a few MB at a time (memory does not grow with
-        the shard); others are memory-mapped and converted.
+        files (tokens, and 32/64-bit offsets) are read by the engine a few MB at a time, so
+        memory does not grow with the shard; others are loaded and converted.
         ``paths``: a file, a directory (every ``*.npy`` but the sidecars), a glob, or a list."""
         shards = []
         for p in _expand(paths, (".npy",), "Corpus.from_token_files"):
@@ -303,17 +315,22 @@ class Corpus:
                 raise CorpusError(f"{p}: missing document-offsets sidecar {side.name}")
             try:
                 t = np.load(p, mmap_mode="r")
-                o = np.load(side)
+                o = np.load(side, mmap_mode="r")
             except Exception as exc:
                 raise CorpusError(f"{p}: cannot read token shard: {exc}") from exc
             if t.dtype.kind != "u" or t.dtype.itemsize not in (2, 4):
                 raise CorpusError(f"{p}: expected uint16 or uint32 tokens, got {t.dtype}")
-            offs = _offsets_array(o, str(side))
-            if isinstance(t, np.memmap) and t.ndim == 1 and t.dtype.newbyteorder("<") == t.dtype:
-                # little-endian body: the engine reads it piece by piece (memory stays flat)
+            if _streamable(t, "u", (2, 4)) and _streamable(o, "iu", (4, 8)):
+                # little-endian bodies: the engine reads both files piece by piece, so
+                # memory grows with neither the tokens nor the documents
                 tokens: Any = (str(p), int(t.offset), t.dtype.itemsize, int(t.shape[0]))
+                offs: Any = (str(side), int(o.offset), o.dtype.itemsize, o.dtype.kind == "i", int(o.shape[0]))
             else:
-                tokens = _token_array(t, str(p))
+                offs = _offsets_array(np.asarray(o), str(side))
+                if _streamable(t, "u", (2, 4)):
+                    tokens = (str(p), int(t.offset), t.dtype.itemsize, int(t.shape[0]))
+                else:
+                    tokens = _token_array(np.asarray(t), str(p))
             shards.append(_Shard("tokens", str(p), (tokens, offs), "", int(t.nbytes)))
         return cls(shards, "tokens", None)
 

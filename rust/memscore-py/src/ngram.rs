@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use memscore_core::ngram::count::Stats;
 use memscore_core::ngram::index::Index;
 use memscore_core::ngram::normalize::{english_stopwords, Normalizer};
-use memscore_core::ngram::source::{self, Progress, Shard, Split, TextCtx, TextTokens, Vocab};
+use memscore_core::ngram::source::{
+    self, Offsets, Progress, Shard, Split, TextCtx, TextTokens, Vocab,
+};
 use memscore_core::ngram::subword::Subword;
 use memscore_core::ngram::{NgramError, NgramResult};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -145,16 +147,23 @@ enum TokArr<'py> {
     File(PathBuf, u64, usize, usize),
 }
 
+enum OffArr<'py> {
+    Mem(PyReadonlyArray1<'py, u64>),
+    /// (path, byte offset of the first value, width 4 | 8, signed, number of documents)
+    File(PathBuf, u64, usize, bool, usize),
+}
+
 /// Count query n-grams (flat u32 ids + u64 starts) and pairs ((P, 2) u64 indices into the
-/// n-grams) over token shards `[(name, tokens, doc offsets u64), ...]`; `tokens` is a
+/// n-grams) over token shards `[(name, tokens, doc offsets), ...]`; `tokens` is a
 /// uint16 | uint32 array, or `(path, byte offset, itemsize, n_tokens)` of a little-endian
-/// token file read in pieces. Returns (counts, doc_freq, cooccurrence, n_documents,
+/// token file read in pieces; `doc offsets` a uint64 array, or (with a token file)
+/// `(path, byte offset, width, signed, n_docs)` of a little-endian integer file. Returns (counts, doc_freq, cooccurrence, n_documents,
 /// n_tokens, n_skipped).
 #[pyfunction]
 #[pyo3(signature = (shards, q_tokens, q_starts, pairs, progress=None))]
 fn ngram_count_tokens<'py>(
     py: Python<'py>,
-    shards: Vec<(String, Bound<'py, PyAny>, PyReadonlyArray1<'py, u64>)>,
+    shards: Vec<(String, Bound<'py, PyAny>, Bound<'py, PyAny>)>,
     q_tokens: PyReadonlyArray1<'py, u32>,
     q_starts: PyReadonlyArray1<'py, u64>,
     pairs: PyReadonlyArray2<'py, u64>,
@@ -162,6 +171,22 @@ fn ngram_count_tokens<'py>(
 ) -> PyResult<StatsTuple<'py>> {
     let mut arrays = Vec::with_capacity(shards.len());
     for (name, tok, offs) in shards {
+        let offs = if let Ok(a) = offs.extract::<PyReadonlyArray1<'py, u64>>() {
+            OffArr::Mem(a)
+        } else if let Ok((p, at, width, signed, n)) =
+            offs.extract::<(PathBuf, u64, usize, bool, usize)>()
+        {
+            if width != 4 && width != 8 {
+                return Err(PyValueError::new_err(format!(
+                    "{name}: offset width must be 4 or 8, got {width}"
+                )));
+            }
+            OffArr::File(p, at, width, signed, n)
+        } else {
+            return Err(PyValueError::new_err(format!(
+                "{name}: doc offsets must be a 1-D uint64 array or (path, offset, width, signed, n)"
+            )));
+        };
         let t = if let Ok(a) = tok.extract::<PyReadonlyArray1<'py, u16>>() {
             TokArr::U16(a)
         } else if let Ok(a) = tok.extract::<PyReadonlyArray1<'py, u32>>() {
@@ -182,17 +207,32 @@ fn ngram_count_tokens<'py>(
     }
     let mut sh = Vec::with_capacity(arrays.len());
     for (name, t, offs) in &arrays {
-        let offsets = slice1(offs, "doc_offsets")?;
+        let off_src = match offs {
+            OffArr::Mem(a) => Offsets::Mem(slice1(a, "doc_offsets")?),
+            OffArr::File(p, at, width, signed, n) => Offsets::File {
+                path: p.clone(),
+                start: *at,
+                width: *width,
+                signed: *signed,
+                n_docs: *n,
+            },
+        };
+        let mem_offsets = || match &off_src {
+            Offsets::Mem(o) => Ok(*o),
+            Offsets::File { .. } => Err(PyValueError::new_err(format!(
+                "{name}: an offsets file needs a token file"
+            ))),
+        };
         sh.push(match t {
             TokArr::U16(a) => Shard::Tokens16 {
                 name: name.clone(),
                 tokens: slice1(a, "tokens")?,
-                offsets,
+                offsets: mem_offsets()?,
             },
             TokArr::U32(a) => Shard::Tokens32 {
                 name: name.clone(),
                 tokens: slice1(a, "tokens")?,
-                offsets,
+                offsets: mem_offsets()?,
             },
             TokArr::File(p, at, size, n) => Shard::TokenFile {
                 name: name.clone(),
@@ -200,7 +240,7 @@ fn ngram_count_tokens<'py>(
                 start: *at,
                 wide: *size == 4,
                 n_tokens: *n,
-                offsets,
+                offsets: off_src.clone(),
             },
         });
     }

@@ -26,6 +26,22 @@ use super::subword::Subword;
 use super::table::BucketMap;
 use super::{NgramError, NgramResult};
 
+/// Document start offsets of a token file: in memory, or a file of little-endian integers
+/// (an `.npy` body) read piece by piece, so memory does not grow with the documents either.
+#[derive(Debug, Clone)]
+pub enum Offsets<'a> {
+    Mem(&'a [u64]),
+    File {
+        path: PathBuf,
+        /// byte of the first value
+        start: u64,
+        /// 4 or 8 bytes per value
+        width: usize,
+        signed: bool,
+        n_docs: usize,
+    },
+}
+
 /// How a text file is cut into documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
@@ -58,7 +74,7 @@ pub enum Shard<'a> {
         start: u64,
         wide: bool,
         n_tokens: usize,
-        offsets: &'a [u64],
+        offsets: Offsets<'a>,
     },
     Texts {
         texts: &'a [String],
@@ -167,6 +183,7 @@ struct Scratch {
     bytes: Vec<u8>,
     tok16: Vec<u16>,
     tok32: Vec<u32>,
+    offs: Vec<u64>,
 }
 
 /// Count one document; a document the tokenizer fails on is not counted at all.
@@ -212,23 +229,21 @@ fn text_doc(
     Ok(())
 }
 
-/// Count documents `docs` of a token shard; `tokens` starts at token `base` of the shard
-/// and runs to the end of the last of those documents.
+/// Count the documents of one work unit: `tokens` are the unit's tokens, which start at
+/// token `base` of the shard, and `offsets` the start offsets (in the shard) of its
+/// documents; the last document runs to the end of `tokens`.
 fn token_docs<T: Copy + Into<u32>>(
     acc: &mut Acc,
     ix: &Index,
     tokens: &[T],
     base: usize,
     offsets: &[u64],
-    docs: (usize, usize),
 ) {
-    for d in docs.0..docs.1 {
-        let a = offsets[d] as usize - base;
-        let b = if d + 1 < offsets.len() {
-            offsets[d + 1] as usize - base
-        } else {
-            tokens.len()
-        };
+    for (d, &o) in offsets.iter().enumerate() {
+        let a = o as usize - base;
+        let b = offsets
+            .get(d + 1)
+            .map_or(tokens.len(), |&x| x as usize - base);
         acc.begin_doc();
         acc.scan(ix, &tokens[a..b]);
         acc.n_tokens += (b - a) as u64;
@@ -541,49 +556,219 @@ fn text_file(
 
 // ------------------------------------------------------------------ driver
 
-/// A piece of work: shard `shard`, documents `lo..hi` for in-memory shards.
+/// A piece of work: shard `shard`, documents `lo..hi` (tokens `a..b` of token shards) for
+/// in-memory and token shards; a whole file otherwise.
 #[derive(Debug, Clone, Copy)]
 struct Unit {
     shard: usize,
     lo: usize,
     hi: usize,
+    a: usize,
+    b: usize,
 }
 
-/// Tokens per work unit of an in-memory token shard, texts per unit of an in-memory text shard.
+/// Tokens per work unit of a token shard, texts per unit of an in-memory text shard.
 const TOKENS_PER_UNIT: usize = if cfg!(test) { 1000 } else { 1 << 22 };
 const TEXTS_PER_UNIT: usize = 2048;
+/// Offsets read at once from an offsets file.
+const OFFSETS_CHUNK: usize = if cfg!(test) { 77 } else { 1 << 20 };
 
-fn units(shards: &[Shard<'_>]) -> Vec<Unit> {
+/// Cut a token shard into units of about [`TOKENS_PER_UNIT`] tokens at document starts:
+/// a unit ends before the first document starting at or after its first token + the bound.
+struct Splitter {
+    shard: usize,
+    lo: usize,
+    a: usize,
+    out: Vec<Unit>,
+}
+
+impl Splitter {
+    #[inline]
+    fn doc(&mut self, d: usize, o: usize) {
+        if d > self.lo && o >= self.a.saturating_add(TOKENS_PER_UNIT) {
+            self.out.push(Unit {
+                shard: self.shard,
+                lo: self.lo,
+                hi: d,
+                a: self.a,
+                b: o,
+            });
+            self.lo = d;
+            self.a = o;
+        }
+    }
+    fn finish(mut self, n_docs: usize, n_tokens: usize) -> Vec<Unit> {
+        if self.lo < n_docs {
+            self.out.push(Unit {
+                shard: self.shard,
+                lo: self.lo,
+                hi: n_docs,
+                a: self.a,
+                b: n_tokens,
+            });
+        }
+        self.out
+    }
+}
+
+/// Read offsets `lo..hi` of an offsets file into `out` (as u64), with checks.
+fn read_offsets(
+    out: &mut Vec<u64>,
+    bytes: &mut Vec<u8>,
+    name: &str,
+    src: &Offsets<'_>,
+    lo: usize,
+    hi: usize,
+) -> NgramResult<()> {
+    let Offsets::File {
+        path,
+        start,
+        width,
+        signed,
+        ..
+    } = src
+    else {
+        unreachable!("read_offsets is for offsets files")
+    };
+    let mut f = File::open(path)
+        .map_err(|e| NgramError::corpus(name, 0, format!("cannot open offsets: {e}")))?;
+    bytes.resize((hi - lo) * width, 0);
+    let at = start + (lo * width) as u64;
+    {
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(at))
+            .and_then(|_| f.read_exact(bytes))
+    }
+    .map_err(|e| {
+        NgramError::corpus(
+            name,
+            0,
+            format!("cannot read document offsets at byte {at}: {e}"),
+        )
+    })?;
+    out.clear();
+    for (k, c) in bytes.chunks_exact(*width).enumerate() {
+        let v: i128 = match (width, signed) {
+            (8, true) => i64::from_le_bytes(c.try_into().unwrap()) as i128,
+            (8, false) => u64::from_le_bytes(c.try_into().unwrap()) as i128,
+            (_, true) => i32::from_le_bytes(c.try_into().unwrap()) as i128,
+            (_, false) => u32::from_le_bytes(c.try_into().unwrap()) as i128,
+        };
+        if v < 0 {
+            return Err(NgramError::corpus(
+                name,
+                0,
+                format!("document offset {} is negative ({v})", lo + k),
+            ));
+        }
+        out.push(v as u64);
+    }
+    Ok(())
+}
+
+/// Units of an offsets file, checking the offsets as they stream by.
+fn file_units(
+    shard: usize,
+    name: &str,
+    src: &Offsets<'_>,
+    n_tokens: usize,
+) -> NgramResult<Vec<Unit>> {
+    let Offsets::File { n_docs, .. } = src else {
+        unreachable!()
+    };
+    let n_docs = *n_docs;
+    if n_docs == 0 && n_tokens > 0 {
+        return Err(NgramError::corpus(
+            name,
+            0,
+            format!("{n_tokens} tokens but no document offsets"),
+        ));
+    }
+    let mut sp = Splitter {
+        shard,
+        lo: 0,
+        a: 0,
+        out: Vec::new(),
+    };
+    let (mut vals, mut bytes) = (Vec::new(), Vec::new());
+    let mut prev = 0u64;
+    let mut d0 = 0;
+    while d0 < n_docs {
+        let d1 = (d0 + OFFSETS_CHUNK).min(n_docs);
+        read_offsets(&mut vals, &mut bytes, name, src, d0, d1)?;
+        for (k, &o) in vals.iter().enumerate() {
+            let d = d0 + k;
+            if d == 0 && o != 0 {
+                return Err(NgramError::corpus(
+                    name,
+                    0,
+                    format!("document offsets must start at 0, got {o}"),
+                ));
+            }
+            if o < prev {
+                return Err(NgramError::corpus(
+                    name,
+                    0,
+                    format!("document offsets must not decrease: offset[{d}] = {o} < offset[{}] = {prev}", d - 1),
+                ));
+            }
+            if o > n_tokens as u64 {
+                return Err(NgramError::corpus(
+                    name,
+                    0,
+                    format!("document offset {o} is past the end of the {n_tokens} tokens"),
+                ));
+            }
+            prev = o;
+            sp.doc(d, o as usize);
+        }
+        d0 = d1;
+    }
+    Ok(sp.finish(n_docs, n_tokens))
+}
+
+fn units(shards: &[Shard<'_>]) -> NgramResult<Vec<Unit>> {
     let mut out = Vec::new();
     for (s, sh) in shards.iter().enumerate() {
-        let mut token_units = |n_tokens: usize, offsets: &[u64]| {
-            let nd = offsets.len();
-            let mut lo = 0;
-            while lo < nd {
-                let start = offsets[lo] as usize;
-                let target = start.saturating_add(TOKENS_PER_UNIT).min(n_tokens);
-                // first document starting at or after target
-                let hi = (lo + 1 + offsets[lo + 1..].partition_point(|&o| (o as usize) < target))
-                    .min(nd);
-                out.push(Unit { shard: s, lo, hi });
-                lo = hi;
+        let mem_units = |n_tokens: usize, offsets: &[u64]| {
+            let mut sp = Splitter {
+                shard: s,
+                lo: 0,
+                a: 0,
+                out: Vec::new(),
+            };
+            for (d, &o) in offsets.iter().enumerate() {
+                sp.doc(d, o as usize);
             }
+            sp.finish(offsets.len(), n_tokens)
         };
         match sh {
             Shard::TokenFile {
-                n_tokens, offsets, ..
-            } => token_units(*n_tokens, offsets),
+                name,
+                n_tokens,
+                offsets,
+                ..
+            } => match offsets {
+                Offsets::Mem(o) => out.extend(mem_units(*n_tokens, o)),
+                f @ Offsets::File { .. } => out.extend(file_units(s, name, f, *n_tokens)?),
+            },
             Shard::Tokens16 {
                 tokens, offsets, ..
-            } => token_units(tokens.len(), offsets),
+            } => out.extend(mem_units(tokens.len(), offsets)),
             Shard::Tokens32 {
                 tokens, offsets, ..
-            } => token_units(tokens.len(), offsets),
+            } => out.extend(mem_units(tokens.len(), offsets)),
             Shard::Texts { texts } => {
                 let mut lo = 0;
                 while lo < texts.len() {
                     let hi = (lo + TEXTS_PER_UNIT).min(texts.len());
-                    out.push(Unit { shard: s, lo, hi });
+                    out.push(Unit {
+                        shard: s,
+                        lo,
+                        hi,
+                        a: 0,
+                        b: 0,
+                    });
                     lo = hi;
                 }
             }
@@ -591,10 +776,12 @@ fn units(shards: &[Shard<'_>]) -> Vec<Unit> {
                 shard: s,
                 lo: 0,
                 hi: 0,
+                a: 0,
+                b: 0,
             }),
         }
     }
-    out
+    Ok(out)
 }
 
 /// Read `len` bytes of a token file at `at` into `sc.bytes`.
@@ -635,62 +822,66 @@ fn process(
 ) -> NgramResult<()> {
     let need_text =
         || text.ok_or_else(|| NgramError::Invalid("a text shard needs text settings".into()));
-    let token_bytes = |offsets: &[u64], n: usize, size: usize| {
-        let a = offsets[u.lo] as usize;
-        let b = if u.hi < offsets.len() {
-            offsets[u.hi] as usize
-        } else {
-            n
-        };
-        ((b - a) * size) as u64
-    };
     match sh {
         Shard::Tokens16 {
             tokens, offsets, ..
         } => {
-            token_docs(acc, ix, tokens, 0, offsets, (u.lo, u.hi));
-            env.advance(token_bytes(offsets, tokens.len(), 2));
+            token_docs(acc, ix, &tokens[u.a..u.b], u.a, &offsets[u.lo..u.hi]);
+            env.advance(((u.b - u.a) * 2) as u64);
         }
         Shard::Tokens32 {
             tokens, offsets, ..
         } => {
-            token_docs(acc, ix, tokens, 0, offsets, (u.lo, u.hi));
-            env.advance(token_bytes(offsets, tokens.len(), 4));
+            token_docs(acc, ix, &tokens[u.a..u.b], u.a, &offsets[u.lo..u.hi]);
+            env.advance(((u.b - u.a) * 4) as u64);
         }
         Shard::TokenFile {
             name,
             path,
             start,
             wide,
-            n_tokens,
             offsets,
+            ..
         } => {
             let size = if *wide { 4 } else { 2 };
-            let a = offsets[u.lo] as usize;
-            let b = if u.hi < offsets.len() {
-                offsets[u.hi] as usize
-            } else {
-                *n_tokens
-            };
-            read_tokens(sc, name, path, start + (a * size) as u64, (b - a) * size)?;
-            if *wide {
-                sc.tok32.clear();
-                sc.tok32.extend(
-                    sc.bytes
-                        .chunks_exact(4)
-                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                );
-                token_docs(acc, ix, &sc.tok32, a, offsets, (u.lo, u.hi));
-            } else {
-                sc.tok16.clear();
-                sc.tok16.extend(
-                    sc.bytes
-                        .chunks_exact(2)
-                        .map(|c| u16::from_le_bytes([c[0], c[1]])),
-                );
-                token_docs(acc, ix, &sc.tok16, a, offsets, (u.lo, u.hi));
-            }
-            env.advance(token_bytes(offsets, *n_tokens, size));
+            let mut offs = std::mem::take(&mut sc.offs);
+            let res = (|| {
+                let offs_unit: &[u64] = match offsets {
+                    Offsets::Mem(o) => &o[u.lo..u.hi],
+                    f @ Offsets::File { .. } => {
+                        read_offsets(&mut offs, &mut sc.bytes, name, f, u.lo, u.hi)?;
+                        &offs
+                    }
+                };
+                read_tokens(
+                    sc,
+                    name,
+                    path,
+                    start + (u.a * size) as u64,
+                    (u.b - u.a) * size,
+                )?;
+                if *wide {
+                    sc.tok32.clear();
+                    sc.tok32.extend(
+                        sc.bytes
+                            .chunks_exact(4)
+                            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    );
+                    token_docs(acc, ix, &sc.tok32, u.a, offs_unit);
+                } else {
+                    sc.tok16.clear();
+                    sc.tok16.extend(
+                        sc.bytes
+                            .chunks_exact(2)
+                            .map(|c| u16::from_le_bytes([c[0], c[1]])),
+                    );
+                    token_docs(acc, ix, &sc.tok16, u.a, offs_unit);
+                }
+                Ok(())
+            })();
+            sc.offs = offs;
+            res?;
+            env.advance(((u.b - u.a) * size) as u64);
         }
         Shard::Texts { texts } => {
             let ctx = need_text()?;
@@ -735,7 +926,9 @@ pub fn count(
                 n_tokens,
                 offsets,
             } => {
-                check_offsets(name, *n_tokens, offsets)?;
+                if let Offsets::Mem(o) = offsets {
+                    check_offsets(name, *n_tokens, o)?;
+                }
                 let need = start + (*n_tokens * if *wide { 4 } else { 2 }) as u64;
                 let have = std::fs::metadata(path)
                     .map_err(|e| NgramError::corpus(name, 0, format!("cannot open: {e}")))?
@@ -753,7 +946,7 @@ pub fn count(
             _ => {}
         }
     }
-    let work = units(shards);
+    let work = units(shards)?;
     let threads = rayon::current_num_threads().min(work.len()).max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -894,23 +1087,65 @@ mod tests {
                 }
             }
             std::fs::write(&path, &bytes).unwrap();
-            let sh = |n: usize| Shard::TokenFile {
+            // offsets in memory, and in a file of i64 / u32 after a 5-byte header
+            let opath = dir.join(format!("o{}.bin", wide as u8));
+            let mut ob = vec![1u8; 5];
+            for &o in &offs {
+                if wide {
+                    ob.extend_from_slice(&(o as u32).to_le_bytes());
+                } else {
+                    ob.extend_from_slice(&(o as i64).to_le_bytes());
+                }
+            }
+            std::fs::write(&opath, &ob).unwrap();
+            let ofile = Offsets::File {
+                path: opath.clone(),
+                start: 5,
+                width: if wide { 4 } else { 8 },
+                signed: !wide,
+                n_docs: offs.len(),
+            };
+            for o in [Offsets::Mem(&offs), ofile.clone()] {
+                let sh = |n: usize| Shard::TokenFile {
+                    name: "f".into(),
+                    path: path.clone(),
+                    start: 13,
+                    wide,
+                    n_tokens: n,
+                    offsets: o.clone(),
+                };
+                let progress = Progress::default();
+                let got = count(&[sh(toks.len())], &ix, None, Some(&progress)).unwrap();
+                assert_eq!(got, mem);
+                assert_eq!(
+                    progress.load(Ordering::Relaxed),
+                    (toks.len() * if wide { 4 } else { 2 }) as u64
+                );
+                let e = count(&[sh(toks.len() + 1)], &ix, None, None).unwrap_err();
+                assert!(e.to_string().contains("truncated"), "{e}");
+                let e =
+                    count(&[sh(offs[offs.len() - 1] as usize - 1)], &ix, None, None).unwrap_err();
+                assert!(e.to_string().contains("past the end"), "{e}");
+            }
+            // a decreasing offset deep in the file is found by the streaming check
+            let mut bad = ob.clone();
+            let w = if wide { 4 } else { 8 };
+            let k = 5 + 300 * w;
+            bad[k..k + w].fill(0);
+            std::fs::write(&opath, &bad).unwrap();
+            let sh = Shard::TokenFile {
                 name: "f".into(),
                 path: path.clone(),
                 start: 13,
                 wide,
-                n_tokens: n,
-                offsets: &offs,
+                n_tokens: toks.len(),
+                offsets: ofile,
             };
-            let progress = Progress::default();
-            let got = count(&[sh(toks.len())], &ix, None, Some(&progress)).unwrap();
-            assert_eq!(got, mem);
-            assert_eq!(
-                progress.load(Ordering::Relaxed),
-                (toks.len() * if wide { 4 } else { 2 }) as u64
+            let e = count(&[sh], &ix, None, None).unwrap_err();
+            assert!(
+                e.to_string().contains("must not decrease: offset[300]"),
+                "{e}"
             );
-            let e = count(&[sh(toks.len() + 1)], &ix, None, None).unwrap_err();
-            assert!(e.to_string().contains("truncated"), "{e}");
         }
         std::fs::remove_dir_all(&dir).ok();
     }
