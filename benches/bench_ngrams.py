@@ -272,7 +272,7 @@ def main() -> None:
             "memscore per core": f"{tps_core / 1e6:,.0f} M tokens/s",
             "pure Python per core": f"{slice_tok / t_tref / 1e6:.2f} M tokens/s ({slice_tok / 1e6:.0f} M slice)",
             "speed-up per core": f"{tps_core / (slice_tok / t_tref):,.0f}×",
-            "peak RSS ¼ / all": f"{rss_tq:,.0f} / {rss_tall:,.0f} MiB (mapped pages included)",
+            "peak RSS ¼ / all": f"{rss_tq:,.0f} / {rss_tall:,.0f} MiB",
         },
     ]
     print(f"\n{machine()}; memscore threads: {threads}; load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end")

@@ -6,8 +6,9 @@
 //!   the pairs as adjacency lists.
 //! - [`table`]: the frozen hash map under the trie edges and the text vocabulary.
 //! - [`subword`]: subword tokens of a HuggingFace `tokenizer.json` (the `tokenizers` crate).
-//! - [`count`]: the per-thread accumulator (counts, last-document stamps, co-occurrence).
-//! - [`source`]: corpus shards (token arrays, jsonl / text files, plain / gz / zst) and the
+//! - [`count`]: the per-thread accumulator (u32 counters, document-presence bitmap,
+//!   co-occurrence through pair lists).
+//! - [`source`]: corpus shards (token arrays and files, jsonl / text files, plain / gz / zst) and the
 //!   parallel driver.
 //!
 //! N-grams never span two documents. Text corpora keep only the words that occur in some

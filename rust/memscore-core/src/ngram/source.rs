@@ -1,11 +1,12 @@
 //! Corpus shards and the parallel counting driver.
 //!
-//! A corpus is a list of shards: in-memory token arrays (u16 / u32 with document start
-//! offsets), in-memory texts, jsonl files (one JSON object per line, the text in a named
-//! field) and text files (one document per file, paragraph or line). Files ending in `.gz`
-//! or `.zst` / `.zstd` are decompressed on the fly. Work units (a file, or a slice of the
-//! documents of an in-memory shard) go to the threads of the current rayon pool; each
-//! thread keeps its own [`Acc`], summed at the end, so memory does not grow with the corpus.
+//! A corpus is a list of shards: token arrays (u16 / u32 with document start offsets) in
+//! memory or in files read piece by piece, in-memory texts, jsonl files (one JSON object per
+//! line, the text in a named field) and text files (one document per file, paragraph or
+//! line). Files ending in `.gz` or `.zst` / `.zstd` are decompressed on the fly. Work units
+//! (a text file, or about 4M tokens / 2048 texts of the other shards) go to the threads of
+//! the current rayon pool; each thread keeps its own [`Acc`], summed at the end, so memory
+//! does not grow with the corpus.
 
 use std::borrow::Cow;
 use std::fmt;
