@@ -144,6 +144,31 @@ impl Vocab {
         self.short = Some(BucketMap::build(&items, NOT_A_WORD));
     }
 
+    /// A lookup key for `word`, its table slot requested from memory: the packed word
+    /// (short words, top bit clear), or the id already looked up with the top bit set.
+    #[inline]
+    fn key(&self, word: &str) -> u64 {
+        match &self.short {
+            Some(t) if word.len() <= 7 => {
+                let k = pack_short(word.as_bytes());
+                t.prefetch(k);
+                k
+            }
+            _ => (1 << 63) | self.get(word).map_or(NOT_A_WORD >> 1, |id| id as u64),
+        }
+    }
+
+    /// The id (or [`STOP`]) behind a [`Vocab::key`], if the word is in the vocabulary.
+    #[inline]
+    fn resolve(&self, k: u64) -> Option<u32> {
+        let v = match &self.short {
+            Some(t) if k >> 63 == 0 => t.get(k),
+            _ if k == (1 << 63) | (NOT_A_WORD >> 1) => NOT_A_WORD,
+            _ => k & !(1 << 63),
+        };
+        (v != NOT_A_WORD).then_some(v as u32)
+    }
+
     /// The id of `word` (or [`STOP`]), if it is in the vocabulary.
     #[inline]
     pub fn get(&self, word: &str) -> Option<u32> {
@@ -185,6 +210,7 @@ struct Scratch {
     tok16: Vec<u16>,
     tok32: Vec<u32>,
     offs: Vec<u64>,
+    keys: Vec<u64>,
 }
 
 /// Count one document; a document the tokenizer fails on is not counted at all.
@@ -204,23 +230,29 @@ fn text_doc(
             acc.end_doc(ix);
         }
         TextTokens::Words { normalizer, vocab } => {
+            // two passes: the words' vocabulary slots are all requested (prefetched) before
+            // any is read, as the trie walk does; long words are looked up at once
+            sc.keys.clear();
+            let keys = &mut sc.keys;
+            normalizer.words_keep_stop(text, &mut sc.word, |w: &str| keys.push(vocab.key(w)));
             sc.seg.clear();
-            let seg = &mut sc.seg;
             let mut ntok = 0u64;
-            // words outside the vocabulary become barriers: no query n-gram contains one
-            normalizer.words_keep_stop(text, &mut sc.word, |w: &str| match vocab.get(w) {
-                Some(STOP) => {}
-                Some(id) => {
-                    ntok += 1;
-                    seg.push(id);
-                }
-                None => {
-                    ntok += 1;
-                    if seg.last() != Some(&BARRIER) {
-                        seg.push(BARRIER);
+            for &k in &sc.keys {
+                match vocab.resolve(k) {
+                    Some(STOP) => {}
+                    Some(id) => {
+                        ntok += 1;
+                        sc.seg.push(id);
+                    }
+                    None => {
+                        // words outside the vocabulary become barriers no n-gram crosses
+                        ntok += 1;
+                        if sc.seg.last() != Some(&BARRIER) {
+                            sc.seg.push(BARRIER);
+                        }
                     }
                 }
-            });
+            }
             acc.begin_doc();
             acc.scan(ix, &sc.seg);
             acc.n_tokens += ntok;
