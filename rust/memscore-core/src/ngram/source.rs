@@ -284,48 +284,60 @@ fn token_docs<T: Copy + Into<u32>>(
     }
 }
 
-/// Check document offsets of a token shard: start at 0, non-decreasing, within the tokens.
-pub fn check_offsets(name: &str, n_tokens: usize, offsets: &[u64]) -> NgramResult<()> {
-    if offsets.is_empty() {
-        if n_tokens > 0 {
+/// The rules for the document offsets of a token shard (start at 0, never decrease, stay
+/// within the tokens), checked one offset at a time so that files can stream through.
+struct OffsetRules<'n> {
+    name: &'n str,
+    n_tokens: usize,
+    prev: u64,
+}
+
+impl<'n> OffsetRules<'n> {
+    fn new(name: &'n str, n_tokens: usize, n_docs: usize) -> NgramResult<Self> {
+        if n_docs == 0 && n_tokens > 0 {
             return Err(NgramError::corpus(
                 name,
                 0,
                 format!("{n_tokens} tokens but no document offsets"),
             ));
         }
-        return Ok(());
-    }
-    if offsets[0] != 0 {
-        return Err(NgramError::corpus(
+        Ok(OffsetRules {
             name,
-            0,
-            format!("document offsets must start at 0, got {}", offsets[0]),
-        ));
+            n_tokens,
+            prev: 0,
+        })
     }
-    for (d, w) in offsets.windows(2).enumerate() {
-        if w[1] < w[0] {
-            return Err(NgramError::corpus(
-                name,
-                0,
-                format!(
-                    "document offsets must not decrease: offset[{}] = {} < offset[{d}] = {}",
-                    d + 1,
-                    w[1],
-                    w[0]
-                ),
-            ));
-        }
+
+    #[inline]
+    fn check(&mut self, d: usize, o: u64) -> NgramResult<()> {
+        let msg = if d == 0 && o != 0 {
+            format!("document offsets must start at 0, got {o}")
+        } else if o < self.prev {
+            format!(
+                "document offsets must not decrease: offset[{d}] = {o} < offset[{}] = {}",
+                d - 1,
+                self.prev
+            )
+        } else if o > self.n_tokens as u64 {
+            format!(
+                "document offset {o} is past the end of the {} tokens",
+                self.n_tokens
+            )
+        } else {
+            self.prev = o;
+            return Ok(());
+        };
+        Err(NgramError::corpus(self.name, 0, msg))
     }
-    let last = *offsets.last().unwrap_or(&0);
-    if last > n_tokens as u64 {
-        return Err(NgramError::corpus(
-            name,
-            0,
-            format!("document offset {last} is past the end of the {n_tokens} tokens"),
-        ));
-    }
-    Ok(())
+}
+
+/// Check document offsets of a token shard held in memory.
+pub fn check_offsets(name: &str, n_tokens: usize, offsets: &[u64]) -> NgramResult<()> {
+    let mut rules = OffsetRules::new(name, n_tokens, offsets.len())?;
+    offsets
+        .iter()
+        .enumerate()
+        .try_for_each(|(d, &o)| rules.check(d, o))
 }
 
 // ------------------------------------------------------------------ files
@@ -710,13 +722,7 @@ fn file_units(
         unreachable!()
     };
     let n_docs = *n_docs;
-    if n_docs == 0 && n_tokens > 0 {
-        return Err(NgramError::corpus(
-            name,
-            0,
-            format!("{n_tokens} tokens but no document offsets"),
-        ));
-    }
+    let mut rules = OffsetRules::new(name, n_tokens, n_docs)?;
     let mut sp = Splitter {
         shard,
         lo: 0,
@@ -724,36 +730,13 @@ fn file_units(
         out: Vec::new(),
     };
     let (mut vals, mut bytes) = (Vec::new(), Vec::new());
-    let mut prev = 0u64;
     let mut d0 = 0;
     while d0 < n_docs {
         let d1 = (d0 + OFFSETS_CHUNK).min(n_docs);
         read_offsets(&mut vals, &mut bytes, name, src, d0, d1)?;
         for (k, &o) in vals.iter().enumerate() {
-            let d = d0 + k;
-            if d == 0 && o != 0 {
-                return Err(NgramError::corpus(
-                    name,
-                    0,
-                    format!("document offsets must start at 0, got {o}"),
-                ));
-            }
-            if o < prev {
-                return Err(NgramError::corpus(
-                    name,
-                    0,
-                    format!("document offsets must not decrease: offset[{d}] = {o} < offset[{}] = {prev}", d - 1),
-                ));
-            }
-            if o > n_tokens as u64 {
-                return Err(NgramError::corpus(
-                    name,
-                    0,
-                    format!("document offset {o} is past the end of the {n_tokens} tokens"),
-                ));
-            }
-            prev = o;
-            sp.doc(d, o as usize);
+            rules.check(d0 + k, o)?;
+            sp.doc(d0 + k, o as usize);
         }
         d0 = d1;
     }
