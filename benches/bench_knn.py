@@ -27,9 +27,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _util import fmt_time, machine, median_time, table  # noqa: E402
+
 import memscore  # noqa: E402
 from memscore.reference import knn as ref  # noqa: E402
-from _util import fmt_time, machine, median_time, table  # noqa: E402
 
 THREADS = 2
 
@@ -104,7 +105,14 @@ def main() -> None:
         return "1.0x" if t == t_ms_s else (f"{t / t_ms_s:,.1f}x slower" if t >= t_ms_s else f"{t_ms_s / t:.2f}x faster")
 
     rows.append({"task": task, "impl": "memscore KnnIndex.search", "time": fmt_time(t_ms_s), "vs memscore": "1.0x"})
-    rows.append({"task": task, "impl": f"faiss {faiss.__version__} IndexFlatL2.search", "time": fmt_time(t_f_s), "vs memscore": ratio(t_f_s)})
+    rows.append(
+        {
+            "task": task,
+            "impl": f"faiss {faiss.__version__} IndexFlatL2.search",
+            "time": fmt_time(t_f_s),
+            "vs memscore": ratio(t_f_s),
+        }
+    )
 
     if not a.skip_sklearn:
         from sklearn.neighbors import NearestNeighbors
@@ -112,19 +120,40 @@ def main() -> None:
         nn = NearestNeighbors(n_neighbors=K, algorithm="brute", n_jobs=THREADS).fit(xb)
         t_sk = median_time(lambda: nn.kneighbors(xq, K), 1, warmup=0)
         res["sklearn_s"] = t_sk
-        rows.append({"task": task, "impl": "scikit-learn NearestNeighbors(brute)", "time": fmt_time(t_sk), "vs memscore": ratio(t_sk)})
+        rows.append(
+            {
+                "task": task,
+                "impl": "scikit-learn NearestNeighbors(brute)",
+                "time": fmt_time(t_sk),
+                "vs memscore": ratio(t_sk),
+            }
+        )
 
     qs = max(Q // 10, 1)
     t_np = median_time(lambda: ref.knn(xq[:qs], xb, K, dtype=np.float32), 1, warmup=0) * (Q / qs)
     res["numpy_s"] = t_np
-    rows.append({"task": task, "impl": f"numpy reference ({qs} queries, scaled)", "time": fmt_time(t_np), "vs memscore": ratio(t_np)})
+    rows.append(
+        {
+            "task": task,
+            "impl": f"numpy reference ({qs} queries, scaled)",
+            "time": fmt_time(t_np),
+            "vs memscore": ratio(t_np),
+        }
+    )
     pq, pn = 2, 2000
     ql, kl = xq[:pq].tolist(), xb[:pn].tolist()
     s = time.perf_counter()
     ref.knn_pure(ql, kl, K)
     t_py = (time.perf_counter() - s) * (Q * N) / (pq * pn)
     res["python_s"] = t_py
-    rows.append({"task": task, "impl": f"pure Python ({pq} x {pn:,} keys, scaled)", "time": fmt_time(t_py), "vs memscore": ratio(t_py)})
+    rows.append(
+        {
+            "task": task,
+            "impl": f"pure Python ({pq} x {pn:,} keys, scaled)",
+            "time": fmt_time(t_py),
+            "vs memscore": ratio(t_py),
+        }
+    )
 
     # One-shot call including the index build, against faiss add + search.
     t_one = median_time(lambda: memscore.knn(xq, xb, K), reps)
@@ -139,7 +168,14 @@ def main() -> None:
     res["faiss_oneshot_s"] = t_fone
     task1 = "same, one-shot (index build included)"
     rows.append({"task": task1, "impl": "memscore.knn", "time": fmt_time(t_one), "vs memscore": "1.0x"})
-    rows.append({"task": task1, "impl": "faiss IndexFlatL2 add + search", "time": fmt_time(t_fone), "vs memscore": f"{t_fone / t_one:.2f}x" })
+    rows.append(
+        {
+            "task": task1,
+            "impl": "faiss IndexFlatL2 add + search",
+            "time": fmt_time(t_fone),
+            "vs memscore": f"{t_fone / t_one:.2f}x",
+        }
+    )
 
     # 2. ResMem predict_proba end to end.
     ytr = rng.integers(0, C, N)
@@ -168,7 +204,14 @@ def main() -> None:
     res.update(resmem_s=t_rm, resmem_faiss_numpy_s=t_rb, resmem_max_abs_diff=float(np.abs(p_ms - p_b).max()))
     task2 = f"ResMem predict_proba, N={N:,}, Q={Q:,}, C={C}, k={K}"
     rows.append({"task": task2, "impl": "memscore ResMem (exact)", "time": fmt_time(t_rm), "vs memscore": "1.0x"})
-    rows.append({"task": task2, "impl": "faiss IndexFlatL2 + numpy", "time": fmt_time(t_rb), "vs memscore": f"{t_rb / t_rm:.2f}x"})
+    rows.append(
+        {
+            "task": task2,
+            "impl": "faiss IndexFlatL2 + numpy",
+            "time": fmt_time(t_rb),
+            "vs memscore": f"{t_rb / t_rm:.2f}x",
+        }
+    )
 
     print(table(rows, ["task", "impl", "time", "vs memscore"]))
     print()
@@ -176,8 +219,10 @@ def main() -> None:
         f"neighbour sets vs faiss: {same}/{Q} rows identical, {ties} differ only at ties of the k-th distance, "
         f"{bad} real mismatches; ResMem vs baseline max |diff| = {res['resmem_max_abs_diff']:.2e}"
     )
-    print(f"index build: memscore {fmt_time(res['memscore_build_s'])}, faiss {fmt_time(res['faiss_build_s'])}; "
-          f"load after: {os.getloadavg()}")
+    print(
+        f"index build: memscore {fmt_time(res['memscore_build_s'])}, faiss {fmt_time(res['faiss_build_s'])}; "
+        f"load after: {os.getloadavg()}"
+    )
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": machine(), **res}, f, indent=2)

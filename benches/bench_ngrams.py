@@ -65,7 +65,10 @@ def build_jsonl(docs: list[str], target_bytes: int, n_shards: int, tag: str) -> 
     if done.exists():
         return files
     d.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({"id": i, "source": "memscore-bench", "text": t}, ensure_ascii=False) + "\n" for i, t in enumerate(docs)]
+    lines = [
+        json.dumps({"id": i, "source": "memscore-bench", "text": t}, ensure_ascii=False) + "\n"
+        for i, t in enumerate(docs)
+    ]
     per_pass = sum(len(x.encode()) for x in lines)
     passes = max(1, -(-target_bytes // per_pass))
     rng = random.Random(0)
@@ -275,10 +278,26 @@ def main() -> None:
             "peak RSS ¼ / all": f"{rss_tq:,.0f} / {rss_tall:,.0f} MiB",
         },
     ]
-    print(f"\n{machine()}; memscore threads: {threads}; load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end")
-    print(f"documents: {s.n_documents:,} (jsonl), {ts.n_documents:,} (tokens); "
-          f"matched queries: {(s.counts > 0).mean():.0%}, pairs co-occurring: {(s.cooccurrence > 0).mean():.0%}\n")
-    print(table(rows, ["workload", "memscore (wall)", "memscore per core", "pure Python per core", "speed-up per core", "peak RSS ¼ / all"]))
+    print(
+        f"\n{machine()}; memscore threads: {threads}; load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    )
+    print(
+        f"documents: {s.n_documents:,} (jsonl), {ts.n_documents:,} (tokens); "
+        f"matched queries: {(s.counts > 0).mean():.0%}, pairs co-occurring: {(s.cooccurrence > 0).mean():.0%}\n"
+    )
+    print(
+        table(
+            rows,
+            [
+                "workload",
+                "memscore (wall)",
+                "memscore per core",
+                "pure Python per core",
+                "speed-up per core",
+                "peak RSS ¼ / all",
+            ],
+        )
+    )
     print("\nper core = work / CPU seconds of the process (all threads); wall time depends on the machine's load.")
 
 

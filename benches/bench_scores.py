@@ -24,9 +24,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+from _util import fmt_time, machine, median_time, table  # noqa: E402
+
 import memscore  # noqa: E402
 from memscore import reference as ref  # noqa: E402
-from _util import fmt_time, machine, median_time, table  # noqa: E402
 
 
 def make_runs(r: int, n: int, t: int, keep: float, seed: int = 0):
@@ -60,7 +61,9 @@ def topk_child(r: int, n: int, t: int, k: int) -> None:
 def topk_peak_mib(r: int, n: int, t: int, k: int) -> float:
     out = subprocess.run(
         [sys.executable, __file__, "--topk-child", str(r), str(n), str(t), str(k)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_added_mib"]
 
@@ -106,8 +109,22 @@ def main() -> None:
     t_py = t_mem_py + t_infl_py
     label = f"memorization + influence, R={R}, N={N:,}, T={T:,}, bool"
     rows.append({"task": label, "impl": "memscore", "time": fmt_time(t_ms), "vs memscore": "1.0x"})
-    rows.append({"task": label, "impl": "numpy reference (2 float32 GEMMs)", "time": fmt_time(t_np), "vs memscore": f"{t_np / t_ms:.1f}x slower"})
-    rows.append({"task": label, "impl": f"pure Python (slice {n_s}x{t_s}, scaled)", "time": fmt_time(t_py), "vs memscore": f"{t_py / t_ms:,.0f}x slower"})
+    rows.append(
+        {
+            "task": label,
+            "impl": "numpy reference (2 float32 GEMMs)",
+            "time": fmt_time(t_np),
+            "vs memscore": f"{t_np / t_ms:.1f}x slower",
+        }
+    )
+    rows.append(
+        {
+            "task": label,
+            "impl": f"pure Python (slice {n_s}x{t_s}, scaled)",
+            "time": fmt_time(t_py),
+            "vs memscore": f"{t_py / t_ms:,.0f}x slower",
+        }
+    )
     results = {"mem_infl": {"memscore_s": t_ms, "numpy_s": t_np, "python_s": t_py}}
 
     # Check the two agree while we have both (cheap insurance that we time the same thing).
@@ -119,7 +136,14 @@ def main() -> None:
     t_topk_np = median_time(lambda: ref.influence_topk(masks[:, : N // 10], test, K), 1, warmup=0) * 10
     label = f"top-{K} influence, same data"
     rows.append({"task": label, "impl": "memscore (streaming)", "time": fmt_time(t_topk), "vs memscore": "1.0x"})
-    rows.append({"task": label, "impl": "numpy reference (full matrix + sort, 1/10 of N, scaled)", "time": fmt_time(t_topk_np), "vs memscore": f"{t_topk_np / t_topk:.1f}x slower"})
+    rows.append(
+        {
+            "task": label,
+            "impl": "numpy reference (full matrix + sort, 1/10 of N, scaled)",
+            "time": fmt_time(t_topk_np),
+            "vs memscore": f"{t_topk_np / t_topk:.1f}x slower",
+        }
+    )
     peaks = {tt: topk_peak_mib(R, N, tt, K) for tt in (T // 5, T)}
     full_mib = {tt: N * tt * 4 / 2**20 for tt in peaks}
     results["topk"] = {"memscore_s": t_topk, "numpy_s": t_topk_np, "peak_added_mib": peaks, "full_matrix_mib": full_mib}
@@ -133,14 +157,25 @@ def main() -> None:
     want = ref.lira(lmasks[:, :2000], phi[:, :2000], targets=range(4))
     np.testing.assert_allclose(memscore.lira(lmasks[:, :2000], phi[:, :2000])[:4], want, rtol=1e-7, atol=1e-7)
     label = f"LiRA online, R={LR}, N={LN:,}"
-    rows.append({"task": label, "impl": "memscore (sorted leave-one-out)", "time": fmt_time(t_lira), "vs memscore": "1.0x"})
-    rows.append({"task": label, "impl": f"numpy reference ({L_TARGETS} targets, scaled)", "time": fmt_time(t_lira_np), "vs memscore": f"{t_lira_np / t_lira:.1f}x slower"})
+    rows.append(
+        {"task": label, "impl": "memscore (sorted leave-one-out)", "time": fmt_time(t_lira), "vs memscore": "1.0x"}
+    )
+    rows.append(
+        {
+            "task": label,
+            "impl": f"numpy reference ({L_TARGETS} targets, scaled)",
+            "time": fmt_time(t_lira_np),
+            "vs memscore": f"{t_lira_np / t_lira:.1f}x slower",
+        }
+    )
     results["lira"] = {"memscore_s": t_lira, "numpy_s": t_lira_np}
 
     print(table(rows, ["task", "impl", "time", "vs memscore"]))
     print()
-    print("top-k peak memory above inputs (child processes): " + ", ".join(
-        f"T={tt:,}: {peaks[tt]:.0f} MiB (full matrix would be {full_mib[tt]:.0f} MiB)" for tt in peaks))
+    print(
+        "top-k peak memory above inputs (child processes): "
+        + ", ".join(f"T={tt:,}: {peaks[tt]:.0f} MiB (full matrix would be {full_mib[tt]:.0f} MiB)" for tt in peaks)
+    )
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"machine": machine(), **results}, f, indent=2)

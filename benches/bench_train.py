@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import fmt_time, machine, table  # noqa: E402
 
-from memscore.cli import PRESETS  # noqa: E402
+from memscore.cli.runs import PRESETS  # noqa: E402
 from memscore.datasets import modular_arithmetic  # noqa: E402
 from memscore.reference.train import train_sequential  # noqa: E402
 from memscore.train import SubsetPlan, create_store, mlp, train_runs  # noqa: E402
@@ -55,15 +55,21 @@ def main() -> None:
     train, test = (d.x_train, d.y_train), (d.x_test, d.y_test)
     plan = SubsetPlan(d.n_train, runs, keep=0.5, seed=0)
     fn = lambda: mlp(d.n_features, d.n_classes, width=width, activation=pre["activation"])  # noqa: E731
-    kw = dict(epochs=epochs, batch_size=bs, lr=pre["lr"], optimizer=pre["optimizer"], weight_decay=pre["weight_decay"], seed=0)
+    kw = dict(
+        epochs=epochs, batch_size=bs, lr=pre["lr"], optimizer=pre["optimizer"], weight_decay=pre["weight_decay"], seed=0
+    )
     steps = int(np.ceil(plan.masks.sum(1).mean() / bs)) * epochs
     print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads; device {a.device}")
-    print(f"model: MLP {d.n_features}->{width}->{d.n_classes} ({pre['activation']}), {runs} runs x ~{steps} steps of batch {bs}\n")
+    print(
+        f"model: MLP {d.n_features}->{width}->{d.n_classes} ({pre['activation']}), {runs} runs x ~{steps} steps of batch {bs}\n"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         store = create_store(Path(tmp) / "s", train, test)
         t0 = time.perf_counter()
-        train_runs(fn, train, test, plan, store, ensemble=a.ensemble, device=a.device, keep_logits=True, progress=False, **kw)
+        train_runs(
+            fn, train, test, plan, store, ensemble=a.ensemble, device=a.device, keep_logits=True, progress=False, **kw
+        )
         t_ens = time.perf_counter() - t0
         z_ens = store.outcomes("train", "logits")[:seq_runs]
     t0 = time.perf_counter()
@@ -81,7 +87,9 @@ def main() -> None:
     print(table(rows, ["impl", "time", "runs/min", "vs ensemble"]))
     print(f"\nlargest |logit difference| ensemble vs plain loop: {diff:.2e}; argmax agreement {agree:.4f}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"ensemble_s": t_ens, "sequential_s": t_seq, "runs": runs, "width": width, "max_abs_diff": diff}))
+        Path(a.json).write_text(
+            json.dumps({"ensemble_s": t_ens, "sequential_s": t_seq, "runs": runs, "width": width, "max_abs_diff": diff})
+        )
 
 
 if __name__ == "__main__":

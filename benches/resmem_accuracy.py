@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-import memscore  # noqa: E402
 from _util import machine, table  # noqa: E402
+
+import memscore  # noqa: E402
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, width: int, classes: int, *, seed: int, epochs: int) -> Any:
@@ -99,7 +100,14 @@ def evaluate(
                 best, norm = None, True
                 for nz in normalize_options:
                     b, _ = memscore.tune_resmem(
-                        e_fit, y_train[fit], z_fit, e_val, y_train[val], z_val, ks=(0, 1, 3, 5, 10, 20, 50), normalize=nz
+                        e_fit,
+                        y_train[fit],
+                        z_fit,
+                        e_val,
+                        y_train[val],
+                        z_val,
+                        ks=(0, 1, 3, 5, 10, 20, 50),
+                        normalize=nz,
                     )
                     if best is None or b["accuracy"] > best["accuracy"]:
                         best, norm = b, nz
@@ -182,9 +190,25 @@ def main() -> None:
     x_tr, y_tr, x_te, y_te = DATASETS[a.dataset]()
     t0 = time.perf_counter()
     runs = evaluate(x_tr, y_tr, x_te, y_te, widths=widths, seeds=seeds, epochs=epochs)
-    print(f"machine: {machine()}; dataset: {a.dataset} (train {len(x_tr)}, test {len(x_te)}); "
-          f"seeds {list(seeds)}; {epochs} epochs; {time.perf_counter() - t0:.0f} s\n")
-    print(table(summarize(runs), ["base width", "params", "ResMem embedding", "base train acc %", "base test acc %", "ResMem test acc %", "gain (points)", "k chosen"]))
+    print(
+        f"machine: {machine()}; dataset: {a.dataset} (train {len(x_tr)}, test {len(x_te)}); "
+        f"seeds {list(seeds)}; {epochs} epochs; {time.perf_counter() - t0:.0f} s\n"
+    )
+    print(
+        table(
+            summarize(runs),
+            [
+                "base width",
+                "params",
+                "ResMem embedding",
+                "base train acc %",
+                "base test acc %",
+                "ResMem test acc %",
+                "gain (points)",
+                "k chosen",
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -186,9 +186,7 @@ def test_holdout_single_ratio_equals_plain() -> None:
     rng = np.random.default_rng(5)
     masks = rng.random((8, 10)) < 0.6
     o = rng.random((8, 10))
-    assert_allclose(
-        ref.holdout_accuracy(masks, o, ratios=np.full(8, 0.6)), ref.holdout_accuracy(masks, o)
-    )
+    assert_allclose(ref.holdout_accuracy(masks, o, ratios=np.full(8, 0.6)), ref.holdout_accuracy(masks, o))
 
 
 # --------------------------------------------------------------------------- logit confidence
@@ -257,9 +255,7 @@ def _lira_naive(masks: np.ndarray, phi: np.ndarray, online: bool, fixed_variance
     return out
 
 
-@pytest.mark.parametrize(
-    "online,fixed_variance", [(True, False), (False, False), (True, True), (False, True)]
-)
+@pytest.mark.parametrize("online,fixed_variance", [(True, False), (False, False), (True, True), (False, True)])
 def test_lira_matches_naive(online: bool, fixed_variance: bool) -> None:
     rng = np.random.default_rng(7)
     masks = np.array(
@@ -310,8 +306,7 @@ def _metrics_naive(scores: np.ndarray, masks: np.ndarray) -> dict[str, float]:
     wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
     auc = wins / (len(pos) * len(neg))
     points = [(0.0, 0.0)] + [
-        (sum(q >= t for q in neg) / len(neg), sum(p >= t for p in pos) / len(pos))
-        for t in set(v for v, _ in pairs)
+        (sum(q >= t for q in neg) / len(neg), sum(p >= t for p in pos) / len(pos)) for t in set(v for v, _ in pairs)
     ]
     res = {"auc": auc}
     for f in (0.001, 0.01, 0.1):

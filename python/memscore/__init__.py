@@ -1,5 +1,10 @@
 """memscore: per-example memorization, influence and membership scores.
 
+Three engines, one package: :mod:`memscore.runs` (scores across training runs, the run
+store, the training driver), :mod:`memscore.knn` (exact kNN, ResMem) and
+:mod:`memscore.ngrams` (corpus n-gram counts, the task-gram study). Their public names are
+re-exported here.
+
 Scores aggregate the outcomes of many training runs on random subsets of the data
 (Feldman & Zhang 2020; Jiang et al. 2021; Carlini et al. 2022). Heavy work runs in a Rust
 core on memscore's own thread pool with the GIL released.
@@ -9,21 +14,7 @@ from __future__ import annotations
 
 from . import _core
 from .errors import CorpusError, MemscoreError, StoreError
-from .neighbors import KnnIndex, knn
-from .resmem import ResMem, extract_embeddings, tune_resmem
-from .scores import (
-    MembershipMetrics,
-    OutcomeStats,
-    holdout_accuracy,
-    influence,
-    lira,
-    logit_confidence,
-    membership_metrics,
-    memorization,
-    snapshot_outcomes,
-)
-from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
-from .store import RunStore
+from .knn import KnnIndex, ResMem, extract_embeddings, knn, tune_resmem
 from .ngrams import (
     Corpus,
     NgramStats,
@@ -32,6 +23,23 @@ from .ngrams import (
     count_ngrams,
     document_frequency,
     ngram_stats,
+)
+from .runs import (
+    Disagreement,
+    MembershipMetrics,
+    OutcomeStats,
+    RunStore,
+    disagreement,
+    holdout_accuracy,
+    influence,
+    lira,
+    logit_confidence,
+    membership_metrics,
+    memorization,
+    proxy_table,
+    snapshot_outcomes,
+    spearman,
+    trajectories,
 )
 
 __version__: str = _core.__version__

@@ -7,7 +7,19 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KnnIndexCore", "__version__", "cpu_info", "get_num_threads", "influence_full", "influence_topk", "lira_scores", "logit_confidence", "outcome_sums_bool", "outcome_sums_f64", "set_num_threads"]
+__all__ = [
+    "KnnIndexCore",
+    "__version__",
+    "cpu_info",
+    "get_num_threads",
+    "influence_full",
+    "influence_topk",
+    "lira_scores",
+    "logit_confidence",
+    "outcome_sums_bool",
+    "outcome_sums_f64",
+    "set_num_threads",
+]
 
 __version__: str
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable, Sequence
-from typing import Any, Hashable
+from collections.abc import Hashable, Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "cooccurrence",
@@ -23,7 +23,9 @@ __all__ = [
 ]
 
 
-def normalize(text: str, lowercase: bool = True, strip_punctuation: bool = True, stopwords: Iterable[str] = ()) -> list[str]:
+def normalize(
+    text: str, lowercase: bool = True, strip_punctuation: bool = True, stopwords: Iterable[str] = ()
+) -> list[str]:
     """Split on whitespace, delete P*/S* characters, lowercase, drop empty words and stopwords."""
     stop = set(stopwords)
     out = []
@@ -71,7 +73,9 @@ def document_frequency(docs: Sequence[Sequence[Hashable]], queries: Sequence[Seq
     return [sum(1 for d in docs if _occurrences(d, q) > 0) for q in queries]
 
 
-def cooccurrence(docs: Sequence[Sequence[Hashable]], pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]]) -> list[int]:
+def cooccurrence(
+    docs: Sequence[Sequence[Hashable]], pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]]
+) -> list[int]:
     """Number of documents containing both n-grams of each pair."""
     return [sum(1 for d in docs if _occurrences(d, a) > 0 and _occurrences(d, b) > 0) for a, b in pairs]
 

@@ -63,9 +63,7 @@ def _safe_div(num: npt.NDArray[Any], den: npt.ArrayLike, defined: npt.ArrayLike)
         return np.where(defined, num / den, np.nan)
 
 
-def _stderr_from_sums(
-    s_in: F64, q_in: F64, n_in: F64, s_out: F64, q_out: F64, n_out: F64
-) -> F64:
+def _stderr_from_sums(s_in: F64, q_in: F64, n_in: F64, s_out: F64, q_out: F64, n_out: F64) -> F64:
     """``sqrt(s_in²/n_in + s_out²/n_out)`` from sums ``s`` and sums of squares ``q``.
 
     ``s²`` is the sample variance (ddof=1), ``(q - s²/n) / (n - 1)``; NaN where a side
@@ -83,9 +81,7 @@ def _stderr_from_sums(
 # --------------------------------------------------------------------------- memorization
 
 
-def memorization(
-    masks: npt.ArrayLike, outcomes: npt.ArrayLike, *, stderr: bool = False
-) -> F64 | tuple[F64, F64]:
+def memorization(masks: npt.ArrayLike, outcomes: npt.ArrayLike, *, stderr: bool = False) -> F64 | tuple[F64, F64]:
     """Memorization score (Feldman & Zhang 2020, subsampled estimator).
 
     ``mem[i] = mean_{r: masks[r,i]} outcomes[r,i] - mean_{r: not masks[r,i]} outcomes[r,i]``
@@ -197,9 +193,7 @@ def influence(
     oc = o - o.mean(axis=0)
     m64 = m.astype(np.float64)
     n_in64, n_out64 = m64.sum(axis=0), r - m64.sum(axis=0)
-    se = _stderr_from_sums(
-        oc.T @ m64, (oc**2).T @ m64, n_in64, oc.T @ (1.0 - m64), (oc**2).T @ (1.0 - m64), n_out64
-    )
+    se = _stderr_from_sums(oc.T @ m64, (oc**2).T @ m64, n_in64, oc.T @ (1.0 - m64), (oc**2).T @ (1.0 - m64), n_out64)
     if mismatch is not None:
         se[mismatch] = np.nan
     return infl, se
@@ -225,9 +219,7 @@ def influence_topk(
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"k: expected a non-negative integer, got {k!r}")
-    infl = influence(
-        masks, outcomes_test, train_labels=train_labels, test_labels=test_labels, dtype=np.float64
-    )
+    infl = influence(masks, outcomes_test, train_labels=train_labels, test_labels=test_labels, dtype=np.float64)
     assert isinstance(infl, np.ndarray)
     t, n = infl.shape
     # lexsort: last key is primary. -infl ascending = value descending, NaN sorts last;
@@ -247,9 +239,7 @@ def influence_topk(
 # --------------------------------------------------------------------------- hold-out / C-score
 
 
-def holdout_accuracy(
-    masks: npt.ArrayLike, outcomes: npt.ArrayLike, *, ratios: npt.ArrayLike | None = None
-) -> F64:
+def holdout_accuracy(masks: npt.ArrayLike, outcomes: npt.ArrayLike, *, ratios: npt.ArrayLike | None = None) -> F64:
     """Hold-out accuracy, the C-score estimator (Jiang et al. 2021).
 
     ``acc[i] = mean_{r: not masks[r,i]} outcomes[r,i]``.

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..train.driver import _as_xy, epoch_batches, init_model, run_seed
-from ..train.plan import SubsetPlan
+from ..runs.train.driver import _as_xy, epoch_batches, init_model, run_seed
+from ..runs.train.plan import SubsetPlan
 
 
 def train_sequential(

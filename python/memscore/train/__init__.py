@@ -1,11 +1,14 @@
-"""The training driver: many small models on random subsets, trained at once, recorded in a
-:class:`~memscore.RunStore`. :class:`SubsetPlan` needs only numpy; everything else needs
-torch (``pip install 'memscore[train]'``).
-"""
+"""Short name of :mod:`memscore.runs.train` (the training driver); both spellings stay."""
 
 from __future__ import annotations
 
-from .driver import TrainConfig, create_store, mlp, snapshot_outcomes_torch, train_runs
-from .plan import SubsetPlan
+from ..runs.train import (
+    SubsetPlan,
+    TrainConfig,
+    create_store,
+    mlp,
+    snapshot_outcomes_torch,
+    train_runs,
+)
 
 __all__ = ["SubsetPlan", "TrainConfig", "create_store", "mlp", "snapshot_outcomes_torch", "train_runs"]

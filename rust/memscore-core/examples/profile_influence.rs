@@ -52,4 +52,3 @@ fn kernel_only(a: &BitColumns, b: &BitColumns) -> u64 {
         })
         .sum()
 }
-

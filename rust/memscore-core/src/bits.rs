@@ -27,30 +27,27 @@ impl BitColumns {
         let n_words = rows.div_ceil(64).next_multiple_of(crate::runs::popcount::WORD_ALIGN);
         let mut words = vec![0u64; cols * n_words];
         if cols > 0 && n_words > 0 {
-            words
-                .par_chunks_mut(PACK_COLS * n_words)
-                .enumerate()
-                .for_each(|(chunk, out)| {
-                    let c0 = chunk * PACK_COLS;
-                    let width = out.len() / n_words;
-                    // Build one word per column in a contiguous scratch row (vectorizes),
-                    // then scatter it into the column-major layout.
-                    let mut acc = vec![0u64; width];
-                    for w in 0..rows.div_ceil(64) {
-                        acc.iter_mut().for_each(|a| *a = 0);
-                        let r_end = ((w + 1) * 64).min(rows);
-                        for r in w * 64..r_end {
-                            let bit = r - w * 64;
-                            let row = &data[r * cols + c0..r * cols + c0 + width];
-                            for (a, &b) in acc.iter_mut().zip(row) {
-                                *a |= (b as u64) << bit;
-                            }
-                        }
-                        for (c, &a) in acc.iter().enumerate() {
-                            out[c * n_words + w] = a;
+            words.par_chunks_mut(PACK_COLS * n_words).enumerate().for_each(|(chunk, out)| {
+                let c0 = chunk * PACK_COLS;
+                let width = out.len() / n_words;
+                // Build one word per column in a contiguous scratch row (vectorizes),
+                // then scatter it into the column-major layout.
+                let mut acc = vec![0u64; width];
+                for w in 0..rows.div_ceil(64) {
+                    acc.iter_mut().for_each(|a| *a = 0);
+                    let r_end = ((w + 1) * 64).min(rows);
+                    for r in w * 64..r_end {
+                        let bit = r - w * 64;
+                        let row = &data[r * cols + c0..r * cols + c0 + width];
+                        for (a, &b) in acc.iter_mut().zip(row) {
+                            *a |= (b as u64) << bit;
                         }
                     }
-                });
+                    for (c, &a) in acc.iter().enumerate() {
+                        out[c * n_words + w] = a;
+                    }
+                }
+            });
         }
         Ok(Self { n_rows: rows, n_cols: cols, n_words, words })
     }
@@ -97,9 +94,7 @@ impl BitColumns {
 
     /// Number of set bits in each column.
     pub fn counts(&self) -> Vec<u32> {
-        (0..self.n_cols)
-            .map(|i| self.column(i).iter().map(|w| w.count_ones()).sum())
-            .collect()
+        (0..self.n_cols).map(|i| self.column(i).iter().map(|w| w.count_ones()).sum()).collect()
     }
 
     /// Value of bit (row, col).

@@ -22,9 +22,7 @@ pub fn popcount_level() -> PopcountLevel {
         {
             return PopcountLevel::Avx512Vpopcnt;
         }
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("popcnt")
-        {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
             return PopcountLevel::Avx2;
         }
     }

@@ -32,12 +32,9 @@ pub(crate) use ensure;
 
 /// Check that a row-major buffer holds exactly `rows * cols` items.
 pub(crate) fn check_len(name: &str, len: usize, rows: usize, cols: usize) -> Result<()> {
-    let want = rows.checked_mul(cols).ok_or_else(|| {
-        Error::Invalid(format!("{name}: shape ({rows}, {cols}) overflows usize"))
-    })?;
-    ensure!(
-        len == want,
-        "{name}: expected {want} values for shape ({rows}, {cols}), got {len}"
-    );
+    let want = rows
+        .checked_mul(cols)
+        .ok_or_else(|| Error::Invalid(format!("{name}: shape ({rows}, {cols}) overflows usize")))?;
+    ensure!(len == want, "{name}: expected {want} values for shape ({rows}, {cols}), got {len}");
     Ok(())
 }

@@ -59,9 +59,8 @@ impl PyKnnIndex {
             let s = contiguous(&a, "keys")?;
             run_on(py, threads, || KnnIndex::new_f16(s, n, d, m))?
         } else {
-            let a: PyReadonlyArray2<'_, f32> = keys
-                .extract()
-                .map_err(|_| PyValueError::new_err("keys: expected a 2-D float32 array"))?;
+            let a: PyReadonlyArray2<'_, f32> =
+                keys.extract().map_err(|_| PyValueError::new_err("keys: expected a 2-D float32 array"))?;
             let (n, d) = (a.shape()[0], a.shape()[1]);
             let s = contiguous(&a, "keys")?;
             run_on(py, threads, || KnnIndex::new(s, n, d, m))?

@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use memscore_core::ngram::count::Stats;
 use memscore_core::ngram::index::Index;
 use memscore_core::ngram::normalize::{english_stopwords, Normalizer};
-use memscore_core::ngram::source::{
-    self, Offsets, Progress, Shard, Split, TextCtx, TextTokens, Vocab,
-};
+use memscore_core::ngram::source::{self, Offsets, Progress, Shard, Split, TextCtx, TextTokens, Vocab};
 use memscore_core::ngram::subword::Subword;
 use memscore_core::ngram::{NgramError, NgramResult};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -22,11 +20,7 @@ fn to_py(py: Python<'_>, e: NgramError) -> PyErr {
         NgramError::Invalid(m) => PyValueError::new_err(m),
         e @ NgramError::Corpus { .. } => {
             let msg = e.to_string();
-            match py
-                .import("memscore.errors")
-                .and_then(|m| m.getattr("CorpusError"))
-                .and_then(|c| c.call1((msg,)))
-            {
+            match py.import("memscore.errors").and_then(|m| m.getattr("CorpusError")).and_then(|c| c.call1((msg,))) {
                 Ok(v) => PyErr::from_value(v),
                 Err(err) => err,
             }
@@ -50,9 +44,7 @@ impl NormalizerCore {
     #[new]
     #[pyo3(signature = (lowercase, strip_punctuation, stopwords))]
     fn new(lowercase: bool, strip_punctuation: bool, stopwords: Vec<String>) -> Self {
-        NormalizerCore {
-            inner: Normalizer::new(lowercase, strip_punctuation, stopwords),
-        }
+        NormalizerCore { inner: Normalizer::new(lowercase, strip_punctuation, stopwords) }
     }
 
     /// Normalized tokens of one text.
@@ -64,9 +56,7 @@ impl NormalizerCore {
     fn batch(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<String>>> {
         use rayon::prelude::*;
         let n = &self.inner;
-        run(py, || {
-            Ok(texts.par_iter().map(|t| n.normalize(t)).collect())
-        })
+        run(py, || Ok(texts.par_iter().map(|t| n.normalize(t)).collect()))
     }
 
     /// The stopwords, normalized.
@@ -88,9 +78,7 @@ pub struct ProgressCounter {
 impl ProgressCounter {
     #[new]
     fn new() -> Self {
-        ProgressCounter {
-            inner: Progress::default(),
-        }
+        ProgressCounter { inner: Progress::default() }
     }
 
     #[getter]
@@ -105,14 +93,7 @@ fn english_stopword_list() -> Vec<&'static str> {
     english_stopwords()
 }
 
-type StatsTuple<'py> = (
-    Bound<'py, PyArray1<u64>>,
-    Bound<'py, PyArray1<u64>>,
-    Bound<'py, PyArray1<u64>>,
-    u64,
-    u64,
-    u64,
-);
+type StatsTuple<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>, u64, u64, u64);
 
 fn stats_tuple(py: Python<'_>, s: Stats) -> StatsTuple<'_> {
     (
@@ -129,15 +110,12 @@ fn pair_list(pairs: &PyReadonlyArray2<'_, u64>) -> PyResult<Vec<(u64, u64)>> {
     if pairs.shape()[1] != 2 {
         return Err(PyValueError::new_err("pairs must have shape (P, 2)"));
     }
-    let s = pairs
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("pairs must be C-contiguous"))?;
+    let s = pairs.as_slice().map_err(|_| PyValueError::new_err("pairs must be C-contiguous"))?;
     Ok(s.chunks_exact(2).map(|c| (c[0], c[1])).collect())
 }
 
 fn slice1<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
-    a.as_slice()
-        .map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
 
 enum TokArr<'py> {
@@ -173,13 +151,9 @@ fn ngram_count_tokens<'py>(
     for (name, tok, offs) in shards {
         let offs = if let Ok(a) = offs.extract::<PyReadonlyArray1<'py, u64>>() {
             OffArr::Mem(a)
-        } else if let Ok((p, at, width, signed, n)) =
-            offs.extract::<(PathBuf, u64, usize, bool, usize)>()
-        {
+        } else if let Ok((p, at, width, signed, n)) = offs.extract::<(PathBuf, u64, usize, bool, usize)>() {
             if width != 4 && width != 8 {
-                return Err(PyValueError::new_err(format!(
-                    "{name}: offset width must be 4 or 8, got {width}"
-                )));
+                return Err(PyValueError::new_err(format!("{name}: offset width must be 4 or 8, got {width}")));
             }
             OffArr::File(p, at, width, signed, n)
         } else {
@@ -193,9 +167,7 @@ fn ngram_count_tokens<'py>(
             TokArr::U32(a)
         } else if let Ok((p, at, size, n)) = tok.extract::<(PathBuf, u64, usize, usize)>() {
             if size != 2 && size != 4 {
-                return Err(PyValueError::new_err(format!(
-                    "{name}: token itemsize must be 2 or 4, got {size}"
-                )));
+                return Err(PyValueError::new_err(format!("{name}: token itemsize must be 2 or 4, got {size}")));
             }
             TokArr::File(p, at, size, n)
         } else {
@@ -209,31 +181,21 @@ fn ngram_count_tokens<'py>(
     for (name, t, offs) in &arrays {
         let off_src = match offs {
             OffArr::Mem(a) => Offsets::Mem(slice1(a, "doc_offsets")?),
-            OffArr::File(p, at, width, signed, n) => Offsets::File {
-                path: p.clone(),
-                start: *at,
-                width: *width,
-                signed: *signed,
-                n_docs: *n,
-            },
+            OffArr::File(p, at, width, signed, n) => {
+                Offsets::File { path: p.clone(), start: *at, width: *width, signed: *signed, n_docs: *n }
+            }
         };
         let mem_offsets = || match &off_src {
             Offsets::Mem(o) => Ok(*o),
-            Offsets::File { .. } => Err(PyValueError::new_err(format!(
-                "{name}: an offsets file needs a token file"
-            ))),
+            Offsets::File { .. } => Err(PyValueError::new_err(format!("{name}: an offsets file needs a token file"))),
         };
         sh.push(match t {
-            TokArr::U16(a) => Shard::Tokens16 {
-                name: name.clone(),
-                tokens: slice1(a, "tokens")?,
-                offsets: mem_offsets()?,
-            },
-            TokArr::U32(a) => Shard::Tokens32 {
-                name: name.clone(),
-                tokens: slice1(a, "tokens")?,
-                offsets: mem_offsets()?,
-            },
+            TokArr::U16(a) => {
+                Shard::Tokens16 { name: name.clone(), tokens: slice1(a, "tokens")?, offsets: mem_offsets()? }
+            }
+            TokArr::U32(a) => {
+                Shard::Tokens32 { name: name.clone(), tokens: slice1(a, "tokens")?, offsets: mem_offsets()? }
+            }
             TokArr::File(p, at, size, n) => Shard::TokenFile {
                 name: name.clone(),
                 path: p.clone(),
@@ -244,10 +206,7 @@ fn ngram_count_tokens<'py>(
             },
         });
     }
-    let (qt, qs) = (
-        slice1(&q_tokens, "query tokens")?,
-        slice1(&q_starts, "query offsets")?,
-    );
+    let (qt, qs) = (slice1(&q_tokens, "query tokens")?, slice1(&q_starts, "query offsets")?);
     let pl = pair_list(&pairs)?;
     let prog = progress.map(|p| p.inner.clone());
     let stats = run(py, || {
@@ -296,14 +255,8 @@ fn text_shards(specs: &[Spec]) -> Vec<Shard<'_>> {
         .iter()
         .map(|s| match s {
             Spec::Texts(t) => Shard::Texts { texts: t },
-            Spec::Jsonl(p, f) => Shard::Jsonl {
-                path: p.clone(),
-                field: f.clone(),
-            },
-            Spec::Text(p, sp) => Shard::TextFile {
-                path: p.clone(),
-                split: *sp,
-            },
+            Spec::Jsonl(p, f) => Shard::Jsonl { path: p.clone(), field: f.clone() },
+            Spec::Text(p, sp) => Shard::TextFile { path: p.clone(), split: *sp },
         })
         .collect()
 }
@@ -332,13 +285,7 @@ fn ngram_count_text<'py>(
         vocab.add_stopwords(norm.stopwords.iter().map(|s| &**s));
         vocab.freeze();
         let ix = Index::build(&ids, &starts, &pl)?;
-        let ctx = TextCtx {
-            tokens: TextTokens::Words {
-                normalizer: norm,
-                vocab: &vocab,
-            },
-            skip_errors,
-        };
+        let ctx = TextCtx { tokens: TextTokens::Words { normalizer: norm, vocab: &vocab }, skip_errors };
         source::count(&sh, &ix, Some(&ctx), prog.as_ref())
     })?;
     Ok(stats_tuple(py, stats))
@@ -367,12 +314,7 @@ impl SubwordCore {
     fn batch_tokens(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<String>>> {
         use rayon::prelude::*;
         let sw = &self.inner;
-        run(py, || {
-            texts
-                .par_iter()
-                .map(|t| sw.tokens(t).map_err(NgramError::Invalid))
-                .collect()
-        })
+        run(py, || texts.par_iter().map(|t| sw.tokens(t).map_err(NgramError::Invalid)).collect())
     }
 
     /// Token ids of many texts as (flat uint32 ids, uint64 starts with n+1 entries).
@@ -383,12 +325,8 @@ impl SubwordCore {
     ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>)> {
         use rayon::prelude::*;
         let sw = &self.inner;
-        let ids: Vec<Vec<u32>> = run(py, || {
-            texts
-                .par_iter()
-                .map(|t| sw.ids(t).map_err(NgramError::Invalid))
-                .collect()
-        })?;
+        let ids: Vec<Vec<u32>> =
+            run(py, || texts.par_iter().map(|t| sw.ids(t).map_err(NgramError::Invalid)).collect())?;
         let mut starts = Vec::with_capacity(ids.len() + 1);
         starts.push(0u64);
         for x in &ids {
@@ -421,19 +359,13 @@ fn ngram_count_subword<'py>(
 ) -> PyResult<StatsTuple<'py>> {
     let specs = text_specs(shards)?;
     let sh = text_shards(&specs);
-    let (qt, qs) = (
-        slice1(&q_tokens, "query tokens")?,
-        slice1(&q_starts, "query offsets")?,
-    );
+    let (qt, qs) = (slice1(&q_tokens, "query tokens")?, slice1(&q_starts, "query offsets")?);
     let pl = pair_list(&pairs)?;
     let sw = &subword.inner;
     let prog = progress.map(|p| p.inner.clone());
     let stats = run(py, || {
         let ix = Index::build(qt, qs, &pl)?;
-        let ctx = TextCtx {
-            tokens: TextTokens::Subword(sw),
-            skip_errors,
-        };
+        let ctx = TextCtx { tokens: TextTokens::Subword(sw), skip_errors };
         source::count(&sh, &ix, Some(&ctx), prog.as_ref())
     })?;
     Ok(stats_tuple(py, stats))

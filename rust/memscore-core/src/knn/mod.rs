@@ -149,10 +149,7 @@ impl KnnIndex {
     pub fn new_f16(bits: &[u16], n: usize, d: usize, metric: Metric) -> Result<KnnIndex> {
         check_shape("keys", bits.len(), n, d)?;
         let mut data: Vec<f16> = bits.iter().map(|&b| f16::from_bits(b)).collect();
-        ensure!(
-            data.iter().all(|v| v.is_finite()),
-            "keys: contains NaN or infinite values"
-        );
+        ensure!(data.iter().all(|v| v.is_finite()), "keys: contains NaN or infinite values");
         let mut norms = Vec::new();
         match metric {
             Metric::L2 => {
@@ -225,8 +222,7 @@ impl KnnIndex {
         let blocks_per_split = n_blocks.div_ceil(splits);
         let splits = n_blocks.div_ceil(blocks_per_split);
 
-        let tasks: Vec<(usize, usize)> =
-            (0..n_tiles).flat_map(|t| (0..splits).map(move |s| (t, s))).collect();
+        let tasks: Vec<(usize, usize)> = (0..n_tiles).flat_map(|t| (0..splits).map(move |s| (t, s))).collect();
         let parts: Vec<Result<Partial>> = tasks
             .par_iter()
             .map(|&(t, s)| {
@@ -273,7 +269,9 @@ impl KnnIndex {
                         "distances overflowed float32 for query {}: inputs too large in magnitude",
                         q0 + r
                     );
-                    all.sort_unstable_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
+                    all.sort_unstable_by(|a, b| {
+                        a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1))
+                    });
                     for (j, (s, i)) in all.into_iter().take(k).enumerate() {
                         ds[j] = s;
                         is[j] = i;
@@ -295,15 +293,7 @@ impl KnnIndex {
 
     /// Top-`kk` of `rows` queries over keys `k0..k1`: sorted per-row `(score, index)`
     /// slots of width `kk` plus the number filled per row.
-    fn scan_task(
-        &self,
-        queries: &[f32],
-        rows: usize,
-        k0: usize,
-        k1: usize,
-        kk: usize,
-        kb: usize,
-    ) -> Result<Partial> {
+    fn scan_task(&self, queries: &[f32], rows: usize, k0: usize, k1: usize, kk: usize, kb: usize) -> Result<Partial> {
         let d = self.d;
         let mut scores = vec![0.0f32; rows * kk];
         let mut idx = vec![0i64; rows * kk];

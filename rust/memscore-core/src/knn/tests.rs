@@ -16,9 +16,7 @@ fn naive(queries: &[f32], keys: &[f32], d: usize, k: usize, metric: Metric) -> (
                 let v = match metric {
                     Metric::L2 => qr.iter().zip(x).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>(),
                     Metric::InnerProduct => -qr.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>(),
-                    Metric::Cosine => {
-                        1.0 - unit(qr).iter().zip(unit(x)).map(|(a, b)| a * b).sum::<f64>()
-                    }
+                    Metric::Cosine => 1.0 - unit(qr).iter().zip(unit(x)).map(|(a, b)| a * b).sum::<f64>(),
                 };
                 (v, j as i64)
             })

@@ -97,12 +97,7 @@ impl Acc {
         };
         // before any statistics: longer n-grams tend to be rarer, so list under the longer
         let lens = &ix.unique_len;
-        acc.set_lists(PairLists::build(
-            ix.n_unique,
-            &ix.pairs,
-            |u| u64::MAX - lens[u as usize] as u64,
-            |_| 0,
-        ));
+        acc.set_lists(PairLists::build(ix.n_unique, &ix.pairs, |u| u64::MAX - lens[u as usize] as u64, |_| 0));
         acc
     }
 
@@ -308,11 +303,7 @@ pub struct Stats {
 impl Stats {
     pub fn from_totals(ix: &Index, t: &Totals) -> Stats {
         Stats {
-            counts: ix
-                .ngram_unique
-                .iter()
-                .map(|&u| t.counts[u as usize])
-                .collect(),
+            counts: ix.ngram_unique.iter().map(|&u| t.counts[u as usize]).collect(),
             doc_freq: ix.ngram_unique.iter().map(|&u| t.df[u as usize]).collect(),
             cooccurrence: t.co.clone(),
             n_documents: t.n_documents,
@@ -328,22 +319,14 @@ mod tests {
     use super::*;
 
     /// Brute force: every (document, position, query) compared token by token.
-    fn brute(
-        docs: &[Vec<u32>],
-        queries: &[Vec<u32>],
-        pairs: &[(u64, u64)],
-    ) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+    fn brute(docs: &[Vec<u32>], queries: &[Vec<u32>], pairs: &[(u64, u64)]) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
         let mut counts = vec![0; queries.len()];
         let mut df = vec![0; queries.len()];
         let mut co = vec![0; pairs.len()];
         for d in docs {
             let mut present = vec![false; queries.len()];
             for (q, g) in queries.iter().enumerate() {
-                let c = if g.len() > d.len() {
-                    0
-                } else {
-                    d.windows(g.len()).filter(|w| *w == &g[..]).count()
-                };
+                let c = if g.len() > d.len() { 0 } else { d.windows(g.len()).filter(|w| *w == &g[..]).count() };
                 counts[q] += c as u64;
                 present[q] = c > 0;
                 df[q] += (c > 0) as u64;
@@ -359,9 +342,7 @@ mod tests {
     fn random_corpora_match_brute_force() {
         let mut s = 7u64;
         let mut rnd = |m: u64| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 33) % m
         };
         for round in 0..6 {
@@ -369,9 +350,7 @@ mod tests {
             let docs: Vec<Vec<u32>> = (0..400)
                 .map(|_| {
                     let len = rnd(60) as usize;
-                    (0..len)
-                        .map(|_| rnd(vocab).min(rnd(vocab)) as u32)
-                        .collect()
+                    (0..len).map(|_| rnd(vocab).min(rnd(vocab)) as u32).collect()
                 })
                 .collect();
             // queries: cut from the documents (mostly present) and random (mostly absent)
@@ -397,11 +376,7 @@ mod tests {
             for d in &docs[..docs.len() - 1] {
                 offs.push(offs.last().unwrap() + d.len() as u64);
             }
-            let sh = [Shard::Tokens32 {
-                name: "t".into(),
-                tokens: &toks,
-                offsets: &offs,
-            }];
+            let sh = [Shard::Tokens32 { name: "t".into(), tokens: &toks, offsets: &offs }];
             let got = count(&sh, &ix, None, None).unwrap();
             let (c, d, co) = brute(&docs, &queries, &pairs);
             assert_eq!(got.counts, c, "vocab {vocab}");

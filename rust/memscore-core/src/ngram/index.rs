@@ -38,10 +38,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub const ABSENT: Entry = Entry {
-        node: NONE,
-        info: NO_UID,
-    };
+    pub const ABSENT: Entry = Entry { node: NONE, info: NO_UID };
 
     #[inline(always)]
     fn packed(self) -> u64 {
@@ -50,10 +47,7 @@ impl Entry {
 
     #[inline(always)]
     fn unpack(x: u64) -> Entry {
-        Entry {
-            node: x as u32,
-            info: (x >> 32) as u32,
-        }
+        Entry { node: x as u32, info: (x >> 32) as u32 }
     }
 
     #[inline]
@@ -95,11 +89,8 @@ struct Builder {
 impl Builder {
     fn child_or_insert(&mut self, node: u32, t: u32) -> u32 {
         let dense = node == 0 && (t as usize) < self.dense.len();
-        let existing = if dense {
-            self.dense[t as usize]
-        } else {
-            self.edges.get(&key(node, t)).copied().unwrap_or(NONE)
-        };
+        let existing =
+            if dense { self.dense[t as usize] } else { self.edges.get(&key(node, t)).copied().unwrap_or(NONE) };
         if existing != NONE {
             return existing;
         }
@@ -119,15 +110,8 @@ impl Builder {
         if node == NONE {
             return Entry::ABSENT;
         }
-        let flag = if self.has_children[node as usize] {
-            HAS_CHILDREN
-        } else {
-            0
-        };
-        Entry {
-            node,
-            info: self.terminal[node as usize] | flag,
-        }
+        let flag = if self.has_children[node as usize] { HAS_CHILDREN } else { 0 };
+        Entry { node, info: self.terminal[node as usize] | flag }
     }
 }
 
@@ -135,10 +119,7 @@ impl Index {
     /// Build from `ngrams` (flat tokens with `starts`, n-gram `k` is
     /// `tokens[starts[k]..starts[k+1]]`) and `pairs` of n-gram indices.
     pub fn build(tokens: &[u32], starts: &[u64], pairs: &[(u64, u64)]) -> NgramResult<Index> {
-        if starts.is_empty()
-            || starts[0] != 0
-            || *starts.last().unwrap_or(&0) != tokens.len() as u64
-        {
+        if starts.is_empty() || starts[0] != 0 || *starts.last().unwrap_or(&0) != tokens.len() as u64 {
             return Err(NgramError::Invalid(format!(
                 "query offsets: expected {} values from 0 to {}, got {} values",
                 "n+1",
@@ -148,16 +129,10 @@ impl Index {
         }
         let n_ngrams = starts.len() - 1;
         if n_ngrams >= NO_UID as usize || tokens.len() >= NO_UID as usize {
-            return Err(NgramError::Invalid(
-                "too many query n-grams for one pass (limit 2^31 - 1)".into(),
-            ));
+            return Err(NgramError::Invalid("too many query n-grams for one pass (limit 2^31 - 1)".into()));
         }
         let max_tok = tokens.iter().copied().max().unwrap_or(0) as usize;
-        let dense_len = if tokens.is_empty() {
-            0
-        } else {
-            (max_tok + 1).min(DENSE_ROOT_MAX)
-        };
+        let dense_len = if tokens.is_empty() { 0 } else { (max_tok + 1).min(DENSE_ROOT_MAX) };
         let mut b = Builder {
             dense: vec![NONE; dense_len],
             edges: FxHashMap::default(),
@@ -172,11 +147,7 @@ impl Index {
             if z <= a {
                 return Err(NgramError::Invalid(format!(
                     "query {k}: an n-gram needs at least one token, got {}",
-                    if z == a {
-                        "none".to_string()
-                    } else {
-                        "decreasing offsets".to_string()
-                    }
+                    if z == a { "none".to_string() } else { "decreasing offsets".to_string() }
                 )));
             }
             max_n = max_n.max(z - a);
@@ -192,11 +163,7 @@ impl Index {
             ngram_unique.push(*term);
         }
         let root_dense = b.dense.iter().map(|&c| b.entry(c)).collect();
-        let edges: Vec<(u64, u64)> = b
-            .edges
-            .iter()
-            .map(|(&k, &c)| (k, b.entry(c).packed()))
-            .collect();
+        let edges: Vec<(u64, u64)> = b.edges.iter().map(|(&k, &c)| (k, b.entry(c).packed())).collect();
         let table = BucketMap::build(&edges, Entry::ABSENT.packed());
         let mut unique_len = vec![0; n_unique];
         for k in 0..n_ngrams {
@@ -280,9 +247,7 @@ impl PairLists {
         for pr in pairs {
             len[anchor(pr).0 as usize] += 1;
         }
-        let mut order: Vec<u32> = (0..n_unique as u32)
-            .filter(|&u| len[u as usize] > 0)
-            .collect();
+        let mut order: Vec<u32> = (0..n_unique as u32).filter(|&u| len[u as usize] > 0).collect();
         order.sort_by_key(|&u| (place(u), u));
         let mut range = vec![(0u32, 0u32); n_unique];
         let mut at = 0u32;

@@ -32,20 +32,12 @@ pub enum NgramError {
     /// A bad argument (maps to `ValueError`).
     Invalid(String),
     /// A shard cannot be read or parsed: file, 1-based line (0 when unknown), message.
-    Corpus {
-        path: String,
-        line: u64,
-        msg: String,
-    },
+    Corpus { path: String, line: u64, msg: String },
 }
 
 impl NgramError {
     pub(crate) fn corpus(path: &str, line: u64, msg: impl Into<String>) -> Self {
-        NgramError::Corpus {
-            path: path.to_string(),
-            line,
-            msg: msg.into(),
-        }
+        NgramError::Corpus { path: path.to_string(), line, msg: msg.into() }
     }
 }
 

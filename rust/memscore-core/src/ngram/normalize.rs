@@ -21,11 +21,7 @@ pub const ENGLISH_STOPWORDS_TXT: &str = include_str!("stopwords_en.txt");
 
 /// The English stopwords, one `&str` each, comments skipped.
 pub fn english_stopwords() -> Vec<&'static str> {
-    ENGLISH_STOPWORDS_TXT
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
+    ENGLISH_STOPWORDS_TXT.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
 }
 
 /// True for characters in a P* or S* general category.
@@ -77,24 +73,14 @@ impl Default for Normalizer {
 }
 
 impl Normalizer {
-    pub fn new(
-        lowercase: bool,
-        strip_punctuation: bool,
-        stopwords: impl IntoIterator<Item = String>,
-    ) -> Self {
+    pub fn new(lowercase: bool, strip_punctuation: bool, stopwords: impl IntoIterator<Item = String>) -> Self {
         let mut unchanged = [false; 256];
         for (b, u) in unchanged.iter_mut().enumerate() {
             let c = b as u8;
             let punct = (0x21..=0x7E).contains(&c) && !c.is_ascii_alphanumeric();
-            *u =
-                c < 0x80 && !(lowercase && c.is_ascii_uppercase()) && !(strip_punctuation && punct);
+            *u = c < 0x80 && !(lowercase && c.is_ascii_uppercase()) && !(strip_punctuation && punct);
         }
-        let mut n = Normalizer {
-            lowercase,
-            strip_punctuation,
-            stopwords: FxHashSet::default(),
-            unchanged,
-        };
+        let mut n = Normalizer { lowercase, strip_punctuation, stopwords: FxHashSet::default(), unchanged };
         let mut buf = String::new();
         let mut words = Vec::new();
         for w in stopwords {
@@ -117,17 +103,10 @@ impl Normalizer {
             let bytes = word.as_bytes();
             // push ASCII bytes as chars; ASCII is valid UTF-8 byte by byte
             for &b in bytes {
-                if self.strip_punctuation
-                    && (0x21..=0x7E).contains(&b)
-                    && !b.is_ascii_alphanumeric()
-                {
+                if self.strip_punctuation && (0x21..=0x7E).contains(&b) && !b.is_ascii_alphanumeric() {
                     continue;
                 }
-                out.push(if self.lowercase {
-                    b.to_ascii_lowercase()
-                } else {
-                    b
-                } as char);
+                out.push(if self.lowercase { b.to_ascii_lowercase() } else { b } as char);
             }
             return;
         }
@@ -233,25 +212,12 @@ mod tests {
     #[test]
     fn basic_rules() {
         let n = Normalizer::new(true, true, Vec::<String>::new());
-        assert_eq!(
-            n.normalize("Hello, World!  don't well-known $5"),
-            ["hello", "world", "dont", "wellknown", "5"]
-        );
-        assert_eq!(
-            n.normalize("ΟΔΟΣ Straße — «quoted»"),
-            ["οδος", "straße", "quoted"]
-        );
+        assert_eq!(n.normalize("Hello, World!  don't well-known $5"), ["hello", "world", "dont", "wellknown", "5"]);
+        assert_eq!(n.normalize("ΟΔΟΣ Straße — «quoted»"), ["οδος", "straße", "quoted"]);
         assert_eq!(n.normalize(" ... !!! "), Vec::<String>::new());
         assert_eq!(n.normalize("a\u{1F}b\u{3000}c"), ["a", "b", "c"]);
-        let s = Normalizer::new(
-            true,
-            true,
-            english_stopwords().into_iter().map(String::from),
-        );
-        assert_eq!(
-            s.normalize("The cat DIDN'T sit on the mat"),
-            ["cat", "sit", "mat"]
-        );
+        let s = Normalizer::new(true, true, english_stopwords().into_iter().map(String::from));
+        assert_eq!(s.normalize("The cat DIDN'T sit on the mat"), ["cat", "sit", "mat"]);
         let k = Normalizer::new(false, false, Vec::<String>::new());
         assert_eq!(k.normalize("A, b."), ["A,", "b."]);
     }

@@ -185,10 +185,7 @@ impl Vocab {
 /// How the text of a document becomes token ids.
 pub enum TextTokens<'a> {
     /// normalized words, mapped to ids by the vocabulary of the queries
-    Words {
-        normalizer: &'a Normalizer,
-        vocab: &'a Vocab,
-    },
+    Words { normalizer: &'a Normalizer, vocab: &'a Vocab },
     /// token ids of a subword tokenizer (queries are id n-grams of the same tokenizer)
     Subword(&'a Subword),
 }
@@ -214,13 +211,7 @@ struct Scratch {
 }
 
 /// Count one document; a document the tokenizer fails on is not counted at all.
-fn text_doc(
-    acc: &mut Acc,
-    ix: &Index,
-    ctx: &TextCtx<'_>,
-    sc: &mut Scratch,
-    text: &str,
-) -> Result<(), String> {
+fn text_doc(acc: &mut Acc, ix: &Index, ctx: &TextCtx<'_>, sc: &mut Scratch, text: &str) -> Result<(), String> {
     match ctx.tokens {
         TextTokens::Subword(sw) => {
             let ids = sw.ids(text)?;
@@ -265,18 +256,10 @@ fn text_doc(
 /// Count the documents of one work unit: `tokens` are the unit's tokens, which start at
 /// token `base` of the shard, and `offsets` the start offsets (in the shard) of its
 /// documents; the last document runs to the end of `tokens`.
-fn token_docs<T: Copy + Into<u32>>(
-    acc: &mut Acc,
-    ix: &Index,
-    tokens: &[T],
-    base: usize,
-    offsets: &[u64],
-) {
+fn token_docs<T: Copy + Into<u32>>(acc: &mut Acc, ix: &Index, tokens: &[T], base: usize, offsets: &[u64]) {
     for (d, &o) in offsets.iter().enumerate() {
         let a = o as usize - base;
-        let b = offsets
-            .get(d + 1)
-            .map_or(tokens.len(), |&x| x as usize - base);
+        let b = offsets.get(d + 1).map_or(tokens.len(), |&x| x as usize - base);
         acc.begin_doc();
         acc.scan(ix, &tokens[a..b]);
         acc.n_tokens += (b - a) as u64;
@@ -295,17 +278,9 @@ struct OffsetRules<'n> {
 impl<'n> OffsetRules<'n> {
     fn new(name: &'n str, n_tokens: usize, n_docs: usize) -> NgramResult<Self> {
         if n_docs == 0 && n_tokens > 0 {
-            return Err(NgramError::corpus(
-                name,
-                0,
-                format!("{n_tokens} tokens but no document offsets"),
-            ));
+            return Err(NgramError::corpus(name, 0, format!("{n_tokens} tokens but no document offsets")));
         }
-        Ok(OffsetRules {
-            name,
-            n_tokens,
-            prev: 0,
-        })
+        Ok(OffsetRules { name, n_tokens, prev: 0 })
     }
 
     #[inline]
@@ -313,16 +288,9 @@ impl<'n> OffsetRules<'n> {
         let msg = if d == 0 && o != 0 {
             format!("document offsets must start at 0, got {o}")
         } else if o < self.prev {
-            format!(
-                "document offsets must not decrease: offset[{d}] = {o} < offset[{}] = {}",
-                d - 1,
-                self.prev
-            )
+            format!("document offsets must not decrease: offset[{d}] = {o} < offset[{}] = {}", d - 1, self.prev)
         } else if o > self.n_tokens as u64 {
-            format!(
-                "document offset {o} is past the end of the {} tokens",
-                self.n_tokens
-            )
+            format!("document offset {o} is past the end of the {} tokens", self.n_tokens)
         } else {
             self.prev = o;
             return Ok(());
@@ -334,10 +302,7 @@ impl<'n> OffsetRules<'n> {
 /// Check document offsets of a token shard held in memory.
 pub fn check_offsets(name: &str, n_tokens: usize, offsets: &[u64]) -> NgramResult<()> {
     let mut rules = OffsetRules::new(name, n_tokens, offsets.len())?;
-    offsets
-        .iter()
-        .enumerate()
-        .try_for_each(|(d, &o)| rules.check(d, o))
+    offsets.iter().enumerate().try_for_each(|(d, &o)| rules.check(d, o))
 }
 
 // ------------------------------------------------------------------ files
@@ -364,27 +329,17 @@ impl Read for Counted {
 
 fn open(path: &Path, progress: Option<&Progress>) -> NgramResult<Box<dyn BufRead + Send>> {
     let name = path.display().to_string();
-    let file =
-        File::open(path).map_err(|e| NgramError::corpus(&name, 0, format!("cannot open: {e}")))?;
-    let f = Counted {
-        file,
-        progress: progress.cloned(),
-    };
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let file = File::open(path).map_err(|e| NgramError::corpus(&name, 0, format!("cannot open: {e}")))?;
+    let f = Counted { file, progress: progress.cloned() };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     const CAP: usize = 1 << 20;
     Ok(match ext.as_str() {
-        "gz" | "gzip" => Box::new(BufReader::with_capacity(
-            CAP,
-            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(CAP, f)),
-        )),
+        "gz" | "gzip" => {
+            Box::new(BufReader::with_capacity(CAP, flate2::read::MultiGzDecoder::new(BufReader::with_capacity(CAP, f))))
+        }
         "zst" | "zstd" => {
-            let d = zstd::stream::read::Decoder::new(f).map_err(|e| {
-                NgramError::corpus(&name, 0, format!("cannot start zstd decoding: {e}"))
-            })?;
+            let d = zstd::stream::read::Decoder::new(f)
+                .map_err(|e| NgramError::corpus(&name, 0, format!("cannot start zstd decoding: {e}")))?;
             Box::new(BufReader::with_capacity(CAP, d))
         }
         _ => Box::new(BufReader::with_capacity(CAP, f)),
@@ -448,14 +403,12 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
 
 /// The text field of one jsonl line, or a message saying what is wrong with it.
 pub fn json_field<'l>(line: &'l [u8], field: &str) -> Result<Cow<'l, str>, String> {
-    let s = std::str::from_utf8(line)
-        .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
+    let s = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
     let mut de = serde_json::Deserializer::from_str(s);
     let v = (FieldSeed { field })
         .deserialize(&mut de)
         .map_err(|e| format!("invalid JSON ({e}) or field {field:?} not a string"))?;
-    de.end()
-        .map_err(|e| format!("invalid JSON: trailing characters ({e})"))?;
+    de.end().map_err(|e| format!("invalid JSON: trailing characters ({e})"))?;
     v.ok_or_else(|| format!("no field {field:?} in this JSON object"))
 }
 
@@ -473,13 +426,7 @@ fn next_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, name: &str, lineno: u64) ->
     }
 }
 
-fn bad_line(
-    acc: &mut Acc,
-    ctx: &TextCtx<'_>,
-    name: &str,
-    lineno: u64,
-    msg: String,
-) -> NgramResult<()> {
+fn bad_line(acc: &mut Acc, ctx: &TextCtx<'_>, name: &str, lineno: u64, msg: String) -> NgramResult<()> {
     if ctx.skip_errors {
         acc.n_skipped += 1;
         Ok(())
@@ -543,12 +490,9 @@ fn text_file(
     match split {
         Split::File => {
             let mut all = Vec::new();
-            r.read_to_end(&mut all)
-                .map_err(|e| NgramError::corpus(&name, 0, format!("read error: {e}")))?;
+            r.read_to_end(&mut all).map_err(|e| NgramError::corpus(&name, 0, format!("read error: {e}")))?;
             match std::str::from_utf8(&all) {
-                Ok(text) => {
-                    text_doc(acc, ix, ctx, sc, text).or_else(|m| bad_line(acc, ctx, &name, 0, m))
-                }
+                Ok(text) => text_doc(acc, ix, ctx, sc, text).or_else(|m| bad_line(acc, ctx, &name, 0, m)),
                 Err(e) => {
                     let at = e.valid_up_to();
                     let lineno = all[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
@@ -569,14 +513,12 @@ fn text_file(
                         continue;
                     }
                     match utf8_line(&line) {
-                        Ok(t) => text_doc(acc, ix, ctx, sc, t)
-                            .or_else(|m| bad_line(acc, ctx, &name, lineno, m))?,
+                        Ok(t) => text_doc(acc, ix, ctx, sc, t).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?,
                         Err(m) => bad_line(acc, ctx, &name, lineno, m)?,
                     }
                 } else if blank {
                     if !para.is_empty() && !bad_para {
-                        text_doc(acc, ix, ctx, sc, &para)
-                            .or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
+                        text_doc(acc, ix, ctx, sc, &para).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
                     }
                     para.clear();
                     bad_para = false;
@@ -591,8 +533,7 @@ fn text_file(
                 }
             }
             if split == Split::Paragraph && !para.is_empty() && !bad_para {
-                text_doc(acc, ix, ctx, sc, &para)
-                    .or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
+                text_doc(acc, ix, ctx, sc, &para).or_else(|m| bad_line(acc, ctx, &name, lineno, m))?;
             }
             Ok(())
         }
@@ -631,26 +572,14 @@ impl Splitter {
     #[inline]
     fn doc(&mut self, d: usize, o: usize) {
         if d > self.lo && o >= self.a.saturating_add(TOKENS_PER_UNIT) {
-            self.out.push(Unit {
-                shard: self.shard,
-                lo: self.lo,
-                hi: d,
-                a: self.a,
-                b: o,
-            });
+            self.out.push(Unit { shard: self.shard, lo: self.lo, hi: d, a: self.a, b: o });
             self.lo = d;
             self.a = o;
         }
     }
     fn finish(mut self, n_docs: usize, n_tokens: usize) -> Vec<Unit> {
         if self.lo < n_docs {
-            self.out.push(Unit {
-                shard: self.shard,
-                lo: self.lo,
-                hi: n_docs,
-                a: self.a,
-                b: n_tokens,
-            });
+            self.out.push(Unit { shard: self.shard, lo: self.lo, hi: n_docs, a: self.a, b: n_tokens });
         }
         self.out
     }
@@ -665,32 +594,17 @@ fn read_offsets(
     lo: usize,
     hi: usize,
 ) -> NgramResult<()> {
-    let Offsets::File {
-        path,
-        start,
-        width,
-        signed,
-        ..
-    } = src
-    else {
+    let Offsets::File { path, start, width, signed, .. } = src else {
         unreachable!("read_offsets is for offsets files")
     };
-    let mut f = File::open(path)
-        .map_err(|e| NgramError::corpus(name, 0, format!("cannot open offsets: {e}")))?;
+    let mut f = File::open(path).map_err(|e| NgramError::corpus(name, 0, format!("cannot open offsets: {e}")))?;
     bytes.resize((hi - lo) * width, 0);
     let at = start + (lo * width) as u64;
     {
         use std::io::{Seek, SeekFrom};
-        f.seek(SeekFrom::Start(at))
-            .and_then(|_| f.read_exact(bytes))
+        f.seek(SeekFrom::Start(at)).and_then(|_| f.read_exact(bytes))
     }
-    .map_err(|e| {
-        NgramError::corpus(
-            name,
-            0,
-            format!("cannot read document offsets at byte {at}: {e}"),
-        )
-    })?;
+    .map_err(|e| NgramError::corpus(name, 0, format!("cannot read document offsets at byte {at}: {e}")))?;
     out.clear();
     for (k, c) in bytes.chunks_exact(*width).enumerate() {
         let v: i128 = match (width, signed) {
@@ -700,11 +614,7 @@ fn read_offsets(
             (_, false) => u32::from_le_bytes(c.try_into().unwrap()) as i128,
         };
         if v < 0 {
-            return Err(NgramError::corpus(
-                name,
-                0,
-                format!("document offset {} is negative ({v})", lo + k),
-            ));
+            return Err(NgramError::corpus(name, 0, format!("document offset {} is negative ({v})", lo + k)));
         }
         out.push(v as u64);
     }
@@ -712,23 +622,11 @@ fn read_offsets(
 }
 
 /// Units of an offsets file, checking the offsets as they stream by.
-fn file_units(
-    shard: usize,
-    name: &str,
-    src: &Offsets<'_>,
-    n_tokens: usize,
-) -> NgramResult<Vec<Unit>> {
-    let Offsets::File { n_docs, .. } = src else {
-        unreachable!()
-    };
+fn file_units(shard: usize, name: &str, src: &Offsets<'_>, n_tokens: usize) -> NgramResult<Vec<Unit>> {
+    let Offsets::File { n_docs, .. } = src else { unreachable!() };
     let n_docs = *n_docs;
     let mut rules = OffsetRules::new(name, n_tokens, n_docs)?;
-    let mut sp = Splitter {
-        shard,
-        lo: 0,
-        a: 0,
-        out: Vec::new(),
-    };
+    let mut sp = Splitter { shard, lo: 0, a: 0, out: Vec::new() };
     let (mut vals, mut bytes) = (Vec::new(), Vec::new());
     let mut d0 = 0;
     while d0 < n_docs {
@@ -747,54 +645,28 @@ fn units(shards: &[Shard<'_>]) -> NgramResult<Vec<Unit>> {
     let mut out = Vec::new();
     for (s, sh) in shards.iter().enumerate() {
         let mem_units = |n_tokens: usize, offsets: &[u64]| {
-            let mut sp = Splitter {
-                shard: s,
-                lo: 0,
-                a: 0,
-                out: Vec::new(),
-            };
+            let mut sp = Splitter { shard: s, lo: 0, a: 0, out: Vec::new() };
             for (d, &o) in offsets.iter().enumerate() {
                 sp.doc(d, o as usize);
             }
             sp.finish(offsets.len(), n_tokens)
         };
         match sh {
-            Shard::TokenFile {
-                name,
-                n_tokens,
-                offsets,
-                ..
-            } => match offsets {
+            Shard::TokenFile { name, n_tokens, offsets, .. } => match offsets {
                 Offsets::Mem(o) => out.extend(mem_units(*n_tokens, o)),
                 f @ Offsets::File { .. } => out.extend(file_units(s, name, f, *n_tokens)?),
             },
-            Shard::Tokens16 {
-                tokens, offsets, ..
-            } => out.extend(mem_units(tokens.len(), offsets)),
-            Shard::Tokens32 {
-                tokens, offsets, ..
-            } => out.extend(mem_units(tokens.len(), offsets)),
+            Shard::Tokens16 { tokens, offsets, .. } => out.extend(mem_units(tokens.len(), offsets)),
+            Shard::Tokens32 { tokens, offsets, .. } => out.extend(mem_units(tokens.len(), offsets)),
             Shard::Texts { texts } => {
                 let mut lo = 0;
                 while lo < texts.len() {
                     let hi = (lo + TEXTS_PER_UNIT).min(texts.len());
-                    out.push(Unit {
-                        shard: s,
-                        lo,
-                        hi,
-                        a: 0,
-                        b: 0,
-                    });
+                    out.push(Unit { shard: s, lo, hi, a: 0, b: 0 });
                     lo = hi;
                 }
             }
-            Shard::Jsonl { .. } | Shard::TextFile { .. } => out.push(Unit {
-                shard: s,
-                lo: 0,
-                hi: 0,
-                a: 0,
-                b: 0,
-            }),
+            Shard::Jsonl { .. } | Shard::TextFile { .. } => out.push(Unit { shard: s, lo: 0, hi: 0, a: 0, b: 0 }),
         }
     }
     Ok(out)
@@ -802,13 +674,11 @@ fn units(shards: &[Shard<'_>]) -> NgramResult<Vec<Unit>> {
 
 /// Read `len` bytes of a token file at `at` into `sc.bytes`.
 fn read_tokens(sc: &mut Scratch, name: &str, path: &Path, at: u64, len: usize) -> NgramResult<()> {
-    let mut f =
-        File::open(path).map_err(|e| NgramError::corpus(name, 0, format!("cannot open: {e}")))?;
+    let mut f = File::open(path).map_err(|e| NgramError::corpus(name, 0, format!("cannot open: {e}")))?;
     sc.bytes.resize(len, 0);
     let res = {
         use std::io::{Seek, SeekFrom};
-        f.seek(SeekFrom::Start(at))
-            .and_then(|_| f.read_exact(&mut sc.bytes))
+        f.seek(SeekFrom::Start(at)).and_then(|_| f.read_exact(&mut sc.bytes))
     };
     res.map_err(|e| NgramError::corpus(name, 0, format!("cannot read tokens at byte {at}: {e}")))
 }
@@ -836,29 +706,17 @@ fn process(
     u: Unit,
     env: &Env<'_>,
 ) -> NgramResult<()> {
-    let need_text =
-        || text.ok_or_else(|| NgramError::Invalid("a text shard needs text settings".into()));
+    let need_text = || text.ok_or_else(|| NgramError::Invalid("a text shard needs text settings".into()));
     match sh {
-        Shard::Tokens16 {
-            tokens, offsets, ..
-        } => {
+        Shard::Tokens16 { tokens, offsets, .. } => {
             token_docs(acc, ix, &tokens[u.a..u.b], u.a, &offsets[u.lo..u.hi]);
             env.advance(((u.b - u.a) * 2) as u64);
         }
-        Shard::Tokens32 {
-            tokens, offsets, ..
-        } => {
+        Shard::Tokens32 { tokens, offsets, .. } => {
             token_docs(acc, ix, &tokens[u.a..u.b], u.a, &offsets[u.lo..u.hi]);
             env.advance(((u.b - u.a) * 4) as u64);
         }
-        Shard::TokenFile {
-            name,
-            path,
-            start,
-            wide,
-            offsets,
-            ..
-        } => {
+        Shard::TokenFile { name, path, start, wide, offsets, .. } => {
             let size = if *wide { 4 } else { 2 };
             let mut offs = std::mem::take(&mut sc.offs);
             let res = (|| {
@@ -869,28 +727,14 @@ fn process(
                         &offs
                     }
                 };
-                read_tokens(
-                    sc,
-                    name,
-                    path,
-                    start + (u.a * size) as u64,
-                    (u.b - u.a) * size,
-                )?;
+                read_tokens(sc, name, path, start + (u.a * size) as u64, (u.b - u.a) * size)?;
                 if *wide {
                     sc.tok32.clear();
-                    sc.tok32.extend(
-                        sc.bytes
-                            .chunks_exact(4)
-                            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                    );
+                    sc.tok32.extend(sc.bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
                     token_docs(acc, ix, &sc.tok32, u.a, offs_unit);
                 } else {
                     sc.tok16.clear();
-                    sc.tok16.extend(
-                        sc.bytes
-                            .chunks_exact(2)
-                            .map(|c| u16::from_le_bytes([c[0], c[1]])),
-                    );
+                    sc.tok16.extend(sc.bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])));
                     token_docs(acc, ix, &sc.tok16, u.a, offs_unit);
                 }
                 Ok(())
@@ -924,24 +768,9 @@ pub fn count(
 ) -> NgramResult<Stats> {
     for sh in shards {
         match sh {
-            Shard::Tokens16 {
-                name,
-                tokens,
-                offsets,
-            } => check_offsets(name, tokens.len(), offsets)?,
-            Shard::Tokens32 {
-                name,
-                tokens,
-                offsets,
-            } => check_offsets(name, tokens.len(), offsets)?,
-            Shard::TokenFile {
-                name,
-                path,
-                start,
-                wide,
-                n_tokens,
-                offsets,
-            } => {
+            Shard::Tokens16 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
+            Shard::Tokens32 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
+            Shard::TokenFile { name, path, start, wide, n_tokens, offsets } => {
                 if let Offsets::Mem(o) = offsets {
                     check_offsets(name, *n_tokens, o)?;
                 }
@@ -953,9 +782,7 @@ pub fn count(
                     return Err(NgramError::corpus(
                         name,
                         0,
-                        format!(
-                            "truncated: {n_tokens} tokens need {need} bytes, the file has {have}"
-                        ),
+                        format!("truncated: {n_tokens} tokens need {need} bytes, the file has {have}"),
                     ));
                 }
             }
@@ -966,10 +793,7 @@ pub fn count(
     let threads = rayon::current_num_threads().min(work.len()).max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let env = Env {
-        stop: &stop,
-        progress,
-    };
+    let env = Env { stop: &stop, progress };
     let results: Vec<NgramResult<Totals>> = (0..threads)
         .into_par_iter()
         .map(|_| {
@@ -1006,17 +830,12 @@ pub fn count(
 
 /// Build the vocabulary and the token-id n-grams of text queries: each query is already
 /// split into tokens by the caller's normalizer. Returns (flat ids, offsets).
-pub fn text_queries(
-    vocab: &mut Vocab,
-    queries: &[Vec<String>],
-) -> NgramResult<(Vec<u32>, Vec<u64>)> {
+pub fn text_queries(vocab: &mut Vocab, queries: &[Vec<String>]) -> NgramResult<(Vec<u32>, Vec<u64>)> {
     let mut ids = Vec::new();
     let mut starts = vec![0u64];
     for (k, q) in queries.iter().enumerate() {
         if q.is_empty() {
-            return Err(NgramError::Invalid(format!(
-                "query {k}: normalizes to zero tokens"
-            )));
+            return Err(NgramError::Invalid(format!("query {k}: normalizes to zero tokens")));
         }
         for w in q {
             ids.push(vocab.id(w));
@@ -1032,41 +851,21 @@ mod tests {
 
     #[test]
     fn json_field_cases() {
-        assert_eq!(
-            json_field(
-                br#"{"a": [1, {"x": "}"}], "text": "h\u00e9 \"q\""}"#,
-                "text"
-            )
-            .unwrap(),
-            "hé \"q\""
-        );
+        assert_eq!(json_field(br#"{"a": [1, {"x": "}"}], "text": "h\u00e9 \"q\""}"#, "text").unwrap(), "hé \"q\"");
         assert!(json_field(br#"{"text": 3}"#, "text").is_err());
-        assert!(json_field(br#"{"other": "x"}"#, "text")
-            .unwrap_err()
-            .contains("no field"));
+        assert!(json_field(br#"{"other": "x"}"#, "text").unwrap_err().contains("no field"));
         assert!(json_field(br#"{"text": "x"} x"#, "text").is_err());
-        assert!(json_field(b"{\"text\": \"\xff\"}", "text")
-            .unwrap_err()
-            .contains("UTF-8"));
+        assert!(json_field(b"{\"text\": \"\xff\"}", "text").unwrap_err().contains("UTF-8"));
         assert!(json_field(br#"[1]"#, "text").is_err());
     }
 
     #[test]
     fn tokens_edges_and_pairs() {
         // queries: [1], [1,2], [2,3], [9]
-        let ix = Index::build(
-            &[1, 1, 2, 2, 3, 9],
-            &[0, 1, 3, 5, 6],
-            &[(0, 2), (1, 3), (0, 0)],
-        )
-        .unwrap();
+        let ix = Index::build(&[1, 1, 2, 2, 3, 9], &[0, 1, 3, 5, 6], &[(0, 2), (1, 3), (0, 0)]).unwrap();
         let toks: Vec<u16> = vec![1, 2, 3, 1, /* doc 2 */ 2, 3, 1, 2];
         let offs = vec![0u64, 4, 4];
-        let sh = [Shard::Tokens16 {
-            name: "t".into(),
-            tokens: &toks,
-            offsets: &offs,
-        }];
+        let sh = [Shard::Tokens16 { name: "t".into(), tokens: &toks, offsets: &offs }];
         let s = count(&sh, &ix, None, None).unwrap();
         assert_eq!(s.counts, vec![3, 2, 2, 0]);
         assert_eq!(s.doc_freq, vec![2, 2, 2, 0]);
@@ -1079,17 +878,8 @@ mod tests {
         let ix = Index::build(&[1, 1, 2, 2, 3, 9], &[0, 1, 3, 5, 6], &[(0, 2), (1, 3)]).unwrap();
         let toks: Vec<u16> = (0..100_000u32).map(|i| ((i * 7919) % 13) as u16).collect();
         let offs: Vec<u64> = (0..toks.len() as u64).step_by(37).collect();
-        let mem = count(
-            &[Shard::Tokens16 {
-                name: "m".into(),
-                tokens: &toks,
-                offsets: &offs,
-            }],
-            &ix,
-            None,
-            None,
-        )
-        .unwrap();
+        let mem =
+            count(&[Shard::Tokens16 { name: "m".into(), tokens: &toks, offsets: &offs }], &ix, None, None).unwrap();
         let dir = std::env::temp_dir().join(format!("memscore-tokfile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for wide in [false, true] {
@@ -1133,14 +923,10 @@ mod tests {
                 let progress = Progress::default();
                 let got = count(&[sh(toks.len())], &ix, None, Some(&progress)).unwrap();
                 assert_eq!(got, mem);
-                assert_eq!(
-                    progress.load(Ordering::Relaxed),
-                    (toks.len() * if wide { 4 } else { 2 }) as u64
-                );
+                assert_eq!(progress.load(Ordering::Relaxed), (toks.len() * if wide { 4 } else { 2 }) as u64);
                 let e = count(&[sh(toks.len() + 1)], &ix, None, None).unwrap_err();
                 assert!(e.to_string().contains("truncated"), "{e}");
-                let e =
-                    count(&[sh(offs[offs.len() - 1] as usize - 1)], &ix, None, None).unwrap_err();
+                let e = count(&[sh(offs[offs.len() - 1] as usize - 1)], &ix, None, None).unwrap_err();
                 assert!(e.to_string().contains("past the end"), "{e}");
             }
             // a decreasing offset deep in the file is found by the streaming check
@@ -1158,10 +944,7 @@ mod tests {
                 offsets: ofile,
             };
             let e = count(&[sh], &ix, None, None).unwrap_err();
-            assert!(
-                e.to_string().contains("must not decrease: offset[300]"),
-                "{e}"
-            );
+            assert!(e.to_string().contains("must not decrease: offset[300]"), "{e}");
         }
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -1170,16 +953,9 @@ mod tests {
     fn bad_offsets() {
         let toks: Vec<u32> = vec![1, 2];
         for offs in [vec![1u64], vec![0, 3], vec![0, 2, 1]] {
-            let sh = [Shard::Tokens32 {
-                name: "t".into(),
-                tokens: &toks,
-                offsets: &offs,
-            }];
+            let sh = [Shard::Tokens32 { name: "t".into(), tokens: &toks, offsets: &offs }];
             let ix = Index::build(&[1], &[0, 1], &[]).unwrap();
-            assert!(matches!(
-                count(&sh, &ix, None, None),
-                Err(NgramError::Corpus { .. })
-            ));
+            assert!(matches!(count(&sh, &ix, None, None), Err(NgramError::Corpus { .. })));
         }
     }
 }

@@ -23,36 +23,27 @@ impl std::fmt::Debug for Subword {
 impl Subword {
     /// Load a `tokenizer.json` file.
     pub fn from_file(path: &Path) -> NgramResult<Subword> {
-        let tok = Tokenizer::from_file(path).map_err(|e| {
-            NgramError::Invalid(format!("cannot load tokenizer {}: {e}", path.display()))
-        })?;
+        let tok = Tokenizer::from_file(path)
+            .map_err(|e| NgramError::Invalid(format!("cannot load tokenizer {}: {e}", path.display())))?;
         Ok(Subword { tok })
     }
 
     /// Load a `tokenizer.json` held in memory.
     pub fn from_json(json: &str) -> NgramResult<Subword> {
-        let tok: Tokenizer = json
-            .parse()
-            .map_err(|e| NgramError::Invalid(format!("cannot load tokenizer: {e}")))?;
+        let tok: Tokenizer = json.parse().map_err(|e| NgramError::Invalid(format!("cannot load tokenizer: {e}")))?;
         Ok(Subword { tok })
     }
 
     /// Token ids of `text`.
     pub fn ids(&self, text: &str) -> Result<Vec<u32>, String> {
-        let enc = self
-            .tok
-            .encode_fast(text, false)
-            .map_err(|e| format!("tokenizer failed: {e}"))?;
+        let enc = self.tok.encode_fast(text, false).map_err(|e| format!("tokenizer failed: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Token strings of `text` (through `encode`: `encode_fast` skips the offsets that
     /// some models need to name their tokens).
     pub fn tokens(&self, text: &str) -> Result<Vec<String>, String> {
-        let enc = self
-            .tok
-            .encode(text, false)
-            .map_err(|e| format!("tokenizer failed: {e}"))?;
+        let enc = self.tok.encode(text, false).map_err(|e| format!("tokenizer failed: {e}"))?;
         Ok(enc.get_tokens().to_vec())
     }
 

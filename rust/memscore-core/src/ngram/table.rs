@@ -66,13 +66,7 @@ impl BucketMap {
     /// Build from distinct keys (none equal to [`EMPTY`]); absent keys map to `absent`.
     pub fn build(items: &[(u64, u64)], absent: u64) -> BucketMap {
         let n_buckets = items.len().div_ceil(2).max(2).next_power_of_two();
-        let mut buckets = huge_vec(
-            n_buckets,
-            Bucket {
-                keys: [EMPTY; 4],
-                vals: [absent; 4],
-            },
-        );
+        let mut buckets = huge_vec(n_buckets, Bucket { keys: [EMPTY; 4], vals: [absent; 4] });
         let shift = 64 - n_buckets.trailing_zeros();
         let mask = n_buckets - 1;
         for &(k, v) in items {
@@ -88,11 +82,7 @@ impl BucketMap {
                 b = (b + 1) & mask;
             }
         }
-        BucketMap {
-            buckets,
-            shift,
-            absent,
-        }
+        BucketMap { buckets, shift, absent }
     }
 
     #[inline(always)]

@@ -6,7 +6,12 @@ use rayon::prelude::*;
 use crate::error::{check_len, ensure, Error, Result};
 
 /// `phi[m]` for each row `m` of a `(rows, classes)` logit matrix and its label.
-pub fn logit_confidence<T: Copy + Into<f64> + Sync>(logits: &[T], labels: &[i64], rows: usize, classes: usize) -> Result<Vec<f64>> {
+pub fn logit_confidence<T: Copy + Into<f64> + Sync>(
+    logits: &[T],
+    labels: &[i64],
+    rows: usize,
+    classes: usize,
+) -> Result<Vec<f64>> {
     check_len("logits", logits.len(), rows, classes)?;
     ensure!(labels.len() == rows, "labels: expected {rows} values, got {}", labels.len());
     ensure!(classes >= 2, "logits need at least 2 classes, got {classes}");

@@ -78,7 +78,16 @@ impl OutFloat for f64 {
 /// tile buffer (`ld = i1 - i0`).
 trait TileEval: Sync {
     #[allow(clippy::too_many_arguments)]
-    fn eval<O: OutFloat>(&self, j0: usize, j1: usize, i0: usize, i1: usize, infl: &mut [O], ld: usize, se: Option<&mut [O]>);
+    fn eval<O: OutFloat>(
+        &self,
+        j0: usize,
+        j1: usize,
+        i0: usize,
+        i1: usize,
+        infl: &mut [O],
+        ld: usize,
+        se: Option<&mut [O]>,
+    );
 }
 
 /// Standard error of a difference of two means from their ddof=1 variances.
@@ -142,7 +151,16 @@ impl<'a> BoolEval<'a> {
 const SUB_TILE: usize = 512;
 
 impl TileEval for BoolEval<'_> {
-    fn eval<O: OutFloat>(&self, j0: usize, j1: usize, i0: usize, i1: usize, infl: &mut [O], ld: usize, mut se: Option<&mut [O]>) {
+    fn eval<O: OutFloat>(
+        &self,
+        j0: usize,
+        j1: usize,
+        i0: usize,
+        i1: usize,
+        infl: &mut [O],
+        ld: usize,
+        mut se: Option<&mut [O]>,
+    ) {
         let mut counts = vec![0u32; (j1 - j0) * SUB_TILE.min(i1 - i0)];
         for t0 in (i0..i1).step_by(SUB_TILE) {
             let t1 = (t0 + SUB_TILE).min(i1);
@@ -171,7 +189,8 @@ impl TileEval for BoolEval<'_> {
                     let (i, off) = (t0 + c, base + c);
                     let a = a as f64;
                     let ok = self.args.same_class(j, i);
-                    infl[off] = O::from_f64(if ok { (a * runs - tot * self.n_in[i]) / self.denom[i] } else { f64::NAN });
+                    infl[off] =
+                        O::from_f64(if ok { (a * runs - tot * self.n_in[i]) / self.denom[i] } else { f64::NAN });
                     if let Some(se) = se.as_deref_mut() {
                         let (ni, no) = (self.n_in[i], self.n_out[i]);
                         let (p_in, p_out) = (a / ni, (self.total[j] - a) / no);
@@ -270,7 +289,16 @@ impl<'a> FloatEval<'a> {
 }
 
 impl TileEval for FloatEval<'_> {
-    fn eval<O: OutFloat>(&self, j0: usize, j1: usize, i0: usize, i1: usize, infl: &mut [O], ld: usize, mut se: Option<&mut [O]>) {
+    fn eval<O: OutFloat>(
+        &self,
+        j0: usize,
+        j1: usize,
+        i0: usize,
+        i1: usize,
+        infl: &mut [O],
+        ld: usize,
+        mut se: Option<&mut [O]>,
+    ) {
         let width = i1 - i0;
         let mut sums = vec![0.0; (j1 - j0) * width];
         self.masked_sums(&self.centred, j0, j1, i0, i1, &mut sums);
@@ -292,7 +320,8 @@ impl TileEval for FloatEval<'_> {
                     let q_out = self.total_sq[j] - q_in;
                     let v_in = (q_in - s_in * s_in / ni) / (ni - 1.0);
                     let v_out = (q_out - s_out * s_out / no) / (no - 1.0);
-                    se[off] = O::from_f64(if ok { diff_stderr(v_in.max(0.0), ni, v_out.max(0.0), no) } else { f64::NAN });
+                    se[off] =
+                        O::from_f64(if ok { diff_stderr(v_in.max(0.0), ni, v_out.max(0.0), no) } else { f64::NAN });
                 }
             }
         }
@@ -307,7 +336,12 @@ fn test_tile_rows(n_test: usize) -> usize {
     (n_test.div_ceil(threads * 4)).next_multiple_of(4).clamp(4, TILE_TEST)
 }
 
-fn full_matrix<O: OutFloat, E: TileEval>(eval: &E, args: &InfluenceArgs, out: &mut [O], se: Option<&mut [O]>) -> Result<()> {
+fn full_matrix<O: OutFloat, E: TileEval>(
+    eval: &E,
+    args: &InfluenceArgs,
+    out: &mut [O],
+    se: Option<&mut [O]>,
+) -> Result<()> {
     let (n, t) = (args.n_train, args.n_test);
     check_len("influence output", out.len(), t, n)?;
     if let Some(s) = se.as_deref() {
@@ -365,26 +399,48 @@ fn top_k<E: TileEval>(eval: &E, args: &InfluenceArgs, k: usize) -> Result<(Vec<i
 }
 
 /// Full `(T, N)` influence matrix (and standard errors) from binary outcomes.
-pub fn influence_bool<O: OutFloat>(masks: &[bool], outcomes: &[bool], args: InfluenceArgs, out: &mut [O], se: Option<&mut [O]>) -> Result<()> {
+pub fn influence_bool<O: OutFloat>(
+    masks: &[bool],
+    outcomes: &[bool],
+    args: InfluenceArgs,
+    out: &mut [O],
+    se: Option<&mut [O]>,
+) -> Result<()> {
     args.validate(masks.len(), outcomes.len())?;
     full_matrix(&BoolEval::new(masks, outcomes, args)?, &args, out, se)
 }
 
 /// Full `(T, N)` influence matrix (and standard errors) from real-valued outcomes.
-pub fn influence_f64<O: OutFloat>(masks: &[bool], outcomes: &[f64], args: InfluenceArgs, out: &mut [O], se: Option<&mut [O]>) -> Result<()> {
+pub fn influence_f64<O: OutFloat>(
+    masks: &[bool],
+    outcomes: &[f64],
+    args: InfluenceArgs,
+    out: &mut [O],
+    se: Option<&mut [O]>,
+) -> Result<()> {
     args.validate(masks.len(), outcomes.len())?;
     let stderr = se.is_some();
     full_matrix(&FloatEval::new(masks, outcomes, args, stderr)?, &args, out, se)
 }
 
 /// Streaming top-k influence from binary outcomes (memory O(T k + tile)).
-pub fn influence_topk_bool(masks: &[bool], outcomes: &[bool], args: InfluenceArgs, k: usize) -> Result<(Vec<i64>, Vec<f64>)> {
+pub fn influence_topk_bool(
+    masks: &[bool],
+    outcomes: &[bool],
+    args: InfluenceArgs,
+    k: usize,
+) -> Result<(Vec<i64>, Vec<f64>)> {
     args.validate(masks.len(), outcomes.len())?;
     top_k(&BoolEval::new(masks, outcomes, args)?, &args, k)
 }
 
 /// Streaming top-k influence from real-valued outcomes.
-pub fn influence_topk_f64(masks: &[bool], outcomes: &[f64], args: InfluenceArgs, k: usize) -> Result<(Vec<i64>, Vec<f64>)> {
+pub fn influence_topk_f64(
+    masks: &[bool],
+    outcomes: &[f64],
+    args: InfluenceArgs,
+    k: usize,
+) -> Result<(Vec<i64>, Vec<f64>)> {
     args.validate(masks.len(), outcomes.len())?;
     top_k(&FloatEval::new(masks, outcomes, args, false)?, &args, k)
 }

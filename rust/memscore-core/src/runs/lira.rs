@@ -105,7 +105,11 @@ fn column_sides(masks: &[bool], phi: &[f64], runs: usize, n: usize, c0: usize, w
         let row = r * n + c0;
         for k in 0..w {
             let x = phi[row + k];
-            if masks[row + k] { ins[k].push(x) } else { outs[k].push(x) }
+            if masks[row + k] {
+                ins[k].push(x)
+            } else {
+                outs[k].push(x)
+            }
         }
     }
     ins.into_iter().zip(outs).map(|(a, b)| (Side::new(a), Side::new(b))).collect()
@@ -152,7 +156,14 @@ fn pooled_sigmas(masks: &[bool], phi: &[f64], runs: usize, n: usize) -> (Vec<f64
 }
 
 /// `(R, N)` membership scores, higher = more likely a member.
-pub fn lira(masks: &[bool], phi: &[f64], runs: usize, n: usize, mode: LiraMode, fixed_variance: bool) -> Result<Vec<f64>> {
+pub fn lira(
+    masks: &[bool],
+    phi: &[f64],
+    runs: usize,
+    n: usize,
+    mode: LiraMode,
+    fixed_variance: bool,
+) -> Result<Vec<f64>> {
     check_len("masks", masks.len(), runs, n)?;
     check_len("phi", phi.len(), runs, n)?;
     ensure!(runs >= 1, "lira needs at least one run");
@@ -176,7 +187,11 @@ pub fn lira(masks: &[bool], phi: &[f64], runs: usize, n: usize, mode: LiraMode, 
                 .max(SIGMA_FLOOR);
                 let score = match mode {
                     LiraMode::Offline => {
-                        if no == 0 { f64::NAN } else { log_ndtr((x - med_out) / sd_out) }
+                        if no == 0 {
+                            f64::NAN
+                        } else {
+                            log_ndtr((x - med_out) / sd_out)
+                        }
                     }
                     LiraMode::Online => {
                         let (ni, med_in, _, ss_in) = si.without(member.then_some(x));
@@ -220,7 +235,11 @@ mod tests {
             for i in 0..n {
                 let (mut vin, mut vout) = (vec![], vec![]);
                 for s in (0..r).filter(|&s| s != t) {
-                    if masks[s * n + i] { vin.push(phi[s * n + i]) } else { vout.push(phi[s * n + i]) }
+                    if masks[s * n + i] {
+                        vin.push(phi[s * n + i])
+                    } else {
+                        vout.push(phi[s * n + i])
+                    }
                 }
                 let x = phi[t * n + i];
                 let want = if vin.is_empty() || vout.is_empty() {
@@ -235,7 +254,10 @@ mod tests {
                     so.ln() - si.ln() - 0.5 * ((x - mi) / si).powi(2) + 0.5 * ((x - mo) / so).powi(2)
                 };
                 let g = got[t * n + i];
-                assert!((g.is_nan() && want.is_nan()) || (g - want).abs() <= 1e-6 * want.abs().max(1.0), "{g} vs {want}");
+                assert!(
+                    (g.is_nan() && want.is_nan()) || (g - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{g} vs {want}"
+                );
             }
         }
     }

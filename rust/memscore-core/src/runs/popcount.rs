@@ -52,8 +52,7 @@ mod x86 {
     pub unsafe fn avx2_1x4(train: &[u64], words: usize, c: [&[u64]; 4], out: &mut [[u32; 4]]) {
         debug_assert!(words % 4 == 0 && c.iter().all(|s| s.len() == words));
         let lut = _mm256_setr_epi8(
-            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
-            3, 4,
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
         );
         let low = _mm256_set1_epi8(0x0f);
         let zero = _mm256_setzero_si256();
@@ -81,12 +80,12 @@ mod x86 {
                 }
             }
             // Horizontal sums of the four accumulators into one vector [q0, q1, q2, q3].
-            let t01 = _mm256_add_epi64(_mm256_unpacklo_epi64(wide[0], wide[1]), _mm256_unpackhi_epi64(wide[0], wide[1]));
-            let t23 = _mm256_add_epi64(_mm256_unpacklo_epi64(wide[2], wide[3]), _mm256_unpackhi_epi64(wide[2], wide[3]));
-            let sum = _mm256_add_epi64(
-                _mm256_permute2x128_si256(t01, t23, 0x20),
-                _mm256_permute2x128_si256(t01, t23, 0x31),
-            );
+            let t01 =
+                _mm256_add_epi64(_mm256_unpacklo_epi64(wide[0], wide[1]), _mm256_unpackhi_epi64(wide[0], wide[1]));
+            let t23 =
+                _mm256_add_epi64(_mm256_unpacklo_epi64(wide[2], wide[3]), _mm256_unpackhi_epi64(wide[2], wide[3]));
+            let sum =
+                _mm256_add_epi64(_mm256_permute2x128_si256(t01, t23, 0x20), _mm256_permute2x128_si256(t01, t23, 0x31));
             let mut lanes = [0u64; 4];
             _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sum);
             *o = [lanes[0] as u32, lanes[1] as u32, lanes[2] as u32, lanes[3] as u32];

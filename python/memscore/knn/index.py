@@ -1,0 +1,170 @@
+"""Exact k-nearest-neighbour search (brute force in the Rust core).
+
+Distances are computed as blocked matrix products (``‖x‖² − 2 q·x`` with precomputed key
+norms) and reduced by a fused per-query top-k, so the ``(Q, N)`` distance matrix is never
+held in memory. Results are exact, sorted nearest first, ties broken toward the lower key
+index. Metrics:
+
+- ``"l2"``: squared Euclidean distance (clamped at 0 against round-off), smallest first;
+- ``"ip"``: inner product, **largest** first (the "distance" returned is the product);
+- ``"cosine"``: cosine distance ``1 − cos(q, x)``, smallest first; an all-zero vector has
+  similarity 0 with everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _core
+from .._validate import to_numpy
+
+__all__ = ["KnnIndex", "knn", "METRICS"]
+
+METRICS = ("l2", "ip", "cosine")
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+def _check_metric(metric: Any) -> str:
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
+    return metric
+
+
+def _check_threads(threads: Any) -> int | None:
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads: expected None or an int, got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads: expected None or an int >= 1, got {threads}")
+    return int(threads)
+
+
+def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> np.ndarray:
+    """A C-contiguous, finite, non-empty 2-D float32 array (float16 kept if allowed)."""
+    a = to_numpy(x, name)
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (rows, dim), got shape {a.shape}")
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"{name}: expected a float32 array (float16/float64 accepted), got dtype {a.dtype}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {a.shape}")
+    if a.dtype == np.float16 and allow_f16:
+        a = np.ascontiguousarray(a)
+    elif a.dtype.itemsize > 8:
+        raise TypeError(f"{name}: expected float16, float32 or float64, got dtype {a.dtype}")
+    else:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return a
+
+
+def _check_k(k: Any, n: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k: expected an int, got {type(k).__name__}")
+    if not 1 <= k <= n:
+        raise ValueError(f"k: expected 1 <= k <= number of keys ({n}), got {k}")
+    return int(k)
+
+
+class KnnIndex:
+    """A reusable exact kNN index: key layout and norms are prepared once.
+
+    Parameters
+    ----------
+    keys:
+        ``(N, d)`` float32 array or torch CPU tensor (float64 is converted; float16 is
+        stored as float16, half the memory, and widened block by block while searching).
+    metric:
+        ``"l2"`` (squared Euclidean), ``"ip"`` (inner product, largest first) or
+        ``"cosine"`` (``1 − cos``).
+
+    Examples
+    --------
+    >>> index = KnnIndex(np.eye(3, dtype=np.float32))
+    >>> index.search(np.array([[0.9, 0.1, 0.0]], dtype=np.float32), 2)[1]
+    array([[0, 1]])
+    """
+
+    def __init__(self, keys: Any, metric: str = "l2", *, threads: int | None = None) -> None:
+        metric = _check_metric(metric)
+        a = as_vectors(keys, "keys", allow_f16=True)
+        t = _check_threads(threads)
+        if a.dtype == np.float16:
+            self._core = _core.KnnIndexCore(a.view(np.uint16), metric, f16_bits=True, threads=t)
+        else:
+            self._core = _core.KnnIndexCore(a, metric, threads=t)
+
+    @property
+    def ntotal(self) -> int:
+        """Number of keys."""
+        return int(self._core.ntotal)
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the keys."""
+        return int(self._core.dim)
+
+    @property
+    def metric(self) -> str:
+        """The metric searched with."""
+        return str(self._core.metric)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Storage type of the keys (float32 or float16)."""
+        return np.dtype(np.float16 if self._core.is_f16 else np.float32)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    def __repr__(self) -> str:
+        return f"KnnIndex(ntotal={self.ntotal}, dim={self.dim}, metric={self.metric!r}, dtype={self.dtype})"
+
+    def search(self, queries: Any, k: int, *, threads: int | None = None) -> tuple[F32, I64]:
+        """The ``k`` nearest keys of each query.
+
+        Parameters
+        ----------
+        queries:
+            ``(Q, d)`` float array or torch CPU tensor (converted to float32).
+        k:
+            Number of neighbours, ``1 <= k <= ntotal``.
+        threads:
+            ``None`` runs on memscore's pool (:func:`memscore.set_num_threads`); an int
+            runs this call on a temporary pool of that many threads.
+
+        Returns
+        -------
+        ``(distances, indices)``: ``(Q, k)`` float32 and ``(Q, k)`` int64, nearest first.
+        """
+        q = as_vectors(queries, "queries")
+        if q.shape[1] != self.dim:
+            raise ValueError(f"queries: expected dimension {self.dim} (that of the keys), got {q.shape[1]}")
+        k = _check_k(k, self.ntotal)
+        return self._core.search(q, k, threads=_check_threads(threads))
+
+
+def knn(queries: Any, keys: Any, k: int, *, metric: str = "l2", threads: int | None = None) -> tuple[F32, I64]:
+    """Exact ``k`` nearest neighbours of ``queries`` (Q, d) among ``keys`` (N, d).
+
+    Returns ``(distances, indices)``, both ``(Q, k)`` (float32, int64), nearest first,
+    ties toward the lower index. See :class:`KnnIndex` for the metrics and ``threads``;
+    build a :class:`KnnIndex` instead when searching the same keys more than once.
+
+    >>> d, i = knn(np.zeros((1, 2), np.float32), np.array([[1, 0], [0, 0.5]], np.float32), 1)
+    >>> (float(d[0, 0]), int(i[0, 0]))
+    (0.25, 1)
+    """
+    metric = _check_metric(metric)
+    qa = as_vectors(queries, "queries")
+    index = KnnIndex(keys, metric, threads=threads)
+    if qa.shape[1] != index.dim:
+        raise ValueError(f"queries and keys: dimensions differ ({qa.shape[1]} vs {index.dim})")
+    return index.search(qa, k, threads=threads)

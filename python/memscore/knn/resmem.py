@@ -1,0 +1,466 @@
+"""ResMem: residual memorization on top of a trained model (Yang et al. 2023).
+
+"Learn what you can and memorize the rest": given a base model's embeddings and logits on
+its training set, ResMem stores the residuals
+
+    r_i = onehot(y_i) − softmax(z_i / T)            (classification)
+    r_i = y_i − f(x_i)                               (regression)
+
+and predicts, for a new input with embedding ``e`` and base output ``z``,
+
+    softmax(z / T) + Σ_{j ∈ kNN(e)} w_j r_j,    w = softmax(−d_j / σ) over the k neighbours
+
+(regression: ``f(x) + Σ_j w_j r_j``). Neighbours are found in embedding space by the exact
+Rust engine (:func:`memscore.knn`, ``backend="exact"``) or by an approximate faiss index
+(``backend="faiss"``: HNSW, IVF, any ``faiss.index_factory`` string).
+
+Limits: ``k = 0`` returns the base model's prediction unchanged; ``sigma = inf`` weights
+the k neighbours uniformly; ``sigma → 0`` puts all weight on the nearest one. Residual rows
+sum to zero and the weights sum to one, so each predicted row still sums to one, but an
+entry can leave ``[0, 1]``: ``predict_proba`` returns corrected scores, not clipped
+probabilities (its argmax is ResMem's prediction).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._validate import to_numpy
+from .index import METRICS, KnnIndex, as_vectors
+
+__all__ = ["ResMem", "tune_resmem"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+_CHUNK = 4096  # query rows per kNN + residual-gather step (bounds the (rows, k, C) temporary)
+
+
+def _softmax(z: np.ndarray) -> F64:
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+
+
+def _weights(dist: np.ndarray, sigma: float, valid: np.ndarray | None = None) -> F64:
+    """softmax(−d / σ) per row (uniform for σ = inf); invalid slots get weight 0."""
+    d = np.asarray(dist, dtype=np.float64)
+    if math.isinf(sigma):
+        logits = np.zeros_like(d)
+    else:
+        logits = -d / sigma
+    if valid is not None:
+        logits = np.where(valid, logits, -np.inf)
+    m = logits.max(axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(logits - m)
+    s = e.sum(axis=1, keepdims=True)
+    return np.divide(e, s, out=np.zeros_like(e), where=s > 0)
+
+
+def _check_number(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
+    return float(v)
+
+
+class ResMem:
+    """kNN regression on a base model's residuals, added back to its predictions.
+
+    Parameters
+    ----------
+    k:
+        Number of neighbours (``0`` = the base model alone).
+    sigma:
+        Temperature of the distance weights ``softmax(−d / σ)``; ``> 0``, ``inf`` for
+        uniform weights. Distances are those of ``metric`` (squared Euclidean for ``l2``).
+    temperature:
+        ``T`` in ``softmax(z / T)`` for the base probabilities and the residuals.
+    metric:
+        ``"l2"``, ``"cosine"`` (distance ``1 − cos``) or ``"ip"`` (distance ``−⟨q, x⟩``).
+    normalize:
+        L2-normalize the embeddings before the search (then ``l2`` distance is
+        ``2 − 2 cos``).
+    backend:
+        ``"exact"`` (memscore's Rust engine) or ``"faiss"`` (approximate, faiss-cpu).
+    mode:
+        ``"classification"`` (``fit`` takes class labels and logits) or ``"regression"``
+        (``fit`` takes targets and base predictions, shape ``(N,)`` or ``(N, D)``).
+    faiss_index:
+        A ``faiss.index_factory`` string, e.g. ``"HNSW32"``, ``"IVF1024,Flat"``, ``"Flat"``.
+    faiss_params:
+        Search-time parameters set with ``faiss.ParameterSpace``, e.g.
+        ``{"efSearch": 128}`` (HNSW) or ``{"nprobe": 32}`` (IVF).
+    threads:
+        Threads of the exact search (``None``: memscore's pool).
+    """
+
+    def __init__(
+        self,
+        k: int = 10,
+        sigma: float = 1.0,
+        temperature: float = 1.0,
+        metric: str = "l2",
+        normalize: bool = True,
+        backend: str = "exact",
+        mode: str = "classification",
+        faiss_index: str = "HNSW32",
+        faiss_params: dict[str, Any] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.k = k
+        self.sigma = sigma
+        self.temperature = temperature
+        self.metric = metric
+        self.normalize = normalize
+        self.backend = backend
+        self.mode = mode
+        self.faiss_index = faiss_index
+        self.faiss_params = faiss_params
+        self.threads = threads
+
+    # ------------------------------------------------------------------ sklearn API
+
+    _PARAMS = (
+        "k",
+        "sigma",
+        "temperature",
+        "metric",
+        "normalize",
+        "backend",
+        "mode",
+        "faiss_index",
+        "faiss_params",
+        "threads",
+    )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters (scikit-learn convention)."""
+        return {p: getattr(self, p) for p in self._PARAMS}
+
+    def set_params(self, **params: Any) -> ResMem:
+        """Set constructor parameters; ``k``, ``sigma`` apply without refitting (``k`` up to
+        the fitted number of examples); other changes need ``fit`` again."""
+        for name, value in params.items():
+            if name not in self._PARAMS:
+                raise ValueError(f"set_params: unknown parameter {name!r}; expected one of {self._PARAMS}")
+            setattr(self, name, value)
+            if name not in ("k", "sigma", "threads", "faiss_params"):
+                self._fitted = False
+        if "faiss_params" in params and getattr(self, "_index", None) is not None and self.backend == "faiss":
+            self._apply_faiss_params()
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{p}={getattr(self, p)!r}" for p in self._PARAMS)
+        return f"ResMem({args})"
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)):
+            raise TypeError(f"k: expected an int, got {type(self.k).__name__}")
+        if self.k < 0:
+            raise ValueError(f"k: expected k >= 0, got {self.k}")
+        sigma = _check_number("sigma", self.sigma)
+        if not sigma > 0:
+            raise ValueError(f"sigma: expected sigma > 0 (inf for uniform weights), got {self.sigma}")
+        t = _check_number("temperature", self.temperature)
+        if not (t > 0 and math.isfinite(t)):
+            raise ValueError(f"temperature: expected a finite T > 0, got {self.temperature}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric: expected one of {METRICS}, got {self.metric!r}")
+        if self.backend not in ("exact", "faiss"):
+            raise ValueError(f"backend: expected 'exact' or 'faiss', got {self.backend!r}")
+        if self.mode not in ("classification", "regression"):
+            raise ValueError(f"mode: expected 'classification' or 'regression', got {self.mode!r}")
+
+    def _embeddings(self, x: Any, name: str) -> np.ndarray:
+        a = as_vectors(x, name)
+        return _unit(a) if self.normalize else a
+
+    def _logits(self, z: Any, name: str, n: int, classes: int | None) -> F64:
+        a = to_numpy(z, name)
+        if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"{name}: expected a float array, got dtype {a.dtype}")
+        if a.ndim != 2 or a.shape[0] != n:
+            raise ValueError(f"{name}: expected shape ({n}, C) matching the {n} embeddings, got {a.shape}")
+        if a.shape[1] == 0:
+            raise ValueError(f"{name}: expected at least one class column, got shape {a.shape}")
+        if classes is not None and a.shape[1] != classes:
+            raise ValueError(f"{name}: the model was fitted with {classes} classes, got {a.shape[1]} columns")
+        a = np.asarray(a, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        return a
+
+    def _targets(self, y: Any, name: str, n: int, width: int | None) -> F64:
+        a = to_numpy(y, name)
+        if a.dtype == np.bool_ or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+            raise TypeError(f"{name}: expected a numeric array, got dtype {a.dtype}")
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2 or a.shape[0] != n:
+            raise ValueError(f"{name}: expected shape ({n},) or ({n}, D), got {to_numpy(y, name).shape}")
+        if width is not None and a.shape[1] != width:
+            raise ValueError(f"{name}: expected {width} output columns, got {a.shape[1]}")
+        a = np.asarray(a, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        return a
+
+    def _base(self, logits: F64) -> F64:
+        if self.mode == "classification":
+            return _softmax(logits / float(self.temperature))
+        return logits
+
+    # ------------------------------------------------------------------ fit / predict
+
+    def fit(self, train_embeddings: Any, train_labels: Any, train_logits: Any) -> ResMem:
+        """Store the training residuals and index the training embeddings.
+
+        Classification: ``train_labels`` (N,) ints in ``[0, C)``, ``train_logits``
+        (N, C). Regression: ``train_labels`` are the targets and ``train_logits`` the base
+        model's predictions, both (N,) or (N, D).
+        """
+        self._check_params()
+        e = self._embeddings(train_embeddings, "train_embeddings")
+        n = e.shape[0]
+        if self.k > n:
+            raise ValueError(f"k: expected k <= number of training examples ({n}), got {self.k}")
+        if self.mode == "classification":
+            z = self._logits(train_logits, "train_logits", n, None)
+            c = z.shape[1]
+            y = to_numpy(train_labels, "train_labels")
+            if y.ndim != 1 or y.shape[0] != n:
+                raise ValueError(f"train_labels: expected shape ({n},), got {y.shape}")
+            if not np.issubdtype(y.dtype, np.integer):
+                raise TypeError(f"train_labels: expected integer class labels, got dtype {y.dtype}")
+            if y.size and (y.min() < 0 or y.max() >= c):
+                raise ValueError(
+                    f"train_labels: expected classes in [0, {c}) to match the {c} logit columns, "
+                    f"got values in [{y.min()}, {y.max()}]"
+                )
+            residuals = -self._base(z)
+            residuals[np.arange(n), y.astype(np.int64)] += 1.0
+        else:
+            y = self._targets(train_labels, "train_labels", n, None)
+            f = self._targets(train_logits, "train_logits", n, y.shape[1])
+            residuals = y - f
+            self._squeeze = np.ndim(to_numpy(train_labels, "train_labels")) == 1
+        self.residuals_ = residuals
+        self.n_outputs_ = residuals.shape[1]
+        self.n_train_ = n
+        self.dim_ = e.shape[1]
+        self._build(e)
+        self._fitted = True
+        return self
+
+    def _build(self, e: np.ndarray) -> None:
+        if self.backend == "exact":
+            self._index: Any = KnnIndex(e, self.metric, threads=self.threads)
+            return
+        try:
+            import faiss
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("backend='faiss' needs faiss-cpu (pip install 'memscore[knn]')") from exc
+        x = _unit(e) if self.metric == "cosine" else e
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        mt = faiss.METRIC_L2 if self.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        try:
+            index = faiss.index_factory(x.shape[1], self.faiss_index, mt)
+        except Exception as exc:
+            raise ValueError(f"faiss_index: faiss cannot build {self.faiss_index!r}: {exc}") from exc
+        if not index.is_trained:
+            index.train(x)
+        index.add(x)
+        self._index = index
+        self._apply_faiss_params()
+
+    def _apply_faiss_params(self) -> None:
+        import faiss
+
+        ps = faiss.ParameterSpace()
+        for name, value in (self.faiss_params or {}).items():
+            try:
+                ps.set_index_parameter(self._index, name, value)
+            except Exception as exc:
+                raise ValueError(f"faiss_params: cannot set {name}={value!r} on {self.faiss_index!r}: {exc}") from exc
+
+    def _require_fitted(self) -> None:
+        if not getattr(self, "_fitted", False):
+            raise RuntimeError("ResMem: call fit(...) first (or again after changing parameters)")
+
+    def kneighbors(self, embeddings: Any, k: int | None = None) -> tuple[F64, I64]:
+        """``(distances, indices)`` of the ``k`` nearest training examples (``-1`` marks a
+        slot an approximate faiss index left empty). Distances follow ``metric``:
+        squared L2, ``1 − cos`` or ``−⟨q, x⟩``, nearest first."""
+        self._require_fitted()
+        k = self.k if k is None else k
+        e = self._embeddings(embeddings, "embeddings")
+        if e.shape[1] != self.dim_:
+            raise ValueError(f"embeddings: expected dimension {self.dim_} (as in fit), got {e.shape[1]}")
+        if not 0 <= k <= self.n_train_:
+            raise ValueError(f"k: expected 0 <= k <= number of training examples ({self.n_train_}), got {k}")
+        return self._search(e, k)
+
+    def _search(self, e: np.ndarray, k: int) -> tuple[F64, I64]:
+        """Neighbours of already checked (and normalized) embeddings."""
+        if k == 0:
+            return np.zeros((e.shape[0], 0)), np.zeros((e.shape[0], 0), dtype=np.int64)
+        if self.backend == "exact":
+            d, i = self._index.search(e, k, threads=self.threads)
+            d = d.astype(np.float64)
+            return (-d if self.metric == "ip" else d), i
+        x = np.ascontiguousarray(_unit(e) if self.metric == "cosine" else e, dtype=np.float32)
+        d, i = self._index.search(x, k)
+        d = d.astype(np.float64)
+        if self.metric == "ip":
+            d = -d
+        elif self.metric == "cosine":
+            d = 1.0 - d
+        return d, i.astype(np.int64)
+
+    def _correct(self, base: F64, dist: np.ndarray, idx: np.ndarray, k: int, sigma: float) -> F64:
+        if k == 0:
+            return base.copy()
+        d, i = dist[:, :k], idx[:, :k]
+        valid = i >= 0
+        w = _weights(d, sigma, None if valid.all() else valid)
+        r = self.residuals_[np.where(valid, i, 0)]
+        return base + np.einsum("qk,qkc->qc", w, r)
+
+    def _predict_raw(self, embeddings: Any, logits: Any) -> F64:
+        self._require_fitted()
+        self._check_params()
+        ea = self._embeddings(embeddings, "embeddings")
+        n = ea.shape[0]
+        if self.mode == "classification":
+            base = self._base(self._logits(logits, "logits", n, self.n_outputs_))
+        else:
+            base = self._targets(logits, "logits", n, self.n_outputs_)
+        if self.k > self.n_train_:
+            raise ValueError(f"k: expected k <= number of training examples ({self.n_train_}), got {self.k}")
+        out = np.empty_like(base)
+        if ea.shape[1] != self.dim_:
+            raise ValueError(f"embeddings: expected dimension {self.dim_} (as in fit), got {ea.shape[1]}")
+        for s in range(0, n, _CHUNK):
+            d, i = self._search(ea[s : s + _CHUNK], self.k)
+            out[s : s + _CHUNK] = self._correct(base[s : s + _CHUNK], d, i, self.k, float(self.sigma))
+        return out
+
+    def predict_proba(self, embeddings: Any, logits: Any) -> F64:
+        """``softmax(z / T) + Σ_j w_j r_j``, shape ``(M, C)`` float64 (classification).
+
+        Rows sum to one; entries may leave ``[0, 1]`` (see the module notes)."""
+        if self.mode != "classification":
+            raise ValueError("predict_proba: only in mode='classification'; use predict")
+        return self._predict_raw(embeddings, logits)
+
+    def predict(self, embeddings: Any, logits: Any) -> np.ndarray:
+        """Class labels (argmax of :meth:`predict_proba`) or regression values."""
+        out = self._predict_raw(embeddings, logits)
+        if self.mode == "classification":
+            return out.argmax(axis=1).astype(np.int64)
+        return out[:, 0] if getattr(self, "_squeeze", False) else out
+
+    def score(self, embeddings: Any, logits: Any, labels: Any) -> float:
+        """Accuracy (classification) or the coefficient of determination R² (regression)."""
+        pred = self.predict(embeddings, logits)
+        y = to_numpy(labels, "labels")
+        if y.shape[0] != pred.shape[0]:
+            raise ValueError(f"labels: expected {pred.shape[0]} rows, got {y.shape[0]}")
+        if self.mode == "classification":
+            return float((pred == y).mean())
+        y = np.asarray(y, dtype=np.float64).reshape(pred.shape)
+        ss_res = ((y - pred) ** 2).sum()
+        ss_tot = ((y - y.mean(axis=0)) ** 2).sum()
+        return float(1.0 - ss_res / ss_tot) if ss_tot > 0 else float("nan")
+
+    # helper for tune_resmem: neighbours once, every (k, σ) from them
+    def _grid(
+        self, embeddings: Any, logits: Any, labels: Any, ks: Sequence[int], sigmas: Sequence[float]
+    ) -> list[dict[str, Any]]:
+        self._require_fitted()
+        e = self._embeddings(embeddings, "val_embeddings")
+        n = e.shape[0]
+        base = self._base(self._logits(logits, "val_logits", n, self.n_outputs_))
+        y = to_numpy(labels, "val_labels")
+        if y.shape != (n,):
+            raise ValueError(f"val_labels: expected shape ({n},), got {y.shape}")
+        if e.shape[1] != self.dim_:
+            raise ValueError(f"val_embeddings: expected dimension {self.dim_} (as in fit), got {e.shape[1]}")
+        d, i = self._search(e, max(ks))
+        rows = []
+        for k, sigma in itertools.product(ks, sigmas):
+            if k == 0 and sigma != sigmas[0]:
+                continue
+            pred = self._correct(base, d, i, k, sigma).argmax(axis=1)
+            rows.append(
+                {"k": int(k), "sigma": float(sigma) if k else float("nan"), "accuracy": float((pred == y).mean())}
+            )
+        return rows
+
+
+def tune_resmem(
+    train_embeddings: Any,
+    train_labels: Any,
+    train_logits: Any,
+    val_embeddings: Any,
+    val_labels: Any,
+    val_logits: Any,
+    *,
+    ks: Iterable[int] = (0, 1, 2, 5, 10, 20, 50),
+    sigmas: Iterable[float] | None = None,
+    **params: Any,
+) -> tuple[dict[str, Any], Any]:
+    """Pick ``k`` and ``sigma`` for classification by accuracy on a validation split.
+
+    Fits :class:`ResMem` once (other constructor arguments go in ``params``), searches the
+    validation embeddings once for ``max(ks)`` neighbours and scores every ``(k, σ)``
+    pair from those neighbours (``k = 0``: the base model). ``sigmas=None`` uses
+    ``m · (0.01, 0.03, 0.1, 0.3, 1, 3)`` and ``inf``, where ``m`` is the median distance
+    to the nearest training neighbour of the validation points. Ties go to the smaller
+    ``k``, then the smaller ``σ``.
+
+    Returns ``(best, table)``: ``best`` holds ``k``, ``sigma`` and ``accuracy``;
+    ``table`` is a polars DataFrame with columns ``k``, ``sigma``, ``accuracy``.
+    """
+    import polars as pl
+
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 0:
+        raise ValueError(f"ks: expected non-negative ints, got {ks}")
+    model = ResMem(k=max(ks), **{p: v for p, v in params.items() if p not in ("k", "sigma")})
+    if params.get("mode", "classification") != "classification":
+        raise ValueError("tune_resmem: classification only (mode='classification')")
+    model.fit(train_embeddings, train_labels, train_logits)
+    if sigmas is None:
+        if max(ks) > 0:
+            d1, _ = model.kneighbors(val_embeddings, 1)
+            scale = float(np.median(d1[:, 0]))
+            if not scale > 0:
+                scale = float(np.mean(np.abs(d1))) or 1.0
+        else:
+            scale = 1.0
+        sigmas = [scale * f for f in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)] + [math.inf]
+    sig = [float(s) for s in sigmas]
+    if not sig or not all(s > 0 for s in sig):
+        raise ValueError(f"sigmas: expected positive values, got {sig}")
+    rows = model._grid(val_embeddings, val_logits, val_labels, ks, sig)
+    best = max(rows, key=lambda r: (r["accuracy"], -r["k"], -(r["sigma"] if r["k"] else 0.0)))
+    table = pl.DataFrame(rows, schema={"k": pl.Int64, "sigma": pl.Float64, "accuracy": pl.Float64})
+    if best["k"] == 0:
+        best = {**best, "sigma": sig[0]}
+    return best, table

@@ -1,0 +1,270 @@
+"""Corpus sources: token arrays and ``.npy`` token shards, jsonl / text files (plain, gz,
+zst) and in-memory texts, as a list of shards the engine streams."""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import CorpusError
+from ._paths import JSONL_EXT as _JSONL_EXT
+from ._paths import TEXT_EXT as _TEXT_EXT
+from ._paths import TOKEN_OFFSETS_SUFFIX, PathLike, Paths
+from .normalizer import Normalizer
+
+
+@dataclass(frozen=True)
+class _Shard:
+    kind: str  # "tokens", "texts", "jsonl", "text"
+    name: str
+    payload: Any = field(repr=False)  # (tokens, offsets) | list[str] | path
+    option: str = ""  # text field / split
+    nbytes: int = 0
+
+
+def _expand(paths: Paths, exts: tuple[str, ...], what: str) -> list[Path]:
+    items: list[PathLike]
+    if isinstance(paths, (str, os.PathLike)):
+        items = [paths]
+    else:
+        items = list(paths)
+    out: list[Path] = []
+    for it in items:
+        if not isinstance(it, (str, os.PathLike)):
+            raise TypeError(f"{what}: expected paths (str or Path), got {type(it).__name__}")
+        s = os.fspath(it)
+        p = Path(s)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.name.endswith(exts))
+            found = [q for q in found if not q.name.endswith(TOKEN_OFFSETS_SUFFIX)]
+            if not found:
+                raise CorpusError(f"{what}: no files ending in {', '.join(exts)} in directory {p}")
+            out.extend(found)
+        elif any(ch in s for ch in "*?["):
+            found = sorted(Path(q) for q in _glob.glob(s, recursive=True) if Path(q).is_file())
+            found = [q for q in found if not q.name.endswith(TOKEN_OFFSETS_SUFFIX)]
+            if not found:
+                raise CorpusError(f"{what}: no file matches {s!r}")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise CorpusError(f"{what}: {p}: no such file or directory")
+    if not out:
+        raise ValueError(f"{what}: no paths given")
+    return out
+
+
+def _check_on_error(on_error: str) -> bool:
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+    return on_error == "skip"
+
+
+def _as_normalizer(normalizer: Normalizer | None) -> Normalizer:
+    if normalizer is None:
+        return Normalizer()
+    if not isinstance(normalizer, Normalizer):
+        raise TypeError(f"normalizer: expected a memscore.ngrams.Normalizer, got {type(normalizer).__name__}")
+    return normalizer
+
+
+def _streamable(a: Any, kinds: str, sizes: tuple[int, ...]) -> bool:
+    """A memory-mapped 1-D little-endian array of these kinds and item sizes: the engine
+    can read its file directly."""
+    return (
+        isinstance(a, np.memmap)
+        and a.ndim == 1
+        and a.dtype.kind in kinds
+        and a.dtype.itemsize in sizes
+        and a.dtype.newbyteorder("<") == a.dtype
+    )
+
+
+def _token_array(tokens: Any, name: str) -> np.ndarray:
+    a = np.asarray(tokens)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D token array, got shape {a.shape}")
+    if a.dtype in (np.uint16, np.uint32):
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    if a.size == 0 and a.dtype == np.float64:  # np.asarray([])
+        return np.zeros(0, dtype=np.uint32)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"{name}: expected uint16 or uint32 token ids, got dtype {a.dtype}")
+    if a.size and (a.min() < 0 or a.max() > np.iinfo(np.uint32).max):
+        raise CorpusError(f"{name}: token ids must fit uint32 (0 .. 4294967295), got values in [{a.min()}, {a.max()}]")
+    return np.ascontiguousarray(a, dtype=np.uint32)
+
+
+def _offsets_array(offsets: Any, name: str) -> np.ndarray:
+    a = np.asarray(offsets)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected 1-D document offsets, got shape {a.shape}")
+    if a.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"{name}: expected integer document offsets, got dtype {a.dtype}")
+    if a.min() < 0:
+        raise CorpusError(f"{name}: document offsets must not be negative, got {a.min()}")
+    return np.ascontiguousarray(a, dtype=np.uint64)
+
+
+class Corpus:
+    """A list of shards, all tokens (``kind == "tokens"``) or all text (``kind == "text"``).
+
+    Build one with :meth:`from_tokens`, :meth:`from_token_files`, :meth:`from_jsonl`,
+    :meth:`from_text_files` or :meth:`from_texts`; combine corpora of one kind with ``+``.
+    """
+
+    def __init__(
+        self,
+        shards: list[_Shard],
+        kind: Literal["tokens", "text"],
+        normalizer: Normalizer | None,
+        skip_errors: bool = False,
+    ) -> None:
+        self._shards = list(shards)
+        self.kind = kind
+        self.normalizer = normalizer
+        self.skip_errors = skip_errors
+
+    # -- constructors
+
+    @classmethod
+    def from_tokens(cls, tokens: Any, doc_offsets: Any, *, name: str = "<tokens>") -> Corpus:
+        """One shard of token ids: a flat uint16/uint32 array and the start index of each
+        document (document ``d`` is ``tokens[doc_offsets[d]:doc_offsets[d+1]]``, the last one
+        runs to the end). Offsets must start at 0 and never decrease; equal offsets make
+        empty documents. Other integer dtypes are converted to uint32 when they fit."""
+        t = _token_array(tokens, name)
+        o = _offsets_array(doc_offsets, name)
+        return cls([_Shard("tokens", name, (t, o), "", t.nbytes)], "tokens", None)
+
+    @classmethod
+    def from_token_files(cls, paths: Paths) -> Corpus:
+        """Token shards stored as ``NAME.npy`` (1-D uint16/uint32) next to
+        ``NAME.offsets.npy`` (document start offsets, any integer dtype). Little-endian
+        files (tokens, and 32/64-bit offsets) are read by the engine a few MB at a time, so
+        memory does not grow with the shard; others are loaded and converted.
+        ``paths``: a file, a directory (every ``*.npy`` but the sidecars), a glob, or a list."""
+        shards = []
+        for p in _expand(paths, (".npy",), "Corpus.from_token_files"):
+            if p.name.endswith(TOKEN_OFFSETS_SUFFIX):
+                continue  # a sidecar, named in a list or matched by a glob
+            side = p.with_name(p.name[: -len(".npy")] + TOKEN_OFFSETS_SUFFIX)
+            if not side.is_file():
+                raise CorpusError(f"{p}: missing document-offsets sidecar {side.name}")
+            try:
+                t = np.load(p, mmap_mode="r")
+                o = np.load(side, mmap_mode="r")
+            except Exception as exc:
+                raise CorpusError(f"{p}: cannot read token shard: {exc}") from exc
+            if t.dtype.kind != "u" or t.dtype.itemsize not in (2, 4):
+                raise CorpusError(f"{p}: expected uint16 or uint32 tokens, got {t.dtype}")
+            if _streamable(t, "u", (2, 4)) and _streamable(o, "iu", (4, 8)):
+                # little-endian bodies: the engine reads both files piece by piece, so
+                # memory grows with neither the tokens nor the documents
+                tokens: Any = (str(p), int(t.offset), t.dtype.itemsize, int(t.shape[0]))
+                offs: Any = (str(side), int(o.offset), o.dtype.itemsize, o.dtype.kind == "i", int(o.shape[0]))
+            else:
+                offs = _offsets_array(np.asarray(o), str(side))
+                if _streamable(t, "u", (2, 4)):
+                    tokens = (str(p), int(t.offset), t.dtype.itemsize, int(t.shape[0]))
+                else:
+                    tokens = _token_array(np.asarray(t), str(p))
+            shards.append(_Shard("tokens", str(p), (tokens, offs), "", int(t.nbytes)))
+        return cls(shards, "tokens", None)
+
+    @classmethod
+    def from_jsonl(
+        cls,
+        paths: Paths,
+        text_field: str = "text",
+        normalizer: Normalizer | None = None,
+        *,
+        on_error: Literal["raise", "skip"] = "raise",
+    ) -> Corpus:
+        """jsonl shards (``.jsonl``, ``.jsonl.gz``, ``.jsonl.zst``), one JSON object per line,
+        the document in ``text_field``. Blank lines are ignored. A malformed line, a missing
+        or non-string field or invalid UTF-8 raises :class:`memscore.CorpusError` naming file
+        and line; with ``on_error="skip"`` such lines are skipped and counted
+        (``NgramStats.n_skipped``). ``paths``: a file, a directory, a glob, or a list."""
+        if not isinstance(text_field, str) or not text_field:
+            raise ValueError(f"text_field: expected a non-empty str, got {text_field!r}")
+        skip = _check_on_error(on_error)
+        files = _expand(paths, _JSONL_EXT, "Corpus.from_jsonl")
+        shards = [_Shard("jsonl", str(p), str(p), text_field, p.stat().st_size) for p in files]
+        return cls(shards, "text", _as_normalizer(normalizer), skip)
+
+    @classmethod
+    def from_text_files(
+        cls,
+        paths: Paths,
+        split: Literal["file", "paragraph", "line"] = "file",
+        normalizer: Normalizer | None = None,
+        *,
+        on_error: Literal["raise", "skip"] = "raise",
+    ) -> Corpus:
+        """UTF-8 text files (optionally ``.gz`` / ``.zst``) cut into documents: the whole file
+        (``"file"``), runs of non-blank lines (``"paragraph"``), or each non-blank line
+        (``"line"``)."""
+        if split not in ("file", "paragraph", "line"):
+            raise ValueError(f"split: expected 'file', 'paragraph' or 'line', got {split!r}")
+        skip = _check_on_error(on_error)
+        files = _expand(paths, _TEXT_EXT, "Corpus.from_text_files")
+        shards = [_Shard("text", str(p), str(p), split, p.stat().st_size) for p in files]
+        return cls(shards, "text", _as_normalizer(normalizer), skip)
+
+    @classmethod
+    def from_texts(cls, texts: Sequence[str], normalizer: Normalizer | None = None) -> Corpus:
+        """In-memory documents, one string each."""
+        if isinstance(texts, str):
+            raise TypeError("Corpus.from_texts: expected a sequence of str, got a single str")
+        texts = list(texts)
+        bad = [t for t in texts if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"Corpus.from_texts: expected strings, got {type(bad[0]).__name__}")
+        nbytes = sum(
+            len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts
+        )  # UTF-8 bytes, as the engine counts
+        return cls([_Shard("texts", "<texts>", texts, "", nbytes)], "text", _as_normalizer(normalizer))
+
+    # -- shards
+
+    @property
+    def n_shards(self) -> int:
+        return len(self._shards)
+
+    @property
+    def shard_names(self) -> list[str]:
+        """A name per shard (the file path for file shards)."""
+        return [s.name for s in self._shards]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes on disk (files) or in memory (tokens, texts) of all shards."""
+        return sum(s.nbytes for s in self._shards)
+
+    def shards(self) -> list[Corpus]:
+        """One single-shard corpus per shard (to count shards separately and merge)."""
+        return [Corpus([s], self.kind, self.normalizer, self.skip_errors) for s in self._shards]
+
+    def __len__(self) -> int:
+        return len(self._shards)
+
+    def __add__(self, other: Corpus) -> Corpus:
+        if not isinstance(other, Corpus) or other.kind != self.kind:
+            return NotImplemented
+        if self.kind == "text" and other.normalizer is not None and self.normalizer is not None:
+            if self.normalizer.describe() != other.normalizer.describe():
+                raise ValueError("Corpus + Corpus: the two corpora use different normalizers")
+        return Corpus(self._shards + other._shards, self.kind, self.normalizer, self.skip_errors or other.skip_errors)
+
+    def __repr__(self) -> str:
+        return f"Corpus(kind={self.kind!r}, shards={len(self._shards)}, nbytes={self.nbytes})"

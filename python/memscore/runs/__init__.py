@@ -1,0 +1,44 @@
+"""The runs engine: per-example scores across many training runs on random subsets.
+
+- :mod:`~memscore.runs.scores`: array-level memorization, influence, hold-out accuracy,
+  LiRA and membership metrics;
+- :mod:`~memscore.runs.store`: the on-disk run store and its streamed scores;
+- :mod:`~memscore.runs.proxies`: disagreement, proxy tables and trajectories;
+- :mod:`~memscore.runs.train`: the training driver (torch);
+- :mod:`~memscore.runs.datasets`: the embedded datasets;
+- :mod:`~memscore.runs.report`: score tables and the HTML report.
+"""
+
+from __future__ import annotations
+
+from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
+from .scores import (
+    MembershipMetrics,
+    OutcomeStats,
+    holdout_accuracy,
+    influence,
+    lira,
+    logit_confidence,
+    membership_metrics,
+    memorization,
+    snapshot_outcomes,
+)
+from .store import RunStore
+
+__all__ = [
+    "Disagreement",
+    "MembershipMetrics",
+    "OutcomeStats",
+    "RunStore",
+    "disagreement",
+    "holdout_accuracy",
+    "influence",
+    "lira",
+    "logit_confidence",
+    "membership_metrics",
+    "memorization",
+    "proxy_table",
+    "snapshot_outcomes",
+    "spearman",
+    "trajectories",
+]

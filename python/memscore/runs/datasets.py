@@ -1,0 +1,188 @@
+"""Small embedded datasets with known memorization targets (no download).
+
+Each function returns a :class:`TaskData` of numpy arrays: float32 inputs, int64 labels,
+and the ground-truth ``corrupted`` mask of training examples whose label was replaced by a
+wrong one. Corrupted labels cannot be predicted from the other examples, so a model fits
+them only by memorizing them: a good memorization score ranks them first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["TaskData", "modular_arithmetic", "digits"]
+
+_OPS = {
+    "add": lambda a, b, p: (a + b) % p,
+    "sub": lambda a, b, p: (a - b) % p,
+    "mul": lambda a, b, p: (a * b) % p,
+}
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A classification task with a train / test split and known label corruption.
+
+    Attributes:
+        name: short description.
+        x_train, x_test: (n, d) float32 inputs.
+        y_train: (n_train,) int64 training labels, *after* corruption (what models see).
+        y_test: (n_test,) int64 clean test labels.
+        clean_train: (n_train,) int64 training labels before corruption.
+        corrupted: (n_train,) bool, True where ``y_train != clean_train``.
+        n_classes: number of classes.
+        info: extra description (JSON-serializable), e.g. the (a, b) pairs.
+    """
+
+    name: str
+    x_train: npt.NDArray[np.float32]
+    y_train: npt.NDArray[np.int64]
+    x_test: npt.NDArray[np.float32]
+    y_test: npt.NDArray[np.int64]
+    clean_train: npt.NDArray[np.int64]
+    corrupted: npt.NDArray[np.bool_]
+    n_classes: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.y_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.y_test.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskData({self.name!r}, n_train={self.n_train}, n_test={self.n_test}, "
+            f"n_features={self.n_features}, n_classes={self.n_classes}, corrupted={int(self.corrupted.sum())})"
+        )
+
+
+def _check_fraction(x: float, name: str, *, open_low: bool = False, open_high: bool = False) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a float, got {type(x).__name__}")
+    v = float(x)
+    lo_ok = v > 0.0 if open_low else v >= 0.0
+    hi_ok = v < 1.0 if open_high else v <= 1.0
+    if not (np.isfinite(v) and lo_ok and hi_ok):
+        lo = "(0" if open_low else "[0"
+        hi = "1)" if open_high else "1]"
+        raise ValueError(f"{name}: expected a fraction in {lo}, {hi}, got {x}")
+    return v
+
+
+def _corrupt(
+    labels: np.ndarray, n_classes: int, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Replace round(fraction * n) labels, chosen uniformly, by a uniformly drawn *wrong* class."""
+    n = labels.shape[0]
+    k = int(round(fraction * n))
+    idx = rng.choice(n, size=k, replace=False)
+    noisy = labels.copy()
+    # An offset in 1..C-1 always gives a different class.
+    noisy[idx] = (labels[idx] + rng.integers(1, n_classes, size=k)) % n_classes
+    corrupted = np.zeros(n, dtype=np.bool_)
+    corrupted[idx] = True
+    return noisy, corrupted
+
+
+def modular_arithmetic(
+    p: int = 97, op: str = "add", train_fraction: float = 0.5, corrupt: float = 0.1, seed: int = 0
+) -> TaskData:
+    """All pairs ``(a, b)`` of ``0..p-1`` labelled ``(a op b) mod p``, with corrupted training labels.
+
+    Inputs are the concatenated one-hot codes of ``a`` and ``b`` (``2p`` features). A random
+    ``train_fraction`` of the ``p²`` pairs is the training set; ``corrupt`` of the training
+    labels are replaced by a uniformly drawn wrong class. Test labels are clean. This is the
+    setting of Doshi et al. (2024), "To grok or not to grok", where networks memorize the
+    corrupted labels yet generalize on the rest.
+
+    Args:
+        p: modulus, at least 2.
+        op: ``"add"``, ``"sub"`` or ``"mul"``.
+        train_fraction: fraction of pairs in the training set, in (0, 1).
+        corrupt: fraction of training labels corrupted, in [0, 1].
+        seed: seed of the split and the corruption.
+
+    >>> d = modular_arithmetic(p=7, seed=1)
+    >>> d.x_train.shape[1], d.n_classes
+    (14, 7)
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 2:
+        raise ValueError(f"p: expected an integer >= 2, got {p!r}")
+    p = int(p)
+    if op not in _OPS:
+        raise ValueError(f"op: expected one of {sorted(_OPS)}, got {op!r}")
+    train_fraction = _check_fraction(train_fraction, "train_fraction", open_low=True, open_high=True)
+    corrupt = _check_fraction(corrupt, "corrupt")
+    rng = np.random.default_rng(seed)
+    a, b = np.divmod(np.arange(p * p, dtype=np.int64), p)
+    y = _OPS[op](a, b, p).astype(np.int64)
+    x = np.zeros((p * p, 2 * p), dtype=np.float32)
+    x[np.arange(p * p), a] = 1.0
+    x[np.arange(p * p), p + b] = 1.0
+    perm = rng.permutation(p * p)
+    n_train = min(max(int(round(train_fraction * p * p)), 1), p * p - 1)
+    tr, te = np.sort(perm[:n_train]), np.sort(perm[n_train:])
+    noisy, corrupted = _corrupt(y[tr], p, corrupt, rng)
+    return TaskData(
+        name=f"modular {op} mod {p}",
+        x_train=x[tr],
+        y_train=noisy,
+        x_test=x[te],
+        y_test=y[te],
+        clean_train=y[tr],
+        corrupted=corrupted,
+        n_classes=p,
+        info={
+            "p": p,
+            "op": op,
+            "train_pairs": np.stack([a[tr], b[tr]], 1).tolist(),
+            "test_pairs": np.stack([a[te], b[te]], 1).tolist(),
+        },
+    )
+
+
+def digits(label_noise: float = 0.1, *, test_fraction: float = 0.3, seed: int = 0) -> TaskData:
+    """scikit-learn's bundled 8×8 handwritten digits (1,797 images, no download) with flipped labels.
+
+    Pixels are scaled to [0, 1] (64 features). A stratified random ``test_fraction`` is held
+    out with clean labels; ``label_noise`` of the training labels are flipped to a uniformly
+    drawn wrong digit. Needs scikit-learn (``pip install scikit-learn``).
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("memscore.datasets.digits needs scikit-learn: pip install scikit-learn") from exc
+    label_noise = _check_fraction(label_noise, "label_noise")
+    test_fraction = _check_fraction(test_fraction, "test_fraction", open_low=True, open_high=True)
+    bunch = load_digits()
+    x = (np.asarray(bunch.data, dtype=np.float32) / 16.0).astype(np.float32)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(y.shape[0], dtype=np.bool_)
+    for c in range(10):  # stratified split: the same test fraction of every digit
+        idx = np.flatnonzero(y == c)
+        test[rng.choice(idx, size=int(round(test_fraction * idx.size)), replace=False)] = True
+    tr, te = np.flatnonzero(~test), np.flatnonzero(test)
+    noisy, corrupted = _corrupt(y[tr], 10, label_noise, rng)
+    return TaskData(
+        name="digits",
+        x_train=x[tr],
+        y_train=noisy,
+        x_test=x[te],
+        y_test=y[te],
+        clean_train=y[tr],
+        corrupted=corrupted,
+        n_classes=10,
+        info={"train_index": tr.tolist(), "test_index": te.tolist()},
+    )

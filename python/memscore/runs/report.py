@@ -1,0 +1,399 @@
+"""Scores, summaries and an HTML report (with PNG plots) for a run store or a size sweep.
+
+A *sweep* is a directory holding several run stores trained on the same examples with
+different model sizes, listed in ``sweep.json`` (``{"format": "memscore-sweep", "sizes":
+[...], "stores": [...]}``); the command line's ``memscore train --width a --width b``
+makes one. Writing files is atomic (temporary name, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .._io import atomic_write
+from ..errors import StoreError
+from .proxies import disagreement, proxy_table, trajectories
+from .scores import membership_metrics
+from .store import RunStore
+
+__all__ = ["Sweep", "open_scored", "score_store", "summarize", "write_report", "task_of"]
+
+SWEEP_FILE = "sweep.json"
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    body = json.dumps(obj, indent=2, sort_keys=True, default=float).encode("utf-8")
+    atomic_write(path, lambda f: f.write(body))
+
+
+class Sweep:
+    """Run stores of one plan at several model sizes (see the module docstring)."""
+
+    def __init__(self, path: Path, sizes: list[Any], stores: list[RunStore]) -> None:
+        self.path = path
+        self.sizes = sizes
+        self.stores = stores
+
+    @staticmethod
+    def is_sweep(path: Any) -> bool:
+        return (Path(path) / SWEEP_FILE).is_file()
+
+    @classmethod
+    def create(cls, path: Any, sizes: Sequence[Any], names: Sequence[str]) -> None:
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        _write_json(root / SWEEP_FILE, {"format": "memscore-sweep", "sizes": list(sizes), "stores": list(names)})
+
+    @classmethod
+    def open(cls, path: Any) -> Sweep:
+        root = Path(path)
+        try:
+            spec = json.loads((root / SWEEP_FILE).read_text())
+            sizes, names = list(spec["sizes"]), list(spec["stores"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{root / SWEEP_FILE}: not a readable sweep description ({exc})") from None
+        return cls(root, sizes, [RunStore.open(root / n) for n in names])
+
+
+# ----------------------------------------------------------------------------- task ground truth
+
+
+def task_of(store: RunStore) -> Any:
+    """The embedded dataset a store was trained on (from its ``metadata["dataset"]``,
+    regenerated deterministically), or None for users' own data."""
+    spec = store.metadata.get("dataset") if isinstance(store.metadata, dict) else None
+    if not isinstance(spec, dict) or "name" not in spec:
+        return None
+    from . import datasets
+
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    if spec["name"] == "modular":
+        return datasets.modular_arithmetic(**kwargs)
+    if spec["name"] == "digits":
+        return datasets.digits(**kwargs)
+    return None
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def score_store(store: RunStore, *, top_k: int = 10, out: Any = None) -> dict[str, Any]:
+    """Score a store and write ``scores.parquet``, ``influence_pairs.parquet``,
+    ``proxies.parquet`` and ``summary.json`` into ``out`` (default: the store directory).
+
+    ``scores.parquet`` is :meth:`RunStore.scores` plus a ``corrupted`` column when the
+    store was trained on an embedded dataset. Returns the summary (see :func:`summarize`).
+    """
+    out_dir = Path(out) if out is not None else store.path
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = task_of(store)
+    scores = store.scores()
+    if task is not None:
+        scores = scores.with_columns(pl.Series("corrupted", task.corrupted))
+    atomic_write(out_dir / "scores.parquet", lambda f: scores.write_parquet(f))
+    if store.n_test:
+        pairs = store.influence_pairs(top_k=top_k)
+        atomic_write(out_dir / "influence_pairs.parquet", lambda f: pairs.write_parquet(f))
+    proxies = proxy_table(scores)
+    atomic_write(out_dir / "proxies.parquet", lambda f: proxies.write_parquet(f))
+    summary = summarize(store, scores=scores)
+    _write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def summarize(store: RunStore, *, scores: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Headline numbers of a store: runs, test accuracy, disagreement vs error, and, for
+    embedded datasets, the AUROC of memorization as a detector of corrupted labels."""
+    scores = scores if scores is not None else store.scores()
+    out: dict[str, Any] = {
+        "store": str(store.path),
+        "runs": len(store),
+        "n_train": store.n_train,
+        "n_test": store.n_test,
+    }
+    mem = scores["memorization"].to_numpy()
+    out["mean_memorization"] = float(np.nanmean(mem)) if np.isfinite(mem).any() else float("nan")
+    if store.n_test:
+        correct = store.outcomes("test", "correct")
+        out["test_accuracy"] = float(correct.mean())
+        try:
+            pred = store.outcomes("test", "pred")
+        except StoreError:
+            pred = None
+        if pred is not None and pred.shape[0] >= 2 and store.test_labels is not None:
+            d = disagreement(pred, store.test_labels, n_classes=store.n_classes)
+            out.update({f"{k}": v for k, v in d.as_dict().items()})
+    if "corrupted" in scores.columns:
+        corrupted = scores["corrupted"].to_numpy()
+        m = membership_metrics(mem, corrupted)
+        out["corrupted_auroc"] = m.auc
+        out["corrupted_tpr_at_fpr_0.01"] = m.tpr_at_fpr[0.01]
+        out["n_corrupted"] = int(corrupted.sum())
+        out["mean_memorization_corrupted"] = float(np.nanmean(mem[corrupted])) if corrupted.any() else float("nan")
+        out["mean_memorization_clean"] = float(np.nanmean(mem[~corrupted])) if (~corrupted).any() else float("nan")
+    return out
+
+
+def open_scored(path: Any) -> tuple[Sweep | None, list[RunStore]]:
+    """``(sweep or None, stores)`` for a store directory or a sweep directory."""
+    if Sweep.is_sweep(path):
+        sw = Sweep.open(path)
+        return sw, sw.stores
+    return None, [RunStore.open(path)]
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("memscore reports need matplotlib: pip install 'memscore[plot]'") from exc
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    atomic_write(path, lambda f: fig.savefig(f, dpi=110, bbox_inches="tight", format="png"))
+    _plt().close(fig)
+
+
+def _plot_hist(scores: pl.DataFrame, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    mem = scores["memorization"].to_numpy()
+    bins = np.linspace(-1, 1, 41)
+    if "corrupted" in scores.columns:
+        c = scores["corrupted"].to_numpy()
+        ax.hist(mem[~c & np.isfinite(mem)], bins=bins, alpha=0.7, label=f"clean ({int((~c).sum())})", color="tab:blue")
+        ax.hist(mem[c & np.isfinite(mem)], bins=bins, alpha=0.7, label=f"corrupted ({int(c.sum())})", color="tab:red")
+        ax.legend()
+    else:
+        ax.hist(mem[np.isfinite(mem)], bins=bins, color="tab:blue")
+    ax.set_yscale("log")
+    ax.set_xlabel("memorization  P(correct | in) − P(correct | out)")
+    ax.set_ylabel("training examples")
+    ax.set_title("Memorization of training examples")
+    _save(fig, path)
+
+
+def _plot_roc(scores: pl.DataFrame, path: Path) -> float:
+    plt = _plt()
+    mem = scores["memorization"].to_numpy()
+    c = scores["corrupted"].to_numpy()
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    aucs = {}
+    curves = (
+        ("memorization", "memorization"),
+        ("holdout_accuracy", "1 − hold-out accuracy"),
+        ("el2n", "EL2N (earliest snapshot)"),
+        ("loss", "training loss (last snapshot)"),
+    )
+    for col, label in curves:
+        if col not in scores.columns:
+            continue
+        v = scores[col].fill_null(np.nan).to_numpy().astype(float)
+        if not np.isfinite(v).any():
+            continue
+        v = -v if col == "holdout_accuracy" else v
+        m = membership_metrics(v, c)
+        aucs[col] = m.auc
+        ax.plot(m.fpr, m.tpr, label=f"{label} (AUROC {m.auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("false positive rate (clean flagged)")
+    ax.set_ylabel("true positive rate (corrupted found)")
+    ax.set_title("Finding corrupted labels")
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, path)
+    return float(membership_metrics(mem, c).auc)
+
+
+def _plot_mem_vs_holdout(scores: pl.DataFrame, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    mem = scores["memorization"].to_numpy()
+    ho = scores["holdout_accuracy"].to_numpy()
+    if "corrupted" in scores.columns:
+        c = scores["corrupted"].to_numpy()
+        ax.scatter(ho[~c], mem[~c], s=4, alpha=0.4, label="clean", color="tab:blue")
+        ax.scatter(ho[c], mem[c], s=4, alpha=0.6, label="corrupted", color="tab:red")
+        ax.legend(markerscale=3)
+    else:
+        ax.scatter(ho, mem, s=4, alpha=0.4)
+    ax.set_xlabel("hold-out accuracy  P(correct | out)")
+    ax.set_ylabel("memorization")
+    ax.set_title("Memorization vs hold-out accuracy")
+    _save(fig, path)
+
+
+def _plot_proxies(proxies: pl.DataFrame, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 0.45 * max(proxies.height, 2) + 1))
+    names = proxies["proxy"].to_list()
+    vals = proxies["spearman"].to_numpy()
+    ax.barh(range(len(names)), vals, color=["tab:green" if v >= 0 else "tab:purple" for v in vals])
+    ax.set_yticks(range(len(names)), names)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlim(-1, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("Spearman correlation with memorization")
+    ax.set_title("How well cheap proxies track memorization")
+    _save(fig, path)
+
+
+def _plot_trajectories(traj: pl.DataFrame, sizes: list[Any], path: Path) -> None:
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    counts = traj.group_by("trajectory").len().sort("len", descending=True)
+    a1.bar([str(k) for k in counts["trajectory"].to_list()], counts["len"].to_numpy(), color="tab:blue")
+    a1.set_ylabel("training examples")
+    a1.tick_params(axis="x", labelrotation=30)
+    a1.set_title("Memorization trajectory across model sizes")
+    cols = [c for c in traj.columns if c.startswith("mem_")]
+    for kind, color in (("increasing", "tab:red"), ("decreasing", "tab:green"), ("cap", "tab:orange")):
+        sub = traj.filter(pl.col("trajectory") == kind)
+        if sub.height == 0:
+            continue
+        mean = np.nanmean(sub.select(cols).to_numpy(), axis=0)
+        a2.plot([str(s) for s in sizes], mean, marker="o", color=color, label=f"{kind} ({sub.height})")
+    a2.set_xlabel("model size")
+    a2.set_ylabel("mean memorization")
+    a2.set_title("Mean memorization per trajectory class")
+    if a2.lines:
+        a2.legend(fontsize=8)
+    _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- HTML
+
+
+def _table_html(df: pl.DataFrame, floats: int = 3) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
+    body = []
+    for row in df.iter_rows():
+        cells = []
+        for v in row:
+            if isinstance(v, float):
+                cells.append(f"<td>{v:.{floats}f}</td>" if np.isfinite(v) else "<td>–</td>")
+            else:
+                cells.append(f"<td>{html.escape(str(v)) if v is not None else '–'}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _summary_html(summary: dict[str, Any]) -> str:
+    labels = {
+        "runs": "training runs",
+        "test_accuracy": "mean test accuracy of a run",
+        "disagreement": "mean pairwise disagreement on test (error estimate)",
+        "test_error": "actual mean test error",
+        "gap": "disagreement − error",
+        "cace": "class-aggregated calibration error (bounds |gap|)",
+        "corrupted_auroc": "AUROC of memorization for finding corrupted labels",
+        "corrupted_tpr_at_fpr_0.01": "corrupted labels found at 1% false positives",
+        "mean_memorization_corrupted": "mean memorization, corrupted examples",
+        "mean_memorization_clean": "mean memorization, clean examples",
+    }
+    rows = []
+    for k, label in labels.items():
+        if k in summary:
+            v = summary[k]
+            rows.append(
+                f"<tr><td>{html.escape(label)}</td><td>{v:.4f}</td></tr>"
+                if isinstance(v, float)
+                else f"<tr><td>{html.escape(label)}</td><td>{v}</td></tr>"
+            )
+    return "<table>" + "".join(rows) + "</table>"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}
+th{background:#f3f3f3}img{max-width:100%;margin:0.5em 0}h2{margin-top:1.6em;border-bottom:1px solid #ddd}"""
+
+
+def write_report(path: Any, out: Any = None, *, top_pairs: int = 20) -> Path:
+    """Write ``index.html`` and its PNG plots for a store or sweep directory ``path``.
+
+    Scores are computed (and written, as :func:`score_store` does) when the store has
+    no ``scores.parquet`` yet. ``out`` defaults to ``<path>/report``. Returns the HTML path.
+
+    Sections: summary; memorization histogram split corrupted vs clean; ROC of
+    memorization as a corrupted-label detector; the highest-influence train/test pairs;
+    memorization vs hold-out accuracy; proxy correlations; and, for a sweep, memorization
+    trajectories across model sizes. Needs matplotlib.
+    """
+    sweep, stores = open_scored(path)
+    out_dir = Path(out) if out is not None else Path(path) / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>memscore report</title><style>{_CSS}</style></head><body>"
+    ]
+    parts.append(f"<h1>memscore report</h1><p>{html.escape(str(Path(path).resolve()))}</p>")
+    mems: dict[Any, np.ndarray] = {}
+    for k, store in enumerate(stores):
+        tag = "" if sweep is None else f"size-{sweep.sizes[k]}-"
+        if not (store.path / "scores.parquet").is_file() or not (store.path / "summary.json").is_file():
+            score_store(store)
+        scores = pl.read_parquet(store.path / "scores.parquet")
+        summary = json.loads((store.path / "summary.json").read_text())
+        proxies = pl.read_parquet(store.path / "proxies.parquet")
+        mems[sweep.sizes[k] if sweep is not None else 0] = scores["memorization"].to_numpy()
+        title = (
+            html.escape(str(store.metadata.get("title", store.path.name)))
+            if isinstance(store.metadata, dict)
+            else store.path.name
+        )
+        parts.append(f"<h2>{'Model size ' + html.escape(str(sweep.sizes[k])) + ': ' if sweep else ''}{title}</h2>")
+        parts.append(_summary_html(summary))
+        _plot_hist(scores, out_dir / f"{tag}memorization_hist.png")
+        parts.append(f"<img src='{tag}memorization_hist.png' alt='memorization histogram'>")
+        if "corrupted" in scores.columns:
+            _plot_roc(scores, out_dir / f"{tag}corrupted_roc.png")
+            parts.append(f"<img src='{tag}corrupted_roc.png' alt='ROC of memorization for corrupted labels'>")
+        _plot_mem_vs_holdout(scores, out_dir / f"{tag}memorization_vs_holdout.png")
+        parts.append(f"<img src='{tag}memorization_vs_holdout.png' alt='memorization vs hold-out accuracy'>")
+        pairs_path = store.path / "influence_pairs.parquet"
+        if pairs_path.is_file():
+            pairs = (
+                pl.read_parquet(pairs_path)
+                .filter(pl.col("rank") == 0)
+                .sort("influence", descending=True)
+                .head(top_pairs)
+            )
+            if "corrupted" in scores.columns:
+                pairs = pairs.with_columns(
+                    pl.Series("train_corrupted", scores["corrupted"].to_numpy()[pairs["train_index"].to_numpy()])
+                )
+            parts.append("<h3>Highest-influence train → test pairs</h3>")
+            parts.append(_table_html(pairs.drop("rank")))
+        parts.append("<h3>Proxies of memorization</h3>")
+        parts.append(_table_html(proxies))
+        if proxies.height:
+            _plot_proxies(proxies, out_dir / f"{tag}proxies.png")
+            parts.append(f"<img src='{tag}proxies.png' alt='proxy correlations'>")
+    if sweep is not None and len(stores) >= 2:
+        traj = trajectories(mems)
+        atomic_write(Path(path) / "trajectories.parquet", lambda f: traj.write_parquet(f))
+        parts.append("<h2>Memorization across model sizes</h2>")
+        _plot_trajectories(traj, list(sweep.sizes), out_dir / "trajectories.png")
+        parts.append("<img src='trajectories.png' alt='memorization trajectories'>")
+        counts = traj.group_by("trajectory").len().sort("len", descending=True)
+        parts.append(_table_html(counts))
+    parts.append("</body></html>")
+    page = out_dir / "index.html"
+    html_bytes = "\n".join(parts).encode("utf-8")
+    atomic_write(page, lambda f: f.write(html_bytes))
+    return page

@@ -1,0 +1,98 @@
+"""The memscore command line, end to end at tiny settings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+typer_testing = pytest.importorskip("typer.testing")
+
+import memscore  # noqa: E402
+from memscore.cli import app  # noqa: E402
+
+runner = typer_testing.CliRunner()
+
+
+def invoke(*args: str):
+    res = runner.invoke(app, list(args), catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def test_help_everywhere():
+    assert "train" in invoke("--help") and "demo" in invoke("--help")
+    for cmd in ("train", "score", "report", "demo", "ngrams", "taskgram"):
+        assert "--help" in invoke(cmd, "--help")
+
+
+def test_train_score_report_and_resume(tmp_path):
+    store = tmp_path / "s"
+    args = (
+        "train",
+        str(store),
+        "--runs",
+        "4",
+        "--epochs",
+        "2",
+        "--width",
+        "16",
+        "--snapshot-epochs",
+        "1,2",
+        "--ensemble",
+        "2",
+    )
+    invoke(*args, "--max-runs", "2")
+    assert len(memscore.RunStore.open(store)) == 2
+    invoke(*args)  # resumes: trains the other two
+    s = memscore.RunStore.open(store)
+    assert s.run_ids() == [f"run-{r:06d}" for r in range(4)] and s.verify() == []
+    out = invoke("score", str(store), "--top-k", "3")
+    assert "corrupted labels with AUROC" in out
+    scores = pl.read_parquet(store / "scores.parquet")
+    assert {"memorization", "el2n", "forgetting_events", "corrupted"} <= set(scores.columns)
+    np.testing.assert_allclose(scores["memorization"].to_numpy(), s.memorization(), equal_nan=True)
+    pairs = pl.read_parquet(store / "influence_pairs.parquet")
+    assert pairs["rank"].max() == 2
+    summary = json.loads((store / "summary.json").read_text())
+    assert summary["runs"] == 4 and 0 <= summary["corrupted_auroc"] <= 1
+    page = tmp_path / "rep"
+    assert "index.html" in invoke("report", str(store), "--out", str(page))
+    html = (page / "index.html").read_text()
+    for png in ("memorization_hist.png", "corrupted_roc.png", "memorization_vs_holdout.png", "proxies.png"):
+        assert (page / png).stat().st_size > 1000 and png in html
+    assert "Highest-influence" in html
+
+
+def test_size_sweep_reports_trajectories(tmp_path):
+    sweep = tmp_path / "sweep"
+    invoke(
+        "train", str(sweep), "--runs", "4", "--epochs", "1", "--width", "8", "--width", "16", "--snapshot-epochs", "1"
+    )
+    assert json.loads((sweep / "sweep.json").read_text())["sizes"] == [8, 16]
+    invoke("report", str(sweep))
+    assert (sweep / "report" / "trajectories.png").is_file()
+    traj = pl.read_parquet(sweep / "trajectories.parquet")
+    assert (
+        traj.columns[:2] == ["index", "trajectory"] and traj.height == memscore.RunStore.open(sweep / "width-8").n_train
+    )
+
+
+def test_demo_quick_runs_end_to_end(tmp_path):
+    out = invoke("demo", "--quick", "--runs", "4", "--out", str(tmp_path / "demo"))
+    assert "report:" in out and "AUROC" in out and "disagreement" in out
+    summary = json.loads((tmp_path / "demo" / "demo_summary.json").read_text())
+    assert summary["runs"] == 4 and summary["wall_time_s"] > 0
+
+
+def test_train_refuses_a_store_of_another_model(tmp_path):
+    store = tmp_path / "s"
+    invoke("train", str(store), "--runs", "2", "--epochs", "1", "--width", "8", "--snapshot-epochs", "1")
+    res = runner.invoke(
+        app, ["train", str(store), "--runs", "2", "--epochs", "1", "--width", "16", "--snapshot-epochs", "1"]
+    )
+    assert res.exit_code != 0 and "another dataset or model" in str(res.exception)
