@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from .bits import PackedBits
 from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
 from .scores import (
     MembershipMetrics,
@@ -29,6 +30,7 @@ __all__ = [
     "Disagreement",
     "MembershipMetrics",
     "OutcomeStats",
+    "PackedBits",
     "RunStore",
     "disagreement",
     "holdout_accuracy",
