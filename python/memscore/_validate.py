@@ -30,7 +30,12 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
 
 
 def as_mask(x: Any, name: str = "masks", ndim: int = 2) -> npt.NDArray[np.bool_]:
-    """A C-contiguous bool array; integer arrays of 0/1 are accepted."""
+    """A C-contiguous bool array; integer arrays of 0/1 and :class:`PackedBits` are accepted."""
+    from .runs.bits import PackedBits
+
+    if isinstance(x, PackedBits):
+        # Interim: unpacked here until the core takes packed rows directly.
+        x = x.unpack()
     a = to_numpy(x, name)
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
@@ -45,6 +50,10 @@ def as_mask(x: Any, name: str = "masks", ndim: int = 2) -> npt.NDArray[np.bool_]
 
 def as_outcomes(x: Any, name: str, ndim: int = 2) -> np.ndarray:
     """Outcomes: bool stays bool (the bit-packed path); numbers become finite float64."""
+    from .runs.bits import PackedBits
+
+    if isinstance(x, PackedBits):
+        x = x.unpack()  # interim, as in as_mask
     a = to_numpy(x, name)
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
