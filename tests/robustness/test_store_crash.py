@@ -92,7 +92,7 @@ def test_kill9_during_merge_then_rerun(tmp_path):
             os.link(src.path / "runs" / f"{rid}.npz", root / "runs" / f"{rid}.npz")
         parts.append(str(root))
     out = tmp_path / "merged"
-    merge = f"import sys; from memscore import RunStore; RunStore.merge(sys.argv[2:], sys.argv[1])"
+    merge = "import sys; from memscore import RunStore; RunStore.merge(sys.argv[2:], sys.argv[1])"
     rng = np.random.default_rng(3)
     for _ in range(3):
         _kill_after([PY, "-c", merge, str(out), *parts], float(rng.uniform(0.2, 1.0)))
