@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 from .runs.datasets import *  # noqa: F403
-from .runs.datasets import __all__ as __all__  # noqa: F401
+from .runs.datasets import __all__ as __all__

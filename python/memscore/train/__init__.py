@@ -2,13 +2,5 @@
 
 from __future__ import annotations
 
-from ..runs.train import (
-    SubsetPlan,
-    TrainConfig,
-    create_store,
-    mlp,
-    snapshot_outcomes_torch,
-    train_runs,
-)
-
-__all__ = ["SubsetPlan", "TrainConfig", "create_store", "mlp", "snapshot_outcomes_torch", "train_runs"]
+from ..runs.train import *  # noqa: F403
+from ..runs.train import __all__ as __all__
