@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -119,6 +119,13 @@ def check_inputs(sources: Sequence[RunStore], dest: RunStore | None) -> None:
         )
 
 
+def _writer(data: bytes) -> Callable[[IO[bytes]], None]:
+    def write(f: IO[bytes]) -> None:
+        f.write(data)
+
+    return write
+
+
 def _same_dir(a: RunStore, b: RunStore) -> bool:
     return a.path.resolve() == b.path.resolve()
 
@@ -153,7 +160,7 @@ def copy_runs(sources: Sequence[RunStore], dest: RunStore) -> None:
             if bad is not None:
                 raise StoreError(f"{src}: damaged run file (bad CRC in {bad}), not merged")
             target = runs / f"{rid}.npz"
-            if not target.exists() and atomic_create(target, lambda f, d=data: f.write(d)):
+            if not target.exists() and atomic_create(target, _writer(data)):
                 continue
             if read_regular(target) != data:
                 raise StoreError(f"merge: run id {rid!r} exists in {dest.path} with different contents than {src}")

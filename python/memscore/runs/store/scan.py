@@ -12,13 +12,10 @@ does not grow with the number of runs.
 from __future__ import annotations
 
 import json
-import os
-import stat
-import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,47 +24,13 @@ from ...errors import StoreError
 from ..bits import PackedBits
 from ..scores import OutcomeStats, mean_over_groups
 from .format import FIELDS, Field, Layout, run_rel
+from .npz import NpzFile
 
 __all__ = ["GroupedStats", "RunReader", "RunRecord", "SnapshotStats", "load", "scan"]
 
 F64 = npt.NDArray[np.float64]
 Stacked = np.ndarray | PackedBits
 SNAP_COLUMNS = ("el2n", "grand", "loss", "forgetting_events", "never_learned", "learning_speed")
-
-
-def open_regular(path: Path, rel: str) -> IO[bytes]:
-    """Open ``path`` for reading without blocking; refuse anything but a regular file.
-
-    Parameters
-    ----------
-    path : Path
-        The file.
-    rel : str
-        How messages name it.
-
-    Returns
-    -------
-    binary file object
-
-    Raises
-    ------
-    StoreError
-        Missing, not a regular file (a FIFO named like a run never blocks the reader), or
-        unreadable.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise StoreError(f"{rel}: run file is missing") from None
-    except OSError as exc:
-        raise StoreError(f"{rel}: cannot open ({exc})") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StoreError(f"{rel}: not a regular file (refused; a run file must be a plain file)")
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _damaged(rel: str, exc: BaseException) -> StoreError:
@@ -137,24 +100,19 @@ class RunReader:
             (sizes, class count, array shapes); the message names the file.
         """
         rel = run_rel(run_id)
-        with open_regular(self.path(run_id), rel) as f:
-            try:
-                with zipfile.ZipFile(f) as zf:
-                    return self._parse(zf, run_id, rel, names, optional)
-            except StoreError:
-                raise
-            except MemoryError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - zipfile raises many types on damage
-                raise _damaged(rel, exc) from None
+        try:
+            with NpzFile(self.path(run_id), rel) as z:
+                return self._parse(z, run_id, rel, names, optional)
+        except (StoreError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged zip raises many types
+            raise _damaged(rel, exc) from None
 
-    def _parse(
-        self, zf: zipfile.ZipFile, run_id: str, rel: str, names: Sequence[str], optional: Sequence[str]
-    ) -> RunRecord:
-        members = set(zf.namelist())
+    def _parse(self, z: NpzFile, run_id: str, rel: str, names: Sequence[str], optional: Sequence[str]) -> RunRecord:
+        members = z.names()
         if "meta.npy" not in members:
             raise StoreError(f"{rel}: damaged run file (no meta array); see RunStore.verify()")
-        raw = _read_member(zf, "meta")
+        raw = z.read("meta")
         try:
             meta = json.loads(raw.tobytes().decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -173,7 +131,7 @@ class RunReader:
                     continue
                 hint = " (add runs with keep_logits=True to keep logits)" if name.endswith("_logits") else ""
                 raise StoreError(f"{rel}: this run has no {name.removesuffix('_bits')}{hint}")
-            a = _read_member(zf, name)
+            a = z.read(name)
             f = FIELDS[name]
             why = self.layout.problem(f, a)
             if why is None and f.shape == "nC" and isinstance(meta.get("n_classes"), int):
@@ -183,12 +141,6 @@ class RunReader:
                 raise StoreError(f"{rel}: {why}")
             rec.arrays[name] = a
         return rec
-
-
-def _read_member(zf: zipfile.ZipFile, name: str) -> np.ndarray:
-    with zf.open(f"{name}.npy") as g:
-        a: np.ndarray = np.lib.format.read_array(g, allow_pickle=False)  # type: ignore[no-untyped-call]
-    return a
 
 
 def stack(layout: Layout, name: str, rows: list[np.ndarray], *, unpack: bool = True) -> Stacked:
@@ -227,7 +179,9 @@ def stack(layout: Layout, name: str, rows: list[np.ndarray], *, unpack: bool = T
     if f.packed and not unpack:
         st = np.stack(rows)
         return st if f.snapshot else PackedBits(st, layout.n_of(f))
-    return np.stack([layout.decode(f, r) for r in rows])
+    if f.packed:
+        return np.stack([layout.decode(f, r) for r in rows])
+    return np.stack(rows).astype(f.decoded, copy=False)
 
 
 def load(reader: RunReader, ids: Sequence[str], names: Sequence[str], *, unpack: bool = True) -> dict[str, Stacked]:
@@ -443,9 +397,9 @@ class SnapshotStats:
         first = OutcomeStats.from_runs(masks, PackedBits(np.ascontiguousarray(c[:, 0]), n))
         self.n_in += first.n_in
         speed = first.sum_in.copy()
-        for k in range(1, s):
-            speed += in_count(c[:, k])
-            self.sums["forgetting_events"] += in_count(c[:, k - 1] & ~c[:, k])
+        for j in range(1, s):
+            speed += in_count(c[:, j])
+            self.sums["forgetting_events"] += in_count(c[:, j - 1] & ~c[:, j])
         self.sums["learning_speed"] += speed / s
         self.sums["never_learned"] += in_count(~np.bitwise_or.reduce(c, axis=1) & pad)
         self.floats = [k for k in self.floats if all(f"snap_train_{k}" in r.arrays for r in recs)]

@@ -22,7 +22,7 @@ import numpy as np
 from ..._io import TMP_PREFIX
 from ...errors import StoreError
 from .format import FIELDS, RUN_ID, RUNS_DIR, Layout, digest
-from .scan import open_regular
+from .npz import open_regular_fd
 
 __all__ = ["DEFAULT_TMP_GRACE_S", "clean_tmp", "verify_run", "verify_store"]
 
@@ -33,7 +33,7 @@ DEFAULT_TMP_GRACE_S = 3600.0
 def _load_all(path: Path, rel: str) -> tuple[dict[str, np.ndarray] | None, str | None]:
     """Every array of a run file, or a problem line."""
     try:
-        f = open_regular(path, rel)
+        f = os.fdopen(open_regular_fd(path, rel), "rb")
     except StoreError as exc:
         return None, str(exc)
     with f:
@@ -47,7 +47,7 @@ def _load_all(path: Path, rel: str) -> tuple[dict[str, np.ndarray] | None, str |
                     if not member.endswith(".npy"):
                         return None, f"{rel}: unexpected member {member} (not an .npy array)"
                     with zf.open(member) as g:
-                        arrays[member[:-4]] = np.lib.format.read_array(g, allow_pickle=False)  # type: ignore[no-untyped-call]
+                        arrays[member[:-4]] = np.lib.format.read_array(g, allow_pickle=False)
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - zipfile raises many types on damage
@@ -93,7 +93,8 @@ def verify_run(path: Path, rel: str, stem: str, layout: Layout) -> tuple[list[st
         if meta.get(key) != want:
             problems.append(f"{rel}: {key} {meta.get(key)!r} does not match the manifest ({want})")
     others = {k: v for k, v in arrays.items() if k != "meta"}
-    fields = meta.get("fields") if isinstance(meta.get("fields"), list) else []
+    raw_fields = meta.get("fields")
+    fields: list[Any] = raw_fields if isinstance(raw_fields, list) else []
     expect = {"mask_bits"} | {f"{f}_bits" if f"{f}_bits" in FIELDS else str(f) for f in fields}
     if set(others) != expect:
         problems.append(f"{rel}: arrays {sorted(others)} do not match the fields in meta (expected {sorted(expect)})")

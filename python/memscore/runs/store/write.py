@@ -16,10 +16,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -82,6 +82,13 @@ def check_labels(train_labels: Any, test_labels: Any, n_train: int, n_test: int,
     return labels
 
 
+def _saver(a: np.ndarray) -> Callable[[IO[bytes]], None]:
+    def write(f: IO[bytes]) -> None:
+        np.save(f, a)
+
+    return write
+
+
 def _exists_error(root: Path) -> StoreError:
     return StoreError(f"{root}: already holds a run store ({MANIFEST} exists); use RunStore.open")
 
@@ -90,7 +97,7 @@ def _write_contents(d: Path, manifest: dict[str, Any], labels: Labels) -> None:
     (d / RUNS_DIR).mkdir(exist_ok=True)
     for name, lab in labels.items():
         if lab is not None:
-            tmp = _write_tmp(d, ".npy", lambda f, a=lab: np.save(f, a))
+            tmp = _write_tmp(d, ".npy", _saver(lab))
             os.replace(tmp, d / f"{name}.npy")
     body = json_bytes(manifest)
     tmp = _write_tmp(d, ".json", lambda f: f.write(body))
@@ -151,7 +158,7 @@ def create_tree(root: Path, manifest: dict[str, Any], labels: Labels) -> None:
     # A non-empty directory without a store: exclusive links, manifest last.
     runs.mkdir(exist_ok=True)
     for name, lab in labels.items():
-        if lab is not None and not atomic_create(root / f"{name}.npy", lambda f, a=lab: np.save(f, a)):
+        if lab is not None and not atomic_create(root / f"{name}.npy", _saver(lab)):
             if (root / MANIFEST).exists():
                 raise StoreError(f"{root}: already holds a run store (created concurrently)")
             raise StoreError(f"{root}: {name}.npy exists but there is no {MANIFEST} (remove it, or create elsewhere)")
