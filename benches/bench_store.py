@@ -115,8 +115,6 @@ def main() -> None:
     for rep in range(args.repeats):
         for op in ops:
             for name, pp in trees:  # interleaved, so load changes hit every tree alike
-                if op != "scores" and rep > 0:
-                    continue
                 results.setdefault((name, op), []).append(measure(pp, op, path))
                 print(f"  {name} {op} #{rep + 1}: {results[(name, op)][-1]}", file=sys.stderr)
     base_name = trees[0][0]

@@ -52,11 +52,15 @@ refreshed by :meth:`RunStore.refresh` and after its own :meth:`RunStore.add_run`
 
 The score methods stream over the runs in chunks, so their memory does not grow with the
 number of runs (except :meth:`RunStore.influence` and :meth:`RunStore.lira`, which need all
-runs at once, bit-packed); :meth:`RunStore.scores` reads each run file once. Score tables are polars DataFrames: ``store.scores().write_parquet(path)``.
+runs at once, bit-packed); :meth:`RunStore.scores` reads each run file once and feeds every
+column from that read. Score tables are polars DataFrames:
+``store.scores().write_parquet(path)``.
 
-Modules: :mod:`.format` (layout, manifest, the field table), :mod:`.scan` (reading runs,
-streamed statistics), :mod:`.write` (create, add runs), :mod:`.verify`, :mod:`.merge`,
-:mod:`.store` (the :class:`RunStore` class).
+Modules: :mod:`.format` (layout, manifest, the one table of run-file fields), :mod:`.npz`
+(reading one run file), :mod:`.scan` (reading runs, streamed statistics), :mod:`.write`
+(create, add runs), :mod:`.verify` (integrity, ``clean_tmp``), :mod:`.merge`, and the
+:class:`RunStore` class in :mod:`.store` with its reading (:mod:`.reading`) and scoring
+(:mod:`.scoring`) methods.
 """
 
 from __future__ import annotations

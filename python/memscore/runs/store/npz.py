@@ -2,7 +2,7 @@
 
 Run files are written by ``np.savez`` (a zip of uncompressed ``.npy`` members). For those
 :class:`NpzFile` reads the zip's central directory and each asked member with one
-``pread`` each (the whole file in one read when it is small) and parses the ``.npy``
+``pread`` each and parses the ``.npy``
 header ``np.save`` writes directly: a store's ``scores()`` opens thousands of files, and
 :mod:`zipfile` with :func:`numpy.lib.format.read_array` spends more time on bookkeeping
 than on the bytes. Anything else (zip64 directories, compressed members, other ``.npy``
@@ -31,7 +31,8 @@ from ...errors import StoreError
 
 __all__ = ["NpzFile", "parse_npy"]
 
-_WHOLE = 1 << 20  # files up to this size are read in one call
+_TAIL = 4096  # bytes read from the end for the directory (np.savez writes ~60 per member)
+_LOCAL_EXTRA = 64  # local header extra field read along with a member (zip64: 20)
 _EOCD = b"PK\x05\x06"
 _CDH = b"PK\x01\x02"
 _LFH = b"PK\x03\x04"
@@ -102,6 +103,7 @@ class _Member:
     offset: int  # of the local file header
     size: int
     crc: int
+    n_name: int
 
 
 def open_regular_fd(path: Path, rel: str) -> int:
@@ -150,19 +152,15 @@ class NpzFile:
         self._members: dict[str, _Member] = {}
         try:
             self._size = os.fstat(self._fd).st_size
-            self._buf: memoryview | None = None
-            if self._size <= _WHOLE:
-                self._buf = self._pread(self._size, 0)
             if not self._directory():
                 self._zip = zipfile.ZipFile(os.fdopen(os.dup(self._fd), "rb"))
         except BaseException:
             self.close()
             raise
 
-    def _pread(self, n: int, offset: int) -> memoryview:
-        buf = getattr(self, "_buf", None)
-        out = buf[offset : offset + n] if buf is not None else memoryview(os.pread(self._fd, n, offset))
-        if len(out) != n:
+    def _pread(self, n: int, offset: int, *, exact: bool = True) -> memoryview:
+        out = memoryview(os.pread(self._fd, n, offset))
+        if exact and len(out) != n:
             raise EOFError(f"file ends at {self._size} bytes, expected {n} bytes at offset {offset}")
         return out
 
@@ -172,9 +170,13 @@ class NpzFile:
         Anything not laid out exactly as ``np.savez`` writes it goes to :mod:`zipfile`, so
         this path is never stricter than :meth:`~memscore.RunStore.verify`, which uses it.
         """
-        tail_len = min(self._size, 22 + 65535)
+        tail_len = min(self._size, _TAIL)
         tail = self._pread(tail_len, self._size - tail_len)
         pos = bytes(tail).rfind(_EOCD)
+        if (pos < 0 or pos + 22 > len(tail)) and self._size > tail_len:  # a long zip comment
+            tail_len = min(self._size, 22 + 65535)
+            tail = self._pread(tail_len, self._size - tail_len)
+            pos = bytes(tail).rfind(_EOCD)
         if pos < 0 or pos + 22 > len(tail):
             return False
         n_disk, n_cd_disk, n_here, n_total, cd_size, cd_offset = struct.unpack("<HHHHII", tail[pos + 4 : pos + 20])
@@ -182,9 +184,10 @@ class NpzFile:
             return False  # zip64
         if n_disk or n_cd_disk or n_here != n_total:
             return False
-        if cd_offset + cd_size != self._size - tail_len + pos:
+        tail_at = self._size - tail_len
+        if cd_offset + cd_size != tail_at + pos:
             return False  # not laid out as np.savez writes; let zipfile judge
-        cd = self._pread(cd_size, cd_offset)
+        cd = tail[cd_offset - tail_at : pos] if cd_offset >= tail_at else self._pread(cd_size, cd_offset)
         at = 0
         for _ in range(n_total):
             if bytes(cd[at : at + 4]) != _CDH or at + 46 > cd_size:
@@ -196,9 +199,9 @@ class NpzFile:
             name = bytes(cd[at + 46 : at + 46 + n_name]).decode("utf-8" if flags & 0x800 else "cp437")
             if method != 0 or flags & 1 or csize != usize or 0xFFFFFFFF in (csize, usize, offset):
                 return False  # compressed, encrypted, zip64 or odd member: zipfile decides
-            self._members[name] = _Member(offset, usize, crc)
+            self._members[name] = _Member(offset, usize, crc, n_name)
             at += 46 + n_name + n_extra + n_comment
-        return at == cd_size
+        return bool(at == cd_size)
 
     def names(self) -> set[str]:
         """Member names (``"<array>.npy"``)."""
@@ -221,11 +224,16 @@ class NpzFile:
             with self._zip.open(member) as g:
                 return parse_npy(g.read())
         m = self._members[member]
-        head = self._pread(30, m.offset)
-        if bytes(head[:4]) != _LFH:
+        # local header, name, extra field and data in one read when the extra is short
+        blob = self._pread(30 + m.n_name + _LOCAL_EXTRA + m.size, m.offset, exact=False)
+        if len(blob) < 30 or bytes(blob[:4]) != _LFH:
             raise zipfile.BadZipFile(f"bad local file header of member {member}")
-        n_name, n_extra = struct.unpack("<HH", head[26:30])
-        data = self._pread(m.size, m.offset + 30 + n_name + n_extra)
+        n_name, n_extra = struct.unpack("<HH", blob[26:30])
+        start = 30 + n_name + n_extra
+        if start + m.size <= len(blob):
+            data = blob[start : start + m.size]
+        else:
+            data = self._pread(m.size, m.offset + start)
         if zlib.crc32(data) != m.crc:
             raise zipfile.BadZipFile(f"Bad CRC-32 for file {member!r}")
         return parse_npy(data)

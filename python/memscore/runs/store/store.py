@@ -1,8 +1,10 @@
 """The :class:`RunStore` class: one store on disk, delegating to the modules beside it.
 
-The format is described in :mod:`memscore.runs.store`; the field table in :mod:`.format`,
-reading and streamed statistics in :mod:`.scan`, writing in :mod:`.write`, integrity in
-:mod:`.verify` and merging in :mod:`.merge`.
+This module holds creating, opening, listing, adding runs, integrity and merging; the
+reading methods come from :class:`~.reading.ReadMethods` and the scores from
+:class:`~.scoring.ScoreMethods`. The format is described in :mod:`memscore.runs.store`;
+the field table in :mod:`.format`, reading run files in :mod:`.npz` and :mod:`.scan`,
+writing in :mod:`.write`, integrity in :mod:`.verify` and merging in :mod:`.merge`.
 """
 
 from __future__ import annotations
