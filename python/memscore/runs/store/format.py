@@ -216,6 +216,25 @@ class Layout:
                 return f"{f.name} has shape {a.shape} {a.dtype}, expected {self.want(f)} ({f.values} values)"
         return None
 
+    def encode(self, f: Field, value: np.ndarray) -> np.ndarray:
+        """A validated value as stored: bools packed along the last axis, else the stored dtype.
+
+        Parameters
+        ----------
+        f : Field
+            The field.
+        value : numpy.ndarray
+            Bool values for a packed field, numbers otherwise, already of the right shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            C-contiguous, of dtype ``f.dtype``.
+        """
+        if f.packed:
+            return np.packbits(np.asarray(value, dtype=np.bool_), axis=-1)
+        return np.ascontiguousarray(value, dtype=f.dtype)
+
     def decode(self, f: Field, a: np.ndarray, *, unpack: bool = True) -> np.ndarray:
         """One run's array as reads return it (packed bits unpacked unless ``unpack=False``)."""
         if f.packed:

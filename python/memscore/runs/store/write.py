@@ -29,6 +29,7 @@ from ..._validate import as_labels, as_mask, as_outcomes, to_numpy
 from ...errors import StoreError
 from ..scores import logit_confidence
 from .format import (
+    FIELDS,
     INT64_MAX,
     MANIFEST,
     RUN_FORMAT,
@@ -45,6 +46,8 @@ from .format import (
     json_bytes,
     new_manifest,
     now,
+    outcome_name,
+    snapshot_name,
 )
 
 __all__ = ["NewRun", "build_run", "check_labels", "create_tree"]
@@ -300,14 +303,34 @@ def _check_snapshots(snapshots: Mapping[str, Any], layout: Layout) -> dict[str, 
             a = as_mask(snapshots[key], name, ndim=2)
             if a.shape != (s, n):
                 raise ValueError(f"{name}: expected shape ({s}, {n}), got {a.shape}")
-            out[f"snap_{key}_bits"] = np.packbits(a, axis=1)
+            out[snapshot_name(split, kind)] = a
         else:
             f = as_outcomes(snapshots[key], name, ndim=2)
             if f.shape != (s, n):
                 raise ValueError(f"{name}: expected shape ({s}, {n}), got {f.shape}")
-            out[f"snap_{key}"] = np.ascontiguousarray(f, dtype=np.float32)
+            out[snapshot_name(split, kind)] = f
     if len(out) == 1:
         raise ValueError("snapshots: expected at least one outcome array beside 'epochs'")
+    return out
+
+
+def _encode(layout: Layout, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every array of a run file, encoded and checked by the field table.
+
+    Raises
+    ------
+    ValueError
+        A value the stored dtype cannot hold (e.g. a float past float32, which would be
+        stored as inf): what :meth:`~memscore.RunStore.verify` would report later.
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, v in values.items():
+        f = FIELDS[name]
+        a = layout.encode(f, v)
+        why = layout.problem(f, a, strict=True)
+        if why is not None:
+            raise ValueError(f"{f.field}: {why}")
+        out[name] = a
     return out
 
 
@@ -367,8 +390,7 @@ def build_run(
     m = as_mask(mask, "mask", ndim=1)
     if m.shape != (layout.n_train,):
         raise ValueError(f"mask: expected shape ({layout.n_train},), got {m.shape}")
-    arrays: dict[str, np.ndarray] = {"mask_bits": np.packbits(m)}
-    fields: list[str] = []
+    values: dict[str, np.ndarray] = {"mask_bits": m}  # by stored name, before encoding
     classes: set[int] = set()
     for split, (logits, correct, phi) in given.items():
         n = layout.n_train if split == "train" else layout.n_test
@@ -385,27 +407,22 @@ def build_run(
             z = _check_logits(logits, f"{split}_logits", n, lab, layout.n_classes)
             assert lab is not None
             pred = np.argmax(z, axis=1)
-            arrays[f"{split}_pred"] = pred.astype(np.int32)
-            arrays[f"{split}_correct_bits"] = np.packbits(pred == lab)
-            arrays[f"{split}_phi"] = _check_phi(logit_confidence(z, lab), f"{split}_phi", n)
-            fields += [f"{split}_pred", f"{split}_correct", f"{split}_phi"]
+            values[outcome_name(split, "pred")] = pred
+            values[outcome_name(split, "correct")] = pred == lab
+            values[outcome_name(split, "phi")] = _check_phi(logit_confidence(z, lab), f"{split}_phi", n)
             classes.add(z.shape[1])
             if keep_logits:
-                arrays[f"{split}_logits"] = np.ascontiguousarray(z, dtype=np.float32)
-                fields.append(f"{split}_logits")
+                values[outcome_name(split, "logits")] = z
             continue
         if correct is not None:
-            arrays[f"{split}_correct_bits"] = np.packbits(_check_correct(correct, f"{split}_correct", n))
-            fields.append(f"{split}_correct")
+            values[outcome_name(split, "correct")] = _check_correct(correct, f"{split}_correct", n)
         if phi is not None:
-            arrays[f"{split}_phi"] = _check_phi(phi, f"{split}_phi", n)
-            fields.append(f"{split}_phi")
+            values[outcome_name(split, "phi")] = _check_phi(phi, f"{split}_phi", n)
     if keep_logits and not classes:
         raise ValueError("keep_logits=True but no train_logits / test_logits were given")
     if snapshots is not None:
-        snap_arrays = _check_snapshots(snapshots, layout)
-        arrays.update(snap_arrays)
-        fields += [k.removesuffix("_bits") for k in snap_arrays]
+        values.update(_check_snapshots(snapshots, layout))
+    arrays = _encode(layout, values)
     n_classes: int | None = None
     if classes:
         if len(classes) > 1:
@@ -420,7 +437,7 @@ def build_run(
         "n_train": layout.n_train,
         "n_test": layout.n_test,
         "n_classes": n_classes,
-        "fields": sorted(fields),
+        "fields": sorted(FIELDS[k].field for k in arrays if k != "mask_bits"),
         "arrays": sorted(arrays),
         "created": now(),
         "sha256": digest(arrays),
