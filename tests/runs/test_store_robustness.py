@@ -412,3 +412,40 @@ def test_field_table_covers_every_array_written(tmp_path):
         names = {n[:-4] for n in zf.namelist()} - {"meta"}
     assert names == set(FIELDS)
     assert s.verify() == []
+
+
+def test_run_written_by_numpy_alone_per_the_spec_is_read(tmp_path):
+    # The format is the contract: a run file made with np.savez and hashlib, as the package
+    # docstring describes it, reads back and verifies (old stores open).
+    import hashlib
+    import json
+
+    s = RunStore.create(tmp_path / "s", n_train=N, n_test=T)
+    rng = np.random.default_rng(2)
+    mask, correct, phi = rng.random(N) < 0.5, rng.random(N) < 0.5, rng.normal(size=N).astype(np.float32)
+    arrays = {"mask_bits": np.packbits(mask), "train_correct_bits": np.packbits(correct), "train_phi": phi}
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(arrays[name].tobytes())
+    meta = {
+        "format": "memscore-run",
+        "version": 1,
+        "run_id": "by-hand",
+        "subset_ratio": 0.5,
+        "metadata": {},
+        "n_train": N,
+        "n_test": T,
+        "n_classes": None,
+        "fields": ["train_correct", "train_phi"],
+        "arrays": sorted(arrays),
+        "created": "2026-01-01T00:00:00+00:00",
+        "sha256": h.hexdigest(),
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(s.path / "runs" / "by-hand.npz", **arrays)
+    s.refresh()
+    assert s.verify() == []
+    np.testing.assert_array_equal(s.masks(), mask[None])
+    np.testing.assert_array_equal(s.outcomes("train", "correct"), correct[None])
+    np.testing.assert_array_equal(s.outcomes("train", "phi"), phi[None].astype(np.float64))
+    assert s.run_info("by-hand")["subset_ratio"] == 0.5

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from ...errors import StoreError
 from ..bits import PackedBits
 from ..scores import OutcomeStats, mean_over_groups
-from .format import FIELDS, Field, Layout, run_rel
+from .format import FIELDS, Layout, run_rel
 from .npz import NpzFile
 
 __all__ = ["GroupedStats", "RunReader", "RunRecord", "SnapshotStats", "load", "scan"]
@@ -119,6 +119,9 @@ class RunReader:
             raise StoreError(f"{rel}: damaged run file (meta is not JSON: {exc})") from None
         if not isinstance(meta, dict):
             raise StoreError(f"{rel}: damaged run file (meta is not a JSON object)")
+        ratio = meta.get("subset_ratio")
+        if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))):
+            raise StoreError(f"{rel}: damaged run file (subset_ratio {ratio!r} is not a number)")
         why = self.layout.meta_problem(meta)
         if why is not None:
             raise StoreError(f"{rel}: {why}: the run does not belong to this store")
@@ -466,8 +469,3 @@ def stack_records(layout: Layout, recs: Sequence[RunRecord], names: Iterable[str
 def ratio_keys(metas: Iterable[Mapping[str, Any]]) -> F64:
     """Group key of each run: its subset ratio, -1 where none was recorded."""
     return np.array([-1.0 if m.get("subset_ratio") is None else float(m["subset_ratio"]) for m in metas])
-
-
-def field_of(name: str) -> Field:
-    """The field-table row of a stored name."""
-    return FIELDS[name]
