@@ -499,6 +499,8 @@ def test_concurrent_adds_lose_no_run(tmp_path):
         assert p.returncode == 0, err
         ids += out.split()
     assert len(ids) == 20 and len(set(ids)) == 20
+    assert s.run_ids() == []  # the object reads its snapshot of the run list ...
+    assert s.refresh() == sorted(ids)  # ... until refreshed
     assert s.run_ids() == sorted(ids)
     assert s.verify() == []
     workers = sorted(s.run_metadata(r)["worker"] for r in s.run_ids())
@@ -529,6 +531,7 @@ def test_concurrent_same_run_id_one_wins(tmp_path):
     ]
     results = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert results == ["exists"] * 3 + ["ok"]
+    s.refresh()
     assert s.run_ids() == ["same"] and s.verify() == []
 
 

@@ -9,6 +9,7 @@ masked-sum kernel. Scores come back as float64 and are NaN where the estimate is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,10 +169,40 @@ def holdout_accuracy(masks: Any, outcomes: Any, *, ratios: Any = None) -> F64:
     r = np.asarray(to_numpy(ratios, "ratios"), dtype=np.float64)
     if r.shape != (m.shape[0],):
         raise ValueError(f"ratios: expected one subset ratio per run, shape ({m.shape[0]},), got {r.shape}")
-    per_group = np.stack([OutcomeStats.from_runs(m[r == g], o[r == g]).mean_out() for g in np.unique(r)])
-    defined = ~np.isnan(per_group)
+    return mean_over_groups([OutcomeStats.from_runs(m[r == g], o[r == g]).mean_out() for g in np.unique(r)])
+
+
+def mean_over_groups(per_group: Sequence[F64]) -> F64:
+    """Average per-group estimates over the groups where each is defined.
+
+    The C-score as an expectation over subset sizes: :func:`holdout_accuracy` with
+    ``ratios`` and :meth:`memscore.RunStore.holdout_accuracy` both reduce their per-ratio
+    hold-out means with it.
+
+    Parameters
+    ----------
+    per_group : sequence of ndarray of float64
+        One ``(N,)`` estimate per group, NaN where the group leaves it undefined.
+
+    Returns
+    -------
+    ndarray of float64
+        ``(N,)`` mean over the groups where defined; NaN where no group defines it.
+
+    Raises
+    ------
+    ValueError
+        No groups given.
+    """
+    if len(per_group) == 0:
+        raise ValueError("mean_over_groups: expected at least one group")
+    if len(per_group) == 1:
+        return per_group[0]
+    stacked = np.stack(per_group)
+    defined = ~np.isnan(stacked)
     with np.errstate(invalid="ignore"):
-        return np.where(defined.any(0), np.nansum(per_group, 0) / np.maximum(defined.sum(0), 1), np.nan)
+        out: F64 = np.where(defined.any(0), np.nansum(stacked, 0) / np.maximum(defined.sum(0), 1), np.nan)
+    return out
 
 
 def influence(

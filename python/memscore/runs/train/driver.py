@@ -515,17 +515,14 @@ def train_runs(
         raise ValueError(f"plan: run {int(np.argmax(sizes == 0))} has an empty subset")
     _check_model(init_model(model_fn, seed, 0), x_tr, n_classes, int(ensemble))
 
-    existing = set(store.run_ids())
+    existing = set(store.refresh())  # runs other processes added since the store was opened
     todo = []
     for r, rid in enumerate(plan.run_ids):
         if rid in existing:
-            info = store.run_info(rid)
-            got = store._load_chunk([rid], ["mask_bits"])["mask_bits"][0]
-            if not np.array_equal(got, plan.masks[r]):
+            if not np.array_equal(store.mask(rid), plan.masks[r]):
                 raise StoreError(
                     f"{store.path}: run {rid} exists with a different mask: the store was filled by another plan"
                 )
-            del info
             continue
         todo.append(r)
     if max_runs is not None:

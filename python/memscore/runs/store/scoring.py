@@ -1,0 +1,386 @@
+"""Streamed scores of a run store: memorization, hold-out, influence, LiRA, score tables.
+
+:class:`ScoreMethods` is the part of :class:`~memscore.RunStore` that computes scores. The
+streamed ones read every run file once per call (:func:`.scan.scan`) and feed every
+statistic the call needs from that one read, ``chunk_runs`` runs at a time; masks and
+bool outcomes stay bit-packed (:class:`~memscore.runs.bits.PackedBits`) on their way to
+the array-level scores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from ...errors import StoreError
+from ..bits import PackedBits
+from ..scores import influence as _influence
+from ..scores import lira as _lira
+from .format import check_int, outcome_name
+from .reading import ReadMethods
+from .scan import SNAP_COLUMNS, GroupedStats, RunRecord, SnapshotStats, Stacked, load, ratio_keys, scan, stack_records
+
+__all__ = ["ScoreMethods"]
+
+F64 = npt.NDArray[np.float64]
+_SNAP_OPTIONAL = ("snap_epochs", "snap_train_correct_bits", "snap_train_loss", "snap_train_el2n", "snap_train_grand")
+
+
+class ScoreMethods(ReadMethods):
+    """Scores over the stored runs (a part of :class:`~memscore.RunStore`)."""
+
+    _train_labels: npt.NDArray[np.int64] | None
+    _test_labels: npt.NDArray[np.int64] | None
+
+    # ------------------------------------------------------------------ streamed scores
+
+    @staticmethod
+    def _check_score_kind(kind: str) -> None:
+        if kind not in ("correct", "phi"):
+            raise ValueError(f"kind: expected 'correct' or 'phi', got {kind!r}")
+
+    def _outcome_scan(self, kind: str, chunk_runs: int, *, grouped: bool, total: bool) -> GroupedStats:
+        """Train-outcome statistics of ``kind``, one read of every run file."""
+        self._check_score_kind(kind)
+        ids = self._ids_or_raise()
+        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
+        name = outcome_name("train", kind)
+        stats = GroupedStats(grouped=grouped, total=total)
+
+        def feed(recs: list[RunRecord]) -> None:
+            got = stack_records(self._layout, recs, ["mask_bits", name])
+            stats.add(_packed(got["mask_bits"]), _outcome(got[name]), ratio_keys(r.meta for r in recs))
+
+        scan(self._reader, ids, ["mask_bits", name], (), chunk_runs, feed)
+        return stats
+
+    def memorization(
+        self, kind: str = "correct", *, stderr: bool = False, chunk_runs: int = 256
+    ) -> F64 | tuple[F64, F64]:
+        """Memorization of every training example, streamed over the runs.
+
+        Equals :func:`memscore.memorization` on ``(masks(), outcomes("train", kind))``
+        while holding only ``chunk_runs`` runs in memory; each run file is read once.
+
+        Parameters
+        ----------
+        kind : {"correct", "phi"}
+            Bool outcomes or float confidences.
+        stderr : bool
+            Also return the standard error.
+        chunk_runs : int
+            Runs loaded at a time.
+
+        Returns
+        -------
+        ndarray of float64 or (ndarray, ndarray)
+            ``(n_train,)``, NaN where undefined; or ``(mem, stderr)``.
+
+        Raises
+        ------
+        StoreError
+            No runs, or a run lacks the outcome or is damaged (named).
+        """
+        stats = self._outcome_scan(kind, chunk_runs, grouped=False, total=True).total()
+        mem = stats.memorization()
+        return (mem, stats.memorization_stderr()) if stderr else mem
+
+    def holdout_accuracy(self, kind: str = "correct", chunk_runs: int = 256) -> F64:
+        """Hold-out accuracy (C-score), streamed over the runs.
+
+        When the runs carry several distinct subset ratios, the estimate is taken per
+        group of runs sharing a ratio and averaged over the groups where it is defined,
+        as :func:`memscore.holdout_accuracy` with ``ratios=subset_ratios()``; runs added
+        without a ratio form one group of their own.
+
+        Parameters
+        ----------
+        kind : {"correct", "phi"}
+            Outcomes to average.
+        chunk_runs : int
+            Runs loaded at a time.
+
+        Returns
+        -------
+        ndarray of float64
+            ``(n_train,)``, NaN where no run held the example out.
+
+        Raises
+        ------
+        StoreError
+            As :meth:`memorization`.
+        """
+        return self._outcome_scan(kind, chunk_runs, grouped=True, total=False).holdout()
+
+    def influence(
+        self,
+        kind: str = "correct",
+        *,
+        top_k: int | None = None,
+        same_class: bool = False,
+        dtype: Any = np.float32,
+    ) -> Any:
+        """Influence of every training example on every test example.
+
+        The pairwise statistic needs all runs at once: this loads all masks and test
+        outcomes (bit-packed for bool outcomes: R·(n_train + n_test)/8 bytes; 8·R·n_test
+        more for phi) and calls :func:`memscore.influence`.
+
+        Parameters
+        ----------
+        kind : {"correct", "phi"}
+            Test outcomes.
+        top_k : int, optional
+            Return ``(indices (T, k), values (T, k))`` instead of the (T, N) matrix.
+        same_class : bool
+            Only pairs with equal labels (needs train and test labels).
+        dtype : dtype
+            float32 or float64 for the full matrix.
+
+        Returns
+        -------
+        ndarray or tuple of ndarray
+            As :func:`memscore.influence`.
+
+        Raises
+        ------
+        ValueError
+            No test examples, or ``same_class`` without labels.
+        StoreError
+            No runs, or a damaged run file.
+        """
+        self._check_score_kind(kind)
+        if self._layout.n_test == 0:
+            raise ValueError("influence: this store has no test examples (n_test = 0)")
+        labels: dict[str, Any] = {}
+        if same_class:
+            if self._train_labels is None or self._test_labels is None:
+                raise ValueError("same_class=True needs the store's train_labels and test_labels")
+            labels = {"train_labels": self._train_labels, "test_labels": self._test_labels}
+        name = outcome_name("test", kind)
+        got = load(self._reader, self._ids_or_raise(), ["mask_bits", name], unpack=False)
+        return _influence(got["mask_bits"], got[name], top_k=top_k, dtype=dtype, **labels)
+
+    def lira(self, *, online: bool = True, fixed_variance: bool = False) -> F64:
+        """LiRA membership scores (R, n_train) on the stored train phi.
+
+        Loads all masks (bit-packed) and phi and calls :func:`memscore.lira`; row r scores
+        run r (run-id order) with every other run as a shadow.
+
+        Parameters
+        ----------
+        online, fixed_variance : bool
+            As :func:`memscore.lira`.
+
+        Returns
+        -------
+        ndarray of float64, shape (R, n_train)
+
+        Raises
+        ------
+        StoreError
+            No runs, a run without phi, or a damaged run file.
+        """
+        got = load(self._reader, self._ids_or_raise(), ["mask_bits", "train_phi"], unpack=False)
+        return _lira(got["mask_bits"], got["train_phi"], online=online, fixed_variance=fixed_variance)
+
+    def snapshot_scores(self, *, el2n_epoch: int | None = None, chunk_runs: int = 256) -> pl.DataFrame:
+        """Per training example, training-dynamics scores averaged over the in-runs.
+
+        Streamed over the runs, each run file read once. Columns (float64, NaN where no
+        in-run has the snapshot field):
+
+        * ``el2n``: ‖softmax(z) − onehot(y)‖₂ (Paul et al. 2021) at snapshot epoch
+          ``el2n_epoch`` (default: the earliest snapshot);
+        * ``grand``: the per-example gradient norm at the same epoch (when recorded);
+        * ``loss``: cross-entropy at the last snapshot;
+        * ``forgetting_events``: correct → incorrect transitions between consecutive
+          snapshots (Toneva et al. 2019);
+        * ``never_learned``: fraction of in-runs misclassifying the example at every
+          snapshot;
+        * ``learning_speed``: mean correctness over the snapshots (a C-score proxy);
+        * ``n_snapshot_runs``: number of in-runs averaged (int64).
+
+        Parameters
+        ----------
+        el2n_epoch : int, optional
+            Epoch for ``el2n`` / ``grand``.
+        chunk_runs : int
+            Runs loaded at a time.
+
+        Returns
+        -------
+        polars.DataFrame
+
+        Raises
+        ------
+        StoreError
+            No runs, runs without train snapshots, or disagreeing epochs.
+        ValueError
+            ``el2n_epoch`` is not a snapshot epoch.
+        """
+        ids = self._ids_or_raise()
+        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
+        snap = SnapshotStats(self._layout.n_train, el2n_epoch)
+        missing: list[str] = []
+
+        def feed(recs: list[RunRecord]) -> None:
+            missing.extend(r.run_id for r in recs if not SnapshotStats.has(r))
+            if not missing:
+                m = stack_records(self._layout, recs, ["mask_bits"])["mask_bits"]
+                snap.add(_packed(m), recs)
+
+        scan(self._reader, ids, ["mask_bits"], _SNAP_OPTIONAL, chunk_runs, feed)
+        if missing:
+            raise StoreError(
+                f"snapshot_scores: {len(missing)} of {len(ids)} runs have no train snapshots "
+                f"(first: {missing[0]!r}); train with snapshot_epochs=... to record them"
+            )
+        cols = snap.columns()
+        return pl.DataFrame(
+            [pl.Series(k, cols[k], dtype=pl.Float64) for k in SNAP_COLUMNS] + [pl.Series("n_snapshot_runs", snap.n_in)]
+        )
+
+    def scores(self, kind: str = "correct", *, chunk_runs: int = 256) -> pl.DataFrame:
+        """A table with one row per training example, from one read of every run file.
+
+        Memory does not grow with the number of runs (``chunk_runs`` runs at a time).
+
+        Parameters
+        ----------
+        kind : {"correct", "phi"}
+            Outcomes for memorization and hold-out accuracy.
+        chunk_runs : int
+            Runs loaded at a time.
+
+        Returns
+        -------
+        polars.DataFrame
+            Columns: ``index`` (int64), ``label`` (int64, null without labels), ``n_in``,
+            ``n_out`` (int64 run counts), ``memorization``, ``memorization_stderr``,
+            ``holdout_accuracy`` (float64, from ``kind`` outcomes, grouped by subset
+            ratio as in :meth:`holdout_accuracy`), ``phi_mean_in``, ``phi_mean_out``
+            (float64 mean train phi; null when some run has no phi), and the
+            training-dynamics columns of :meth:`snapshot_scores` (null when some run has
+            no snapshots). NaN marks undefined estimates. Save with
+            ``store.scores().write_parquet(path)``.
+
+        Raises
+        ------
+        StoreError
+            No runs, a run without ``kind`` outcomes, or a damaged run file (named).
+        """
+        self._check_score_kind(kind)
+        ids = self._ids_or_raise()
+        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
+        name = outcome_name("train", kind)
+        stats = GroupedStats(grouped=True, total=True)
+        phi = stats if kind == "phi" else GroupedStats(grouped=False, total=True)
+        snap = SnapshotStats(self._layout.n_train, None)
+        state = {"phi": True, "snap": True}
+
+        def feed(recs: list[RunRecord]) -> None:
+            got = stack_records(self._layout, recs, ["mask_bits", name])
+            m = _packed(got["mask_bits"])
+            stats.add(m, _outcome(got[name]), ratio_keys(r.meta for r in recs))
+            if phi is not stats and state["phi"]:
+                state["phi"] = all("train_phi" in r.arrays for r in recs)
+                if state["phi"]:
+                    phi.add(m, _outcome(stack_records(self._layout, recs, ["train_phi"])["train_phi"]))
+            if state["snap"]:
+                state["snap"] = all(SnapshotStats.has(r) for r in recs)
+                if state["snap"]:
+                    snap.add(m, recs)
+
+        optional = ("train_phi", *_SNAP_OPTIONAL) if kind == "correct" else _SNAP_OPTIONAL
+        scan(self._reader, ids, ["mask_bits", name], optional, chunk_runs, feed)
+        total = stats.total()
+        n = self._layout.n_train
+
+        def col(c: str, values: Any) -> pl.Series:
+            if values is None:
+                return pl.Series(c, [None] * n, dtype=pl.Float64)
+            return pl.Series(c, values, dtype=pl.Float64, nan_to_null=False)
+
+        p = phi.total() if state["phi"] else None
+        cols = snap.columns() if state["snap"] else {}
+        label = pl.Series("label", self._train_labels if self._train_labels is not None else [None] * n, dtype=pl.Int64)
+        return pl.DataFrame(
+            [
+                pl.Series("index", np.arange(n, dtype=np.int64)),
+                label,
+                pl.Series("n_in", total.n_in.astype(np.int64)),
+                pl.Series("n_out", total.n_out.astype(np.int64)),
+                pl.Series("memorization", total.memorization(), dtype=pl.Float64),
+                pl.Series("memorization_stderr", total.memorization_stderr(), dtype=pl.Float64),
+                pl.Series("holdout_accuracy", stats.holdout(), dtype=pl.Float64),
+                col("phi_mean_in", None if p is None else p.mean_in()),
+                col("phi_mean_out", None if p is None else p.mean_out()),
+                *[col(c, cols.get(c)) for c in SNAP_COLUMNS],
+            ]
+        )
+
+    def influence_pairs(self, top_k: int = 10, *, same_class: bool = False, kind: str = "correct") -> pl.DataFrame:
+        """The ``top_k`` most influential training examples of each test example, as a table.
+
+        Parameters
+        ----------
+        top_k : int
+            Pairs per test example.
+        same_class : bool
+            Only pairs with equal labels.
+        kind : {"correct", "phi"}
+            Test outcomes.
+
+        Returns
+        -------
+        polars.DataFrame
+            Columns ``test_index``, ``rank`` (0 = most influential), ``train_index``
+            (int64), ``influence`` (float64), ``test_label``, ``train_label`` (int64, null
+            without labels). Test examples with fewer than ``top_k`` defined influences get
+            fewer rows. Memory as :meth:`influence`. Save with ``.write_parquet(path)``.
+
+        Raises
+        ------
+        ValueError, StoreError
+            As :meth:`influence`.
+        """
+        idx, val = self.influence(kind, top_k=top_k, same_class=same_class)
+        idx = np.asarray(idx, dtype=np.int64)
+        t, k = idx.shape
+        test_index = np.repeat(np.arange(t, dtype=np.int64), k)
+        rank = np.tile(np.arange(k, dtype=np.int64), t)
+        train_index = idx.reshape(-1)
+        keep = train_index >= 0
+        test_index, rank, train_index = test_index[keep], rank[keep], train_index[keep]
+        values = np.asarray(val, dtype=np.float64).reshape(-1)[keep]
+
+        def lab(labels: np.ndarray | None, at: np.ndarray, name: str) -> pl.Series:
+            if labels is None:
+                return pl.Series(name, [None] * at.size, dtype=pl.Int64)
+            return pl.Series(name, labels[at], dtype=pl.Int64)
+
+        return pl.DataFrame(
+            [
+                pl.Series("test_index", test_index),
+                pl.Series("rank", rank),
+                pl.Series("train_index", train_index),
+                pl.Series("influence", values, dtype=pl.Float64),
+                lab(self._test_labels, test_index, "test_label"),
+                lab(self._train_labels, train_index, "train_label"),
+            ]
+        )
+
+
+def _packed(x: Stacked) -> PackedBits:
+    assert isinstance(x, PackedBits)
+    return x
+
+
+def _outcome(x: Stacked) -> PackedBits | F64:
+    if isinstance(x, PackedBits):
+        return x
+    return np.asarray(x, dtype=np.float64)
