@@ -125,6 +125,14 @@ class RunReader:
         why = self.layout.meta_problem(meta)
         if why is not None:
             raise StoreError(f"{rel}: {why}: the run does not belong to this store")
+        recorded = meta.get("arrays")
+        # A damaged zip directory can rename or hide a member; an optional array that
+        # silently went missing would change the scores, so the listing must match meta.
+        if isinstance(recorded, list) and set(members) != {f"{a}.npy" for a in recorded} | {"meta.npy"}:
+            raise StoreError(
+                f"{rel}: damaged run file (its arrays {sorted(members)} do not match those recorded in "
+                f"its meta); see RunStore.verify()"
+            )
         rec = RunRecord(run_id, meta)
         for name, required in [(n, True) for n in names] + [(n, False) for n in optional]:
             if name in rec.arrays:
