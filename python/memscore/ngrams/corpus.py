@@ -140,6 +140,19 @@ class Corpus:
 
     Build one with :meth:`from_tokens`, :meth:`from_token_files`, :meth:`from_jsonl`,
     :meth:`from_text_files` or :meth:`from_texts`; combine corpora of one kind with ``+``.
+    Corpora pickle (Ray, multiprocessing, joblib): shards are plain data (file paths,
+    arrays, texts) and the normalizer pickles as its settings.
+
+    Parameters
+    ----------
+    shards : list
+        Internal shard records (use the constructors).
+    kind : {"tokens", "text"}
+        What the shards hold.
+    normalizer : Normalizer or None
+        Text corpora: how text becomes tokens.
+    skip_errors : bool, default False
+        Skip (and count) malformed lines instead of raising.
     """
 
     def __init__(
@@ -161,7 +174,32 @@ class Corpus:
         """One shard of token ids: a flat uint16/uint32 array and the start index of each
         document (document ``d`` is ``tokens[doc_offsets[d]:doc_offsets[d+1]]``, the last one
         runs to the end). Offsets must start at 0 and never decrease; equal offsets make
-        empty documents. Other integer dtypes are converted to uint32 when they fit."""
+        empty documents. Other integer dtypes are converted to uint32 when they fit.
+
+        Parameters
+        ----------
+        tokens : array_like
+            1-D token ids.
+        doc_offsets : array_like
+            1-D start index of each document.
+        name : str, default "<tokens>"
+            The shard's name in results and error messages.
+
+        Returns
+        -------
+        Corpus
+            A one-shard token corpus.
+
+        Raises
+        ------
+        TypeError
+            Non-integer tokens or offsets.
+        ValueError
+            Arrays that are not 1-D.
+        memscore.CorpusError
+            Token ids outside uint32, negative offsets (other offset errors are raised
+            when counting).
+        """
         t = _token_array(tokens, name)
         o = _offsets_array(doc_offsets, name)
         return cls([_Shard("tokens", name, (t, o), "", t.nbytes)], "tokens", None)
@@ -172,7 +210,24 @@ class Corpus:
         ``NAME.offsets.npy`` (document start offsets, any integer dtype). Little-endian
         files (tokens, and 32/64-bit offsets) are read by the engine a few MB at a time, so
         memory does not grow with the shard; others are loaded and converted.
-        ``paths``: a file, a directory (every ``*.npy`` but the sidecars), a glob, or a list."""
+
+        Parameters
+        ----------
+        paths : path, glob or iterable of paths
+            A file, a directory (every ``*.npy`` but the sidecars), a glob, or a list. A
+            sidecar named in a list next to its shard is ignored.
+
+        Returns
+        -------
+        Corpus
+            A token corpus, one shard per file.
+
+        Raises
+        ------
+        memscore.CorpusError
+            Missing files or sidecars, a sidecar given as a shard, unreadable files, or
+            tokens that are not uint16 / uint32.
+        """
         shards = []
         found = _expand(paths, (".npy",), "Corpus.from_token_files")
         names = {q.resolve() for q in found}
@@ -222,7 +277,34 @@ class Corpus:
         the document in ``text_field``. Blank lines are ignored. A malformed line, a missing
         or non-string field or invalid UTF-8 raises :class:`memscore.CorpusError` naming file
         and line; with ``on_error="skip"`` such lines are skipped and counted
-        (``NgramStats.n_skipped``). ``paths``: a file, a directory, a glob, or a list."""
+        (``NgramStats.n_skipped``). A key given twice in one object takes its last value,
+        as Python's ``json`` does.
+
+        Parameters
+        ----------
+        paths : path, glob or iterable of paths
+            A file, a directory, a glob, or a list.
+        text_field : str, default "text"
+            The JSON field holding the document.
+        normalizer : Normalizer, optional
+            Default: ``Normalizer()``.
+        on_error : {"raise", "skip"}, default "raise"
+            What a malformed line does.
+
+        Returns
+        -------
+        Corpus
+            A text corpus, one shard per file.
+
+        Raises
+        ------
+        ValueError
+            Empty ``text_field`` or bad ``on_error``.
+        TypeError
+            ``normalizer`` is not a :class:`Normalizer`.
+        memscore.CorpusError
+            No matching files.
+        """
         if not isinstance(text_field, str) or not text_field:
             raise ValueError(f"text_field: expected a non-empty str, got {text_field!r}")
         skip = _check_on_error(on_error)
@@ -241,7 +323,31 @@ class Corpus:
     ) -> Corpus:
         """UTF-8 text files (optionally ``.gz`` / ``.zst``) cut into documents: the whole file
         (``"file"``), runs of non-blank lines (``"paragraph"``), or each non-blank line
-        (``"line"``)."""
+        (``"line"``).
+
+        Parameters
+        ----------
+        paths : path, glob or iterable of paths
+            A file, a directory, a glob, or a list.
+        split : {"file", "paragraph", "line"}, default "file"
+            How a file is cut into documents.
+        normalizer : Normalizer, optional
+            Default: ``Normalizer()``.
+        on_error : {"raise", "skip"}, default "raise"
+            What invalid UTF-8 does.
+
+        Returns
+        -------
+        Corpus
+            A text corpus, one shard per file.
+
+        Raises
+        ------
+        ValueError
+            Bad ``split`` or ``on_error``.
+        memscore.CorpusError
+            No matching files.
+        """
         if split not in ("file", "paragraph", "line"):
             raise ValueError(f"split: expected 'file', 'paragraph' or 'line', got {split!r}")
         skip = _check_on_error(on_error)
@@ -251,7 +357,25 @@ class Corpus:
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], normalizer: Normalizer | None = None) -> Corpus:
-        """In-memory documents, one string each."""
+        """In-memory documents, one string each.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The documents.
+        normalizer : Normalizer, optional
+            Default: ``Normalizer()``.
+
+        Returns
+        -------
+        Corpus
+            A one-shard text corpus.
+
+        Raises
+        ------
+        TypeError
+            A single str, or items that are not str.
+        """
         if isinstance(texts, str):
             raise TypeError("Corpus.from_texts: expected a sequence of str, got a single str")
         texts = list(texts)
