@@ -126,22 +126,42 @@ const F32_LIMIT: f64 = f32::MAX as f64 / 8.0;
 /// `Σ (q − x)²` for l2, `−q·x` for ip and cosine (unit rows).
 #[inline]
 fn exact_score(metric: Metric, q: &[f32], x: &[f32]) -> f64 {
-    // Four independent sums: the additions pipeline instead of waiting on each other.
-    fn sum4(q: &[f32], x: &[f32], f: impl Fn(f64, f64) -> f64) -> f64 {
-        let mut acc = [0.0f64; 4];
-        let (qc, xc) = (q.chunks_exact(4), x.chunks_exact(4));
-        let (qr, xr) = (qc.remainder(), xc.remainder());
-        for (a, b) in qc.zip(xc) {
-            for j in 0..4 {
-                acc[j] += f(a[j] as f64, b[j] as f64);
+    // Eight independent f64 sums over lanes: the loop vectorizes and the additions
+    // pipeline instead of waiting on each other.
+    const L: usize = 8;
+    let mut acc = [0.0f64; L];
+    let (qc, xc) = (q.chunks_exact(L), x.chunks_exact(L));
+    let (qr, xr) = (qc.remainder(), xc.remainder());
+    let mut tail = 0.0f64;
+    match metric {
+        Metric::L2 => {
+            for (a, b) in qc.zip(xc) {
+                for j in 0..L {
+                    let t = a[j] as f64 - b[j] as f64;
+                    acc[j] += t * t;
+                }
+            }
+            for (&a, &b) in qr.iter().zip(xr) {
+                let t = a as f64 - b as f64;
+                tail += t * t;
             }
         }
-        let tail: f64 = qr.iter().zip(xr).map(|(&a, &b)| f(a as f64, b as f64)).sum();
-        (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+        _ => {
+            for (a, b) in qc.zip(xc) {
+                for j in 0..L {
+                    acc[j] += a[j] as f64 * b[j] as f64;
+                }
+            }
+            for (&a, &b) in qr.iter().zip(xr) {
+                tail += a as f64 * b as f64;
+            }
+        }
     }
-    match metric {
-        Metric::L2 => sum4(q, x, |a, b| (a - b) * (a - b)),
-        _ => -sum4(q, x, |a, b| a * b),
+    let total = acc.iter().sum::<f64>() + tail;
+    if metric == Metric::L2 {
+        total
+    } else {
+        -total
     }
 }
 
