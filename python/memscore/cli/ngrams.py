@@ -5,10 +5,11 @@ result per shard atomically under ``OUT/partials/``, and merges everything at th
 ``OUT/merged.parquet`` (the :class:`memscore.NgramStats` Parquet layout) plus readable
 ``OUT/queries.parquet`` and ``OUT/pairs.parquet`` tables. Re-run into the same ``OUT``, it
 reuses a shard's partial only when it was counted with the same queries, pairs and
-normalizer (:attr:`memscore.ngrams.QuerySet.key`, also in the file name) and the same
-shard: path, size, mtime, text field / split mode and error policy
-(:meth:`memscore.ngrams.Corpus.sources`, in the partial's metadata); anything else is
-counted again.
+normalizer (:attr:`memscore.ngrams.QuerySet.key`) and the same shard: path, size, mtime,
+text field / split mode and error policy (:meth:`memscore.ngrams.Corpus.sources`, in the
+partial's metadata); anything else is counted again. Partial names carry the shard, a hash
+of its path, the key and a hash of the reading options, so runs with other options never
+share a file; before merging, every partial is checked against its shard once more.
 
 Every file is written under a unique ``.tmp-<uuid>`` name and renamed into place
 (:mod:`memscore._io`), so concurrent runs into one ``OUT`` never write into each other's
@@ -96,10 +97,15 @@ def _reusable(dest: Path, key: str, shard: Corpus) -> bool:
     return part.key == key and part.sources == shard.sources()
 
 
-def _partial_name(shard: str, key: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(shard).name)[-80:]
-    digest = hashlib.sha256(str(Path(shard).resolve()).encode()).hexdigest()[:8]
-    return f"{stem}.{digest}.{key[:16]}.parquet"
+def _partial_name(shard: Corpus, key: str) -> str:
+    """``<shard>.<path hash>.<key>.<options hash>.parquet``: runs with other queries or
+    other reading options (text field, split, on_error) never share a partial file."""
+    name = shard.shard_names[0]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)[-80:]
+    digest = hashlib.sha256(str(Path(name).resolve()).encode()).hexdigest()[:8]
+    options = {k: v for k, v in shard.sources()[0].items() if k != "files"}
+    opt = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{stem}.{digest}.{key[:16]}.{opt}.parquet"
 
 
 @app.command("count")
@@ -149,8 +155,10 @@ def count(
     shards = c.shards()
     todo: list[tuple[Corpus, Path]] = []
     done_paths: list[Path] = []
+    dests: dict[Path, Corpus] = {}
     for sh in shards:
-        dest = part_dir / _partial_name(sh.shard_names[0], key)
+        dest = part_dir / _partial_name(sh, key)
+        dests[dest] = sh
         if _reusable(dest, key, sh):
             done_paths.append(dest)
         else:
@@ -202,6 +210,11 @@ def count(
         bar.update(task, completed=total)
 
     parts = [NgramStats.read_parquet(p) for p in sorted(done_paths)]
+    for p, part in zip(sorted(done_paths), parts, strict=True):
+        if part.key != key or part.sources != dests[p].sources():
+            # replaced meanwhile (a shard rewritten during the run?): never merge it
+            typer.echo(f"error: {p} no longer matches its shard {part.shards}; run the count again", err=True)
+            raise typer.Exit(1)
     merged = NgramStats.merge(parts)
     merged.write_parquet(out / "merged.parquet")
 
