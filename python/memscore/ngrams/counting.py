@@ -21,6 +21,7 @@ def _count(corpus: Corpus, qs: QuerySet, counter: _core.ProgressCounter | None) 
     """Count every shard of ``corpus`` in one parallel pass (``qs`` already checked
     against it); ``counter`` receives the input bytes consumed as the pass goes."""
     shards = corpus._shards
+    sources = corpus.sources()  # before reading: a file changed during the pass will not match
     if corpus.kind == "tokens":
         assert qs._flat is not None and qs._starts is not None
         arg = [(s.name, s.payload[0], s.payload[1]) for s in shards]
@@ -46,7 +47,7 @@ def _count(corpus: Corpus, qs: QuerySet, counter: _core.ProgressCounter | None) 
         n_skipped=int(ns),
         key=qs.key,
         shards=[s.name for s in shards],
-        sources=corpus.sources(),
+        sources=sources,
     )
     # n-grams holding the tokenizer's unknown token would match every unknown word
     stats.counts[qs.unknown_queries] = 0
