@@ -61,3 +61,38 @@ def atomic_write(path: Any, write: Any) -> None:
     """Public spelling of :func:`_atomic_replace` for ``str`` / ``Path`` targets;
     ``write(fileobj)`` writes the bytes."""
     _atomic_replace(Path(path), write)
+
+
+def remove_tmp_files(directory: Any, older_than: float = 3600.0) -> list[Path]:
+    """Remove the ``.tmp-*`` files an interrupted atomic write left in ``directory``.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The directory to clean (not recursive).
+    older_than : float, default 3600
+        Only files last modified at least this many seconds ago: a younger one may belong
+        to a write still in progress in another process. ``0`` removes them all.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    import time
+
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    now = time.time()
+    removed = []
+    for p in sorted(d.iterdir()):
+        if not p.name.startswith(TMP_PREFIX) or not p.is_file():
+            continue
+        try:
+            if now - p.stat().st_mtime >= older_than:
+                p.unlink()
+                removed.append(p)
+        except FileNotFoundError:
+            continue  # finished (renamed) or removed meanwhile
+    return removed

@@ -118,3 +118,129 @@ def test_count_token_shards(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert NgramStats.read_parquet(tmp_path / "o" / "merged.parquet").counts.tolist() == [2, 1]
+
+
+def _count_args(d, tmp_path, out, *extra):
+    return [
+        "count",
+        "--corpus",
+        str(d),
+        "--queries",
+        str(tmp_path / "q.txt"),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _fresh(corpus):
+    return ngram_stats(corpus, ["cat", "the cat", "dog", "missing word"]).counts.tolist()
+
+
+def test_resume_recounts_when_text_field_split_or_on_error_change(tmp_path):
+    d = _corpus(tmp_path)
+    for k in range(3):  # a second field with other text in every line
+        p = d / f"s{k}.jsonl"
+        rows = [json.loads(x) for x in p.read_text().splitlines()]
+        p.write_text("".join(json.dumps({**r, "title": "dog dog cat"}) + "\n" for r in rows))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, _count_args(d, tmp_path, out, "--text-field", "body"))
+    assert r.exit_code == 0 and "3 to count" in r.output, r.output
+    r = CliRunner().invoke(app, _count_args(d, tmp_path, out, "--text-field", "title"))
+    assert r.exit_code == 0 and "0 already done, 3 to count" in r.output, r.output
+    got = NgramStats.read_parquet(out / "merged.parquet")
+    assert got.counts.tolist() == _fresh(Corpus.from_jsonl(d, text_field="title")) == [6, 0, 12, 0]
+    assert all(s["text_field"] == "title" for s in got.sources)
+    # the error policy is part of it too: a partial counted skipping bad lines is not
+    # reused when bad lines must raise
+    (d / "s1.jsonl").write_text((d / "s1.jsonl").read_text() + "{broken\n")
+    r = CliRunner().invoke(app, _count_args(d, tmp_path, out, "--text-field", "title", "--on-error", "skip"))
+    assert r.exit_code == 0 and "0 already done, 3 to count" in r.output, r.output
+    assert NgramStats.read_parquet(out / "merged.parquet").n_skipped == 1
+    r = CliRunner().invoke(app, _count_args(d, tmp_path, out, "--text-field", "title"))
+    assert r.exit_code == 1 and "s1.jsonl, line 3" in r.output, r.output
+    # text files: the split mode
+    t = tmp_path / "txt"
+    t.mkdir()
+    (t / "a.txt").write_text("the cat\ncat dog\n\nthe cat sat\n")
+    out2 = tmp_path / "out2"
+    for split, docs in [("paragraph", 2), ("line", 3)]:
+        r = CliRunner().invoke(app, _count_args(t, tmp_path, out2, "--split", split))
+        assert r.exit_code == 0 and "0 already done, 1 to count" in r.output, r.output
+        assert NgramStats.read_parquet(out2 / "merged.parquet").n_documents == docs
+
+
+def test_resume_recounts_a_shard_that_changed(tmp_path):
+    d = _corpus(tmp_path)
+    out = tmp_path / "out"
+    args = _count_args(d, tmp_path, out, "--text-field", "body")
+    assert CliRunner().invoke(app, args).exit_code == 0
+    import os
+
+    p = d / "s2.jsonl"
+    st = p.stat()
+    p.write_text(p.read_text() + json.dumps({"body": "cat cat"}) + "\n")
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime: the size still tells
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "2 already done, 1 to count" in r.output, r.output
+    want = _fresh(Corpus.from_jsonl(d, text_field="body"))
+    assert NgramStats.read_parquet(out / "merged.parquet").counts.tolist() == want
+    p.write_text(p.read_text().replace("cat cat", "dog dog"))  # same size, new mtime
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "2 already done, 1 to count" in r.output, r.output
+    assert NgramStats.read_parquet(out / "merged.parquet").counts.tolist() == _fresh(
+        Corpus.from_jsonl(d, text_field="body")
+    )
+
+
+def test_temporary_files_are_unique_and_clean_removes_leftovers(tmp_path):
+    import os
+    import time
+
+    d = _corpus(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    # another run's temporary output under the old fixed names must not be touched
+    (out / ".queries.parquet.tmp").mkdir()
+    (out / ".pairs.parquet.tmp").mkdir()
+    r = CliRunner().invoke(
+        app, _count_args(d, tmp_path, out, "--text-field", "body", "--pairs", str(tmp_path / "p.tsv"))
+    )
+    assert r.exit_code == 0, r.output
+    assert not list(out.glob(".tmp-*")) and not list((out / "partials").glob(".tmp-*"))
+    old, young = out / ".tmp-0123abcd.parquet", out / "partials" / ".tmp-4567ef.parquet"
+    older = out / "partials" / ".tmp-89ab.parquet"
+    for p in (old, young, older):
+        p.write_bytes(b"partial write")
+    past = time.time() - 2 * 3600
+    os.utime(old, (past, past))
+    os.utime(older, (past, past))
+    r = CliRunner().invoke(app, ["clean", str(out)])
+    assert r.exit_code == 0 and "2 temporary files removed" in r.output, r.output
+    assert not old.exists() and not older.exists() and young.exists()
+    assert (out / "merged.parquet").exists() and len(list((out / "partials").glob("[!.]*.parquet"))) == 3
+    r = CliRunner().invoke(app, ["clean", str(out), "--all"])
+    assert r.exit_code == 0 and not young.exists()
+    assert CliRunner().invoke(app, ["clean", str(tmp_path / "nope")]).exit_code == 2
+
+
+def test_cli_uses_only_public_ngrams_api():
+    import ast
+    import inspect
+
+    import memscore.cli.ngrams as mod
+
+    tree = ast.parse(inspect.getsource(mod))
+    private = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            private += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+            if node.module and any(
+                part.startswith("_") and part not in ("_io", "__future__") for part in node.module.split(".")
+            ):
+                private.append(node.module)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            private.append(node.attr)
+    assert private == [], private

@@ -180,3 +180,50 @@ def test_pure_python_reference_agrees(rng):
     rd, ri = ref.knn(y, x, 5)
     assert_array_equal(np.array(i), ri)
     assert_array_equal(np.array(d), rd)
+
+
+def _brute_f64(q, x, k, metric):
+    q64, x64 = q.astype(np.float64), x.astype(np.float64)
+    if metric == "l2":
+        dist = ((q64[:, None, :] - x64[None, :, :]) ** 2).sum(-1)
+    elif metric == "ip":
+        dist = -(q64 @ x64.T)
+    else:
+        qn = q64 / np.linalg.norm(q64, axis=1, keepdims=True)
+        xn = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
+        dist = 1.0 - qn @ xn.T
+    order = np.lexsort((np.broadcast_to(np.arange(x.shape[0]), dist.shape), dist), axis=-1)[:, :k]
+    d = np.take_along_axis(dist, order, axis=1)
+    return (-d if metric == "ip" else d), order
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_large_common_offset_matches_float64_brute_force(rng, metric):
+    # values ~100 differing by ~0.01: float32 ||x||^2 - 2 q.x + ||q||^2 cancels to noise
+    x = (100 + 0.01 * rng.standard_normal((2000, 16))).astype(np.float32)
+    q = (100 + 0.01 * rng.standard_normal((25, 16))).astype(np.float32)
+    d, i = knn(q, x, 5, metric=metric)
+    wd, wi = _brute_f64(q, x, 5, metric)
+    if metric == "l2":
+        assert_array_equal(i, wi)
+        assert (d > 0).all()
+    assert_allclose(d, wd, rtol=1e-5, atol=1e-7)
+    if metric == "cosine":
+        assert (d >= 0).all()
+
+
+def test_large_offset_float16_keys_are_exact(rng):
+    x = (100 + 0.5 * rng.standard_normal((1000, 16))).astype(np.float16)
+    q = (100 + 0.5 * rng.standard_normal((10, 16))).astype(np.float32)
+    d, i = KnnIndex(x).search(q, 3)
+    wd, wi = _brute_f64(q, x.astype(np.float32), 3, "l2")
+    assert_array_equal(i, wi)
+    assert_allclose(d, wd, rtol=1e-5)
+
+
+def test_overflowing_products_are_refused_for_every_metric():
+    big = np.array([[3e38, 0.0], [0.0, 3e38]], np.float32)
+    with pytest.raises(ValueError, match="overflowed"):
+        KnnIndex(big, "ip")
+    with pytest.raises(ValueError, match="overflowed"):
+        KnnIndex(np.ones((2, 2), np.float32), "ip").search(big, 1)

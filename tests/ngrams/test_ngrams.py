@@ -56,10 +56,10 @@ def test_normalizer_matches_reference_on_every_code_point():
         texts.append(" ".join(chr(c) for c in chunk))
         texts.append(" ".join(f"a{chr(c)}B" for c in chunk))
     got = norm.batch(texts)
-    for t, g in zip(texts, got):
+    for t, g in zip(texts, got, strict=True):
         want = ref.normalize(t)
         if g != want:
-            bad = [(x, y) for x, y in zip(g, want) if x != y][:5]
+            bad = [(x, y) for x, y in zip(g, want, strict=True) if x != y][:5]
             raise AssertionError(f"Rust and Python normalization disagree: {bad}")
 
 
@@ -428,9 +428,7 @@ def test_progress_counter_reaches_corpus_bytes(tmp_path, rng, capsys):
     .gz / .zst), token-array bytes, text bytes; the bar and the plain pass agree."""
     import zstandard
 
-    from memscore import _core
-    from memscore.ngrams.counting import _count_shards
-    from memscore.ngrams.queries import _prepare
+    from memscore.ngrams import ProgressCounter, QuerySet
 
     lines = [json.dumps({"text": f"doc {i} the cat sat on the mat {'naïve ' * (i % 3)}"}) for i in range(500)]
     raw = ("\n".join(lines) + "\n").encode()
@@ -447,8 +445,8 @@ def test_progress_counter_reaches_corpus_bytes(tmp_path, rng, capsys):
     ]
     for corpus in corpora:
         qs = ["the cat", "mat", "naïve"] if corpus.kind == "text" else [[1], [2, 3]]
-        counter = _core.ProgressCounter()
-        got = _count_shards(corpus, corpus._shards, _prepare(corpus, qs, [(qs[0], qs[1])]), counter)
+        counter = ProgressCounter()
+        got = QuerySet(corpus, qs, [(qs[0], qs[1])]).count(corpus, progress=counter)
         assert counter.value == corpus.nbytes, corpus
         with_bar = ngram_stats(corpus, qs, [(qs[0], qs[1])], progress=True)
         np.testing.assert_array_equal(with_bar.counts, got.counts)
@@ -471,7 +469,9 @@ def test_subword_counts_match_python_tokenizers(tmp_path, rng):
     texts = [
         f"In the beginning {w} created the heaven and the earth, said the {v}."
         for w, v in zip(
-            rng.choice(["God", "gods", "Godly", "the Word"], 300), rng.choice(["Lord", "lord", "LORD", "king"], 300)
+            rng.choice(["God", "gods", "Godly", "the Word"], 300),
+            rng.choice(["Lord", "lord", "LORD", "king"], 300),
+            strict=True,
         )
     ]
     texts += ["", "naïve café — déjà vu", "earth earth earth"]
@@ -490,7 +490,9 @@ def test_subword_counts_match_python_tokenizers(tmp_path, rng):
             f.write(json.dumps({"text": t}) + "\n")
     got = ngram_stats(Corpus.from_jsonl(tmp_path / "docs.jsonl.gz", normalizer=sub), queries, pairs)
     ids = lambda xs: [list(e.ids) for e in tok.encode_batch(list(xs), add_special_tokens=False)]  # noqa: E731
-    want = ref.stats(ids(texts), ids(queries), list(zip(ids(a for a, _ in pairs), ids(b for _, b in pairs))))
+    want = ref.stats(
+        ids(texts), ids(queries), list(zip(ids(a for a, _ in pairs), ids(b for _, b in pairs), strict=True))
+    )
     assert got.counts.tolist() == want["counts"] and got.counts[0] > 0
     assert got.doc_freq.tolist() == want["doc_freq"]
     assert got.cooccurrence.tolist() == want["cooccurrence"]
@@ -522,3 +524,125 @@ def test_token_files_streamed_and_big_endian_agree(tmp_path, rng):
         for f in ("counts", "doc_freq", "cooccurrence"):
             np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
         assert got.n_tokens == want.n_tokens == flat.size
+
+
+# ------------------------------------------------------------------ query sets, pickling, edge cases
+
+
+def _word_level_tokenizer(path):
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import models, pre_tokenizers
+
+    tok = tokenizers.Tokenizer(models.WordLevel({"[UNK]": 0, "the": 1, "cat": 2, "sat": 3}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(path))
+    return path
+
+
+def test_query_set_counts_shard_subsets_and_refuses_other_corpora(tmp_path):
+    from memscore.ngrams import ProgressCounter, QuerySet
+
+    for k, docs in enumerate([["the cat sat", "a dog"], ["cat cat", "the end"], ["dog days"]]):
+        with open(tmp_path / f"s{k}.jsonl", "w") as f:
+            f.writelines(json.dumps({"text": t}) + "\n" for t in docs)
+    corpus = Corpus.from_jsonl(tmp_path)
+    qs = QuerySet(corpus, ["cat", "the cat", "dog"], [("cat", "dog")])
+    assert (qs.n_queries, qs.n_pairs) == (3, 1) and len(qs.key) == 64
+    assert qs.key == QuerySet(corpus.shards()[1], ["cat", "the cat", "dog"], [("cat", "dog")]).key
+    whole = ngram_stats(corpus, qs)
+    counter = ProgressCounter()
+    parts = [qs.count(sh, progress=counter) for sh in corpus.shards()]
+    assert counter.value == corpus.nbytes
+    merged = NgramStats.merge(parts)
+    assert merged.counts.tolist() == whole.counts.tolist() == [3, 1, 2]
+    assert merged.cooccurrence.tolist() == whole.cooccurrence.tolist() == [0]
+    assert [s["shard"] for s in merged.sources] == corpus.shard_names
+    with pytest.raises(ValueError, match="another normalizer"):
+        qs.count(Corpus.from_jsonl(tmp_path, normalizer=Normalizer(lowercase=False)))
+    with pytest.raises(ValueError, match="tokens corpus"):
+        qs.count(Corpus.from_tokens(np.array([1, 2], np.uint32), [0]))
+    with pytest.raises(TypeError, match="pairs"):
+        ngram_stats(corpus, qs, [("cat", "dog")])
+    assert not hasattr(ngrams.counting, "query_key")
+
+
+def test_subword_queries_with_unknown_words_warn_and_count_zero(tmp_path):
+    sub = Normalizer.from_tokenizer(_word_level_tokenizer(tmp_path / "tokenizer.json"))
+    assert sub.unknown_token_id == 0
+    corpus = Corpus.from_texts(["the dog sat", "the bird", "the cat"], normalizer=sub)
+    with pytest.warns(UserWarning, match=r"unknown token.*'the dog'.*\('cat', 'mouse'\)"):
+        s = ngram_stats(corpus, ["the dog", "cat", "fish"], [("cat", "mouse"), ("the", "cat")])
+    # "the dog" and "fish" hold [UNK]: without the guard they would match "the bird", "dog", "bird"
+    assert s.counts.tolist() == [0, 1, 0]
+    assert s.doc_freq.tolist() == [0, 1, 0]
+    assert s.cooccurrence.tolist() == [0, 1]
+    from memscore.ngrams import QuerySet
+
+    with pytest.warns(UserWarning):
+        qs = QuerySet(corpus, ["the dog", "cat"])
+    assert qs.unknown_queries.tolist() == [0] and qs.unknown_pairs.tolist() == []
+
+
+def test_offsets_sidecar_named_as_a_shard_is_an_error(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([1, 2, 3], np.uint16))
+    np.save(tmp_path / "x.offsets.npy", np.array([0, 2]))
+    with pytest.raises(memscore.CorpusError, match="sidecar, not a token shard"):
+        Corpus.from_token_files(tmp_path / "x.offsets.npy")
+    with pytest.raises(memscore.CorpusError, match="sidecar, not a token shard"):
+        Corpus.from_token_files([tmp_path / "x.offsets.npy"])
+    # named next to its shard (a hand-made glob), the sidecar is just that
+    c = Corpus.from_token_files([tmp_path / "x.npy", tmp_path / "x.offsets.npy"])
+    assert c.n_shards == 1 and ngram_stats(c, [[2]]).counts.tolist() == [1]
+
+
+def test_jsonl_duplicate_key_takes_the_last_value_like_python(tmp_path):
+    lines = ['{"text": "dog dog", "text": "cat"}', '{"text": 3, "text": "cat sat"}']
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    want = [json.loads(line)["text"] for line in lines]
+    s = ngram_stats(Corpus.from_jsonl(tmp_path / "d.jsonl"), ["cat", "dog"])
+    assert s.counts.tolist() == [sum(t.split().count(w) for t in want) for w in ["cat", "dog"]] == [2, 0]
+    (tmp_path / "e.jsonl").write_text('{"text": "cat", "text": null}\n')
+    with pytest.raises(memscore.CorpusError, match="not a string"):
+        ngram_stats(Corpus.from_jsonl(tmp_path / "e.jsonl"), ["cat"])
+
+
+def test_normalizer_and_corpus_pickle_round_trip(tmp_path, rng):
+    import pickle
+
+    for norm in [Normalizer(), Normalizer(lowercase=False, stopwords="english"), Normalizer(stopwords=["The", "a"])]:
+        back = pickle.loads(pickle.dumps(norm))
+        assert back.describe() == norm.describe() and repr(back) == repr(norm)
+        assert back("The cat, a DOG") == norm("The cat, a DOG")
+    (tmp_path / "tok").mkdir()
+    tok = _word_level_tokenizer(tmp_path / "tok" / "tokenizer.json")
+    sub = Normalizer.from_tokenizer(tok)
+    blob = pickle.dumps(sub)
+    tok.unlink()  # another machine: the tokenizer travels inside the pickle
+    back = pickle.loads(blob)
+    assert back.is_subword and back.describe() == sub.describe() and back.unknown_token_id == 0
+    assert back("the cat sat") == ["the", "cat", "sat"]
+
+    texts = ["the cat sat", "the cat", "a dog sat on the cat"]
+    with open(tmp_path / "c.jsonl", "w") as f:
+        f.writelines(json.dumps({"body": t}) + "\n" for t in texts)
+    docs, flat, offsets = random_token_corpus(rng, 50, 20, 10, np.uint16)
+    np.save(tmp_path / "t.npy", flat)
+    np.save(tmp_path / "t.offsets.npy", offsets)
+    cases = [
+        (Corpus.from_jsonl(tmp_path / "c.jsonl", text_field="body", on_error="skip"), ["the cat", "sat"]),
+        (Corpus.from_texts(texts, normalizer=sub), ["the cat", "sat"]),
+        (Corpus.from_texts(texts, normalizer=Normalizer(stopwords="english")), ["cat sat", "dog"]),
+        (Corpus.from_tokens(flat, offsets), [[1], [2, 3]]),
+        (Corpus.from_token_files(tmp_path / "t.npy"), [[1], [2, 3]]),
+    ]
+    for corpus, qs in cases:
+        back = pickle.loads(pickle.dumps(corpus))
+        assert repr(back) == repr(corpus) and back.sources() == corpus.sources()
+        a, b = ngram_stats(corpus, qs, [(qs[0], qs[1])]), ngram_stats(back, qs, [(qs[0], qs[1])])
+        assert a.key == b.key
+        assert (a.counts.tolist(), a.doc_freq.tolist(), a.cooccurrence.tolist(), a.n_documents) == (
+            b.counts.tolist(),
+            b.doc_freq.tolist(),
+            b.cooccurrence.tolist(),
+            b.n_documents,
+        )

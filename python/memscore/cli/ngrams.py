@@ -1,10 +1,20 @@
 """``memscore ngrams``: batch n-gram counting over directories of corpus shards.
 
 ``count`` processes every shard (jsonl, text or token ``.npy`` files), writes one partial
-result per shard atomically under ``OUT/partials/``, skips shards whose partial already
-exists for the same queries and pairs when re-run, and merges everything at the end into
+result per shard atomically under ``OUT/partials/``, and merges everything at the end into
 ``OUT/merged.parquet`` (the :class:`memscore.NgramStats` Parquet layout) plus readable
-``OUT/queries.parquet`` and ``OUT/pairs.parquet`` tables.
+``OUT/queries.parquet`` and ``OUT/pairs.parquet`` tables. Re-run into the same ``OUT``, it
+reuses a shard's partial only when it was counted with the same queries, pairs and
+normalizer (:attr:`memscore.ngrams.QuerySet.key`) and the same shard: path, size, mtime,
+text field / split mode and error policy (:meth:`memscore.ngrams.Corpus.sources`, in the
+partial's metadata); anything else is counted again. Partial names carry the shard, a hash
+of its path, the key and a hash of the reading options, so runs with other options never
+share a file; before merging, every partial is checked against its shard once more.
+
+Every file is written under a unique ``.tmp-<uuid>`` name and renamed into place
+(:mod:`memscore._io`), so concurrent runs into one ``OUT`` never write into each other's
+temporary files. A killed run can leave ``.tmp-*`` files behind: ``memscore ngrams clean
+OUT`` removes those older than an hour (``--all`` for every one, when no run is going).
 
 Queries file: one query per line (text corpora), or a ``.json`` list of strings or of
 token-id lists. Pairs file: one ``a<TAB>b`` per line, or a ``.json`` list of ``[a, b]``.
@@ -15,17 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
-from .. import _core
+from .._io import atomic_write, remove_tmp_files
 from ..errors import CorpusError
-from ..ngrams import Corpus, NgramStats, Normalizer
-from ..ngrams.counting import _count_shards
-from ..ngrams.queries import _prepare
+from ..ngrams import Corpus, NgramStats, Normalizer, ProgressCounter, QuerySet
 
 app = typer.Typer(help="Count query n-grams and pairs over corpus shards.", no_args_is_help=True)
 
@@ -61,20 +69,43 @@ def _read_pairs(path: Path) -> list[tuple[Any, Any]]:
     return out
 
 
-def _open_corpus(spec: str, text_field: str, normalizer: Normalizer, split: str) -> Corpus:
+def _open_corpus(
+    spec: str,
+    text_field: str,
+    normalizer: Normalizer,
+    split: Literal["file", "paragraph", "line"],
+    on_error: Literal["raise", "skip"],
+) -> Corpus:
     p = Path(spec)
     names = [q.name for q in p.iterdir()] if p.is_dir() else [spec]
     if any(n.endswith(".npy") for n in names) and not any(".jsonl" in n or n.endswith(".txt") for n in names):
         return Corpus.from_token_files(spec)
     if any(n.endswith((".txt", ".txt.gz", ".txt.zst")) for n in names) and not any(".jsonl" in n for n in names):
-        return Corpus.from_text_files(spec, split=split, normalizer=normalizer)  # type: ignore[arg-type]
-    return Corpus.from_jsonl(spec, text_field=text_field, normalizer=normalizer)
+        return Corpus.from_text_files(spec, split=split, normalizer=normalizer, on_error=on_error)
+    return Corpus.from_jsonl(spec, text_field=text_field, normalizer=normalizer, on_error=on_error)
 
 
-def _partial_name(shard: str, key: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(shard).name)[-80:]
-    digest = hashlib.sha256(str(Path(shard).resolve()).encode()).hexdigest()[:8]
-    return f"{stem}.{digest}.{key[:16]}.parquet"
+def _reusable(dest: Path, key: str, shard: Corpus) -> bool:
+    """Whether the partial at ``dest`` holds this shard's counts for these queries: same
+    key, same sources (options, path, size, mtime). A damaged partial is not."""
+    if not dest.exists():
+        return False
+    try:
+        part = NgramStats.read_parquet(dest)
+    except CorpusError:
+        return False
+    return part.key == key and part.sources == shard.sources()
+
+
+def _partial_name(shard: Corpus, key: str) -> str:
+    """``<shard>.<path hash>.<key>.<options hash>.parquet``: runs with other queries or
+    other reading options (text field, split, on_error) never share a partial file."""
+    name = shard.shard_names[0]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name)[-80:]
+    digest = hashlib.sha256(str(Path(name).resolve()).encode()).hexdigest()[:8]
+    options = {k: v for k, v in shard.sources()[0].items() if k != "files"}
+    opt = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{stem}.{digest}.{key[:16]}.{opt}.parquet"
 
 
 @app.command("count")
@@ -104,17 +135,17 @@ def count(
         if not sp.is_file():
             raise typer.BadParameter(f"--stopwords: expected 'english' or a file, got {stopwords!r}")
         stop = [w.strip() for w in sp.read_text(encoding="utf-8").splitlines() if w.strip()]
+    if on_error not in ("raise", "skip"):
+        raise typer.BadParameter(f"--on-error: expected raise or skip, got {on_error!r}")
+    if split not in ("file", "paragraph", "line"):
+        raise typer.BadParameter(f"--split: expected file, paragraph or line, got {split!r}")
     normalizer = Normalizer(stopwords=stop)
     try:
-        c = _open_corpus(corpus, text_field, normalizer, split)
-        if on_error == "skip":
-            c.skip_errors = True
-        elif on_error != "raise":
-            raise typer.BadParameter(f"--on-error: expected raise or skip, got {on_error!r}")
+        c = _open_corpus(corpus, text_field, normalizer, split, on_error)  # type: ignore[arg-type]
         qs = _read_queries(queries)
         ps = _read_pairs(pairs) if pairs is not None else []
-        prep = _prepare(c, qs, ps)  # once for all shards
-        key = prep.key
+        query_set = QuerySet(c, qs, ps)  # prepared once for all shards
+        key = query_set.key
     except (CorpusError, ValueError, TypeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -122,17 +153,16 @@ def count(
     part_dir = out / "partials"
     part_dir.mkdir(parents=True, exist_ok=True)
     shards = c.shards()
-    todo, done_paths = [], []
+    todo: list[tuple[Corpus, Path]] = []
+    done_paths: list[Path] = []
+    dests: dict[Path, Corpus] = {}
     for sh in shards:
-        dest = part_dir / _partial_name(sh.shard_names[0], key)
-        if dest.exists():
-            try:
-                if NgramStats.read_parquet(dest).key == key:
-                    done_paths.append(dest)
-                    continue
-            except CorpusError:
-                pass  # damaged partial: count the shard again
-        todo.append((sh, dest))
+        dest = part_dir / _partial_name(sh, key)
+        dests[dest] = sh
+        if _reusable(dest, key, sh):
+            done_paths.append(dest)
+        else:
+            todo.append((sh, dest))
     typer.echo(f"{len(shards)} shards, {len(done_paths)} already done, {len(todo)} to count; key {key[:16]}")
 
     from rich.progress import (
@@ -146,10 +176,10 @@ def count(
 
     from .. import get_num_threads
 
-    counter = _core.ProgressCounter()
+    counter = ProgressCounter()
 
     def work(sh: Corpus, dest: Path) -> Path:
-        _count_shards(sh, sh._shards, prep, counter).write_parquet(dest)
+        query_set.count(sh, progress=counter).write_parquet(dest)
         return dest
 
     total = sum(sh.nbytes for sh, _ in todo)
@@ -165,7 +195,7 @@ def count(
         # shards in parallel, one partial each: every call releases the GIL and runs on
         # memscore's pool; the bar follows the bytes the engine has read, within shards too
         with ThreadPoolExecutor(max_workers=max(1, get_num_threads())) as pool:
-            pending = {pool.submit(work, sh, dest) for sh, dest in todo}
+            pending: set[Future[Path]] = {pool.submit(work, sh, dest) for sh, dest in todo}
             try:
                 while pending:
                     finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -180,22 +210,44 @@ def count(
         bar.update(task, completed=total)
 
     parts = [NgramStats.read_parquet(p) for p in sorted(done_paths)]
+    for p, part in zip(sorted(done_paths), parts, strict=True):
+        if part.key != key or part.sources != dests[p].sources():
+            # replaced meanwhile (a shard rewritten during the run?): never merge it
+            typer.echo(f"error: {p} no longer matches its shard {part.shards}; run the count again", err=True)
+            raise typer.Exit(1)
     merged = NgramStats.merge(parts)
     merged.write_parquet(out / "merged.parquet")
 
     import polars as pl
 
     qcol = [q if isinstance(q, str) else json.dumps(q) for q in qs]
-    tmp = out / ".queries.parquet.tmp"
-    pl.DataFrame({"query": qcol, "count": merged.counts, "doc_freq": merged.doc_freq}).write_parquet(tmp)
-    tmp.replace(out / "queries.parquet")
+    qdf = pl.DataFrame({"query": qcol, "count": merged.counts, "doc_freq": merged.doc_freq})
+    atomic_write(out / "queries.parquet", qdf.write_parquet)
     if ps:
         a = [x if isinstance(x, str) else json.dumps(x) for x, _ in ps]
         b = [y if isinstance(y, str) else json.dumps(y) for _, y in ps]
-        tmp = out / ".pairs.parquet.tmp"
-        pl.DataFrame({"a": a, "b": b, "cooccurrence": merged.cooccurrence}).write_parquet(tmp)
-        tmp.replace(out / "pairs.parquet")
+        pdf = pl.DataFrame({"a": a, "b": b, "cooccurrence": merged.cooccurrence})
+        atomic_write(out / "pairs.parquet", pdf.write_parquet)
     typer.echo(
         f"merged {len(parts)} partials: {merged.n_documents:,} documents, {merged.n_tokens:,} tokens, "
         f"{merged.n_skipped:,} skipped lines -> {out / 'merged.parquet'}"
     )
+
+
+@app.command("clean")
+def clean(
+    out: Path = typer.Argument(..., help="The --out directory of 'memscore ngrams count'."),
+    all_: bool = typer.Option(
+        False, "--all", help="Remove every temporary file, even recent ones (only when no count is running)."
+    ),
+    older_than: float = typer.Option(3600.0, "--older-than", help="Seconds: remove temporary files older than this."),
+) -> None:
+    """Remove the .tmp-* files an interrupted count left in OUT and OUT/partials."""
+    if not out.is_dir():
+        typer.echo(f"error: {out}: not a directory", err=True)
+        raise typer.Exit(2)
+    age = 0.0 if all_ else older_than
+    removed = remove_tmp_files(out, age) + remove_tmp_files(out / "partials", age)
+    for p in removed:
+        typer.echo(f"removed {p}")
+    typer.echo(f"{len(removed)} temporary files removed")

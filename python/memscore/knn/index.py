@@ -1,14 +1,27 @@
 """Exact k-nearest-neighbour search (brute force in the Rust core).
 
-Distances are computed as blocked matrix products (``‖x‖² − 2 q·x`` with precomputed key
-norms) and reduced by a fused per-query top-k, so the ``(Q, N)`` distance matrix is never
-held in memory. Results are exact, sorted nearest first, ties broken toward the lower key
-index. Metrics:
+Candidates are found with blocked float32 matrix products (``‖x‖² − 2 q·x`` with
+precomputed key norms) reduced by a fused per-query top-k, so the ``(Q, N)`` distance
+matrix is never held in memory. Results are exact — equal to a float64 brute force on the
+float32 inputs — sorted nearest first, ties broken toward the lower key index:
 
-- ``"l2"``: squared Euclidean distance (clamped at 0 against round-off), smallest first;
+- for ``"l2"`` keys and queries are centred on the keys' mean (computed in float64) when
+  the data share a large offset, so values ≈ 100 that differ by ≈ 0.01 do not cancel to
+  noise (translation does not change L2 neighbours);
+- each query's candidates are re-ranked with distances recomputed in float64 from the
+  original vectors, and an error bound certifies that no other key can be nearer; a query
+  that cannot be certified is scanned again, exactly, in float64;
+- the distances returned are these true distances (as float32).
+
+Metrics:
+
+- ``"l2"``: squared Euclidean distance ``Σ (q − x)²``, smallest first;
 - ``"ip"``: inner product, **largest** first (the "distance" returned is the product);
-- ``"cosine"``: cosine distance ``1 − cos(q, x)``, smallest first; an all-zero vector has
-  similarity 0 with everything.
+- ``"cosine"``: cosine distance ``1 − cos(q, x)`` in ``[0, 2]``, smallest first; an
+  all-zero vector has similarity 0 with everything.
+
+Inputs whose squared norms or products would overflow float32 are refused
+(``ValueError``).
 """
 
 from __future__ import annotations
@@ -45,8 +58,30 @@ def _check_threads(threads: Any) -> int | None:
     return int(threads)
 
 
-def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> np.ndarray:
-    """A C-contiguous, finite, non-empty 2-D float32 array (float16 kept if allowed)."""
+def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> npt.NDArray[np.floating[Any]]:
+    """A C-contiguous, finite, non-empty 2-D float32 array (float16 kept if allowed).
+
+    Parameters
+    ----------
+    x : array_like
+        numpy array, torch CPU tensor or nested sequence of shape ``(rows, dim)``.
+    name : str
+        Argument name used in error messages.
+    allow_f16 : bool, default False
+        Keep float16 input as float16 instead of converting it.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (or float16) ``(rows, dim)``, C-contiguous.
+
+    Raises
+    ------
+    TypeError
+        Not a floating-point array.
+    ValueError
+        Not 2-D, empty, or holding NaN / infinite values.
+    """
     a = to_numpy(x, name)
     if a.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (rows, dim), got shape {a.shape}")
@@ -74,16 +109,26 @@ def _check_k(k: Any, n: int) -> int:
 
 
 class KnnIndex:
-    """A reusable exact kNN index: key layout and norms are prepared once.
+    """A reusable exact kNN index: key layout, norms and centre are prepared once.
 
     Parameters
     ----------
-    keys:
+    keys : array_like
         ``(N, d)`` float32 array or torch CPU tensor (float64 is converted; float16 is
         stored as float16, half the memory, and widened block by block while searching).
-    metric:
+    metric : {"l2", "ip", "cosine"}, default "l2"
         ``"l2"`` (squared Euclidean), ``"ip"`` (inner product, largest first) or
         ``"cosine"`` (``1 − cos``).
+    threads : int, optional
+        Threads for building the index (default: memscore's pool).
+
+    Raises
+    ------
+    TypeError
+        ``keys`` is not a float array, or ``threads`` is not an int.
+    ValueError
+        Bad shape, NaN / infinite values, unknown metric, ``threads < 1``, or keys whose
+        squared norms would overflow float32.
 
     Examples
     --------
@@ -117,7 +162,7 @@ class KnnIndex:
         return str(self._core.metric)
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> np.dtype[Any]:
         """Storage type of the keys (float32 or float16)."""
         return np.dtype(np.float16 if self._core.is_f16 else np.float32)
 
@@ -132,17 +177,28 @@ class KnnIndex:
 
         Parameters
         ----------
-        queries:
+        queries : array_like
             ``(Q, d)`` float array or torch CPU tensor (converted to float32).
-        k:
+        k : int
             Number of neighbours, ``1 <= k <= ntotal``.
-        threads:
+        threads : int, optional
             ``None`` runs on memscore's pool (:func:`memscore.set_num_threads`); an int
             runs this call on a temporary pool of that many threads.
 
         Returns
         -------
-        ``(distances, indices)``: ``(Q, k)`` float32 and ``(Q, k)`` int64, nearest first.
+        distances : numpy.ndarray
+            ``(Q, k)`` float32, the true distances (see the module notes), nearest first.
+        indices : numpy.ndarray
+            ``(Q, k)`` int64 key indices.
+
+        Raises
+        ------
+        TypeError
+            ``queries`` is not a float array, ``k`` or ``threads`` not an int.
+        ValueError
+            Bad shape or dimension, NaN / infinite values, ``k`` out of range, or
+            distances that would overflow float32.
         """
         q = as_vectors(queries, "queries")
         if q.shape[1] != self.dim:
@@ -154,10 +210,35 @@ class KnnIndex:
 def knn(queries: Any, keys: Any, k: int, *, metric: str = "l2", threads: int | None = None) -> tuple[F32, I64]:
     """Exact ``k`` nearest neighbours of ``queries`` (Q, d) among ``keys`` (N, d).
 
-    Returns ``(distances, indices)``, both ``(Q, k)`` (float32, int64), nearest first,
-    ties toward the lower index. See :class:`KnnIndex` for the metrics and ``threads``;
-    build a :class:`KnnIndex` instead when searching the same keys more than once.
+    Build a :class:`KnnIndex` instead when searching the same keys more than once.
 
+    Parameters
+    ----------
+    queries : array_like
+        ``(Q, d)`` float array or torch CPU tensor.
+    keys : array_like
+        ``(N, d)`` float array or torch CPU tensor (float16 kept as float16).
+    k : int
+        Number of neighbours, ``1 <= k <= N``.
+    metric : {"l2", "ip", "cosine"}, default "l2"
+        See :class:`KnnIndex`.
+    threads : int, optional
+        See :meth:`KnnIndex.search`.
+
+    Returns
+    -------
+    distances : numpy.ndarray
+        ``(Q, k)`` float32, nearest first, ties toward the lower index.
+    indices : numpy.ndarray
+        ``(Q, k)`` int64.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :class:`KnnIndex` and :meth:`KnnIndex.search`.
+
+    Examples
+    --------
     >>> d, i = knn(np.zeros((1, 2), np.float32), np.array([[1, 0], [0, 0.5]], np.float32), 1)
     >>> (float(d[0, 0]), int(i[0, 0]))
     (0.25, 1)

@@ -13,7 +13,9 @@ pairs at a time:
 N-grams never span two documents. Text corpora and text queries go through the same
 :class:`Normalizer`, so ``"The Cat!"`` as a query matches ``the cat`` in the corpus.
 Counts of separate shards add up: :meth:`NgramStats.merge` sums partial results, which
-:meth:`NgramStats.write_parquet` stores as Parquet.
+:meth:`NgramStats.write_parquet` stores as Parquet. A :class:`QuerySet` prepares queries
+and pairs once and counts any subset of shards with them (``qs.count(corpus.shards()[i])``);
+``memscore ngrams count`` is built on it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ._paths import TOKEN_OFFSETS_SUFFIX
 from .corpus import Corpus
 from .counting import cooccurrence, count_ngrams, document_frequency, ngram_stats
 from .normalizer import ENGLISH_STOPWORDS, Normalizer
+from .queries import ProgressCounter, QuerySet
 from .stats import NgramStats
 
 __all__ = [
@@ -29,6 +32,8 @@ __all__ = [
     "Corpus",
     "NgramStats",
     "Normalizer",
+    "ProgressCounter",
+    "QuerySet",
     "TOKEN_OFFSETS_SUFFIX",
     "cooccurrence",
     "count_ngrams",

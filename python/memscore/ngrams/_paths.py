@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Union
+from typing import TypeAlias
 
-PathLike = Union[str, "os.PathLike[str]"]
-Paths = Union[PathLike, Iterable[PathLike]]
+#: A file path: ``str`` or ``os.PathLike[str]`` (``pathlib.Path``).
+PathLike: TypeAlias = str | os.PathLike[str]
+#: One path or several.
+Paths: TypeAlias = PathLike | Iterable[PathLike]
 
 #: Sidecar of a token shard ``NAME.npy``: ``NAME.offsets.npy``, the start index of each document.
 TOKEN_OFFSETS_SUFFIX = ".offsets.npy"

@@ -18,6 +18,9 @@ from ._paths import TEXT_EXT as _TEXT_EXT
 from ._paths import TOKEN_OFFSETS_SUFFIX, PathLike, Paths
 from .normalizer import Normalizer
 
+#: What identifies one shard's input in a partial result: see :meth:`Corpus.sources`.
+Source = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class _Shard:
@@ -26,6 +29,23 @@ class _Shard:
     payload: Any = field(repr=False)  # (tokens, offsets) | list[str] | path
     option: str = ""  # text field / split
     nbytes: int = 0
+    files: tuple[str, ...] = ()  # the files read (token shard and its sidecar, or the text file)
+
+    def source(self, skip_errors: bool) -> Source:
+        """The options that change this shard's counts, and the identity (size, mtime) of
+        its files; in-memory shards have no files."""
+        files = []
+        for f in self.files:
+            st = os.stat(f)
+            files.append({"path": str(Path(f).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
+        option_name = {"jsonl": "text_field", "text": "split"}.get(self.kind, "option")
+        return {
+            "shard": self.name,
+            "kind": self.kind,
+            option_name: self.option,
+            "on_error": "skip" if skip_errors else "raise",
+            "files": files,
+        }
 
 
 def _expand(paths: Paths, exts: tuple[str, ...], what: str) -> list[Path]:
@@ -120,6 +140,19 @@ class Corpus:
 
     Build one with :meth:`from_tokens`, :meth:`from_token_files`, :meth:`from_jsonl`,
     :meth:`from_text_files` or :meth:`from_texts`; combine corpora of one kind with ``+``.
+    Corpora pickle (Ray, multiprocessing, joblib): shards are plain data (file paths,
+    arrays, texts) and the normalizer pickles as its settings.
+
+    Parameters
+    ----------
+    shards : list
+        Internal shard records (use the constructors).
+    kind : {"tokens", "text"}
+        What the shards hold.
+    normalizer : Normalizer or None
+        Text corpora: how text becomes tokens.
+    skip_errors : bool, default False
+        Skip (and count) malformed lines instead of raising.
     """
 
     def __init__(
@@ -141,7 +174,32 @@ class Corpus:
         """One shard of token ids: a flat uint16/uint32 array and the start index of each
         document (document ``d`` is ``tokens[doc_offsets[d]:doc_offsets[d+1]]``, the last one
         runs to the end). Offsets must start at 0 and never decrease; equal offsets make
-        empty documents. Other integer dtypes are converted to uint32 when they fit."""
+        empty documents. Other integer dtypes are converted to uint32 when they fit.
+
+        Parameters
+        ----------
+        tokens : array_like
+            1-D token ids.
+        doc_offsets : array_like
+            1-D start index of each document.
+        name : str, default "<tokens>"
+            The shard's name in results and error messages.
+
+        Returns
+        -------
+        Corpus
+            A one-shard token corpus.
+
+        Raises
+        ------
+        TypeError
+            Non-integer tokens or offsets.
+        ValueError
+            Arrays that are not 1-D.
+        memscore.CorpusError
+            Token ids outside uint32, negative offsets (other offset errors are raised
+            when counting).
+        """
         t = _token_array(tokens, name)
         o = _offsets_array(doc_offsets, name)
         return cls([_Shard("tokens", name, (t, o), "", t.nbytes)], "tokens", None)
@@ -152,11 +210,36 @@ class Corpus:
         ``NAME.offsets.npy`` (document start offsets, any integer dtype). Little-endian
         files (tokens, and 32/64-bit offsets) are read by the engine a few MB at a time, so
         memory does not grow with the shard; others are loaded and converted.
-        ``paths``: a file, a directory (every ``*.npy`` but the sidecars), a glob, or a list."""
+
+        Parameters
+        ----------
+        paths : path, glob or iterable of paths
+            A file, a directory (every ``*.npy`` but the sidecars), a glob, or a list. A
+            sidecar named in a list next to its shard is ignored.
+
+        Returns
+        -------
+        Corpus
+            A token corpus, one shard per file.
+
+        Raises
+        ------
+        memscore.CorpusError
+            Missing files or sidecars, a sidecar given as a shard, unreadable files, or
+            tokens that are not uint16 / uint32.
+        """
         shards = []
-        for p in _expand(paths, (".npy",), "Corpus.from_token_files"):
+        found = _expand(paths, (".npy",), "Corpus.from_token_files")
+        names = {q.resolve() for q in found}
+        for p in found:
             if p.name.endswith(TOKEN_OFFSETS_SUFFIX):
-                continue  # a sidecar, named in a list or matched by a glob
+                main = p.with_name(p.name[: -len(TOKEN_OFFSETS_SUFFIX)] + ".npy")
+                if main.resolve() in names:
+                    continue  # the sidecar of a shard named in the same list
+                raise CorpusError(
+                    f"{p}: a document-offsets sidecar, not a token shard; pass {main.name} "
+                    "(its sidecar is found next to it)"
+                )
             side = p.with_name(p.name[: -len(".npy")] + TOKEN_OFFSETS_SUFFIX)
             if not side.is_file():
                 raise CorpusError(f"{p}: missing document-offsets sidecar {side.name}")
@@ -178,7 +261,7 @@ class Corpus:
                     tokens = (str(p), int(t.offset), t.dtype.itemsize, int(t.shape[0]))
                 else:
                     tokens = _token_array(np.asarray(t), str(p))
-            shards.append(_Shard("tokens", str(p), (tokens, offs), "", int(t.nbytes)))
+            shards.append(_Shard("tokens", str(p), (tokens, offs), "", int(t.nbytes), (str(p), str(side))))
         return cls(shards, "tokens", None)
 
     @classmethod
@@ -194,12 +277,39 @@ class Corpus:
         the document in ``text_field``. Blank lines are ignored. A malformed line, a missing
         or non-string field or invalid UTF-8 raises :class:`memscore.CorpusError` naming file
         and line; with ``on_error="skip"`` such lines are skipped and counted
-        (``NgramStats.n_skipped``). ``paths``: a file, a directory, a glob, or a list."""
+        (``NgramStats.n_skipped``). A key given twice in one object takes its last value,
+        as Python's ``json`` does.
+
+        Parameters
+        ----------
+        paths : path, glob or iterable of paths
+            A file, a directory, a glob, or a list.
+        text_field : str, default "text"
+            The JSON field holding the document.
+        normalizer : Normalizer, optional
+            Default: ``Normalizer()``.
+        on_error : {"raise", "skip"}, default "raise"
+            What a malformed line does.
+
+        Returns
+        -------
+        Corpus
+            A text corpus, one shard per file.
+
+        Raises
+        ------
+        ValueError
+            Empty ``text_field`` or bad ``on_error``.
+        TypeError
+            ``normalizer`` is not a :class:`Normalizer`.
+        memscore.CorpusError
+            No matching files.
+        """
         if not isinstance(text_field, str) or not text_field:
             raise ValueError(f"text_field: expected a non-empty str, got {text_field!r}")
         skip = _check_on_error(on_error)
         files = _expand(paths, _JSONL_EXT, "Corpus.from_jsonl")
-        shards = [_Shard("jsonl", str(p), str(p), text_field, p.stat().st_size) for p in files]
+        shards = [_Shard("jsonl", str(p), str(p), text_field, p.stat().st_size, (str(p),)) for p in files]
         return cls(shards, "text", _as_normalizer(normalizer), skip)
 
     @classmethod
@@ -213,17 +323,59 @@ class Corpus:
     ) -> Corpus:
         """UTF-8 text files (optionally ``.gz`` / ``.zst``) cut into documents: the whole file
         (``"file"``), runs of non-blank lines (``"paragraph"``), or each non-blank line
-        (``"line"``)."""
+        (``"line"``).
+
+        Parameters
+        ----------
+        paths : path, glob or iterable of paths
+            A file, a directory, a glob, or a list.
+        split : {"file", "paragraph", "line"}, default "file"
+            How a file is cut into documents.
+        normalizer : Normalizer, optional
+            Default: ``Normalizer()``.
+        on_error : {"raise", "skip"}, default "raise"
+            What invalid UTF-8 does.
+
+        Returns
+        -------
+        Corpus
+            A text corpus, one shard per file.
+
+        Raises
+        ------
+        ValueError
+            Bad ``split`` or ``on_error``.
+        memscore.CorpusError
+            No matching files.
+        """
         if split not in ("file", "paragraph", "line"):
             raise ValueError(f"split: expected 'file', 'paragraph' or 'line', got {split!r}")
         skip = _check_on_error(on_error)
         files = _expand(paths, _TEXT_EXT, "Corpus.from_text_files")
-        shards = [_Shard("text", str(p), str(p), split, p.stat().st_size) for p in files]
+        shards = [_Shard("text", str(p), str(p), split, p.stat().st_size, (str(p),)) for p in files]
         return cls(shards, "text", _as_normalizer(normalizer), skip)
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], normalizer: Normalizer | None = None) -> Corpus:
-        """In-memory documents, one string each."""
+        """In-memory documents, one string each.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The documents.
+        normalizer : Normalizer, optional
+            Default: ``Normalizer()``.
+
+        Returns
+        -------
+        Corpus
+            A one-shard text corpus.
+
+        Raises
+        ------
+        TypeError
+            A single str, or items that are not str.
+        """
         if isinstance(texts, str):
             raise TypeError("Corpus.from_texts: expected a sequence of str, got a single str")
         texts = list(texts)
@@ -239,6 +391,7 @@ class Corpus:
 
     @property
     def n_shards(self) -> int:
+        """Number of shards."""
         return len(self._shards)
 
     @property
@@ -251,8 +404,35 @@ class Corpus:
         """Bytes on disk (files) or in memory (tokens, texts) of all shards."""
         return sum(s.nbytes for s in self._shards)
 
+    def sources(self) -> list[Source]:
+        """What each shard's counts depend on besides the queries and the normalizer.
+
+        A partial result records these (:attr:`NgramStats.sources`); a resumed count
+        reuses a partial only when they are equal, so a shard that changed on disk or was
+        read with other options is counted again.
+
+        Returns
+        -------
+        list of dict
+            Per shard: ``shard`` (its name), ``kind``, the reading option (``text_field``
+            for jsonl, ``split`` for text files), ``on_error``, and ``files``: path, size
+            and ``mtime_ns`` of every file read (empty for in-memory shards).
+
+        Raises
+        ------
+        OSError
+            A shard's file can no longer be read.
+        """
+        return [s.source(self.skip_errors) for s in self._shards]
+
     def shards(self) -> list[Corpus]:
-        """One single-shard corpus per shard (to count shards separately and merge)."""
+        """One single-shard corpus per shard (to count shards separately and merge).
+
+        Returns
+        -------
+        list of Corpus
+            Corpora of one shard each, with this corpus's kind, normalizer and error policy.
+        """
         return [Corpus([s], self.kind, self.normalizer, self.skip_errors) for s in self._shards]
 
     def __len__(self) -> int:
@@ -265,6 +445,23 @@ class Corpus:
             if self.normalizer.describe() != other.normalizer.describe():
                 raise ValueError("Corpus + Corpus: the two corpora use different normalizers")
         return Corpus(self._shards + other._shards, self.kind, self.normalizer, self.skip_errors or other.skip_errors)
+
+    # -- pickling (Ray, multiprocessing, joblib): shards are plain data, the normalizer
+    # pickles as its settings
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "shards": self._shards,
+            "kind": self.kind,
+            "normalizer": self.normalizer,
+            "skip_errors": self.skip_errors,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("version") != 1:
+            raise ValueError(f"Corpus: cannot unpickle state version {state.get('version')!r}")
+        self.__init__(state["shards"], state["kind"], state["normalizer"], state["skip_errors"])  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"Corpus(kind={self.kind!r}, shards={len(self._shards)}, nbytes={self.nbytes})"

@@ -2,97 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from .corpus import Corpus, _Shard
-from .queries import _prepare, _Prepared
+from .corpus import Corpus
+from .queries import QuerySet
 from .stats import NgramStats
 
+_T = TypeVar("_T")
 
-def _tuple_stats(t: tuple[Any, ...], key: str, shards: list[str], q: int) -> NgramStats:
-    """Results of the core: counts of every n-gram (queries, then pair members), kept for
-    the first ``q`` (the queries)."""
+
+def _count(corpus: Corpus, qs: QuerySet, counter: _core.ProgressCounter | None) -> NgramStats:
+    """Count every shard of ``corpus`` in one parallel pass (``qs`` already checked
+    against it); ``counter`` receives the input bytes consumed as the pass goes."""
+    shards = corpus._shards
+    sources = corpus.sources()  # before reading: a file changed during the pass will not match
+    if corpus.kind == "tokens":
+        assert qs._flat is not None and qs._starts is not None
+        arg = [(s.name, s.payload[0], s.payload[1]) for s in shards]
+        t = _core.ngram_count_tokens(arg, qs._flat, qs._starts, qs._pair_idx, counter)
+    elif qs._text is not None:
+        assert corpus.normalizer is not None
+        targ = [(s.kind, s.payload, s.option) for s in shards]
+        t = _core.ngram_count_text(targ, corpus.normalizer._core, qs._text, qs._pair_idx, corpus.skip_errors, counter)
+    else:
+        # subword normalizer: documents are tokenized by the Rust tokenizers crate in the scan
+        sub = corpus.normalizer._subword if corpus.normalizer is not None else None
+        assert sub is not None and qs._flat is not None and qs._starts is not None
+        targ = [(s.kind, s.payload, s.option) for s in shards]
+        t = _core.ngram_count_subword(targ, sub, qs._flat, qs._starts, qs._pair_idx, corpus.skip_errors, counter)
     counts, df, co, nd, nt, ns = t
-    return NgramStats(
+    q = qs.n_queries
+    stats = NgramStats(
         counts=np.asarray(counts[:q]).astype(np.int64),
         doc_freq=np.asarray(df[:q]).astype(np.int64),
         cooccurrence=np.asarray(co).astype(np.int64),
         n_documents=int(nd),
         n_tokens=int(nt),
         n_skipped=int(ns),
-        key=key,
-        shards=shards,
+        key=qs.key,
+        shards=[s.name for s in shards],
+        sources=sources,
     )
+    # n-grams holding the tokenizer's unknown token would match every unknown word
+    stats.counts[qs.unknown_queries] = 0
+    stats.doc_freq[qs.unknown_queries] = 0
+    stats.cooccurrence[qs.unknown_pairs] = 0
+    return stats
 
 
-def _count_shards(corpus: Corpus, shards: list[_Shard], prep: _Prepared, counter: Any = None) -> NgramStats:
-    """Count ``shards`` in one parallel pass; ``counter`` (a ``_core.ProgressCounter``)
-    receives the input bytes consumed as the pass goes."""
-    names = [s.name for s in shards]
-    if corpus.kind == "tokens":
-        assert prep.flat is not None and prep.starts is not None
-        arg = [(s.name, s.payload[0], s.payload[1]) for s in shards]
-        t = _core.ngram_count_tokens(arg, prep.flat, prep.starts, prep.pair_idx, counter)
-    elif prep.text is not None:
-        assert corpus.normalizer is not None
-        targ = [(s.kind, s.payload, s.option) for s in shards]
-        t = _core.ngram_count_text(targ, corpus.normalizer._core, prep.text, prep.pair_idx, corpus.skip_errors, counter)
-    else:
-        # subword normalizer: documents are tokenized by the Rust tokenizers crate in the scan
-        assert corpus.normalizer is not None and prep.flat is not None and prep.starts is not None
-        targ = [(s.kind, s.payload, s.option) for s in shards]
-        t = _core.ngram_count_subword(
-            targ, corpus.normalizer._subword, prep.flat, prep.starts, prep.pair_idx, corpus.skip_errors, counter
-        )
-    return _tuple_stats(t, prep.key, names, prep.q)
-
-
-# ------------------------------------------------------------------ public functions
-
-
-def ngram_stats(
-    corpus: Corpus,
-    queries: Sequence[Any] | None = None,
-    pairs: Sequence[tuple[Any, Any]] | None = None,
-    *,
-    progress: bool = False,
-) -> NgramStats:
-    """Occurrence counts and document frequency of ``queries`` and document co-occurrence
-    of ``pairs``, in one pass over ``corpus``.
-
-    ``queries``: strings (text corpora; normalized by the corpus normalizer) or sequences of
-    token ids (token corpora), n >= 1, duplicates allowed. ``pairs``: ``(a, b)`` of the same
-    kinds; ``n`` may differ within a pair. A query that normalizes to zero tokens raises
-    ``ValueError``; an unreadable shard raises :class:`memscore.CorpusError`.
-    ``progress=True`` shows a progress bar (tqdm, on stderr) of the input bytes consumed,
-    with their rate and an ETA; the count stays one parallel pass.
-    """
-    prep = _prepare(corpus, queries, pairs)
-    shards = corpus._shards
-    if not progress:
-        return _count_shards(corpus, shards, prep)
-    from tqdm.auto import tqdm
-
-    counter = _core.ProgressCounter()
-    with tqdm(total=corpus.nbytes, unit="B", unit_scale=True, desc="ngrams") as bar:
-
-        def show(done: int) -> None:
-            bar.update(min(done, bar.total) - bar.n)
-
-        return _watch(lambda: _count_shards(corpus, shards, prep, counter), counter, show)
-
-
-def _watch(fn: Any, counter: Any, show: Any, every: float = 0.2) -> Any:
+def _watch(fn: Callable[[], _T], counter: _core.ProgressCounter, show: Callable[[int], None], every: float = 0.2) -> _T:
     """Run ``fn`` (a count that releases the GIL) in a worker thread and call ``show`` with
     ``counter.value`` every ``every`` seconds until it returns; its result or exception is
     passed on."""
-    import threading
-
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -109,26 +76,115 @@ def _watch(fn: Any, counter: Any, show: Any, every: float = 0.2) -> Any:
     if "error" in box:
         raise box["error"]
     show(counter.value)
-    return box["result"]
+    result: _T = box["result"]
+    return result
+
+
+# ------------------------------------------------------------------ public functions
+
+
+def ngram_stats(
+    corpus: Corpus,
+    queries: QuerySet | Sequence[Any] | npt.NDArray[np.integer[Any]] | None = None,
+    pairs: Sequence[tuple[Any, Any]] | None = None,
+    *,
+    progress: bool = False,
+) -> NgramStats:
+    """Occurrence counts and document frequency of ``queries`` and document co-occurrence
+    of ``pairs``, in one pass over ``corpus``.
+
+    Parameters
+    ----------
+    corpus : Corpus
+        The corpus.
+    queries : QuerySet or sequence, optional
+        Strings (text corpora; normalized by the corpus normalizer) or sequences of token
+        ids (token corpora), n >= 1, duplicates allowed; or a prepared :class:`QuerySet`
+        (then ``pairs`` must be None: the set holds its pairs).
+    pairs : sequence of (a, b), optional
+        Pairs of the same kinds; ``n`` may differ within a pair.
+    progress : bool, default False
+        Show a progress bar (tqdm, on stderr) of the input bytes consumed, with their rate
+        and an ETA; the count stays one parallel pass.
+
+    Returns
+    -------
+    NgramStats
+        ``counts`` and ``doc_freq`` per query, ``cooccurrence`` per pair.
+
+    Raises
+    ------
+    TypeError
+        A query of the wrong type for the corpus kind.
+    ValueError
+        A query that normalizes to zero tokens, or a QuerySet prepared for another corpus.
+    memscore.CorpusError
+        An unreadable shard.
+
+    Warns
+    -----
+    UserWarning
+        Subword queries holding the tokenizer's unknown token (they count 0; see
+        :class:`QuerySet`).
+    """
+    if isinstance(queries, QuerySet):
+        if pairs is not None:
+            raise TypeError("ngram_stats: pass pairs to the QuerySet, not next to it")
+        qs = queries
+    else:
+        qs = QuerySet(corpus, queries, pairs)
+    return qs.count(corpus, progress=progress)
 
 
 def count_ngrams(corpus: Corpus, queries: Sequence[Any]) -> npt.NDArray[np.int64]:
-    """Occurrences of each query n-gram in ``corpus`` (int64, shape ``(Q,)``)."""
+    """Occurrences of each query n-gram in ``corpus``.
+
+    Parameters
+    ----------
+    corpus : Corpus
+        The corpus.
+    queries : sequence
+        As in :func:`ngram_stats`.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``(Q,)``.
+    """
     return ngram_stats(corpus, queries).counts
 
 
 def document_frequency(corpus: Corpus, queries: Sequence[Any]) -> npt.NDArray[np.int64]:
-    """Number of documents of ``corpus`` containing each query n-gram (int64, ``(Q,)``)."""
+    """Number of documents of ``corpus`` containing each query n-gram.
+
+    Parameters
+    ----------
+    corpus : Corpus
+        The corpus.
+    queries : sequence
+        As in :func:`ngram_stats`.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``(Q,)``.
+    """
     return ngram_stats(corpus, queries).doc_freq
 
 
 def cooccurrence(corpus: Corpus, pairs: Sequence[tuple[Any, Any]]) -> npt.NDArray[np.int64]:
-    """Number of documents containing both n-grams of each pair (int64, ``(P,)``)."""
+    """Number of documents containing both n-grams of each pair.
+
+    Parameters
+    ----------
+    corpus : Corpus
+        The corpus.
+    pairs : sequence of (a, b)
+        As in :func:`ngram_stats`.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``(P,)``.
+    """
     return ngram_stats(corpus, None, pairs).cooccurrence
-
-
-def query_key(
-    corpus: Corpus, queries: Sequence[Any] | None = None, pairs: Sequence[tuple[Any, Any]] | None = None
-) -> str:
-    """The key a partial result of these queries and pairs on this kind of corpus carries."""
-    return _prepare(corpus, queries, pairs).key

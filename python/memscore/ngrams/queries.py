@@ -1,18 +1,26 @@
 """Query sets: n-grams and n-gram pairs prepared once for the engine (normalized, tokenized,
-flattened) and the key that identifies them in a partial result."""
+flattened) and the key that identifies them in a partial result (:class:`QuerySet`)."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
-from typing import Any
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
+from .._core import ProgressCounter
 from .corpus import Corpus
 from .normalizer import Normalizer
+
+if TYPE_CHECKING:
+    from .stats import NgramStats
+
+__all__ = ["ProgressCounter", "QuerySet"]
 
 
 def _text_ngrams(norm: Normalizer, items: list[Any], what: str) -> list[list[str]]:
@@ -97,55 +105,212 @@ def _key(corpus: Corpus, queries: list[Any], pa: list[Any], pb: list[Any]) -> st
     return hashlib.sha256(json.dumps(desc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-@dataclass
-class _Prepared:
-    key: str
-    q: int
-    p: int
-    text: list[list[str]] | None
-    flat: np.ndarray | None
-    starts: np.ndarray | None
-    pair_idx: np.ndarray
+def _describe_normalizer(corpus: Corpus) -> dict[str, Any] | None:
+    return corpus.normalizer.describe() if corpus.normalizer is not None else None
 
 
-def _prepare(corpus: Corpus, queries: Any, pairs: Any) -> _Prepared:
-    if not isinstance(corpus, Corpus):
-        raise TypeError(f"corpus: expected a memscore.ngrams.Corpus, got {type(corpus).__name__}")
-    if isinstance(queries, np.ndarray) and queries.ndim == 2:
-        queries = queries.tolist()  # (Q, n) array of token ids: one n-gram per row
-    qs = [] if queries is None else list(queries)
-    if isinstance(queries, str):
-        raise TypeError("queries: expected a list of queries, got a single str")
-    pa, pb = ([], []) if pairs is None else _split_pairs(pairs)
-    q, p = len(qs), len(pa)
-    pair_idx = np.stack([np.arange(q, q + p), np.arange(q + p, q + 2 * p)], axis=1).astype(np.uint64).reshape(p, 2)
-    subword = corpus.kind == "text" and corpus.normalizer is not None and corpus.normalizer.is_subword
-    if corpus.kind == "text" and not subword:
-        norm = corpus.normalizer or Normalizer()
-        toks = (
-            _text_ngrams(norm, qs, "query")
-            + _text_ngrams(norm, pa, "pair (first)")
-            + _text_ngrams(norm, pb, "pair (second)")
+class QuerySet:
+    """Query n-grams and n-gram pairs prepared once for one kind of corpus.
+
+    Preparing normalizes (text) or tokenizes (subword) every query once, flattens them for
+    the engine and computes :attr:`key`, which identifies the counts a partial result
+    holds. Count any corpus of the same kind and normalizer with :meth:`count` — a whole
+    corpus, or one shard of it (``corpus.shards()[i]``), to count shards separately and
+    :meth:`NgramStats.merge` the results.
+
+    Subword corpora: a query (or pair member) containing a word the tokenizer maps to its
+    unknown token (``[UNK]``) would match every unknown word of the corpus; such queries are
+    named in a ``UserWarning`` when the set is prepared and **count 0** (occurrences,
+    document frequency, and the co-occurrence of every pair they are part of). Their
+    indices are in :attr:`unknown_queries` and :attr:`unknown_pairs`.
+
+    Parameters
+    ----------
+    corpus : Corpus
+        A corpus of the kind (and, for text, with the normalizer) the queries are for.
+    queries : sequence, optional
+        Strings (text corpora) or sequences of token ids (token corpora; a 2-D int array
+        gives one n-gram per row); duplicates allowed.
+    pairs : sequence of (a, b), optional
+        Pairs of n-grams of the same kinds; ``n`` may differ within a pair.
+
+    Raises
+    ------
+    TypeError
+        ``corpus`` is not a :class:`Corpus`, or a query has the wrong type for its kind.
+    ValueError
+        A query normalizes to zero tokens, is empty, has token ids outside uint32, or a
+        pair is not a pair.
+    """
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        queries: Sequence[Any] | npt.NDArray[np.integer[Any]] | None = None,
+        pairs: Sequence[tuple[Any, Any]] | None = None,
+    ) -> None:
+        if not isinstance(corpus, Corpus):
+            raise TypeError(f"corpus: expected a memscore.ngrams.Corpus, got {type(corpus).__name__}")
+        if isinstance(queries, str):
+            raise TypeError("queries: expected a list of queries, got a single str")
+        if isinstance(queries, np.ndarray) and queries.ndim == 2:
+            queries = queries.tolist()  # (Q, n) array of token ids: one n-gram per row
+        qs: list[Any] = [] if queries is None else list(queries)
+        pa, pb = ([], []) if pairs is None else _split_pairs(pairs)
+        q, p = len(qs), len(pa)
+        self.kind: str = corpus.kind
+        self._normalizer_desc = _describe_normalizer(corpus)
+        self.queries: list[Any] = qs
+        self.pairs: list[tuple[Any, Any]] = list(zip(pa, pb, strict=True))
+        self._pair_idx = (
+            np.stack([np.arange(q, q + p), np.arange(q + p, q + 2 * p)], axis=1).astype(np.uint64).reshape(p, 2)
         )
-        return _Prepared(_key(corpus, qs, pa, pb), q, p, toks, None, None, pair_idx)
-    if subword:
-        assert corpus.normalizer is not None
-        for items, what in ((qs, "query"), (pa, "pair (first)"), (pb, "pair (second)")):
-            _text_ngrams(corpus.normalizer, items, what)  # type and emptiness checks
-        flat, starts = corpus.normalizer._subword.batch_ids(qs + pa + pb)
-        return _Prepared(_key(corpus, qs, pa, pb), q, p, None, flat, starts, pair_idx)
+        self._text: list[list[str]] | None = None
+        self._flat: npt.NDArray[np.uint32] | None = None
+        self._starts: npt.NDArray[np.uint64] | None = None
+        self.unknown_queries: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self.unknown_pairs: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        norm = corpus.normalizer
+        subword = corpus.kind == "text" and norm is not None and norm.is_subword
+        if corpus.kind == "text" and not subword:
+            wn = norm or Normalizer()
+            self._text = (
+                _text_ngrams(wn, qs, "query")
+                + _text_ngrams(wn, pa, "pair (first)")
+                + _text_ngrams(wn, pb, "pair (second)")
+            )
+            self.key: str = _key(corpus, qs, pa, pb)
+        elif subword:
+            assert norm is not None and norm._subword is not None
+            for items, what in ((qs, "query"), (pa, "pair (first)"), (pb, "pair (second)")):
+                _text_ngrams(norm, items, what)  # type and emptiness checks
+            self._flat, self._starts = norm._subword.batch_ids(qs + pa + pb)
+            self.key = _key(corpus, qs, pa, pb)
+            self._find_unknown(norm.unknown_token_id, q, p)
+        else:
+            self._flat, self._starts = _token_query_arrays(qs, pa, pb)
+            h = hashlib.sha256(json.dumps({"kind": "tokens", "q": q, "p": p}).encode())
+            h.update(self._starts.tobytes())
+            h.update(self._flat.tobytes())
+            self.key = h.hexdigest()
+
+    def _find_unknown(self, unk: int | None, q: int, p: int) -> None:
+        """Mark (and warn about) the n-grams holding the tokenizer's unknown token."""
+        if unk is None or self._flat is None or self._starts is None or self._flat.size == 0:
+            return
+        hit = (self._flat == unk).astype(np.int64)
+        per_item = np.add.reduceat(hit, self._starts[:-1].astype(np.intp)) > 0 if hit.size else hit.astype(bool)
+        per_item &= np.diff(self._starts) > 0
+        self.unknown_queries = np.flatnonzero(per_item[:q]).astype(np.int64)
+        self.unknown_pairs = np.flatnonzero(per_item[q : q + p] | per_item[q + p :]).astype(np.int64)
+        if self.unknown_queries.size or self.unknown_pairs.size:
+            names = [repr(self.queries[i]) for i in self.unknown_queries[:5]]
+            names += [repr(self.pairs[i]) for i in self.unknown_pairs[: max(0, 5 - len(names))]]
+            more = self.unknown_queries.size + self.unknown_pairs.size - len(names)
+            warnings.warn(
+                f"{self.unknown_queries.size} queries and {self.unknown_pairs.size} pairs contain words the "
+                f"tokenizer maps to its unknown token (id {unk}), which would match every unknown word of the "
+                f"corpus; they count 0: {', '.join(names)}" + (f" and {more} more" if more > 0 else ""),
+                UserWarning,
+                stacklevel=3,
+            )
+
+    @property
+    def n_queries(self) -> int:
+        """Number of query n-grams."""
+        return len(self.queries)
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of pairs."""
+        return len(self.pairs)
+
+    def __len__(self) -> int:
+        return self.n_queries
+
+    def __repr__(self) -> str:
+        return f"QuerySet(kind={self.kind!r}, queries={self.n_queries}, pairs={self.n_pairs}, key={self.key[:12]}…)"
+
+    def check_corpus(self, corpus: Corpus) -> None:
+        """Refuse a corpus these queries were not prepared for.
+
+        Parameters
+        ----------
+        corpus : Corpus
+            The corpus to count.
+
+        Raises
+        ------
+        TypeError
+            ``corpus`` is not a :class:`Corpus`.
+        ValueError
+            Its kind or its normalizer differ from those of the set.
+        """
+        if not isinstance(corpus, Corpus):
+            raise TypeError(f"corpus: expected a memscore.ngrams.Corpus, got {type(corpus).__name__}")
+        if corpus.kind != self.kind:
+            raise ValueError(f"QuerySet: prepared for a {self.kind} corpus, got a {corpus.kind} corpus")
+        if _describe_normalizer(corpus) != self._normalizer_desc:
+            raise ValueError("QuerySet: the corpus uses another normalizer than the one the queries were prepared with")
+
+    def count(self, corpus: Corpus, *, progress: bool | ProgressCounter = False) -> NgramStats:
+        """Count the queries and pairs in ``corpus`` in one parallel pass.
+
+        Parameters
+        ----------
+        corpus : Corpus
+            A corpus of this set's kind and normalizer: a whole corpus or a subset of its
+            shards (``corpus.shards()[i]``, or a sum of them).
+        progress : bool or ProgressCounter, default False
+            ``True`` shows a progress bar (tqdm, on stderr) of the input bytes consumed; a
+            :class:`ProgressCounter` receives those bytes instead (share one between
+            concurrent counts and poll its ``value``).
+
+        Returns
+        -------
+        NgramStats
+            Counts in the order of the queries and pairs, with :attr:`key` and the shards'
+            :meth:`Corpus.sources`.
+
+        Raises
+        ------
+        ValueError
+            The corpus has another kind or normalizer (see :meth:`check_corpus`).
+        memscore.CorpusError
+            A shard cannot be read or parsed.
+        """
+        self.check_corpus(corpus)
+        from .counting import _count, _watch
+
+        if isinstance(progress, ProgressCounter):
+            return _count(corpus, self, progress)
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress: expected a bool or a ProgressCounter, got {type(progress).__name__}")
+        if not progress:
+            return _count(corpus, self, None)
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+        counter = ProgressCounter()
+        with tqdm(total=corpus.nbytes, unit="B", unit_scale=True, desc="ngrams") as bar:
+
+            def show(done: int) -> None:
+                bar.update(min(done, bar.total) - bar.n)
+
+            return _watch(lambda: _count(corpus, self, counter), counter, show)
+
+
+def _token_query_arrays(
+    qs: list[Any], pa: list[Any], pb: list[Any]
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
+    """Flat uint32 token ids of every n-gram and the start of each (plus the end)."""
     fast = _token_ngrams_fast(qs + pa + pb)
     if fast is not None:
         flat, lens = fast
         starts = np.zeros(len(lens) + 1, dtype=np.uint64)
         np.cumsum(lens, out=starts[1:])
-    else:
-        ids = _token_ngrams(qs, "query") + _token_ngrams(pa, "pair (first)") + _token_ngrams(pb, "pair (second)")
-        starts = np.zeros(len(ids) + 1, dtype=np.uint64)
-        np.cumsum([len(t) for t in ids], out=starts[1:])
-        flat = np.fromiter((x for t in ids for x in t), dtype=np.uint32, count=int(starts[-1]))
-    h = hashlib.sha256(json.dumps({"kind": "tokens", "q": q, "p": p}).encode())
-    h.update(starts.tobytes())
-    h.update(flat.tobytes())
-    key = h.hexdigest()
-    return _Prepared(key, q, p, None, flat, starts, pair_idx)
+        return flat, starts
+    ids = _token_ngrams(qs, "query") + _token_ngrams(pa, "pair (first)") + _token_ngrams(pb, "pair (second)")
+    starts = np.zeros(len(ids) + 1, dtype=np.uint64)
+    np.cumsum([len(t) for t in ids], out=starts[1:])
+    flat = np.fromiter((x for t in ids for x in t), dtype=np.uint32, count=int(starts[-1]))
+    return flat, starts

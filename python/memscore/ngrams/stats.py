@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,27 @@ from ._paths import PathLike
 
 @dataclass
 class NgramStats:
-    """Counts of one pass: arrays in the order of the queries / pairs given."""
+    """Counts of one pass: arrays in the order of the queries / pairs given.
+
+    Attributes
+    ----------
+    counts : numpy.ndarray
+        int64 ``(Q,)``: occurrences of each query n-gram.
+    doc_freq : numpy.ndarray
+        int64 ``(Q,)``: documents containing each query n-gram.
+    cooccurrence : numpy.ndarray
+        int64 ``(P,)``: documents containing both n-grams of each pair.
+    n_documents, n_tokens, n_skipped : int
+        Documents and tokens read; malformed lines skipped (``on_error="skip"``).
+    key : str
+        The :attr:`QuerySet.key` of the queries and pairs counted.
+    shards : list of str
+        The names of the shards counted.
+    sources : list of dict
+        Per shard, what its counts depend on besides the key: reading options and file
+        size / mtime (:meth:`Corpus.sources`); a resumed count reuses a partial only when
+        they match.
+    """
 
     counts: npt.NDArray[np.int64]
     doc_freq: npt.NDArray[np.int64]
@@ -28,10 +49,27 @@ class NgramStats:
     n_skipped: int = 0
     key: str = ""
     shards: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def merge(cls, parts: Sequence[NgramStats]) -> NgramStats:
-        """Sum partial results of the same queries and pairs (refuses mismatched keys)."""
+        """Sum partial results of the same queries and pairs.
+
+        Parameters
+        ----------
+        parts : sequence of NgramStats
+            Partial results with one :attr:`key`.
+
+        Returns
+        -------
+        NgramStats
+            Summed counts; ``shards`` and ``sources`` concatenated.
+
+        Raises
+        ------
+        ValueError
+            No parts, or parts of other queries / pairs (keys or shapes differ).
+        """
         parts = list(parts)
         if not parts:
             raise ValueError("NgramStats.merge: need at least one partial result")
@@ -57,14 +95,23 @@ class NgramStats:
             n_skipped=sum(p.n_skipped for p in parts),
             key=first.key,
             shards=[s for p in parts for s in p.shards],
+            sources=[s for p in parts for s in p.sources],
         )
 
     def __add__(self, other: NgramStats) -> NgramStats:
         return NgramStats.merge([self, other])
 
     def write_parquet(self, path: PathLike) -> None:
-        """Write as Parquet, atomically (temporary file, fsync, rename). See README
-        "Partial results" for the layout."""
+        """Write as Parquet, atomically (unique temporary file, fsync, rename).
+
+        See README "Partial results" for the layout; the key, totals, shards and sources
+        are in the file's key-value metadata.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The destination file.
+        """
         import polars as pl
 
         q, p = len(self.counts), len(self.cooccurrence)
@@ -86,12 +133,29 @@ class NgramStats:
             "memscore.ngrams.n_queries": str(q),
             "memscore.ngrams.n_pairs": str(p),
             "memscore.ngrams.shards": json.dumps(self.shards),
+            "memscore.ngrams.sources": json.dumps(self.sources),
         }
         atomic_write(Path(path), lambda f: df.write_parquet(f, metadata=meta))
 
     @classmethod
     def read_parquet(cls, path: PathLike) -> NgramStats:
-        """Read a file written by :meth:`write_parquet`."""
+        """Read a file written by :meth:`write_parquet`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+
+        Returns
+        -------
+        NgramStats
+            Its counts and metadata (``sources`` is empty for files written before it).
+
+        Raises
+        ------
+        memscore.CorpusError
+            The file cannot be read or is not a memscore n-gram partial result.
+        """
         import polars as pl
 
         try:
@@ -112,4 +176,5 @@ class NgramStats:
             n_skipped=int(meta.get("memscore.ngrams.n_skipped", "0")),
             key=meta["memscore.ngrams.key"],
             shards=json.loads(meta.get("memscore.ngrams.shards", "[]")),
+            sources=json.loads(meta.get("memscore.ngrams.sources", "[]")),
         )

@@ -10,10 +10,24 @@
 //!
 //! into a small per-task buffer (tile × block: at most 512 × 2048 floats, 4 MiB) and offers each row to a
 //! bounded max-heap of the k smallest `s` before the next block overwrites it. The
-//! `Q × N` distance matrix never exists. After the scan the reported distance is
-//! `max(s + ‖q‖², 0)` for `l2` (squared Euclidean; the clamp removes round-off below
-//! zero, as faiss does), `−s` for `ip` (inner product, largest first) and `1 + s` for
-//! `cosine` (cosine distance `1 − cos`, zero vectors have similarity 0).
+//! `Q × N` distance matrix never exists.
+//!
+//! Exactness. float32 GEMM scores carry round-off that grows with the norms, not with
+//! the distances: with values ≈ 100 that differ by ≈ 0.01, `‖x‖² − 2q·x + ‖q‖²` cancels
+//! to noise. So
+//!
+//! * for `l2` the keys' mean `μ` (computed in f64) is subtracted from keys and queries
+//!   when it is large against their spread (translation does not change L2 neighbours);
+//!   the centred key block is formed on the fly, so the stored keys stay the caller's;
+//! * each query keeps more candidates than `k` (`k + max(k / 4, 8)`); those that can be in
+//!   the top k are re-ranked with distances recomputed in f64 from the original vectors; the returned distances are these true
+//!   distances (`Σ (q − x)²`, `q·x`, `1 − q̂·x̂` clamped to `[0, 2]`);
+//! * a bound `E` on the float32 error of a score (from the norms and `d`) certifies the
+//!   result: when the k-th exact distance is not below the worst kept approximate score
+//!   minus `E`, a key outside the candidates might be nearer, and that query is scanned
+//!   again over all keys in f64. Results therefore equal a float64 brute force on the
+//!   float32 inputs (ties toward the lower index);
+//! * inputs whose squared norms or products would overflow float32 are refused.
 //!
 //! Work is split into (query tile × key range) tasks run on the caller's rayon pool:
 //! many queries → one task per query tile over all keys; few queries (Q = 1, say) →
@@ -93,9 +107,95 @@ pub struct KnnIndex {
     d: usize,
     metric: Metric,
     keys: Keys,
-    /// Squared norms for `l2`; empty otherwise.
+    /// Squared norms of the (centred) keys for `l2`; empty otherwise.
     norms: Vec<f32>,
+    /// `l2`: the keys' mean, subtracted from keys and queries before the GEMM (None when
+    /// the mean is small against the spread and centring would only cost time).
+    center: Option<Vec<f64>>,
+    /// Largest norm of a key as the GEMM sees it (centred for l2, unit for cosine).
+    radius: f64,
     blocking: Blocking,
+}
+
+/// Unit round-off of float32.
+const U32: f64 = 1.0 / (1u64 << 24) as f64;
+/// Largest squared norm / product the float32 scores may reach.
+const F32_LIMIT: f64 = f32::MAX as f64 / 8.0;
+
+/// Exact (f64) score of query `q` and key `x` in the search's order (smaller is nearer):
+/// `Σ (q − x)²` for l2, `−q·x` for ip and cosine (unit rows).
+#[inline]
+fn exact_score(metric: Metric, q: &[f32], x: &[f32]) -> f64 {
+    // Eight independent f64 sums over lanes: the loop vectorizes and the additions
+    // pipeline instead of waiting on each other.
+    const L: usize = 8;
+    let mut acc = [0.0f64; L];
+    let (qc, xc) = (q.chunks_exact(L), x.chunks_exact(L));
+    let (qr, xr) = (qc.remainder(), xc.remainder());
+    let mut tail = 0.0f64;
+    match metric {
+        Metric::L2 => {
+            for (a, b) in qc.zip(xc) {
+                for j in 0..L {
+                    let t = a[j] as f64 - b[j] as f64;
+                    acc[j] += t * t;
+                }
+            }
+            for (&a, &b) in qr.iter().zip(xr) {
+                let t = a as f64 - b as f64;
+                tail += t * t;
+            }
+        }
+        _ => {
+            for (a, b) in qc.zip(xc) {
+                for j in 0..L {
+                    acc[j] += a[j] as f64 * b[j] as f64;
+                }
+            }
+            for (&a, &b) in qr.iter().zip(xr) {
+                tail += a as f64 * b as f64;
+            }
+        }
+    }
+    let total = acc.iter().sum::<f64>() + tail;
+    if metric == Metric::L2 {
+        total
+    } else {
+        -total
+    }
+}
+
+fn by_score_then_index(a: &(f64, i64), b: &(f64, i64)) -> std::cmp::Ordering {
+    a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1))
+}
+
+/// Mean of the rows (f64), the mean squared distance to it and whether centring pays off.
+fn mean_and_spread(rows: &[f32], d: usize) -> (Vec<f64>, bool) {
+    let n = rows.len() / d;
+    let sum = rows
+        .par_chunks(d)
+        .fold(
+            || vec![0.0f64; d],
+            |mut acc, r| {
+                acc.iter_mut().zip(r).for_each(|(a, &v)| *a += v as f64);
+                acc
+            },
+        )
+        .reduce(
+            || vec![0.0f64; d],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let mu: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
+    let spread: f64 =
+        rows.par_chunks(d).map(|r| r.iter().zip(&mu).map(|(&v, m)| (v as f64 - m).powi(2)).sum::<f64>()).sum::<f64>()
+            / n as f64;
+    let mu2: f64 = mu.iter().map(|m| m * m).sum();
+    // Centring costs one pass over each key block per query tile; it is worth it when
+    // the offset dominates the spread (the cancellation grows with ‖μ‖² / spread).
+    (mu, mu2 > spread / 64.0)
 }
 
 /// Result of a search: `(Q, k)` row-major distances and key indices, nearest first.
@@ -109,17 +209,28 @@ pub struct Neighbors {
 /// how many slots of each row are filled.
 type Partial = (Vec<f32>, Vec<i64>, Vec<usize>);
 
-fn sqnorm(row: &[f32]) -> f32 {
+fn sqnorm64(row: &[f32]) -> f64 {
     // Accumulate in f64 so that the norm does not add round-off of its own.
-    row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() as f32
+    row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
 }
 
 fn normalize(row: &mut [f32]) {
-    let n = sqnorm(row).sqrt();
+    // In f64 throughout: the squared norm of large rows does not fit float32.
+    let n = sqnorm64(row).sqrt();
     if n > 0.0 {
-        let inv = 1.0 / n;
-        row.iter_mut().for_each(|v| *v *= inv);
+        row.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
     }
+}
+
+/// Refuse keys whose squared norms would overflow the float32 scores.
+fn check_radius(radius: f64) -> Result<()> {
+    ensure!(
+        radius * radius < F32_LIMIT,
+        "keys: squared norms overflowed float32 (largest {:.3e}, limit {:.3e}): scale the data down",
+        radius * radius,
+        F32_LIMIT
+    );
+    Ok(())
 }
 
 fn check_shape(name: &str, len: usize, rows: usize, d: usize) -> Result<()> {
@@ -133,13 +244,43 @@ impl KnnIndex {
     pub fn new(keys: &[f32], n: usize, d: usize, metric: Metric) -> Result<KnnIndex> {
         check_shape("keys", keys.len(), n, d)?;
         let mut data = keys.to_vec();
-        let mut norms = Vec::new();
+        let (norms, center) = Self::prepare(&mut data, d, metric);
+        let radius = Self::radius(&data, d, metric, &norms);
+        check_radius(radius)?;
+        let norms = norms.into_iter().map(|v| v as f32).collect();
+        Ok(KnnIndex { n, d, metric, keys: Keys::F32(data), norms, center, radius, blocking: Blocking::default() })
+    }
+
+    /// Squared norms (of the centred rows, l2) and the centre; unit rows for cosine.
+    fn prepare(data: &mut [f32], d: usize, metric: Metric) -> (Vec<f64>, Option<Vec<f64>>) {
         match metric {
-            Metric::L2 => norms = data.par_chunks(d).map(sqnorm).collect(),
-            Metric::Cosine => data.par_chunks_mut(d).for_each(normalize),
-            Metric::InnerProduct => {}
+            Metric::L2 => {
+                let (mu, centre) = mean_and_spread(data, d);
+                if centre {
+                    let norms = data
+                        .par_chunks(d)
+                        .map(|r| r.iter().zip(&mu).map(|(&v, m)| ((v as f64 - m) as f32 as f64).powi(2)).sum())
+                        .collect();
+                    (norms, Some(mu))
+                } else {
+                    (data.par_chunks(d).map(sqnorm64).collect(), None)
+                }
+            }
+            Metric::Cosine => {
+                data.par_chunks_mut(d).for_each(normalize);
+                (Vec::new(), None)
+            }
+            Metric::InnerProduct => (Vec::new(), None),
         }
-        Ok(KnnIndex { n, d, metric, keys: Keys::F32(data), norms, blocking: Blocking::default() })
+    }
+
+    /// Largest norm of a key as the GEMM sees it.
+    fn radius(data: &[f32], d: usize, metric: Metric, norms: &[f64]) -> f64 {
+        let max2 = match metric {
+            Metric::L2 => norms.iter().cloned().fold(0.0, f64::max),
+            _ => data.par_chunks(d).map(sqnorm64).reduce(|| 0.0, f64::max),
+        };
+        max2.sqrt()
     }
 
     /// Index float16 keys given as their raw bits (numpy's `float16.view(uint16)`).
@@ -150,23 +291,24 @@ impl KnnIndex {
         check_shape("keys", bits.len(), n, d)?;
         let mut data: Vec<f16> = bits.iter().map(|&b| f16::from_bits(b)).collect();
         ensure!(data.iter().all(|v| v.is_finite()), "keys: contains NaN or infinite values");
-        let mut norms = Vec::new();
-        match metric {
-            Metric::L2 => {
-                norms = data
-                    .par_chunks(d)
-                    .map(|r| r.iter().map(|v| (v.to_f64()) * (v.to_f64())).sum::<f64>() as f32)
-                    .collect()
-            }
-            Metric::Cosine => data.par_chunks_mut(d).for_each(|r| {
+        if metric == Metric::Cosine {
+            data.par_chunks_mut(d).for_each(|r| {
                 let mut w = vec![0.0f32; r.len()];
                 r.convert_to_f32_slice(&mut w);
                 normalize(&mut w);
                 r.convert_from_f32_slice(&w);
-            }),
-            Metric::InnerProduct => {}
+            });
         }
-        Ok(KnnIndex { n, d, metric, keys: Keys::F16(data), norms, blocking: Blocking::default() })
+        // Norms, centre and radius from the widened values (exactly the stored ones).
+        let mut wide = vec![0.0f32; data.len()];
+        data.convert_to_f32_slice(&mut wide);
+        let (norms, center) =
+            Self::prepare(&mut wide, d, if metric == Metric::Cosine { Metric::InnerProduct } else { metric });
+        let radius = Self::radius(&wide, d, metric, &norms);
+        drop(wide);
+        check_radius(radius)?;
+        let norms = norms.into_iter().map(|v| v as f32).collect();
+        Ok(KnnIndex { n, d, metric, keys: Keys::F16(data), norms, center, radius, blocking: Blocking::default() })
     }
 
     pub fn ntotal(&self) -> usize {
@@ -193,6 +335,18 @@ impl KnnIndex {
         Ok(())
     }
 
+    /// Key row `j` as float32 (widened into `buf` for float16 keys).
+    fn key_row<'a>(&'a self, j: usize, buf: &'a mut [f32]) -> &'a [f32] {
+        let d = self.d;
+        match &self.keys {
+            Keys::F32(v) => &v[j * d..(j + 1) * d],
+            Keys::F16(v) => {
+                v[j * d..(j + 1) * d].convert_to_f32_slice(buf);
+                buf
+            }
+        }
+    }
+
     /// The `k` nearest keys of each of the `q` queries (row-major, `q * d` values).
     pub fn search(&self, queries: &[f32], q: usize, k: usize) -> Result<Neighbors> {
         check_shape("queries", queries.len(), q, self.d)?;
@@ -200,14 +354,48 @@ impl KnnIndex {
         ensure!(k <= self.n, "k: expected k <= number of keys ({}), got {k}", self.n);
         let d = self.d;
 
-        let mut qdata: Vec<f32>;
-        let queries = if self.metric == Metric::Cosine {
-            qdata = queries.to_vec();
-            qdata.par_chunks_mut(d).for_each(normalize);
-            &qdata[..]
-        } else {
-            queries
-        };
+        // Queries as the GEMM sees them: centred (l2 with a centre), unit (cosine), or
+        // as given; `qnorm` is their norm (f64), which bounds the float32 error.
+        let mut qdata: Vec<f32> = Vec::new();
+        let mut qnorm: Vec<f64> = vec![0.0; q];
+        match (self.metric, &self.center) {
+            (Metric::L2, Some(mu)) => {
+                qdata = vec![0.0f32; q * d];
+                qdata.par_chunks_mut(d).zip(queries.par_chunks(d)).zip(qnorm.par_iter_mut()).for_each(
+                    |((out, row), qn)| {
+                        let mut acc = 0.0f64;
+                        for ((o, &v), m) in out.iter_mut().zip(row).zip(mu) {
+                            let c = v as f64 - m;
+                            acc += c * c;
+                            *o = c as f32;
+                        }
+                        *qn = acc.sqrt();
+                    },
+                );
+            }
+            (Metric::Cosine, _) => {
+                qdata = queries.to_vec();
+                qdata.par_chunks_mut(d).for_each(normalize);
+                qnorm.par_iter_mut().zip(qdata.par_chunks(d)).for_each(|(qn, r)| *qn = sqnorm64(r).sqrt());
+            }
+            _ => qnorm.par_iter_mut().zip(queries.par_chunks(d)).for_each(|(qn, r)| *qn = sqnorm64(r).sqrt()),
+        }
+        let gq: &[f32] = if qdata.is_empty() { queries } else { &qdata };
+        for (j, &qn) in qnorm.iter().enumerate() {
+            let bound = match self.metric {
+                Metric::L2 => (qn + self.radius).powi(2),
+                _ => qn * self.radius,
+            };
+            ensure!(
+                bound < F32_LIMIT,
+                "query {j}: distances overflowed float32 (norms {qn:.3e} and {:.3e}): scale the data down",
+                self.radius
+            );
+        }
+
+        // Candidates per query: more than k, so that the f64 re-ranking below can be
+        // certified without a second scan on all but adversarial data.
+        let kk = (k + (k / 4).max(8)).min(self.n);
 
         // Partition into (query tile × key range) tasks.
         let threads = rayon::current_num_threads().max(1);
@@ -230,13 +418,12 @@ impl KnnIndex {
                 let q1 = (q0 + mt).min(q);
                 let k0 = s * blocks_per_split * kb;
                 let k1 = ((s + 1) * blocks_per_split * kb).min(self.n);
-                self.scan_task(&queries[q0 * d..q1 * d], q1 - q0, k0, k1, k.min(k1 - k0), kb)
+                self.scan_task(&gq[q0 * d..q1 * d], q1 - q0, k0, k1, kk.min(k1 - k0), kb)
             })
             .collect();
 
-        // Merge the key ranges of each tile and finish the distances.
-        let mut distances = vec![0.0f32; q * k];
-        let mut indices = vec![0i64; q * k];
+        // Merge the key ranges of each tile: the kk best approximate scores per query.
+        let mut cands: Vec<Vec<(f32, i64)>> = Vec::with_capacity(q);
         let mut parts = parts.into_iter();
         for t in 0..n_tiles {
             let q0 = t * mt;
@@ -246,49 +433,80 @@ impl KnnIndex {
                 pieces.push(parts.next().ok_or_else(|| Error::Invalid("internal: missing task".into()))??);
             }
             for r in 0..rows {
-                let out = (q0 + r) * k;
-                let (ds, is) = (&mut distances[out..out + k], &mut indices[out..out + k]);
-                if splits == 1 {
-                    let (s, i, lens) = &pieces[0];
-                    let kk = s.len() / rows;
-                    ensure!(
-                        lens[r] == k,
-                        "distances overflowed float32 for query {}: inputs too large in magnitude",
-                        q0 + r
-                    );
-                    ds.copy_from_slice(&s[r * kk..r * kk + k]);
-                    is.copy_from_slice(&i[r * kk..r * kk + k]);
-                } else {
-                    let mut all: Vec<(f32, i64)> = Vec::new();
-                    for (s, i, lens) in &pieces {
-                        let kk = s.len() / rows;
-                        all.extend((0..lens[r]).map(|j| (s[r * kk + j], i[r * kk + j])));
-                    }
-                    ensure!(
-                        all.len() >= k,
-                        "distances overflowed float32 for query {}: inputs too large in magnitude",
-                        q0 + r
-                    );
+                let mut all: Vec<(f32, i64)> = Vec::new();
+                for (s, i, lens) in &pieces {
+                    let w = s.len() / rows;
+                    all.extend((0..lens[r]).map(|j| (s[r * w + j], i[r * w + j])));
+                }
+                if splits > 1 {
                     all.sort_unstable_by(|a, b| {
                         a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1))
                     });
-                    for (j, (s, i)) in all.into_iter().take(k).enumerate() {
-                        ds[j] = s;
-                        is[j] = i;
-                    }
+                    all.truncate(kk);
                 }
-                let qrow = &queries[(q0 + r) * d..(q0 + r + 1) * d];
-                match self.metric {
-                    Metric::L2 => {
-                        let qn = sqnorm(qrow);
-                        ds.iter_mut().for_each(|v| *v = (*v + qn).max(0.0));
-                    }
-                    Metric::InnerProduct => ds.iter_mut().for_each(|v| *v = -*v),
-                    Metric::Cosine => ds.iter_mut().for_each(|v| *v += 1.0),
-                }
+                cands.push(all);
             }
         }
+
+        // Re-rank the candidates in f64, certify, rescan where not certified.
+        let mut distances = vec![0.0f32; q * k];
+        let mut indices = vec![0i64; q * k];
+        distances.par_chunks_mut(k).zip(indices.par_chunks_mut(k)).enumerate().for_each(|(j, (ds, is))| {
+            let qrow = match self.metric {
+                Metric::Cosine => &gq[j * d..(j + 1) * d],
+                _ => &queries[j * d..(j + 1) * d],
+            };
+            let best = self.rerank(qrow, &cands[j], qnorm[j], kk, k);
+            for (slot, (v, i)) in best.into_iter().enumerate() {
+                ds[slot] = match self.metric {
+                    Metric::L2 => v.max(0.0) as f32,
+                    Metric::InnerProduct => (-v) as f32,
+                    Metric::Cosine => (1.0 + v).clamp(0.0, 2.0) as f32,
+                };
+                is[slot] = i;
+            }
+        });
         Ok(Neighbors { distances, indices })
+    }
+
+    /// The `k` best keys of query `qrow` (original values; unit for cosine) in exact f64
+    /// scores, from its approximate candidates `cands` (sorted, at most `kk`).
+    fn rerank(&self, qrow: &[f32], cands: &[(f32, i64)], qn: f64, kk: usize, k: usize) -> Vec<(f64, i64)> {
+        let d = self.d;
+        let mut buf = vec![0.0f32; d];
+        // Approximate score + `offset` estimates the exact one within `err`.
+        let (offset, bound) = match self.metric {
+            Metric::L2 => (qn * qn, (qn + self.radius).powi(2)),
+            _ => (0.0, qn * self.radius),
+        };
+        let err = 2.0 * (d as f64 + 8.0) * U32 * bound;
+        let all_keys = cands.len() == self.n;
+        // Fewer candidates than asked: some scores were not finite; rescan.
+        if cands.len() >= k && (all_keys || cands.len() >= kk) {
+            // The k-th exact score is at most the k-th approximate one + err, so a candidate
+            // whose approximate score is more than 2·err above that cannot be in the top k.
+            let limit = cands[k - 1].0 as f64 + offset + 2.0 * err;
+            let mut exact: Vec<(f64, i64)> = cands
+                .iter()
+                .take_while(|c| c.0 as f64 + offset <= limit)
+                .map(|&(_, i)| (exact_score(self.metric, qrow, self.key_row(i as usize, &mut buf)), i))
+                .collect();
+            exact.sort_unstable_by(by_score_then_index);
+            // Every key outside the candidates has an approximate score >= the worst kept
+            // one, so an exact score >= that minus err: certified when the k-th is below.
+            if all_keys || exact[k - 1].0 < cands[kk - 1].0 as f64 + offset - err {
+                exact.truncate(k);
+                return exact;
+            }
+        }
+        let mut exact: Vec<(f64, i64)> =
+            (0..self.n).map(|i| (exact_score(self.metric, qrow, self.key_row(i, &mut buf)), i as i64)).collect();
+        if k < exact.len() {
+            exact.select_nth_unstable_by(k - 1, by_score_then_index);
+        }
+        exact.truncate(k);
+        exact.sort_unstable_by(by_score_then_index);
+        exact
     }
 
     /// Top-`kk` of `rows` queries over keys `k0..k1`: sorted per-row `(score, index)`
@@ -299,9 +517,9 @@ impl KnnIndex {
         let mut idx = vec![0i64; rows * kk];
         let mut lens = vec![0usize; rows];
         let mut buf = vec![0.0f32; rows * kb];
-        let mut widened = match self.keys {
-            Keys::F16(_) => vec![0.0f32; kb * d],
-            Keys::F32(_) => Vec::new(),
+        let mut widened = match (&self.keys, &self.center) {
+            (Keys::F32(_), None) => Vec::new(),
+            _ => vec![0.0f32; kb * d],
         };
         let (beta, prefill) = match self.metric {
             Metric::L2 => (-2.0f32, true),
@@ -311,10 +529,25 @@ impl KnnIndex {
         while b0 < k1 {
             let b1 = (b0 + kb).min(k1);
             let nb = b1 - b0;
-            let block: &[f32] = match &self.keys {
-                Keys::F32(v) => &v[b0 * d..b1 * d],
-                Keys::F16(v) => {
+            let block: &[f32] = match (&self.keys, &self.center) {
+                (Keys::F32(v), None) => &v[b0 * d..b1 * d],
+                (Keys::F32(v), Some(mu)) => {
+                    for (out, row) in widened[..nb * d].chunks_exact_mut(d).zip(v[b0 * d..b1 * d].chunks_exact(d)) {
+                        for ((o, &x), m) in out.iter_mut().zip(row).zip(mu) {
+                            *o = (x as f64 - m) as f32;
+                        }
+                    }
+                    &widened[..nb * d]
+                }
+                (Keys::F16(v), centre) => {
                     v[b0 * d..b1 * d].convert_to_f32_slice(&mut widened[..nb * d]);
+                    if let Some(mu) = centre {
+                        for row in widened[..nb * d].chunks_exact_mut(d) {
+                            for (o, m) in row.iter_mut().zip(mu) {
+                                *o = (*o as f64 - m) as f32;
+                            }
+                        }
+                    }
                     &widened[..nb * d]
                 }
             };

@@ -163,3 +163,61 @@ fn bad_arguments_are_errors() {
     let idx = KnnIndex::new(&huge, 2, 3, Metric::L2).unwrap();
     assert!(idx.search(&[-3e38; 3], 1, 2).is_err());
 }
+
+/// Values ≈ 100 that differ by ≈ 0.01: float32 `‖x‖² − 2q·x + ‖q‖²` cancels to noise, so
+/// the search must centre and re-rank to match the f64 brute force.
+#[test]
+fn large_common_offset_matches_f64_brute_force() {
+    let (q, n, d, k) = (20, 3000, 16, 5);
+    let jitter = |len, seed| floats(len, seed).into_iter().map(|v| 100.0 + 0.01 * v).collect::<Vec<f32>>();
+    let keys = jitter(n * d, 31);
+    let queries = jitter(q * d, 32);
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let got = knn(&queries, q, &keys, n, d, k, metric).unwrap();
+        let (wd, wi) = naive(&queries, &keys, d, k, metric);
+        if metric == Metric::L2 {
+            assert_eq!(got.indices, wi, "{metric:?}");
+        }
+        for (a, b) in got.distances.iter().zip(&wd) {
+            assert!(*a >= 0.0 || metric == Metric::InnerProduct);
+            assert!((*a as f64 - b).abs() <= 1e-6 * b.abs().max(1e-12) + 1e-7, "{metric:?}: {a} vs {b}");
+        }
+    }
+    // The same with float16-representable offsets on the f16 path.
+    let bits: Vec<u16> = keys.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+    let wide: Vec<f32> = bits.iter().map(|&b| f16::from_bits(b).to_f32()).collect();
+    let got = KnnIndex::new_f16(&bits, n, d, Metric::L2).unwrap().search(&queries, q, k).unwrap();
+    assert_eq!(got.indices, naive(&queries, &wide, d, k, Metric::L2).1);
+}
+
+/// Two far-apart tight clusters: centring on the mean does not help, the certificate
+/// must send the queries to the exact f64 rescan.
+#[test]
+fn far_apart_tight_clusters_are_exact() {
+    let (q, n, d, k) = (6, 400, 8, 3);
+    let mut keys = floats(n * d, 41);
+    for (j, v) in keys.iter_mut().enumerate() {
+        let side = if (j / d) % 2 == 0 { 1e3 } else { -1e3 };
+        *v = side + 1e-3 * *v;
+    }
+    let mut queries = floats(q * d, 42);
+    queries.iter_mut().for_each(|v| *v = 1e3 + 1e-3 * *v);
+    let got = knn(&queries, q, &keys, n, d, k, Metric::L2).unwrap();
+    let (wd, wi) = naive(&queries, &keys, d, k, Metric::L2);
+    assert_eq!(got.indices, wi);
+    for (a, b) in got.distances.iter().zip(&wd) {
+        assert!((*a as f64 - b).abs() <= 1e-6 * b + 1e-12, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn cosine_distances_are_never_negative_and_overflow_is_refused() {
+    let keys = vec![1.0f32, 1e-3, 1.0, 1e-3, 3.0, 0.0];
+    let got = knn(&[1.0, 1e-3], 1, &keys, 3, 2, 3, Metric::Cosine).unwrap();
+    assert!(got.distances.iter().all(|&v| (0.0..=2.0).contains(&v)), "{:?}", got.distances);
+    // Squared norms above float32's range are refused when the index is built.
+    assert!(KnnIndex::new(&[3e38f32, 0.0, 0.0, 3e38], 2, 2, Metric::InnerProduct).is_err());
+    // Huge cosine rows are normalised in f64 (not turned into zero vectors).
+    let got = knn(&[3e38f32, 0.0], 1, &[0.0f32, 3e38, 3e38, 1.0], 2, 2, 1, Metric::Cosine).unwrap();
+    assert_eq!(got.indices, vec![1]);
+}

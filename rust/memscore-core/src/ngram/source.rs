@@ -371,28 +371,81 @@ impl<'de> serde::Deserialize<'de> for CowStr<'de> {
     }
 }
 
+/// Any JSON value: `Some` of a string, `None` of anything else (skipped without building it).
+struct MaybeStr<'de>(Option<Cow<'de, str>>);
+
+impl<'de> serde::Deserialize<'de> for MaybeStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(Cow::Owned(v))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Pulls one string field out of a JSON object, skipping the rest without building it.
+/// A key given twice takes its last value, as Python's `json` does.
 struct FieldSeed<'f> {
     field: &'f str,
 }
 
 impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
-    type Value = Option<Cow<'de, str>>;
+    /// `None`: no such key; `Some(None)`: its (last) value is not a string.
+    type Value = Option<Option<Cow<'de, str>>>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for FieldSeed<'_> {
-    type Value = Option<Cow<'de, str>>;
+    type Value = Option<Option<Cow<'de, str>>>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
         while let Some(k) = map.next_key::<CowStr<'de>>()? {
-            if found.is_none() && k.0 == self.field {
-                found = Some(map.next_value::<CowStr<'de>>()?.0);
+            if k.0 == self.field {
+                found = Some(map.next_value::<MaybeStr<'de>>()?.0);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -405,11 +458,13 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
 pub fn json_field<'l>(line: &'l [u8], field: &str) -> Result<Cow<'l, str>, String> {
     let s = std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))?;
     let mut de = serde_json::Deserializer::from_str(s);
-    let v = (FieldSeed { field })
-        .deserialize(&mut de)
-        .map_err(|e| format!("invalid JSON ({e}) or field {field:?} not a string"))?;
+    let v = (FieldSeed { field }).deserialize(&mut de).map_err(|e| format!("invalid JSON ({e})"))?;
     de.end().map_err(|e| format!("invalid JSON: trailing characters ({e})"))?;
-    v.ok_or_else(|| format!("no field {field:?} in this JSON object"))
+    match v {
+        None => Err(format!("no field {field:?} in this JSON object")),
+        Some(None) => Err(format!("field {field:?} is not a string")),
+        Some(Some(text)) => Ok(text),
+    }
 }
 
 fn is_blank(line: &[u8]) -> bool {
@@ -857,6 +912,13 @@ mod tests {
         assert!(json_field(br#"{"text": "x"} x"#, "text").is_err());
         assert!(json_field(b"{\"text\": \"\xff\"}", "text").unwrap_err().contains("UTF-8"));
         assert!(json_field(br#"[1]"#, "text").is_err());
+        // A duplicate key takes its last value, as Python's json does.
+        assert_eq!(json_field(br#"{"text": "first", "text": "last"}"#, "text").unwrap(), "last");
+        assert_eq!(json_field(br#"{"text": 3, "text": "last"}"#, "text").unwrap(), "last");
+        assert!(json_field(br#"{"text": "first", "text": [1, {"a": 2}]}"#, "text")
+            .unwrap_err()
+            .contains("not a string"));
+        assert!(json_field(br#"{"text": null}"#, "text").unwrap_err().contains("not a string"));
     }
 
     #[test]
