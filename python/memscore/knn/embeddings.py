@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._torch import require_torch
+
 __all__ = ["extract_embeddings"]
 
 
 def _batches(data: Any, batch_size: int) -> Iterable[Any]:
-    import torch
+    torch = require_torch("extract_embeddings")
 
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(data)
@@ -63,7 +65,7 @@ def extract_embeddings(
     -------
     ``(embeddings (N, D), logits (N, C))`` float32 numpy arrays (embeddings flattened).
     """
-    import torch
+    torch = require_torch("extract_embeddings")
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")

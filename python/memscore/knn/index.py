@@ -94,12 +94,34 @@ class KnnIndex:
 
     def __init__(self, keys: Any, metric: str = "l2", *, threads: int | None = None) -> None:
         metric = _check_metric(metric)
-        a = as_vectors(keys, "keys", allow_f16=True)
+        src = to_numpy(keys, "keys")
+        a = as_vectors(src, "keys", allow_f16=True)
         t = _check_threads(threads)
+        if np.may_share_memory(a, src):
+            # Pickling rebuilds the index from these keys: keep our own, so that changes
+            # the caller makes to its array later cannot change the unpickled index.
+            a = a.copy()
+        a.flags.writeable = False
+        self._build(a, metric, t)
+
+    def _build(self, a: np.ndarray, metric: str, threads: int | None) -> None:
+        """Prepare the core index over the checked keys ``a`` (float32 or float16)."""
+        self._keys = a
+        self._threads = threads
         if a.dtype == np.float16:
-            self._core = _core.KnnIndexCore(a.view(np.uint16), metric, f16_bits=True, threads=t)
+            self._core = _core.KnnIndexCore(a.view(np.uint16), metric, f16_bits=True, threads=threads)
         else:
-            self._core = _core.KnnIndexCore(a, metric, threads=t)
+            self._core = _core.KnnIndexCore(a, metric, threads=threads)
+
+    # The Rust index cannot be pickled; its constructor inputs can, and rebuild it exactly
+    # (for multiprocessing, joblib and Ray).
+    def __getstate__(self) -> dict[str, Any]:
+        return {"keys": self._keys, "metric": self.metric, "threads": self._threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        keys = np.array(state["keys"])  # unpickled arrays may be read-only views of the pickle
+        keys.flags.writeable = False
+        self._build(keys, _check_metric(state["metric"]), _check_threads(state["threads"]))
 
     @property
     def ntotal(self) -> int:

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._validate import to_numpy
+from .. import errors
+from .._validate import check_bool, check_choice, check_class_labels, check_float, check_int, to_numpy
 from .index import METRICS, KnnIndex, as_vectors
 
 __all__ = ["ResMem", "tune_resmem"]
@@ -67,12 +68,6 @@ def _weights(dist: np.ndarray, sigma: float, valid: np.ndarray | None = None) ->
     e = np.exp(logits - m)
     s = e.sum(axis=1, keepdims=True)
     return np.divide(e, s, out=np.zeros_like(e), where=s > 0)
-
-
-def _check_number(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
-    return float(v)
 
 
 class ResMem:
@@ -169,22 +164,21 @@ class ResMem:
     # ------------------------------------------------------------------ checks
 
     def _check_params(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)):
-            raise TypeError(f"k: expected an int, got {type(self.k).__name__}")
-        if self.k < 0:
-            raise ValueError(f"k: expected k >= 0, got {self.k}")
-        sigma = _check_number("sigma", self.sigma)
-        if not sigma > 0:
-            raise ValueError(f"sigma: expected sigma > 0 (inf for uniform weights), got {self.sigma}")
-        t = _check_number("temperature", self.temperature)
-        if not (t > 0 and math.isfinite(t)):
-            raise ValueError(f"temperature: expected a finite T > 0, got {self.temperature}")
-        if self.metric not in METRICS:
-            raise ValueError(f"metric: expected one of {METRICS}, got {self.metric!r}")
-        if self.backend not in ("exact", "faiss"):
-            raise ValueError(f"backend: expected 'exact' or 'faiss', got {self.backend!r}")
-        if self.mode not in ("classification", "regression"):
-            raise ValueError(f"mode: expected 'classification' or 'regression', got {self.mode!r}")
+        check_int(self.k, "k", 0)
+        check_float(self.sigma, "sigma", 0.0, low_open=True, allow_inf=True)
+        check_float(self.temperature, "temperature", 0.0, low_open=True)
+        check_choice(self.metric, "metric", METRICS)
+        check_bool(self.normalize, "normalize")
+        check_choice(self.backend, "backend", ("exact", "faiss"))
+        check_choice(self.mode, "mode", ("classification", "regression"))
+        if not isinstance(self.faiss_index, str):
+            raise TypeError(
+                f"faiss_index: expected a faiss.index_factory string, got a {type(self.faiss_index).__name__}"
+            )
+        if self.faiss_params is not None and not isinstance(self.faiss_params, dict):
+            raise TypeError(f"faiss_params: expected None or a dict, got a {type(self.faiss_params).__name__}")
+        if self.threads is not None:
+            check_int(self.threads, "threads", 1)
 
     def _embeddings(self, x: Any, name: str) -> np.ndarray:
         a = as_vectors(x, name)
@@ -288,6 +282,27 @@ class ResMem:
         self._index = index
         self._apply_faiss_params()
 
+    # A fitted ResMem pickles its residuals and its index: the exact index as its keys
+    # (KnnIndex rebuilds itself), a faiss index through faiss.serialize_index.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        index = state.get("_index")
+        if index is not None and not isinstance(index, KnnIndex):
+            import faiss
+
+            state["_index"] = ("faiss-serialized", faiss.serialize_index(index))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        index = state.get("_index")
+        if isinstance(index, tuple) and index and index[0] == "faiss-serialized":
+            import faiss
+
+            state = {**state, "_index": faiss.deserialize_index(index[1])}
+        self.__dict__.update(state)
+        if isinstance(index, tuple) and self.faiss_params:
+            self._apply_faiss_params()
+
     def _apply_faiss_params(self) -> None:
         import faiss
 
@@ -300,7 +315,9 @@ class ResMem:
 
     def _require_fitted(self) -> None:
         if not getattr(self, "_fitted", False):
-            raise RuntimeError("ResMem: call fit(...) first (or again after changing parameters)")
+            raise errors.NotFittedError(
+                "This ResMem instance is not fitted yet: call fit(...) first (or again after changing parameters)"
+            )
 
     def kneighbors(self, embeddings: Any, k: int | None = None) -> tuple[F64, I64]:
         """``(distances, indices)`` of the ``k`` nearest training examples (``-1`` marks a
@@ -399,6 +416,7 @@ class ResMem:
         y = to_numpy(labels, "val_labels")
         if y.shape != (n,):
             raise ValueError(f"val_labels: expected shape ({n},), got {y.shape}")
+        check_class_labels(y, "val_labels", self.n_outputs_)
         if e.shape[1] != self.dim_:
             raise ValueError(f"val_embeddings: expected dimension {self.dim_} (as in fit), got {e.shape[1]}")
         d, i = self._search(e, max(ks))
@@ -439,9 +457,9 @@ def tune_resmem(
     """
     import polars as pl
 
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 0:
-        raise ValueError(f"ks: expected non-negative ints, got {ks}")
+    ks = sorted({check_int(k, "ks[]", 0) for k in ks})
+    if not ks:
+        raise ValueError("ks: expected at least one k >= 0, got an empty sequence")
     model = ResMem(k=max(ks), **{p: v for p, v in params.items() if p not in ("k", "sigma")})
     if params.get("mode", "classification") != "classification":
         raise ValueError("tune_resmem: classification only (mode='classification')")
@@ -455,9 +473,9 @@ def tune_resmem(
         else:
             scale = 1.0
         sigmas = [scale * f for f in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)] + [math.inf]
-    sig = [float(s) for s in sigmas]
-    if not sig or not all(s > 0 for s in sig):
-        raise ValueError(f"sigmas: expected positive values, got {sig}")
+    sig = [check_float(s, "sigmas[]", 0.0, low_open=True, allow_inf=True) for s in sigmas]
+    if not sig:
+        raise ValueError("sigmas: expected at least one sigma > 0, got an empty sequence")
     rows = model._grid(val_embeddings, val_logits, val_labels, ks, sig)
     best = max(rows, key=lambda r: (r["accuracy"], -r["k"], -(r["sigma"] if r["k"] else 0.0)))
     table = pl.DataFrame(rows, schema={"k": pl.Int64, "sigma": pl.Float64, "accuracy": pl.Float64})

@@ -78,7 +78,7 @@ def knn_pure(queries: list[list[float]], keys: list[list[float]], k: int) -> tup
         row = []
         for j, x in enumerate(keys):
             s = 0.0
-            for a, b in zip(q, x):
+            for a, b in zip(q, x, strict=True):
                 s += (a - b) * (a - b)
             row.append((s, j))
         row.sort()

@@ -21,7 +21,7 @@ def _mean_difference(member: list[bool], values: list[float]) -> float:
     """Mean of ``values`` where ``member`` minus mean where not; NaN if a side is empty."""
     s_in = s_out = 0.0
     n_in = n_out = 0
-    for is_in, v in zip(member, values):
+    for is_in, v in zip(member, values, strict=True):
         if is_in:
             s_in += v
             n_in += 1

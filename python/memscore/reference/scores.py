@@ -438,6 +438,6 @@ def membership_metrics(scores: npt.ArrayLike, masks: npt.ArrayLike) -> dict[str,
     fpr = np.r_[0.0, fp / n_neg]
 
     out = {"auc": float(auc)}
-    for f, key in zip(FPR_LEVELS, keys[1:]):
+    for f, key in zip(FPR_LEVELS, keys[1:], strict=True):
         out[key] = float(tpr[fpr <= f].max())
     return out

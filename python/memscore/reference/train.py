@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._torch import require_torch
 from ..runs.train.driver import _as_xy, epoch_batches, init_model, run_seed
 from ..runs.train.plan import SubsetPlan
 
@@ -32,7 +33,7 @@ def train_sequential(
     runs: Sequence[int] | None = None,
 ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
     """Train runs of ``plan`` one after the other; return ``{r: (train_logits, test_logits)}``."""
-    import torch
+    torch = require_torch("memscore.reference.train")
 
     x_tr, y_tr = _as_xy(train, "train")
     x_te = _as_xy(test, "test")[0] if test is not None else None

@@ -19,6 +19,7 @@ import polars as pl
 
 from .._io import atomic_write
 from ..errors import StoreError
+from .datasets import DATASETS, TaskData, load_dataset
 from .proxies import disagreement, proxy_table, trajectories
 from .scores import membership_metrics
 from .store import RunStore
@@ -68,20 +69,24 @@ class Sweep:
 # ----------------------------------------------------------------------------- task ground truth
 
 
-def task_of(store: RunStore) -> Any:
-    """The embedded dataset a store was trained on (from its ``metadata["dataset"]``,
-    regenerated deterministically), or None for users' own data."""
-    spec = store.metadata.get("dataset") if isinstance(store.metadata, dict) else None
-    if not isinstance(spec, dict) or "name" not in spec:
-        return None
-    from . import datasets
+def task_of(store: RunStore) -> TaskData | None:
+    """The embedded dataset a store was trained on, regenerated deterministically.
 
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    if spec["name"] == "modular":
-        return datasets.modular_arithmetic(**kwargs)
-    if spec["name"] == "digits":
-        return datasets.digits(**kwargs)
-    return None
+    Parameters
+    ----------
+    store : RunStore
+        A store whose ``metadata["dataset"]`` names an embedded dataset and its arguments
+        (the command line's ``memscore train`` writes it).
+
+    Returns
+    -------
+    TaskData or None
+        None for users' own data (no or an unknown dataset name).
+    """
+    spec = store.metadata.get("dataset") if isinstance(store.metadata, dict) else None
+    if not isinstance(spec, dict) or spec.get("name") not in DATASETS:
+        return None
+    return load_dataset(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
 
 
 # ----------------------------------------------------------------------------- scoring

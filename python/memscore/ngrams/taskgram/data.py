@@ -96,7 +96,7 @@ def _align_bbe(bible: object, kjv: dict[int, str], band: int = 60) -> dict[int, 
         if step == 0:
             vids = by_chapter[kjv_keys[j - 1]]
             if len(chapters[i - 1]) == len(vids):  # same verse count: verse k <-> verse k
-                out.update((v, t) for v, t in zip(vids, chapters[i - 1]) if t)
+                out.update((v, t) for v, t in zip(vids, chapters[i - 1], strict=True) if t)
             i, j = i - 1, j - 1
         elif step == 1:
             i -= 1

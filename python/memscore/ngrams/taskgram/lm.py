@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..._torch import require_torch
 from .pairs import Examples, Normalize, default_normalizer, to_examples
 
 __all__ = ["encode_with_offsets", "lm_logprobs", "locate_ngram"]
@@ -136,7 +137,7 @@ def lm_logprobs(
     answer, or its tokens were cut by ``max_length``), ``n_tokens`` is 0 and ``logp_lm`` null.
     See the module docstring for how n-grams are located.
     """
-    import torch
+    torch = require_torch("lm_logprobs")
 
     rows = to_examples(examples)
     for c in ("example", "y"):

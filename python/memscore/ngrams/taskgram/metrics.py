@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
+from ...runs.proxies import spearman, spearman_pvalue
+
 __all__ = [
     "Correlation",
     "distributional_generalization",
@@ -63,8 +65,9 @@ def distributional_memorization(p_tg: Any, p_lm: Any) -> Correlation:
     a, b = _finite_pair(p_tg, p_lm)
     if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return Correlation(float("nan"), float("nan"), int(a.size))
-    r = _stats().spearmanr(a, b)
-    return Correlation(float(r.statistic), float(r.pvalue), int(a.size))
+    _stats()  # the p-value needs scipy: say so here rather than return a NaN p-value
+    rho, n = spearman(a, b)  # memscore's one Spearman (memscore.spearman), scipy's p-value
+    return Correlation(rho, spearman_pvalue(rho, n), n)
 
 
 def distributional_generalization(p_tg: Any, p_lm: Any) -> Correlation:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..._torch import require_torch
+
 __all__ = ["MODEL_SIZES", "GPTConfig", "TinyGPT", "TrainedLM", "train_lm", "train_tokenizer"]
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "<s>", "</s>"
@@ -57,11 +59,7 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 2000) -> Any:
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover
-        raise ImportError('the task-gram LM needs torch: pip install "memscore[train]"') from e
-    return torch
+    return require_torch("the task-gram LM")
 
 
 def _make_tiny_gpt() -> type:

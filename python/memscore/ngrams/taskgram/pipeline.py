@@ -38,6 +38,8 @@ from typing import Any
 
 import polars as pl
 
+from ..._torch import require_torch
+from ..._validate import check_bool, check_choice, check_float, check_int, check_optional_int
 from . import data
 from .lm import lm_logprobs
 from .metrics import distributional_table
@@ -76,6 +78,41 @@ class PipelineConfig:
     threshold: float = 0.3
     tasks: tuple[str, ...] = TASKS
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Every setting is checked here, so that a bad one fails before anything is built,
+        # downloaded or trained (the command line builds its config first).
+        from .model import MODEL_SIZES
+
+        def names(value: Any, name: str, allowed: Sequence[str]) -> None:
+            if isinstance(value, str) or not isinstance(value, (tuple, list)) or not value:
+                raise TypeError(f"{name}: expected a non-empty sequence of names from {list(allowed)}, got {value!r}")
+            for v in value:
+                if not isinstance(v, dict):
+                    check_choice(v, f"{name}[]", allowed)
+
+        names(self.sources, "sources", ("shakespeare", "kjv", "bbe"))
+        names(self.sizes, "sizes", tuple(MODEL_SIZES))
+        names(self.tasks, "tasks", TASKS)
+        check_float(self.epochs, "epochs", 0.0, low_open=True)
+        check_optional_int(self.max_steps, "max_steps", 1)
+        if self.time_limit_s is not None:
+            check_float(self.time_limit_s, "time_limit_s", 0.0, low_open=True)
+        for name in ("batch_size", "block_size", "vocab_size", "n_examples", "lm_batch_size"):
+            check_int(getattr(self, name), name, 1)
+        check_float(self.lr, "lr", 0.0, low_open=True)
+        if isinstance(self.n, (str, bytes)) or not isinstance(self.n, (tuple, list)) or not self.n:
+            raise TypeError(f"n: expected a non-empty sequence of n-gram orders, got {self.n!r}")
+        for k in self.n:
+            check_int(k, "n[]", 1)
+        check_float(self.alpha, "alpha", 0.0)
+        check_optional_int(self.max_documents, "max_documents", 1)
+        check_int(self.seed, "seed")
+        if not isinstance(self.device, str):
+            raise TypeError(f"device: expected a torch device name such as 'cpu' or 'cuda', got {self.device!r}")
+        check_optional_int(self.threads, "threads", 1)
+        check_bool(self.embedder, "embedder")
+        check_float(self.threshold, "threshold", -1.0, 1.0)
 
     @classmethod
     def quick(cls, **overrides: Any) -> PipelineConfig:
@@ -187,9 +224,7 @@ def run_pipeline(
     cfg = config or PipelineConfig()
     say = log or (lambda msg: None)
     if cfg.threads is not None:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+        require_torch("the task-gram pipeline").set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     norm = default_normalizer()
     docs, verse_ids = build_documents(cfg.sources, cfg.max_documents)

@@ -18,20 +18,18 @@ order come from ``seed`` and ``r`` only, never from the ensemble it was grouped 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ..._torch import require_torch
+from ..._validate import check_bool, check_choice, check_float, check_int, check_optional_int
 from ...errors import StoreError
 from ..store import RunStore
 from .plan import SubsetPlan
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
 
 __all__ = ["train_runs", "TrainConfig", "mlp", "snapshot_outcomes_torch"]
 
@@ -39,43 +37,68 @@ _OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("memscore.train needs torch: pip install 'memscore[train]'") from exc
-    return torch
+    return require_torch("memscore.train")
 
 
 # ----------------------------------------------------------------------------- models
 
 
-def mlp(
-    in_features: int, n_classes: int, width: int = 512, depth: int = 1, activation: str = "square"
-) -> torch.nn.Module:
+def mlp(in_features: int, n_classes: int, width: int = 512, depth: int = 1, activation: str = "square") -> Any:
     """A fully connected network: ``depth`` hidden layers of ``width`` units.
 
     ``activation="square"`` (x²) is the quadratic MLP of Gromov (2023), which learns
     modular arithmetic from one-hot inputs in a few hundred steps; ``"relu"`` and
     ``"gelu"`` are the usual choices elsewhere.
+
+    Parameters
+    ----------
+    in_features : int
+        Input dimension, >= 1.
+    n_classes : int
+        Output logits, >= 2.
+    width : int, default 512
+        Units per hidden layer, >= 1.
+    depth : int, default 1
+        Hidden layers, >= 0 (0 = a linear model).
+    activation : {"square", "relu", "gelu"}, default "square"
+        The hidden activation.
+
+    Returns
+    -------
+    torch.nn.Sequential
+
+    Raises
+    ------
+    TypeError
+        A non-integer size or a non-string activation.
+    ValueError
+        A size below its minimum or an unknown activation.
+    ImportError
+        torch is not installed.
+
+    Examples
+    --------
+    >>> from memscore.train import mlp
+    >>> mlp(4, 3, width=8)
+    Sequential(
+      (0): Linear(in_features=4, out_features=8, bias=True)
+      (1): Square()
+      (2): Linear(in_features=8, out_features=3, bias=True)
+    )
     """
+    check_choice(activation, "activation", ("gelu", "relu", "square"))
+    in_features = check_int(in_features, "in_features", 1)
+    n_classes = check_int(n_classes, "n_classes", 2)
+    width = check_int(width, "width", 1)
+    depth = check_int(depth, "depth", 0)
     torch = _torch()
     nn = torch.nn
 
-    class Square(nn.Module):
+    class Square(nn.Module):  # type: ignore[misc]  # torch is untyped here (lazy import)
         def forward(self, x: Any) -> Any:
             return x * x
 
     acts: dict[str, Callable[[], Any]] = {"square": Square, "relu": nn.ReLU, "gelu": nn.GELU}
-    if activation not in acts:
-        raise ValueError(f"activation: expected one of {sorted(acts)}, got {activation!r}")
-    for name, v, lo in (
-        ("in_features", in_features, 1),
-        ("n_classes", n_classes, 2),
-        ("width", width, 1),
-        ("depth", depth, 0),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
     layers: list[Any] = []
     d = int(in_features)
     for _ in range(int(depth)):
@@ -124,7 +147,46 @@ def _as_xy(data: Any, name: str) -> tuple[Any, Any]:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters shared by every run (kept in each run's metadata)."""
+    """Hyper-parameters shared by every run (kept in each run's metadata).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over each run's subset, >= 1.
+    batch_size : int
+        Minibatch size, >= 1.
+    lr : float
+        Learning rate, > 0.
+    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
+        As in ``torch.optim``.
+    momentum : float, default 0.9
+        SGD momentum, >= 0.
+    weight_decay : float, default 0.0
+        >= 0.
+    betas : tuple of two floats, default (0.9, 0.999)
+        Adam / AdamW betas, each in [0, 1).
+    eps : float, default 1e-8
+        Adam / AdamW epsilon, >= 0.
+    snapshot_epochs : tuple of int, default ()
+        Increasing epochs in ``0..epochs`` after which outcomes are recorded.
+    grand : bool, default False
+        Record per-example gradient norms at the snapshots.
+    seed : int, default 0
+        Seed of the runs.
+
+    Raises
+    ------
+    TypeError
+        A value of the wrong type.
+    ValueError
+        A value out of range.
+
+    Examples
+    --------
+    >>> from memscore.train import TrainConfig
+    >>> TrainConfig(epochs=2, batch_size=32, lr=0.1).as_dict()["optimizer"]
+    'sgd'
+    """
 
     epochs: int
     batch_size: int
@@ -137,29 +199,36 @@ class TrainConfig:
     snapshot_epochs: tuple[int, ...] = ()
     grand: bool = False
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {list(_OPTIMIZERS)}, got {self.optimizer!r}")
-        for name in ("lr", "momentum", "weight_decay", "eps"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
-        if self.lr == 0:
-            raise ValueError("lr: expected a positive learning rate, got 0")
-        snaps = tuple(int(e) for e in self.snapshot_epochs)
-        if any(b <= a for a, b in zip(snaps, snaps[1:])) or any(e < 0 or e > self.epochs for e in snaps):
+        check_int(self.epochs, "epochs", 1)
+        check_int(self.batch_size, "batch_size", 1)
+        check_choice(self.optimizer, "optimizer", _OPTIMIZERS)
+        check_float(self.lr, "lr", 0.0, low_open=True)
+        for name in ("momentum", "weight_decay", "eps"):
+            check_float(getattr(self, name), name, 0.0)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise TypeError(f"betas: expected a pair of floats, got {self.betas!r}")
+        for b in self.betas:
+            check_float(b, "betas[]", 0.0, 1.0, high_open=True)
+        check_bool(self.grand, "grand")
+        check_int(self.seed, "seed", 0)
+        if isinstance(self.snapshot_epochs, (str, bytes)) or not hasattr(self.snapshot_epochs, "__iter__"):
+            raise TypeError(f"snapshot_epochs: expected a sequence of integers, got {self.snapshot_epochs!r}")
+        snaps = tuple(check_int(e, "snapshot_epochs[]") for e in self.snapshot_epochs)
+        if any(b <= a for a, b in zip(snaps, snaps[1:], strict=False)) or any(e < 0 or e > self.epochs for e in snaps):
             raise ValueError(
                 f"snapshot_epochs: expected increasing epochs in 0..{self.epochs}, got {list(self.snapshot_epochs)}"
             )
         object.__setattr__(self, "snapshot_epochs", snaps)
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready description (each run's metadata).
+
+        Returns
+        -------
+        dict of str to object
+        """
         return {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -172,7 +241,6 @@ class TrainConfig:
             "snapshot_epochs": list(self.snapshot_epochs),
             "grand": self.grand,
             "seed": self.seed,
-            **self.extra,
         }
 
 
@@ -233,7 +301,10 @@ def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Ensemble:
-    """``E`` models with stacked parameters and a hand-rolled, per-member-maskable optimizer."""
+    """``E`` models with stacked parameters (``torch.func.stack_module_state``), trained as
+    one vmapped model by one ``torch.optim`` optimizer over the stacked tensors (fused
+    where the device has the kernel): elementwise updates of a stacked tensor are per-member
+    updates, and every member steps at every step (runs are grouped by step count)."""
 
     def __init__(self, models: Sequence[Any], cfg: TrainConfig, device: Any) -> None:
         torch = _torch()
@@ -249,7 +320,7 @@ class _Ensemble:
         self.base = base
 
         def f(p: Sequence[Any], b: dict[str, Any], x: Any) -> Any:
-            return functional_call(base, ({**dict(zip(self.names, p)), **b}), (x,))
+            return functional_call(base, ({**dict(zip(self.names, p, strict=True)), **b}), (x,))
 
         self._f = f
         self.vm_batch = torch.func.vmap(f, in_dims=(0, 0, 0), randomness="different")
@@ -270,7 +341,7 @@ class _Ensemble:
     @_no_grad
     def step(self, grads: Sequence[Any]) -> None:
         """One optimizer step of every member."""
-        for p, g in zip(self.params, grads):
+        for p, g in zip(self.params, grads, strict=True):
             # vmap's weight gradients come transposed; the fused kernels need p's layout
             p.grad = g.contiguous()
         self.opt.step()
@@ -489,13 +560,17 @@ def train_runs(
         StoreError: the store was created for other examples, or holds a run with a
             plan run id but a different mask.
     """
-    torch = _torch()
+    _torch()  # a missing torch is reported before anything else
     if not isinstance(plan, SubsetPlan):
         raise TypeError(f"plan: expected a memscore.train.SubsetPlan, got {type(plan).__name__}")
     if not isinstance(store, RunStore):
         raise TypeError(f"store: expected a memscore.RunStore, got {type(store).__name__}")
-    if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) or ensemble < 1:
-        raise ValueError(f"ensemble: expected an integer >= 1, got {ensemble!r}")
+    ensemble = check_int(ensemble, "ensemble", 1)
+    keep_logits = check_bool(keep_logits, "keep_logits")
+    progress = check_bool(progress, "progress")
+    max_runs = check_optional_int(max_runs, "max_runs", 0)
+    if not callable(model_fn):
+        raise TypeError(f"model_fn: expected a function returning a torch.nn.Module, got {type(model_fn).__name__}")
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
         weight_decay=weight_decay, snapshot_epochs=tuple(snapshot_epochs), grand=bool(grand), seed=seed,
@@ -519,17 +594,15 @@ def train_runs(
     todo = []
     for r, rid in enumerate(plan.run_ids):
         if rid in existing:
-            info = store.run_info(rid)
             got = store._load_chunk([rid], ["mask_bits"])["mask_bits"][0]
             if not np.array_equal(got, plan.masks[r]):
                 raise StoreError(
                     f"{store.path}: run {rid} exists with a different mask: the store was filled by another plan"
                 )
-            del info
             continue
         todo.append(r)
     if max_runs is not None:
-        todo = todo[: max(0, int(max_runs))]
+        todo = todo[:max_runs]
 
     x_tr, y_tr = x_tr.to(dev), y_tr.to(dev)
     if x_te is not None:
@@ -590,7 +663,7 @@ def _train_group(
     if 0 in cfg.snapshot_epochs:
         snapshot()
     for epoch in range(1, cfg.epochs + 1):
-        batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs)]
+        batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs, strict=True)]
         n_steps = len(batches[0])
         if any(len(b) != n_steps for b in batches):  # pragma: no cover - train_runs groups by step count
             raise AssertionError("ensemble members must take the same number of steps per epoch")
