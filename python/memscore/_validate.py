@@ -15,13 +15,37 @@ import numpy.typing as npt
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:
-    """A numpy view of an array-like (numpy array, torch tensor, nested list)."""
+    """A numpy view of an array-like (numpy array, torch tensor, nested list).
+
+    Parameters
+    ----------
+    x : object
+        A numpy array, a torch tensor (CPU tensors are shared, others copied to the CPU), or
+        anything ``numpy.asarray`` takes.
+    name : str
+        The argument's name, for messages.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    TypeError
+        ``x`` cannot be made an array.
+
+    Examples
+    --------
+    >>> to_numpy([1, 2], "x")
+    array([1, 2])
+    """
     if type(x).__module__.startswith("torch"):
         # torch tensors: .numpy() shares memory for CPU tensors; other devices are copied.
         x = x.detach()
         if x.device.type != "cpu":
             x = x.cpu()
-        return x.numpy()
+        view: np.ndarray = x.numpy()
+        return view
     if isinstance(x, np.ndarray):
         return x
     try:
@@ -69,7 +93,28 @@ def as_outcomes(x: Any, name: str, ndim: int = 2) -> np.ndarray:
 
 
 def as_labels(x: Any, name: str, n: int) -> npt.NDArray[np.int64]:
-    """1-D int64 class labels of length ``n``."""
+    """1-D int64 class labels of length ``n``.
+
+    Parameters
+    ----------
+    x : array-like of int
+        The labels.
+    name : str
+        The argument's name, for messages.
+    n : int
+        The length expected.
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+
+    Raises
+    ------
+    TypeError
+        Not integers.
+    ValueError
+        Not of shape (n,).
+    """
     a = to_numpy(x, name)
     if a.ndim != 1 or a.shape[0] != n:
         raise ValueError(f"{name}: expected shape ({n},), got {a.shape}")
@@ -79,7 +124,24 @@ def as_labels(x: Any, name: str, n: int) -> npt.NDArray[np.int64]:
 
 
 def check_runs(masks: np.ndarray, outcomes: np.ndarray, outcome_name: str, same_cols: bool) -> None:
-    """Masks and outcomes must describe the same runs (and examples, for train outcomes)."""
+    """Masks and outcomes must describe the same runs (and examples, for train outcomes).
+
+    Parameters
+    ----------
+    masks : ndarray, shape (R, N)
+        Checked masks.
+    outcomes : ndarray, shape (R, N) or (R, T)
+        Checked outcomes.
+    outcome_name : str
+        The outcomes' argument name, for messages.
+    same_cols : bool
+        Outcomes are of the training examples (N columns), not of test examples.
+
+    Raises
+    ------
+    ValueError
+        No runs, or the shapes disagree.
+    """
     if masks.shape[0] == 0:
         raise ValueError("masks: need at least one run (R = 0)")
     if outcomes.shape[0] != masks.shape[0]:
@@ -284,7 +346,31 @@ def check_choice(x: object, name: str, choices: Sequence[str]) -> str:
 
 
 def check_optional_int(x: object, name: str, minimum: int | None = None, maximum: int | None = None) -> int | None:
-    """``None``, or :func:`check_int` of ``x``."""
+    """``None``, or :func:`check_int` of ``x``.
+
+    Parameters
+    ----------
+    x : object
+        None or the value to check.
+    name : str
+        The argument's name, for messages.
+    minimum, maximum : int or None
+        Inclusive bounds.
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`check_int`.
+
+    Examples
+    --------
+    >>> check_optional_int(None, "max_runs", 0) is None
+    True
+    """
     return None if x is None else check_int(x, name, minimum, maximum)
 
 
@@ -294,10 +380,24 @@ def check_optional_int(x: object, name: str, minimum: int | None = None, maximum
 def check_real(a: npt.NDArray[Any], name: str) -> None:
     """Refuse arrays that are not real numbers (strings, complex, objects, datetimes).
 
+    Parameters
+    ----------
+    a : ndarray
+        The array.
+    name : str
+        The argument's name, for messages.
+
     Raises
     ------
     TypeError
         ``a`` holds anything but bools, integers or floats.
+
+    Examples
+    --------
+    >>> check_real(np.array(["1"]), "scores")
+    Traceback (most recent call last):
+    ...
+    TypeError: scores: expected an array of real numbers, got dtype <U1
     """
     if not (a.dtype == np.bool_ or np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {a.dtype}")
@@ -306,12 +406,28 @@ def check_real(a: npt.NDArray[Any], name: str) -> None:
 def check_class_labels(y: npt.NDArray[Any], name: str, n_classes: int | None = None) -> None:
     """Integer class labels in ``0 .. n_classes - 1`` (non-negative when ``n_classes`` is None).
 
+    Parameters
+    ----------
+    y : ndarray
+        The labels.
+    name : str
+        The argument's name, for messages.
+    n_classes : int, optional
+        The number of classes.
+
     Raises
     ------
     TypeError
         ``y`` is not an integer array.
     ValueError
         A label is negative or ``>= n_classes``.
+
+    Examples
+    --------
+    >>> check_class_labels(np.array([0, 3]), "labels", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels: expected classes in 0..2, got range 0..3
     """
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"{name}: expected integer class labels, got dtype {y.dtype}")
@@ -324,13 +440,33 @@ def check_class_labels(y: npt.NDArray[Any], name: str, n_classes: int | None = N
 
 
 def check_summable(a: npt.NDArray[Any], name: str, n_terms: int, *, squares: bool = False) -> None:
-    """Refuse float values so large that summing ``n_terms`` of them (or of their squares,
-    after a shift by another value of ``a``) would overflow float64 and turn into inf / NaN.
+    """Refuse float values too large to sum.
+
+    Summing ``n_terms`` of them (or of their squares, after a shift by another value of
+    ``a``) would overflow float64 and silently turn the estimate into inf or NaN.
+
+    Parameters
+    ----------
+    a : ndarray
+        Outcomes (bool arrays always pass).
+    name : str
+        The argument's name, for messages.
+    n_terms : int
+        How many values one sum adds up (the number of runs).
+    squares : bool, default False
+        The estimator also sums squares (standard errors, LiRA's Gaussians).
 
     Raises
     ------
     ValueError
         ``max |a|`` is too large for the sums the estimator takes.
+
+    Examples
+    --------
+    >>> check_summable(np.array([1e308, -1e308]), "outcomes", 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: outcomes: values up to 1e+308 in magnitude would overflow float64 ...
     """
     if a.dtype == np.bool_ or a.size == 0:
         return

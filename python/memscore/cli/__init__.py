@@ -13,12 +13,15 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import typer
 
 __all__ = ["app", "main"]
 
 
-def _build_app() -> Any:
+def _build_app() -> typer.Typer:
     import typer
 
     from . import ngrams, runs, taskgram
@@ -43,7 +46,7 @@ def _build_app() -> Any:
 try:
     import typer as _typer  # noqa: F401
 except ImportError:  # pragma: no cover - the cli extra is missing; main() says so
-    app = None
+    app: typer.Typer | None = None
 else:
     app = _build_app()
 

@@ -46,7 +46,28 @@ def _check_threads(threads: Any) -> int | None:
 
 
 def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> np.ndarray:
-    """A C-contiguous, finite, non-empty 2-D float32 array (float16 kept if allowed)."""
+    """A C-contiguous, finite, non-empty 2-D float32 array (float16 kept if allowed).
+
+    Parameters
+    ----------
+    x : array-like or torch CPU tensor, shape (rows, dim)
+        Float vectors.
+    name : str
+        The argument's name, for messages.
+    allow_f16 : bool, default False
+        Keep float16 as float16 (otherwise it becomes float32).
+
+    Returns
+    -------
+    ndarray of float32 (or float16)
+
+    Raises
+    ------
+    TypeError
+        Not a float array.
+    ValueError
+        Not 2-D, empty, or NaN / infinite values.
+    """
     a = to_numpy(x, name)
     if a.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array (rows, dim), got shape {a.shape}")
@@ -174,12 +195,37 @@ class KnnIndex:
 
 
 def knn(queries: Any, keys: Any, k: int, *, metric: str = "l2", threads: int | None = None) -> tuple[F32, I64]:
-    """Exact ``k`` nearest neighbours of ``queries`` (Q, d) among ``keys`` (N, d).
+    """Exact ``k`` nearest neighbours of ``queries`` among ``keys``.
 
-    Returns ``(distances, indices)``, both ``(Q, k)`` (float32, int64), nearest first,
-    ties toward the lower index. See :class:`KnnIndex` for the metrics and ``threads``;
-    build a :class:`KnnIndex` instead when searching the same keys more than once.
+    Build a :class:`KnnIndex` instead when searching the same keys more than once.
 
+    Parameters
+    ----------
+    queries : array-like of float, shape (Q, d)
+        Query vectors.
+    keys : array-like of float, shape (N, d)
+        Key vectors.
+    k : int
+        Neighbours per query, ``1 <= k <= N``.
+    metric : {"l2", "ip", "cosine"}, default "l2"
+        See :class:`KnnIndex`.
+    threads : int, optional
+        Threads of this call (default: memscore's pool).
+
+    Returns
+    -------
+    distances : ndarray of float32, shape (Q, k)
+    indices : ndarray of int64, shape (Q, k)
+        Nearest first, ties toward the lower index.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Non-float or non-finite vectors, different dimensions, ``k`` out of range, an
+        unknown metric.
+
+    Examples
+    --------
     >>> d, i = knn(np.zeros((1, 2), np.float32), np.array([[1, 0], [0, 0.5]], np.float32), 1)
     >>> (float(d[0, 0]), int(i[0, 0]))
     (0.25, 1)

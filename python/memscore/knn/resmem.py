@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 from .. import errors
 from .._validate import check_bool, check_choice, check_class_labels, check_float, check_int, to_numpy
@@ -46,12 +47,14 @@ _CHUNK = 4096  # query rows per kNN + residual-gather step (bounds the (rows, k,
 def _softmax(z: np.ndarray) -> F64:
     z = np.asarray(z, dtype=np.float64)
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    out: F64 = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+    out: np.ndarray = np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+    return out
 
 
 def _weights(dist: np.ndarray, sigma: float, valid: np.ndarray | None = None) -> F64:
@@ -67,7 +70,8 @@ def _weights(dist: np.ndarray, sigma: float, valid: np.ndarray | None = None) ->
     m = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(logits - m)
     s = e.sum(axis=1, keepdims=True)
-    return np.divide(e, s, out=np.zeros_like(e), where=s > 0)
+    w: F64 = np.divide(e, s, out=np.zeros_like(e), where=s > 0)
+    return w
 
 
 class ResMem:
@@ -141,12 +145,40 @@ class ResMem:
     )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn convention)."""
+        """The constructor parameters (scikit-learn convention).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility (ResMem has no sub-estimators).
+
+        Returns
+        -------
+        dict of str to object
+        """
         return {p: getattr(self, p) for p in self._PARAMS}
 
     def set_params(self, **params: Any) -> ResMem:
-        """Set constructor parameters; ``k``, ``sigma`` apply without refitting (``k`` up to
-        the fitted number of examples); other changes need ``fit`` again."""
+        """Set constructor parameters.
+
+        ``k``, ``sigma``, ``threads`` and ``faiss_params`` apply without refitting (``k`` up to
+        the fitted number of examples); other changes need ``fit`` again.
+
+        Parameters
+        ----------
+        **params
+            Constructor parameters.
+
+        Returns
+        -------
+        ResMem
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            An unknown parameter.
+        """
         for name, value in params.items():
             if name not in self._PARAMS:
                 raise ValueError(f"set_params: unknown parameter {name!r}; expected one of {self._PARAMS}")
@@ -224,9 +256,36 @@ class ResMem:
     def fit(self, train_embeddings: Any, train_labels: Any, train_logits: Any) -> ResMem:
         """Store the training residuals and index the training embeddings.
 
-        Classification: ``train_labels`` (N,) ints in ``[0, C)``, ``train_logits``
-        (N, C). Regression: ``train_labels`` are the targets and ``train_logits`` the base
-        model's predictions, both (N,) or (N, D).
+        Parameters
+        ----------
+        train_embeddings : array-like of float, shape (N, d)
+            Embeddings of the training examples (e.g. from :func:`extract_embeddings`).
+        train_labels : array-like
+            Classification: (N,) integer classes in ``[0, C)``. Regression: the targets,
+            (N,) or (N, D).
+        train_logits : array-like of float
+            Classification: the base model's (N, C) logits. Regression: its predictions, the
+            shape of ``train_labels``.
+
+        Returns
+        -------
+        ResMem
+            ``self``, fitted.
+
+        Raises
+        ------
+        TypeError
+            A parameter or an array of the wrong type.
+        ValueError
+            A parameter out of range, shapes that disagree, labels out of range, NaN values.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> e = np.eye(3, dtype=np.float32)
+        >>> m = ResMem(k=1).fit(e, np.array([0, 1, 2]), np.zeros((3, 3)))
+        >>> m.predict(e, np.zeros((3, 3))).tolist()
+        [0, 1, 2]
         """
         self._check_params()
         e = self._embeddings(train_embeddings, "train_embeddings")
@@ -320,9 +379,29 @@ class ResMem:
             )
 
     def kneighbors(self, embeddings: Any, k: int | None = None) -> tuple[F64, I64]:
-        """``(distances, indices)`` of the ``k`` nearest training examples (``-1`` marks a
-        slot an approximate faiss index left empty). Distances follow ``metric``:
-        squared L2, ``1 − cos`` or ``−⟨q, x⟩``, nearest first."""
+        """The nearest training examples of ``embeddings``.
+
+        Parameters
+        ----------
+        embeddings : array-like of float, shape (M, d)
+            Query embeddings.
+        k : int, optional
+            Neighbours (default: the fitted ``k``), ``0 <= k <= N``.
+
+        Returns
+        -------
+        distances : ndarray of float64, shape (M, k)
+            Following ``metric``: squared L2, ``1 − cos`` or ``−⟨q, x⟩``, nearest first.
+        indices : ndarray of int64, shape (M, k)
+            ``-1`` marks a slot an approximate faiss index left empty.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        ValueError
+            Wrong dimension, ``k`` out of range.
+        """
         self._require_fitted()
         k = self.k if k is None else k
         e = self._embeddings(embeddings, "embeddings")
@@ -351,12 +430,14 @@ class ResMem:
 
     def _correct(self, base: F64, dist: np.ndarray, idx: np.ndarray, k: int, sigma: float) -> F64:
         if k == 0:
-            return base.copy()
+            same: F64 = base.copy()
+            return same
         d, i = dist[:, :k], idx[:, :k]
         valid = i >= 0
         w = _weights(d, sigma, None if valid.all() else valid)
         r = self.residuals_[np.where(valid, i, 0)]
-        return base + np.einsum("qk,qkc->qc", w, r)
+        out: F64 = base + np.einsum("qk,qkc->qc", w, r)
+        return out
 
     def _predict_raw(self, embeddings: Any, logits: Any) -> F64:
         self._require_fitted()
@@ -378,22 +459,81 @@ class ResMem:
         return out
 
     def predict_proba(self, embeddings: Any, logits: Any) -> F64:
-        """``softmax(z / T) + Σ_j w_j r_j``, shape ``(M, C)`` float64 (classification).
+        """``softmax(z / T) + Σ_j w_j r_j`` (classification).
 
-        Rows sum to one; entries may leave ``[0, 1]`` (see the module notes)."""
+        Rows sum to one; entries may leave ``[0, 1]`` (see the module notes).
+
+        Parameters
+        ----------
+        embeddings : array-like of float, shape (M, d)
+            Embeddings of the inputs.
+        logits : array-like of float, shape (M, C)
+            The base model's logits on them.
+
+        Returns
+        -------
+        ndarray of float64, shape (M, C)
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        ValueError
+            In regression mode; shapes that disagree with the fit.
+        """
         if self.mode != "classification":
             raise ValueError("predict_proba: only in mode='classification'; use predict")
         return self._predict_raw(embeddings, logits)
 
     def predict(self, embeddings: Any, logits: Any) -> np.ndarray:
-        """Class labels (argmax of :meth:`predict_proba`) or regression values."""
+        """Class labels (argmax of :meth:`predict_proba`) or regression values.
+
+        Parameters
+        ----------
+        embeddings : array-like of float, shape (M, d)
+            Embeddings of the inputs.
+        logits : array-like of float
+            The base model's (M, C) logits, or (regression) its (M,) / (M, D) predictions.
+
+        Returns
+        -------
+        ndarray
+            (M,) int64 classes, or float64 values of the targets' shape.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        """
         out = self._predict_raw(embeddings, logits)
         if self.mode == "classification":
-            return out.argmax(axis=1).astype(np.int64)
-        return out[:, 0] if getattr(self, "_squeeze", False) else out
+            labels: I64 = out.argmax(axis=1).astype(np.int64)
+            return labels
+        values: F64 = out[:, 0] if getattr(self, "_squeeze", False) else out
+        return values
 
     def score(self, embeddings: Any, logits: Any, labels: Any) -> float:
-        """Accuracy (classification) or the coefficient of determination R² (regression)."""
+        """Accuracy (classification) or the coefficient of determination R² (regression).
+
+        Parameters
+        ----------
+        embeddings : array-like of float, shape (M, d)
+            Embeddings of the inputs.
+        logits : array-like of float
+            The base model's logits or predictions on them.
+        labels : array-like
+            True classes or targets.
+
+        Returns
+        -------
+        float
+            R² is NaN for constant targets.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        """
         pred = self.predict(embeddings, logits)
         y = to_numpy(labels, "labels")
         if y.shape[0] != pred.shape[0]:
@@ -442,21 +582,47 @@ def tune_resmem(
     ks: Iterable[int] = (0, 1, 2, 5, 10, 20, 50),
     sigmas: Iterable[float] | None = None,
     **params: Any,
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[dict[str, float], pl.DataFrame]:
     """Pick ``k`` and ``sigma`` for classification by accuracy on a validation split.
 
     Fits :class:`ResMem` once (other constructor arguments go in ``params``), searches the
     validation embeddings once for ``max(ks)`` neighbours and scores every ``(k, σ)``
-    pair from those neighbours (``k = 0``: the base model). ``sigmas=None`` uses
-    ``m · (0.01, 0.03, 0.1, 0.3, 1, 3)`` and ``inf``, where ``m`` is the median distance
-    to the nearest training neighbour of the validation points. Ties go to the smaller
-    ``k``, then the smaller ``σ``.
+    pair from those neighbours (``k = 0``: the base model). Ties go to the smaller ``k``,
+    then the smaller ``σ``.
 
-    Returns ``(best, table)``: ``best`` holds ``k``, ``sigma`` and ``accuracy``;
-    ``table`` is a polars DataFrame with columns ``k``, ``sigma``, ``accuracy``.
+    Parameters
+    ----------
+    train_embeddings, train_labels, train_logits : array-like
+        As :meth:`ResMem.fit` takes them.
+    val_embeddings : array-like of float, shape (M, d)
+        Validation embeddings.
+    val_labels : array-like of int, shape (M,)
+        Validation classes, in ``[0, C)``.
+    val_logits : array-like of float, shape (M, C)
+        The base model's validation logits.
+    ks : iterable of int, default (0, 1, 2, 5, 10, 20, 50)
+        Candidate ``k`` values, each >= 0.
+    sigmas : iterable of float, optional
+        Candidate ``sigma`` values, each > 0 (``inf`` allowed). Default:
+        ``m · (0.01, 0.03, 0.1, 0.3, 1, 3)`` and ``inf``, where ``m`` is the median distance
+        to the nearest training neighbour of the validation points.
+    **params
+        Other :class:`ResMem` constructor arguments.
+
+    Returns
+    -------
+    best : dict
+        ``k``, ``sigma`` and ``accuracy`` of the best pair.
+    table : polars.DataFrame
+        Columns ``k``, ``sigma``, ``accuracy``, one row per pair.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``ks``, non-numeric ``sigmas``, arrays of the wrong type.
+    ValueError
+        Empty ``ks`` / ``sigmas``, values out of range, labels out of range, regression mode.
     """
-    import polars as pl
-
     ks = sorted({check_int(k, "ks[]", 0) for k in ks})
     if not ks:
         raise ValueError("ks: expected at least one k >= 0, got an empty sequence")

@@ -65,11 +65,37 @@ class OutcomeStats:
 
     @classmethod
     def from_runs(cls, masks: Any, outcomes: Any, *, shift: Any = None) -> OutcomeStats:
-        """Statistics of ``outcomes`` (R, N) split by ``masks`` (R, N).
+        """Statistics of ``outcomes`` split by ``masks``.
 
-        ``shift`` (N,) is subtracted before summing, keeping sums of squares well
-        conditioned for float outcomes; by default the first run's outcome. Statistics
-        you intend to add must share one shift.
+        Parameters
+        ----------
+        masks : array-like of bool, shape (R, N)
+            True where run r trained on example i.
+        outcomes : array-like of bool or float, shape (R, N)
+            Per-run outcomes.
+        shift : array-like of float, shape (N,), optional
+            Subtracted before summing, keeping sums of squares well conditioned for float
+            outcomes; by default the first run's outcome (0 for bool outcomes). Statistics you
+            intend to add must share one shift.
+
+        Returns
+        -------
+        OutcomeStats
+
+        Raises
+        ------
+        TypeError
+            Wrong dtypes.
+        ValueError
+            Shapes disagree, NaN / infinite / overflowing outcomes, a shift of the wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> m = np.array([[1, 0], [0, 1]], dtype=bool)
+        >>> a = OutcomeStats.from_runs(m, m, shift=np.zeros(2))
+        >>> (a + a).n_in.tolist()
+        [2, 2]
         """
         m = as_mask(masks)
         o = as_outcomes(outcomes, "outcomes")
@@ -122,19 +148,43 @@ class OutcomeStats:
         return np.where(n >= 2, np.maximum(v, 0.0), np.nan)
 
     def mean_in(self) -> F64:
-        """Mean outcome over runs that trained on each example."""
+        """Mean outcome over runs that trained on each example.
+
+        Returns
+        -------
+        ndarray of float64, shape (N,)
+            NaN where no run is on that side.
+        """
         return self._mean(self.sum_in, self.n_in, self.shift)
 
     def mean_out(self) -> F64:
-        """Mean outcome over runs that held each example out (hold-out accuracy)."""
+        """Mean outcome over runs that held each example out (hold-out accuracy).
+
+        Returns
+        -------
+        ndarray of float64, shape (N,)
+            NaN where no run is on that side.
+        """
         return self._mean(self.sum_out, self.n_out, self.shift)
 
     def memorization(self) -> F64:
-        """``mean_in - mean_out`` (Feldman & Zhang 2020)."""
+        """``mean_in - mean_out`` (Feldman & Zhang 2020).
+
+        Returns
+        -------
+        ndarray of float64, shape (N,)
+            NaN where either side has no run.
+        """
         return self.mean_in() - self.mean_out()
 
     def memorization_stderr(self) -> F64:
-        """``sqrt(s_in²/n_in + s_out²/n_out)`` with ddof=1 variances."""
+        """``sqrt(s_in²/n_in + s_out²/n_out)`` with ddof=1 variances.
+
+        Returns
+        -------
+        ndarray of float64, shape (N,)
+            NaN where a side has fewer than two runs.
+        """
         v_in = self._var(self.sum_in, self.sumsq_in, self.n_in)
         v_out = self._var(self.sum_out, self.sumsq_out, self.n_out)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -379,7 +429,7 @@ def influence(
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
     check_summable(o, "outcomes", m.shape[0], squares=want_se)
     infl, se = _core.influence_full(m, o, double=dt == np.float64, stderr=want_se, **labels)
-    return (infl, se) if want_se else infl
+    return (infl, se) if want_se and se is not None else infl
 
 
 def logit_confidence(logits: Any, labels: Any) -> F64:

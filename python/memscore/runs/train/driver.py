@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from ..._validate import check_bool, check_choice, check_float, check_int, check
 from ...errors import StoreError
 from ..store import RunStore
 from .plan import SubsetPlan
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["train_runs", "TrainConfig", "mlp", "snapshot_outcomes_torch"]
 
@@ -43,7 +46,9 @@ def _torch() -> Any:
 # ----------------------------------------------------------------------------- models
 
 
-def mlp(in_features: int, n_classes: int, width: int = 512, depth: int = 1, activation: str = "square") -> Any:
+def mlp(
+    in_features: int, n_classes: int, width: int = 512, depth: int = 1, activation: str = "square"
+) -> torch.nn.Module:
     """A fully connected network: ``depth`` hidden layers of ``width`` units.
 
     ``activation="square"`` (x²) is the quadratic MLP of Gromov (2023), which learns
@@ -91,10 +96,9 @@ def mlp(in_features: int, n_classes: int, width: int = 512, depth: int = 1, acti
     n_classes = check_int(n_classes, "n_classes", 2)
     width = check_int(width, "width", 1)
     depth = check_int(depth, "depth", 0)
-    torch = _torch()
-    nn = torch.nn
+    nn = _torch().nn
 
-    class Square(nn.Module):  # type: ignore[misc]  # torch is untyped here (lazy import)
+    class Square(nn.Module):  # type: ignore[misc,name-defined]  # torch is Any here (lazy import)
         def forward(self, x: Any) -> Any:
             return x * x
 
@@ -105,7 +109,8 @@ def mlp(in_features: int, n_classes: int, width: int = 512, depth: int = 1, acti
         layers += [nn.Linear(d, int(width)), acts[activation]()]
         d = int(width)
     layers.append(nn.Linear(d, int(n_classes)))
-    return nn.Sequential(*layers)
+    model: torch.nn.Module = nn.Sequential(*layers)
+    return model
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -248,14 +253,48 @@ class TrainConfig:
 
 
 def run_seed(seed: int, r: int, stream: int) -> int:
-    """A 63-bit seed for run ``r``: stream 0 initializes the model, 1 orders its batches."""
+    """A 63-bit seed for run ``r``: stream 0 initializes the model, 1 orders its batches.
+
+    Parameters
+    ----------
+    seed : int
+        The plan's seed.
+    r : int
+        The run's index in the plan.
+    stream : int
+        Which random stream of the run.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> run_seed(0, 3, 1) == run_seed(0, 3, 1) != run_seed(0, 4, 1)
+    True
+    """
     return int(
         np.random.SeedSequence([int(seed), int(r), int(stream)]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1)
     )
 
 
 def init_model(model_fn: Callable[[], Any], seed: int, r: int) -> Any:
-    """``model_fn()`` under run ``r``'s own torch seed, leaving the global RNG untouched."""
+    """``model_fn()`` under run ``r``'s own torch seed, leaving the global RNG untouched.
+
+    Parameters
+    ----------
+    model_fn : callable
+        Builds the model.
+    seed : int
+        The plan's seed.
+    r : int
+        The run's index.
+
+    Returns
+    -------
+    torch.nn.Module
+        What ``model_fn`` returns.
+    """
     torch = _torch()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(run_seed(seed, r, 0))
@@ -263,8 +302,28 @@ def init_model(model_fn: Callable[[], Any], seed: int, r: int) -> Any:
 
 
 def epoch_batches(subset: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One epoch of run minibatches: a fresh permutation of ``subset`` cut into batches
-    of ``batch_size`` (the last one smaller)."""
+    """One epoch of a run's minibatches.
+
+    Parameters
+    ----------
+    subset : ndarray of int
+        The run's training examples.
+    batch_size : int
+        Examples per batch (the last batch may be smaller).
+    rng : numpy.random.Generator
+        The run's batch-order generator.
+
+    Returns
+    -------
+    list of ndarray of int
+        A fresh permutation of ``subset`` cut into batches.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [b.size for b in epoch_batches(np.arange(5), 2, np.random.default_rng(0))]
+    [2, 2, 1]
+    """
     perm = subset[rng.permutation(subset.size)]
     return [perm[i : i + batch_size] for i in range(0, perm.size, batch_size)]
 
@@ -273,8 +332,22 @@ def epoch_batches(subset: np.ndarray, batch_size: int, rng: np.random.Generator)
 
 
 def snapshot_outcomes_torch(logits: Any, labels: Any) -> dict[str, Any]:
-    """Per-example correctness, cross-entropy and EL2N of ``logits`` (..., n, C) for
-    ``labels`` (n,), as tensors of shape (..., n)."""
+    """Per-example correctness, cross-entropy and EL2N of logits, as tensors.
+
+    The torch twin of :func:`memscore.snapshot_outcomes`, used on the device while training.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (..., n, C)
+        Logits.
+    labels : torch.Tensor of int64, shape (n,)
+        Class labels.
+
+    Returns
+    -------
+    dict of str to torch.Tensor, each of shape (..., n)
+        ``"correct"`` (bool), ``"loss"`` and ``"el2n"`` (float64).
+    """
     torch = _torch()
     logp = torch.log_softmax(logits.double(), dim=-1)
     lab = labels.expand(logits.shape[:-1])
@@ -310,14 +383,12 @@ class _Ensemble:
         torch = _torch()
         from torch.func import functional_call, stack_module_state
 
-        self.cfg = cfg
         self.E = len(models)
         params, buffers = stack_module_state([m.to(device) for m in models])
         self.names = list(params)
         self.params = [params[k].detach().clone().requires_grad_(True) for k in self.names]
         self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
         base = models[0].to("meta")
-        self.base = base
 
         def f(p: Sequence[Any], b: dict[str, Any], x: Any) -> Any:
             return functional_call(base, ({**dict(zip(self.names, p, strict=True)), **b}), (x,))
@@ -435,7 +506,30 @@ def _check_store(store: RunStore, plan: SubsetPlan, y_train: Any, y_test: Any | 
 def create_store(
     path: Any, train: Any, test: Any = None, *, n_classes: int | None = None, metadata: dict[str, Any] | None = None
 ) -> RunStore:
-    """A new :class:`~memscore.RunStore` sized and labelled for ``train`` / ``test`` data."""
+    """A new :class:`~memscore.RunStore` sized and labelled for ``train`` / ``test`` data.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store directory.
+    train, test : tuple of arrays / tensors, or torch Dataset
+        ``(inputs, labels)`` as :func:`train_runs` takes them; ``test`` may be None.
+    n_classes : int, optional
+        Number of classes (default: the largest label + 1, at least 2).
+    metadata : dict, optional
+        JSON-serializable description kept in the store.
+
+    Returns
+    -------
+    RunStore
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad data, or labels outside ``0 .. n_classes - 1``.
+    StoreError
+        A store already exists at ``path``.
+    """
     _, y = _as_xy(train, "train")
     y_test = _as_xy(test, "test")[1] if test is not None else None
     c = (
@@ -527,38 +621,76 @@ def train_runs(
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
 
-    Args:
-        model_fn: builds a fresh ``torch.nn.Module`` mapping a batch of inputs to logits
-            (called once per run, under the run's own seed).
-        train, test: ``(inputs, labels)`` arrays/tensors, or map-style torch Datasets of
-            ``(input, label)``; ``test`` may be None. Both are held on ``device``.
-        plan: the runs' training subsets (:class:`SubsetPlan`); run ``r`` is stored as
-            ``plan.run_ids[r]``, which is how resuming recognizes finished runs.
-        store: a :class:`~memscore.RunStore` created for these examples with their labels
-            (:func:`create_store` makes one).
-        epochs, batch_size, lr, optimizer ("sgd", "adam", "adamw"), momentum (SGD),
-            weight_decay: as in ``torch.optim``; an epoch is one pass over the run's subset.
-        ensemble: runs trained at once as one vmapped model.
-        device: "auto" (CUDA when available), "cpu", "cuda", or a torch.device.
-        snapshot_epochs: epochs (0 = before training) after which every run's outcomes on
-            train and test are recorded (correctness, loss, EL2N) for
-            :meth:`RunStore.snapshot_scores`.
-        grand: also record per-example gradient norms (GraNd) on the train set at the
-            snapshots (costly: one gradient per example and run).
-        keep_logits: store the final train and test logits (float32) with each run.
-        seed: seeds every run's initialization and batch order (with the run's index).
-        progress: show a progress bar (tqdm) with runs done, runs/min and ETA.
-        max_runs: stop after this many new runs (for time-boxed jobs; resume later).
+    Parameters
+    ----------
+    model_fn : callable
+        Builds a fresh ``torch.nn.Module`` mapping a batch of inputs to logits (called once
+        per run, under the run's own seed).
+    train, test : tuple of arrays / tensors, or torch Dataset
+        ``(inputs, labels)``, or map-style Datasets of ``(input, label)``; ``test`` may be
+        None. Both are held on ``device``.
+    plan : SubsetPlan
+        The runs' training subsets; run ``r`` is stored as ``plan.run_ids[r]``, which is
+        how resuming recognizes finished runs.
+    store : RunStore
+        Created for these examples with their labels (:func:`create_store` makes one).
+    epochs, batch_size, lr : int, int, float
+        As in ``torch.optim``; an epoch is one pass over the run's subset.
+    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
+        The optimizer.
+    momentum : float, default 0.9
+        SGD momentum.
+    weight_decay : float, default 0.0
+        Weight decay.
+    ensemble : int, default 64
+        Runs trained at once as one vmapped model.
+    device : str or torch.device, default "auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, or a torch.device.
+    snapshot_epochs : sequence of int, default ()
+        Epochs (0 = before training) after which every run's outcomes on train and test
+        are recorded (correctness, loss, EL2N) for :meth:`RunStore.snapshot_scores`.
+    grand : bool, default False
+        Also record per-example gradient norms (GraNd) on the train set at the snapshots
+        (costly: one gradient per example and run).
+    keep_logits : bool, default True
+        Store the final train and test logits (float32) with each run.
+    seed : int, default 0
+        Seeds every run's initialization and batch order (with the run's index).
+    progress : bool, default True
+        Show a progress bar (tqdm) with runs done, runs/min and ETA.
+    max_runs : int, optional
+        Stop after this many new runs (for time-boxed jobs; resume later).
 
-    Returns:
+    Returns
+    -------
+    list of str
         The run ids written by this call, in plan order.
 
-    Raises:
-        ValueError, TypeError: bad arguments or data, a model whose output does not match
-            the number of classes, labels out of range, an empty subset. All are raised
-            before any training starts.
-        StoreError: the store was created for other examples, or holds a run with a
-            plan run id but a different mask.
+    Raises
+    ------
+    TypeError
+        An argument or data of the wrong type (non-integer labels, a plan that is not a
+        :class:`SubsetPlan`, a model that is not a ``torch.nn.Module``).
+    ValueError
+        A value out of range: a model whose output does not match the number of classes,
+        labels out of range, an empty subset, NaN inputs. All are raised before any
+        training starts.
+    StoreError
+        The store was created for other examples, or holds a run with a plan run id but a
+        different mask.
+    ImportError
+        torch is not installed.
+
+    Examples
+    --------
+    >>> from memscore.datasets import modular_arithmetic
+    >>> from memscore.train import SubsetPlan, create_store, mlp, train_runs
+    >>> d = modular_arithmetic(p=5, seed=0)
+    >>> plan = SubsetPlan(d.n_train, 2, seed=0)
+    >>> store = create_store(tmp / "s", (d.x_train, d.y_train))  # doctest: +SKIP
+    >>> train_runs(lambda: mlp(10, 5, width=8), (d.x_train, d.y_train), None, plan, store,
+    ...            epochs=1, batch_size=4, lr=0.1, progress=False)  # doctest: +SKIP
+    ['run-000000', 'run-000001']
     """
     _torch()  # a missing torch is reported before anything else
     if not isinstance(plan, SubsetPlan):
@@ -605,7 +737,7 @@ def train_runs(
         todo = todo[:max_runs]
 
     x_tr, y_tr = x_tr.to(dev), y_tr.to(dev)
-    if x_te is not None:
+    if x_te is not None and y_te is not None:
         x_te, y_te = x_te.to(dev), y_te.to(dev)
     bar = _Progress(len(todo), progress)
     written: list[str] = []

@@ -163,7 +163,8 @@ class SubsetPlan:
         return self.n_runs
 
     def __getitem__(self, r: int) -> npt.NDArray[np.bool_]:
-        return self._masks[r]
+        row: npt.NDArray[np.bool_] = self._masks[r]
+        return row
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serializable description (kept in a store's metadata).
