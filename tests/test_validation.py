@@ -191,3 +191,66 @@ def test_fitted_resmem_pickles(rng, backend):
 def test_not_fitted_error_pickles():
     err = pickle.loads(pickle.dumps(memscore.NotFittedError("x")))
     assert isinstance(err, memscore.NotFittedError) and str(err) == "x"
+
+
+# ----------------------------------------------------------------------------- more arguments
+
+
+def test_knn_metric_of_the_wrong_type_is_a_type_error():
+    keys = np.eye(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="metric: expected one of"):
+        memscore.KnnIndex(keys, metric=2)
+    with pytest.raises(ValueError, match="metric: expected one of"):
+        memscore.knn(keys, keys, 1, metric="l1")
+
+
+def test_train_arguments_follow_the_rule():
+    pytest.importorskip("torch")
+    from memscore.train import SubsetPlan, TrainConfig, mlp
+
+    with pytest.raises(TypeError, match="n_runs: expected an integer, got '4'"):
+        SubsetPlan(10, "4")
+    with pytest.raises(ValueError, match="n_runs: expected an integer >= 1, got 0"):
+        SubsetPlan(10, 0)
+    with pytest.raises(TypeError, match="keep: expected a number"):
+        SubsetPlan(10, 4, keep="half")
+    with pytest.raises(TypeError, match="width: expected an integer, got 8.0"):
+        mlp(4, 3, width=8.0)
+    with pytest.raises(ValueError, match="width: expected an integer >= 1, got 0"):
+        mlp(4, 3, width=0)
+    with pytest.raises(TypeError, match="activation"):
+        mlp(4, 3, activation=None)
+    with pytest.raises(TypeError, match="epochs: expected an integer"):
+        TrainConfig(epochs="2", batch_size=4, lr=0.1)
+    with pytest.raises(TypeError, match="lr: expected a number"):
+        TrainConfig(epochs=2, batch_size=4, lr="0.1")
+    with pytest.raises(ValueError, match="lr: expected a number > 0"):
+        TrainConfig(epochs=2, batch_size=4, lr=0.0)
+    with pytest.raises(TypeError, match="grand"):
+        TrainConfig(epochs=2, batch_size=4, lr=0.1, grand="yes")
+    assert not hasattr(TrainConfig(epochs=1, batch_size=1, lr=0.1), "extra")
+
+
+def test_dataset_arguments_follow_the_rule():
+    import memscore.datasets
+    with pytest.raises(TypeError, match="p: expected an integer, got 7.0"):
+        memscore.datasets.modular_arithmetic(p=7.0)
+    with pytest.raises(TypeError, match="op: expected one of"):
+        memscore.datasets.modular_arithmetic(op=1)
+    with pytest.raises(ValueError, match="dataset: expected one of"):
+        memscore.datasets.load_dataset("mnist")
+    d = memscore.datasets.load_dataset("modular", p=5, seed=1)
+    assert d.n_classes == 5
+
+
+def test_taskgram_config_is_checked_when_made():
+    from memscore.taskgram import PipelineConfig
+
+    with pytest.raises(ValueError, match="threads: expected an integer >= 1, got 0"):
+        PipelineConfig(threads=0)
+    with pytest.raises(ValueError, match="sizes"):
+        PipelineConfig(sizes=("huge",))
+    with pytest.raises(TypeError, match="sources"):
+        PipelineConfig(sources="kjv")
+    with pytest.raises(TypeError, match="alpha"):
+        memscore.taskgram.taskgram_logprob({"doc_freq": [1], "cooccurrence": [0]}, alpha="1")

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._torch import require_torch
+from .._validate import check_int
 
 __all__ = ["extract_embeddings"]
 
@@ -69,8 +70,7 @@ def extract_embeddings(
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    check_int(batch_size, "batch_size", 1)
     modules = dict(model.named_modules())
     use_input = layer is None
     target: Any

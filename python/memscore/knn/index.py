@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from .._validate import to_numpy
+from .._validate import check_choice, to_numpy
 
 __all__ = ["KnnIndex", "knn", "METRICS"]
 
@@ -30,9 +30,7 @@ I64 = npt.NDArray[np.int64]
 
 
 def _check_metric(metric: Any) -> str:
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
-    return metric
+    return check_choice(metric, "metric", METRICS)
 
 
 def _check_threads(threads: Any) -> int | None:

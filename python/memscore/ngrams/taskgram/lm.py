@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from ..._torch import require_torch
+from ..._validate import check_int, check_optional_int
 from .pairs import Examples, Normalize, default_normalizer, to_examples
 
 __all__ = ["encode_with_offsets", "lm_logprobs", "locate_ngram"]
@@ -205,8 +206,9 @@ def lm_logprobs(
     for c in ("example", "y"):
         if c not in pairs.columns:
             raise ValueError(f"pairs: expected columns 'example' and 'y' (from extract_pairs), got {pairs.columns}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    check_int(batch_size, "batch_size", 1)
+    check_optional_int(max_length, "max_length", 1)
+    check_optional_int(bos_token_id, "bos_token_id", 0)
     norm = default_normalizer() if normalizer is None else normalizer
     wanted = pairs.select("example", "y").unique(maintain_order=True).sort("example", maintain_order=True)
     by_ex: dict[int, list[str]] = {}
