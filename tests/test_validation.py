@@ -233,6 +233,7 @@ def test_train_arguments_follow_the_rule():
 
 def test_dataset_arguments_follow_the_rule():
     import memscore.datasets
+
     with pytest.raises(TypeError, match="p: expected an integer, got 7.0"):
         memscore.datasets.modular_arithmetic(p=7.0)
     with pytest.raises(TypeError, match="op: expected one of"):
@@ -254,3 +255,15 @@ def test_taskgram_config_is_checked_when_made():
         PipelineConfig(sources="kjv")
     with pytest.raises(TypeError, match="alpha"):
         memscore.taskgram.taskgram_logprob({"doc_freq": [1], "cooccurrence": [0]}, alpha="1")
+
+
+def test_report_arguments_are_checked_before_writing(tmp_path):
+    from memscore.runs.report import score_store, write_report
+
+    store = memscore.RunStore.create(tmp_path / "s", n_train=3)
+    with pytest.raises(ValueError, match="top_k: expected an integer >= 1, got 0"):
+        score_store(store, top_k=0, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(TypeError, match="top_pairs"):
+        write_report(tmp_path / "s", tmp_path / "rep", top_pairs=2.5)
+    assert not (tmp_path / "rep").exists()

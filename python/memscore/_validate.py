@@ -470,7 +470,7 @@ def check_summable(a: npt.NDArray[Any], name: str, n_terms: int, *, squares: boo
     """
     if a.dtype == np.bool_ or a.size == 0:
         return
-    big = float(np.abs(a).max())
+    big = max(abs(float(a.max())), abs(float(a.min())))  # two passes, no (R, N) temporary
     # Sums of (a - shift) over n_terms values: each term is at most 2 * big in size.
     limit = float(np.finfo(np.float64).max) / (2.0 * max(n_terms, 1))
     if squares:

@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from .._io import atomic_write
+from .._validate import check_int
 from ..errors import StoreError
 from .datasets import DATASETS, TaskData, load_dataset
 from .proxies import disagreement, proxy_table, trajectories
@@ -165,9 +166,12 @@ def score_store(store: RunStore, *, top_k: int = 10, out: str | os.PathLike[str]
 
     Raises
     ------
+    TypeError, ValueError
+        ``top_k`` is not an integer >= 1.
     OSError
         ``out`` cannot be made or written.
     """
+    check_int(top_k, "top_k", 1)
     out_dir = Path(out) if out is not None else store.path
     out_dir.mkdir(parents=True, exist_ok=True)
     task = task_of(store)
@@ -457,6 +461,8 @@ def write_report(
 
     Raises
     ------
+    TypeError, ValueError
+        ``top_pairs`` is not an integer >= 1.
     ImportError
         matplotlib is not installed.
     StoreError
@@ -464,6 +470,7 @@ def write_report(
     OSError
         The report cannot be written.
     """
+    check_int(top_pairs, "top_pairs", 1)
     sweep, stores = open_scored(path)
     out_dir = Path(out) if out is not None else Path(path) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
