@@ -8,10 +8,19 @@ result is C-contiguous so the core can take it as a flat slice without copying a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .runs.bits import PackedBits
+
+#: An array argument: a numpy array or anything ``numpy.asarray`` takes (nested lists, torch
+#: CPU tensors and other objects with ``__array__``).
+ArrayLike: TypeAlias = npt.ArrayLike
+#: Masks or outcomes of runs: an array, or rows of bits as the run store keeps them.
+RunsLike: TypeAlias = Union[npt.ArrayLike, "PackedBits"]
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from .._validate import check_choice, to_numpy
+from .._validate import ArrayLike, check_choice, to_numpy
 
 __all__ = ["KnnIndex", "knn", "METRICS"]
 
@@ -111,7 +111,7 @@ class KnnIndex:
     array([[0, 1]])
     """
 
-    def __init__(self, keys: Any, metric: str = "l2", *, threads: int | None = None) -> None:
+    def __init__(self, keys: ArrayLike, metric: str = "l2", *, threads: int | None = None) -> None:
         metric = _check_metric(metric)
         src = to_numpy(keys, "keys")
         a = as_vectors(src, "keys", allow_f16=True)
@@ -168,7 +168,7 @@ class KnnIndex:
     def __repr__(self) -> str:
         return f"KnnIndex(ntotal={self.ntotal}, dim={self.dim}, metric={self.metric!r}, dtype={self.dtype})"
 
-    def search(self, queries: Any, k: int, *, threads: int | None = None) -> tuple[F32, I64]:
+    def search(self, queries: ArrayLike, k: int, *, threads: int | None = None) -> tuple[F32, I64]:
         """The ``k`` nearest keys of each query.
 
         Parameters
@@ -192,7 +192,9 @@ class KnnIndex:
         return self._core.search(q, k, threads=_check_threads(threads))
 
 
-def knn(queries: Any, keys: Any, k: int, *, metric: str = "l2", threads: int | None = None) -> tuple[F32, I64]:
+def knn(
+    queries: ArrayLike, keys: ArrayLike, k: int, *, metric: str = "l2", threads: int | None = None
+) -> tuple[F32, I64]:
     """Exact ``k`` nearest neighbours of ``queries`` among ``keys``.
 
     Build a :class:`KnnIndex` instead when searching the same keys more than once.

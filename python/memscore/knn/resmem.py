@@ -33,7 +33,7 @@ import numpy.typing as npt
 import polars as pl
 
 from .. import errors
-from .._validate import check_bool, check_choice, check_class_labels, check_float, check_int, to_numpy
+from .._validate import ArrayLike, check_bool, check_choice, check_class_labels, check_float, check_int, to_numpy
 from .index import METRICS, KnnIndex, as_vectors
 
 __all__ = ["ResMem", "tune_resmem"]
@@ -253,7 +253,7 @@ class ResMem:
 
     # ------------------------------------------------------------------ fit / predict
 
-    def fit(self, train_embeddings: Any, train_labels: Any, train_logits: Any) -> ResMem:
+    def fit(self, train_embeddings: ArrayLike, train_labels: ArrayLike, train_logits: ArrayLike) -> ResMem:
         """Store the training residuals and index the training embeddings.
 
         Parameters
@@ -378,7 +378,7 @@ class ResMem:
                 "This ResMem instance is not fitted yet: call fit(...) first (or again after changing parameters)"
             )
 
-    def kneighbors(self, embeddings: Any, k: int | None = None) -> tuple[F64, I64]:
+    def kneighbors(self, embeddings: ArrayLike, k: int | None = None) -> tuple[F64, I64]:
         """The nearest training examples of ``embeddings``.
 
         Parameters
@@ -458,7 +458,7 @@ class ResMem:
             out[s : s + _CHUNK] = self._correct(base[s : s + _CHUNK], d, i, self.k, float(self.sigma))
         return out
 
-    def predict_proba(self, embeddings: Any, logits: Any) -> F64:
+    def predict_proba(self, embeddings: ArrayLike, logits: ArrayLike) -> F64:
         """``softmax(z / T) + Σ_j w_j r_j`` (classification).
 
         Rows sum to one; entries may leave ``[0, 1]`` (see the module notes).
@@ -485,7 +485,7 @@ class ResMem:
             raise ValueError("predict_proba: only in mode='classification'; use predict")
         return self._predict_raw(embeddings, logits)
 
-    def predict(self, embeddings: Any, logits: Any) -> np.ndarray:
+    def predict(self, embeddings: ArrayLike, logits: ArrayLike) -> np.ndarray:
         """Class labels (argmax of :meth:`predict_proba`) or regression values.
 
         Parameters
@@ -512,7 +512,7 @@ class ResMem:
         values: F64 = out[:, 0] if getattr(self, "_squeeze", False) else out
         return values
 
-    def score(self, embeddings: Any, logits: Any, labels: Any) -> float:
+    def score(self, embeddings: ArrayLike, logits: ArrayLike, labels: ArrayLike) -> float:
         """Accuracy (classification) or the coefficient of determination R² (regression).
 
         Parameters
@@ -572,12 +572,12 @@ class ResMem:
 
 
 def tune_resmem(
-    train_embeddings: Any,
-    train_labels: Any,
-    train_logits: Any,
-    val_embeddings: Any,
-    val_labels: Any,
-    val_logits: Any,
+    train_embeddings: ArrayLike,
+    train_labels: ArrayLike,
+    train_logits: ArrayLike,
+    val_embeddings: ArrayLike,
+    val_labels: ArrayLike,
+    val_logits: ArrayLike,
     *,
     ks: Iterable[int] = (0, 1, 2, 5, 10, 20, 50),
     sigmas: Iterable[float] | None = None,

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from .._validate import check_class_labels, check_float, check_int, check_real, to_numpy
+from .._validate import ArrayLike, check_class_labels, check_float, check_int, check_real, to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import RunStore
@@ -38,7 +38,7 @@ def _rank(a: F64) -> F64:
     return ranks
 
 
-def spearman(a: Any, b: Any) -> tuple[float, int]:
+def spearman(a: ArrayLike, b: ArrayLike) -> tuple[float, int]:
     """Spearman's rank correlation of ``a`` and ``b`` over pairs where both are finite.
 
     Ties take average ranks. This is memscore's one Spearman: :func:`proxy_table` and the
@@ -300,7 +300,11 @@ class Disagreement:
 
 
 def disagreement(
-    test_predictions: Any, labels: Any = None, *, n_classes: int | None = None, n_bins: int | None = None
+    test_predictions: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    n_classes: int | None = None,
+    n_bins: int | None = None,
 ) -> Disagreement:
     """Mean pairwise disagreement between runs on test inputs, beside the actual error.
 

@@ -17,6 +17,8 @@ import numpy.typing as npt
 
 from .. import _core
 from .._validate import (
+    ArrayLike,
+    RunsLike,
     as_labels,
     as_mask,
     as_outcomes,
@@ -64,7 +66,7 @@ class OutcomeStats:
     shift: F64
 
     @classmethod
-    def from_runs(cls, masks: Any, outcomes: Any, *, shift: Any = None) -> OutcomeStats:
+    def from_runs(cls, masks: RunsLike, outcomes: RunsLike, *, shift: ArrayLike | None = None) -> OutcomeStats:
         """Statistics of ``outcomes`` split by ``masks``.
 
         Parameters
@@ -192,14 +194,14 @@ class OutcomeStats:
 
 
 @overload
-def memorization(masks: Any, outcomes: Any, *, stderr: Literal[False] = ...) -> F64: ...
+def memorization(masks: RunsLike, outcomes: RunsLike, *, stderr: Literal[False] = ...) -> F64: ...
 @overload
-def memorization(masks: Any, outcomes: Any, *, stderr: Literal[True]) -> tuple[F64, F64]: ...
+def memorization(masks: RunsLike, outcomes: RunsLike, *, stderr: Literal[True]) -> tuple[F64, F64]: ...
 @overload
-def memorization(masks: Any, outcomes: Any, *, stderr: bool) -> F64 | tuple[F64, F64]: ...
+def memorization(masks: RunsLike, outcomes: RunsLike, *, stderr: bool) -> F64 | tuple[F64, F64]: ...
 
 
-def memorization(masks: Any, outcomes: Any, *, stderr: bool = False) -> F64 | tuple[F64, F64]:
+def memorization(masks: RunsLike, outcomes: RunsLike, *, stderr: bool = False) -> F64 | tuple[F64, F64]:
     """Memorization score of every training example (Feldman & Zhang 2020).
 
     ``mem[i] = mean(outcomes[r, i] | masks[r, i]) - mean(outcomes[r, i] | not masks[r, i])``,
@@ -248,7 +250,7 @@ def memorization(masks: Any, outcomes: Any, *, stderr: bool = False) -> F64 | tu
     return (mem, stats.memorization_stderr()) if want_se else mem
 
 
-def holdout_accuracy(masks: Any, outcomes: Any, *, ratios: Any = None) -> F64:
+def holdout_accuracy(masks: RunsLike, outcomes: RunsLike, *, ratios: ArrayLike | None = None) -> F64:
     """Hold-out accuracy, the C-score estimator of Jiang et al. (2021).
 
     Mean outcome of example i over the runs that did *not* train on it. With ``ratios``
@@ -304,59 +306,59 @@ def holdout_accuracy(masks: Any, outcomes: Any, *, ratios: Any = None) -> F64:
 
 @overload
 def influence(
-    masks: Any,
-    outcomes: Any,
+    masks: RunsLike,
+    outcomes: RunsLike,
     *,
     top_k: None = ...,
     stderr: Literal[False] = ...,
-    train_labels: Any = ...,
-    test_labels: Any = ...,
-    dtype: Any = ...,
+    train_labels: ArrayLike | None = ...,
+    test_labels: ArrayLike | None = ...,
+    dtype: npt.DTypeLike = ...,
 ) -> npt.NDArray[np.floating[Any]]: ...
 @overload
 def influence(
-    masks: Any,
-    outcomes: Any,
+    masks: RunsLike,
+    outcomes: RunsLike,
     *,
     top_k: None = ...,
     stderr: Literal[True],
-    train_labels: Any = ...,
-    test_labels: Any = ...,
-    dtype: Any = ...,
+    train_labels: ArrayLike | None = ...,
+    test_labels: ArrayLike | None = ...,
+    dtype: npt.DTypeLike = ...,
 ) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]: ...
 @overload
 def influence(
-    masks: Any,
-    outcomes: Any,
+    masks: RunsLike,
+    outcomes: RunsLike,
     *,
     top_k: int,
     stderr: Literal[False] = ...,
-    train_labels: Any = ...,
-    test_labels: Any = ...,
-    dtype: Any = ...,
+    train_labels: ArrayLike | None = ...,
+    test_labels: ArrayLike | None = ...,
+    dtype: npt.DTypeLike = ...,
 ) -> tuple[I64, F64]: ...
 @overload
 def influence(
-    masks: Any,
-    outcomes: Any,
+    masks: RunsLike,
+    outcomes: RunsLike,
     *,
     top_k: int | None = ...,
     stderr: bool = ...,
-    train_labels: Any = ...,
-    test_labels: Any = ...,
-    dtype: Any = ...,
+    train_labels: ArrayLike | None = ...,
+    test_labels: ArrayLike | None = ...,
+    dtype: npt.DTypeLike = ...,
 ) -> npt.NDArray[Any] | tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
 
 
 def influence(
-    masks: Any,
-    outcomes: Any,
+    masks: RunsLike,
+    outcomes: RunsLike,
     *,
     top_k: int | None = None,
     stderr: bool = False,
-    train_labels: Any = None,
-    test_labels: Any = None,
-    dtype: Any = np.float32,
+    train_labels: ArrayLike | None = None,
+    test_labels: ArrayLike | None = None,
+    dtype: npt.DTypeLike = np.float32,
 ) -> npt.NDArray[Any] | tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Influence of every training example on every test example (Feldman & Zhang 2020).
 
@@ -432,7 +434,7 @@ def influence(
     return (infl, se) if want_se and se is not None else infl
 
 
-def logit_confidence(logits: Any, labels: Any) -> F64:
+def logit_confidence(logits: ArrayLike, labels: ArrayLike) -> F64:
     """Logit-scaled confidence ``phi = z_y - logsumexp_{y' != y} z_{y'}``.
 
     Equal to ``log p_y - log(1 - p_y)`` but computed stably from the logits, so it stays
@@ -487,7 +489,7 @@ def logit_confidence(logits: Any, labels: Any) -> F64:
     return out
 
 
-def lira(masks: Any, phi: Any, *, online: bool = True, fixed_variance: bool = False) -> F64:
+def lira(masks: RunsLike, phi: ArrayLike, *, online: bool = True, fixed_variance: bool = False) -> F64:
     """LiRA membership scores (Carlini et al. 2022), higher = more likely a member.
 
     Every run in turn is the target; its shadow models are all *other* runs (exact
@@ -575,7 +577,7 @@ class MembershipMetrics:
 
 
 def membership_metrics(
-    scores: Any, masks: Any, *, fpr_levels: tuple[float, ...] = (0.001, 0.01, 0.1)
+    scores: ArrayLike, masks: RunsLike, *, fpr_levels: tuple[float, ...] = (0.001, 0.01, 0.1)
 ) -> MembershipMetrics:
     """ROC AUC and TPR at low FPR of membership scores (the LiRA evaluation).
 
@@ -636,7 +638,7 @@ def membership_metrics(
     return MembershipMetrics(auc, rates, fpr, tpr)
 
 
-def snapshot_outcomes(logits: Any, labels: Any) -> dict[str, npt.NDArray[Any]]:
+def snapshot_outcomes(logits: ArrayLike, labels: ArrayLike) -> dict[str, npt.NDArray[Any]]:
     """Per-example outcomes of one model's logits, as :meth:`RunStore.add_run` stores at
     training snapshots.
 
