@@ -300,7 +300,7 @@ def test_lira_single_run_is_nan() -> None:
 
 def _metrics_naive(scores: np.ndarray, masks: np.ndarray) -> dict[str, float]:
     s, m = scores.ravel().tolist(), masks.ravel().tolist()
-    pairs = [(v, b) for v, b in zip(s, m) if not math.isnan(v)]
+    pairs = [(v, b) for v, b in zip(s, m, strict=True) if not math.isnan(v)]
     pos = [v for v, b in pairs if b]
     neg = [v for v, b in pairs if not b]
     wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)

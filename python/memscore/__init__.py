@@ -12,7 +12,10 @@ core on memscore's own thread pool with the GIL released.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import _core
+from ._validate import check_int
 from .errors import CorpusError, MemscoreError, StoreError
 from .knn import KnnIndex, ResMem, extract_embeddings, knn, tune_resmem
 from .ngrams import (
@@ -47,24 +50,78 @@ __version__: str = _core.__version__
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads for memscore's kernels (default: env ``MEMSCORE_NUM_THREADS``,
-    else all cores)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads: expected n >= 1, got {n}")
-    _core.set_num_threads(n)
+    """Use ``n`` threads for memscore's kernels.
+
+    The default is the environment variable ``MEMSCORE_NUM_THREADS``, else all cores.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, ``>= 1``.
+
+    Raises
+    ------
+    TypeError
+        ``n`` is not an integer.
+    ValueError
+        ``n < 1``.
+
+    Examples
+    --------
+    >>> import memscore
+    >>> before = memscore.get_num_threads()
+    >>> memscore.set_num_threads(2); memscore.get_num_threads()
+    2
+    >>> memscore.set_num_threads(before)
+    """
+    _core.set_num_threads(check_int(n, "set_num_threads: n", 1))
 
 
 def get_num_threads() -> int:
-    """Number of threads memscore's kernels use."""
-    return _core.get_num_threads()
+    """Number of threads memscore's kernels use.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import memscore
+    >>> memscore.get_num_threads() >= 1
+    True
+    """
+    return int(_core.get_num_threads())
 
 
 def cpu_info() -> dict[str, object]:
-    """SIMD features detected at run time and the popcount kernel in use."""
+    """SIMD features detected at run time and the popcount kernel in use.
+
+    Returns
+    -------
+    dict
+        ``{"features": list of str, "popcount_kernel": str}``.
+
+    Examples
+    --------
+    >>> import memscore
+    >>> sorted(memscore.cpu_info())
+    ['features', 'popcount_kernel']
+    """
     features, kernel = _core.cpu_info()
     return {"features": list(features), "popcount_kernel": kernel}
+
+
+if TYPE_CHECKING:
+    from .errors import NotFittedError
+else:
+
+    def __getattr__(name: str) -> object:
+        # NotFittedError subclasses scikit-learn's, which is made (and sklearn imported) on first use.
+        if name == "NotFittedError":
+            from . import errors
+
+            return errors.NotFittedError
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -85,6 +142,7 @@ __all__ = [
     "ngram_stats",
     "MembershipMetrics",
     "MemscoreError",
+    "NotFittedError",
     "OutcomeStats",
     "PackedBits",
     "ResMem",

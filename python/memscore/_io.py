@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 TMP_PREFIX = ".tmp-"
 
@@ -32,7 +33,7 @@ def _tmp_name(d: Path, suffix: str) -> Path:
     return d / f"{TMP_PREFIX}{uuid.uuid4().hex}{suffix}"
 
 
-def _write_tmp(d: Path, suffix: str, write: Any) -> Path:
+def _write_tmp(d: Path, suffix: str, write: Callable[[IO[bytes]], Any]) -> Path:
     """Write a file under a temporary name in ``d`` with ``write(fileobj)``, fsynced."""
     tmp = _tmp_name(d, suffix)
     try:
@@ -46,7 +47,7 @@ def _write_tmp(d: Path, suffix: str, write: Any) -> Path:
     return tmp
 
 
-def _atomic_replace(path: Path, write: Any) -> None:
+def _atomic_replace(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Write ``path`` atomically: temporary name in the same directory, fsync, rename."""
     tmp = _write_tmp(path.parent, path.suffix, write)
     try:
@@ -57,9 +58,32 @@ def _atomic_replace(path: Path, write: Any) -> None:
     _fsync_dir(path.parent)
 
 
-def atomic_write(path: Any, write: Any) -> None:
-    """Public spelling of :func:`_atomic_replace` for ``str`` / ``Path`` targets;
-    ``write(fileobj)`` writes the bytes."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> None:
+    """Write ``path`` atomically: temporary name in the same directory, fsync, rename.
+
+    A crash leaves at most a ``.tmp-*`` file, never a half-written one under the real name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (its directory must exist).
+    write : callable
+        ``write(fileobj)`` writes the bytes into a binary file object.
+
+    Raises
+    ------
+    OSError
+        The directory is missing or not writable, or the disk is full (the temporary file
+        is removed).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> atomic_write(d / "x.txt", lambda f: f.write(b"hi"))
+    >>> (d / "x.txt").read_bytes()
+    b'hi'
+    """
     _atomic_replace(Path(path), write)
 
 

@@ -1,8 +1,30 @@
 """Exception hierarchy: one base class, a subclass per subsystem.
 
-Bad arguments raise the built-in ``ValueError`` / ``TypeError``; failures of the
-store or of a corpus raise these.
+Bad arguments raise the built-in ``TypeError`` (wrong type) or ``ValueError`` (wrong
+value); failures of the store or of a corpus raise :class:`StoreError` /
+:class:`CorpusError`; using an estimator before ``fit`` raises :class:`NotFittedError`.
+
+:class:`NotFittedError` subclasses ``sklearn.exceptions.NotFittedError`` when scikit-learn
+is installed (so ``except sklearn.exceptions.NotFittedError`` catches it), else
+``ValueError`` and ``AttributeError`` as scikit-learn's does. scikit-learn takes a second
+to import, so the class is made on first use (``memscore.NotFittedError`` or the first
+raise), and is the same object from then on.
+
+Examples
+--------
+>>> import memscore
+>>> issubclass(memscore.StoreError, memscore.MemscoreError)
+True
+>>> issubclass(memscore.NotFittedError, ValueError)
+True
 """
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+__all__ = ["MemscoreError", "StoreError", "CorpusError", "NotFittedError"]
 
 
 class MemscoreError(Exception):
@@ -15,3 +37,37 @@ class StoreError(MemscoreError):
 
 class CorpusError(MemscoreError):
     """A corpus shard cannot be read or parsed."""
+
+
+_NOT_FITTED_DOC = """An estimator (:class:`~memscore.ResMem`) was used before ``fit``.
+
+Subclasses ``sklearn.exceptions.NotFittedError`` when scikit-learn is installed, else
+``ValueError`` and ``AttributeError`` (as scikit-learn's does), and
+:class:`MemscoreError`.
+"""
+
+
+@functools.cache
+def _not_fitted_error() -> type[Exception]:
+    """The :class:`NotFittedError` class, made once."""
+    try:
+        from sklearn.exceptions import NotFittedError as _SkNotFitted
+    except ImportError:
+        bases: tuple[type[Exception], ...] = (MemscoreError, ValueError, AttributeError)
+    else:
+        bases = (MemscoreError, _SkNotFitted)
+    cls = type("NotFittedError", bases, {"__doc__": _NOT_FITTED_DOC, "__module__": __name__})
+    return cls
+
+
+if TYPE_CHECKING:
+
+    class NotFittedError(MemscoreError, ValueError, AttributeError):
+        """An estimator was used before ``fit`` (see the module notes)."""
+
+else:
+
+    def __getattr__(name: str) -> object:
+        if name == "NotFittedError":
+            return _not_fitted_error()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

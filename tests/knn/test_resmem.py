@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+import memscore
 from memscore import ResMem, tune_resmem
 from memscore.reference import knn as ref
 
@@ -101,7 +102,7 @@ def test_params_roundtrip(rng):
     assert m.k == 4 and m.metric == "cosine"
     with pytest.raises(ValueError, match="unknown parameter"):
         m.set_params(kk=1)
-    with pytest.raises(RuntimeError, match="fit"):
+    with pytest.raises(memscore.NotFittedError, match="fit"):
         m.predict(np.zeros((1, 2), np.float32), np.zeros((1, 2)))
     sk = pytest.importorskip("sklearn.base")
     assert sk.clone(m).get_params() == m.get_params()
@@ -120,7 +121,7 @@ def test_faiss_backend_agrees_with_exact(rng):
     for spec, params in [("HNSW32", {"efSearch": 256}), ("IVF64,Flat", {"nprobe": 32}), ("Flat", None)]:
         approx = ResMem(k=10, sigma=0.1, backend="faiss", faiss_index=spec, faiss_params=params).fit(e, y, z)
         _, ia = approx.kneighbors(eq)
-        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ia, ie)])
+        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ia, ie, strict=True)])
         assert recall > 0.95, (spec, recall)
         agree = (approx.predict(eq, zq) == exact.predict(eq, zq)).mean()
         assert agree > 0.95, (spec, agree)
@@ -148,8 +149,8 @@ def test_tune_picks_from_grid(rng):
 
 BAD = [
     (dict(k=11), "fit", ValueError, r"k <= number of training examples \(10\)"),
-    (dict(k=-1), "fit", ValueError, "k >= 0"),
-    (dict(k=2.5), "fit", TypeError, "k: expected an int"),
+    (dict(k=-1), "fit", ValueError, "k: expected an integer >= 0, got -1"),
+    (dict(k=2.5), "fit", TypeError, "k: expected an integer, got 2.5"),
     (dict(sigma=0.0), "fit", ValueError, "sigma"),
     (dict(temperature=-1.0), "fit", ValueError, "temperature"),
     (dict(metric="l1"), "fit", ValueError, "metric"),

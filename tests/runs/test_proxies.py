@@ -107,7 +107,7 @@ def test_proxy_table_from_scores_frame():
     )
     t = memscore.proxy_table(df)
     assert t["proxy"].to_list() == ["holdout_accuracy", "el2n", "forgetting_events"]
-    rho = dict(zip(t["proxy"], t["spearman"]))
+    rho = dict(zip(t["proxy"], t["spearman"], strict=True))
     assert rho["holdout_accuracy"] == pytest.approx(-1.0) and rho["el2n"] == pytest.approx(1.0)
     assert 0 < rho["forgetting_events"] < 1
     assert (t["p_value"].to_numpy() < 1e-6).all()

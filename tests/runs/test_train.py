@@ -86,7 +86,7 @@ def test_modular_arithmetic_labels_and_corruption():
     assert d.corrupted.sum() == round(0.2 * d.n_train)
     assert np.array_equal(d.corrupted, d.y_train != d.clean_train)
     # every pair appears once, in train or test
-    pairs = {(int(x), int(y)) for x, y in zip(np.r_[a, at], np.r_[b, bt])}
+    pairs = {(int(x), int(y)) for x, y in zip(np.r_[a, at], np.r_[b, bt], strict=True)}
     assert len(pairs) == 169
     assert modular_arithmetic(p=5, op="mul", corrupt=0.0).corrupted.sum() == 0
     with pytest.raises(ValueError):
@@ -273,9 +273,12 @@ def test_bad_input_is_caught_before_training(tmp_path):
     with pytest.raises(memscore.StoreError, match="created for"):
         train_runs(model_fn_for(d), train, test, SubsetPlan(d.n_train - 1, 4), store, **kw)
     with pytest.raises(ValueError, match="running statistics"):
-        bn = lambda: torch.nn.Sequential(
-            torch.nn.Linear(d.n_features, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, d.n_classes)
-        )  # noqa: E731
+
+        def bn():
+            return torch.nn.Sequential(
+                torch.nn.Linear(d.n_features, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, d.n_classes)
+            )
+
         train_runs(bn, train, test, plan, store, **kw)
     with pytest.raises(ValueError, match="snapshot_epochs"):
         train_runs(model_fn_for(d), train, test, plan, store, snapshot_epochs=(2,), **kw)

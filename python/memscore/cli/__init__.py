@@ -10,13 +10,18 @@ Needs the ``cli`` extra (typer, rich); training needs ``train`` (torch), reports
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import typer
 
 __all__ = ["app", "main"]
 
 
-def _build_app() -> Any:
+def _build_app() -> typer.Typer:
     import typer
 
     from . import ngrams, runs, taskgram
@@ -41,21 +46,80 @@ def _build_app() -> Any:
 try:
     import typer as _typer  # noqa: F401
 except ImportError:  # pragma: no cover - the cli extra is missing; main() says so
-    app = None
+    app: typer.Typer | None = None
 else:
     app = _build_app()
 
 
-def main() -> None:
-    """Console-script entry point."""
+def _os_error_line(exc: OSError) -> str:
+    """One line for an environment problem: what went wrong, where, and what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    hints = {
+        errno.ENOSPC: "free some disk space or write somewhere else",
+        errno.EDQUOT: "free some disk space or write somewhere else",
+        errno.EACCES: "choose a location you can write to, or fix its permissions",
+        errno.EPERM: "choose a location you can write to, or fix its permissions",
+        errno.EROFS: "the file system is read-only; write somewhere else",
+        errno.ENOTDIR: "give a directory path, not a file",
+        errno.EEXIST: "give a directory path, not a file",
+        errno.EISDIR: "give a file path, not a directory",
+        errno.ENOENT: "check the path",
+    }
+    hint = hints.get(exc.errno or -1, "check the path and try again")
+    return f"{where}{what} ({hint})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning errors into one line and an exit code.
+
+    A user error (a bad option, a missing or damaged store), an environment problem (a path
+    that is a file, not writable, a full disk) or a missing extra prints one line on stderr
+    saying what went wrong and what to do, never a traceback, and exits with status 1
+    (2 for a missing extra or a usage error, 130 on Ctrl-C). Set ``MEMSCORE_DEBUG=1`` to
+    get the traceback instead.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Raises
+    ------
+    SystemExit
+        Always, with the exit status.
+    """
     if app is None:  # pragma: no cover - depends on the environment
-        sys.stderr.write("the memscore command needs typer and rich: pip install 'memscore[cli]'\n")
+        sys.stderr.write("memscore: error: the memscore command needs typer and rich: pip install 'memscore[cli]'\n")
         raise SystemExit(2)
     from ..errors import MemscoreError
 
+    debug = os.environ.get("MEMSCORE_DEBUG", "") not in ("", "0")
     try:
-        app()
-    except (MemscoreError, ValueError, TypeError, ImportError, FileNotFoundError) as exc:
-        # Bad input and missing extras are the user's to fix: a message, not a traceback.
-        sys.stderr.write(f"memscore: error: {exc}\n")
-        raise SystemExit(1) from None
+        app(args=argv, prog_name="memscore")
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        if isinstance(exc, ImportError):
+            line, code = f"{exc} (a missing extra: install it and run the command again)", 2
+        elif isinstance(exc, OSError):
+            line, code = _os_error_line(exc), 1
+        elif isinstance(exc, (MemscoreError, ValueError, TypeError)):
+            words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")][:2]
+            cmd = " ".join(words[:2] if words[:1] in (["ngrams"],) else words[:1]) or "COMMAND"
+            line, code = f"{exc} (see 'memscore {cmd} --help')", 1
+        elif isinstance(exc, MemoryError):
+            line, code = "out of memory (use fewer runs, a smaller --ensemble, or a machine with more memory)", 1
+        else:
+            # Not a user error: a bug, or a failure below memscore (a CUDA error, say).
+            line = f"unexpected {type(exc).__name__}: {exc} (run with MEMSCORE_DEBUG=1 for the traceback and report it)"
+            code = 1
+        sys.stderr.write(f"memscore: error: {line}\n")
+        raise SystemExit(code) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.stderr.write("memscore: interrupted (finished runs are kept; run the same command again to resume)\n")
+        raise SystemExit(130) from None

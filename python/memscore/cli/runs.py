@@ -13,6 +13,8 @@ from typing import Any
 
 import typer
 
+from .._validate import check_bool, check_choice, check_int, check_optional_int
+
 __all__ = ["app", "PRESETS", "run_training"]
 
 #: Training settings per embedded dataset (every one can be overridden on the command line).
@@ -33,17 +35,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def _load_dataset(name: str, data: dict[str, Any]) -> Any:
-    from ..runs import datasets
-
-    if name == "modular":
-        return datasets.modular_arithmetic(**data)
-    if name == "digits":
-        return datasets.digits(**data)
-    raise ValueError(f"dataset: expected one of {sorted(PRESETS)}, got {name!r}")
-
-
 def _parse_ints(text: str | None, name: str) -> list[int] | None:
+    """``"1,2,5"`` as ``[1, 2, 5]`` (None stays None)."""
     if text is None:
         return None
     try:
@@ -70,31 +63,97 @@ def run_training(
 ) -> list[Path]:
     """Train ``runs`` runs of an embedded dataset into a store (or a sweep over widths).
 
-    Resumes: runs already in the store(s) are skipped. Returns the store paths.
+    Every argument is checked before anything is created or trained, so a mistake leaves
+    no half-made store behind. Resumes: runs already in the store(s) are skipped.
+
+    Parameters
+    ----------
+    store_path : pathlib.Path
+        The store directory (made if missing); with several widths, a sweep directory
+        holding one store per width.
+    dataset : {"modular", "digits"}, default "modular"
+        The embedded dataset and its preset (:data:`PRESETS`).
+    widths : list of int, optional
+        Hidden widths (default: the preset's); more than one makes a sweep.
+    runs : int, default 256
+        Training runs (random subsets).
+    keep : float, default 0.5
+        Fraction of the training set each run trains on, in (0, 1).
+    ensemble : int, default 64
+        Runs trained at once as one vmapped model.
+    device : str, default "auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or another torch device.
+    seed : int, default 0
+        Seed of the plan, initializations and batch order.
+    keep_logits : bool, default False
+        Also store the final logits of every run.
+    progress : bool, default True
+        Show a progress bar.
+    max_runs : int, optional
+        Stop after this many new runs (resume later).
+    data_overrides : dict, optional
+        Arguments of the dataset function that replace the preset's.
+    **overrides
+        Training settings that replace the preset's (``epochs``, ``batch_size``, ``lr``,
+        ``optimizer``, ``weight_decay``, ``momentum``, ``snapshot_epochs``, ``depth``,
+        ``activation``); None values are ignored.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The store paths.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad argument (before anything is created), or a store that holds runs of
+        another dataset or model.
+    OSError
+        ``store_path`` is a file or not writable.
+    ImportError
+        torch is not installed.
     """
+    from ..runs.datasets import load_dataset
     from ..runs.report import Sweep
     from ..runs.store import RunStore
-    from ..runs.train import SubsetPlan, create_store, mlp, train_runs
+    from ..runs.train import SubsetPlan, TrainConfig, create_store, mlp, train_runs
+    from ..runs.train.driver import _resolve_device
+    from ._checks import check_output_dir
 
-    if dataset not in PRESETS:
-        raise ValueError(f"dataset: expected one of {sorted(PRESETS)}, got {dataset!r}")
+    # ---- every check first: nothing below the next marker runs on a bad argument
+    check_choice(dataset, "dataset", sorted(PRESETS))
     preset = dict(PRESETS[dataset])
     data_spec = {**preset.pop("data"), **(data_overrides or {})}
     given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(preset))
+    if unknown:
+        raise TypeError(f"run_training: unknown settings {unknown}; expected some of {sorted(preset)}")
     if "epochs" in given and "snapshot_epochs" not in given:
+        epochs = check_int(given["epochs"], "epochs", 1)
         # the preset's snapshots, cut to the epochs asked for (and the last epoch kept)
-        preset["snapshot_epochs"] = sorted(
-            {e for e in preset["snapshot_epochs"] if e <= given["epochs"]} | {given["epochs"]}
-        )
+        preset["snapshot_epochs"] = sorted({e for e in preset["snapshot_epochs"] if e <= epochs} | {epochs})
     preset.update(given)
-    widths = widths or [int(preset["width"])]
-    task = _load_dataset(dataset, data_spec)
+    widths = [check_int(w, "width", 1) for w in (widths or [preset["width"]])]
+    if len(set(widths)) != len(widths):
+        raise ValueError(f"width: expected different widths for a sweep, got {widths}")
+    ensemble = check_int(ensemble, "ensemble", 1)
+    max_runs = check_optional_int(max_runs, "max_runs", 0)
+    keep_logits = check_bool(keep_logits, "keep_logits")
+    progress = check_bool(progress, "progress")
+    TrainConfig(
+        epochs=preset["epochs"], batch_size=preset["batch_size"], lr=preset["lr"], optimizer=preset["optimizer"],
+        momentum=preset["momentum"], weight_decay=preset["weight_decay"],
+        snapshot_epochs=tuple(preset["snapshot_epochs"]), seed=seed,
+    )  # fmt: skip
+    task = load_dataset(dataset, **data_spec)
     plan = SubsetPlan(task.n_train, runs, keep=keep, seed=seed)
-    train, test = (task.x_train, task.y_train), (task.x_test, task.y_test)
+    for w in widths:  # the model options (depth, activation) are checked by building one
+        mlp(task.n_features, task.n_classes, width=w, depth=preset["depth"], activation=preset["activation"])
+    _resolve_device(device)
+    check_output_dir(store_path, "STORE")
     paths = [store_path] if len(widths) == 1 else [store_path / f"width-{w}" for w in widths]
-    if len(widths) > 1:
-        Sweep.create(store_path, widths, [p.name for p in paths])
-    for w, path in zip(widths, paths):
+    metas = []
+    for w, path in zip(widths, paths, strict=True):
         meta = {
             "title": f"{task.name}, MLP width {w}",
             "dataset": {"name": dataset, **data_spec},
@@ -105,14 +164,24 @@ def run_training(
             store = RunStore.open(path)
             if store.metadata.get("dataset") != meta["dataset"] or store.metadata.get("model") != meta["model"]:
                 raise ValueError(f"{path}: holds runs of another dataset or model; use a new store path")
+        metas.append(meta)
+
+    # ---- create and train
+    if len(widths) > 1:
+        Sweep.create(store_path, widths, [p.name for p in paths])
+    for w, path, meta in zip(widths, paths, metas, strict=True):
+        if (path / "manifest.json").is_file():
+            store = RunStore.open(path)
         else:
-            store = create_store(path, train, test, n_classes=task.n_classes, metadata=meta)
+            store = create_store(
+                path, (task.x_train, task.y_train), (task.x_test, task.y_test), n_classes=task.n_classes, metadata=meta
+            )
 
         def model_fn(w: int = w) -> Any:
             return mlp(task.n_features, task.n_classes, width=w, depth=preset["depth"], activation=preset["activation"])
 
         train_runs(
-            model_fn, train, test, plan, store,
+            model_fn, (task.x_train, task.y_train), (task.x_test, task.y_test), plan, store,
             epochs=preset["epochs"], batch_size=preset["batch_size"], lr=preset["lr"],
             optimizer=preset["optimizer"], momentum=preset["momentum"], weight_decay=preset["weight_decay"],
             ensemble=ensemble, device=device, snapshot_epochs=preset["snapshot_epochs"],
@@ -184,7 +253,10 @@ def score(
 ) -> None:
     """Write scores.parquet, influence_pairs.parquet, proxies.parquet and summary.json into each store."""
     from ..runs.report import open_scored, score_store
+    from ._checks import check_existing_dir
 
+    check_int(top_k, "--top-k", 1)
+    check_existing_dir(store, "STORE")
     _, stores = open_scored(store)
     for s in stores:
         summary = score_store(s, top_k=top_k)
@@ -199,8 +271,12 @@ def report(
     out: Path | None = typer.Option(None, help="Report directory (default: STORE/report)."),
 ) -> None:
     """Write an HTML report with PNG plots (scores are computed first if missing)."""
-    from ..runs.report import write_report
+    from ..runs.report import _plt, write_report
+    from ._checks import check_existing_dir, check_output_dir
 
+    check_existing_dir(store, "STORE")
+    check_output_dir(out if out is not None else store / "report", "--out")
+    _plt()  # matplotlib, before any scoring
     page = write_report(store, out)
     typer.echo(f"report: {page}")
 
@@ -218,11 +294,16 @@ def demo(
 
     Ends with a summary: test accuracy, AUROC of memorization for the corrupted labels,
     disagreement vs actual test error, and where the report is."""
-    from ..runs.report import score_store, write_report
+    from .._io import atomic_write
+    from ..runs.report import _plt, score_store, write_report
     from ..runs.store import RunStore
+    from ._checks import check_output_dir
 
     t0 = time.perf_counter()
-    n_runs = runs if runs is not None else (64 if quick else 256)
+    n_runs = check_int(runs, "--runs", 2) if runs is not None else (64 if quick else 256)
+    check_int(ensemble, "--ensemble", 1)
+    check_output_dir(out, "--out")
+    _plt()  # the report needs matplotlib: say so before minutes of training, not after
     store_path = out / f"store-{n_runs}-runs"  # plans differ by run count; this keeps resuming safe
     typer.echo(f"training {n_runs} MLPs on modular addition mod 97 (10% corrupted labels) ...")
     run_training(store_path, dataset="modular", runs=n_runs, ensemble=ensemble, device=device, seed=seed)
@@ -231,7 +312,8 @@ def demo(
     page = write_report(store_path, out / "report")
     summary["wall_time_s"] = time.perf_counter() - t0
     summary["train_time_s"] = t_train
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    body = json.dumps(summary, indent=2, default=float).encode("utf-8")
+    atomic_write(out / "demo_summary.json", lambda f: f.write(body))
     typer.echo("")
     for line in _summary_lines(summary):
         typer.echo(line)

@@ -9,6 +9,7 @@ import typer
 
 from ..ngrams.taskgram.model import MODEL_SIZES
 from ..ngrams.taskgram.pipeline import TASKS, PipelineConfig, run_pipeline
+from ._checks import check_output_dir
 
 app = typer.Typer(
     help="Task-gram LM vs trained LMs on offline Shakespeare + KJV + BBE: distributional memorization "
@@ -79,7 +80,9 @@ def taskgram(
         settings["time_limit_s"] = time_limit or None
     if n_examples is not None:
         settings["n_examples"] = n_examples
+    # The config checks every setting, and the output folder is checked, before anything is built.
     cfg = PipelineConfig.quick(**settings) if quick else PipelineConfig(**settings)  # type: ignore[arg-type]
+    check_output_dir(out, "--out")
     try:
         result = run_pipeline(out, cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     except ImportError as e:

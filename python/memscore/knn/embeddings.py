@@ -9,11 +9,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._torch import require_torch
+from .._validate import check_int
+
 __all__ = ["extract_embeddings"]
 
 
 def _batches(data: Any, batch_size: int) -> Iterable[Any]:
-    import torch
+    torch = require_torch("extract_embeddings")
 
     if isinstance(data, np.ndarray):
         data = torch.from_numpy(data)
@@ -63,12 +66,11 @@ def extract_embeddings(
     -------
     ``(embeddings (N, D), logits (N, C))`` float32 numpy arrays (embeddings flattened).
     """
-    import torch
+    torch = require_torch("extract_embeddings")
 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    check_int(batch_size, "batch_size", 1)
     modules = dict(model.named_modules())
     use_input = layer is None
     target: Any

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from .._validate import to_numpy
+from .._validate import ArrayLike, check_choice, to_numpy
 
 __all__ = ["KnnIndex", "knn", "METRICS"]
 
@@ -43,9 +43,7 @@ I64 = npt.NDArray[np.int64]
 
 
 def _check_metric(metric: Any) -> str:
-    if not isinstance(metric, str) or metric not in METRICS:
-        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
-    return metric
+    return check_choice(metric, "metric", METRICS)
 
 
 def _check_threads(threads: Any) -> int | None:
@@ -137,14 +135,36 @@ class KnnIndex:
     array([[0, 1]])
     """
 
-    def __init__(self, keys: Any, metric: str = "l2", *, threads: int | None = None) -> None:
+    def __init__(self, keys: ArrayLike, metric: str = "l2", *, threads: int | None = None) -> None:
         metric = _check_metric(metric)
-        a = as_vectors(keys, "keys", allow_f16=True)
+        src = to_numpy(keys, "keys")
+        a = as_vectors(src, "keys", allow_f16=True)
         t = _check_threads(threads)
+        if np.may_share_memory(a, src):
+            # Pickling rebuilds the index from these keys: keep our own, so that changes
+            # the caller makes to its array later cannot change the unpickled index.
+            a = a.copy()
+        a.flags.writeable = False
+        self._build(a, metric, t)
+
+    def _build(self, a: np.ndarray, metric: str, threads: int | None) -> None:
+        """Prepare the core index over the checked keys ``a`` (float32 or float16)."""
+        self._keys = a
+        self._threads = threads
         if a.dtype == np.float16:
-            self._core = _core.KnnIndexCore(a.view(np.uint16), metric, f16_bits=True, threads=t)
+            self._core = _core.KnnIndexCore(a.view(np.uint16), metric, f16_bits=True, threads=threads)
         else:
-            self._core = _core.KnnIndexCore(a, metric, threads=t)
+            self._core = _core.KnnIndexCore(a, metric, threads=threads)
+
+    # The Rust index cannot be pickled; its constructor inputs can, and rebuild it exactly
+    # (for multiprocessing, joblib and Ray).
+    def __getstate__(self) -> dict[str, Any]:
+        return {"keys": self._keys, "metric": self.metric, "threads": self._threads}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        keys = np.array(state["keys"])  # unpickled arrays may be read-only views of the pickle
+        keys.flags.writeable = False
+        self._build(keys, _check_metric(state["metric"]), _check_threads(state["threads"]))
 
     @property
     def ntotal(self) -> int:
@@ -172,7 +192,7 @@ class KnnIndex:
     def __repr__(self) -> str:
         return f"KnnIndex(ntotal={self.ntotal}, dim={self.dim}, metric={self.metric!r}, dtype={self.dtype})"
 
-    def search(self, queries: Any, k: int, *, threads: int | None = None) -> tuple[F32, I64]:
+    def search(self, queries: ArrayLike, k: int, *, threads: int | None = None) -> tuple[F32, I64]:
         """The ``k`` nearest keys of each query.
 
         Parameters
@@ -207,8 +227,10 @@ class KnnIndex:
         return self._core.search(q, k, threads=_check_threads(threads))
 
 
-def knn(queries: Any, keys: Any, k: int, *, metric: str = "l2", threads: int | None = None) -> tuple[F32, I64]:
-    """Exact ``k`` nearest neighbours of ``queries`` (Q, d) among ``keys`` (N, d).
+def knn(
+    queries: ArrayLike, keys: ArrayLike, k: int, *, metric: str = "l2", threads: int | None = None
+) -> tuple[F32, I64]:
+    """Exact ``k`` nearest neighbours of ``queries`` among ``keys``.
 
     Build a :class:`KnnIndex` instead when searching the same keys more than once.
 

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
-from .._validate import to_numpy
+from .. import errors
+from .._validate import ArrayLike, check_bool, check_choice, check_class_labels, check_float, check_int, to_numpy
 from .index import METRICS, KnnIndex, as_vectors
 
 __all__ = ["ResMem", "tune_resmem"]
@@ -45,12 +47,14 @@ _CHUNK = 4096  # query rows per kNN + residual-gather step (bounds the (rows, k,
 def _softmax(z: np.ndarray) -> F64:
     z = np.asarray(z, dtype=np.float64)
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    out: F64 = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+    out: np.ndarray = np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+    return out
 
 
 def _weights(dist: np.ndarray, sigma: float, valid: np.ndarray | None = None) -> F64:
@@ -66,13 +70,8 @@ def _weights(dist: np.ndarray, sigma: float, valid: np.ndarray | None = None) ->
     m = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(logits - m)
     s = e.sum(axis=1, keepdims=True)
-    return np.divide(e, s, out=np.zeros_like(e), where=s > 0)
-
-
-def _check_number(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
-    return float(v)
+    w: F64 = np.divide(e, s, out=np.zeros_like(e), where=s > 0)
+    return w
 
 
 class ResMem:
@@ -146,12 +145,40 @@ class ResMem:
     )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn convention)."""
+        """The constructor parameters (scikit-learn convention).
+
+        Parameters
+        ----------
+        deep : bool, default True
+            Accepted for scikit-learn compatibility (ResMem has no sub-estimators).
+
+        Returns
+        -------
+        dict of str to object
+        """
         return {p: getattr(self, p) for p in self._PARAMS}
 
     def set_params(self, **params: Any) -> ResMem:
-        """Set constructor parameters; ``k``, ``sigma`` apply without refitting (``k`` up to
-        the fitted number of examples); other changes need ``fit`` again."""
+        """Set constructor parameters.
+
+        ``k``, ``sigma``, ``threads`` and ``faiss_params`` apply without refitting (``k`` up to
+        the fitted number of examples); other changes need ``fit`` again.
+
+        Parameters
+        ----------
+        **params
+            Constructor parameters.
+
+        Returns
+        -------
+        ResMem
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            An unknown parameter.
+        """
         for name, value in params.items():
             if name not in self._PARAMS:
                 raise ValueError(f"set_params: unknown parameter {name!r}; expected one of {self._PARAMS}")
@@ -169,22 +196,21 @@ class ResMem:
     # ------------------------------------------------------------------ checks
 
     def _check_params(self) -> None:
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)):
-            raise TypeError(f"k: expected an int, got {type(self.k).__name__}")
-        if self.k < 0:
-            raise ValueError(f"k: expected k >= 0, got {self.k}")
-        sigma = _check_number("sigma", self.sigma)
-        if not sigma > 0:
-            raise ValueError(f"sigma: expected sigma > 0 (inf for uniform weights), got {self.sigma}")
-        t = _check_number("temperature", self.temperature)
-        if not (t > 0 and math.isfinite(t)):
-            raise ValueError(f"temperature: expected a finite T > 0, got {self.temperature}")
-        if self.metric not in METRICS:
-            raise ValueError(f"metric: expected one of {METRICS}, got {self.metric!r}")
-        if self.backend not in ("exact", "faiss"):
-            raise ValueError(f"backend: expected 'exact' or 'faiss', got {self.backend!r}")
-        if self.mode not in ("classification", "regression"):
-            raise ValueError(f"mode: expected 'classification' or 'regression', got {self.mode!r}")
+        check_int(self.k, "k", 0)
+        check_float(self.sigma, "sigma", 0.0, low_open=True, allow_inf=True)
+        check_float(self.temperature, "temperature", 0.0, low_open=True)
+        check_choice(self.metric, "metric", METRICS)
+        check_bool(self.normalize, "normalize")
+        check_choice(self.backend, "backend", ("exact", "faiss"))
+        check_choice(self.mode, "mode", ("classification", "regression"))
+        if not isinstance(self.faiss_index, str):
+            raise TypeError(
+                f"faiss_index: expected a faiss.index_factory string, got a {type(self.faiss_index).__name__}"
+            )
+        if self.faiss_params is not None and not isinstance(self.faiss_params, dict):
+            raise TypeError(f"faiss_params: expected None or a dict, got a {type(self.faiss_params).__name__}")
+        if self.threads is not None:
+            check_int(self.threads, "threads", 1)
 
     def _embeddings(self, x: Any, name: str) -> np.ndarray:
         a = as_vectors(x, name)
@@ -227,12 +253,39 @@ class ResMem:
 
     # ------------------------------------------------------------------ fit / predict
 
-    def fit(self, train_embeddings: Any, train_labels: Any, train_logits: Any) -> ResMem:
+    def fit(self, train_embeddings: ArrayLike, train_labels: ArrayLike, train_logits: ArrayLike) -> ResMem:
         """Store the training residuals and index the training embeddings.
 
-        Classification: ``train_labels`` (N,) ints in ``[0, C)``, ``train_logits``
-        (N, C). Regression: ``train_labels`` are the targets and ``train_logits`` the base
-        model's predictions, both (N,) or (N, D).
+        Parameters
+        ----------
+        train_embeddings : array-like of float, shape (N, d)
+            Embeddings of the training examples (e.g. from :func:`extract_embeddings`).
+        train_labels : array-like
+            Classification: (N,) integer classes in ``[0, C)``. Regression: the targets,
+            (N,) or (N, D).
+        train_logits : array-like of float
+            Classification: the base model's (N, C) logits. Regression: its predictions, the
+            shape of ``train_labels``.
+
+        Returns
+        -------
+        ResMem
+            ``self``, fitted.
+
+        Raises
+        ------
+        TypeError
+            A parameter or an array of the wrong type.
+        ValueError
+            A parameter out of range, shapes that disagree, labels out of range, NaN values.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> e = np.eye(3, dtype=np.float32)
+        >>> m = ResMem(k=1).fit(e, np.array([0, 1, 2]), np.zeros((3, 3)))
+        >>> m.predict(e, np.zeros((3, 3))).tolist()
+        [0, 1, 2]
         """
         self._check_params()
         e = self._embeddings(train_embeddings, "train_embeddings")
@@ -288,6 +341,27 @@ class ResMem:
         self._index = index
         self._apply_faiss_params()
 
+    # A fitted ResMem pickles its residuals and its index: the exact index as its keys
+    # (KnnIndex rebuilds itself), a faiss index through faiss.serialize_index.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        index = state.get("_index")
+        if index is not None and not isinstance(index, KnnIndex):
+            import faiss
+
+            state["_index"] = ("faiss-serialized", faiss.serialize_index(index))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        index = state.get("_index")
+        if isinstance(index, tuple) and index and index[0] == "faiss-serialized":
+            import faiss
+
+            state = {**state, "_index": faiss.deserialize_index(index[1])}
+        self.__dict__.update(state)
+        if isinstance(index, tuple) and self.faiss_params:
+            self._apply_faiss_params()
+
     def _apply_faiss_params(self) -> None:
         import faiss
 
@@ -300,12 +374,34 @@ class ResMem:
 
     def _require_fitted(self) -> None:
         if not getattr(self, "_fitted", False):
-            raise RuntimeError("ResMem: call fit(...) first (or again after changing parameters)")
+            raise errors.NotFittedError(
+                "This ResMem instance is not fitted yet: call fit(...) first (or again after changing parameters)"
+            )
 
-    def kneighbors(self, embeddings: Any, k: int | None = None) -> tuple[F64, I64]:
-        """``(distances, indices)`` of the ``k`` nearest training examples (``-1`` marks a
-        slot an approximate faiss index left empty). Distances follow ``metric``:
-        squared L2, ``1 − cos`` or ``−⟨q, x⟩``, nearest first."""
+    def kneighbors(self, embeddings: ArrayLike, k: int | None = None) -> tuple[F64, I64]:
+        """The nearest training examples of ``embeddings``.
+
+        Parameters
+        ----------
+        embeddings : array-like of float, shape (M, d)
+            Query embeddings.
+        k : int, optional
+            Neighbours (default: the fitted ``k``), ``0 <= k <= N``.
+
+        Returns
+        -------
+        distances : ndarray of float64, shape (M, k)
+            Following ``metric``: squared L2, ``1 − cos`` or ``−⟨q, x⟩``, nearest first.
+        indices : ndarray of int64, shape (M, k)
+            ``-1`` marks a slot an approximate faiss index left empty.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        ValueError
+            Wrong dimension, ``k`` out of range.
+        """
         self._require_fitted()
         k = self.k if k is None else k
         e = self._embeddings(embeddings, "embeddings")
@@ -334,12 +430,14 @@ class ResMem:
 
     def _correct(self, base: F64, dist: np.ndarray, idx: np.ndarray, k: int, sigma: float) -> F64:
         if k == 0:
-            return base.copy()
+            same: F64 = base.copy()
+            return same
         d, i = dist[:, :k], idx[:, :k]
         valid = i >= 0
         w = _weights(d, sigma, None if valid.all() else valid)
         r = self.residuals_[np.where(valid, i, 0)]
-        return base + np.einsum("qk,qkc->qc", w, r)
+        out: F64 = base + np.einsum("qk,qkc->qc", w, r)
+        return out
 
     def _predict_raw(self, embeddings: Any, logits: Any) -> F64:
         self._require_fitted()
@@ -360,23 +458,82 @@ class ResMem:
             out[s : s + _CHUNK] = self._correct(base[s : s + _CHUNK], d, i, self.k, float(self.sigma))
         return out
 
-    def predict_proba(self, embeddings: Any, logits: Any) -> F64:
-        """``softmax(z / T) + Σ_j w_j r_j``, shape ``(M, C)`` float64 (classification).
+    def predict_proba(self, embeddings: ArrayLike, logits: ArrayLike) -> F64:
+        """``softmax(z / T) + Σ_j w_j r_j`` (classification).
 
-        Rows sum to one; entries may leave ``[0, 1]`` (see the module notes)."""
+        Rows sum to one; entries may leave ``[0, 1]`` (see the module notes).
+
+        Parameters
+        ----------
+        embeddings : array-like of float, shape (M, d)
+            Embeddings of the inputs.
+        logits : array-like of float, shape (M, C)
+            The base model's logits on them.
+
+        Returns
+        -------
+        ndarray of float64, shape (M, C)
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        ValueError
+            In regression mode; shapes that disagree with the fit.
+        """
         if self.mode != "classification":
             raise ValueError("predict_proba: only in mode='classification'; use predict")
         return self._predict_raw(embeddings, logits)
 
-    def predict(self, embeddings: Any, logits: Any) -> np.ndarray:
-        """Class labels (argmax of :meth:`predict_proba`) or regression values."""
+    def predict(self, embeddings: ArrayLike, logits: ArrayLike) -> np.ndarray:
+        """Class labels (argmax of :meth:`predict_proba`) or regression values.
+
+        Parameters
+        ----------
+        embeddings : array-like of float, shape (M, d)
+            Embeddings of the inputs.
+        logits : array-like of float
+            The base model's (M, C) logits, or (regression) its (M,) / (M, D) predictions.
+
+        Returns
+        -------
+        ndarray
+            (M,) int64 classes, or float64 values of the targets' shape.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        """
         out = self._predict_raw(embeddings, logits)
         if self.mode == "classification":
-            return out.argmax(axis=1).astype(np.int64)
-        return out[:, 0] if getattr(self, "_squeeze", False) else out
+            labels: I64 = out.argmax(axis=1).astype(np.int64)
+            return labels
+        values: F64 = out[:, 0] if getattr(self, "_squeeze", False) else out
+        return values
 
-    def score(self, embeddings: Any, logits: Any, labels: Any) -> float:
-        """Accuracy (classification) or the coefficient of determination R² (regression)."""
+    def score(self, embeddings: ArrayLike, logits: ArrayLike, labels: ArrayLike) -> float:
+        """Accuracy (classification) or the coefficient of determination R² (regression).
+
+        Parameters
+        ----------
+        embeddings : array-like of float, shape (M, d)
+            Embeddings of the inputs.
+        logits : array-like of float
+            The base model's logits or predictions on them.
+        labels : array-like
+            True classes or targets.
+
+        Returns
+        -------
+        float
+            R² is NaN for constant targets.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        """
         pred = self.predict(embeddings, logits)
         y = to_numpy(labels, "labels")
         if y.shape[0] != pred.shape[0]:
@@ -399,6 +556,7 @@ class ResMem:
         y = to_numpy(labels, "val_labels")
         if y.shape != (n,):
             raise ValueError(f"val_labels: expected shape ({n},), got {y.shape}")
+        check_class_labels(y, "val_labels", self.n_outputs_)
         if e.shape[1] != self.dim_:
             raise ValueError(f"val_embeddings: expected dimension {self.dim_} (as in fit), got {e.shape[1]}")
         d, i = self._search(e, max(ks))
@@ -414,34 +572,60 @@ class ResMem:
 
 
 def tune_resmem(
-    train_embeddings: Any,
-    train_labels: Any,
-    train_logits: Any,
-    val_embeddings: Any,
-    val_labels: Any,
-    val_logits: Any,
+    train_embeddings: ArrayLike,
+    train_labels: ArrayLike,
+    train_logits: ArrayLike,
+    val_embeddings: ArrayLike,
+    val_labels: ArrayLike,
+    val_logits: ArrayLike,
     *,
     ks: Iterable[int] = (0, 1, 2, 5, 10, 20, 50),
     sigmas: Iterable[float] | None = None,
     **params: Any,
-) -> tuple[dict[str, Any], Any]:
+) -> tuple[dict[str, float], pl.DataFrame]:
     """Pick ``k`` and ``sigma`` for classification by accuracy on a validation split.
 
     Fits :class:`ResMem` once (other constructor arguments go in ``params``), searches the
     validation embeddings once for ``max(ks)`` neighbours and scores every ``(k, σ)``
-    pair from those neighbours (``k = 0``: the base model). ``sigmas=None`` uses
-    ``m · (0.01, 0.03, 0.1, 0.3, 1, 3)`` and ``inf``, where ``m`` is the median distance
-    to the nearest training neighbour of the validation points. Ties go to the smaller
-    ``k``, then the smaller ``σ``.
+    pair from those neighbours (``k = 0``: the base model). Ties go to the smaller ``k``,
+    then the smaller ``σ``.
 
-    Returns ``(best, table)``: ``best`` holds ``k``, ``sigma`` and ``accuracy``;
-    ``table`` is a polars DataFrame with columns ``k``, ``sigma``, ``accuracy``.
+    Parameters
+    ----------
+    train_embeddings, train_labels, train_logits : array-like
+        As :meth:`ResMem.fit` takes them.
+    val_embeddings : array-like of float, shape (M, d)
+        Validation embeddings.
+    val_labels : array-like of int, shape (M,)
+        Validation classes, in ``[0, C)``.
+    val_logits : array-like of float, shape (M, C)
+        The base model's validation logits.
+    ks : iterable of int, default (0, 1, 2, 5, 10, 20, 50)
+        Candidate ``k`` values, each >= 0.
+    sigmas : iterable of float, optional
+        Candidate ``sigma`` values, each > 0 (``inf`` allowed). Default:
+        ``m · (0.01, 0.03, 0.1, 0.3, 1, 3)`` and ``inf``, where ``m`` is the median distance
+        to the nearest training neighbour of the validation points.
+    **params
+        Other :class:`ResMem` constructor arguments.
+
+    Returns
+    -------
+    best : dict
+        ``k``, ``sigma`` and ``accuracy`` of the best pair.
+    table : polars.DataFrame
+        Columns ``k``, ``sigma``, ``accuracy``, one row per pair.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``ks``, non-numeric ``sigmas``, arrays of the wrong type.
+    ValueError
+        Empty ``ks`` / ``sigmas``, values out of range, labels out of range, regression mode.
     """
-    import polars as pl
-
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 0:
-        raise ValueError(f"ks: expected non-negative ints, got {ks}")
+    ks = sorted({check_int(k, "ks[]", 0) for k in ks})
+    if not ks:
+        raise ValueError("ks: expected at least one k >= 0, got an empty sequence")
     model = ResMem(k=max(ks), **{p: v for p, v in params.items() if p not in ("k", "sigma")})
     if params.get("mode", "classification") != "classification":
         raise ValueError("tune_resmem: classification only (mode='classification')")
@@ -455,9 +639,9 @@ def tune_resmem(
         else:
             scale = 1.0
         sigmas = [scale * f for f in (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)] + [math.inf]
-    sig = [float(s) for s in sigmas]
-    if not sig or not all(s > 0 for s in sig):
-        raise ValueError(f"sigmas: expected positive values, got {sig}")
+    sig = [check_float(s, "sigmas[]", 0.0, low_open=True, allow_inf=True) for s in sigmas]
+    if not sig:
+        raise ValueError("sigmas: expected at least one sigma > 0, got an empty sequence")
     rows = model._grid(val_embeddings, val_logits, val_labels, ks, sig)
     best = max(rows, key=lambda r: (r["accuracy"], -r["k"], -(r["sigma"] if r["k"] else 0.0)))
     table = pl.DataFrame(rows, schema={"k": pl.Int64, "sigma": pl.Float64, "accuracy": pl.Float64})

@@ -23,29 +23,67 @@ __all__ = ["knn", "knn_pure", "pairwise", "resmem_predict", "resmem_residuals", 
 
 def _unit(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+    out: np.ndarray = np.divide(x, n, out=np.zeros_like(x), where=n > 0)
+    return out
 
 
 def pairwise(queries: np.ndarray, keys: np.ndarray, metric: str = "l2") -> np.ndarray:
-    """``(Q, N)`` matrix of distances (l2: squared, ip: products, cosine: ``1 − cos``)."""
+    """``(Q, N)`` matrix of distances (l2: squared, ip: products, cosine: ``1 − cos``).
+
+    Parameters
+    ----------
+    queries : ndarray, shape (Q, d)
+    keys : ndarray, shape (N, d)
+    metric : {"l2", "ip", "cosine"}, default "l2"
+
+    Returns
+    -------
+    ndarray, shape (Q, N)
+
+    Raises
+    ------
+    ValueError
+        An unknown metric.
+    """
+    out: np.ndarray
     if metric == "l2":
         d = (queries**2).sum(1)[:, None] - 2.0 * queries @ keys.T + (keys**2).sum(1)[None, :]
-        return np.maximum(d, 0.0)
+        out = np.maximum(d, 0.0)
+        return out
     if metric == "ip":
-        return queries @ keys.T
+        out = queries @ keys.T
+        return out
     if metric == "cosine":
-        return 1.0 - _unit(queries) @ _unit(keys).T
+        out = 1.0 - _unit(queries) @ _unit(keys).T
+        return out
     raise ValueError(f"metric: expected 'l2', 'ip' or 'cosine', got {metric!r}")
 
 
 def knn(
     queries: np.ndarray, keys: np.ndarray, k: int, metric: str = "l2", *, dtype: type = np.float64, chunk: int = 256
 ) -> tuple[np.ndarray, I64]:
-    """Exact kNN by brute force: ``(distances, indices)`` ``(Q, k)``, nearest first.
+    """Exact kNN by brute force, nearest first.
 
-    ``dtype`` is the precision of the distance computation (float64: the test yardstick;
-    float32: the fair numpy baseline for benchmarks). Ties break toward the lower index
-    (stable sort). For ``ip`` the largest products come first.
+    Ties break toward the lower index (stable sort). For ``ip`` the largest product comes
+    first.
+
+    Parameters
+    ----------
+    queries : ndarray, shape (Q, d)
+    keys : ndarray, shape (N, d)
+    k : int
+        Neighbours per query.
+    metric : {"l2", "ip", "cosine"}, default "l2"
+    dtype : type, default numpy.float64
+        Precision of the distance computation (float64: the test yardstick; float32: the
+        fair numpy baseline for benchmarks).
+    chunk : int, default 256
+        Queries per block.
+
+    Returns
+    -------
+    distances : ndarray, shape (Q, k)
+    indices : ndarray of int64, shape (Q, k)
     """
     q: np.ndarray = np.asarray(queries, dtype=dtype)
     x: np.ndarray = np.asarray(keys, dtype=dtype)
@@ -72,13 +110,24 @@ def knn(
 
 
 def knn_pure(queries: list[list[float]], keys: list[list[float]], k: int) -> tuple[list[list[float]], list[list[int]]]:
-    """Squared-L2 kNN with Python loops: the slow baseline of the benchmark."""
+    """Squared-L2 kNN with Python loops: the slow baseline of the benchmark.
+
+    Parameters
+    ----------
+    queries, keys : list of list of float
+    k : int
+
+    Returns
+    -------
+    distances : list of list of float
+    indices : list of list of int
+    """
     dists, idxs = [], []
     for q in queries:
         row = []
         for j, x in enumerate(keys):
             s = 0.0
-            for a, b in zip(q, x):
+            for a, b in zip(q, x, strict=True):
                 s += (a - b) * (a - b)
             row.append((s, j))
         row.sort()
@@ -88,14 +137,36 @@ def knn_pure(queries: list[list[float]], keys: list[list[float]], k: int) -> tup
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax."""
+    """Numerically stable softmax.
+
+    Parameters
+    ----------
+    z : ndarray
+    axis : int, default -1
+
+    Returns
+    -------
+    ndarray of float64
+    """
     z = np.asarray(z, dtype=np.float64)
     e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=axis, keepdims=True)
+    return out
 
 
 def resmem_residuals(labels: np.ndarray, logits: np.ndarray, temperature: float = 1.0) -> F64:
-    """``r_i = onehot(y_i) − softmax(z_i / T)`` (classification residuals, rows sum to 0)."""
+    """``r_i = onehot(y_i) − softmax(z_i / T)`` (classification residuals, rows sum to 0).
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (N,)
+    logits : ndarray, shape (N, C)
+    temperature : float, default 1.0
+
+    Returns
+    -------
+    ndarray of float64, shape (N, C)
+    """
     p = softmax(np.asarray(logits, dtype=np.float64) / temperature)
     r = -p
     r[np.arange(len(labels)), labels] += 1.0
@@ -109,10 +180,24 @@ def resmem_predict(
 
     ``sigma = inf`` gives uniform weights; zero neighbours (``indices`` of width 0) give
     ``base``.
+
+    Parameters
+    ----------
+    base : ndarray, shape (M, C)
+    residuals : ndarray, shape (N, C)
+    distances : ndarray, shape (M, k)
+    indices : ndarray of int, shape (M, k)
+    sigma : float
+
+    Returns
+    -------
+    ndarray of float64, shape (M, C)
     """
     base = np.asarray(base, dtype=np.float64)
     if indices.shape[1] == 0:
-        return base.copy()
+        same: npt.NDArray[np.float64] = base.copy()
+        return same
     d = np.asarray(distances, dtype=np.float64)
     w = np.full(d.shape, 1.0 / d.shape[1]) if math.isinf(sigma) else softmax(-d / sigma, axis=1)
-    return base + np.einsum("qk,qkc->qc", w, residuals[indices])
+    out: npt.NDArray[np.float64] = base + np.einsum("qk,qkc->qc", w, residuals[indices])
+    return out

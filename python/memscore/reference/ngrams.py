@@ -26,7 +26,18 @@ __all__ = [
 def normalize(
     text: str, lowercase: bool = True, strip_punctuation: bool = True, stopwords: Iterable[str] = ()
 ) -> list[str]:
-    """Split on whitespace, delete P*/S* characters, lowercase, drop empty words and stopwords."""
+    """Split on whitespace, delete P*/S* characters, lowercase, drop empty words and stopwords.
+
+    Parameters
+    ----------
+    text : str
+    lowercase, strip_punctuation : bool, default True
+    stopwords : iterable of str, default ()
+
+    Returns
+    -------
+    list of str
+    """
     stop = set(stopwords)
     out = []
     for word in text.split():
@@ -40,7 +51,12 @@ def normalize(
 
 
 def punct_ranges() -> list[tuple[int, int]]:
-    """Inclusive code-point ranges of categories P* and S* (how the Rust table was made)."""
+    """Inclusive code-point ranges of categories P* and S* (how the Rust table was made).
+
+    Returns
+    -------
+    list of (int, int)
+    """
     ranges, start = [], None
     for cp in range(0x110000):
         strip = unicodedata.category(chr(cp))[0] in "PS"
@@ -64,19 +80,54 @@ def _occurrences(doc: Sequence[Hashable], gram: Sequence[Hashable]) -> int:
 
 
 def count_ngrams(docs: Sequence[Sequence[Hashable]], queries: Sequence[Sequence[Hashable]]) -> list[int]:
-    """Occurrences (overlapping ones too) of each query inside single documents."""
+    """Occurrences (overlapping ones too) of each query inside single documents.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of hashable
+        Tokenized documents.
+    queries : sequence of sequence of hashable
+        The n-grams.
+
+    Returns
+    -------
+    list of int
+    """
     return [sum(_occurrences(d, q) for d in docs) for q in queries]
 
 
 def document_frequency(docs: Sequence[Sequence[Hashable]], queries: Sequence[Sequence[Hashable]]) -> list[int]:
-    """Number of documents containing each query at least once."""
+    """Number of documents containing each query at least once.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of hashable
+        Tokenized documents.
+    queries : sequence of sequence of hashable
+        The n-grams.
+
+    Returns
+    -------
+    list of int
+    """
     return [sum(1 for d in docs if _occurrences(d, q) > 0) for q in queries]
 
 
 def cooccurrence(
     docs: Sequence[Sequence[Hashable]], pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]]
 ) -> list[int]:
-    """Number of documents containing both n-grams of each pair."""
+    """Number of documents containing both n-grams of each pair.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of hashable
+        Tokenized documents.
+    pairs : sequence of (n-gram, n-gram)
+
+    Returns
+    -------
+    list of int
+    """
     return [sum(1 for d in docs if _occurrences(d, a) > 0 and _occurrences(d, b) > 0) for a, b in pairs]
 
 
@@ -85,8 +136,21 @@ def stats(
     queries: Sequence[Sequence[Hashable]],
     pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]] = (),
 ) -> dict[str, Any]:
-    """All three at once, by a single pass over the documents with dictionaries (the
-    benchmark baseline: every n-gram of every document up to the longest query)."""
+    """All three at once, by a single pass over the documents with dictionaries.
+
+    The benchmark baseline: every n-gram of every document up to the longest query.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of hashable
+    queries : sequence of n-grams
+    pairs : sequence of (n-gram, n-gram), default ()
+
+    Returns
+    -------
+    dict
+        ``counts``, ``doc_freq`` and ``cooccurrence`` lists and ``n_documents``.
+    """
     qset = {tuple(q) for q in queries} | {tuple(a) for a, _ in pairs} | {tuple(b) for _, b in pairs}
     pairs_by_first: dict[tuple[Hashable, ...], list[tuple[int, tuple[Hashable, ...]]]] = {}
     for k, (a, b) in enumerate(pairs):
@@ -120,5 +184,15 @@ def stats(
 
 
 def jsonl_texts(lines: Iterable[str], field: str = "text") -> list[str]:
-    """The text field of each non-blank jsonl line."""
+    """The text field of each non-blank jsonl line.
+
+    Parameters
+    ----------
+    lines : iterable of str
+    field : str, default "text"
+
+    Returns
+    -------
+    list of str
+    """
     return [json.loads(line)[field] for line in lines if line.strip()]

@@ -21,7 +21,7 @@ def _mean_difference(member: list[bool], values: list[float]) -> float:
     """Mean of ``values`` where ``member`` minus mean where not; NaN if a side is empty."""
     s_in = s_out = 0.0
     n_in = n_out = 0
-    for is_in, v in zip(member, values):
+    for is_in, v in zip(member, values, strict=True):
         if is_in:
             s_in += v
             n_in += 1
@@ -36,11 +36,16 @@ def _mean_difference(member: list[bool], values: list[float]) -> float:
 def memorization_pure(masks: Any, outcomes: Any) -> list[float]:
     """``mem[i] = mean_{r in} outcomes[r][i] - mean_{r out} outcomes[r][i]`` (Feldman & Zhang 2020).
 
-    Args:
-        masks: R rows of N bools.
-        outcomes: R rows of N bools or floats.
+    Parameters
+    ----------
+    masks
+        R rows of N bools.
+    outcomes
+        R rows of N bools or floats.
 
-    Returns:
+    Returns
+    -------
+    result
         N floats, NaN where no run held example i in or out.
     """
     m, o = _rows(masks), _rows(outcomes)
@@ -57,11 +62,16 @@ def memorization_pure(masks: Any, outcomes: Any) -> list[float]:
 def influence_pure(masks: Any, outcomes_test: Any) -> list[list[float]]:
     """``infl[j][i] = mean_{r: masks[r][i]} O[r][j] - mean_{r: not masks[r][i]} O[r][j]``.
 
-    Args:
-        masks: R rows of N bools.
-        outcomes_test: R rows of T bools or floats.
+    Parameters
+    ----------
+    masks
+        R rows of N bools.
+    outcomes_test
+        R rows of T bools or floats.
 
-    Returns:
+    Returns
+    -------
+    result
         T lists of N floats, NaN where no run held training example i in or out.
     """
     m, o = _rows(masks), _rows(outcomes_test)

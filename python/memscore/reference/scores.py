@@ -89,7 +89,15 @@ def memorization(masks: npt.ArrayLike, outcomes: npt.ArrayLike, *, stderr: bool 
     With ``stderr=True`` also returns ``se[i] = sqrt(s_in²/n_in + s_out²/n_out)`` with
     sample variances (ddof=1).
 
-    Returns:
+    Parameters
+    ----------
+    masks : array-like of bool, shape (R, N)
+    outcomes : array-like of bool or float, shape (R, N)
+    stderr : bool, default False
+
+    Returns
+    -------
+    result
         (N,) float64, NaN where ``n_in == 0`` or ``n_out == 0``; ``se`` is NaN where a
         side has fewer than two runs. Or ``(mem, se)``.
     """
@@ -152,16 +160,24 @@ def influence(
     computed as two GEMMs in ``dtype``: ``S_in = O.T @ M`` and ``S_out = O.T @ (1 - M)``,
     divided column-wise by ``n_in = M.sum(0)`` and ``n_out = R - n_in``.
 
-    Args:
-        masks: (R, N) bool.
-        outcomes_test: (R, T) bool or float outcomes on the test examples.
-        train_labels, test_labels: (N,) and (T,) int; pairs of different class are NaN.
-        stderr: also return the (T, N) standard error ``sqrt(s_in²/n_in + s_out²/n_out)``
-            (ddof=1, NaN with fewer than two runs on a side), from float64 GEMMs on
-            ``O`` and ``O**2``.
-        dtype: float dtype of the GEMMs and of the result (float64 or float32).
+    Parameters
+    ----------
+    masks
+        (R, N) bool.
+    outcomes_test
+        (R, T) bool or float outcomes on the test examples.
+    train_labels, test_labels
+        (N,) and (T,) int; pairs of different class are NaN.
+    stderr
+        also return the (T, N) standard error ``sqrt(s_in²/n_in + s_out²/n_out)``
+        (ddof=1, NaN with fewer than two runs on a side), from float64 GEMMs on
+        ``O`` and ``O**2``.
+    dtype
+        float dtype of the GEMMs and of the result (float64 or float32).
 
-    Returns:
+    Returns
+    -------
+    result
         (T, N) array of ``dtype``, NaN where ``n_in`` or ``n_out`` is 0; or ``(infl, se)``.
     """
     m = _masks(masks)
@@ -214,7 +230,17 @@ def influence_topk(
     entries are never selected; rows with fewer than k defined values are padded with
     index -1 and value NaN.
 
-    Returns:
+    Parameters
+    ----------
+    masks : array-like of bool, shape (R, N)
+    outcomes_test : array-like of bool or float, shape (R, T)
+    k : int
+    train_labels, test_labels : array-like of int, optional
+        Restrict to same-class pairs.
+
+    Returns
+    -------
+    result
         ``(indices (T, k) int64, values (T, k) float64)``.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
@@ -248,7 +274,15 @@ def holdout_accuracy(masks: npt.ArrayLike, outcomes: npt.ArrayLike, *, ratios: n
     within each group of runs sharing a ratio and averaged over the groups where it is
     defined: ``C[i] = mean_g acc_g[i]``.
 
-    Returns:
+    Parameters
+    ----------
+    masks : array-like of bool, shape (R, N)
+    outcomes : array-like of bool or float, shape (R, N)
+    ratios : array-like of float, shape (R,), optional
+
+    Returns
+    -------
+    result
         (N,) float64, NaN where no run (in any group) held example i out.
     """
     m = _masks(masks)
@@ -281,11 +315,16 @@ def logit_confidence(logits: npt.ArrayLike, labels: npt.ArrayLike) -> F64:
     the maximum of the other logits. ``phi = +inf`` when every other logit is -inf (or
     there is no other class).
 
-    Args:
-        logits: (..., C) float.
-        labels: integer labels broadcastable to ``logits.shape[:-1]``.
+    Parameters
+    ----------
+    logits
+        (..., C) float.
+    labels
+        integer labels broadcastable to ``logits.shape[:-1]``.
 
-    Returns:
+    Returns
+    -------
+    result
         float64 array of shape ``logits.shape[:-1]``.
     """
     z = np.asarray(logits, dtype=np.float64)
@@ -351,13 +390,19 @@ def lira(
     - fixed_variance: one sigma per target and side, pooled over examples:
       ``sigma_in(r) = sqrt(sum_i sum_{v in IN_i} (v - mean(IN_i))² / sum_i |IN_i|)``.
 
-    Args:
-        masks: (R, N) bool.
-        phi: (R, N) finite float confidences (e.g. :func:`logit_confidence`).
-        targets: score only these target runs (rows, in this order; the benchmark
-            times a subset of targets and scales). Default: every run.
+    Parameters
+    ----------
+    masks
+        (R, N) bool.
+    phi
+        (R, N) finite float confidences (e.g. :func:`logit_confidence`).
+    targets
+        score only these target runs (rows, in this order; the benchmark
+        times a subset of targets and scales). Default: every run.
 
-    Returns:
+    Returns
+    -------
+    result
         (R, N) float64 (or (len(targets), N)), higher = more likely a member.
     """
     m = _masks(masks)
@@ -408,7 +453,14 @@ def membership_metrics(scores: npt.ArrayLike, masks: npt.ArrayLike) -> dict[str,
 
     All values are NaN when either class is empty.
 
-    Returns:
+    Parameters
+    ----------
+    scores : array-like of float
+    masks : array-like of bool, same shape
+
+    Returns
+    -------
+    result
         dict with keys ``auc``, ``tpr_at_fpr_0.001``, ``tpr_at_fpr_0.01``, ``tpr_at_fpr_0.1``.
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
@@ -438,6 +490,6 @@ def membership_metrics(scores: npt.ArrayLike, masks: npt.ArrayLike) -> dict[str,
     fpr = np.r_[0.0, fp / n_neg]
 
     out = {"auc": float(auc)}
-    for f, key in zip(FPR_LEVELS, keys[1:]):
+    for f, key in zip(FPR_LEVELS, keys[1:], strict=True):
         out[key] = float(tpr[fpr <= f].max())
     return out

@@ -8,8 +8,18 @@ from collections.abc import Sequence
 
 
 def taskgram_logprob_pure(doc_freq: Sequence[int], cooccurrence: Sequence[int], alpha: float = 1.0) -> list[float]:
-    """log((C(x,y) + α) / (C(x) + 2α)) per pair, one pair at a time; NaN when the denominator
-    is 0, -inf when only the numerator is 0."""
+    """log((C(x,y) + α) / (C(x) + 2α)) per pair, one pair at a time.
+
+    Parameters
+    ----------
+    doc_freq, cooccurrence : sequence of int
+    alpha : float, default 1.0
+
+    Returns
+    -------
+    list of float
+        NaN when the denominator is 0, -inf when only the numerator is 0.
+    """
     out = []
     for cx, cxy in zip(doc_freq, cooccurrence, strict=True):
         num, den = cxy + alpha, cx + 2 * alpha
@@ -25,8 +35,19 @@ def taskgram_logprob_pure(doc_freq: Sequence[int], cooccurrence: Sequence[int], 
 def document_counts_pure(
     documents: Sequence[Sequence[str]], pairs: Sequence[tuple[str, str]]
 ) -> tuple[list[int], list[int]]:
-    """C(x) (documents containing x) and C(x, y) (documents containing x and y) for each pair,
-    over already-normalized documents (lists of words); n-grams are space-joined words."""
+    """C(x) (documents containing x) and C(x, y) (documents containing x and y) for each pair.
+
+    Over already-normalized documents (lists of words); n-grams are space-joined words.
+
+    Parameters
+    ----------
+    documents : sequence of sequence of str
+    pairs : sequence of (str, str)
+
+    Returns
+    -------
+    c_x, c_xy : list of int
+    """
 
     def contains(doc: Sequence[str], gram: str) -> bool:
         g = gram.split()

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._torch import require_torch
 from ..runs.train.driver import _as_xy, epoch_batches, init_model, run_seed
 from ..runs.train.plan import SubsetPlan
 
@@ -31,8 +32,21 @@ def train_sequential(
     seed: int = 0,
     runs: Sequence[int] | None = None,
 ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
-    """Train runs of ``plan`` one after the other; return ``{r: (train_logits, test_logits)}``."""
-    import torch
+    """Train runs of ``plan`` one after the other, with a plain ``torch.optim`` loop.
+
+    Parameters
+    ----------
+    model_fn, train, test, plan, epochs, batch_size, lr, optimizer, momentum, weight_decay, seed
+        As :func:`memscore.train.train_runs` takes them.
+    runs : sequence of int, optional
+        Which runs of the plan (default: all).
+
+    Returns
+    -------
+    dict of int to (ndarray, ndarray or None)
+        ``{r: (train_logits, test_logits)}``.
+    """
+    torch = require_torch("memscore.reference.train")
 
     x_tr, y_tr = _as_xy(train, "train")
     x_te = _as_xy(test, "test")[0] if test is not None else None
@@ -41,7 +55,7 @@ def train_sequential(
         model = init_model(model_fn, seed, r)
         params = list(model.parameters())
         if optimizer == "sgd":
-            opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+            opt: Any = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
         elif optimizer == "adam":
             opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
         elif optimizer == "adamw":

@@ -85,7 +85,8 @@ class PackedBits:
 
     def row_counts(self) -> npt.NDArray[np.int64]:
         """Set bits per row."""
-        return np.unpackbits(self.bits, axis=1).sum(axis=1, dtype=np.int64)
+        counts: npt.NDArray[np.int64] = np.unpackbits(self.bits, axis=1).sum(axis=1, dtype=np.int64)
+        return counts
 
     def __getitem__(self, rows: Any) -> PackedBits:
         """A subset of the rows (``bits[rows]``), still packed."""

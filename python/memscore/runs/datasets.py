@@ -8,13 +8,16 @@ them only by memorizing them: a good memorization score ranks them first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["TaskData", "modular_arithmetic", "digits"]
+from .._validate import check_choice, check_float, check_int
+
+__all__ = ["TaskData", "modular_arithmetic", "digits", "DATASETS", "load_dataset"]
 
 _OPS = {
     "add": lambda a, b, p: (a + b) % p,
@@ -27,15 +30,24 @@ _OPS = {
 class TaskData:
     """A classification task with a train / test split and known label corruption.
 
-    Attributes:
-        name: short description.
-        x_train, x_test: (n, d) float32 inputs.
-        y_train: (n_train,) int64 training labels, *after* corruption (what models see).
-        y_test: (n_test,) int64 clean test labels.
-        clean_train: (n_train,) int64 training labels before corruption.
-        corrupted: (n_train,) bool, True where ``y_train != clean_train``.
-        n_classes: number of classes.
-        info: extra description (JSON-serializable), e.g. the (a, b) pairs.
+    Attributes
+    ----------
+    name : str
+        Short description.
+    x_train, x_test : ndarray of float32, shape (n, d)
+        Inputs.
+    y_train : ndarray of int64, shape (n_train,)
+        Training labels *after* corruption (what models see).
+    y_test : ndarray of int64, shape (n_test,)
+        Clean test labels.
+    clean_train : ndarray of int64, shape (n_train,)
+        Training labels before corruption.
+    corrupted : ndarray of bool, shape (n_train,)
+        True where ``y_train != clean_train``.
+    n_classes : int
+        Number of classes.
+    info : dict
+        Extra description (JSON-serializable), e.g. the (a, b) pairs.
     """
 
     name: str
@@ -50,14 +62,17 @@ class TaskData:
 
     @property
     def n_train(self) -> int:
+        """Number of training examples."""
         return int(self.y_train.shape[0])
 
     @property
     def n_test(self) -> int:
+        """Number of test examples."""
         return int(self.y_test.shape[0])
 
     @property
     def n_features(self) -> int:
+        """Input dimension."""
         return int(self.x_train.shape[1])
 
     def __repr__(self) -> str:
@@ -68,16 +83,7 @@ class TaskData:
 
 
 def _check_fraction(x: float, name: str, *, open_low: bool = False, open_high: bool = False) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a float, got {type(x).__name__}")
-    v = float(x)
-    lo_ok = v > 0.0 if open_low else v >= 0.0
-    hi_ok = v < 1.0 if open_high else v <= 1.0
-    if not (np.isfinite(v) and lo_ok and hi_ok):
-        lo = "(0" if open_low else "[0"
-        hi = "1)" if open_high else "1]"
-        raise ValueError(f"{name}: expected a fraction in {lo}, {hi}, got {x}")
-    return v
+    return check_float(x, name, 0.0, 1.0, low_open=open_low, high_open=open_high)
 
 
 def _corrupt(
@@ -106,22 +112,38 @@ def modular_arithmetic(
     setting of Doshi et al. (2024), "To grok or not to grok", where networks memorize the
     corrupted labels yet generalize on the rest.
 
-    Args:
-        p: modulus, at least 2.
-        op: ``"add"``, ``"sub"`` or ``"mul"``.
-        train_fraction: fraction of pairs in the training set, in (0, 1).
-        corrupt: fraction of training labels corrupted, in [0, 1].
-        seed: seed of the split and the corruption.
+    Parameters
+    ----------
+    p : int, default 97
+        Modulus, at least 2.
+    op : {"add", "sub", "mul"}, default "add"
+        The operation.
+    train_fraction : float, default 0.5
+        Fraction of pairs in the training set, in (0, 1).
+    corrupt : float, default 0.1
+        Fraction of training labels corrupted, in [0, 1].
+    seed : int, default 0
+        Seed of the split and the corruption.
 
+    Returns
+    -------
+    TaskData
+
+    Raises
+    ------
+    TypeError
+        A value of the wrong type.
+    ValueError
+        A value out of range.
+
+    Examples
+    --------
     >>> d = modular_arithmetic(p=7, seed=1)
     >>> d.x_train.shape[1], d.n_classes
     (14, 7)
     """
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 2:
-        raise ValueError(f"p: expected an integer >= 2, got {p!r}")
-    p = int(p)
-    if op not in _OPS:
-        raise ValueError(f"op: expected one of {sorted(_OPS)}, got {op!r}")
+    p = check_int(p, "p", 2)
+    check_choice(op, "op", sorted(_OPS))
     train_fraction = _check_fraction(train_fraction, "train_fraction", open_low=True, open_high=True)
     corrupt = _check_fraction(corrupt, "corrupt")
     rng = np.random.default_rng(seed)
@@ -158,6 +180,31 @@ def digits(label_noise: float = 0.1, *, test_fraction: float = 0.3, seed: int = 
     Pixels are scaled to [0, 1] (64 features). A stratified random ``test_fraction`` is held
     out with clean labels; ``label_noise`` of the training labels are flipped to a uniformly
     drawn wrong digit. Needs scikit-learn (``pip install scikit-learn``).
+
+    Parameters
+    ----------
+    label_noise : float, default 0.1
+        Fraction of training labels flipped, in [0, 1].
+    test_fraction : float, default 0.3
+        Fraction of each digit held out, in (0, 1).
+    seed : int, default 0
+        Seed of the split and the noise.
+
+    Returns
+    -------
+    TaskData
+
+    Raises
+    ------
+    TypeError, ValueError
+        A value of the wrong type, or out of range.
+    ImportError
+        scikit-learn is not installed.
+
+    Examples
+    --------
+    >>> digits(seed=1).n_classes  # doctest: +SKIP
+    10
     """
     try:
         from sklearn.datasets import load_digits
@@ -186,3 +233,38 @@ def digits(label_noise: float = 0.1, *, test_fraction: float = 0.3, seed: int = 
         n_classes=10,
         info={"train_index": tr.tolist(), "test_index": te.tolist()},
     )
+
+
+#: The embedded datasets by the name a store's ``metadata["dataset"]["name"]`` and the
+#: command line's ``--dataset`` use.
+DATASETS: dict[str, Callable[..., TaskData]] = {"modular": modular_arithmetic, "digits": digits}
+
+
+def load_dataset(name: str, **kwargs: Any) -> TaskData:
+    """An embedded dataset by name: the one dispatch the command line and the reports use.
+
+    Parameters
+    ----------
+    name : {"modular", "digits"}
+        :func:`modular_arithmetic` or :func:`digits`.
+    **kwargs
+        Passed to that function.
+
+    Returns
+    -------
+    TaskData
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a string, or an argument the function does not take.
+    ValueError
+        An unknown ``name``, or an argument out of range.
+
+    Examples
+    --------
+    >>> load_dataset("modular", p=5, seed=0).n_classes
+    5
+    """
+    check_choice(name, "dataset", sorted(DATASETS))
+    return DATASETS[name](**kwargs)

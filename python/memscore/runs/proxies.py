@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from .._validate import to_numpy
+from .._validate import ArrayLike, check_class_labels, check_float, check_int, check_real, to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import RunStore
@@ -38,11 +38,42 @@ def _rank(a: F64) -> F64:
     return ranks
 
 
-def spearman(a: Any, b: Any) -> tuple[float, int]:
-    """Spearman's rank correlation of ``a`` and ``b`` over pairs where both are finite
-    (ties take average ranks); returns ``(rho, n_pairs)``, rho NaN when undefined."""
-    x = np.asarray(to_numpy(a, "a"), dtype=np.float64).ravel()
-    y = np.asarray(to_numpy(b, "b"), dtype=np.float64).ravel()
+def spearman(a: ArrayLike, b: ArrayLike) -> tuple[float, int]:
+    """Spearman's rank correlation of ``a`` and ``b`` over pairs where both are finite.
+
+    Ties take average ranks. This is memscore's one Spearman: :func:`proxy_table` and the
+    task-gram metrics use it.
+
+    Parameters
+    ----------
+    a, b : array-like of real numbers, same size
+        Flattened before ranking.
+
+    Returns
+    -------
+    rho : float
+        NaN with fewer than two finite pairs or a constant input.
+    n : int
+        Number of pairs where both values are finite.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric input.
+    ValueError
+        ``a`` and ``b`` differ in size.
+
+    Examples
+    --------
+    >>> import memscore
+    >>> memscore.spearman([1, 2, 3, float("nan")], [10, 30, 20, 0])
+    (0.5, 3)
+    """
+    xa, ya = to_numpy(a, "a"), to_numpy(b, "b")
+    check_real(xa, "a")
+    check_real(ya, "b")
+    x = np.asarray(xa, dtype=np.float64).ravel()
+    y = np.asarray(ya, dtype=np.float64).ravel()
     if x.shape != y.shape:
         raise ValueError(f"spearman: a and b must have the same length, got {x.size} and {y.size}")
     ok = np.isfinite(x) & np.isfinite(y)
@@ -57,8 +88,26 @@ def spearman(a: Any, b: Any) -> tuple[float, int]:
     return (float((rx * ry).sum() / den) if den > 0 else float("nan")), n
 
 
-def _spearman_p(rho: float, n: int) -> float:
-    """Two-sided p-value of Spearman's rho (t approximation, as scipy.stats.spearmanr)."""
+def spearman_pvalue(rho: float, n: int) -> float:
+    """Two-sided p-value of Spearman's rho (t approximation, as ``scipy.stats.spearmanr``).
+
+    Parameters
+    ----------
+    rho : float
+        The correlation, from :func:`spearman`.
+    n : int
+        The number of pairs it used.
+
+    Returns
+    -------
+    float
+        NaN when ``rho`` is NaN, ``n < 3``, or scipy is not installed.
+
+    Examples
+    --------
+    >>> spearman_pvalue(1.0, 10)
+    0.0
+    """
     if not np.isfinite(rho) or n < 3:
         return float("nan")
     try:
@@ -74,12 +123,6 @@ def _spearman_p(rho: float, n: int) -> float:
 def trajectories(mem_by_size: Mapping[Any, Any] | Sequence[Any] | np.ndarray, *, tol: float = 0.1) -> pl.DataFrame:
     """Classify each example's memorization across model sizes (Lukasik et al. 2023).
 
-    Args:
-        mem_by_size: memorization scores ordered from the smallest to the largest model:
-            a dict ``{size: (N,) scores}`` (ordered by sorted size), a sequence of (N,)
-            arrays, or an (S, N) array; S >= 2.
-        tol: the smallest change counted as a change (memorization is in [-1, 1]).
-
     Each example gets one of :data:`TRAJECTORY_KINDS`:
 
     * ``flat``: max − min < ``tol``;
@@ -91,9 +134,32 @@ def trajectories(mem_by_size: Mapping[Any, Any] | Sequence[Any] | np.ndarray, *,
     * ``other``: none of the above (non-monotone changes smaller than ``tol`` overall),
       and examples with a NaN score at any size (null trajectory).
 
-    Returns:
-        DataFrame with ``index``, ``trajectory`` (str), and one column per size
-        (``mem_<size>``).
+    Parameters
+    ----------
+    mem_by_size : dict, sequence of arrays, or ndarray of shape (S, N)
+        Memorization scores ordered from the smallest to the largest model: a dict
+        ``{size: (N,) scores}`` (ordered by sorted size), a sequence of (N,) arrays, or an
+        (S, N) array; S >= 2.
+    tol : float, default 0.1
+        The smallest change counted as a change (memorization is in [-1, 1]); > 0.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``index``, ``trajectory`` (str), and one column per size (``mem_<size>``).
+
+    Raises
+    ------
+    TypeError
+        ``tol`` is not a number.
+    ValueError
+        Fewer than two sizes, arrays of different lengths, ``tol <= 0``.
+
+    Examples
+    --------
+    >>> import memscore
+    >>> memscore.trajectories([[0.0, 0.5], [0.0, 0.9]])["trajectory"].to_list()
+    ['flat', 'increasing']
     """
     if isinstance(mem_by_size, Mapping):
         keys = sorted(mem_by_size)
@@ -106,8 +172,7 @@ def trajectories(mem_by_size: Mapping[Any, Any] | Sequence[Any] | np.ndarray, *,
         raise ValueError(f"mem_by_size: expected scores for at least 2 model sizes, got {len(rows)}")
     if any(r.ndim != 1 or r.shape != rows[0].shape for r in rows):
         raise ValueError(f"mem_by_size: expected (N,) arrays of one length, got shapes {[r.shape for r in rows]}")
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol: expected a positive number, got {tol}")
+    check_float(tol, "tol", 0.0, low_open=True)
     m = np.stack(rows)  # (S, N)
     first, last = m[0], m[-1]
     hi, lo = m.max(0), m.min(0)
@@ -126,7 +191,7 @@ def trajectories(mem_by_size: Mapping[Any, Any] | Sequence[Any] | np.ndarray, *,
         pl.Series("index", np.arange(m.shape[1], dtype=np.int64)),
         pl.Series("trajectory", kind.tolist(), dtype=pl.String),
     ]
-    cols += [pl.Series(name, row, dtype=pl.Float64) for name, row in zip(names, rows)]
+    cols += [pl.Series(name, row, dtype=pl.Float64) for name, row in zip(names, rows, strict=True)]
     return pl.DataFrame(cols)
 
 
@@ -146,14 +211,31 @@ _PROXIES = (
 def proxy_table(store: RunStore | pl.DataFrame, *, scores: pl.DataFrame | None = None) -> pl.DataFrame:
     """Spearman correlation between memorization and each cheaper proxy of it.
 
-    Args:
-        store: a :class:`~memscore.RunStore`, or a table like ``store.scores()``.
-        scores: a precomputed ``store.scores()`` table (saves a pass over the runs).
+    Parameters
+    ----------
+    store : RunStore or polars.DataFrame
+        A :class:`~memscore.RunStore`, or a table like ``store.scores()``.
+    scores : polars.DataFrame, optional
+        A precomputed ``store.scores()`` table (saves a pass over the runs).
 
-    Returns:
-        DataFrame with ``proxy``, ``description``, ``spearman`` (float64), ``p_value``
-        (float64; NaN without scipy) and ``n`` (examples where both are defined); proxies
-        the store does not have (no snapshots, say) are left out.
+    Returns
+    -------
+    polars.DataFrame
+        ``proxy``, ``description``, ``spearman`` (float64), ``p_value`` (float64; NaN
+        without scipy) and ``n`` (examples where both are defined); proxies the store does
+        not have (no snapshots, say) are left out.
+
+    Raises
+    ------
+    ValueError
+        The table has no ``memorization`` column.
+
+    Examples
+    --------
+    >>> import polars as pl, memscore
+    >>> df = pl.DataFrame({"memorization": [0.1, 0.5, 0.9], "el2n": [0.2, 0.4, 0.8]})
+    >>> memscore.proxy_table(df)["spearman"].to_list()
+    [1.0]
     """
     if isinstance(store, pl.DataFrame):
         df = store
@@ -170,7 +252,7 @@ def proxy_table(store: RunStore | pl.DataFrame, *, scores: pl.DataFrame | None =
         if not np.isfinite(vals).any():
             continue  # not recorded (e.g. GraNd without grand=True)
         rho, n = spearman(mem, vals)
-        rows.append({"proxy": col, "description": desc, "spearman": rho, "p_value": _spearman_p(rho, n), "n": n})
+        rows.append({"proxy": col, "description": desc, "spearman": rho, "p_value": spearman_pvalue(rho, n), "n": n})
     schema = {
         "proxy": pl.String,
         "description": pl.String,
@@ -185,14 +267,20 @@ def proxy_table(store: RunStore | pl.DataFrame, *, scores: pl.DataFrame | None =
 class Disagreement:
     """Ensemble disagreement on test inputs (Jiang, Nagarajan et al. 2022).
 
-    Attributes:
-        disagreement: mean over test examples of the fraction of pairs of runs that
-            predict different classes, the estimate of test error.
-        test_error: mean test error of the runs (NaN without labels).
-        gap: ``disagreement - test_error``.
-        cace: class-aggregated calibration error of the ensemble's vote shares (NaN
-            without labels); the paper shows |gap| <= CACE.
-        per_example: (T,) disagreement of each test example.
+    Attributes
+    ----------
+    disagreement : float
+        Mean over test examples of the fraction of pairs of runs that predict different
+        classes, the estimate of test error.
+    test_error : float
+        Mean test error of the runs (NaN without labels).
+    gap : float
+        ``disagreement - test_error``.
+    cace : float
+        Class-aggregated calibration error of the ensemble's vote shares (NaN without
+        labels); the paper shows ``|gap| <= CACE``.
+    per_example : ndarray of float64, shape (T,)
+        Disagreement on each test example.
     """
 
     disagreement: float
@@ -202,31 +290,67 @@ class Disagreement:
     per_example: F64
 
     def as_dict(self) -> dict[str, float]:
+        """The four headline numbers (JSON-ready).
+
+        Returns
+        -------
+        dict of str to float
+        """
         return {"disagreement": self.disagreement, "test_error": self.test_error, "gap": self.gap, "cace": self.cace}
 
 
 def disagreement(
-    test_predictions: Any, labels: Any = None, *, n_classes: int | None = None, n_bins: int | None = None
+    test_predictions: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    n_classes: int | None = None,
+    n_bins: int | None = None,
 ) -> Disagreement:
     """Mean pairwise disagreement between runs on test inputs, beside the actual error.
-
-    Args:
-        test_predictions: (R, T) predicted classes, or (R, T, C) logits / probabilities
-            (their argmax is taken, ties toward the lower class); R >= 2.
-        labels: (T,) true classes; gives ``test_error``, ``gap`` and ``cace``.
-        n_classes: number of classes (default: inferred).
-        n_bins: bins of vote share for CACE (default: one bin per possible share,
-            ``R + 1``, up to 20 equal-width bins).
 
     The disagreement of runs r ≠ s is P_x[h_r(x) ≠ h_s(x)]; averaged over all pairs it is
     ``1 − Σ_c n_c (n_c − 1) / (R (R − 1))`` per example, with n_c the number of runs
     predicting class c. CACE = Σ_c Σ_bins (|bin| / T) · |mean(1[y = c]) − mean(share_c)|
     over bins of the ensemble's vote share for class c.
+
+    Parameters
+    ----------
+    test_predictions : array-like, shape (R, T) of int or (R, T, C) of float
+        Predicted classes, or logits / probabilities (their argmax is taken, ties toward
+        the lower class); R >= 2.
+    labels : array-like of int, shape (T,), optional
+        True classes in ``[0, n_classes)``; gives ``test_error``, ``gap`` and ``cace``.
+    n_classes : int, optional
+        Number of classes (default: C of the scores, else inferred from the data).
+    n_bins : int, optional
+        Bins of vote share for CACE (default: one bin per possible share, ``R + 1``, up to
+        20 equal-width bins).
+
+    Returns
+    -------
+    Disagreement
+
+    Raises
+    ------
+    TypeError
+        Non-integer classes or labels, non-integer ``n_classes`` / ``n_bins``.
+    ValueError
+        Fewer than 2 runs, no test examples, negative classes, predictions or labels out
+        of range for ``n_classes`` (or the C columns of the scores), non-finite scores.
+
+    Examples
+    --------
+    >>> import numpy as np, memscore
+    >>> preds = np.array([[0, 1], [0, 0]])
+    >>> memscore.disagreement(preds, np.array([0, 1])).as_dict()["disagreement"]
+    0.5
     """
     p = to_numpy(test_predictions, "test_predictions")
     if p.ndim == 3:
-        if not (np.issubdtype(p.dtype, np.floating) and np.isfinite(p).all()):
-            raise ValueError("test_predictions: (R, T, C) scores must be finite floats")
+        if not np.issubdtype(p.dtype, np.floating):
+            raise TypeError(f"test_predictions: expected (R, T, C) float scores, got dtype {p.dtype}")
+        if not np.isfinite(p).all():
+            raise ValueError("test_predictions: (R, T, C) scores contain NaN or infinite values")
         c_from = p.shape[2]
         p = p.argmax(axis=2)
     elif p.ndim == 2:
@@ -244,12 +368,18 @@ def disagreement(
         raise ValueError("test_predictions: no test examples")
     if p.min() < 0:
         raise ValueError("test_predictions: classes must be non-negative")
+    if n_classes is not None:
+        check_int(n_classes, "n_classes", 1)
+    if n_bins is not None:
+        check_int(n_bins, "n_bins", 1)
     c = int(n_classes or c_from or int(p.max()) + 1)
     y = None
     if labels is not None:
         y = np.asarray(to_numpy(labels, "labels"))
-        if y.shape != (t,) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"labels: expected ({t},) integer classes, got {y.shape} {y.dtype}")
+        if y.shape != (t,):
+            raise ValueError(f"labels: expected shape ({t},) (one class per test example), got {y.shape}")
+        # Negative labels would index the last class; labels >= n_classes have no column.
+        check_class_labels(y, "labels", None if n_classes is None and c_from is None else c)
         c = max(c, int(y.max()) + 1)
     if int(p.max()) >= c:
         raise ValueError(f"test_predictions: class {int(p.max())} is out of range for n_classes = {c}")
@@ -264,8 +394,6 @@ def disagreement(
     err = float((p != y[None, :]).mean())
     share = counts / r  # (T, C)
     bins = n_bins if n_bins is not None else min(r + 1, 20)
-    if bins < 1:
-        raise ValueError(f"n_bins: expected >= 1, got {bins}")
     # Shares are multiples of 1/R: with R + 1 bins each possible share has its own bin.
     b = np.minimum((share * bins).astype(np.int64), bins - 1) if bins != r + 1 else counts
     onehot = np.zeros((t, c))

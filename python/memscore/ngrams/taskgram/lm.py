@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..._torch import require_torch
+from ..._validate import check_int, check_optional_int
 from .pairs import Examples, Normalize, default_normalizer, to_examples
 
 __all__ = ["encode_with_offsets", "lm_logprobs", "locate_ngram"]
@@ -41,8 +43,24 @@ _CHUNK = re.compile(r"\S+")
 
 
 def locate_ngram(answer: str, ngram: str, normalizer: Normalize) -> list[tuple[int, int]] | None:
-    """Character spans (in ``answer``) of the words forming the first occurrence of ``ngram``
-    (space-joined normalized words), or ``None`` if it does not occur. See the module docstring."""
+    """Character spans (in ``answer``) of the words forming the first occurrence of ``ngram``.
+
+    See the module docstring.
+
+    Parameters
+    ----------
+    answer : str
+        The output text.
+    ngram : str
+        Space-joined normalized words.
+    normalizer : callable
+        ``str -> list[str]``, the one that made ``ngram``.
+
+    Returns
+    -------
+    list of (int, int) or None
+        None if the n-gram does not occur.
+    """
     target = ngram.split()
     words: list[str] = []
     spans: list[tuple[int, int]] = []
@@ -66,8 +84,25 @@ def locate_ngram(answer: str, ngram: str, normalizer: Normalize) -> list[tuple[i
 
 
 def encode_with_offsets(tokenizer: Any, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-    """Token ids and character offsets of each text, from a HuggingFace ``tokenizers.Tokenizer``
-    (``encode_batch``) or a ``transformers`` fast tokenizer (``return_offsets_mapping``)."""
+    """Token ids and character offsets of each text.
+
+    Parameters
+    ----------
+    tokenizer : tokenizers.Tokenizer or transformers fast tokenizer
+        HuggingFace ``tokenizers.Tokenizer`` (``encode_batch``) or a ``transformers`` fast
+        tokenizer (``return_offsets_mapping``).
+    texts : list of str
+        The texts.
+
+    Returns
+    -------
+    list of (list of int, list of (int, int))
+
+    Raises
+    ------
+    TypeError
+        A tokenizer that gives no offsets.
+    """
     if hasattr(tokenizer, "encode_batch") and not hasattr(tokenizer, "batch_encode_plus"):
         encs = tokenizer.encode_batch(texts, add_special_tokens=False)
         return [(list(e.ids), [tuple(o) for o in e.offsets]) for e in encs]
@@ -118,32 +153,62 @@ def lm_logprobs(
 ) -> pl.DataFrame:
     """Summed log-probability a causal LM gives to each output n-gram of each example.
 
-    ``model``: a torch causal LM — a HuggingFace model (called with ``input_ids`` and
-    ``attention_mask``, its ``.logits`` used) or any callable ``(B, L) int64 tensor -> (B, L, V)``
-    logits (a model whose ``forward`` takes ``input_ids`` is called the HuggingFace way).
-    ``tokenizer``: ``tokenizers.Tokenizer`` or a ``transformers`` fast tokenizer (needs
-    character offsets). ``examples``: the (input, output) pairs; ``pairs``: the
-    :func:`~memscore.taskgram.extract_pairs` table (its ``example`` and ``y`` columns select
-    which output n-grams to score). The context is ``prompt.format(input=...) + output`` (or
-    ``prompt(input) + output`` for a callable), preceded by ``bos_token_id`` when given, then
-    right-padded per batch of ``batch_size`` sequences and run on ``device`` (CPU or CUDA) under
-    ``torch.no_grad()``. ``max_length`` (default: none) cuts tokens from the *left* of longer
-    sequences. ``normalizer`` must be the one that built ``pairs`` (default as in extract_pairs).
+    The context is ``prompt.format(input=...) + output`` (or ``prompt(input) + output`` for
+    a callable), preceded by ``bos_token_id`` when given, then right-padded per batch and
+    run on ``device`` under ``torch.no_grad()``. See the module docstring for how n-grams
+    are located.
 
-    Returns a polars DataFrame, one row per distinct (example, y): ``example``, ``y``,
-    ``n_tokens`` (int64, tokens of the n-gram) and ``logp_lm`` (float64, natural log). When the
-    n-gram cannot be located among the answer's tokens (it does not occur in the normalized
-    answer, or its tokens were cut by ``max_length``), ``n_tokens`` is 0 and ``logp_lm`` null.
-    See the module docstring for how n-grams are located.
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        A torch causal LM: a HuggingFace model (called with ``input_ids`` and
+        ``attention_mask``, its ``.logits`` used) or any callable ``(B, L) int64 tensor ->
+        (B, L, V)`` logits (a model whose ``forward`` takes ``input_ids`` is called the
+        HuggingFace way).
+    tokenizer : tokenizers.Tokenizer or transformers fast tokenizer
+        Must give character offsets.
+    examples : sequence of (str, str)
+        The (input, output) pairs.
+    pairs : polars.DataFrame
+        The :func:`~memscore.taskgram.extract_pairs` table (its ``example`` and ``y``
+        columns select which output n-grams to score).
+    normalizer : callable, optional
+        The one that built ``pairs`` (default as in extract_pairs).
+    prompt : str or callable, default "{input}\\n"
+        The context before the output.
+    bos_token_id : int, optional
+        Prepended token.
+    batch_size : int, default 16
+        Sequences per forward pass (>= 1).
+    device : str or torch.device, default "cpu"
+        Where the model runs.
+    max_length : int, optional
+        Cut tokens from the *left* of longer sequences.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per distinct (example, y): ``example``, ``y``, ``n_tokens`` (int64, tokens of
+        the n-gram) and ``logp_lm`` (float64, natural log). When the n-gram cannot be located
+        among the answer's tokens (it does not occur in the normalized answer, or its tokens
+        were cut by ``max_length``), ``n_tokens`` is 0 and ``logp_lm`` null.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad arguments or a ``pairs`` table without its columns.
+    ImportError
+        torch is not installed.
     """
-    import torch
+    torch = require_torch("lm_logprobs")
 
     rows = to_examples(examples)
     for c in ("example", "y"):
         if c not in pairs.columns:
             raise ValueError(f"pairs: expected columns 'example' and 'y' (from extract_pairs), got {pairs.columns}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
+    check_int(batch_size, "batch_size", 1)
+    check_optional_int(max_length, "max_length", 1)
+    check_optional_int(bos_token_id, "bos_token_id", 0)
     norm = default_normalizer() if normalizer is None else normalizer
     wanted = pairs.select("example", "y").unique(maintain_order=True).sort("example", maintain_order=True)
     by_ex: dict[int, list[str]] = {}

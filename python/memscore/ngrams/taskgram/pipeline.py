@@ -38,6 +38,9 @@ from typing import Any
 
 import polars as pl
 
+from ..._io import atomic_write
+from ..._torch import require_torch
+from ..._validate import check_bool, check_choice, check_float, check_int, check_optional_int
 from . import data
 from .lm import lm_logprobs
 from .metrics import distributional_table
@@ -53,7 +56,54 @@ TASKS = ("translation", "recall")
 
 @dataclass
 class PipelineConfig:
-    """Settings of :func:`run_pipeline`. ``quick()`` gives seconds-long settings for tests."""
+    """Settings of :func:`run_pipeline`; every one is checked when the config is made.
+
+    ``quick()`` gives seconds-long settings for tests.
+
+    Parameters
+    ----------
+    sources : tuple of str
+        Corpus sources from ``"shakespeare"``, ``"kjv"``, ``"bbe"``.
+    sizes : tuple of str
+        Model sizes (keys of ``MODEL_SIZES``).
+    epochs : float
+        Passes over the corpus (> 0), capped by ``max_steps`` / ``time_limit_s``.
+    max_steps : int, optional
+        Training steps per model at most (>= 1).
+    time_limit_s : float, optional
+        Training seconds per model at most (> 0).
+    batch_size, block_size, vocab_size, lm_batch_size : int
+        LM training and scoring sizes (>= 1).
+    lr : float
+        Learning rate (> 0).
+    n_examples : int
+        Examples kept per task (>= 1).
+    n : tuple of int
+        n-gram orders (>= 1).
+    alpha : float
+        Add-α smoothing of p_TG (>= 0).
+    max_documents : int, optional
+        First documents kept per source (>= 1).
+    seed : int
+        Seed of sampling and training.
+    device : str
+        Torch device.
+    threads : int, optional
+        Torch CPU threads (>= 1).
+    embedder : bool
+        Filter pairs by MiniLM cosine similarity.
+    threshold : float
+        Cosine threshold with ``embedder``, in [-1, 1].
+    tasks : tuple of str
+        Tasks from ``TASKS``.
+    extra : dict
+        Free-form notes kept with the results.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A setting of the wrong type or out of range.
+    """
 
     sources: tuple[str, ...] = ("shakespeare", "kjv", "bbe")
     sizes: tuple[str, ...] = ("small", "medium")
@@ -77,9 +127,54 @@ class PipelineConfig:
     tasks: tuple[str, ...] = TASKS
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Every setting is checked here, so that a bad one fails before anything is built,
+        # downloaded or trained (the command line builds its config first).
+        from .model import MODEL_SIZES
+
+        def names(value: Any, name: str, allowed: Sequence[str]) -> None:
+            if isinstance(value, str) or not isinstance(value, (tuple, list)) or not value:
+                raise TypeError(f"{name}: expected a non-empty sequence of names from {list(allowed)}, got {value!r}")
+            for v in value:
+                if not isinstance(v, dict):
+                    check_choice(v, f"{name}[]", allowed)
+
+        names(self.sources, "sources", ("shakespeare", "kjv", "bbe"))
+        names(self.sizes, "sizes", tuple(MODEL_SIZES))
+        names(self.tasks, "tasks", TASKS)
+        check_float(self.epochs, "epochs", 0.0, low_open=True)
+        check_optional_int(self.max_steps, "max_steps", 1)
+        if self.time_limit_s is not None:
+            check_float(self.time_limit_s, "time_limit_s", 0.0, low_open=True)
+        for name in ("batch_size", "block_size", "vocab_size", "n_examples", "lm_batch_size"):
+            check_int(getattr(self, name), name, 1)
+        check_float(self.lr, "lr", 0.0, low_open=True)
+        if isinstance(self.n, (str, bytes)) or not isinstance(self.n, (tuple, list)) or not self.n:
+            raise TypeError(f"n: expected a non-empty sequence of n-gram orders, got {self.n!r}")
+        for k in self.n:
+            check_int(k, "n[]", 1)
+        check_float(self.alpha, "alpha", 0.0)
+        check_optional_int(self.max_documents, "max_documents", 1)
+        check_int(self.seed, "seed")
+        if not isinstance(self.device, str):
+            raise TypeError(f"device: expected a torch device name such as 'cpu' or 'cuda', got {self.device!r}")
+        check_optional_int(self.threads, "threads", 1)
+        check_bool(self.embedder, "embedder")
+        check_float(self.threshold, "threshold", -1.0, 1.0)
+
     @classmethod
     def quick(cls, **overrides: Any) -> PipelineConfig:
-        """Tiny settings (Bibles only, a few hundred verses, a 1-layer model, 30 steps)."""
+        """Tiny settings (Bibles only, a few hundred verses, a 1-layer model, 30 steps).
+
+        Parameters
+        ----------
+        **overrides
+            Settings that replace the quick ones.
+
+        Returns
+        -------
+        PipelineConfig
+        """
         base: dict[str, Any] = dict(
             sources=("kjv", "bbe"),
             sizes=("tiny",),
@@ -118,8 +213,25 @@ def build_documents(
 ) -> tuple[list[str], dict[str, list[int]]]:
     """The corpus documents and, per Bible source, the verse ids of its documents (in order).
 
-    Verses are documents for ``kjv`` / ``bbe``, paragraphs for ``shakespeare``;
-    ``max_documents`` keeps the first that many of each source.
+    Verses are documents for ``kjv`` / ``bbe``, paragraphs for ``shakespeare``.
+
+    Parameters
+    ----------
+    sources : sequence of str, default ("shakespeare", "kjv", "bbe")
+        The sources.
+    max_documents : int, optional
+        Keep the first that many documents of each source.
+
+    Returns
+    -------
+    documents : list of str
+    verse_ids : dict of str to list of int
+        Per Bible source, the verse id of each of its documents.
+
+    Raises
+    ------
+    ValueError
+        An unknown source.
     """
     docs: list[str] = []
     ids: dict[str, list[int]] = {}
@@ -142,7 +254,26 @@ def build_tasks(
     tasks: Sequence[str] = TASKS,
     seed: int = 0,
 ) -> dict[str, list[tuple[str, str]]]:
-    """Candidate (input, output) examples per task, shuffled with ``seed`` (see module docstring)."""
+    """Candidate (input, output) examples per task, shuffled with ``seed`` (see module docstring).
+
+    Parameters
+    ----------
+    verse_ids : dict of str to list of int
+        From :func:`build_documents` (needs ``kjv``; translation also ``bbe``).
+    tasks : sequence of str, default TASKS
+        ``"translation"`` and / or ``"recall"``.
+    seed : int, default 0
+        Shuffling seed.
+
+    Returns
+    -------
+    dict of str to list of (str, str)
+
+    Raises
+    ------
+    ValueError
+        An unknown task or a missing source.
+    """
     if "kjv" not in verse_ids:
         raise ValueError("tasks need the 'kjv' source")
     kjv = data.load_bible("kjv")
@@ -175,21 +306,40 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run the whole task-gram study and (with ``out_dir``) write its tables and plot.
 
-    Steps: build the corpus documents; build each task's candidates, extract pairs with the
-    English-stopword normalizer, keep ``n_examples`` examples per task; count C(x) and C(x, y)
-    for all pairs in one :func:`memscore.ngrams.ngram_stats` pass; train one LM per size;
-    score log p_LM of every output n-gram; average per example; Spearman / Kendall per task
-    and model. Files in ``out_dir``: ``pairs.parquet``, ``examples.parquet``,
-    ``summary.parquet`` + ``summary.csv``, ``summary_by_n.csv``, ``models.json``, ``taskgram.png``.
+    Steps: build the corpus documents; build each task's candidates, extract pairs with
+    the English-stopword normalizer, keep ``n_examples`` examples per task; count C(x) and
+    C(x, y) for all pairs in one :func:`memscore.ngrams.ngram_stats` pass; train one LM per
+    size; score log p_LM of every output n-gram; average per example; Spearman / Kendall
+    per task and model.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike, optional
+        Where to write ``pairs.parquet``, ``examples.parquet``, ``summary.parquet`` +
+        ``summary.csv``, ``summary_by_n.csv``, ``models.json`` and ``taskgram.png``
+        (nothing is written without it).
+    config : PipelineConfig, optional
+        The settings (default ``PipelineConfig()``).
+    log : callable, optional
+        ``log(message)`` receives progress lines.
+
+    Returns
+    -------
+    PipelineResult
+
+    Raises
+    ------
+    ImportError
+        torch, tokenizers, scipy, the Bible packages or matplotlib are missing.
+    OSError
+        ``out_dir`` cannot be written.
     """
     from .. import Corpus
 
     cfg = config or PipelineConfig()
     say = log or (lambda msg: None)
     if cfg.threads is not None:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+        require_torch("the task-gram pipeline").set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     norm = default_normalizer()
     docs, verse_ids = build_documents(cfg.sources, cfg.max_documents)
@@ -292,13 +442,15 @@ def run_pipeline(
     if out_dir is not None:
         out = pathlib.Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        all_pairs.write_parquet(out / "pairs.parquet")
-        examples_df.write_parquet(out / "examples.parquet")
-        summary.write_parquet(out / "summary.parquet")
-        summary.write_csv(out / "summary.csv")
-        summary_by_n.write_csv(out / "summary_by_n.csv")
+        # Every file is written atomically (temporary name, fsync, rename), as everywhere in memscore.
+        atomic_write(out / "pairs.parquet", all_pairs.write_parquet)
+        atomic_write(out / "examples.parquet", examples_df.write_parquet)
+        atomic_write(out / "summary.parquet", summary.write_parquet)
+        atomic_write(out / "summary.csv", summary.write_csv)
+        atomic_write(out / "summary_by_n.csv", summary_by_n.write_csv)
         cfg_dict = asdict(cfg)
-        (out / "models.json").write_text(json.dumps({"config": cfg_dict, "models": models}, indent=2, default=str))
+        models_json = json.dumps({"config": cfg_dict, "models": models}, indent=2, default=str).encode("utf-8")
+        atomic_write(out / "models.json", lambda f: f.write(models_json))
         plot_path = plot_taskgram(examples_df, out / "taskgram.png")
     say(f"done in {time.perf_counter() - t0:.1f} s")
     return PipelineResult(all_pairs, examples_df, summary, summary_by_n, models, plot_path, cfg)

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import polars as pl
 
+from ..._io import atomic_write
 from .metrics import distributional_memorization
 
 __all__ = ["plot_taskgram"]
@@ -23,10 +24,31 @@ def plot_taskgram(
     lm: str = "logp_lm",
     dpi: int = 110,
 ) -> str:
-    """Save a PNG with one panel per task: mean log p_TG (x) vs mean log p_LM (y) per example,
-    one colour per model (column ``model``, if present), Spearman ρ in the legend. Returns the path.
+    """Save a PNG with one panel per task: mean log p_TG (x) vs mean log p_LM (y) per example.
 
-    Needs matplotlib (``pip install "memscore[plot]"``); uses the non-interactive Agg backend.
+    One colour per model (column ``model``, if present), Spearman ρ in the legend. Uses the
+    non-interactive Agg backend.
+
+    Parameters
+    ----------
+    scores : polars.DataFrame
+        One row per example.
+    path : str or os.PathLike
+        The PNG to write.
+    task, model, tg, lm : str
+        Column names (``model=None``: one colour).
+    dpi : int, default 110
+        Resolution.
+
+    Returns
+    -------
+    str
+        ``path``.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed (``pip install "memscore[plot]"``).
     """
     try:
         import matplotlib
@@ -64,6 +86,9 @@ def plot_taskgram(
     fig.suptitle("Distributional memorization: task-gram vs LM log-probability per example")
     fig.tight_layout()
     out = os.fspath(path)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
+    fmt = os.path.splitext(out)[1].lstrip(".").lower() or "png"
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, dpi=dpi, format=fmt))
+    finally:
+        plt.close(fig)
     return out

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..._validate import check_float
+
 __all__ = ["per_example", "taskgram_logprob", "taskgram_scores"]
 
 
@@ -53,15 +55,37 @@ def _counts(stats: Any, name: str) -> np.ndarray:
 def taskgram_logprob(stats: Any, *, alpha: float = 1.0) -> np.ndarray:
     """Natural-log p_TG(y | x) of each pair, from document counts.
 
-    ``stats`` is an :class:`~memscore.ngrams.NgramStats` (or a mapping) whose ``doc_freq[i]`` is
-    C(x_i), the document frequency of pair i's input n-gram, and whose ``cooccurrence[i]`` is
-    C(x_i, y_i) — i.e. ``ngram_stats(corpus, queries=[x_i ...], pairs=[(x_i, y_i) ...])`` with
-    the queries aligned to the pairs. Returns a float64 array ``log((C(x,y)+α)/(C(x)+2α))``
-    (see the module docstring for α = 0). Raises ``ValueError`` if the two arrays differ in
-    length or C(x, y) > C(x) (impossible for document counts in one corpus).
+    ``log((C(x,y) + α) / (C(x) + 2α))`` (see the module docstring for α = 0).
+
+    Parameters
+    ----------
+    stats : NgramStats or mapping
+        An :class:`~memscore.ngrams.NgramStats` (or a mapping) whose ``doc_freq[i]`` is
+        C(x_i), the document frequency of pair i's input n-gram, and whose
+        ``cooccurrence[i]`` is C(x_i, y_i), i.e. ``ngram_stats(corpus, queries=[x_i ...],
+        pairs=[(x_i, y_i) ...])`` with the queries aligned to the pairs.
+    alpha : float, default 1.0
+        Add-α smoothing, >= 0.
+
+    Returns
+    -------
+    ndarray of float64
+        One value per pair; NaN where ``C(x) + 2α == 0``.
+
+    Raises
+    ------
+    TypeError
+        ``alpha`` is not a number.
+    ValueError
+        ``alpha < 0``, arrays of different lengths, or C(x, y) > C(x) (impossible for
+        document counts in one corpus).
+
+    Examples
+    --------
+    >>> taskgram_logprob({"doc_freq": [3, 0], "cooccurrence": [1, 0]}, alpha=1.0).round(4)
+    array([-0.9163, -0.6931])
     """
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha: expected a finite number >= 0, got {alpha!r}")
+    alpha = check_float(alpha, "alpha", 0.0)
     cx = _counts(stats, "doc_freq")
     cxy = _counts(stats, "cooccurrence")
     if cx.shape != cxy.shape:
@@ -84,10 +108,29 @@ def taskgram_logprob(stats: Any, *, alpha: float = 1.0) -> np.ndarray:
 
 
 def per_example(df: pl.DataFrame, column: str, out: str | None = None) -> pl.DataFrame:
-    """Mean of ``column`` over each example's pairs: columns ``example``, ``n_pairs``, ``out``.
+    """Mean of ``column`` over each example's pairs.
 
-    A -inf in an example's pairs makes its mean -inf; NaN pairs are left out of the mean (an
-    example with only NaN pairs gets NaN).
+    A -inf in an example's pairs makes its mean -inf; NaN pairs are left out of the mean
+    (an example with only NaN pairs gets NaN).
+
+    Parameters
+    ----------
+    df : polars.DataFrame
+        One row per pair, with an ``example`` column.
+    column : str
+        The column to average.
+    out : str, optional
+        Name of the mean column (default: ``column``).
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns ``example``, ``n_pairs`` and ``out``, sorted by example.
+
+    Raises
+    ------
+    ValueError
+        A column is missing.
     """
     if "example" not in df.columns or column not in df.columns:
         raise ValueError(f"per_example: expected columns 'example' and {column!r}, got {df.columns}")
@@ -105,11 +148,32 @@ def per_example(df: pl.DataFrame, column: str, out: str | None = None) -> pl.Dat
 def taskgram_scores(pairs: pl.DataFrame, corpus: Any, *, alpha: float = 1.0, progress: bool = False) -> pl.DataFrame:
     """Count every pair of :func:`~memscore.taskgram.extract_pairs`'s output in ``corpus`` in one pass.
 
-    Calls :func:`memscore.ngrams.ngram_stats` once with the distinct x n-grams as queries and the
-    distinct (x, y) pairs, and returns ``pairs`` with three new columns: ``c_x`` (int64,
-    C(x)), ``c_xy`` (int64, C(x, y)) and ``logp_tg`` (float64, :func:`taskgram_logprob`).
-    The corpus should be built with the same normalizer as the pairs (n-gram strings are
-    normalized by the corpus normalizer). Use :func:`per_example` for the per-example mean.
+    Calls :func:`memscore.ngrams.ngram_stats` once with the distinct x n-grams as queries
+    and the distinct (x, y) pairs. The corpus should be built with the same normalizer as
+    the pairs (n-gram strings are normalized by the corpus normalizer). Use
+    :func:`per_example` for the per-example mean.
+
+    Parameters
+    ----------
+    pairs : polars.DataFrame
+        Output of :func:`extract_pairs` (columns ``x`` and ``y``).
+    corpus : Corpus
+        The pretraining corpus.
+    alpha : float, default 1.0
+        Add-α smoothing of :func:`taskgram_logprob`.
+    progress : bool, default False
+        Show counting progress.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``pairs`` with ``c_x`` (int64, C(x)), ``c_xy`` (int64, C(x, y)) and ``logp_tg``
+        (float64) added.
+
+    Raises
+    ------
+    ValueError
+        ``pairs`` lacks ``x`` or ``y``.
     """
     from .. import ngram_stats
 

@@ -18,14 +18,15 @@ order come from ``seed`` and ``r`` only, never from the ensemble it was grouped 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..._torch import require_torch
+from ..._validate import check_bool, check_choice, check_float, check_int, check_optional_int
 from ...errors import StoreError
 from ..store import RunStore
 from .plan import SubsetPlan
@@ -39,11 +40,7 @@ _OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("memscore.train needs torch: pip install 'memscore[train]'") from exc
-    return torch
+    return require_torch("memscore.train")
 
 
 # ----------------------------------------------------------------------------- models
@@ -57,32 +54,63 @@ def mlp(
     ``activation="square"`` (x²) is the quadratic MLP of Gromov (2023), which learns
     modular arithmetic from one-hot inputs in a few hundred steps; ``"relu"`` and
     ``"gelu"`` are the usual choices elsewhere.
-    """
-    torch = _torch()
-    nn = torch.nn
 
-    class Square(nn.Module):
+    Parameters
+    ----------
+    in_features : int
+        Input dimension, >= 1.
+    n_classes : int
+        Output logits, >= 2.
+    width : int, default 512
+        Units per hidden layer, >= 1.
+    depth : int, default 1
+        Hidden layers, >= 0 (0 = a linear model).
+    activation : {"square", "relu", "gelu"}, default "square"
+        The hidden activation.
+
+    Returns
+    -------
+    torch.nn.Sequential
+
+    Raises
+    ------
+    TypeError
+        A non-integer size or a non-string activation.
+    ValueError
+        A size below its minimum or an unknown activation.
+    ImportError
+        torch is not installed.
+
+    Examples
+    --------
+    >>> from memscore.train import mlp
+    >>> mlp(4, 3, width=8)
+    Sequential(
+      (0): Linear(in_features=4, out_features=8, bias=True)
+      (1): Square()
+      (2): Linear(in_features=8, out_features=3, bias=True)
+    )
+    """
+    check_choice(activation, "activation", ("gelu", "relu", "square"))
+    in_features = check_int(in_features, "in_features", 1)
+    n_classes = check_int(n_classes, "n_classes", 2)
+    width = check_int(width, "width", 1)
+    depth = check_int(depth, "depth", 0)
+    nn = _torch().nn
+
+    class Square(nn.Module):  # type: ignore[misc,name-defined]  # torch is Any here (lazy import)
         def forward(self, x: Any) -> Any:
             return x * x
 
     acts: dict[str, Callable[[], Any]] = {"square": Square, "relu": nn.ReLU, "gelu": nn.GELU}
-    if activation not in acts:
-        raise ValueError(f"activation: expected one of {sorted(acts)}, got {activation!r}")
-    for name, v, lo in (
-        ("in_features", in_features, 1),
-        ("n_classes", n_classes, 2),
-        ("width", width, 1),
-        ("depth", depth, 0),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name}: expected an integer >= {lo}, got {v!r}")
     layers: list[Any] = []
     d = int(in_features)
     for _ in range(int(depth)):
         layers += [nn.Linear(d, int(width)), acts[activation]()]
         d = int(width)
     layers.append(nn.Linear(d, int(n_classes)))
-    return nn.Sequential(*layers)
+    model: torch.nn.Module = nn.Sequential(*layers)
+    return model
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -124,7 +152,46 @@ def _as_xy(data: Any, name: str) -> tuple[Any, Any]:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters shared by every run (kept in each run's metadata)."""
+    """Hyper-parameters shared by every run (kept in each run's metadata).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over each run's subset, >= 1.
+    batch_size : int
+        Minibatch size, >= 1.
+    lr : float
+        Learning rate, > 0.
+    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
+        As in ``torch.optim``.
+    momentum : float, default 0.9
+        SGD momentum, >= 0.
+    weight_decay : float, default 0.0
+        >= 0.
+    betas : tuple of two floats, default (0.9, 0.999)
+        Adam / AdamW betas, each in [0, 1).
+    eps : float, default 1e-8
+        Adam / AdamW epsilon, >= 0.
+    snapshot_epochs : tuple of int, default ()
+        Increasing epochs in ``0..epochs`` after which outcomes are recorded.
+    grand : bool, default False
+        Record per-example gradient norms at the snapshots.
+    seed : int, default 0
+        Seed of the runs.
+
+    Raises
+    ------
+    TypeError
+        A value of the wrong type.
+    ValueError
+        A value out of range.
+
+    Examples
+    --------
+    >>> from memscore.train import TrainConfig
+    >>> TrainConfig(epochs=2, batch_size=32, lr=0.1).as_dict()["optimizer"]
+    'sgd'
+    """
 
     epochs: int
     batch_size: int
@@ -137,29 +204,36 @@ class TrainConfig:
     snapshot_epochs: tuple[int, ...] = ()
     grand: bool = False
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {list(_OPTIMIZERS)}, got {self.optimizer!r}")
-        for name in ("lr", "momentum", "weight_decay", "eps"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name}: expected a finite number >= 0, got {v!r}")
-        if self.lr == 0:
-            raise ValueError("lr: expected a positive learning rate, got 0")
-        snaps = tuple(int(e) for e in self.snapshot_epochs)
-        if any(b <= a for a, b in zip(snaps, snaps[1:])) or any(e < 0 or e > self.epochs for e in snaps):
+        check_int(self.epochs, "epochs", 1)
+        check_int(self.batch_size, "batch_size", 1)
+        check_choice(self.optimizer, "optimizer", _OPTIMIZERS)
+        check_float(self.lr, "lr", 0.0, low_open=True)
+        for name in ("momentum", "weight_decay", "eps"):
+            check_float(getattr(self, name), name, 0.0)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise TypeError(f"betas: expected a pair of floats, got {self.betas!r}")
+        for b in self.betas:
+            check_float(b, "betas[]", 0.0, 1.0, high_open=True)
+        check_bool(self.grand, "grand")
+        check_int(self.seed, "seed", 0)
+        if isinstance(self.snapshot_epochs, (str, bytes)) or not hasattr(self.snapshot_epochs, "__iter__"):
+            raise TypeError(f"snapshot_epochs: expected a sequence of integers, got {self.snapshot_epochs!r}")
+        snaps = tuple(check_int(e, "snapshot_epochs[]") for e in self.snapshot_epochs)
+        if any(b <= a for a, b in zip(snaps, snaps[1:], strict=False)) or any(e < 0 or e > self.epochs for e in snaps):
             raise ValueError(
                 f"snapshot_epochs: expected increasing epochs in 0..{self.epochs}, got {list(self.snapshot_epochs)}"
             )
         object.__setattr__(self, "snapshot_epochs", snaps)
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready description (each run's metadata).
+
+        Returns
+        -------
+        dict of str to object
+        """
         return {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -172,7 +246,6 @@ class TrainConfig:
             "snapshot_epochs": list(self.snapshot_epochs),
             "grand": self.grand,
             "seed": self.seed,
-            **self.extra,
         }
 
 
@@ -180,14 +253,48 @@ class TrainConfig:
 
 
 def run_seed(seed: int, r: int, stream: int) -> int:
-    """A 63-bit seed for run ``r``: stream 0 initializes the model, 1 orders its batches."""
+    """A 63-bit seed for run ``r``: stream 0 initializes the model, 1 orders its batches.
+
+    Parameters
+    ----------
+    seed : int
+        The plan's seed.
+    r : int
+        The run's index in the plan.
+    stream : int
+        Which random stream of the run.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> run_seed(0, 3, 1) == run_seed(0, 3, 1) != run_seed(0, 4, 1)
+    True
+    """
     return int(
         np.random.SeedSequence([int(seed), int(r), int(stream)]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1)
     )
 
 
 def init_model(model_fn: Callable[[], Any], seed: int, r: int) -> Any:
-    """``model_fn()`` under run ``r``'s own torch seed, leaving the global RNG untouched."""
+    """``model_fn()`` under run ``r``'s own torch seed, leaving the global RNG untouched.
+
+    Parameters
+    ----------
+    model_fn : callable
+        Builds the model.
+    seed : int
+        The plan's seed.
+    r : int
+        The run's index.
+
+    Returns
+    -------
+    torch.nn.Module
+        What ``model_fn`` returns.
+    """
     torch = _torch()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(run_seed(seed, r, 0))
@@ -195,8 +302,28 @@ def init_model(model_fn: Callable[[], Any], seed: int, r: int) -> Any:
 
 
 def epoch_batches(subset: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One epoch of run minibatches: a fresh permutation of ``subset`` cut into batches
-    of ``batch_size`` (the last one smaller)."""
+    """One epoch of a run's minibatches.
+
+    Parameters
+    ----------
+    subset : ndarray of int
+        The run's training examples.
+    batch_size : int
+        Examples per batch (the last batch may be smaller).
+    rng : numpy.random.Generator
+        The run's batch-order generator.
+
+    Returns
+    -------
+    list of ndarray of int
+        A fresh permutation of ``subset`` cut into batches.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [b.size for b in epoch_batches(np.arange(5), 2, np.random.default_rng(0))]
+    [2, 2, 1]
+    """
     perm = subset[rng.permutation(subset.size)]
     return [perm[i : i + batch_size] for i in range(0, perm.size, batch_size)]
 
@@ -205,8 +332,22 @@ def epoch_batches(subset: np.ndarray, batch_size: int, rng: np.random.Generator)
 
 
 def snapshot_outcomes_torch(logits: Any, labels: Any) -> dict[str, Any]:
-    """Per-example correctness, cross-entropy and EL2N of ``logits`` (..., n, C) for
-    ``labels`` (n,), as tensors of shape (..., n)."""
+    """Per-example correctness, cross-entropy and EL2N of logits, as tensors.
+
+    The torch twin of :func:`memscore.snapshot_outcomes`, used on the device while training.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (..., n, C)
+        Logits.
+    labels : torch.Tensor of int64, shape (n,)
+        Class labels.
+
+    Returns
+    -------
+    dict of str to torch.Tensor, each of shape (..., n)
+        ``"correct"`` (bool), ``"loss"`` and ``"el2n"`` (float64).
+    """
     torch = _torch()
     logp = torch.log_softmax(logits.double(), dim=-1)
     lab = labels.expand(logits.shape[:-1])
@@ -233,23 +374,24 @@ def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Ensemble:
-    """``E`` models with stacked parameters and a hand-rolled, per-member-maskable optimizer."""
+    """``E`` models with stacked parameters (``torch.func.stack_module_state``), trained as
+    one vmapped model by one ``torch.optim`` optimizer over the stacked tensors (fused
+    where the device has the kernel): elementwise updates of a stacked tensor are per-member
+    updates, and every member steps at every step (runs are grouped by step count)."""
 
     def __init__(self, models: Sequence[Any], cfg: TrainConfig, device: Any) -> None:
         torch = _torch()
         from torch.func import functional_call, stack_module_state
 
-        self.cfg = cfg
         self.E = len(models)
         params, buffers = stack_module_state([m.to(device) for m in models])
         self.names = list(params)
         self.params = [params[k].detach().clone().requires_grad_(True) for k in self.names]
         self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
         base = models[0].to("meta")
-        self.base = base
 
         def f(p: Sequence[Any], b: dict[str, Any], x: Any) -> Any:
-            return functional_call(base, ({**dict(zip(self.names, p)), **b}), (x,))
+            return functional_call(base, ({**dict(zip(self.names, p, strict=True)), **b}), (x,))
 
         self._f = f
         self.vm_batch = torch.func.vmap(f, in_dims=(0, 0, 0), randomness="different")
@@ -270,7 +412,7 @@ class _Ensemble:
     @_no_grad
     def step(self, grads: Sequence[Any]) -> None:
         """One optimizer step of every member."""
-        for p, g in zip(self.params, grads):
+        for p, g in zip(self.params, grads, strict=True):
             # vmap's weight gradients come transposed; the fused kernels need p's layout
             p.grad = g.contiguous()
         self.opt.step()
@@ -364,7 +506,30 @@ def _check_store(store: RunStore, plan: SubsetPlan, y_train: Any, y_test: Any | 
 def create_store(
     path: Any, train: Any, test: Any = None, *, n_classes: int | None = None, metadata: dict[str, Any] | None = None
 ) -> RunStore:
-    """A new :class:`~memscore.RunStore` sized and labelled for ``train`` / ``test`` data."""
+    """A new :class:`~memscore.RunStore` sized and labelled for ``train`` / ``test`` data.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store directory.
+    train, test : tuple of arrays / tensors, or torch Dataset
+        ``(inputs, labels)`` as :func:`train_runs` takes them; ``test`` may be None.
+    n_classes : int, optional
+        Number of classes (default: the largest label + 1, at least 2).
+    metadata : dict, optional
+        JSON-serializable description kept in the store.
+
+    Returns
+    -------
+    RunStore
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad data, or labels outside ``0 .. n_classes - 1``.
+    StoreError
+        A store already exists at ``path``.
+    """
     _, y = _as_xy(train, "train")
     y_test = _as_xy(test, "test")[1] if test is not None else None
     c = (
@@ -456,46 +621,88 @@ def train_runs(
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
 
-    Args:
-        model_fn: builds a fresh ``torch.nn.Module`` mapping a batch of inputs to logits
-            (called once per run, under the run's own seed).
-        train, test: ``(inputs, labels)`` arrays/tensors, or map-style torch Datasets of
-            ``(input, label)``; ``test`` may be None. Both are held on ``device``.
-        plan: the runs' training subsets (:class:`SubsetPlan`); run ``r`` is stored as
-            ``plan.run_ids[r]``, which is how resuming recognizes finished runs.
-        store: a :class:`~memscore.RunStore` created for these examples with their labels
-            (:func:`create_store` makes one).
-        epochs, batch_size, lr, optimizer ("sgd", "adam", "adamw"), momentum (SGD),
-            weight_decay: as in ``torch.optim``; an epoch is one pass over the run's subset.
-        ensemble: runs trained at once as one vmapped model.
-        device: "auto" (CUDA when available), "cpu", "cuda", or a torch.device.
-        snapshot_epochs: epochs (0 = before training) after which every run's outcomes on
-            train and test are recorded (correctness, loss, EL2N) for
-            :meth:`RunStore.snapshot_scores`.
-        grand: also record per-example gradient norms (GraNd) on the train set at the
-            snapshots (costly: one gradient per example and run).
-        keep_logits: store the final train and test logits (float32) with each run.
-        seed: seeds every run's initialization and batch order (with the run's index).
-        progress: show a progress bar (tqdm) with runs done, runs/min and ETA.
-        max_runs: stop after this many new runs (for time-boxed jobs; resume later).
+    Parameters
+    ----------
+    model_fn : callable
+        Builds a fresh ``torch.nn.Module`` mapping a batch of inputs to logits (called once
+        per run, under the run's own seed).
+    train, test : tuple of arrays / tensors, or torch Dataset
+        ``(inputs, labels)``, or map-style Datasets of ``(input, label)``; ``test`` may be
+        None. Both are held on ``device``.
+    plan : SubsetPlan
+        The runs' training subsets; run ``r`` is stored as ``plan.run_ids[r]``, which is
+        how resuming recognizes finished runs.
+    store : RunStore
+        Created for these examples with their labels (:func:`create_store` makes one).
+    epochs, batch_size, lr : int, int, float
+        As in ``torch.optim``; an epoch is one pass over the run's subset.
+    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
+        The optimizer.
+    momentum : float, default 0.9
+        SGD momentum.
+    weight_decay : float, default 0.0
+        Weight decay.
+    ensemble : int, default 64
+        Runs trained at once as one vmapped model.
+    device : str or torch.device, default "auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, or a torch.device.
+    snapshot_epochs : sequence of int, default ()
+        Epochs (0 = before training) after which every run's outcomes on train and test
+        are recorded (correctness, loss, EL2N) for :meth:`RunStore.snapshot_scores`.
+    grand : bool, default False
+        Also record per-example gradient norms (GraNd) on the train set at the snapshots
+        (costly: one gradient per example and run).
+    keep_logits : bool, default True
+        Store the final train and test logits (float32) with each run.
+    seed : int, default 0
+        Seeds every run's initialization and batch order (with the run's index).
+    progress : bool, default True
+        Show a progress bar (tqdm) with runs done, runs/min and ETA.
+    max_runs : int, optional
+        Stop after this many new runs (for time-boxed jobs; resume later).
 
-    Returns:
+    Returns
+    -------
+    list of str
         The run ids written by this call, in plan order.
 
-    Raises:
-        ValueError, TypeError: bad arguments or data, a model whose output does not match
-            the number of classes, labels out of range, an empty subset. All are raised
-            before any training starts.
-        StoreError: the store was created for other examples, or holds a run with a
-            plan run id but a different mask.
+    Raises
+    ------
+    TypeError
+        An argument or data of the wrong type (non-integer labels, a plan that is not a
+        :class:`SubsetPlan`, a model that is not a ``torch.nn.Module``).
+    ValueError
+        A value out of range: a model whose output does not match the number of classes,
+        labels out of range, an empty subset, NaN inputs. All are raised before any
+        training starts.
+    StoreError
+        The store was created for other examples, or holds a run with a plan run id but a
+        different mask.
+    ImportError
+        torch is not installed.
+
+    Examples
+    --------
+    >>> from memscore.datasets import modular_arithmetic
+    >>> from memscore.train import SubsetPlan, create_store, mlp, train_runs
+    >>> d = modular_arithmetic(p=5, seed=0)
+    >>> plan = SubsetPlan(d.n_train, 2, seed=0)
+    >>> store = create_store(tmp / "s", (d.x_train, d.y_train))  # doctest: +SKIP
+    >>> train_runs(lambda: mlp(10, 5, width=8), (d.x_train, d.y_train), None, plan, store,
+    ...            epochs=1, batch_size=4, lr=0.1, progress=False)  # doctest: +SKIP
+    ['run-000000', 'run-000001']
     """
-    torch = _torch()
+    _torch()  # a missing torch is reported before anything else
     if not isinstance(plan, SubsetPlan):
         raise TypeError(f"plan: expected a memscore.train.SubsetPlan, got {type(plan).__name__}")
     if not isinstance(store, RunStore):
         raise TypeError(f"store: expected a memscore.RunStore, got {type(store).__name__}")
-    if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) or ensemble < 1:
-        raise ValueError(f"ensemble: expected an integer >= 1, got {ensemble!r}")
+    ensemble = check_int(ensemble, "ensemble", 1)
+    keep_logits = check_bool(keep_logits, "keep_logits")
+    progress = check_bool(progress, "progress")
+    max_runs = check_optional_int(max_runs, "max_runs", 0)
+    if not callable(model_fn):
+        raise TypeError(f"model_fn: expected a function returning a torch.nn.Module, got {type(model_fn).__name__}")
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
         weight_decay=weight_decay, snapshot_epochs=tuple(snapshot_epochs), grand=bool(grand), seed=seed,
@@ -526,10 +733,10 @@ def train_runs(
             continue
         todo.append(r)
     if max_runs is not None:
-        todo = todo[: max(0, int(max_runs))]
+        todo = todo[:max_runs]
 
     x_tr, y_tr = x_tr.to(dev), y_tr.to(dev)
-    if x_te is not None:
+    if x_te is not None and y_te is not None:
         x_te, y_te = x_te.to(dev), y_te.to(dev)
     bar = _Progress(len(todo), progress)
     written: list[str] = []
@@ -587,7 +794,7 @@ def _train_group(
     if 0 in cfg.snapshot_epochs:
         snapshot()
     for epoch in range(1, cfg.epochs + 1):
-        batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs)]
+        batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs, strict=True)]
         n_steps = len(batches[0])
         if any(len(b) != n_steps for b in batches):  # pragma: no cover - train_runs groups by step count
             raise AssertionError("ensemble members must take the same number of steps per epoch")

@@ -8,16 +8,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..._validate import check_bool, check_float, check_int
+
 __all__ = ["SubsetPlan"]
 
 
 def _fraction(x: Any, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a float, got {type(x).__name__}")
-    v = float(x)
-    if not (np.isfinite(v) and 0.0 < v < 1.0):
-        raise ValueError(f"{name}: expected a fraction in (0, 1), got {x}")
-    return v
+    return check_float(x, name, 0.0, 1.0, low_open=True, high_open=True)
 
 
 def _even_rows(m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -62,6 +59,31 @@ class SubsetPlan:
     Run ``r`` is named ``plan.run_ids[r] == f"run-{r:06d}"``, which is how a training driver
     recognizes runs already in a store.
 
+    Parameters
+    ----------
+    n_examples : int
+        N, the training examples, >= 1.
+    n_runs : int
+        R, the runs, >= 1.
+    keep : float, default 0.5
+        Fraction of the examples each run trains on, in (0, 1).
+    balanced : bool, default True
+        Every example in the same number of runs (see above).
+    ratios : sequence of float, optional
+        Several subset ratios in one plan, each in (0, 1) (``keep`` is then ignored).
+    seed : int, default 0
+        Seed of the assignment.
+
+    Raises
+    ------
+    TypeError
+        A value of the wrong type.
+    ValueError
+        A value out of range, or a plan that would leave examples without in- or out-runs
+        or runs with empty subsets.
+
+    Examples
+    --------
     >>> plan = SubsetPlan(10, 4, keep=0.5, seed=0)
     >>> plan.masks.shape, plan.masks.sum(axis=0).tolist()
     ((4, 10), [2, 2, 2, 2, 2, 2, 2, 2, 2, 2])
@@ -77,10 +99,8 @@ class SubsetPlan:
         ratios: Sequence[float] | None = None,
         seed: int = 0,
     ) -> None:
-        for name, v in (("n_examples", n_examples), ("n_runs", n_runs)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected an integer >= 1, got {v!r}")
-        n, r = int(n_examples), int(n_runs)
+        n, r = check_int(n_examples, "n_examples", 1), check_int(n_runs, "n_runs", 1)
+        balanced = check_bool(balanced, "balanced")
         if ratios is None:
             ratio_list = [_fraction(keep, "keep")]
         else:
@@ -143,10 +163,17 @@ class SubsetPlan:
         return self.n_runs
 
     def __getitem__(self, r: int) -> npt.NDArray[np.bool_]:
-        return self._masks[r]
+        row: npt.NDArray[np.bool_] = self._masks[r]
+        return row
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-serializable description (kept in a store's metadata)."""
+        """JSON-serializable description (kept in a store's metadata).
+
+        Returns
+        -------
+        dict of str to object
+            ``n_examples``, ``n_runs``, ``ratios``, ``balanced``, ``seed``.
+        """
         return {
             "n_examples": self.n_examples,
             "n_runs": self.n_runs,

@@ -1,0 +1,39 @@
+"""The Examples sections of the public docstrings run and give what they show."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import importlib.util
+
+import pytest
+
+MODULES = [
+    "memscore",
+    "memscore.errors",
+    "memscore._validate",
+    "memscore._io",
+    "memscore.runs.scores",
+    "memscore.runs.proxies",
+    "memscore.runs.datasets",
+    "memscore.runs.report",
+    "memscore.runs.train.plan",
+    "memscore.knn.index",
+    "memscore.knn.resmem",
+    "memscore.knn.embeddings",
+    "memscore.ngrams.taskgram.metrics",
+    "memscore.ngrams.taskgram.tglm",
+    "memscore.ngrams.taskgram.pipeline",
+    "memscore.reference",
+]
+NEEDS_TORCH = ["memscore._torch", "memscore.runs.train.driver"]
+
+
+@pytest.mark.parametrize("name", MODULES + NEEDS_TORCH)
+def test_docstring_examples(name):
+    if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
+        pytest.skip("needs torch")
+    module = importlib.import_module(name)
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testmod(module, optionflags=flags, verbose=False, raise_on_error=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} docstring examples failed in {name}"
