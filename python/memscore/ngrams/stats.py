@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -135,6 +136,7 @@ class NgramStats:
             "memscore.ngrams.shards": json.dumps(self.shards),
             "memscore.ngrams.sources": json.dumps(self.sources),
         }
+        meta[_DIGEST_KEY] = _digest(self.counts, self.doc_freq, self.cooccurrence, meta)
         atomic_write(Path(path), lambda f: df.write_parquet(f, metadata=meta))
 
     @classmethod
@@ -161,20 +163,54 @@ class NgramStats:
         try:
             meta = pl.read_parquet_metadata(os.fspath(path))
             df = pl.read_parquet(os.fspath(path))
-        except Exception as exc:
+        # polars' reader can panic on a damaged file (PanicException is a BaseException).
+        except (Exception, pl.exceptions.PanicException) as exc:
             raise CorpusError(f"{path}: cannot read partial n-gram result: {exc}") from exc
         if meta.get("memscore.ngrams.format") != "1":
             raise CorpusError(f"{path}: not a memscore n-gram partial result (format key missing)")
-        q = df.filter(pl.col("kind") == "query").sort("index")
-        p = df.filter(pl.col("kind") == "pair").sort("index")
-        return cls(
-            counts=q["count"].to_numpy().astype(np.int64),
-            doc_freq=q["doc_freq"].to_numpy().astype(np.int64),
-            cooccurrence=p["cooccurrence"].to_numpy().astype(np.int64),
-            n_documents=int(meta["memscore.ngrams.n_documents"]),
-            n_tokens=int(meta["memscore.ngrams.n_tokens"]),
-            n_skipped=int(meta.get("memscore.ngrams.n_skipped", "0")),
-            key=meta["memscore.ngrams.key"],
-            shards=json.loads(meta.get("memscore.ngrams.shards", "[]")),
-            sources=json.loads(meta.get("memscore.ngrams.sources", "[]")),
-        )
+        try:
+            q = df.filter(pl.col("kind") == "query").sort("index")
+            p = df.filter(pl.col("kind") == "pair").sort("index")
+            out = cls(
+                counts=q["count"].to_numpy().astype(np.int64),
+                doc_freq=q["doc_freq"].to_numpy().astype(np.int64),
+                cooccurrence=p["cooccurrence"].to_numpy().astype(np.int64),
+                n_documents=int(meta["memscore.ngrams.n_documents"]),
+                n_tokens=int(meta["memscore.ngrams.n_tokens"]),
+                n_skipped=int(meta.get("memscore.ngrams.n_skipped", "0")),
+                key=meta["memscore.ngrams.key"],
+                shards=json.loads(meta.get("memscore.ngrams.shards", "[]")),
+                sources=json.loads(meta.get("memscore.ngrams.sources", "[]")),
+            )
+            ok = (
+                len(q) == int(meta["memscore.ngrams.n_queries"])
+                and len(p) == int(meta["memscore.ngrams.n_pairs"])
+                and len(q) + len(p) == len(df)
+            )
+        except Exception as exc:  # noqa: BLE001 - damaged values raise many types
+            raise CorpusError(f"{path}: damaged partial n-gram result ({type(exc).__name__}: {exc})") from None
+        # Parquet checksums cover pages, not the key-value metadata: a digest over both
+        # makes any change to counts or metadata an error, never a silently different count.
+        want = meta.get(_DIGEST_KEY)
+        if not ok or (want is not None and want != _digest(out.counts, out.doc_freq, out.cooccurrence, meta)):
+            raise CorpusError(f"{path}: damaged partial n-gram result (checksum or row counts do not match)")
+        return out
+
+
+_DIGEST_KEY = "memscore.ngrams.sha256"
+
+
+def _digest(
+    counts: npt.NDArray[np.int64],
+    doc_freq: npt.NDArray[np.int64],
+    cooccurrence: npt.NDArray[np.int64],
+    meta: dict[str, str],
+) -> str:
+    """sha256 of the counts and of memscore's metadata entries but the digest itself."""
+    h = hashlib.sha256()
+    for a in (counts, doc_freq, cooccurrence):
+        h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
+        h.update(b"|")
+    ours = {k: v for k, v in meta.items() if k.startswith("memscore.ngrams.") and k != _DIGEST_KEY}
+    h.update(json.dumps(ours, sort_keys=True).encode())
+    return h.hexdigest()
