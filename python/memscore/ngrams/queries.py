@@ -288,7 +288,7 @@ class QuerySet:
             raise TypeError(f"progress: expected a bool or a ProgressCounter, got {type(progress).__name__}")
         if not progress:
             return _count(corpus, self, None)
-        from tqdm.auto import tqdm  # type: ignore[import-untyped]
+        from tqdm.auto import tqdm
 
         counter = ProgressCounter()
         with tqdm(total=corpus.nbytes, unit="B", unit_scale=True, desc="ngrams") as bar:

@@ -185,7 +185,9 @@ class ScoreMethods(ReadMethods):
             No runs, a run without phi, or a damaged run file.
         """
         got = load(self._reader, self._ids_or_raise(), ["mask_bits", "train_phi"], unpack=False)
-        return _lira(got["mask_bits"], got["train_phi"], online=online, fixed_variance=fixed_variance)
+        phi = got["train_phi"]
+        assert isinstance(phi, np.ndarray)  # float fields come back as arrays, bits as PackedBits
+        return _lira(got["mask_bits"], phi, online=online, fixed_variance=fixed_variance)
 
     def snapshot_scores(self, *, el2n_epoch: int | None = None, chunk_runs: int = 256) -> pl.DataFrame:
         """Per training example, training-dynamics scores averaged over the in-runs.
