@@ -6,6 +6,7 @@ A crash leaves at most a ``.tmp-*`` file, never a half-written one under the rea
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -111,10 +112,11 @@ def remove_tmp_files(directory: Any, older_than: float = 3600.0) -> list[Path]:
     now = time.time()
     removed = []
     for p in sorted(d.iterdir()):
-        if not p.name.startswith(TMP_PREFIX) or not p.is_file():
+        if not p.name.startswith(TMP_PREFIX):
             continue
         try:
-            if now - p.stat().st_mtime >= older_than:
+            st = p.lstat()  # a link or a FIFO named like a temporary file is not ours to remove
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= older_than:
                 p.unlink()
                 removed.append(p)
         except FileNotFoundError:

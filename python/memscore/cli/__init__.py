@@ -1,7 +1,8 @@
 """The ``memscore`` command line: one typer app that mounts each engine's command group.
 
 - :mod:`memscore.cli.runs`: ``memscore train | score | report | demo`` (the runs engine);
-- :mod:`memscore.cli.ngrams`: ``memscore ngrams count | merge`` (the corpus n-gram engine);
+- :mod:`memscore.cli.store`: ``memscore store verify | clean | merge`` (run stores);
+- :mod:`memscore.cli.ngrams`: ``memscore ngrams count | clean`` (the corpus n-gram engine);
 - :mod:`memscore.cli.taskgram`: ``memscore taskgram`` (the task-gram study).
 
 Needs the ``cli`` extra (typer, rich); training needs ``train`` (torch), reports ``plot``
@@ -24,7 +25,7 @@ __all__ = ["app", "main"]
 def _build_app() -> typer.Typer:
     import typer
 
-    from . import ngrams, runs, taskgram
+    from . import ngrams, runs, store, taskgram
 
     app = typer.Typer(
         help="memscore: per-example memorization, influence and training-dynamics scores across many training runs.",
@@ -32,6 +33,7 @@ def _build_app() -> typer.Typer:
         add_completion=False,
     )
     app.add_typer(runs.app)  # train, score, report, demo at the top level
+    app.add_typer(store.app, name="store", help="Check, clean and merge run stores.")
     app.add_typer(
         ngrams.app, name="ngrams", help="Count n-grams, document frequencies and co-occurrences over corpus shards."
     )

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..._io import TMP_PREFIX
+from ..._io import TMP_PREFIX, remove_tmp_files
 from ...errors import StoreError
 from .format import FIELDS, RUN_ID, RUNS_DIR, Layout, digest
 from .npz import open_regular_fd
@@ -182,26 +180,6 @@ def clean_tmp(root: Path, grace_s: float = DEFAULT_TMP_GRACE_S) -> list[str]:
     list of str
         The removed files, relative to the store (``"runs/.tmp-....npz"``), sorted.
     """
-    removed: list[str] = []
-    cutoff = time.time() - grace_s
-    for d, prefix in ((root, ""), (root / RUNS_DIR, f"{RUNS_DIR}/")):
-        try:
-            names = os.listdir(d)
-        except FileNotFoundError:
-            continue
-        for name in names:
-            if not name.startswith(TMP_PREFIX):
-                continue
-            p = d / name
-            try:
-                st = os.lstat(p)
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(st.st_mode) or st.st_mtime > cutoff:
-                continue
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                continue
-            removed.append(prefix + name)
+    removed = [p.name for p in remove_tmp_files(root, grace_s)]
+    removed += [f"{RUNS_DIR}/{p.name}" for p in remove_tmp_files(root / RUNS_DIR, grace_s)]
     return sorted(removed)
