@@ -29,36 +29,51 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from exc
 
 
-def as_mask(x: Any, name: str = "masks", ndim: int = 2) -> npt.NDArray[np.bool_]:
-    """A C-contiguous bool array; integer arrays of 0/1 and :class:`PackedBits` are accepted."""
+def as_mask(x: Any, name: str = "masks", ndim: int = 2, *, packed: bool = False) -> Any:
+    """A C-contiguous bool array; integer arrays of 0/1 and :class:`PackedBits` are accepted.
+
+    With ``packed=True`` (2-D masks, what the Rust core takes) the result is a
+    :class:`PackedBits` instead: arrays are packed once (``np.packbits(a, axis=1)``) and a
+    :class:`PackedBits` passes through as it is, so no byte-per-bit matrix is ever built.
+    """
     from .runs.bits import PackedBits
 
     if isinstance(x, PackedBits):
-        # Interim: unpacked here until the core takes packed rows directly.
-        x = x.unpack()
+        if packed:
+            return x
+        x = x.unpack()  # the caller wants one bool per element
     a = to_numpy(x, name)
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     if a.dtype == np.bool_:
-        return np.ascontiguousarray(a)
-    if np.issubdtype(a.dtype, np.integer):
+        out = np.ascontiguousarray(a)
+    elif np.issubdtype(a.dtype, np.integer):
         if a.size and not np.isin(a, (0, 1)).all():
             raise ValueError(f"{name}: an integer mask must hold only 0 and 1")
-        return np.ascontiguousarray(a.astype(np.bool_))
-    raise TypeError(f"{name}: expected a bool array (True = trained on), got dtype {a.dtype}")
+        out = np.ascontiguousarray(a.astype(np.bool_))
+    else:
+        raise TypeError(f"{name}: expected a bool array (True = trained on), got dtype {a.dtype}")
+    return PackedBits(np.packbits(out, axis=1), out.shape[1]) if packed else out
 
 
-def as_outcomes(x: Any, name: str, ndim: int = 2) -> np.ndarray:
-    """Outcomes: bool stays bool (the bit-packed path); numbers become finite float64."""
+def as_outcomes(x: Any, name: str, ndim: int = 2, *, packed: bool = False) -> Any:
+    """Outcomes: bool stays bool (the bit-packed path); numbers become finite float64.
+
+    With ``packed=True`` bool outcomes come back as a :class:`PackedBits` (packed once, or
+    passed through as they are), float outcomes as float64 arrays.
+    """
     from .runs.bits import PackedBits
 
     if isinstance(x, PackedBits):
-        x = x.unpack()  # interim, as in as_mask
+        if packed:
+            return x
+        x = x.unpack()  # the caller wants one bool per element
     a = to_numpy(x, name)
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     if a.dtype == np.bool_:
-        return np.ascontiguousarray(a)
+        a = np.ascontiguousarray(a)
+        return PackedBits(np.packbits(a, axis=1), a.shape[1]) if packed else a
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise TypeError(f"{name}: expected a bool or float array, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float64)

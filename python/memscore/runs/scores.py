@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from .. import _core
 from .._validate import as_labels, as_mask, as_outcomes, check_runs, to_numpy
+from .bits import PackedBits
 
 F64 = npt.NDArray[np.float64]
 
@@ -31,6 +32,18 @@ __all__ = [
     "MembershipMetrics",
     "snapshot_outcomes",
 ]
+
+
+def _float_outcomes(o: Any) -> F64:
+    """Float64 outcomes from validated outcomes (packed bools or float64)."""
+    if isinstance(o, PackedBits):
+        return np.unpackbits(o.bits, axis=1, count=o.n).astype(np.float64)
+    return np.ascontiguousarray(o, dtype=np.float64)
+
+
+def _core_outcomes(o: Any) -> Any:
+    """What the core takes for validated outcomes: packed bytes, or float64 as they are."""
+    return o.bits if isinstance(o, PackedBits) else o
 
 
 @dataclass
@@ -59,19 +72,19 @@ class OutcomeStats:
         conditioned for float outcomes; by default the first run's outcome. Statistics
         you intend to add must share one shift.
         """
-        m = as_mask(masks)
-        o = as_outcomes(outcomes, "outcomes")
+        m = as_mask(masks, packed=True)
+        o = as_outcomes(outcomes, "outcomes", packed=True)
         check_runs(m, o, "outcomes", same_cols=True)
         n = m.shape[1]
-        if o.dtype == np.bool_ and shift is None:
-            raw = _core.outcome_sums_bool(m, o)
+        if isinstance(o, PackedBits) and shift is None:
+            raw = _core.outcome_sums_bool(m.bits, o.bits, n)
             sh = np.zeros(n)
         else:
-            o = np.ascontiguousarray(o, dtype=np.float64)
+            o = _float_outcomes(o)
             sh = o[0].copy() if shift is None else np.ascontiguousarray(to_numpy(shift, "shift"), dtype=np.float64)
             if sh.shape != (n,):
                 raise ValueError(f"shift: expected shape ({n},), got {sh.shape}")
-            raw = _core.outcome_sums_f64(m, o, sh)
+            raw = _core.outcome_sums_f64(m.bits, o, n, sh)
         n_in, n_out, s_in, s_out, q_in, q_out = raw
         return cls(n_in.astype(np.int64), n_out.astype(np.int64), s_in, s_out, q_in, q_out, sh)
 
@@ -160,8 +173,8 @@ def holdout_accuracy(masks: Any, outcomes: Any, *, ratios: Any = None) -> F64:
     Returns:
         (N,) float64, NaN where no run held the example out.
     """
-    m = as_mask(masks)
-    o = as_outcomes(outcomes, "outcomes")
+    m = as_mask(masks, packed=True)
+    o = as_outcomes(outcomes, "outcomes", packed=True)
     check_runs(m, o, "outcomes", same_cols=True)
     if ratios is None:
         return OutcomeStats.from_runs(m, o).mean_out()
@@ -194,7 +207,8 @@ def influence(
         top_k: instead of the full matrix, return ``(indices (T, k) int64, values (T, k)
             float64)``: the k most influential training examples per test example, largest
             first, ties toward the lower index, computed tile by tile without the (T, N)
-            matrix. Rows with fewer than k defined values are padded with -1 / NaN.
+            matrix. Rows with fewer than k defined values are padded with -1 / NaN. A
+            ``top_k`` above N is clamped to N (the result has ``min(top_k, N)`` columns).
         stderr: also return the (T, N) standard errors (full matrix only).
         train_labels, test_labels: restrict to pairs of the same class, as Feldman & Zhang
             publish: other pairs are NaN (full matrix) or never selected (top-k).
@@ -203,8 +217,8 @@ def influence(
     Returns:
         (T, N) array, ``(infl, stderr)``, or ``(indices, values)`` with ``top_k``.
     """
-    m = as_mask(masks)
-    o = as_outcomes(outcomes, "outcomes")
+    m = as_mask(masks, packed=True)
+    o = as_outcomes(outcomes, "outcomes", packed=True)
     check_runs(m, o, "outcomes", same_cols=False)
     if (train_labels is None) != (test_labels is None):
         raise ValueError("train_labels and test_labels must be given together")
@@ -219,11 +233,13 @@ def influence(
             raise ValueError("stderr is available for the full matrix only, not with top_k")
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
             raise ValueError(f"top_k: expected a positive integer, got {top_k!r}")
-        return _core.influence_topk(m, o, int(top_k), **labels)
+        return _core.influence_topk(m.bits, _core_outcomes(o), m.n, o.shape[1], int(top_k), **labels)
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
-    infl, se = _core.influence_full(m, o, double=dt == np.float64, stderr=stderr, **labels)
+    infl, se = _core.influence_full(
+        m.bits, _core_outcomes(o), m.n, o.shape[1], double=dt == np.float64, stderr=stderr, **labels
+    )
     return (infl, se) if stderr else infl
 
 
@@ -283,10 +299,11 @@ def lira(masks: Any, phi: Any, *, online: bool = True, fixed_variance: bool = Fa
     Returns:
         (R, N) float64; NaN where a needed side has no shadow run.
     """
-    m = as_mask(masks)
+    m = as_mask(masks, packed=True)
     p = as_outcomes(phi, "phi")
     check_runs(m, p, "phi", same_cols=True)
-    return _core.lira_scores(m, np.ascontiguousarray(p, dtype=np.float64), online=online, fixed_variance=fixed_variance)
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    return _core.lira_scores(m.bits, p, m.n, online=online, fixed_variance=fixed_variance)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::error::{ensure, Error, Result};
+use crate::pool::Cancel;
 use topk::Heap;
 
 /// Distance used by the search.
@@ -195,6 +196,11 @@ impl KnnIndex {
 
     /// The `k` nearest keys of each of the `q` queries (row-major, `q * d` values).
     pub fn search(&self, queries: &[f32], q: usize, k: usize) -> Result<Neighbors> {
+        self.search_with(queries, q, k, &Cancel::new())
+    }
+
+    /// [`KnnIndex::search`] that stops with `Error::Cancelled` once `cancel` is set.
+    pub fn search_with(&self, queries: &[f32], q: usize, k: usize, cancel: &Cancel) -> Result<Neighbors> {
         check_shape("queries", queries.len(), q, self.d)?;
         ensure!(k >= 1, "k: expected k >= 1, got {k}");
         ensure!(k <= self.n, "k: expected k <= number of keys ({}), got {k}", self.n);
@@ -202,7 +208,8 @@ impl KnnIndex {
 
         let mut qdata: Vec<f32>;
         let queries = if self.metric == Metric::Cosine {
-            qdata = queries.to_vec();
+            qdata = crate::error::try_with_capacity("normalized queries", queries.len())?;
+            qdata.extend_from_slice(queries);
             qdata.par_chunks_mut(d).for_each(normalize);
             &qdata[..]
         } else {
@@ -226,6 +233,7 @@ impl KnnIndex {
         let parts: Vec<Result<Partial>> = tasks
             .par_iter()
             .map(|&(t, s)| {
+                cancel.check()?;
                 let q0 = t * mt;
                 let q1 = (q0 + mt).min(q);
                 let k0 = s * blocks_per_split * kb;
@@ -235,8 +243,10 @@ impl KnnIndex {
             .collect();
 
         // Merge the key ranges of each tile and finish the distances.
-        let mut distances = vec![0.0f32; q * k];
-        let mut indices = vec![0i64; q * k];
+        cancel.check()?;
+        let size = crate::error::checked_size("search output", q, k)?;
+        let mut distances = crate::error::try_filled("kNN distances", size, 0.0f32)?;
+        let mut indices = crate::error::try_filled("kNN indices", size, 0i64)?;
         let mut parts = parts.into_iter();
         for t in 0..n_tiles {
             let q0 = t * mt;
