@@ -24,7 +24,9 @@ def test_packed_and_bool_inputs_agree(rng, r, n, t):
     assert pm.bits.shape == (r, (n + 7) // 8)
 
     same(memscore.memorization(pm, ptr), memscore.memorization(masks, train))
-    for a, b in zip(memscore.memorization(pm, ptr, stderr=True), memscore.memorization(masks, train, stderr=True)):
+    for a, b in zip(
+        memscore.memorization(pm, ptr, stderr=True), memscore.memorization(masks, train, stderr=True), strict=True
+    ):
         same(a, b)
     same(memscore.holdout_accuracy(pm, ptr), memscore.holdout_accuracy(masks, train))
     ratios = rng.choice([0.3, 0.6], size=r)
@@ -34,6 +36,7 @@ def test_packed_and_bool_inputs_agree(rng, r, n, t):
     for a, b in zip(
         memscore.influence(pm, pte, stderr=True, dtype=np.float64),
         memscore.influence(masks, test, stderr=True, dtype=np.float64),
+        strict=True,
     ):
         same(a, b)
     # Packed masks with float outcomes, and mixed packed / bool arguments.
@@ -41,7 +44,7 @@ def test_packed_and_bool_inputs_agree(rng, r, n, t):
     same(memscore.influence(pm, f, dtype=np.float64), memscore.influence(masks, f, dtype=np.float64))
     same(memscore.influence(masks, pte), memscore.influence(pm, test))
     k = min(3, n)
-    for a, b in zip(memscore.influence(pm, pte, top_k=k), memscore.influence(masks, test, top_k=k)):
+    for a, b in zip(memscore.influence(pm, pte, top_k=k), memscore.influence(masks, test, top_k=k), strict=True):
         same(a, b)
     ytr, yte = rng.integers(0, 2, n), rng.integers(0, 2, t)
     same(
