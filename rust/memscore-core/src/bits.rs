@@ -58,7 +58,7 @@ impl<'a> PackedRows<'a> {
     /// Unpack columns `c0..c0 + out.len()` of `row` into `out` as 0 / 1 (`c0` a multiple of 8).
     #[inline]
     pub fn unpack_into<T: From<u8> + Copy>(&self, row: usize, c0: usize, out: &mut [T]) {
-        debug_assert!(c0 % 8 == 0);
+        debug_assert!(c0.is_multiple_of(8));
         let bytes = &self.bytes[row * self.stride + c0 / 8..];
         for (chunk, &b) in out.chunks_mut(8).zip(bytes) {
             for (j, o) in chunk.iter_mut().enumerate() {

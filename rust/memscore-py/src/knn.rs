@@ -13,6 +13,9 @@ fn contiguous<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>, name: &str)
     a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
 
+/// (distances, indices) of a search.
+type Found<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
+
 /// Exact brute-force kNN index (float32 keys, or float16 keys passed as uint16 bits).
 #[pyclass(name = "KnnIndexCore", module = "memscore._core", frozen)]
 pub struct PyKnnIndex {
@@ -64,7 +67,7 @@ impl PyKnnIndex {
         queries: PyReadonlyArray2<'py, f32>,
         k: usize,
         threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>)> {
+    ) -> PyResult<Found<'py>> {
         let q = queries.shape()[0];
         if queries.shape()[1] != self.inner.dim() {
             return Err(PyValueError::new_err(format!(

@@ -262,6 +262,9 @@ fn ngram_count_text<'py>(
     Ok(stats_tuple(py, stats))
 }
 
+/// (flat ids, starts) of tokenized texts.
+type IdsTuple<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
+
 /// A HuggingFace `tokenizer.json`, loaded by the Rust `tokenizers` crate.
 #[pyclass(module = "memscore._core", name = "SubwordCore", frozen)]
 pub struct SubwordCore {
@@ -289,11 +292,7 @@ impl SubwordCore {
     }
 
     /// Token ids of many texts as (flat uint32 ids, uint64 starts with n+1 entries).
-    fn batch_ids<'py>(
-        &self,
-        py: Python<'py>,
-        texts: Vec<String>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>)> {
+    fn batch_ids<'py>(&self, py: Python<'py>, texts: Vec<String>) -> PyResult<IdsTuple<'py>> {
         use rayon::prelude::*;
         let sw = &self.inner;
         let ids: Vec<Vec<u32>> =

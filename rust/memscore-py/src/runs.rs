@@ -181,6 +181,9 @@ fn influence_full<'py>(
     }
 }
 
+/// (indices, values) of a top-k.
+type TopK<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>);
+
 /// Streaming top-k influence; returns (indices (T, k') int64, values (T, k') float64) with
 /// k' = min(k, max(n_train, 1)).
 #[pyfunction]
@@ -195,7 +198,7 @@ fn influence_topk<'py>(
     k: usize,
     train_labels: Option<PyReadonlyArray1<'py, i64>>,
     test_labels: Option<PyReadonlyArray1<'py, i64>>,
-) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>)> {
+) -> PyResult<TopK<'py>> {
     let m = packed(&masks, n_train, "masks")?;
     let outcomes = outcomes_arg(outcomes)?;
     let o = out_slice(&outcomes, n_test)?;

@@ -453,7 +453,7 @@ fn jsonl_file(
     let res = (|| {
         while next_line(&mut *r, &mut line, &name, lineno + 1)? {
             lineno += 1;
-            if lineno % 4096 == 0 && env.halted() {
+            if lineno.is_multiple_of(4096) && env.halted() {
                 return Ok(());
             }
             if is_blank(&line) {
@@ -474,7 +474,7 @@ fn jsonl_file(
     res
 }
 
-fn utf8_line<'l>(line: &'l [u8]) -> Result<&'l str, String> {
+fn utf8_line(line: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))
 }
 
@@ -509,7 +509,7 @@ fn text_file(
             let mut bad_para = false;
             while next_line(&mut *r, &mut line, &name, lineno + 1)? {
                 lineno += 1;
-                if lineno % 4096 == 0 && env.halted() {
+                if lineno.is_multiple_of(4096) && env.halted() {
                     return Ok(());
                 }
                 let blank = is_blank(&line);

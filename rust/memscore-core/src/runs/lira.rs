@@ -17,6 +17,8 @@ use crate::pool::Cancel;
 pub const SIGMA_FLOOR: f64 = 1e-12;
 
 const CHUNK: usize = 64;
+/// Chunks summed in order by one task of the pooled variance.
+const GROUP: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiraMode {
@@ -120,37 +122,50 @@ fn column_sides(masks: &PackedRows<'_>, phi: &[f64], runs: usize, n: usize, c0: 
 /// Pooled (population) standard deviation per target run and side, over all examples,
 /// with the target's own values left out: `sqrt(sum_i SS_i / sum_i n_i)`.
 fn pooled_sigmas(masks: &PackedRows<'_>, phi: &[f64], runs: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
-    let zero = || (vec![0.0f64; runs], vec![0.0f64; runs], vec![0.0f64; runs], vec![0.0f64; runs]);
-    let (ss_in, n_in, ss_out, n_out) = (0..n.div_ceil(CHUNK))
+    type Sums = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+    let zero = || -> Sums { (vec![0.0f64; runs], vec![0.0f64; runs], vec![0.0f64; runs], vec![0.0f64; runs]) };
+    let add = |a: &mut Sums, b: &Sums| {
+        for r in 0..runs {
+            a.0[r] += b.0[r];
+            a.1[r] += b.1[r];
+            a.2[r] += b.2[r];
+            a.3[r] += b.3[r];
+        }
+    };
+    // Fixed groups of chunks, each summed in order, then the groups in order: the float
+    // sums do not depend on the thread count or on work stealing.
+    let n_chunks = n.div_ceil(CHUNK);
+    let groups: Vec<Sums> = (0..n_chunks.div_ceil(GROUP))
         .into_par_iter()
-        .map(|chunk| {
-            let c0 = chunk * CHUNK;
-            let w = CHUNK.min(n - c0);
-            let sides = column_sides(masks, phi, runs, n, c0, w);
+        .map(|g| {
             let mut acc = zero();
-            for r in 0..runs {
-                for (k, (si, so)) in sides.iter().enumerate() {
-                    let x = phi[r * n + c0 + k];
-                    let member = masks.get(r, c0 + k);
-                    let (ni, _, _, qi) = si.without(member.then_some(x));
-                    let (no, _, _, qo) = so.without((!member).then_some(x));
-                    acc.0[r] += qi;
-                    acc.1[r] += ni as f64;
-                    acc.2[r] += qo;
-                    acc.3[r] += no as f64;
+            for chunk in g * GROUP..((g + 1) * GROUP).min(n_chunks) {
+                let c0 = chunk * CHUNK;
+                let w = CHUNK.min(n - c0);
+                let sides = column_sides(masks, phi, runs, n, c0, w);
+                let mut part = zero();
+                for r in 0..runs {
+                    for (k, (si, so)) in sides.iter().enumerate() {
+                        let x = phi[r * n + c0 + k];
+                        let member = masks.get(r, c0 + k);
+                        let (ni, _, _, qi) = si.without(member.then_some(x));
+                        let (no, _, _, qo) = so.without((!member).then_some(x));
+                        part.0[r] += qi;
+                        part.1[r] += ni as f64;
+                        part.2[r] += qo;
+                        part.3[r] += no as f64;
+                    }
                 }
+                add(&mut acc, &part);
             }
             acc
         })
-        .reduce(zero, |mut a, b| {
-            for r in 0..runs {
-                a.0[r] += b.0[r];
-                a.1[r] += b.1[r];
-                a.2[r] += b.2[r];
-                a.3[r] += b.3[r];
-            }
-            a
-        });
+        .collect();
+    let mut total = zero();
+    for g in &groups {
+        add(&mut total, g);
+    }
+    let (ss_in, n_in, ss_out, n_out) = total;
     let sig = |ss: &[f64], cnt: &[f64]| -> Vec<f64> {
         ss.iter().zip(cnt).map(|(&s, &c)| if c > 0.0 { (s / c).sqrt() } else { f64::NAN }).collect()
     };
@@ -228,7 +243,7 @@ pub fn lira(
 mod tests {
     use super::*;
 
-    fn median(v: &mut Vec<f64>) -> f64 {
+    fn median(v: &mut [f64]) -> f64 {
         v.sort_by(f64::total_cmp);
         median_of(v.len(), |k| v[k])
     }
@@ -278,5 +293,22 @@ mod tests {
         assert!((log_ndtr(-30.0) - (-454.321_174_9)).abs() < 1e-3);
         assert!(log_ndtr(40.0) <= 0.0 && log_ndtr(40.0) > -1e-300);
         assert!((log_ndtr(-19.9) - log_ndtr(-20.1)).abs() < 5.0);
+    }
+
+    #[test]
+    fn pooled_variance_does_not_depend_on_threads() {
+        let (r, n) = (7usize, 3000usize);
+        let masks: Vec<bool> = (0..r * n).map(|k| (k * 13 + 5) % 7 < 4).collect();
+        let phi: Vec<f64> = (0..r * n).map(|k| ((k * 37 % 101) as f64).sin() * 3.0).collect();
+        let packed = crate::bits::pack_rows(&masks, r, n).unwrap();
+        let m = PackedRows::new("m", &packed, r, n).unwrap();
+        let run = |t| crate::pool::install(Some(t), || lira(m, &phi, LiraMode::Offline, true, &Cancel::new())).unwrap();
+        let one = run(1);
+        for _ in 0..3 {
+            assert_eq!(
+                one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                run(2).iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+        }
     }
 }

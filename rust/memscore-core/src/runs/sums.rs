@@ -55,7 +55,8 @@ pub fn outcome_sums_bool(masks: PackedRows<'_>, outcomes: PackedRows<'_>) -> Res
     let mut out = OutcomeSums::zeros(n)?;
     let stride = masks.stride();
     let (mb, ob) = (masks.bytes(), outcomes.bytes());
-    let parts: Vec<(usize, Vec<u32>, Vec<u32>, Vec<u32>)> = (0..n.div_ceil(COL_CHUNK))
+    type Part = (usize, Vec<u32>, Vec<u32>, Vec<u32>);
+    let parts: Vec<Part> = (0..n.div_ceil(COL_CHUNK))
         .into_par_iter()
         .map(|chunk| {
             let c0 = chunk * COL_CHUNK;
