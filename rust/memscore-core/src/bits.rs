@@ -116,8 +116,9 @@ impl BitColumns {
             let b0 = chunk * PACK_BYTES;
             let width = out.len() / n_words; // matrix columns in this chunk
             let nb = width.div_ceil(8); // byte columns in this chunk
-                                        // acc[j * nb + bc]: the word of column 8 (b0 + bc) + j for the current 64 rows;
-                                        // the inner loop runs over byte columns and vectorizes.
+                                        // acc[c]: the word of column 8 * b0 + c for the current 64 rows. Each byte
+            // spreads its 8 bits over 8 neighbouring words (a fixed-length loop that
+            // vectorizes).
             let mut acc = vec![0u64; 8 * nb];
             for w in 0..rows.div_ceil(64) {
                 acc.iter_mut().for_each(|a| *a = 0);
@@ -125,20 +126,14 @@ impl BitColumns {
                 for r in w * 64..r_end {
                     let bit = (r - w * 64) as u32;
                     let row = &data[r * stride + b0..r * stride + b0 + nb];
-                    for (j, part) in acc.chunks_exact_mut(nb).enumerate() {
-                        let shift = 7 - j as u32;
-                        for (a, &b) in part.iter_mut().zip(row) {
-                            *a |= (((b >> shift) & 1) as u64) << bit;
+                    for (a, &b) in acc.chunks_exact_mut(8).zip(row) {
+                        for (j, x) in a.iter_mut().enumerate() {
+                            *x |= (((b >> (7 - j)) & 1) as u64) << bit;
                         }
                     }
                 }
-                for (j, part) in acc.chunks_exact(nb).enumerate() {
-                    for (bc, &a) in part.iter().enumerate() {
-                        let c = 8 * bc + j;
-                        if c < width {
-                            out[c * n_words + w] = a;
-                        }
-                    }
+                for (c, &a) in acc.iter().take(width).enumerate() {
+                    out[c * n_words + w] = a;
                 }
             }
         });
