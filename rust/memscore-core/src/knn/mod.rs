@@ -133,7 +133,8 @@ impl KnnIndex {
     /// Index `n` float32 keys of dimension `d` (row-major `keys`, `n * d` values).
     pub fn new(keys: &[f32], n: usize, d: usize, metric: Metric) -> Result<KnnIndex> {
         check_shape("keys", keys.len(), n, d)?;
-        let mut data = keys.to_vec();
+        let mut data = crate::error::try_with_capacity("the kNN keys", keys.len())?;
+        data.extend_from_slice(keys);
         let mut norms = Vec::new();
         match metric {
             Metric::L2 => norms = data.par_chunks(d).map(sqnorm).collect(),
@@ -149,7 +150,8 @@ impl KnnIndex {
     /// at a time during the search; norms are those of the float16 values.
     pub fn new_f16(bits: &[u16], n: usize, d: usize, metric: Metric) -> Result<KnnIndex> {
         check_shape("keys", bits.len(), n, d)?;
-        let mut data: Vec<f16> = bits.iter().map(|&b| f16::from_bits(b)).collect();
+        let mut data: Vec<f16> = crate::error::try_with_capacity("the kNN keys", bits.len())?;
+        data.extend(bits.iter().map(|&b| f16::from_bits(b)));
         ensure!(data.iter().all(|v| v.is_finite()), "keys: contains NaN or infinite values");
         let mut norms = Vec::new();
         match metric {

@@ -13,7 +13,7 @@ use super::sums::check_shape;
 use super::topk::TopK;
 use crate::bits::{BitColumns, PackedRows};
 use crate::cpu::popcount_level;
-use crate::error::{check_len, checked_size, ensure, try_filled, Result};
+use crate::error::{check_len, checked_size, ensure, try_filled, try_with_capacity, Result};
 use crate::pool::Cancel;
 
 /// Train columns per top-k tile (the tile's values are buffered, then selected).
@@ -255,8 +255,15 @@ impl<'a> FloatEval<'a> {
             }
         }
         mean.iter_mut().for_each(|m| *m /= r.max(1) as f64);
-        let centred: Vec<f64> = outcomes.iter().enumerate().map(|(k, &x)| x - mean[k % t]).collect();
-        let squares = stderr.then(|| centred.iter().map(|x| x * x).collect::<Vec<f64>>());
+        let mut centred: Vec<f64> = try_with_capacity("centred outcomes", outcomes.len())?;
+        centred.extend(outcomes.iter().enumerate().map(|(k, &x)| x - mean[k % t]));
+        let squares = if stderr {
+            let mut sq: Vec<f64> = try_with_capacity("squared outcomes", centred.len())?;
+            sq.extend(centred.iter().map(|x| x * x));
+            Some(sq)
+        } else {
+            None
+        };
         let mut total = vec![0.0; t];
         let mut total_sq = vec![0.0; t];
         for row in centred.chunks_exact(t.max(1)).take(r) {
