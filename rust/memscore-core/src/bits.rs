@@ -117,8 +117,8 @@ impl BitColumns {
             let width = out.len() / n_words; // matrix columns in this chunk
             let nb = width.div_ceil(8); // byte columns in this chunk
                                         // acc[c]: the word of column 8 * b0 + c for the current 64 rows. Each byte
-            // spreads its 8 bits over 8 neighbouring words (a fixed-length loop that
-            // vectorizes).
+                                        // spreads its 8 bits over 8 neighbouring words (a fixed-length loop that
+                                        // vectorizes).
             let mut acc = vec![0u64; 8 * nb];
             for w in 0..rows.div_ceil(64) {
                 acc.iter_mut().for_each(|a| *a = 0);

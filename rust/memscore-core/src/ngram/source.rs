@@ -600,7 +600,7 @@ fn read_offsets(
     hi: usize,
 ) -> Result<()> {
     let Offsets::File { path, start, width, signed, .. } = src else {
-        unreachable!("read_offsets is for offsets files")
+        return Err(Error::Invalid("internal: read_offsets needs an offsets file".into()));
     };
     let mut f = File::open(path).map_err(|e| Error::corpus(name, 0, format!("cannot open offsets: {e}")))?;
     bytes.resize((hi - lo) * width, 0);
@@ -612,12 +612,14 @@ fn read_offsets(
     .map_err(|e| Error::corpus(name, 0, format!("cannot read document offsets at byte {at}: {e}")))?;
     out.clear();
     for (k, c) in bytes.chunks_exact(*width).enumerate() {
-        let v: i128 = match (width, signed) {
-            (8, true) => i64::from_le_bytes(c.try_into().unwrap()) as i128,
-            (8, false) => u64::from_le_bytes(c.try_into().unwrap()) as i128,
-            (_, true) => i32::from_le_bytes(c.try_into().unwrap()) as i128,
-            (_, false) => u32::from_le_bytes(c.try_into().unwrap()) as i128,
-        };
+        // Widths are 4 or 8 (checked in `count_with`): sign- or zero-extend to 8 bytes.
+        let mut b = [0u8; 8];
+        let w = c.len().min(8);
+        b[..w].copy_from_slice(&c[..w]);
+        if *signed && w < 8 && c[w - 1] & 0x80 != 0 {
+            b[w..].fill(0xff);
+        }
+        let v: i128 = if *signed { i64::from_le_bytes(b) as i128 } else { u64::from_le_bytes(b) as i128 };
         if v < 0 {
             return Err(Error::corpus(name, 0, format!("document offset {} is negative ({v})", lo + k)));
         }
@@ -794,13 +796,18 @@ pub fn count_with(
             Shard::Tokens16 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
             Shard::Tokens32 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
             Shard::TokenFile { name, path, start, wide, n_tokens, offsets } => {
-                if let Offsets::Mem(o) = offsets {
-                    check_offsets(name, *n_tokens, o)?;
+                match offsets {
+                    Offsets::Mem(o) => check_offsets(name, *n_tokens, o)?,
+                    Offsets::File { width, .. } => {
+                        if *width != 4 && *width != 8 {
+                            return Err(Error::Invalid(format!("{name}: offset width must be 4 or 8, got {width}")));
+                        }
+                    }
                 }
-                let need = start + (*n_tokens * if *wide { 4 } else { 2 }) as u64;
+                let need = *start as u128 + *n_tokens as u128 * if *wide { 4 } else { 2 };
                 let have =
                     std::fs::metadata(path).map_err(|e| Error::corpus(name, 0, format!("cannot open: {e}")))?.len();
-                if have < need {
+                if (have as u128) < need {
                     return Err(Error::corpus(
                         name,
                         0,
