@@ -48,7 +48,9 @@ __version__: str = _core.__version__
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for memscore's kernels (default: env ``MEMSCORE_NUM_THREADS``,
-    else all cores)."""
+    else all cores). ``n`` must lie between 1 and 4 x the available CPUs (ValueError
+    otherwise); the same bound applies to ``threads=`` arguments and the variable, which
+    falls back to the default when invalid."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
     if n < 1:

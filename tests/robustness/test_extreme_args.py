@@ -135,3 +135,23 @@ def test_valid_env_thread_count_is_used():
     code = "import memscore; print(memscore.get_num_threads())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=True)
     assert out.stdout.strip() == "1"
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_pool_works_after_fork():
+    # A forked child inherits the pool object but not its threads; memscore rebuilds it.
+    code = textwrap.dedent(
+        """
+        import os, numpy as np, memscore
+        m = np.random.default_rng(0).random((9, 40)) < 0.5
+        want = memscore.influence(m, m)
+        pid = os.fork()
+        if pid == 0:
+            ok = np.array_equal(memscore.influence(m, m), want) and memscore.get_num_threads() >= 1
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "0", out.stdout + out.stderr
