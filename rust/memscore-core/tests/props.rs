@@ -7,8 +7,10 @@ use memscore_core::ngram::normalize::Normalizer;
 use memscore_core::ngram::source::{check_offsets, count, json_field, Offsets, Shard};
 use proptest::prelude::*;
 
+/// 256 cases each (PROPTEST_CASES=N for a longer run).
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 /// A JSON-ish line: fragments that often make valid objects, and often do not.

@@ -307,8 +307,9 @@ impl KnnIndex {
     /// slots of width `kk` plus the number filled per row.
     fn scan_task(&self, queries: &[f32], rows: usize, k0: usize, k1: usize, kk: usize, kb: usize) -> Result<Partial> {
         let d = self.d;
-        let mut scores = vec![0.0f32; rows * kk];
-        let mut idx = vec![0i64; rows * kk];
+        let size = crate::error::checked_size("search tile", rows, kk)?;
+        let mut scores = crate::error::try_filled("kNN tile scores", size, 0.0f32)?;
+        let mut idx = crate::error::try_filled("kNN tile indices", size, 0i64)?;
         let mut lens = vec![0usize; rows];
         let mut buf = vec![0.0f32; rows * kb];
         let mut widened = match self.keys {

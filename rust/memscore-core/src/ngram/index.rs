@@ -150,6 +150,12 @@ impl Index {
                     if z == a { "none".to_string() } else { "decreasing offsets".to_string() }
                 )));
             }
+            if z > tokens.len() {
+                return Err(Error::Invalid(format!(
+                    "query {k}: offset {z} is past the end of the {} query tokens",
+                    tokens.len()
+                )));
+            }
             max_n = max_n.max(z - a);
             let mut node = 0u32;
             for &t in &tokens[a..z] {
