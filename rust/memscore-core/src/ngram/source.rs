@@ -630,7 +630,9 @@ fn read_offsets(
 
 /// Units of an offsets file, checking the offsets as they stream by.
 fn file_units(shard: usize, name: &str, src: &Offsets<'_>, n_tokens: usize) -> Result<Vec<Unit>> {
-    let Offsets::File { n_docs, .. } = src else { unreachable!() };
+    let Offsets::File { n_docs, .. } = src else {
+        return Err(Error::Invalid("internal: file_units needs an offsets file".into()));
+    };
     let n_docs = *n_docs;
     let mut rules = OffsetRules::new(name, n_tokens, n_docs)?;
     let mut sp = Splitter { shard, lo: 0, a: 0, out: Vec::new() };
