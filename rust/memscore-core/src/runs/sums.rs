@@ -36,6 +36,22 @@ impl OutcomeSums {
     }
 }
 
+/// `SPREAD[b]`: the 8 bits of `b`, most significant first, as 8 bytes of 0 / 1 (byte `j`
+/// of the little-endian u64 holds bit `7 - j`, i.e. column `j` of the packed byte).
+static SPREAD: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut j = 0;
+        while j < 8 {
+            t[b] |= (((b >> (7 - j)) & 1) as u64) << (8 * j);
+            j += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Check that a packed matrix has the expected shape.
 pub(crate) fn check_shape(name: &str, m: &PackedRows<'_>, rows: usize, cols: usize) -> Result<()> {
     ensure!(
@@ -63,19 +79,33 @@ pub fn outcome_sums_bool(masks: PackedRows<'_>, outcomes: PackedRows<'_>) -> Res
             let w = COL_CHUNK.min(n - c0);
             let nb = w.div_ceil(8);
             // u32 counters: one increment per run, so they hold any R below 2^32. Padding
-            // bits are zero, so the counters past w stay zero and are dropped.
+            // bits are zero, so the counters past w stay zero and are dropped. The runs are
+            // added 8 columns at a time as 8 one-byte lanes of a u64 (SPREAD turns a byte of
+            // bits into 8 bytes of 0 / 1), flushed into the u32 counters every 255 runs.
             let (mut n_in, mut s_in, mut s_all) = (vec![0u32; 8 * nb], vec![0u32; 8 * nb], vec![0u32; 8 * nb]);
-            for r in 0..runs {
-                let at = r * stride + c0 / 8;
-                let (m, o) = (&mb[at..at + nb], &ob[at..at + nb]);
-                for (k, (&mk, &ok)) in m.iter().zip(o).enumerate() {
-                    for j in 0..8 {
-                        let (mj, oj) = (((mk >> (7 - j)) & 1) as u32, ((ok >> (7 - j)) & 1) as u32);
-                        n_in[8 * k + j] += mj;
-                        s_in[8 * k + j] += mj & oj;
-                        s_all[8 * k + j] += oj;
+            let (mut l_in, mut l_s, mut l_all) = (vec![0u64; nb], vec![0u64; nb], vec![0u64; nb]);
+            let flush = |lanes: &mut [u64], counts: &mut [u32]| {
+                for (l, c) in lanes.iter_mut().zip(counts.chunks_exact_mut(8)) {
+                    for (j, x) in c.iter_mut().enumerate() {
+                        *x += ((*l >> (8 * j)) & 0xff) as u32;
+                    }
+                    *l = 0;
+                }
+            };
+            for r0 in (0..runs).step_by(255) {
+                for r in r0..(r0 + 255).min(runs) {
+                    let at = r * stride + c0 / 8;
+                    let (m, o) = (&mb[at..at + nb], &ob[at..at + nb]);
+                    for k in 0..nb {
+                        let (mk, ok) = (m[k] as usize, o[k] as usize);
+                        l_in[k] += SPREAD[mk];
+                        l_s[k] += SPREAD[mk & ok];
+                        l_all[k] += SPREAD[ok];
                     }
                 }
+                flush(&mut l_in, &mut n_in);
+                flush(&mut l_s, &mut s_in);
+                flush(&mut l_all, &mut s_all);
             }
             n_in.truncate(w);
             s_in.truncate(w);
@@ -160,7 +190,7 @@ mod tests {
 
     #[test]
     fn bool_and_float_agree() {
-        for &(r, n) in &[(70usize, 9000usize), (1, 1), (3, 13), (65, 4097)] {
+        for &(r, n) in &[(70usize, 9000usize), (1, 1), (3, 13), (65, 4097), (600, 37)] {
             let m: Vec<bool> = (0..r * n).map(|k| (k * 31 + 7) % 11 < 6).collect();
             let o: Vec<bool> = (0..r * n).map(|k| (k * 17 + 3) % 7 < 4).collect();
             let of: Vec<f64> = o.iter().map(|&b| b as u8 as f64).collect();
