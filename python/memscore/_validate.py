@@ -7,10 +7,13 @@ result is C-contiguous so the core can take it as a flat slice without copying a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .runs.bits import PackedBits
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:
@@ -29,6 +32,10 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from exc
 
 
+@overload
+def as_mask(x: Any, name: str = ..., ndim: int = ..., *, packed: Literal[False] = ...) -> npt.NDArray[np.bool_]: ...
+@overload
+def as_mask(x: Any, name: str = ..., ndim: int = ..., *, packed: Literal[True]) -> PackedBits: ...
 def as_mask(x: Any, name: str = "masks", ndim: int = 2, *, packed: bool = False) -> Any:
     """A C-contiguous bool array; integer arrays of 0/1 and :class:`PackedBits` are accepted.
 
@@ -56,6 +63,12 @@ def as_mask(x: Any, name: str = "masks", ndim: int = 2, *, packed: bool = False)
     return PackedBits(np.packbits(out, axis=1), out.shape[1]) if packed else out
 
 
+@overload
+def as_outcomes(x: Any, name: str, ndim: int = ..., *, packed: Literal[False] = ...) -> np.ndarray: ...
+@overload
+def as_outcomes(
+    x: Any, name: str, ndim: int = ..., *, packed: Literal[True]
+) -> PackedBits | npt.NDArray[np.float64]: ...
 def as_outcomes(x: Any, name: str, ndim: int = 2, *, packed: bool = False) -> Any:
     """Outcomes: bool stays bool (the bit-packed path); numbers become finite float64.
 
@@ -92,8 +105,9 @@ def as_labels(x: Any, name: str, n: int) -> npt.NDArray[np.int64]:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def check_runs(masks: np.ndarray, outcomes: np.ndarray, outcome_name: str, same_cols: bool) -> None:
-    """Masks and outcomes must describe the same runs (and examples, for train outcomes)."""
+def check_runs(masks: Any, outcomes: Any, outcome_name: str, same_cols: bool) -> None:
+    """Masks and outcomes (arrays or PackedBits) must describe the same runs (and examples, for train
+    outcomes)."""
     if masks.shape[0] == 0:
         raise ValueError("masks: need at least one run (R = 0)")
     if outcomes.shape[0] != masks.shape[0]:
