@@ -135,7 +135,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, str]]:
         rs = [r for r in runs if r["width"] == width and r["embedding"] == emb]
         b = [100 * r["base_test_acc"] for r in rs]
         m = [100 * r["resmem_test_acc"] for r in rs]
-        g = [x - y for x, y in zip(m, b)]
+        g = [x - y for x, y in zip(m, b, strict=True)]
         sd = statistics.stdev if len(rs) > 1 else (lambda v: 0.0)
         rows.append(
             {

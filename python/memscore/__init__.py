@@ -57,14 +57,16 @@ def set_num_threads(n: int) -> None:
     Parameters
     ----------
     n : int
-        Number of threads, ``>= 1``.
+        Number of threads, between 1 and 4 x the available CPUs. The same bound applies to
+        ``threads=`` arguments and to ``MEMSCORE_NUM_THREADS`` (which falls back to the
+        default when invalid).
 
     Raises
     ------
     TypeError
         ``n`` is not an integer.
     ValueError
-        ``n < 1``.
+        ``n`` is outside ``1 .. 4 x cpu_count``.
 
     Examples
     --------

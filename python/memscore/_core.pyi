@@ -1,8 +1,8 @@
 """Type stubs for the compiled Rust module (memscore-py). Call the wrappers in
-memscore.scores instead: they validate arguments and make arrays contiguous."""
+the memscore package instead: they validate arguments and make arrays contiguous."""
 
 import os
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -34,15 +34,21 @@ _Sums = tuple[
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
-def outcome_sums_bool(masks: npt.NDArray[np.bool_], outcomes: npt.NDArray[np.bool_]) -> _Sums: ...
+
+# Masks and bool outcomes cross packed: uint8 (R, ceil(n / 8)) as np.packbits(m, axis=1)
+# (column 0 in the most significant bit of byte 0, padding bits zero) plus the column count.
+def outcome_sums_bool(masks: npt.NDArray[np.uint8], outcomes: npt.NDArray[np.uint8], n: int) -> _Sums: ...
 def outcome_sums_f64(
-    masks: npt.NDArray[np.bool_],
+    masks: npt.NDArray[np.uint8],
     outcomes: npt.NDArray[np.float64],
+    n: int,
     shift: npt.NDArray[np.float64] | None = None,
 ) -> _Sums: ...
 def influence_full(
-    masks: npt.NDArray[np.bool_],
-    outcomes: npt.NDArray[np.bool_] | npt.NDArray[np.float64],
+    masks: npt.NDArray[np.uint8],
+    outcomes: npt.NDArray[np.uint8] | npt.NDArray[np.float64],
+    n_train: int,
+    n_test: int,
     *,
     train_labels: npt.NDArray[np.int64] | None = None,
     test_labels: npt.NDArray[np.int64] | None = None,
@@ -50,16 +56,19 @@ def influence_full(
     stderr: bool = False,
 ) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating] | None]: ...
 def influence_topk(
-    masks: npt.NDArray[np.bool_],
-    outcomes: npt.NDArray[np.bool_] | npt.NDArray[np.float64],
+    masks: npt.NDArray[np.uint8],
+    outcomes: npt.NDArray[np.uint8] | npt.NDArray[np.float64],
+    n_train: int,
+    n_test: int,
     k: int,
     *,
     train_labels: npt.NDArray[np.int64] | None = None,
     test_labels: npt.NDArray[np.int64] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 def lira_scores(
-    masks: npt.NDArray[np.bool_],
+    masks: npt.NDArray[np.uint8],
     phi: npt.NDArray[np.float64],
+    n: int,
     *,
     online: bool = True,
     fixed_variance: bool = False,
@@ -96,8 +105,6 @@ class KnnIndexCore:
     def is_f16(self) -> bool: ...
 
 # ---------------------------------------------------------------- corpus n-grams (memscore.ngrams)
-
-from typing import Any
 
 __all__ += [
     "NormalizerCore",

@@ -8,7 +8,7 @@ result is C-contiguous so the core can take it as a flat slice without copying a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -63,36 +63,61 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from exc
 
 
-def as_mask(x: Any, name: str = "masks", ndim: int = 2) -> npt.NDArray[np.bool_]:
-    """A C-contiguous bool array; integer arrays of 0/1 and :class:`PackedBits` are accepted."""
+@overload
+def as_mask(x: Any, name: str = ..., ndim: int = ..., *, packed: Literal[False] = ...) -> npt.NDArray[np.bool_]: ...
+@overload
+def as_mask(x: Any, name: str = ..., ndim: int = ..., *, packed: Literal[True]) -> PackedBits: ...
+def as_mask(x: Any, name: str = "masks", ndim: int = 2, *, packed: bool = False) -> Any:
+    """A C-contiguous bool array; integer arrays of 0/1 and :class:`PackedBits` are accepted.
+
+    With ``packed=True`` (2-D masks, what the Rust core takes) the result is a
+    :class:`PackedBits` instead: arrays are packed once (``np.packbits(a, axis=1)``) and a
+    :class:`PackedBits` passes through as it is, so no byte-per-bit matrix is ever built.
+    """
     from .runs.bits import PackedBits
 
     if isinstance(x, PackedBits):
-        # Interim: unpacked here until the core takes packed rows directly.
-        x = x.unpack()
+        if packed:
+            return x
+        x = x.unpack()  # the caller wants one bool per element
     a = to_numpy(x, name)
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     if a.dtype == np.bool_:
-        return np.ascontiguousarray(a)
-    if np.issubdtype(a.dtype, np.integer):
+        out = np.ascontiguousarray(a)
+    elif np.issubdtype(a.dtype, np.integer):
         if a.size and not np.isin(a, (0, 1)).all():
             raise ValueError(f"{name}: an integer mask must hold only 0 and 1")
-        return np.ascontiguousarray(a.astype(np.bool_))
-    raise TypeError(f"{name}: expected a bool array (True = trained on), got dtype {a.dtype}")
+        out = np.ascontiguousarray(a.astype(np.bool_))
+    else:
+        raise TypeError(f"{name}: expected a bool array (True = trained on), got dtype {a.dtype}")
+    return PackedBits(np.packbits(out, axis=1), out.shape[1]) if packed else out
 
 
-def as_outcomes(x: Any, name: str, ndim: int = 2) -> np.ndarray:
-    """Outcomes: bool stays bool (the bit-packed path); numbers become finite float64."""
+@overload
+def as_outcomes(x: Any, name: str, ndim: int = ..., *, packed: Literal[False] = ...) -> np.ndarray: ...
+@overload
+def as_outcomes(
+    x: Any, name: str, ndim: int = ..., *, packed: Literal[True]
+) -> PackedBits | npt.NDArray[np.float64]: ...
+def as_outcomes(x: Any, name: str, ndim: int = 2, *, packed: bool = False) -> Any:
+    """Outcomes: bool stays bool (the bit-packed path); numbers become finite float64.
+
+    With ``packed=True`` bool outcomes come back as a :class:`PackedBits` (packed once, or
+    passed through as they are), float outcomes as float64 arrays.
+    """
     from .runs.bits import PackedBits
 
     if isinstance(x, PackedBits):
-        x = x.unpack()  # interim, as in as_mask
+        if packed:
+            return x
+        x = x.unpack()  # the caller wants one bool per element
     a = to_numpy(x, name)
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     if a.dtype == np.bool_:
-        return np.ascontiguousarray(a)
+        a = np.ascontiguousarray(a)
+        return PackedBits(np.packbits(a, axis=1), a.shape[1]) if packed else a
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise TypeError(f"{name}: expected a bool or float array, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float64)
@@ -132,14 +157,16 @@ def as_labels(x: Any, name: str, n: int) -> npt.NDArray[np.int64]:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def check_runs(masks: np.ndarray, outcomes: np.ndarray, outcome_name: str, same_cols: bool) -> None:
+def check_runs(
+    masks: np.ndarray | PackedBits, outcomes: np.ndarray | PackedBits, outcome_name: str, same_cols: bool
+) -> None:
     """Masks and outcomes must describe the same runs (and examples, for train outcomes).
 
     Parameters
     ----------
-    masks : ndarray, shape (R, N)
+    masks : ndarray or PackedBits, shape (R, N)
         Checked masks.
-    outcomes : ndarray, shape (R, N) or (R, T)
+    outcomes : ndarray or PackedBits, shape (R, N) or (R, T)
         Checked outcomes.
     outcome_name : str
         The outcomes' argument name, for messages.
@@ -448,7 +475,7 @@ def check_class_labels(y: npt.NDArray[Any], name: str, n_classes: int | None = N
         raise ValueError(f"{name}: expected {want}, got range {lo}..{hi}")
 
 
-def check_summable(a: npt.NDArray[Any], name: str, n_terms: int, *, squares: bool = False) -> None:
+def check_summable(a: npt.NDArray[Any] | PackedBits, name: str, n_terms: int, *, squares: bool = False) -> None:
     """Refuse float values too large to sum.
 
     Summing ``n_terms`` of them (or of their squares, after a shift by another value of
@@ -456,8 +483,8 @@ def check_summable(a: npt.NDArray[Any], name: str, n_terms: int, *, squares: boo
 
     Parameters
     ----------
-    a : ndarray
-        Outcomes (bool arrays always pass).
+    a : ndarray or PackedBits
+        Outcomes (bool arrays and packed bits always pass).
     name : str
         The argument's name, for messages.
     n_terms : int
@@ -477,7 +504,7 @@ def check_summable(a: npt.NDArray[Any], name: str, n_terms: int, *, squares: boo
     ...
     ValueError: outcomes: values up to 1e+308 in magnitude would overflow float64 ...
     """
-    if a.dtype == np.bool_ or a.size == 0:
+    if not isinstance(a, np.ndarray) or a.dtype == np.bool_ or a.size == 0:
         return
     big = max(abs(float(a.max())), abs(float(a.min())))  # two passes, no (R, N) temporary
     # Sums of (a - shift) over n_terms values: each term is at most 2 * big in size.

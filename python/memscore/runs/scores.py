@@ -31,6 +31,7 @@ from .._validate import (
     check_summable,
     to_numpy,
 )
+from .bits import PackedBits
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -46,6 +47,18 @@ __all__ = [
     "MembershipMetrics",
     "snapshot_outcomes",
 ]
+
+
+def _float_outcomes(o: Any) -> F64:
+    """Float64 outcomes from validated outcomes (packed bools or float64)."""
+    if isinstance(o, PackedBits):
+        return np.unpackbits(o.bits, axis=1, count=o.n).astype(np.float64)
+    return np.ascontiguousarray(o, dtype=np.float64)
+
+
+def _core_outcomes(o: Any) -> Any:
+    """What the core takes for validated outcomes: packed bytes, or float64 as they are."""
+    return o.bits if isinstance(o, PackedBits) else o
 
 
 @dataclass
@@ -100,25 +113,25 @@ class OutcomeStats:
         >>> (a + a).n_in.tolist()
         [2, 2]
         """
-        m = as_mask(masks)
-        o = as_outcomes(outcomes, "outcomes")
+        m = as_mask(masks, packed=True)
+        o = as_outcomes(outcomes, "outcomes", packed=True)
         check_runs(m, o, "outcomes", same_cols=True)
         check_summable(o, "outcomes", m.shape[0])
         return cls._from_checked(m, o, shift)
 
     @classmethod
-    def _from_checked(cls, m: npt.NDArray[np.bool_], o: npt.NDArray[Any], shift: Any = None) -> OutcomeStats:
+    def _from_checked(cls, m: PackedBits, o: PackedBits | F64, shift: ArrayLike | None = None) -> OutcomeStats:
         """:meth:`from_runs` on arrays already checked by ``as_mask`` / ``as_outcomes``."""
         n = m.shape[1]
-        if o.dtype == np.bool_ and shift is None:
-            raw = _core.outcome_sums_bool(m, o)
+        if isinstance(o, PackedBits) and shift is None:
+            raw = _core.outcome_sums_bool(m.bits, o.bits, n)
             sh = np.zeros(n)
         else:
-            o = np.ascontiguousarray(o, dtype=np.float64)
+            o = _float_outcomes(o)
             sh = o[0].copy() if shift is None else np.ascontiguousarray(to_numpy(shift, "shift"), dtype=np.float64)
             if sh.shape != (n,):
                 raise ValueError(f"shift: expected shape ({n},), got {sh.shape}")
-            raw = _core.outcome_sums_f64(m, o, sh)
+            raw = _core.outcome_sums_f64(m.bits, o, n, sh)
         n_in, n_out, s_in, s_out, q_in, q_out = raw
         return cls(n_in.astype(np.int64), n_out.astype(np.int64), s_in, s_out, q_in, q_out, sh)
 
@@ -242,8 +255,8 @@ def memorization(masks: RunsLike, outcomes: RunsLike, *, stderr: bool = False) -
     array([1., 1.])
     """
     want_se = check_bool(stderr, "stderr")
-    m = as_mask(masks)
-    o = as_outcomes(outcomes, "outcomes")
+    m = as_mask(masks, packed=True)
+    o = as_outcomes(outcomes, "outcomes", packed=True)
     check_runs(m, o, "outcomes", same_cols=True)
     check_summable(o, "outcomes", m.shape[0], squares=want_se)
     stats = OutcomeStats._from_checked(m, o)
@@ -287,8 +300,8 @@ def holdout_accuracy(masks: RunsLike, outcomes: RunsLike, *, ratios: ArrayLike |
     >>> memscore.holdout_accuracy(masks, np.array([[1, 1], [0, 1]], dtype=bool))
     array([0., 1.])
     """
-    m = as_mask(masks)
-    o = as_outcomes(outcomes, "outcomes")
+    m = as_mask(masks, packed=True)
+    o = as_outcomes(outcomes, "outcomes", packed=True)
     check_runs(m, o, "outcomes", same_cols=True)
     check_summable(o, "outcomes", m.shape[0])
     if ratios is None:
@@ -404,7 +417,8 @@ def influence(
         Instead of the full matrix, return ``(indices (T, k) int64, values (T, k)
         float64)``: the k most influential training examples per test example, largest
         first, ties toward the lower index, computed tile by tile without the (T, N)
-        matrix. Rows with fewer than k defined values are padded with -1 / NaN.
+        matrix. Rows with fewer than k defined values are padded with -1 / NaN. A
+        ``top_k`` above N is clamped to N (the result has ``min(top_k, N)`` columns).
     stderr : bool, default False
         Also return the (T, N) standard errors (full matrix only).
     train_labels, test_labels : array-like of int, shapes (N,) and (T,), optional
@@ -438,8 +452,8 @@ def influence(
     array([[ 1., -1.]], dtype=float32)
     """
     want_se = check_bool(stderr, "stderr")
-    m = as_mask(masks)
-    o = as_outcomes(outcomes, "outcomes")
+    m = as_mask(masks, packed=True)
+    o = as_outcomes(outcomes, "outcomes", packed=True)
     check_runs(m, o, "outcomes", same_cols=False)
     if (train_labels is None) != (test_labels is None):
         raise ValueError("train_labels and test_labels must be given together")
@@ -454,13 +468,15 @@ def influence(
             raise ValueError("stderr is available for the full matrix only, not with top_k")
         k = check_int(top_k, "top_k", 1)
         check_summable(o, "outcomes", m.shape[0])
-        idx, vals = _core.influence_topk(m, o, k, **labels)
+        idx, vals = _core.influence_topk(m.bits, _core_outcomes(o), m.n, o.shape[1], k, **labels)
         return idx, vals
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
     check_summable(o, "outcomes", m.shape[0], squares=want_se)
-    infl, se = _core.influence_full(m, o, double=dt == np.float64, stderr=want_se, **labels)
+    infl, se = _core.influence_full(
+        m.bits, _core_outcomes(o), m.n, o.shape[1], double=dt == np.float64, stderr=want_se, **labels
+    )
     return (infl, se) if want_se and se is not None else infl
 
 
@@ -565,13 +581,15 @@ def lira(masks: RunsLike, phi: ArrayLike, *, online: bool = True, fixed_variance
     """
     on = check_bool(online, "online")
     fixed = check_bool(fixed_variance, "fixed_variance")
-    m = as_mask(masks)
+    m = as_mask(masks, packed=True)
     p = as_outcomes(phi, "phi")
     if p.dtype == np.bool_:
         raise TypeError("phi: expected float confidences (e.g. from logit_confidence), got dtype bool")
     check_runs(m, p, "phi", same_cols=True)
     check_summable(p, "phi", m.shape[0], squares=True)
-    out: F64 = _core.lira_scores(m, np.ascontiguousarray(p, dtype=np.float64), online=on, fixed_variance=fixed)
+    out: F64 = _core.lira_scores(
+        m.bits, np.ascontiguousarray(p, dtype=np.float64), m.n, online=on, fixed_variance=fixed
+    )
     return out
 
 

@@ -1,7 +1,7 @@
 //! Times the stages of the binary influence path: `cargo run --release --example profile_influence`.
 use std::time::Instant;
 
-use memscore_core::bits::BitColumns;
+use memscore_core::bits::{pack_rows, BitColumns, PackedRows};
 use memscore_core::runs::influence::{influence_bool, InfluenceArgs};
 
 fn main() {
@@ -15,16 +15,20 @@ fn main() {
     };
     let masks: Vec<bool> = (0..r * n).map(|_| bit(700)).collect();
     let outcomes: Vec<bool> = (0..r * t).map(|_| bit(800)).collect();
+    let (masks, outcomes) = (pack_rows(&masks, r, n).unwrap(), pack_rows(&outcomes, r, t).unwrap());
+    let pm = PackedRows::new("masks", &masks, r, n).unwrap();
+    let po = PackedRows::new("outcomes", &outcomes, r, t).unwrap();
     for _ in 0..3 {
         let t0 = Instant::now();
-        let a = BitColumns::from_rows(&masks, r, n).unwrap();
-        let b = BitColumns::from_rows(&outcomes, r, t).unwrap();
+        let a = BitColumns::from_packed(pm).unwrap();
+        let b = BitColumns::from_packed(po).unwrap();
         let pack = t0.elapsed();
-        let args = InfluenceArgs { runs: r, n_train: n, n_test: t, train_labels: None, test_labels: None };
+        let args =
+            InfluenceArgs { runs: r, n_train: n, n_test: t, train_labels: None, test_labels: None, cancel: None };
         let mut out = vec![0f32; n * t];
-        influence_bool(&masks, &outcomes, args, &mut out, None).unwrap();
+        influence_bool(pm, po, args, &mut out, None).unwrap();
         let t1 = Instant::now();
-        influence_bool(&masks, &outcomes, args, &mut out, None).unwrap();
+        influence_bool(pm, po, args, &mut out, None).unwrap();
         println!("pack {:?} (cols {} {}), influence total {:?}", pack, a.n_cols(), b.n_cols(), t1.elapsed());
         let t2 = Instant::now();
         let x = kernel_only(&a, &b);

@@ -1,12 +1,88 @@
-//! Bit-packed columns: the runs of one example packed into `u64` words.
+//! Bit matrices: rows packed as numpy packs them, and columns packed into `u64` words.
 //!
-//! A `(R, N)` run-major bool matrix becomes `N` columns of `ceil(R / 64)` words, bit
-//! `r % 64` of word `r / 64` of column `i` holding `masks[r, i]`. Padding bits past
-//! `R` are zero, so AND + popcount over whole words counts runs exactly.
+//! [`PackedRows`] borrows an `(R, N)` bool matrix packed along rows exactly as
+//! `np.packbits(matrix, axis=1)` packs it: `ceil(N / 8)` bytes per row, column `c` in bit
+//! `7 - c % 8` (most significant first) of byte `c / 8`, padding bits zero. It is how
+//! masks and bool outcomes cross from Python, at one bit per value.
+//!
+//! [`BitColumns`] is the layout the popcount kernels read: `N` columns of `ceil(R / 64)`
+//! words, bit `r % 64` of word `r / 64` of column `i` holding `matrix[r, i]`. Padding bits
+//! past `R` are zero, so AND + popcount over whole words counts runs exactly.
 
 use rayon::prelude::*;
 
-use crate::error::{check_len, Result};
+use crate::error::{check_len, checked_size, try_filled, Result};
+
+/// A borrowed `(rows, cols)` bit matrix packed along rows (`np.packbits(m, axis=1)`).
+#[derive(Debug, Clone, Copy)]
+pub struct PackedRows<'a> {
+    bytes: &'a [u8],
+    rows: usize,
+    cols: usize,
+    stride: usize,
+}
+
+impl<'a> PackedRows<'a> {
+    /// Wrap `bytes`, checking it holds `rows * ceil(cols / 8)` bytes.
+    pub fn new(name: &str, bytes: &'a [u8], rows: usize, cols: usize) -> Result<Self> {
+        let stride = cols.div_ceil(8);
+        check_len(name, bytes.len(), rows, stride).map_err(|_| {
+            crate::Error::Invalid(format!(
+                "{name}: {rows} packed rows of {cols} bits need {rows} x {stride} bytes, got {}",
+                bytes.len()
+            ))
+        })?;
+        Ok(Self { bytes, rows, cols, stride })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Bytes per packed row.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Value of bit (row, col).
+    #[inline(always)]
+    pub fn get(&self, row: usize, col: usize) -> bool {
+        (self.bytes[row * self.stride + col / 8] >> (7 - col % 8)) & 1 == 1
+    }
+
+    /// Unpack columns `c0..c0 + out.len()` of `row` into `out` as 0 / 1 (`c0` a multiple of 8).
+    #[inline]
+    pub fn unpack_into<T: From<u8> + Copy>(&self, row: usize, c0: usize, out: &mut [T]) {
+        debug_assert!(c0.is_multiple_of(8));
+        let bytes = &self.bytes[row * self.stride + c0 / 8..];
+        for (chunk, &b) in out.chunks_mut(8).zip(bytes) {
+            for (j, o) in chunk.iter_mut().enumerate() {
+                *o = T::from((b >> (7 - j)) & 1);
+            }
+        }
+    }
+}
+
+/// Pack a `(rows, cols)` row-major bool matrix as `np.packbits(m, axis=1)` does (for tests
+/// and for callers that hold bools; memscore itself never builds a byte-per-bit matrix).
+pub fn pack_rows(data: &[bool], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    check_len("bit matrix", data.len(), rows, cols)?;
+    let stride = cols.div_ceil(8);
+    let mut out = try_filled("packed bits", checked_size("packed bits", rows, stride)?, 0u8)?;
+    for r in 0..rows {
+        for c in 0..cols {
+            if data[r * cols + c] {
+                out[r * stride + c / 8] |= 0x80 >> (c % 8);
+            }
+        }
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BitColumns {
@@ -16,39 +92,51 @@ pub struct BitColumns {
     words: Vec<u64>,
 }
 
-/// Columns packed per parallel task; keeps the 64 row slices touched per word in cache.
-const PACK_COLS: usize = 2048;
+/// Byte columns (8 matrix columns each) transposed per parallel task.
+const PACK_BYTES: usize = 256;
 
 impl BitColumns {
-    /// Pack a `(rows, cols)` row-major bool matrix column by column.
-    pub fn from_rows(data: &[bool], rows: usize, cols: usize) -> Result<Self> {
-        check_len("bit matrix", data.len(), rows, cols)?;
+    /// Transpose a row-packed `(rows, cols)` matrix ([`PackedRows`] layout, `bytes.len()
+    /// == rows * ceil(cols / 8)`) into columns of words, in parallel.
+    pub fn from_packed_rows(bytes: &[u8], rows: usize, cols: usize) -> Result<Self> {
+        Self::from_packed(PackedRows::new("bit matrix", bytes, rows, cols)?)
+    }
+
+    /// Same, from a checked [`PackedRows`].
+    pub fn from_packed(p: PackedRows<'_>) -> Result<Self> {
+        let (rows, cols, stride) = (p.rows, p.cols, p.stride);
         // Padded to whole SIMD steps so kernels need no tail handling.
         let n_words = rows.div_ceil(64).next_multiple_of(crate::runs::popcount::WORD_ALIGN);
-        let mut words = vec![0u64; cols * n_words];
-        if cols > 0 && n_words > 0 {
-            words.par_chunks_mut(PACK_COLS * n_words).enumerate().for_each(|(chunk, out)| {
-                let c0 = chunk * PACK_COLS;
-                let width = out.len() / n_words;
-                // Build one word per column in a contiguous scratch row (vectorizes),
-                // then scatter it into the column-major layout.
-                let mut acc = vec![0u64; width];
-                for w in 0..rows.div_ceil(64) {
-                    acc.iter_mut().for_each(|a| *a = 0);
-                    let r_end = ((w + 1) * 64).min(rows);
-                    for r in w * 64..r_end {
-                        let bit = r - w * 64;
-                        let row = &data[r * cols + c0..r * cols + c0 + width];
-                        for (a, &b) in acc.iter_mut().zip(row) {
-                            *a |= (b as u64) << bit;
+        let mut words = try_filled("bit columns", checked_size("bit columns", cols, n_words)?, 0u64)?;
+        if cols == 0 || rows == 0 {
+            return Ok(Self { n_rows: rows, n_cols: cols, n_words, words });
+        }
+        let data = p.bytes;
+        words.par_chunks_mut(8 * PACK_BYTES * n_words).enumerate().for_each(|(chunk, out)| {
+            let b0 = chunk * PACK_BYTES;
+            let width = out.len() / n_words; // matrix columns in this chunk
+            let nb = width.div_ceil(8); // byte columns in this chunk
+                                        // acc[c]: the word of column 8 * b0 + c for the current 64 rows. Each byte
+                                        // spreads its 8 bits over 8 neighbouring words (a fixed-length loop that
+                                        // vectorizes).
+            let mut acc = vec![0u64; 8 * nb];
+            for w in 0..rows.div_ceil(64) {
+                acc.iter_mut().for_each(|a| *a = 0);
+                let r_end = ((w + 1) * 64).min(rows);
+                for r in w * 64..r_end {
+                    let bit = (r - w * 64) as u32;
+                    let row = &data[r * stride + b0..r * stride + b0 + nb];
+                    for (a, &b) in acc.chunks_exact_mut(8).zip(row) {
+                        for (j, x) in a.iter_mut().enumerate() {
+                            *x |= (((b >> (7 - j)) & 1) as u64) << bit;
                         }
                     }
-                    for (c, &a) in acc.iter().enumerate() {
-                        out[c * n_words + w] = a;
-                    }
                 }
-            });
-        }
+                for (c, &a) in acc.iter().take(width).enumerate() {
+                    out[c * n_words + w] = a;
+                }
+            }
+        });
         Ok(Self { n_rows: rows, n_cols: cols, n_words, words })
     }
 
@@ -107,14 +195,24 @@ impl BitColumns {
 mod tests {
     use super::*;
 
+    fn matrix(r: usize, c: usize, seed: usize) -> Vec<bool> {
+        (0..r * c).map(|k| ((k + seed) * 7 + (k + seed) / 3) % 5 < 2).collect()
+    }
+
     #[test]
     fn roundtrip_odd_shapes() {
-        for &(r, c) in &[(0usize, 3usize), (1, 1), (63, 5), (64, 2), (65, 3000), (130, 7)] {
-            let data: Vec<bool> = (0..r * c).map(|k| (k * 7 + k / 3) % 5 < 2).collect();
-            let b = BitColumns::from_rows(&data, r, c).unwrap();
-            for row in 0..r {
+        for &(r, c) in &[(0usize, 3usize), (3, 0), (1, 1), (63, 5), (64, 2), (65, 3000), (130, 7), (200, 4099)] {
+            let data = matrix(r, c, 0);
+            let packed = pack_rows(&data, r, c).unwrap();
+            let p = PackedRows::new("m", &packed, r, c).unwrap();
+            let b = BitColumns::from_packed_rows(&packed, r, c).unwrap();
+            let mut row = vec![0u8; c];
+            for rr in 0..r {
+                p.unpack_into(rr, 0, &mut row);
                 for col in 0..c {
-                    assert_eq!(b.get(row, col), data[row * c + col]);
+                    assert_eq!(b.get(rr, col), data[rr * c + col]);
+                    assert_eq!(p.get(rr, col), data[rr * c + col]);
+                    assert_eq!(row[col] == 1, data[rr * c + col]);
                 }
             }
             let comp = b.complement();
@@ -127,7 +225,16 @@ mod tests {
     }
 
     #[test]
+    fn packing_matches_numpy_bit_order() {
+        // np.packbits([[1, 0, 0, 0, 0, 0, 0, 1, 1]], axis=1) == [[0x81, 0x80]]
+        let data = [true, false, false, false, false, false, false, true, true];
+        assert_eq!(pack_rows(&data, 1, 9).unwrap(), vec![0x81, 0x80]);
+    }
+
+    #[test]
     fn wrong_length_is_an_error() {
-        assert!(BitColumns::from_rows(&[true, false], 3, 1).is_err());
+        assert!(BitColumns::from_packed_rows(&[1, 2], 3, 1).is_err());
+        assert!(BitColumns::from_packed_rows(&[0; 4], 2, 17).is_err());
+        assert!(PackedRows::new("m", &[], usize::MAX, usize::MAX).is_err());
     }
 }

@@ -1,35 +1,20 @@
 //! Bindings of the exact kNN engine (`memscore_core::knn`): an index class over float32
-//! or float16 keys and its search, run with the GIL released on memscore's pool (or on
-//! a temporary pool of a requested size).
+//! or float16 keys and its search, run through [`enter`] (GIL released, memscore's pool or
+//! a temporary pool of `threads`, Ctrl-C cancels).
 
 use memscore_core::knn::{Blocking, KnnIndex, Metric};
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-/// Run `f` with the GIL released: on memscore's pool, or on a fresh pool of `threads`.
-fn run_on<T: Send>(
-    py: Python<'_>,
-    threads: Option<usize>,
-    f: impl FnOnce() -> memscore_core::Result<T> + Send,
-) -> PyResult<T> {
-    match threads {
-        None => crate::run(py, f),
-        Some(0) => Err(PyValueError::new_err("threads: expected None or an int >= 1, got 0")),
-        Some(t) => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .thread_name(|i| format!("memscore-knn-{i}"))
-                .build()
-                .map_err(|e| PyRuntimeError::new_err(format!("cannot start {t} threads: {e}")))?;
-            py.detach(|| pool.install(f)).map_err(|e| PyValueError::new_err(e.to_string()))
-        }
-    }
-}
+use crate::errors::{enter, IntoPyResult};
 
 fn contiguous<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>, name: &str) -> PyResult<&'a [T]> {
     a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
+
+/// (distances, indices) of a search.
+type Found<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 
 /// Exact brute-force kNN index (float32 keys, or float16 keys passed as uint16 bits).
 #[pyclass(name = "KnnIndexCore", module = "memscore._core", frozen)]
@@ -50,27 +35,27 @@ impl PyKnnIndex {
         query_tile: Option<usize>,
         key_block: Option<usize>,
     ) -> PyResult<Self> {
-        let m = Metric::parse(metric).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let m = Metric::parse(metric).py()?;
         let mut inner = if f16_bits {
             let a: PyReadonlyArray2<'_, u16> = keys
                 .extract()
                 .map_err(|_| PyValueError::new_err("keys: expected a 2-D uint16 array of float16 bits"))?;
             let (n, d) = (a.shape()[0], a.shape()[1]);
             let s = contiguous(&a, "keys")?;
-            run_on(py, threads, || KnnIndex::new_f16(s, n, d, m))?
+            enter(py, threads, |_| KnnIndex::new_f16(s, n, d, m))?
         } else {
             let a: PyReadonlyArray2<'_, f32> =
                 keys.extract().map_err(|_| PyValueError::new_err("keys: expected a 2-D float32 array"))?;
             let (n, d) = (a.shape()[0], a.shape()[1]);
             let s = contiguous(&a, "keys")?;
-            run_on(py, threads, || KnnIndex::new(s, n, d, m))?
+            enter(py, threads, |_| KnnIndex::new(s, n, d, m))?
         };
         let def = Blocking::default();
         let blocking = Blocking {
             query_tile: query_tile.unwrap_or(def.query_tile),
             key_block: key_block.unwrap_or(def.key_block),
         };
-        inner.set_blocking(blocking).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        inner.set_blocking(blocking).py()?;
         Ok(PyKnnIndex { inner })
     }
 
@@ -82,7 +67,7 @@ impl PyKnnIndex {
         queries: PyReadonlyArray2<'py, f32>,
         k: usize,
         threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>)> {
+    ) -> PyResult<Found<'py>> {
         let q = queries.shape()[0];
         if queries.shape()[1] != self.inner.dim() {
             return Err(PyValueError::new_err(format!(
@@ -93,7 +78,7 @@ impl PyKnnIndex {
         }
         let s = contiguous(&queries, "queries")?;
         let inner = &self.inner;
-        let r = run_on(py, threads, || inner.search(s, q, k))?;
+        let r = enter(py, threads, |cancel| inner.search_with(s, q, k, cancel))?;
         Ok((r.distances.into_pyarray(py).reshape([q, k])?, r.indices.into_pyarray(py).reshape([q, k])?))
     }
 

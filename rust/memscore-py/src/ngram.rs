@@ -1,37 +1,21 @@
 //! Bindings of the corpus n-gram engine (`memscore_core::ngram`). Python
 //! (`memscore.ngrams`) checks arguments and builds the query lists; this layer turns numpy
-//! arrays into slices, releases the GIL, and maps `NgramError::Corpus` to
-//! `memscore.CorpusError`, `NgramError::Invalid` to `ValueError`.
+//! arrays and tuples into the core's shard descriptions and calls the core's counting
+//! functions through [`enter`] (`Error::Corpus` becomes `memscore.CorpusError`).
 
 use std::path::PathBuf;
 
 use memscore_core::ngram::count::Stats;
-use memscore_core::ngram::index::Index;
 use memscore_core::ngram::normalize::{english_stopwords, Normalizer};
-use memscore_core::ngram::source::{self, Offsets, Progress, Shard, Split, TextCtx, TextTokens, Vocab};
+use memscore_core::ngram::source::{self, Offsets, Progress, Shard, Split, TextCtx, TextTokens};
 use memscore_core::ngram::subword::Subword;
-use memscore_core::ngram::{NgramError, NgramResult};
+use memscore_core::Error;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-fn to_py(py: Python<'_>, e: NgramError) -> PyErr {
-    match e {
-        NgramError::Invalid(m) => PyValueError::new_err(m),
-        e @ NgramError::Corpus { .. } => {
-            let msg = e.to_string();
-            match py.import("memscore.errors").and_then(|m| m.getattr("CorpusError")).and_then(|c| c.call1((msg,))) {
-                Ok(v) => PyErr::from_value(v),
-                Err(err) => err,
-            }
-        }
-    }
-}
-
-fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> NgramResult<T> + Send) -> PyResult<T> {
-    let pool = crate::pool()?;
-    py.detach(|| pool.install(f)).map_err(|e| to_py(py, e))
-}
+use crate::errors::{enter, IntoPyResult};
+use crate::runs::slice1;
 
 /// The word normalizer (lowercase, strip punctuation and symbols, stopwords).
 #[pyclass(module = "memscore._core", name = "NormalizerCore", frozen)]
@@ -56,7 +40,7 @@ impl NormalizerCore {
     fn batch(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<String>>> {
         use rayon::prelude::*;
         let n = &self.inner;
-        run(py, || Ok(texts.par_iter().map(|t| n.normalize(t)).collect()))
+        enter(py, None, |_| Ok(texts.par_iter().map(|t| n.normalize(t)).collect()))
     }
 
     /// The stopwords, normalized.
@@ -112,10 +96,6 @@ fn pair_list(pairs: &PyReadonlyArray2<'_, u64>) -> PyResult<Vec<(u64, u64)>> {
     }
     let s = pairs.as_slice().map_err(|_| PyValueError::new_err("pairs must be C-contiguous"))?;
     Ok(s.chunks_exact(2).map(|c| (c[0], c[1])).collect())
-}
-
-fn slice1<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
-    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
 }
 
 enum TokArr<'py> {
@@ -209,10 +189,7 @@ fn ngram_count_tokens<'py>(
     let (qt, qs) = (slice1(&q_tokens, "query tokens")?, slice1(&q_starts, "query offsets")?);
     let pl = pair_list(&pairs)?;
     let prog = progress.map(|p| p.inner.clone());
-    let stats = run(py, || {
-        let ix = Index::build(qt, qs, &pl)?;
-        source::count(&sh, &ix, None, prog.as_ref())
-    })?;
+    let stats = enter(py, None, |cancel| source::count_token_queries(&sh, qt, qs, &pl, None, prog.as_ref(), cancel))?;
     Ok(stats_tuple(py, stats))
 }
 
@@ -279,17 +256,14 @@ fn ngram_count_text<'py>(
     let pl = pair_list(&pairs)?;
     let norm = &normalizer.inner;
     let prog = progress.map(|p| p.inner.clone());
-    let stats = run(py, || {
-        let mut vocab = Vocab::default();
-        let (ids, starts) = source::text_queries(&mut vocab, &queries)?;
-        vocab.add_stopwords(norm.stopwords.iter().map(|s| &**s));
-        vocab.freeze();
-        let ix = Index::build(&ids, &starts, &pl)?;
-        let ctx = TextCtx { tokens: TextTokens::Words { normalizer: norm, vocab: &vocab }, skip_errors };
-        source::count(&sh, &ix, Some(&ctx), prog.as_ref())
+    let stats = enter(py, None, |cancel| {
+        source::count_text_queries(&sh, norm, &queries, &pl, skip_errors, prog.as_ref(), cancel)
     })?;
     Ok(stats_tuple(py, stats))
 }
+
+/// (flat ids, starts) of tokenized texts.
+type IdsTuple<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
 
 /// A HuggingFace `tokenizer.json`, loaded by the Rust `tokenizers` crate.
 #[pyclass(module = "memscore._core", name = "SubwordCore", frozen)]
@@ -301,7 +275,7 @@ pub struct SubwordCore {
 impl SubwordCore {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let inner = Subword::from_file(&path).map_err(|e| to_py(py, e))?;
+        let inner = py.detach(|| Subword::from_file(&path)).py()?;
         Ok(SubwordCore { inner })
     }
 
@@ -314,23 +288,21 @@ impl SubwordCore {
     fn batch_tokens(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<Vec<String>>> {
         use rayon::prelude::*;
         let sw = &self.inner;
-        run(py, || texts.par_iter().map(|t| sw.tokens(t).map_err(NgramError::Invalid)).collect())
+        enter(py, None, |_| texts.par_iter().map(|t| sw.tokens(t).map_err(Error::Invalid)).collect())
     }
 
     /// Token ids of many texts as (flat uint32 ids, uint64 starts with n+1 entries).
-    fn batch_ids<'py>(
-        &self,
-        py: Python<'py>,
-        texts: Vec<String>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>)> {
+    fn batch_ids<'py>(&self, py: Python<'py>, texts: Vec<String>) -> PyResult<IdsTuple<'py>> {
         use rayon::prelude::*;
         let sw = &self.inner;
         let ids: Vec<Vec<u32>> =
-            run(py, || texts.par_iter().map(|t| sw.ids(t).map_err(NgramError::Invalid)).collect())?;
+            enter(py, None, |_| texts.par_iter().map(|t| sw.ids(t).map_err(Error::Invalid)).collect())?;
         let mut starts = Vec::with_capacity(ids.len() + 1);
-        starts.push(0u64);
+        let mut at = 0u64;
+        starts.push(at);
         for x in &ids {
-            starts.push(starts.last().unwrap() + x.len() as u64);
+            at += x.len() as u64;
+            starts.push(at);
         }
         Ok((ids.concat().into_pyarray(py), starts.into_pyarray(py)))
     }
@@ -363,11 +335,9 @@ fn ngram_count_subword<'py>(
     let pl = pair_list(&pairs)?;
     let sw = &subword.inner;
     let prog = progress.map(|p| p.inner.clone());
-    let stats = run(py, || {
-        let ix = Index::build(qt, qs, &pl)?;
-        let ctx = TextCtx { tokens: TextTokens::Subword(sw), skip_errors };
-        source::count(&sh, &ix, Some(&ctx), prog.as_ref())
-    })?;
+    let ctx = TextCtx { tokens: TextTokens::Subword(sw), skip_errors };
+    let stats =
+        enter(py, None, |cancel| source::count_token_queries(&sh, qt, qs, &pl, Some(&ctx), prog.as_ref(), cancel))?;
     Ok(stats_tuple(py, stats))
 }
 

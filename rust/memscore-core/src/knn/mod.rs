@@ -45,6 +45,7 @@ use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use crate::error::{ensure, Error, Result};
+use crate::pool::Cancel;
 use topk::Heap;
 
 /// Distance used by the search.
@@ -243,7 +244,8 @@ impl KnnIndex {
     /// Index `n` float32 keys of dimension `d` (row-major `keys`, `n * d` values).
     pub fn new(keys: &[f32], n: usize, d: usize, metric: Metric) -> Result<KnnIndex> {
         check_shape("keys", keys.len(), n, d)?;
-        let mut data = keys.to_vec();
+        let mut data = crate::error::try_with_capacity("the kNN keys", keys.len())?;
+        data.extend_from_slice(keys);
         let (norms, center) = Self::prepare(&mut data, d, metric);
         let radius = Self::radius(&data, d, metric, &norms);
         check_radius(radius)?;
@@ -289,7 +291,8 @@ impl KnnIndex {
     /// at a time during the search; norms are those of the float16 values.
     pub fn new_f16(bits: &[u16], n: usize, d: usize, metric: Metric) -> Result<KnnIndex> {
         check_shape("keys", bits.len(), n, d)?;
-        let mut data: Vec<f16> = bits.iter().map(|&b| f16::from_bits(b)).collect();
+        let mut data: Vec<f16> = crate::error::try_with_capacity("the kNN keys", bits.len())?;
+        data.extend(bits.iter().map(|&b| f16::from_bits(b)));
         ensure!(data.iter().all(|v| v.is_finite()), "keys: contains NaN or infinite values");
         if metric == Metric::Cosine {
             data.par_chunks_mut(d).for_each(|r| {
@@ -349,6 +352,11 @@ impl KnnIndex {
 
     /// The `k` nearest keys of each of the `q` queries (row-major, `q * d` values).
     pub fn search(&self, queries: &[f32], q: usize, k: usize) -> Result<Neighbors> {
+        self.search_with(queries, q, k, &Cancel::new())
+    }
+
+    /// [`KnnIndex::search`] that stops with `Error::Cancelled` once `cancel` is set.
+    pub fn search_with(&self, queries: &[f32], q: usize, k: usize, cancel: &Cancel) -> Result<Neighbors> {
         check_shape("queries", queries.len(), q, self.d)?;
         ensure!(k >= 1, "k: expected k >= 1, got {k}");
         ensure!(k <= self.n, "k: expected k <= number of keys ({}), got {k}", self.n);
@@ -360,7 +368,7 @@ impl KnnIndex {
         let mut qnorm: Vec<f64> = vec![0.0; q];
         match (self.metric, &self.center) {
             (Metric::L2, Some(mu)) => {
-                qdata = vec![0.0f32; q * d];
+                qdata = crate::error::try_filled("centred queries", queries.len(), 0.0f32)?;
                 qdata.par_chunks_mut(d).zip(queries.par_chunks(d)).zip(qnorm.par_iter_mut()).for_each(
                     |((out, row), qn)| {
                         let mut acc = 0.0f64;
@@ -374,7 +382,8 @@ impl KnnIndex {
                 );
             }
             (Metric::Cosine, _) => {
-                qdata = queries.to_vec();
+                qdata = crate::error::try_with_capacity("normalized queries", queries.len())?;
+                qdata.extend_from_slice(queries);
                 qdata.par_chunks_mut(d).for_each(normalize);
                 qnorm.par_iter_mut().zip(qdata.par_chunks(d)).for_each(|(qn, r)| *qn = sqnorm64(r).sqrt());
             }
@@ -396,6 +405,14 @@ impl KnnIndex {
         // Candidates per query: more than k, so that the f64 re-ranking below can be
         // certified without a second scan on all but adversarial data.
         let kk = (k + (k / 4).max(8)).min(self.n);
+        // The outputs and the candidate lists are the large allocations of a search: take
+        // the outputs, and check that room for the candidates (and the tiles' partial lists)
+        // can be had, before scanning, so that too large a request is a MemoryError up front.
+        let size = crate::error::checked_size("search output", q, k)?;
+        let mut distances = crate::error::try_filled("kNN distances", size, 0.0f32)?;
+        let mut indices = crate::error::try_filled("kNN indices", size, 0i64)?;
+        let n_cands = crate::error::checked_size("kNN candidates", q, kk)?;
+        crate::error::try_with_capacity::<(f32, i64)>("kNN candidates", n_cands.saturating_mul(2))?;
 
         // Partition into (query tile × key range) tasks.
         let threads = rayon::current_num_threads().max(1);
@@ -414,6 +431,7 @@ impl KnnIndex {
         let parts: Vec<Result<Partial>> = tasks
             .par_iter()
             .map(|&(t, s)| {
+                cancel.check()?;
                 let q0 = t * mt;
                 let q1 = (q0 + mt).min(q);
                 let k0 = s * blocks_per_split * kb;
@@ -422,8 +440,9 @@ impl KnnIndex {
             })
             .collect();
 
+        cancel.check()?;
         // Merge the key ranges of each tile: the kk best approximate scores per query.
-        let mut cands: Vec<Vec<(f32, i64)>> = Vec::with_capacity(q);
+        let mut cands: Vec<Vec<(f32, i64)>> = crate::error::try_with_capacity("kNN candidates", q)?;
         let mut parts = parts.into_iter();
         for t in 0..n_tiles {
             let q0 = t * mt;
@@ -449,8 +468,6 @@ impl KnnIndex {
         }
 
         // Re-rank the candidates in f64, certify, rescan where not certified.
-        let mut distances = vec![0.0f32; q * k];
-        let mut indices = vec![0i64; q * k];
         distances.par_chunks_mut(k).zip(indices.par_chunks_mut(k)).enumerate().for_each(|(j, (ds, is))| {
             let qrow = match self.metric {
                 Metric::Cosine => &gq[j * d..(j + 1) * d],
@@ -513,8 +530,9 @@ impl KnnIndex {
     /// slots of width `kk` plus the number filled per row.
     fn scan_task(&self, queries: &[f32], rows: usize, k0: usize, k1: usize, kk: usize, kb: usize) -> Result<Partial> {
         let d = self.d;
-        let mut scores = vec![0.0f32; rows * kk];
-        let mut idx = vec![0i64; rows * kk];
+        let size = crate::error::checked_size("search tile", rows, kk)?;
+        let mut scores = crate::error::try_filled("kNN tile scores", size, 0.0f32)?;
+        let mut idx = crate::error::try_filled("kNN tile indices", size, 0i64)?;
         let mut lens = vec![0usize; rows];
         let mut buf = vec![0.0f32; rows * kb];
         let mut widened = match (&self.keys, &self.center) {

@@ -170,8 +170,8 @@ impl Acc {
             self.hits.resize(nh + (e - b), 0);
             frontier.resize(e - b, (0, 0));
             let mut nf = 0;
-            for i in b..e {
-                let en = ix.root_child(toks[i].into());
+            for (i, &tok) in toks.iter().enumerate().take(e).skip(b) {
+                let en = ix.root_child(tok.into());
                 self.hits[nh] = en.uid();
                 nh += (en.uid() != NO_UID) as usize;
                 frontier[nf] = (i as u32, en.node);

@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 
 pub use super::table::prefetch;
 use super::table::BucketMap;
-use super::{NgramError, NgramResult};
+use crate::error::{Error, Result};
 
 pub const NONE: u32 = u32::MAX;
 /// `Entry::info` bit: the node has children.
@@ -118,9 +118,9 @@ impl Builder {
 impl Index {
     /// Build from `ngrams` (flat tokens with `starts`, n-gram `k` is
     /// `tokens[starts[k]..starts[k+1]]`) and `pairs` of n-gram indices.
-    pub fn build(tokens: &[u32], starts: &[u64], pairs: &[(u64, u64)]) -> NgramResult<Index> {
+    pub fn build(tokens: &[u32], starts: &[u64], pairs: &[(u64, u64)]) -> Result<Index> {
         if starts.is_empty() || starts[0] != 0 || *starts.last().unwrap_or(&0) != tokens.len() as u64 {
-            return Err(NgramError::Invalid(format!(
+            return Err(Error::Invalid(format!(
                 "query offsets: expected {} values from 0 to {}, got {} values",
                 "n+1",
                 tokens.len(),
@@ -129,7 +129,7 @@ impl Index {
         }
         let n_ngrams = starts.len() - 1;
         if n_ngrams >= NO_UID as usize || tokens.len() >= NO_UID as usize {
-            return Err(NgramError::Invalid("too many query n-grams for one pass (limit 2^31 - 1)".into()));
+            return Err(Error::Invalid("too many query n-grams for one pass (limit 2^31 - 1)".into()));
         }
         let max_tok = tokens.iter().copied().max().unwrap_or(0) as usize;
         let dense_len = if tokens.is_empty() { 0 } else { (max_tok + 1).min(DENSE_ROOT_MAX) };
@@ -145,9 +145,15 @@ impl Index {
         for k in 0..n_ngrams {
             let (a, z) = (starts[k] as usize, starts[k + 1] as usize);
             if z <= a {
-                return Err(NgramError::Invalid(format!(
+                return Err(Error::Invalid(format!(
                     "query {k}: an n-gram needs at least one token, got {}",
                     if z == a { "none".to_string() } else { "decreasing offsets".to_string() }
+                )));
+            }
+            if z > tokens.len() {
+                return Err(Error::Invalid(format!(
+                    "query {k}: offset {z} is past the end of the {} query tokens",
+                    tokens.len()
                 )));
             }
             max_n = max_n.max(z - a);
@@ -172,7 +178,7 @@ impl Index {
         let mut upairs = Vec::with_capacity(pairs.len());
         for (p, &(x, y)) in pairs.iter().enumerate() {
             if x as usize >= n_ngrams || y as usize >= n_ngrams {
-                return Err(NgramError::Invalid(format!(
+                return Err(Error::Invalid(format!(
                     "pair {p}: n-gram index ({x}, {y}) out of range for {n_ngrams} n-grams"
                 )));
             }

@@ -22,37 +22,3 @@ mod punct_table;
 pub mod source;
 pub mod subword;
 pub mod table;
-
-use std::fmt;
-
-/// Errors of the n-gram engine. `Corpus` maps to `memscore.CorpusError` in Python,
-/// `Invalid` to `ValueError`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NgramError {
-    /// A bad argument (maps to `ValueError`).
-    Invalid(String),
-    /// A shard cannot be read or parsed: file, 1-based line (0 when unknown), message.
-    Corpus { path: String, line: u64, msg: String },
-}
-
-impl NgramError {
-    pub(crate) fn corpus(path: &str, line: u64, msg: impl Into<String>) -> Self {
-        NgramError::Corpus { path: path.to_string(), line, msg: msg.into() }
-    }
-}
-
-impl fmt::Display for NgramError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NgramError::Invalid(m) => write!(f, "{m}"),
-            NgramError::Corpus { path, line, msg } if *line > 0 => {
-                write!(f, "{path}, line {line}: {msg}")
-            }
-            NgramError::Corpus { path, msg, .. } => write!(f, "{path}: {msg}"),
-        }
-    }
-}
-
-impl std::error::Error for NgramError {}
-
-pub type NgramResult<T> = std::result::Result<T, NgramError>;

@@ -25,7 +25,8 @@ use super::index::Index;
 use super::normalize::Normalizer;
 use super::subword::Subword;
 use super::table::BucketMap;
-use super::{NgramError, NgramResult};
+use crate::error::{Error, Result};
+use crate::pool::Cancel;
 
 /// Document start offsets of a token file: in memory, or a file of little-endian integers
 /// (an `.npy` body) read piece by piece, so memory does not grow with the documents either.
@@ -276,15 +277,15 @@ struct OffsetRules<'n> {
 }
 
 impl<'n> OffsetRules<'n> {
-    fn new(name: &'n str, n_tokens: usize, n_docs: usize) -> NgramResult<Self> {
+    fn new(name: &'n str, n_tokens: usize, n_docs: usize) -> Result<Self> {
         if n_docs == 0 && n_tokens > 0 {
-            return Err(NgramError::corpus(name, 0, format!("{n_tokens} tokens but no document offsets")));
+            return Err(Error::corpus(name, 0, format!("{n_tokens} tokens but no document offsets")));
         }
         Ok(OffsetRules { name, n_tokens, prev: 0 })
     }
 
     #[inline]
-    fn check(&mut self, d: usize, o: u64) -> NgramResult<()> {
+    fn check(&mut self, d: usize, o: u64) -> Result<()> {
         let msg = if d == 0 && o != 0 {
             format!("document offsets must start at 0, got {o}")
         } else if o < self.prev {
@@ -295,12 +296,12 @@ impl<'n> OffsetRules<'n> {
             self.prev = o;
             return Ok(());
         };
-        Err(NgramError::corpus(self.name, 0, msg))
+        Err(Error::corpus(self.name, 0, msg))
     }
 }
 
 /// Check document offsets of a token shard held in memory.
-pub fn check_offsets(name: &str, n_tokens: usize, offsets: &[u64]) -> NgramResult<()> {
+pub fn check_offsets(name: &str, n_tokens: usize, offsets: &[u64]) -> Result<()> {
     let mut rules = OffsetRules::new(name, n_tokens, offsets.len())?;
     offsets.iter().enumerate().try_for_each(|(d, &o)| rules.check(d, o))
 }
@@ -327,9 +328,9 @@ impl Read for Counted {
     }
 }
 
-fn open(path: &Path, progress: Option<&Progress>) -> NgramResult<Box<dyn BufRead + Send>> {
+fn open(path: &Path, progress: Option<&Progress>) -> Result<Box<dyn BufRead + Send>> {
     let name = path.display().to_string();
-    let file = File::open(path).map_err(|e| NgramError::corpus(&name, 0, format!("cannot open: {e}")))?;
+    let file = File::open(path).map_err(|e| Error::corpus(&name, 0, format!("cannot open: {e}")))?;
     let f = Counted { file, progress: progress.cloned() };
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     const CAP: usize = 1 << 20;
@@ -339,7 +340,7 @@ fn open(path: &Path, progress: Option<&Progress>) -> NgramResult<Box<dyn BufRead
         }
         "zst" | "zstd" => {
             let d = zstd::stream::read::Decoder::new(f)
-                .map_err(|e| NgramError::corpus(&name, 0, format!("cannot start zstd decoding: {e}")))?;
+                .map_err(|e| Error::corpus(&name, 0, format!("cannot start zstd decoding: {e}")))?;
             Box::new(BufReader::with_capacity(CAP, d))
         }
         _ => Box::new(BufReader::with_capacity(CAP, f)),
@@ -444,6 +445,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
         while let Some(k) = map.next_key::<CowStr<'de>>()? {
+            // A repeated key keeps its last value, as Python's `json` does.
             if k.0 == self.field {
                 found = Some(map.next_value::<MaybeStr<'de>>()?.0);
             } else {
@@ -472,21 +474,21 @@ fn is_blank(line: &[u8]) -> bool {
 }
 
 /// Read a line (with its newline) into `buf`; false at end of file.
-fn next_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, name: &str, lineno: u64) -> NgramResult<bool> {
+fn next_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, name: &str, lineno: u64) -> Result<bool> {
     buf.clear();
     match r.read_until(b'\n', buf) {
         Ok(0) => Ok(false),
         Ok(_) => Ok(true),
-        Err(e) => Err(NgramError::corpus(name, lineno, format!("read error: {e}"))),
+        Err(e) => Err(Error::corpus(name, lineno, format!("read error: {e}"))),
     }
 }
 
-fn bad_line(acc: &mut Acc, ctx: &TextCtx<'_>, name: &str, lineno: u64, msg: String) -> NgramResult<()> {
+fn bad_line(acc: &mut Acc, ctx: &TextCtx<'_>, name: &str, lineno: u64, msg: String) -> Result<()> {
     if ctx.skip_errors {
         acc.n_skipped += 1;
         Ok(())
     } else {
-        Err(NgramError::corpus(name, lineno, msg))
+        Err(Error::corpus(name, lineno, msg))
     }
 }
 
@@ -498,7 +500,7 @@ fn jsonl_file(
     path: &Path,
     field: &str,
     env: &Env<'_>,
-) -> NgramResult<()> {
+) -> Result<()> {
     let name = path.display().to_string();
     let mut r = open(path, env.progress)?;
     let mut line = std::mem::take(&mut sc.line);
@@ -506,7 +508,7 @@ fn jsonl_file(
     let res = (|| {
         while next_line(&mut *r, &mut line, &name, lineno + 1)? {
             lineno += 1;
-            if lineno % 4096 == 0 && env.stop.load(Ordering::Relaxed) {
+            if lineno.is_multiple_of(4096) && env.halted() {
                 return Ok(());
             }
             if is_blank(&line) {
@@ -527,7 +529,7 @@ fn jsonl_file(
     res
 }
 
-fn utf8_line<'l>(line: &'l [u8]) -> Result<&'l str, String> {
+fn utf8_line(line: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(line).map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to()))
 }
 
@@ -539,13 +541,13 @@ fn text_file(
     path: &Path,
     split: Split,
     env: &Env<'_>,
-) -> NgramResult<()> {
+) -> Result<()> {
     let name = path.display().to_string();
     let mut r = open(path, env.progress)?;
     match split {
         Split::File => {
             let mut all = Vec::new();
-            r.read_to_end(&mut all).map_err(|e| NgramError::corpus(&name, 0, format!("read error: {e}")))?;
+            r.read_to_end(&mut all).map_err(|e| Error::corpus(&name, 0, format!("read error: {e}")))?;
             match std::str::from_utf8(&all) {
                 Ok(text) => text_doc(acc, ix, ctx, sc, text).or_else(|m| bad_line(acc, ctx, &name, 0, m)),
                 Err(e) => {
@@ -562,6 +564,9 @@ fn text_file(
             let mut bad_para = false;
             while next_line(&mut *r, &mut line, &name, lineno + 1)? {
                 lineno += 1;
+                if lineno.is_multiple_of(4096) && env.halted() {
+                    return Ok(());
+                }
                 let blank = is_blank(&line);
                 if split == Split::Line {
                     if blank {
@@ -648,28 +653,30 @@ fn read_offsets(
     src: &Offsets<'_>,
     lo: usize,
     hi: usize,
-) -> NgramResult<()> {
+) -> Result<()> {
     let Offsets::File { path, start, width, signed, .. } = src else {
-        unreachable!("read_offsets is for offsets files")
+        return Err(Error::Invalid("internal: read_offsets needs an offsets file".into()));
     };
-    let mut f = File::open(path).map_err(|e| NgramError::corpus(name, 0, format!("cannot open offsets: {e}")))?;
+    let mut f = File::open(path).map_err(|e| Error::corpus(name, 0, format!("cannot open offsets: {e}")))?;
     bytes.resize((hi - lo) * width, 0);
     let at = start + (lo * width) as u64;
     {
         use std::io::{Seek, SeekFrom};
         f.seek(SeekFrom::Start(at)).and_then(|_| f.read_exact(bytes))
     }
-    .map_err(|e| NgramError::corpus(name, 0, format!("cannot read document offsets at byte {at}: {e}")))?;
+    .map_err(|e| Error::corpus(name, 0, format!("cannot read document offsets at byte {at}: {e}")))?;
     out.clear();
     for (k, c) in bytes.chunks_exact(*width).enumerate() {
-        let v: i128 = match (width, signed) {
-            (8, true) => i64::from_le_bytes(c.try_into().unwrap()) as i128,
-            (8, false) => u64::from_le_bytes(c.try_into().unwrap()) as i128,
-            (_, true) => i32::from_le_bytes(c.try_into().unwrap()) as i128,
-            (_, false) => u32::from_le_bytes(c.try_into().unwrap()) as i128,
-        };
+        // Widths are 4 or 8 (checked in `count_with`): sign- or zero-extend to 8 bytes.
+        let mut b = [0u8; 8];
+        let w = c.len().min(8);
+        b[..w].copy_from_slice(&c[..w]);
+        if *signed && w < 8 && c[w - 1] & 0x80 != 0 {
+            b[w..].fill(0xff);
+        }
+        let v: i128 = if *signed { i64::from_le_bytes(b) as i128 } else { u64::from_le_bytes(b) as i128 };
         if v < 0 {
-            return Err(NgramError::corpus(name, 0, format!("document offset {} is negative ({v})", lo + k)));
+            return Err(Error::corpus(name, 0, format!("document offset {} is negative ({v})", lo + k)));
         }
         out.push(v as u64);
     }
@@ -677,8 +684,10 @@ fn read_offsets(
 }
 
 /// Units of an offsets file, checking the offsets as they stream by.
-fn file_units(shard: usize, name: &str, src: &Offsets<'_>, n_tokens: usize) -> NgramResult<Vec<Unit>> {
-    let Offsets::File { n_docs, .. } = src else { unreachable!() };
+fn file_units(shard: usize, name: &str, src: &Offsets<'_>, n_tokens: usize) -> Result<Vec<Unit>> {
+    let Offsets::File { n_docs, .. } = src else {
+        return Err(Error::Invalid("internal: file_units needs an offsets file".into()));
+    };
     let n_docs = *n_docs;
     let mut rules = OffsetRules::new(name, n_tokens, n_docs)?;
     let mut sp = Splitter { shard, lo: 0, a: 0, out: Vec::new() };
@@ -696,7 +705,7 @@ fn file_units(shard: usize, name: &str, src: &Offsets<'_>, n_tokens: usize) -> N
     Ok(sp.finish(n_docs, n_tokens))
 }
 
-fn units(shards: &[Shard<'_>]) -> NgramResult<Vec<Unit>> {
+fn units(shards: &[Shard<'_>]) -> Result<Vec<Unit>> {
     let mut out = Vec::new();
     for (s, sh) in shards.iter().enumerate() {
         let mem_units = |n_tokens: usize, offsets: &[u64]| {
@@ -728,23 +737,29 @@ fn units(shards: &[Shard<'_>]) -> NgramResult<Vec<Unit>> {
 }
 
 /// Read `len` bytes of a token file at `at` into `sc.bytes`.
-fn read_tokens(sc: &mut Scratch, name: &str, path: &Path, at: u64, len: usize) -> NgramResult<()> {
-    let mut f = File::open(path).map_err(|e| NgramError::corpus(name, 0, format!("cannot open: {e}")))?;
+fn read_tokens(sc: &mut Scratch, name: &str, path: &Path, at: u64, len: usize) -> Result<()> {
+    let mut f = File::open(path).map_err(|e| Error::corpus(name, 0, format!("cannot open: {e}")))?;
     sc.bytes.resize(len, 0);
     let res = {
         use std::io::{Seek, SeekFrom};
         f.seek(SeekFrom::Start(at)).and_then(|_| f.read_exact(&mut sc.bytes))
     };
-    res.map_err(|e| NgramError::corpus(name, 0, format!("cannot read tokens at byte {at}: {e}")))
+    res.map_err(|e| Error::corpus(name, 0, format!("cannot read tokens at byte {at}: {e}")))
 }
 
 /// What every work unit shares: the stop flag (set on the first error) and the progress.
 struct Env<'a> {
     stop: &'a AtomicBool,
+    cancel: &'a Cancel,
     progress: Option<&'a Progress>,
 }
 
 impl Env<'_> {
+    /// Another unit failed, or the caller cancelled: stop reading.
+    fn halted(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.cancel.is_cancelled()
+    }
+
     fn advance(&self, bytes: u64) {
         if let Some(p) = self.progress {
             p.fetch_add(bytes, Ordering::Relaxed);
@@ -760,8 +775,8 @@ fn process(
     sh: &Shard<'_>,
     u: Unit,
     env: &Env<'_>,
-) -> NgramResult<()> {
-    let need_text = || text.ok_or_else(|| NgramError::Invalid("a text shard needs text settings".into()));
+) -> Result<()> {
+    let need_text = || text.ok_or_else(|| Error::Invalid("a text shard needs text settings".into()));
     match sh {
         Shard::Tokens16 { tokens, offsets, .. } => {
             token_docs(acc, ix, &tokens[u.a..u.b], u.a, &offsets[u.lo..u.hi]);
@@ -774,7 +789,7 @@ fn process(
         Shard::TokenFile { name, path, start, wide, offsets, .. } => {
             let size = if *wide { 4 } else { 2 };
             let mut offs = std::mem::take(&mut sc.offs);
-            let res = (|| {
+            let res = (|| -> Result<()> {
                 let offs_unit: &[u64] = match offsets {
                     Offsets::Mem(o) => &o[u.lo..u.hi],
                     f @ Offsets::File { .. } => {
@@ -820,21 +835,37 @@ pub fn count(
     ix: &Index,
     text: Option<&TextCtx<'_>>,
     progress: Option<&Progress>,
-) -> NgramResult<Stats> {
+) -> Result<Stats> {
+    count_with(shards, ix, text, progress, &Cancel::new())
+}
+
+/// [`count`] that stops with `Error::Cancelled` once `cancel` is set (polled between work
+/// units and every 4096 lines of a text file).
+pub fn count_with(
+    shards: &[Shard<'_>],
+    ix: &Index,
+    text: Option<&TextCtx<'_>>,
+    progress: Option<&Progress>,
+    cancel: &Cancel,
+) -> Result<Stats> {
     for sh in shards {
         match sh {
             Shard::Tokens16 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
             Shard::Tokens32 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
             Shard::TokenFile { name, path, start, wide, n_tokens, offsets } => {
-                if let Offsets::Mem(o) = offsets {
-                    check_offsets(name, *n_tokens, o)?;
+                match offsets {
+                    Offsets::Mem(o) => check_offsets(name, *n_tokens, o)?,
+                    Offsets::File { width, .. } => {
+                        if *width != 4 && *width != 8 {
+                            return Err(Error::Invalid(format!("{name}: offset width must be 4 or 8, got {width}")));
+                        }
+                    }
                 }
-                let need = start + (*n_tokens * if *wide { 4 } else { 2 }) as u64;
-                let have = std::fs::metadata(path)
-                    .map_err(|e| NgramError::corpus(name, 0, format!("cannot open: {e}")))?
-                    .len();
-                if have < need {
-                    return Err(NgramError::corpus(
+                let need = *start as u128 + *n_tokens as u128 * if *wide { 4 } else { 2 };
+                let have =
+                    std::fs::metadata(path).map_err(|e| Error::corpus(name, 0, format!("cannot open: {e}")))?.len();
+                if (have as u128) < need {
+                    return Err(Error::corpus(
                         name,
                         0,
                         format!("truncated: {n_tokens} tokens need {need} bytes, the file has {have}"),
@@ -848,14 +879,14 @@ pub fn count(
     let threads = rayon::current_num_threads().min(work.len()).max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let env = Env { stop: &stop, progress };
-    let results: Vec<NgramResult<Totals>> = (0..threads)
+    let env = Env { stop: &stop, cancel, progress };
+    let results: Vec<Result<Totals>> = (0..threads)
         .into_par_iter()
         .map(|_| {
             let mut acc = Acc::new(ix);
             let mut sc = Scratch::default();
             loop {
-                if stop.load(Ordering::Relaxed) {
+                if env.halted() {
                     break;
                 }
                 let k = next.fetch_add(1, Ordering::Relaxed);
@@ -871,6 +902,7 @@ pub fn count(
             Ok(acc.finish())
         })
         .collect();
+    cancel.check()?;
     let mut total: Option<Totals> = None;
     for r in results {
         let a = r?;
@@ -885,12 +917,12 @@ pub fn count(
 
 /// Build the vocabulary and the token-id n-grams of text queries: each query is already
 /// split into tokens by the caller's normalizer. Returns (flat ids, offsets).
-pub fn text_queries(vocab: &mut Vocab, queries: &[Vec<String>]) -> NgramResult<(Vec<u32>, Vec<u64>)> {
+pub fn text_queries(vocab: &mut Vocab, queries: &[Vec<String>]) -> Result<(Vec<u32>, Vec<u64>)> {
     let mut ids = Vec::new();
     let mut starts = vec![0u64];
     for (k, q) in queries.iter().enumerate() {
         if q.is_empty() {
-            return Err(NgramError::Invalid(format!("query {k}: normalizes to zero tokens")));
+            return Err(Error::Invalid(format!("query {k}: normalizes to zero tokens")));
         }
         for w in q {
             ids.push(vocab.id(w));
@@ -900,6 +932,43 @@ pub fn text_queries(vocab: &mut Vocab, queries: &[Vec<String>]) -> NgramResult<(
     Ok((ids, starts))
 }
 
+/// Count token-id queries (flat `q_tokens` split at `q_starts`, `n + 1` offsets) and pairs
+/// of them (indices into the queries) over `shards`: builds the query index, then counts.
+/// `text` is needed for text shards (tokenized with its subword tokenizer).
+pub fn count_token_queries(
+    shards: &[Shard<'_>],
+    q_tokens: &[u32],
+    q_starts: &[u64],
+    pairs: &[(u64, u64)],
+    text: Option<&TextCtx<'_>>,
+    progress: Option<&Progress>,
+    cancel: &Cancel,
+) -> Result<Stats> {
+    let ix = Index::build(q_tokens, q_starts, pairs)?;
+    count_with(shards, &ix, text, progress, cancel)
+}
+
+/// Count text queries (each already normalized into words by `normalizer`) and pairs of
+/// them over text shards: builds the vocabulary of the query words (plus the stopwords,
+/// so they act as barriers), freezes it, builds the query index, then counts.
+pub fn count_text_queries(
+    shards: &[Shard<'_>],
+    normalizer: &Normalizer,
+    queries: &[Vec<String>],
+    pairs: &[(u64, u64)],
+    skip_errors: bool,
+    progress: Option<&Progress>,
+    cancel: &Cancel,
+) -> Result<Stats> {
+    let mut vocab = Vocab::default();
+    let (ids, starts) = text_queries(&mut vocab, queries)?;
+    vocab.add_stopwords(normalizer.stopwords.iter().map(|s| &**s));
+    vocab.freeze();
+    let ix = Index::build(&ids, &starts, pairs)?;
+    let ctx = TextCtx { tokens: TextTokens::Words { normalizer, vocab: &vocab }, skip_errors };
+    count_with(shards, &ix, Some(&ctx), progress, cancel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -907,6 +976,7 @@ mod tests {
     #[test]
     fn json_field_cases() {
         assert_eq!(json_field(br#"{"a": [1, {"x": "}"}], "text": "h\u00e9 \"q\""}"#, "text").unwrap(), "hé \"q\"");
+        assert_eq!(json_field(br#"{"text": "first", "text": "last"}"#, "text").unwrap(), "last");
         assert!(json_field(br#"{"text": 3}"#, "text").is_err());
         assert!(json_field(br#"{"other": "x"}"#, "text").unwrap_err().contains("no field"));
         assert!(json_field(br#"{"text": "x"} x"#, "text").is_err());
@@ -1017,7 +1087,7 @@ mod tests {
         for offs in [vec![1u64], vec![0, 3], vec![0, 2, 1]] {
             let sh = [Shard::Tokens32 { name: "t".into(), tokens: &toks, offsets: &offs }];
             let ix = Index::build(&[1], &[0, 1], &[]).unwrap();
-            assert!(matches!(count(&sh, &ix, None, None), Err(NgramError::Corpus { .. })));
+            assert!(matches!(count(&sh, &ix, None, None), Err(Error::Corpus { .. })));
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tokenizers::Tokenizer;
 
-use super::{NgramError, NgramResult};
+use crate::error::{Error, Result};
 
 /// A loaded `tokenizer.json`. No special tokens are added.
 pub struct Subword {
@@ -22,15 +22,15 @@ impl std::fmt::Debug for Subword {
 
 impl Subword {
     /// Load a `tokenizer.json` file.
-    pub fn from_file(path: &Path) -> NgramResult<Subword> {
+    pub fn from_file(path: &Path) -> Result<Subword> {
         let tok = Tokenizer::from_file(path)
-            .map_err(|e| NgramError::Invalid(format!("cannot load tokenizer {}: {e}", path.display())))?;
+            .map_err(|e| Error::Invalid(format!("cannot load tokenizer {}: {e}", path.display())))?;
         Ok(Subword { tok })
     }
 
     /// Load a `tokenizer.json` held in memory.
-    pub fn from_json(json: &str) -> NgramResult<Subword> {
-        let tok: Tokenizer = json.parse().map_err(|e| NgramError::Invalid(format!("cannot load tokenizer: {e}")))?;
+    pub fn from_json(json: &str) -> Result<Subword> {
+        let tok: Tokenizer = json.parse().map_err(|e| Error::Invalid(format!("cannot load tokenizer: {e}")))?;
         Ok(Subword { tok })
     }
 

@@ -9,10 +9,12 @@
 use rayon::prelude::*;
 
 use super::popcount::{kernel_for, Kernel1x4};
+use super::sums::check_shape;
 use super::topk::TopK;
-use crate::bits::BitColumns;
+use crate::bits::{BitColumns, PackedRows};
 use crate::cpu::popcount_level;
-use crate::error::{check_len, ensure, Result};
+use crate::error::{check_len, checked_size, ensure, try_filled, try_with_capacity, Result};
+use crate::pool::Cancel;
 
 /// Train columns per top-k tile (the tile's values are buffered, then selected).
 const TILE_TRAIN: usize = 4096;
@@ -29,12 +31,18 @@ pub struct InfluenceArgs<'a> {
     /// matrix) or never selected (top-k).
     pub train_labels: Option<&'a [i64]>,
     pub test_labels: Option<&'a [i64]>,
+    /// Stop early with `Error::Cancelled` once set (checked between blocks of test rows
+    /// and tiles of train columns).
+    pub cancel: Option<&'a Cancel>,
 }
 
 impl InfluenceArgs<'_> {
-    fn validate(&self, masks: usize, outcomes: usize) -> Result<()> {
-        check_len("masks", masks, self.runs, self.n_train)?;
-        check_len("test outcomes", outcomes, self.runs, self.n_test)?;
+    fn validate(&self, masks: &PackedRows<'_>, outcomes: Outcomes<'_>) -> Result<()> {
+        check_shape("masks", masks, self.runs, self.n_train)?;
+        match outcomes {
+            Outcomes::Bool(o) => check_shape("test outcomes", o, self.runs, self.n_test)?,
+            Outcomes::Float(o) => check_len("test outcomes", o.len(), self.runs, self.n_test)?,
+        }
         ensure!(
             self.train_labels.is_some() == self.test_labels.is_some(),
             "train_labels and test_labels must be given together"
@@ -46,6 +54,14 @@ impl InfluenceArgs<'_> {
         Ok(())
     }
 
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.is_cancelled())
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        self.cancel.map_or(Ok(()), |c| c.check())
+    }
+
     #[inline]
     fn same_class(&self, j: usize, i: usize) -> bool {
         match (self.train_labels, self.test_labels) {
@@ -53,6 +69,13 @@ impl InfluenceArgs<'_> {
             _ => true,
         }
     }
+}
+
+/// Test outcomes: `(R, T)` packed bools, or `(R, T)` floats row-major.
+#[derive(Debug, Clone, Copy)]
+enum Outcomes<'a> {
+    Bool(&'a PackedRows<'a>),
+    Float(&'a [f64]),
 }
 
 /// Output element type of the full matrix.
@@ -115,9 +138,9 @@ struct BoolEval<'a> {
 }
 
 impl<'a> BoolEval<'a> {
-    fn new(masks: &[bool], outcomes: &[bool], args: InfluenceArgs<'a>) -> Result<Self> {
-        let train = BitColumns::from_rows(masks, args.runs, args.n_train)?;
-        let test = BitColumns::from_rows(outcomes, args.runs, args.n_test)?;
+    fn new(masks: PackedRows<'_>, outcomes: PackedRows<'_>, args: InfluenceArgs<'a>) -> Result<Self> {
+        let train = BitColumns::from_packed(masks)?;
+        let test = BitColumns::from_packed(outcomes)?;
         let n_in: Vec<f64> = train.counts().into_iter().map(|c| c as f64).collect();
         let n_out: Vec<f64> = n_in.iter().map(|&c| args.runs as f64 - c).collect();
         let denom = n_in.iter().zip(&n_out).map(|(&a, &b)| if a > 0.0 && b > 0.0 { a * b } else { f64::NAN }).collect();
@@ -223,7 +246,7 @@ struct FloatEval<'a> {
 }
 
 impl<'a> FloatEval<'a> {
-    fn new(masks: &[bool], outcomes: &[f64], args: InfluenceArgs<'a>, stderr: bool) -> Result<Self> {
+    fn new(masks: PackedRows<'_>, outcomes: &[f64], args: InfluenceArgs<'a>, stderr: bool) -> Result<Self> {
         let (r, n, t) = (args.runs, args.n_train, args.n_test);
         let mut mean = vec![0.0; t];
         for row in outcomes.chunks_exact(t.max(1)).take(r) {
@@ -232,8 +255,15 @@ impl<'a> FloatEval<'a> {
             }
         }
         mean.iter_mut().for_each(|m| *m /= r.max(1) as f64);
-        let centred: Vec<f64> = outcomes.iter().enumerate().map(|(k, &x)| x - mean[k % t]).collect();
-        let squares = stderr.then(|| centred.iter().map(|x| x * x).collect::<Vec<f64>>());
+        let mut centred: Vec<f64> = try_with_capacity("centred outcomes", outcomes.len())?;
+        centred.extend(outcomes.iter().enumerate().map(|(k, &x)| x - mean[k % t]));
+        let squares = if stderr {
+            let mut sq: Vec<f64> = try_with_capacity("squared outcomes", centred.len())?;
+            sq.extend(centred.iter().map(|x| x * x));
+            Some(sq)
+        } else {
+            None
+        };
         let mut total = vec![0.0; t];
         let mut total_sq = vec![0.0; t];
         for row in centred.chunks_exact(t.max(1)).take(r) {
@@ -242,14 +272,17 @@ impl<'a> FloatEval<'a> {
                 total_sq[k] += row[k] * row[k];
             }
         }
+        // Masks as 0 / 1 floats, unpacked row by row straight from the packed bits.
+        let mut mf = try_filled("influence masks (float)", checked_size("masks", r, n)?, 0.0f64)?;
         let mut n_in = vec![0.0; n];
-        for row in masks.chunks_exact(n.max(1)).take(r) {
-            for (c, &m) in n_in.iter_mut().zip(row) {
-                *c += m as u8 as f64;
+        for (q, row) in mf.chunks_exact_mut(n.max(1)).take(r).enumerate() {
+            masks.unpack_into(q, 0, row);
+            for (c, &m) in n_in.iter_mut().zip(row.iter()) {
+                *c += m;
             }
         }
         let n_out = n_in.iter().map(|&c| r as f64 - c).collect();
-        let masks = masks.iter().map(|&m| m as u8 as f64).collect();
+        let masks = mf;
         Ok(Self { masks, centred, squares, n_in, n_out, total, total_sq, args })
     }
 
@@ -358,21 +391,32 @@ fn full_matrix<O: OutFloat, E: TileEval>(
     out.par_chunks_mut(rows * n).zip(se_chunks).enumerate().for_each(|(b, (dst, mut se_dst))| {
         let j0 = b * rows;
         let j1 = (j0 + rows).min(t);
+        if args.cancelled() {
+            return;
+        }
         // One call per block of test rows, written straight into the output.
         eval.eval(j0, j1, 0, n, dst, n, se_dst.as_deref_mut());
     });
-    Ok(())
+    args.check_cancel()
+}
+
+/// The number of columns a top-`k` over `n_train` examples returns: `min(k, max(n_train, 1))`.
+pub fn clamp_k(k: usize, n_train: usize) -> usize {
+    k.min(n_train.max(1))
 }
 
 /// The `k` largest influences per test row: `(indices (T, k), values (T, k))`, ordered
 /// by value descending then index ascending; rows with fewer than `k` defined values are
-/// padded with index -1 and value NaN.
+/// padded with index -1 and value NaN. `k` is clamped to `max(N, 1)` (the caller reads the
+/// clamped `k` off the output length, `T * k`).
 fn top_k<E: TileEval>(eval: &E, args: &InfluenceArgs, k: usize) -> Result<(Vec<i64>, Vec<f64>)> {
     let (n, t) = (args.n_train, args.n_test);
     ensure!(k >= 1, "top_k must be at least 1, got {k}");
+    let k = clamp_k(k, n);
     let rows = test_tile_rows(t);
-    let mut idx = vec![-1i64; t * k];
-    let mut val = vec![f64::NAN; t * k];
+    let size = checked_size("top-k output", t, k)?;
+    let mut idx = try_filled("top-k indices", size, -1i64)?;
+    let mut val = try_filled("top-k values", size, f64::NAN)?;
     if t == 0 {
         return Ok((idx, val));
     }
@@ -382,6 +426,9 @@ fn top_k<E: TileEval>(eval: &E, args: &InfluenceArgs, k: usize) -> Result<(Vec<i
         let mut heaps: Vec<TopK> = (j0..j1).map(|_| TopK::new(k)).collect();
         let mut buf = vec![0.0f64; (j1 - j0) * TILE_TRAIN];
         for i0 in (0..n).step_by(TILE_TRAIN) {
+            if args.cancelled() {
+                return;
+            }
             let i1 = (i0 + TILE_TRAIN).min(n);
             let w = i1 - i0;
             eval.eval::<f64>(j0, j1, i0, i1, &mut buf[..(j1 - j0) * w], w, None);
@@ -395,59 +442,71 @@ fn top_k<E: TileEval>(eval: &E, args: &InfluenceArgs, k: usize) -> Result<(Vec<i
             heap.write_sorted(&mut idx[jj * k..(jj + 1) * k], &mut val[jj * k..(jj + 1) * k]);
         }
     });
+    args.check_cancel()?;
     Ok((idx, val))
 }
 
-/// Full `(T, N)` influence matrix (and standard errors) from binary outcomes.
+/// Full `(T, N)` influence matrix (and standard errors) from binary outcomes; `masks`
+/// `(R, N)` and `outcomes` `(R, T)` are packed rows.
 pub fn influence_bool<O: OutFloat>(
-    masks: &[bool],
-    outcomes: &[bool],
+    masks: PackedRows<'_>,
+    outcomes: PackedRows<'_>,
     args: InfluenceArgs,
     out: &mut [O],
     se: Option<&mut [O]>,
 ) -> Result<()> {
-    args.validate(masks.len(), outcomes.len())?;
+    args.validate(&masks, Outcomes::Bool(&outcomes))?;
     full_matrix(&BoolEval::new(masks, outcomes, args)?, &args, out, se)
 }
 
-/// Full `(T, N)` influence matrix (and standard errors) from real-valued outcomes.
+/// Full `(T, N)` influence matrix (and standard errors) from real-valued outcomes `(R, T)`.
 pub fn influence_f64<O: OutFloat>(
-    masks: &[bool],
+    masks: PackedRows<'_>,
     outcomes: &[f64],
     args: InfluenceArgs,
     out: &mut [O],
     se: Option<&mut [O]>,
 ) -> Result<()> {
-    args.validate(masks.len(), outcomes.len())?;
+    args.validate(&masks, Outcomes::Float(outcomes))?;
     let stderr = se.is_some();
     full_matrix(&FloatEval::new(masks, outcomes, args, stderr)?, &args, out, se)
 }
 
-/// Streaming top-k influence from binary outcomes (memory O(T k + tile)).
+/// Streaming top-k influence from binary outcomes (memory O(T k + tile)); `k` above the
+/// number of training examples is clamped to it.
 pub fn influence_topk_bool(
-    masks: &[bool],
-    outcomes: &[bool],
+    masks: PackedRows<'_>,
+    outcomes: PackedRows<'_>,
     args: InfluenceArgs,
     k: usize,
 ) -> Result<(Vec<i64>, Vec<f64>)> {
-    args.validate(masks.len(), outcomes.len())?;
+    args.validate(&masks, Outcomes::Bool(&outcomes))?;
     top_k(&BoolEval::new(masks, outcomes, args)?, &args, k)
 }
 
-/// Streaming top-k influence from real-valued outcomes.
+/// Streaming top-k influence from real-valued outcomes (`k` clamped as above).
 pub fn influence_topk_f64(
-    masks: &[bool],
+    masks: PackedRows<'_>,
     outcomes: &[f64],
     args: InfluenceArgs,
     k: usize,
 ) -> Result<(Vec<i64>, Vec<f64>)> {
-    args.validate(masks.len(), outcomes.len())?;
+    args.validate(&masks, Outcomes::Float(outcomes))?;
     top_k(&FloatEval::new(masks, outcomes, args, false)?, &args, k)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bits::pack_rows;
+
+    fn pk(m: &[bool], r: usize, c: usize) -> Vec<u8> {
+        pack_rows(m, r, c).unwrap()
+    }
+
+    fn pr<'a>(b: &'a [u8], r: usize, c: usize) -> PackedRows<'a> {
+        PackedRows::new("m", b, r, c).unwrap()
+    }
 
     fn lcg(seed: u64) -> impl FnMut() -> f64 {
         let mut s = seed;
@@ -491,12 +550,14 @@ mod tests {
             let ob: Vec<bool> = (0..r * t).map(|_| rng() < 0.7).collect();
             let of: Vec<f64> = ob.iter().map(|&b| b as u8 as f64).collect();
             let want = naive(&masks, &of, r, n, t);
-            let args = InfluenceArgs { runs: r, n_train: n, n_test: t, train_labels: None, test_labels: None };
+            let args =
+                InfluenceArgs { runs: r, n_train: n, n_test: t, train_labels: None, test_labels: None, cancel: None };
+            let (pm, po) = (pk(&masks, r, n), pk(&ob, r, t));
             let mut a = vec![0.0f64; t * n];
-            influence_bool(&masks, &ob, args, &mut a, None).unwrap();
+            influence_bool(pr(&pm, r, n), pr(&po, r, t), args, &mut a, None).unwrap();
             close(&a, &want);
             let mut b = vec![0.0f64; t * n];
-            influence_f64(&masks, &of, args, &mut b, None).unwrap();
+            influence_f64(pr(&pm, r, n), &of, args, &mut b, None).unwrap();
             close(&b, &want);
         }
     }
@@ -507,10 +568,12 @@ mod tests {
         let (r, n, t, k) = (40, 1100, 6, 7);
         let masks: Vec<bool> = (0..r * n).map(|_| rng() < 0.5).collect();
         let ob: Vec<bool> = (0..r * t).map(|_| rng() < 0.5).collect();
-        let args = InfluenceArgs { runs: r, n_train: n, n_test: t, train_labels: None, test_labels: None };
+        let args =
+            InfluenceArgs { runs: r, n_train: n, n_test: t, train_labels: None, test_labels: None, cancel: None };
+        let (pm, po) = (pk(&masks, r, n), pk(&ob, r, t));
         let mut full = vec![0.0f64; t * n];
-        influence_bool(&masks, &ob, args, &mut full, None).unwrap();
-        let (idx, val) = influence_topk_bool(&masks, &ob, args, k).unwrap();
+        influence_bool(pr(&pm, r, n), pr(&po, r, t), args, &mut full, None).unwrap();
+        let (idx, val) = influence_topk_bool(pr(&pm, r, n), pr(&po, r, t), args, k).unwrap();
         for j in 0..t {
             let mut order: Vec<usize> = (0..n).filter(|&i| !full[j * n + i].is_nan()).collect();
             order.sort_by(|&a, &b| full[j * n + b].partial_cmp(&full[j * n + a]).unwrap().then(a.cmp(&b)));
@@ -523,11 +586,22 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_errors() {
-        let args = InfluenceArgs { runs: 2, n_train: 2, n_test: 1, train_labels: Some(&[0, 1]), test_labels: None };
+        let args = InfluenceArgs {
+            runs: 2,
+            n_train: 2,
+            n_test: 1,
+            train_labels: Some(&[0, 1]),
+            test_labels: None,
+            cancel: None,
+        };
         let mut out = vec![0.0f64; 2];
-        assert!(influence_bool(&[true; 4], &[true; 2], args, &mut out, None).is_err());
+        let (m, o) = ([0xc0u8, 0xc0], [0x80u8, 0x80]);
+        assert!(influence_bool(pr(&m, 2, 2), pr(&o, 2, 1), args, &mut out, None).is_err());
         let args = InfluenceArgs { train_labels: None, ..args };
-        assert!(influence_bool(&[true; 3], &[true; 2], args, &mut out, None).is_err());
-        assert!(influence_topk_bool(&[true; 4], &[true; 2], args, 0).is_err());
+        assert!(influence_bool(pr(&m[..1], 1, 2), pr(&o, 2, 1), args, &mut out, None).is_err());
+        assert!(influence_topk_bool(pr(&m, 2, 2), pr(&o, 2, 1), args, 0).is_err());
+        // k above N is clamped to N.
+        let (idx, val) = influence_topk_bool(pr(&m, 2, 2), pr(&o, 2, 1), args, usize::MAX).unwrap();
+        assert_eq!((idx.len(), val.len()), (2, 2));
     }
 }

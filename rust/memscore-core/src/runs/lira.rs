@@ -8,13 +8,17 @@
 
 use rayon::prelude::*;
 
-use crate::error::{check_len, ensure, Result};
+use crate::bits::PackedRows;
+use crate::error::{check_len, ensure, try_filled, Result};
+use crate::pool::Cancel;
 
 /// Standard deviations below this are raised to it, so a degenerate shadow distribution
 /// (every shadow phi equal, or a single shadow) gives a finite score.
 pub const SIGMA_FLOOR: f64 = 1e-12;
 
 const CHUNK: usize = 64;
+/// Chunks summed in order by one task of the pooled variance.
+const GROUP: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiraMode {
@@ -98,14 +102,14 @@ unsafe impl Sync for SyncPtr {}
 unsafe impl Send for SyncPtr {}
 
 /// Per-column in/out sides for columns `c0..c0+w`.
-fn column_sides(masks: &[bool], phi: &[f64], runs: usize, n: usize, c0: usize, w: usize) -> Vec<(Side, Side)> {
+fn column_sides(masks: &PackedRows<'_>, phi: &[f64], runs: usize, n: usize, c0: usize, w: usize) -> Vec<(Side, Side)> {
     let mut ins: Vec<Vec<f64>> = vec![Vec::new(); w];
     let mut outs: Vec<Vec<f64>> = vec![Vec::new(); w];
     for r in 0..runs {
         let row = r * n + c0;
         for k in 0..w {
             let x = phi[row + k];
-            if masks[row + k] {
+            if masks.get(r, c0 + k) {
                 ins[k].push(x)
             } else {
                 outs[k].push(x)
@@ -117,38 +121,51 @@ fn column_sides(masks: &[bool], phi: &[f64], runs: usize, n: usize, c0: usize, w
 
 /// Pooled (population) standard deviation per target run and side, over all examples,
 /// with the target's own values left out: `sqrt(sum_i SS_i / sum_i n_i)`.
-fn pooled_sigmas(masks: &[bool], phi: &[f64], runs: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
-    let zero = || (vec![0.0f64; runs], vec![0.0f64; runs], vec![0.0f64; runs], vec![0.0f64; runs]);
-    let (ss_in, n_in, ss_out, n_out) = (0..n.div_ceil(CHUNK))
+fn pooled_sigmas(masks: &PackedRows<'_>, phi: &[f64], runs: usize, n: usize) -> (Vec<f64>, Vec<f64>) {
+    type Sums = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+    let zero = || -> Sums { (vec![0.0f64; runs], vec![0.0f64; runs], vec![0.0f64; runs], vec![0.0f64; runs]) };
+    let add = |a: &mut Sums, b: &Sums| {
+        for r in 0..runs {
+            a.0[r] += b.0[r];
+            a.1[r] += b.1[r];
+            a.2[r] += b.2[r];
+            a.3[r] += b.3[r];
+        }
+    };
+    // Fixed groups of chunks, each summed in order, then the groups in order: the float
+    // sums do not depend on the thread count or on work stealing.
+    let n_chunks = n.div_ceil(CHUNK);
+    let groups: Vec<Sums> = (0..n_chunks.div_ceil(GROUP))
         .into_par_iter()
-        .map(|chunk| {
-            let c0 = chunk * CHUNK;
-            let w = CHUNK.min(n - c0);
-            let sides = column_sides(masks, phi, runs, n, c0, w);
+        .map(|g| {
             let mut acc = zero();
-            for r in 0..runs {
-                for (k, (si, so)) in sides.iter().enumerate() {
-                    let x = phi[r * n + c0 + k];
-                    let member = masks[r * n + c0 + k];
-                    let (ni, _, _, qi) = si.without(member.then_some(x));
-                    let (no, _, _, qo) = so.without((!member).then_some(x));
-                    acc.0[r] += qi;
-                    acc.1[r] += ni as f64;
-                    acc.2[r] += qo;
-                    acc.3[r] += no as f64;
+            for chunk in g * GROUP..((g + 1) * GROUP).min(n_chunks) {
+                let c0 = chunk * CHUNK;
+                let w = CHUNK.min(n - c0);
+                let sides = column_sides(masks, phi, runs, n, c0, w);
+                let mut part = zero();
+                for r in 0..runs {
+                    for (k, (si, so)) in sides.iter().enumerate() {
+                        let x = phi[r * n + c0 + k];
+                        let member = masks.get(r, c0 + k);
+                        let (ni, _, _, qi) = si.without(member.then_some(x));
+                        let (no, _, _, qo) = so.without((!member).then_some(x));
+                        part.0[r] += qi;
+                        part.1[r] += ni as f64;
+                        part.2[r] += qo;
+                        part.3[r] += no as f64;
+                    }
                 }
+                add(&mut acc, &part);
             }
             acc
         })
-        .reduce(zero, |mut a, b| {
-            for r in 0..runs {
-                a.0[r] += b.0[r];
-                a.1[r] += b.1[r];
-                a.2[r] += b.2[r];
-                a.3[r] += b.3[r];
-            }
-            a
-        });
+        .collect();
+    let mut total = zero();
+    for g in &groups {
+        add(&mut total, g);
+    }
+    let (ss_in, n_in, ss_out, n_out) = total;
     let sig = |ss: &[f64], cnt: &[f64]| -> Vec<f64> {
         ss.iter().zip(cnt).map(|(&s, &c)| if c > 0.0 { (s / c).sqrt() } else { f64::NAN }).collect()
     };
@@ -156,29 +173,34 @@ fn pooled_sigmas(masks: &[bool], phi: &[f64], runs: usize, n: usize) -> (Vec<f64
 }
 
 /// `(R, N)` membership scores, higher = more likely a member.
+/// `masks` are the `(R, N)` packed memberships, `phi` the `(R, N)` confidences.
+/// Stops early with `Error::Cancelled` once `cancel` is set.
 pub fn lira(
-    masks: &[bool],
+    masks: PackedRows<'_>,
     phi: &[f64],
-    runs: usize,
-    n: usize,
     mode: LiraMode,
     fixed_variance: bool,
+    cancel: &Cancel,
 ) -> Result<Vec<f64>> {
-    check_len("masks", masks.len(), runs, n)?;
+    let (runs, n) = (masks.rows(), masks.cols());
     check_len("phi", phi.len(), runs, n)?;
     ensure!(runs >= 1, "lira needs at least one run");
+    let mut out = try_filled("LiRA scores", runs * n, f64::NAN)?;
+    let masks = &masks;
     let pooled = fixed_variance.then(|| pooled_sigmas(masks, phi, runs, n));
-    let mut out = vec![f64::NAN; runs * n];
     let dst = SyncPtr(out.as_mut_ptr());
     let dst = &dst;
     (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|chunk| {
+        if cancel.is_cancelled() {
+            return;
+        }
         let c0 = chunk * CHUNK;
         let w = CHUNK.min(n - c0);
         let sides = column_sides(masks, phi, runs, n, c0, w);
         for r in 0..runs {
             for (k, (si, so)) in sides.iter().enumerate() {
                 let x = phi[r * n + c0 + k];
-                let member = masks[r * n + c0 + k];
+                let member = masks.get(r, c0 + k);
                 let (no, med_out, _, ss_out) = so.without((!member).then_some(x));
                 let sd_out = match &pooled {
                     Some((_, p)) => p[r],
@@ -213,6 +235,7 @@ pub fn lira(
             }
         }
     });
+    cancel.check()?;
     Ok(out)
 }
 
@@ -220,7 +243,7 @@ pub fn lira(
 mod tests {
     use super::*;
 
-    fn median(v: &mut Vec<f64>) -> f64 {
+    fn median(v: &mut [f64]) -> f64 {
         v.sort_by(f64::total_cmp);
         median_of(v.len(), |k| v[k])
     }
@@ -230,7 +253,9 @@ mod tests {
         let (r, n) = (9usize, 70usize);
         let masks: Vec<bool> = (0..r * n).map(|k| (k * 13 + 5) % 7 < 4).collect();
         let phi: Vec<f64> = (0..r * n).map(|k| ((k * 37 % 17) as f64) * 0.3 - 2.0).collect();
-        let got = lira(&masks, &phi, r, n, LiraMode::Online, false).unwrap();
+        let packed = crate::bits::pack_rows(&masks, r, n).unwrap();
+        let got =
+            lira(PackedRows::new("m", &packed, r, n).unwrap(), &phi, LiraMode::Online, false, &Cancel::new()).unwrap();
         for t in 0..r {
             for i in 0..n {
                 let (mut vin, mut vout) = (vec![], vec![]);
@@ -268,5 +293,22 @@ mod tests {
         assert!((log_ndtr(-30.0) - (-454.321_174_9)).abs() < 1e-3);
         assert!(log_ndtr(40.0) <= 0.0 && log_ndtr(40.0) > -1e-300);
         assert!((log_ndtr(-19.9) - log_ndtr(-20.1)).abs() < 5.0);
+    }
+
+    #[test]
+    fn pooled_variance_does_not_depend_on_threads() {
+        let (r, n) = (7usize, 3000usize);
+        let masks: Vec<bool> = (0..r * n).map(|k| (k * 13 + 5) % 7 < 4).collect();
+        let phi: Vec<f64> = (0..r * n).map(|k| ((k * 37 % 101) as f64).sin() * 3.0).collect();
+        let packed = crate::bits::pack_rows(&masks, r, n).unwrap();
+        let m = PackedRows::new("m", &packed, r, n).unwrap();
+        let run = |t| crate::pool::install(Some(t), || lira(m, &phi, LiraMode::Offline, true, &Cancel::new())).unwrap();
+        let one = run(1);
+        for _ in 0..3 {
+            assert_eq!(
+                one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                run(2).iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+        }
     }
 }

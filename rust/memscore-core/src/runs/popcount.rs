@@ -36,6 +36,10 @@ fn generic_1x4(m: &[u64], c: [&[u64]; 4]) -> [u32; 4] {
 }
 
 /// Portable kernel (safe to call on any CPU; `unsafe fn` only to share the signature).
+///
+/// # Safety
+///
+/// None beyond the slice bounds, which are checked.
 pub unsafe fn portable_1x4(train: &[u64], words: usize, c: [&[u64]; 4], out: &mut [[u32; 4]]) {
     for (m, o) in train.chunks_exact(words).zip(out.iter_mut()) {
         *o = generic_1x4(m, c);
@@ -50,7 +54,7 @@ mod x86 {
     /// to 31 steps (31 * 8 < 256) before a `vpsadbw` widens them to u64 lanes.
     #[target_feature(enable = "avx2,popcnt")]
     pub unsafe fn avx2_1x4(train: &[u64], words: usize, c: [&[u64]; 4], out: &mut [[u32; 4]]) {
-        debug_assert!(words % 4 == 0 && c.iter().all(|s| s.len() == words));
+        debug_assert!(words.is_multiple_of(4) && c.iter().all(|s| s.len() == words));
         let lut = _mm256_setr_epi8(
             0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
         );
@@ -95,7 +99,7 @@ mod x86 {
     /// AVX-512 with VPOPCNTDQ: one `vpopcntq` per 8 words.
     #[target_feature(enable = "avx512f,avx512vpopcntdq,avx512bw,popcnt")]
     pub unsafe fn avx512_1x4(train: &[u64], words: usize, c: [&[u64]; 4], out: &mut [[u32; 4]]) {
-        debug_assert!(words % 8 == 0 && c.iter().all(|s| s.len() == words));
+        debug_assert!(words.is_multiple_of(8) && c.iter().all(|s| s.len() == words));
         let cp = [c[0].as_ptr(), c[1].as_ptr(), c[2].as_ptr(), c[3].as_ptr()];
         for (m, o) in train.chunks_exact(words).zip(out.iter_mut()) {
             let mp = m.as_ptr();

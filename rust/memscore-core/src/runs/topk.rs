@@ -38,7 +38,8 @@ pub struct TopK {
 
 impl TopK {
     pub fn new(k: usize) -> Self {
-        Self { k, heap: BinaryHeap::with_capacity(k + 1) }
+        // Capacity grows with use: a huge k on few defined values must not reserve k slots.
+        Self { k, heap: BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 12)) }
     }
 
     #[inline]

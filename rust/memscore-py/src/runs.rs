@@ -1,0 +1,267 @@
+//! Bindings of the run-scores engine (`memscore_core::runs`). Masks and bool outcomes cross
+//! as packed rows (`np.packbits(m, axis=1)`: uint8 `(R, ceil(n / 8))`) plus their column
+//! count; float outcomes as float64 `(R, n)`. Python (`memscore.runs.scores`) validates
+//! shapes, dtypes and finiteness first.
+
+use memscore_core::bits::PackedRows;
+use memscore_core::error::{checked_size, try_filled};
+use memscore_core::runs::{confidence, influence, lira, sums};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::errors::{enter, IntoPyResult};
+
+pub(crate) fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
+}
+
+pub(crate) fn slice1<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
+}
+
+pub(crate) fn dims(a: &PyReadonlyArray2<'_, impl numpy::Element>) -> (usize, usize) {
+    let s = a.shape();
+    (s[0], s[1])
+}
+
+/// A packed `(rows, n)` bit matrix from its uint8 `(rows, ceil(n / 8))` array.
+fn packed<'a>(a: &'a PyReadonlyArray2<'_, u8>, n: usize, name: &str) -> PyResult<PackedRows<'a>> {
+    let rows = dims(a).0;
+    PackedRows::new(name, slice(a, name)?, rows, n).py()
+}
+
+fn matrix<'py, T: numpy::Element>(
+    py: Python<'py>,
+    v: Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> PyResult<Bound<'py, PyArray2<T>>> {
+    v.into_pyarray(py).reshape([rows, cols])
+}
+
+type SumsTuple<'py> = (
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+);
+
+fn sums_tuple(py: Python<'_>, s: sums::OutcomeSums) -> SumsTuple<'_> {
+    (
+        s.n_in.into_pyarray(py),
+        s.n_out.into_pyarray(py),
+        s.sum_in.into_pyarray(py),
+        s.sum_out.into_pyarray(py),
+        s.sumsq_in.into_pyarray(py),
+        s.sumsq_out.into_pyarray(py),
+    )
+}
+
+/// (n_in, n_out, sum_in, sum_out, sumsq_in, sumsq_out) of a bool outcome; masks and
+/// outcomes are packed `(R, n)`.
+#[pyfunction]
+fn outcome_sums_bool<'py>(
+    py: Python<'py>,
+    masks: PyReadonlyArray2<'py, u8>,
+    outcomes: PyReadonlyArray2<'py, u8>,
+    n: usize,
+) -> PyResult<SumsTuple<'py>> {
+    let (m, o) = (packed(&masks, n, "masks")?, packed(&outcomes, n, "outcomes")?);
+    let s = enter(py, None, |_| sums::outcome_sums_bool(m, o))?;
+    Ok(sums_tuple(py, s))
+}
+
+/// Same for a float64 outcome `(R, n)`, sums taken of `outcome - shift`.
+#[pyfunction]
+#[pyo3(signature = (masks, outcomes, n, shift=None))]
+fn outcome_sums_f64<'py>(
+    py: Python<'py>,
+    masks: PyReadonlyArray2<'py, u8>,
+    outcomes: PyReadonlyArray2<'py, f64>,
+    n: usize,
+    shift: Option<PyReadonlyArray1<'py, f64>>,
+) -> PyResult<SumsTuple<'py>> {
+    let (m, o) = (packed(&masks, n, "masks")?, slice(&outcomes, "outcomes")?);
+    let sh = shift.as_ref().map(|s| slice1(s, "shift")).transpose()?;
+    let s = enter(py, None, |_| sums::outcome_sums_f64(m, o, sh))?;
+    Ok(sums_tuple(py, s))
+}
+
+/// Test outcomes as they cross: packed bools (uint8) or float64.
+enum Outcomes<'py> {
+    Bool(PyReadonlyArray2<'py, u8>),
+    Float(PyReadonlyArray2<'py, f64>),
+}
+
+/// The same, borrowed as slices (what the GIL-free work sees).
+#[derive(Clone, Copy)]
+enum OutSlice<'a> {
+    Bool(PackedRows<'a>),
+    Float(&'a [f64]),
+}
+
+fn outcomes_arg<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Outcomes<'py>> {
+    if let Ok(a) = obj.extract::<PyReadonlyArray2<'py, u8>>() {
+        return Ok(Outcomes::Bool(a));
+    }
+    obj.extract::<PyReadonlyArray2<'py, f64>>()
+        .map(Outcomes::Float)
+        .map_err(|_| PyValueError::new_err("outcomes must be a 2-D packed uint8 or float64 array"))
+}
+
+/// Slices of the outcomes with `n_test` columns, checked against it.
+fn out_slice<'a>(o: &'a Outcomes<'_>, n_test: usize) -> PyResult<OutSlice<'a>> {
+    match o {
+        Outcomes::Bool(a) => Ok(OutSlice::Bool(packed(a, n_test, "outcomes")?)),
+        Outcomes::Float(a) => {
+            if dims(a).1 != n_test {
+                return Err(PyValueError::new_err(format!("outcomes: expected {n_test} columns, got {}", dims(a).1)));
+            }
+            Ok(OutSlice::Float(slice(a, "outcomes")?))
+        }
+    }
+}
+
+fn full_into<'py, O: influence::OutFloat + numpy::Element + Default>(
+    py: Python<'py>,
+    masks: PackedRows<'_>,
+    outcomes: OutSlice<'_>,
+    args: influence::InfluenceArgs,
+    stderr: bool,
+) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
+    let (t, n) = (args.n_test, args.n_train);
+    // Allocated fallibly here (a MemoryError naming the size, never a null array).
+    let (out, se) = enter(py, None, |cancel| {
+        let size = checked_size("influence matrix", t, n)?;
+        let mut out = try_filled("the influence matrix", size, O::default())?;
+        let mut se = if stderr { Some(try_filled("the standard errors", size, O::default())?) } else { None };
+        let args = influence::InfluenceArgs { cancel: Some(cancel), ..args };
+        match outcomes {
+            OutSlice::Bool(o) => influence::influence_bool(masks, o, args, &mut out, se.as_deref_mut())?,
+            OutSlice::Float(o) => influence::influence_f64(masks, o, args, &mut out, se.as_deref_mut())?,
+        }
+        Ok((out, se))
+    })?;
+    let se = se.map(|s| matrix(py, s, t, n)).transpose()?;
+    Ok((matrix(py, out, t, n)?.into_any(), se.map(|a| a.into_any())))
+}
+
+/// Full (T, N) influence matrix; returns (influence, stderr or None). `masks` are packed
+/// `(R, n_train)`, `outcomes` packed `(R, n_test)` bools or float64 `(R, n_test)`.
+#[pyfunction]
+#[pyo3(signature = (masks, outcomes, n_train, n_test, *, train_labels=None, test_labels=None, double=false, stderr=false))]
+#[allow(clippy::too_many_arguments)]
+fn influence_full<'py>(
+    py: Python<'py>,
+    masks: PyReadonlyArray2<'py, u8>,
+    outcomes: &Bound<'py, PyAny>,
+    n_train: usize,
+    n_test: usize,
+    train_labels: Option<PyReadonlyArray1<'py, i64>>,
+    test_labels: Option<PyReadonlyArray1<'py, i64>>,
+    double: bool,
+    stderr: bool,
+) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
+    let m = packed(&masks, n_train, "masks")?;
+    let outcomes = outcomes_arg(outcomes)?;
+    let o = out_slice(&outcomes, n_test)?;
+    let a = train_labels.as_ref().map(|l| slice1(l, "train_labels")).transpose()?;
+    let b = test_labels.as_ref().map(|l| slice1(l, "test_labels")).transpose()?;
+    let args =
+        influence::InfluenceArgs { runs: m.rows(), n_train, n_test, train_labels: a, test_labels: b, cancel: None };
+    if double {
+        full_into::<f64>(py, m, o, args, stderr)
+    } else {
+        full_into::<f32>(py, m, o, args, stderr)
+    }
+}
+
+/// (indices, values) of a top-k.
+type TopK<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>);
+
+/// Streaming top-k influence; returns (indices (T, k') int64, values (T, k') float64) with
+/// k' = min(k, max(n_train, 1)).
+#[pyfunction]
+#[pyo3(signature = (masks, outcomes, n_train, n_test, k, *, train_labels=None, test_labels=None))]
+#[allow(clippy::too_many_arguments)]
+fn influence_topk<'py>(
+    py: Python<'py>,
+    masks: PyReadonlyArray2<'py, u8>,
+    outcomes: &Bound<'py, PyAny>,
+    n_train: usize,
+    n_test: usize,
+    k: usize,
+    train_labels: Option<PyReadonlyArray1<'py, i64>>,
+    test_labels: Option<PyReadonlyArray1<'py, i64>>,
+) -> PyResult<TopK<'py>> {
+    let m = packed(&masks, n_train, "masks")?;
+    let outcomes = outcomes_arg(outcomes)?;
+    let o = out_slice(&outcomes, n_test)?;
+    let a = train_labels.as_ref().map(|l| slice1(l, "train_labels")).transpose()?;
+    let b = test_labels.as_ref().map(|l| slice1(l, "test_labels")).transpose()?;
+    let args =
+        influence::InfluenceArgs { runs: m.rows(), n_train, n_test, train_labels: a, test_labels: b, cancel: None };
+    let (idx, val) = enter(py, None, |cancel| {
+        let args = influence::InfluenceArgs { cancel: Some(cancel), ..args };
+        match o {
+            OutSlice::Bool(o) => influence::influence_topk_bool(m, o, args, k),
+            OutSlice::Float(o) => influence::influence_topk_f64(m, o, args, k),
+        }
+    })?;
+    let kk = influence::clamp_k(k, n_train);
+    Ok((matrix(py, idx, n_test, kk)?, matrix(py, val, n_test, kk)?))
+}
+
+/// (R, n) LiRA membership scores with exact leave-one-out shadows; masks packed `(R, n)`.
+#[pyfunction]
+#[pyo3(signature = (masks, phi, n, *, online=true, fixed_variance=false))]
+fn lira_scores<'py>(
+    py: Python<'py>,
+    masks: PyReadonlyArray2<'py, u8>,
+    phi: PyReadonlyArray2<'py, f64>,
+    n: usize,
+    online: bool,
+    fixed_variance: bool,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let (m, p) = (packed(&masks, n, "masks")?, slice(&phi, "phi")?);
+    let mode = if online { lira::LiraMode::Online } else { lira::LiraMode::Offline };
+    let out = enter(py, None, |cancel| lira::lira(m, p, mode, fixed_variance, cancel))?;
+    matrix(py, out, m.rows(), n)
+}
+
+/// phi = z_y - logsumexp_{y' != y} z_{y'} for (M, C) float32/float64 logits.
+#[pyfunction]
+fn logit_confidence<'py>(
+    py: Python<'py>,
+    logits: &Bound<'py, PyAny>,
+    labels: PyReadonlyArray1<'py, i64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let y = slice1(&labels, "labels")?;
+    let out = if let Ok(z) = logits.extract::<PyReadonlyArray2<'py, f32>>() {
+        let (rows, c) = dims(&z);
+        let zs = slice(&z, "logits")?;
+        enter(py, None, |_| confidence::logit_confidence(zs, y, rows, c))?
+    } else if let Ok(z) = logits.extract::<PyReadonlyArray2<'py, f64>>() {
+        let (rows, c) = dims(&z);
+        let zs = slice(&z, "logits")?;
+        enter(py, None, |_| confidence::logit_confidence(zs, y, rows, c))?
+    } else {
+        return Err(PyValueError::new_err("logits must be a 2-D float32 or float64 array"));
+    };
+    Ok(out.into_pyarray(py))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(outcome_sums_bool, m)?)?;
+    m.add_function(wrap_pyfunction!(outcome_sums_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(influence_full, m)?)?;
+    m.add_function(wrap_pyfunction!(influence_topk, m)?)?;
+    m.add_function(wrap_pyfunction!(lira_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(logit_confidence, m)?)?;
+    Ok(())
+}
