@@ -123,6 +123,11 @@ const U32: f64 = 1.0 / (1u64 << 24) as f64;
 /// Largest squared norm / product the float32 scores may reach.
 const F32_LIMIT: f64 = f32::MAX as f64 / 8.0;
 
+/// `x < F32_LIMIT`, false for NaN (a NaN bound is refused like an overflow).
+fn below_f32_limit(x: f64) -> bool {
+    matches!(x.partial_cmp(&F32_LIMIT), Some(std::cmp::Ordering::Less))
+}
+
 /// Exact (f64) score of query `q` and key `x` in the search's order (smaller is nearer):
 /// `Σ (q − x)²` for l2, `−q·x` for ip and cosine (unit rows).
 #[inline]
@@ -226,7 +231,7 @@ fn normalize(row: &mut [f32]) {
 /// Refuse keys whose squared norms would overflow the float32 scores.
 fn check_radius(radius: f64) -> Result<()> {
     ensure!(
-        radius * radius < F32_LIMIT,
+        below_f32_limit(radius * radius),
         "keys: squared norms overflowed float32 (largest {:.3e}, limit {:.3e}): scale the data down",
         radius * radius,
         F32_LIMIT
@@ -396,7 +401,7 @@ impl KnnIndex {
                 _ => qn * self.radius,
             };
             ensure!(
-                bound < F32_LIMIT,
+                below_f32_limit(bound),
                 "query {j}: distances overflowed float32 (norms {qn:.3e} and {:.3e}): scale the data down",
                 self.radius
             );
