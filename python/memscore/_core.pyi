@@ -18,6 +18,7 @@ __all__ = [
     "logit_confidence",
     "outcome_sums_bool",
     "outcome_sums_f64",
+    "stderr_from_sums",
     "set_num_threads",
 ]
 
@@ -44,6 +45,14 @@ def outcome_sums_f64(
     n: int,
     shift: npt.NDArray[np.float64] | None = None,
 ) -> _Sums: ...
+def stderr_from_sums(
+    sum_in: npt.NDArray[np.float64],
+    sumsq_in: npt.NDArray[np.float64],
+    n_in: npt.NDArray[np.float64],
+    sum_out: npt.NDArray[np.float64],
+    sumsq_out: npt.NDArray[np.float64],
+    n_out: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]: ...
 def influence_full(
     masks: npt.NDArray[np.uint8],
     outcomes: npt.NDArray[np.uint8] | npt.NDArray[np.float64],

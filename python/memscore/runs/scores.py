@@ -155,14 +155,6 @@ class OutcomeStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(n > 0, s / np.maximum(n, 1) + shift, np.nan)
 
-    @staticmethod
-    def _var(s: F64, q: F64, n: npt.NDArray[np.int64]) -> F64:
-        # Sample variance (ddof=1) from shifted sums; NaN below two runs.
-        with np.errstate(invalid="ignore", divide="ignore"):
-            nf = n.astype(np.float64)
-            v = (q - s * s / np.maximum(nf, 1)) / (nf - 1)
-        return np.where(n >= 2, np.maximum(v, 0.0), np.nan)
-
     def mean_in(self) -> F64:
         """Mean outcome over runs that trained on each example.
 
@@ -196,15 +188,23 @@ class OutcomeStats:
     def memorization_stderr(self) -> F64:
         """``sqrt(s_in²/n_in + s_out²/n_out)`` with ddof=1 variances.
 
+        Computed in the core by the same function as :func:`influence`'s standard errors.
+
         Returns
         -------
         ndarray of float64, shape (N,)
             NaN where a side has fewer than two runs.
         """
-        v_in = self._var(self.sum_in, self.sumsq_in, self.n_in)
-        v_out = self._var(self.sum_out, self.sumsq_out, self.n_out)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.sqrt(v_in / self.n_in + v_out / self.n_out)
+        f = np.float64
+        out: F64 = _core.stderr_from_sums(
+            np.ascontiguousarray(self.sum_in, dtype=f),
+            np.ascontiguousarray(self.sumsq_in, dtype=f),
+            self.n_in.astype(f),
+            np.ascontiguousarray(self.sum_out, dtype=f),
+            np.ascontiguousarray(self.sumsq_out, dtype=f),
+            self.n_out.astype(f),
+        )
+        return out
 
 
 @overload

@@ -92,6 +92,23 @@ fn outcome_sums_f64<'py>(
     Ok(sums_tuple(py, s))
 }
 
+/// Standard error of `mean_in - mean_out` per example from the sums of the two groups.
+#[pyfunction]
+fn stderr_from_sums<'py>(
+    py: Python<'py>,
+    sum_in: PyReadonlyArray1<'py, f64>,
+    sumsq_in: PyReadonlyArray1<'py, f64>,
+    n_in: PyReadonlyArray1<'py, f64>,
+    sum_out: PyReadonlyArray1<'py, f64>,
+    sumsq_out: PyReadonlyArray1<'py, f64>,
+    n_out: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (a, b, c) = (slice1(&sum_in, "sum_in")?, slice1(&sumsq_in, "sumsq_in")?, slice1(&n_in, "n_in")?);
+    let (d, e, f) = (slice1(&sum_out, "sum_out")?, slice1(&sumsq_out, "sumsq_out")?, slice1(&n_out, "n_out")?);
+    let out = enter(py, None, |_| sums::stderr_from_sums(a, b, c, d, e, f))?;
+    Ok(out.into_pyarray(py))
+}
+
 /// Test outcomes as they cross: packed bools (uint8) or float64.
 enum Outcomes<'py> {
     Bool(PyReadonlyArray2<'py, u8>),
@@ -259,6 +276,7 @@ fn logit_confidence<'py>(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(outcome_sums_bool, m)?)?;
     m.add_function(wrap_pyfunction!(outcome_sums_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(stderr_from_sums, m)?)?;
     m.add_function(wrap_pyfunction!(influence_full, m)?)?;
     m.add_function(wrap_pyfunction!(influence_topk, m)?)?;
     m.add_function(wrap_pyfunction!(lira_scores, m)?)?;

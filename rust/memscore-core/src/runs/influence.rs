@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::popcount::{kernel_for, Kernel1x4};
-use super::sums::check_shape;
+use super::sums::{check_shape, diff_stderr, sample_var};
 use super::topk::TopK;
 use crate::bits::{BitColumns, PackedRows};
 use crate::cpu::popcount_level;
@@ -113,16 +113,6 @@ trait TileEval: Sync {
     );
 }
 
-/// Standard error of a difference of two means from their ddof=1 variances.
-#[inline(always)]
-fn diff_stderr(var_in: f64, n_in: f64, var_out: f64, n_out: f64) -> f64 {
-    if n_in < 2.0 || n_out < 2.0 {
-        f64::NAN
-    } else {
-        (var_in / n_in + var_out / n_out).max(0.0).sqrt()
-    }
-}
-
 // ---------------------------------------------------------------- binary outcomes
 
 struct BoolEval<'a> {
@@ -216,10 +206,9 @@ impl TileEval for BoolEval<'_> {
                         O::from_f64(if ok { (a * runs - tot * self.n_in[i]) / self.denom[i] } else { f64::NAN });
                     if let Some(se) = se.as_deref_mut() {
                         let (ni, no) = (self.n_in[i], self.n_out[i]);
-                        let (p_in, p_out) = (a / ni, (self.total[j] - a) / no);
-                        // Bernoulli sample variance with ddof=1: n/(n-1) p(1-p).
-                        let v_in = p_in * (1.0 - p_in) * ni / (ni - 1.0);
-                        let v_out = p_out * (1.0 - p_out) * no / (no - 1.0);
+                        // 0/1 outcomes: the sum of squares equals the sum.
+                        let out = self.total[j] - a;
+                        let (v_in, v_out) = (sample_var(a, a, ni), sample_var(out, out, no));
                         se[off] = O::from_f64(if ok { diff_stderr(v_in, ni, v_out, no) } else { f64::NAN });
                     }
                 }
@@ -351,10 +340,8 @@ impl TileEval for FloatEval<'_> {
                 if let (Some(se), Some(sq)) = (se.as_deref_mut(), sq.as_deref()) {
                     let q_in = sq[t];
                     let q_out = self.total_sq[j] - q_in;
-                    let v_in = (q_in - s_in * s_in / ni) / (ni - 1.0);
-                    let v_out = (q_out - s_out * s_out / no) / (no - 1.0);
-                    se[off] =
-                        O::from_f64(if ok { diff_stderr(v_in.max(0.0), ni, v_out.max(0.0), no) } else { f64::NAN });
+                    let (v_in, v_out) = (sample_var(s_in, q_in, ni), sample_var(s_out, q_out, no));
+                    se[off] = O::from_f64(if ok { diff_stderr(v_in, ni, v_out, no) } else { f64::NAN });
                 }
             }
         }

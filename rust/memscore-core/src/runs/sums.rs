@@ -11,6 +11,58 @@ use super::COL_CHUNK;
 use crate::bits::PackedRows;
 use crate::error::{check_len, ensure, try_filled, Result};
 
+/// Sample variance (ddof=1) of `n` values from their sum and sum of squares; NaN below
+/// two values, never negative (round-off in `sumsq - sum²/n` is clamped).
+#[inline(always)]
+pub fn sample_var(sum: f64, sumsq: f64, n: f64) -> f64 {
+    if n < 2.0 {
+        f64::NAN
+    } else {
+        ((sumsq - sum * sum / n) / (n - 1.0)).max(0.0)
+    }
+}
+
+/// Standard error of a difference of two means, `sqrt(var_in / n_in + var_out / n_out)`
+/// from ddof=1 variances; NaN when either side has fewer than two values. The one home of
+/// this formula: memorization's and influence's standard errors both use it.
+#[inline(always)]
+pub fn diff_stderr(var_in: f64, n_in: f64, var_out: f64, n_out: f64) -> f64 {
+    if n_in < 2.0 || n_out < 2.0 {
+        f64::NAN
+    } else {
+        (var_in / n_in + var_out / n_out).max(0.0).sqrt()
+    }
+}
+
+/// Standard error of `mean_in - mean_out` per example from sums over the two groups
+/// (slices of equal length: sums, sums of squares and counts of each group).
+pub fn stderr_from_sums(
+    sum_in: &[f64],
+    sumsq_in: &[f64],
+    n_in: &[f64],
+    sum_out: &[f64],
+    sumsq_out: &[f64],
+    n_out: &[f64],
+) -> Result<Vec<f64>> {
+    let n = sum_in.len();
+    for (name, len) in [
+        ("sumsq_in", sumsq_in.len()),
+        ("n_in", n_in.len()),
+        ("sum_out", sum_out.len()),
+        ("sumsq_out", sumsq_out.len()),
+        ("n_out", n_out.len()),
+    ] {
+        ensure!(len == n, "{name}: expected {n} values (as sum_in), got {len}");
+    }
+    let mut out = try_filled("standard errors", n, 0.0)?;
+    out.par_iter_mut().enumerate().for_each(|(i, o)| {
+        let v_in = sample_var(sum_in[i], sumsq_in[i], n_in[i]);
+        let v_out = sample_var(sum_out[i], sumsq_out[i], n_out[i]);
+        *o = diff_stderr(v_in, n_in[i], v_out, n_out[i]);
+    });
+    Ok(out)
+}
+
 /// Sums over the runs that did (`*_in`) and did not (`*_out`) train on each example.
 /// Float sums are of `outcome - shift[i]` (see [`outcome_sums_f64`]).
 #[derive(Debug, Clone, PartialEq)]
