@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import _core
 from ._validate import check_int
-from .errors import CorpusError, MemscoreError, StoreError
+from .errors import CorpusError, MemscoreError, RunNotFoundError, StoreError
 from .knn import KnnIndex, ResMem, extract_embeddings, knn, tune_resmem
 from .ngrams import (
     Corpus,
@@ -144,6 +144,7 @@ __all__ = [
     "ngram_stats",
     "MembershipMetrics",
     "MemscoreError",
+    "RunNotFoundError",
     "NotFittedError",
     "OutcomeStats",
     "PackedBits",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-__all__ = ["MemscoreError", "StoreError", "CorpusError", "NotFittedError"]
+__all__ = ["MemscoreError", "StoreError", "RunNotFoundError", "CorpusError", "NotFittedError"]
 
 
 class MemscoreError(Exception):
@@ -33,6 +33,14 @@ class MemscoreError(Exception):
 
 class StoreError(MemscoreError):
     """A run store is missing, damaged, or disagrees with what was added to it."""
+
+
+class RunNotFoundError(StoreError, KeyError):
+    """No run with the asked id in the store (a :class:`StoreError`; also a ``KeyError``)."""
+
+    def __str__(self) -> str:
+        """The message itself (``KeyError`` would quote it)."""
+        return str(self.args[0]) if self.args else ""
 
 
 class CorpusError(MemscoreError):

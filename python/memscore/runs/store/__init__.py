@@ -65,7 +65,7 @@ Modules: :mod:`.format` (layout, manifest, the one table of run-file fields), :m
 
 from __future__ import annotations
 
-from .format import RunNotFoundError
+from ...errors import RunNotFoundError
 from .store import RunStore
 
 __all__ = ["RunNotFoundError", "RunStore"]

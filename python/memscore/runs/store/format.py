@@ -36,7 +36,6 @@ __all__ = [
     "VERSION",
     "Field",
     "Layout",
-    "RunNotFoundError",
 ]
 
 FORMAT = "memscore-runstore"
@@ -53,14 +52,6 @@ RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 INT64_MAX = int(np.iinfo(np.int64).max)
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-class RunNotFoundError(StoreError, KeyError):
-    """No run with the asked id in the store (a :class:`StoreError`; also a ``KeyError``)."""
-
-    def __str__(self) -> str:
-        """The message itself (``KeyError`` would quote it)."""
-        return str(self.args[0]) if self.args else ""
 
 
 # ----------------------------------------------------------------------------- the field table

@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
-from ...errors import StoreError
+from ...errors import RunNotFoundError, StoreError
 from ..bits import PackedBits
 from .format import (
     FIELDS,
@@ -21,7 +21,6 @@ from .format import (
     SNAP_KINDS,
     SPLITS,
     Layout,
-    RunNotFoundError,
     check_int,
     check_run_id,
     outcome_name,
