@@ -14,6 +14,9 @@ MODULES = [
     "memscore._validate",
     "memscore._io",
     "memscore.runs.scores",
+    "memscore.runs.outcomes",
+    "memscore.runs.membership",
+    "memscore.runs.bits",
     "memscore.runs.proxies",
     "memscore.runs.datasets",
     "memscore.runs.report",
@@ -26,7 +29,7 @@ MODULES = [
     "memscore.ngrams.taskgram.pipeline",
     "memscore.reference",
 ]
-NEEDS_TORCH = ["memscore._torch", "memscore.runs.train.driver"]
+NEEDS_TORCH = ["memscore._torch", "memscore.runs.train.driver", "memscore.runs.train.models", "memscore.runs.train.config", "memscore.runs.train.ensemble"]
 
 
 @pytest.mark.parametrize("name", MODULES + NEEDS_TORCH)

@@ -228,7 +228,7 @@ def test_grand_is_the_per_example_gradient_norm(tmp_path):
                snapshot_epochs=(0,), grand=True, progress=False)  # fmt: skip
     _, grand = store.snapshots("train", "grand")
     # epoch 0 = the initial model of run r, rebuilt by hand
-    from memscore.runs.train.driver import init_model
+    from memscore.runs.train.models import init_model
 
     for r in range(2):
         model = init_model(fn, 0, r)

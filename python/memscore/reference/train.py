@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from .._torch import require_torch
-from ..runs.train.driver import _as_xy, epoch_batches, init_model, run_seed
+from ..runs.train.config import _as_xy
+from ..runs.train.models import epoch_batches, init_model, run_seed
 from ..runs.train.plan import SubsetPlan
 
 

@@ -1,7 +1,9 @@
 """The runs engine: per-example scores across many training runs on random subsets.
 
-- :mod:`~memscore.runs.scores`: array-level memorization, influence, hold-out accuracy,
-  LiRA and membership metrics;
+- :mod:`~memscore.runs.scores`: array-level memorization, influence, hold-out accuracy;
+- :mod:`~memscore.runs.membership`: LiRA and the metrics of a membership attack;
+- :mod:`~memscore.runs.outcomes`: φ and snapshot outcomes from logits;
+- :mod:`~memscore.runs.bits`: :class:`PackedBits`, masks at one bit per run and example;
 - :mod:`~memscore.runs.store`: the on-disk run store and its streamed scores;
 - :mod:`~memscore.runs.proxies`: disagreement, proxy tables and trajectories;
 - :mod:`~memscore.runs.train`: the training driver (torch);
@@ -12,18 +14,10 @@
 from __future__ import annotations
 
 from .bits import PackedBits
+from .membership import MembershipMetrics, lira, membership_metrics
+from .outcomes import logit_confidence, snapshot_outcomes
 from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
-from .scores import (
-    MembershipMetrics,
-    OutcomeStats,
-    holdout_accuracy,
-    influence,
-    lira,
-    logit_confidence,
-    membership_metrics,
-    memorization,
-    snapshot_outcomes,
-)
+from .scores import OutcomeStats, holdout_accuracy, influence, memorization
 from .store import RunStore
 
 __all__ = [

@@ -22,8 +22,8 @@ from .._io import atomic_write
 from .._validate import check_int
 from ..errors import StoreError
 from .datasets import DATASETS, TaskData, load_dataset
+from .membership import membership_metrics
 from .proxies import disagreement, proxy_table, trajectories
-from .scores import membership_metrics
 from .store import RunStore
 
 __all__ = ["Sweep", "open_scored", "score_store", "summarize", "write_report", "task_of"]

@@ -17,8 +17,8 @@ import polars as pl
 
 from ...errors import StoreError
 from ..bits import PackedBits
+from ..membership import lira as _lira
 from ..scores import influence as _influence
-from ..scores import lira as _lira
 from .format import check_int, outcome_name
 from .reading import ReadMethods
 from .scan import SNAP_COLUMNS, GroupedStats, RunRecord, SnapshotStats, Stacked, load, ratio_keys, scan, stack_records

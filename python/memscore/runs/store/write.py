@@ -27,7 +27,7 @@ import numpy.typing as npt
 from ..._io import TMP_PREFIX, _fsync_dir, _write_tmp
 from ..._validate import as_labels, as_mask, as_outcomes, to_numpy
 from ...errors import StoreError
-from ..scores import logit_confidence
+from ..outcomes import logit_confidence
 from .format import (
     FIELDS,
     INT64_MAX,

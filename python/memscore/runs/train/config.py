@@ -1,0 +1,156 @@
+"""Training settings (:class:`TrainConfig`) and the training data as tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..._torch import require_torch
+from ..._validate import check_bool, check_choice, check_float, check_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+__all__ = ["TrainConfig"]
+
+_OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def _torch() -> Any:
+    """torch, imported on first use (the ``train`` extra)."""
+    return require_torch("memscore.train")
+
+
+def _as_xy(data: Any, name: str) -> tuple[Any, Any]:
+    """(inputs float tensor, labels int64 tensor) from a pair of arrays/tensors or a Dataset."""
+    torch = _torch()
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+    elif hasattr(data, "__len__") and hasattr(data, "__getitem__"):
+        # A map-style torch Dataset of (input, label) items: materialize it once; the
+        # whole set lives on the device so that every member can draw its own batches.
+        if len(data) == 0:
+            raise ValueError(f"{name}: the dataset is empty")
+        items = [data[i] for i in range(len(data))]
+        if not all(isinstance(it, (tuple, list)) and len(it) == 2 for it in items[:1]):
+            raise TypeError(f"{name}: expected a Dataset of (input, label) pairs")
+        x = torch.stack([torch.as_tensor(it[0]) for it in items])
+        y = torch.as_tensor([int(it[1]) for it in items])
+    else:
+        raise TypeError(
+            f"{name}: expected (inputs, labels) arrays/tensors or a torch Dataset, got {type(data).__name__}"
+        )
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    if not torch.is_floating_point(x):
+        x = x.float()
+    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise TypeError(f"{name}: expected 1-D integer class labels, got shape {tuple(y.shape)} {y.dtype}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"{name}: {x.shape[0]} inputs but {y.shape[0]} labels")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: no examples")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name}: inputs contain NaN or infinite values")
+    return x, y.long()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters shared by every run (kept in each run's metadata).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over each run's subset, >= 1.
+    batch_size : int
+        Minibatch size, >= 1.
+    lr : float
+        Learning rate, > 0.
+    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
+        As in ``torch.optim``.
+    momentum : float, default 0.9
+        SGD momentum, >= 0.
+    weight_decay : float, default 0.0
+        >= 0.
+    betas : tuple of two floats, default (0.9, 0.999)
+        Adam / AdamW betas, each in [0, 1).
+    eps : float, default 1e-8
+        Adam / AdamW epsilon, >= 0.
+    snapshot_epochs : tuple of int, default ()
+        Increasing epochs in ``0..epochs`` after which outcomes are recorded.
+    grand : bool, default False
+        Record per-example gradient norms at the snapshots.
+    seed : int, default 0
+        Seed of the runs.
+
+    Raises
+    ------
+    TypeError
+        A value of the wrong type.
+    ValueError
+        A value out of range.
+
+    Examples
+    --------
+    >>> from memscore.train import TrainConfig
+    >>> TrainConfig(epochs=2, batch_size=32, lr=0.1).as_dict()["optimizer"]
+    'sgd'
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    snapshot_epochs: tuple[int, ...] = ()
+    grand: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int(self.epochs, "epochs", 1)
+        check_int(self.batch_size, "batch_size", 1)
+        check_choice(self.optimizer, "optimizer", _OPTIMIZERS)
+        check_float(self.lr, "lr", 0.0, low_open=True)
+        for name in ("momentum", "weight_decay", "eps"):
+            check_float(getattr(self, name), name, 0.0)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise TypeError(f"betas: expected a pair of floats, got {self.betas!r}")
+        for b in self.betas:
+            check_float(b, "betas[]", 0.0, 1.0, high_open=True)
+        check_bool(self.grand, "grand")
+        check_int(self.seed, "seed", 0)
+        if isinstance(self.snapshot_epochs, (str, bytes)) or not hasattr(self.snapshot_epochs, "__iter__"):
+            raise TypeError(f"snapshot_epochs: expected a sequence of integers, got {self.snapshot_epochs!r}")
+        snaps = tuple(check_int(e, "snapshot_epochs[]") for e in self.snapshot_epochs)
+        if any(b <= a for a, b in zip(snaps, snaps[1:], strict=False)) or any(e < 0 or e > self.epochs for e in snaps):
+            raise ValueError(
+                f"snapshot_epochs: expected increasing epochs in 0..{self.epochs}, got {list(self.snapshot_epochs)}"
+            )
+        object.__setattr__(self, "snapshot_epochs", snaps)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready description (each run's metadata).
+
+        Returns
+        -------
+        dict of str to object
+        """
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "optimizer": self.optimizer,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "snapshot_epochs": list(self.snapshot_epochs),
+            "grand": self.grand,
+            "seed": self.seed,
+        }
