@@ -29,7 +29,13 @@ MODULES = [
     "memscore.ngrams.taskgram.pipeline",
     "memscore.reference",
 ]
-NEEDS_TORCH = ["memscore._torch", "memscore.runs.train.driver", "memscore.runs.train.models", "memscore.runs.train.config", "memscore.runs.train.ensemble"]
+NEEDS_TORCH = [
+    "memscore._torch",
+    "memscore.runs.train.driver",
+    "memscore.runs.train.models",
+    "memscore.runs.train.config",
+    "memscore.runs.train.ensemble",
+]
 
 
 @pytest.mark.parametrize("name", MODULES + NEEDS_TORCH)

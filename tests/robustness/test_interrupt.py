@@ -18,6 +18,20 @@ CALLS = {
         outcomes = rng.random((500, 20000))
         go = lambda: memscore.influence(masks, outcomes, top_k=5)
     """,
+    # LiRA over many runs and examples: each target's leave-one-out over sorted lists.
+    "lira": """
+        masks = rng.random((400, 400000)) < 0.5
+        phi = rng.normal(size=(400, 400000))
+        go = lambda: memscore.lira(masks, phi)
+    """,
+    # An n-gram pass over 30 M tokens with 200k queries and 100k pairs.
+    "ngrams": """
+        tokens = rng.integers(0, 2000, 30_000_000).astype(np.uint16)
+        corpus = memscore.Corpus.from_tokens(tokens, np.arange(0, 30_000_000, 300))
+        queries = rng.integers(0, 2000, (200_000, 2))
+        pairs = [(list(a), list(b)) for a, b in zip(queries[:100_000], queries[100_000:])]
+        go = lambda: memscore.ngram_stats(corpus, queries, pairs)
+    """,
     # 200k x 100k x 64 distances.
     "knn": """
         keys = rng.random((100000, 64), dtype=np.float32)
