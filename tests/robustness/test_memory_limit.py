@@ -56,6 +56,14 @@ CASES = {
         cap()
         memscore.lira(masks, phi)
     """,
+    # 4 M query bigrams over a 2^20-token vocabulary: the trie and the per-thread counters
+    "ngrams": """
+        tokens = rng.integers(0, 1 << 20, 2_000_000).astype(np.uint32)
+        corpus = memscore.Corpus.from_tokens(tokens, np.arange(0, 2_000_000, 1000))
+        qs = memscore.ngrams.QuerySet(corpus, rng.integers(0, 1 << 20, (4_000_000, 2)))
+        cap()
+        qs.count(corpus)
+    """,
     # kNN with k = N: (Q, k) distances and indices, ~9 GB
     "knn": """
         keys = rng.random((200_000, 8), dtype=np.float32)

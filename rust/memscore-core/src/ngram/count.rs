@@ -12,6 +12,7 @@
 //! stays in the L1 cache, so the many pair checks of a document cost almost nothing.
 
 use super::index::{prefetch, Index, PairLists, NO_UID};
+use crate::error::{try_filled, Result};
 
 /// Re-list the pairs under their rarer n-gram (by this thread's document frequencies)
 /// after this many documents, and again after 16 times as many.
@@ -73,17 +74,19 @@ pub struct Totals {
 }
 
 impl Acc {
-    pub fn new(ix: &Index) -> Acc {
+    /// A thread's counters: about 40 bytes per distinct n-gram and 12 per pair, allocated
+    /// fallibly (many threads times many queries is the n-gram engine's largest allocation).
+    pub fn new(ix: &Index) -> Result<Acc> {
         let mut acc = Acc {
-            recs: vec![Rec::default(); ix.n_unique + 1],
-            seen: vec![0; ix.n_unique.div_ceil(64) + 1],
+            recs: try_filled("n-gram counters", ix.n_unique + 1, Rec::default())?,
+            seen: try_filled("n-gram presence bits", ix.n_unique.div_ceil(64) + 1, 0)?,
             list: Vec::new(),
             other: Vec::new(),
             pair_id: Vec::new(),
-            co32: vec![0; ix.n_pairs],
-            counts: vec![0; ix.n_unique],
-            df: vec![0; ix.n_unique],
-            co: vec![0; ix.n_pairs],
+            co32: try_filled("pair counters", ix.n_pairs, 0)?,
+            counts: try_filled("n-gram counts", ix.n_unique, 0)?,
+            df: try_filled("document frequencies", ix.n_unique, 0)?,
+            co: try_filled("co-occurrence counts", ix.n_pairs, 0)?,
             since_flush: 0,
             hits: Vec::new(),
             present: Vec::new(),
@@ -97,8 +100,8 @@ impl Acc {
         };
         // before any statistics: longer n-grams tend to be rarer, so list under the longer
         let lens = &ix.unique_len;
-        acc.set_lists(PairLists::build(ix.n_unique, &ix.pairs, |u| u64::MAX - lens[u as usize] as u64, |_| 0));
-        acc
+        acc.set_lists(PairLists::build(ix.n_unique, &ix.pairs, |u| u64::MAX - lens[u as usize] as u64, |_| 0)?);
+        Ok(acc)
     }
 
     fn set_lists(&mut self, l: PairLists) {
@@ -251,7 +254,10 @@ impl Acc {
                 |u| (df[u as usize] << 8) | (255 - lens[u as usize].min(255)) as u64,
                 |u| u64::MAX - df[u as usize],
             );
-            self.set_lists(lists);
+            // Re-listing only speeds the scan up: without room for new lists, keep the old.
+            if let Ok(lists) = lists {
+                self.set_lists(lists);
+            }
             self.relist_at = self.relist_at.saturating_mul(16);
         }
     }

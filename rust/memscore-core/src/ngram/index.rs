@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 
 pub use super::table::prefetch;
 use super::table::BucketMap;
-use crate::error::{Error, Result};
+use crate::error::{try_filled, try_with_capacity, Error, Result};
 
 pub const NONE: u32 = u32::MAX;
 /// `Entry::info` bit: the node has children.
@@ -134,12 +134,19 @@ impl Index {
         let max_tok = tokens.iter().copied().max().unwrap_or(0) as usize;
         let dense_len = if tokens.is_empty() { 0 } else { (max_tok + 1).min(DENSE_ROOT_MAX) };
         let mut b = Builder {
-            dense: vec![NONE; dense_len],
+            dense: try_filled("the query trie", dense_len, NONE)?,
             edges: FxHashMap::default(),
             terminal: vec![NO_UID],
             has_children: vec![false],
         };
-        let mut ngram_unique = Vec::with_capacity(n_ngrams);
+        // Every query token adds at most one node and one edge: reserve for all of them up
+        // front, fallibly, so that building the trie never grows (or aborts) midway.
+        let nodes = tokens.len() + 1;
+        let room = |what: &str, item: usize| Error::memory(what, nodes as u128 * item as u128);
+        b.edges.try_reserve(tokens.len()).map_err(|_| room("the query trie's edges", 16))?;
+        b.terminal.try_reserve_exact(nodes).map_err(|_| room("the query trie", 4))?;
+        b.has_children.try_reserve_exact(nodes).map_err(|_| room("the query trie", 1))?;
+        let mut ngram_unique = try_with_capacity("query ids", n_ngrams)?;
         let mut n_unique = 0usize;
         let mut max_n = 0;
         for k in 0..n_ngrams {
@@ -170,8 +177,8 @@ impl Index {
         }
         let root_dense = b.dense.iter().map(|&c| b.entry(c)).collect();
         let edges: Vec<(u64, u64)> = b.edges.iter().map(|(&k, &c)| (k, b.entry(c).packed())).collect();
-        let table = BucketMap::build(&edges, Entry::ABSENT.packed());
-        let mut unique_len = vec![0; n_unique];
+        let table = BucketMap::build(&edges, Entry::ABSENT.packed())?;
+        let mut unique_len = try_filled("query lengths", n_unique, 0)?;
         for k in 0..n_ngrams {
             unique_len[ngram_unique[k] as usize] = (starts[k + 1] - starts[k]) as u32;
         }
@@ -247,22 +254,22 @@ impl PairLists {
         pairs: &[(u32, u32)],
         rank: impl Fn(u32) -> u64,
         place: impl Fn(u32) -> u64,
-    ) -> PairLists {
+    ) -> Result<PairLists> {
         let anchor = |&(a, b): &(u32, u32)| if rank(b) < rank(a) { (b, a) } else { (a, b) };
-        let mut len = vec![0u32; n_unique];
+        let mut len = try_filled("pair lists", n_unique, 0u32)?;
         for pr in pairs {
             len[anchor(pr).0 as usize] += 1;
         }
         let mut order: Vec<u32> = (0..n_unique as u32).filter(|&u| len[u as usize] > 0).collect();
         order.sort_by_key(|&u| (place(u), u));
-        let mut range = vec![(0u32, 0u32); n_unique];
+        let mut range = try_filled("pair lists", n_unique, (0u32, 0u32))?;
         let mut at = 0u32;
         for &u in &order {
             range[u as usize] = (at, at);
             at += len[u as usize];
         }
-        let mut other = vec![0u32; pairs.len()];
-        let mut id = vec![0u32; pairs.len()];
+        let mut other = try_filled("pair lists", pairs.len(), 0u32)?;
+        let mut id = try_filled("pair lists", pairs.len(), 0u32)?;
         for (p, pr) in pairs.iter().enumerate() {
             let (a, b) = anchor(pr);
             let end = &mut range[a as usize].1;
@@ -270,6 +277,6 @@ impl PairLists {
             id[*end as usize] = p as u32;
             *end += 1;
         }
-        PairLists { range, other, id }
+        Ok(PairLists { range, other, id })
     }
 }

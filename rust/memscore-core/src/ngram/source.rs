@@ -135,14 +135,15 @@ impl Vocab {
     }
 
     /// Build the fast lookup of short words; call once all words are in.
-    pub fn freeze(&mut self) {
+    pub fn freeze(&mut self) -> Result<()> {
         let items: Vec<(u64, u64)> = self
             .map
             .iter()
             .filter(|(w, _)| w.len() <= 7)
             .map(|(w, &id)| (pack_short(w.as_bytes()), id as u64))
             .collect();
-        self.short = Some(BucketMap::build(&items, NOT_A_WORD));
+        self.short = Some(BucketMap::build(&items, NOT_A_WORD)?);
+        Ok(())
     }
 
     /// A lookup key for `word`, its table slot requested from memory: the packed word
@@ -883,7 +884,7 @@ pub fn count_with(
     let results: Vec<Result<Totals>> = (0..threads)
         .into_par_iter()
         .map(|_| {
-            let mut acc = Acc::new(ix);
+            let mut acc = Acc::new(ix)?;
             let mut sc = Scratch::default();
             loop {
                 if env.halted() {
@@ -911,7 +912,10 @@ pub fn count_with(
             Some(t) => t.merge(&a),
         }
     }
-    let total = total.unwrap_or_else(|| Acc::new(ix).finish());
+    let total = match total {
+        Some(t) => t,
+        None => Acc::new(ix)?.finish(),
+    };
     Ok(Stats::from_totals(ix, &total))
 }
 
@@ -963,7 +967,7 @@ pub fn count_text_queries(
     let mut vocab = Vocab::default();
     let (ids, starts) = text_queries(&mut vocab, queries)?;
     vocab.add_stopwords(normalizer.stopwords.iter().map(|s| &**s));
-    vocab.freeze();
+    vocab.freeze()?;
     let ix = Index::build(&ids, &starts, pairs)?;
     let ctx = TextCtx { tokens: TextTokens::Words { normalizer, vocab: &vocab }, skip_errors };
     count_with(shards, &ix, Some(&ctx), progress, cancel)

@@ -5,6 +5,8 @@
 //! only when the home bucket is full and holds no match, which is rare. Used for the trie
 //! edges and for the vocabulary of text corpora.
 
+use crate::error::{try_filled, try_with_capacity, Result};
+
 /// The reserved key marking empty slots; callers never use it as a key.
 pub const EMPTY: u64 = u64::MAX;
 
@@ -35,16 +37,17 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// `vec![x; n]`, asking Linux to back it with 2 MiB pages when it is large: the counting
-/// tables are read at random, and with 4 KiB pages many reads would also miss the TLB.
-pub fn huge_vec<T: Clone>(n: usize, x: T) -> Vec<T> {
+/// `vec![x; n]`, allocated fallibly, asking Linux to back it with 2 MiB pages when it is
+/// large: the counting tables are read at random, and with 4 KiB pages many reads would
+/// also miss the TLB.
+pub fn huge_vec<T: Clone>(what: &str, n: usize, x: T) -> Result<Vec<T>> {
     const HUGE: usize = 2 << 20;
     let size = std::mem::size_of::<T>().max(1);
-    if n * size < HUGE {
-        return vec![x; n];
+    if n.saturating_mul(size) < HUGE {
+        return try_filled(what, n, x);
     }
     // room to start the hinted range on a 2 MiB boundary
-    let mut v = Vec::with_capacity(n + HUGE / size);
+    let mut v = try_with_capacity(what, n.saturating_add(HUGE / size))?;
     #[cfg(target_os = "linux")]
     {
         let p = v.as_mut_ptr() as usize;
@@ -59,14 +62,15 @@ pub fn huge_vec<T: Clone>(n: usize, x: T) -> Vec<T> {
         }
     }
     v.resize(n, x);
-    v
+    Ok(v)
 }
 
 impl BucketMap {
     /// Build from distinct keys (none equal to [`EMPTY`]); absent keys map to `absent`.
-    pub fn build(items: &[(u64, u64)], absent: u64) -> BucketMap {
+    pub fn build(items: &[(u64, u64)], absent: u64) -> Result<BucketMap> {
         let n_buckets = items.len().div_ceil(2).max(2).next_power_of_two();
-        let mut buckets = huge_vec(n_buckets, Bucket { keys: [EMPTY; 4], vals: [absent; 4] });
+        let mut buckets =
+            huge_vec("an n-gram lookup table", n_buckets, Bucket { keys: [EMPTY; 4], vals: [absent; 4] })?;
         let shift = 64 - n_buckets.trailing_zeros();
         let mask = n_buckets - 1;
         for &(k, v) in items {
@@ -82,7 +86,7 @@ impl BucketMap {
                 b = (b + 1) & mask;
             }
         }
-        BucketMap { buckets, shift, absent }
+        Ok(BucketMap { buckets, shift, absent })
     }
 
     #[inline(always)]
@@ -134,7 +138,7 @@ mod tests {
     fn full_buckets_and_absent_keys() {
         // every key has the same home bucket's neighbourhood: chains across buckets
         let items: Vec<(u64, u64)> = (0..1000u64).map(|i| (i * 7919, i + 1)).collect();
-        let m = BucketMap::build(&items, 0);
+        let m = BucketMap::build(&items, 0).unwrap();
         for &(k, v) in &items {
             assert_eq!(m.get(k), v);
         }
@@ -143,11 +147,11 @@ mod tests {
                 assert_eq!(m.get(k), 0);
             }
         }
-        let e = BucketMap::build(&[], 5);
+        let e = BucketMap::build(&[], 5).unwrap();
         assert_eq!(e.get(3), 5);
         // a tiny table that is full everywhere but one slot
         let items: Vec<(u64, u64)> = (0..4u64).map(|i| (i, i + 10)).collect();
-        let m = BucketMap::build(&items, 0);
+        let m = BucketMap::build(&items, 0).unwrap();
         assert!((0..4).all(|i| m.get(i) == i + 10) && m.get(99) == 0);
     }
 }
