@@ -62,31 +62,14 @@ class PackedBits:
             raise TypeError(f"PackedBits.pack: expected a 2-D bool array, got {m.dtype} of shape {m.shape}")
         return cls(np.packbits(m, axis=1), m.shape[1])
 
-    @classmethod
-    def from_rows(cls, rows: list[npt.NDArray[np.uint8]], n: int) -> PackedBits:
-        """Stack packed rows of ``n`` bits each (as stored, one per run)."""
-        if not rows:
-            return cls(np.zeros((0, n_bytes(n)), dtype=np.uint8), n)
-        return cls(np.stack(rows), n)
-
     @property
     def shape(self) -> tuple[int, int]:
         """``(R, n)``, the shape of the unpacked matrix."""
         return (int(self.bits.shape[0]), self.n)
 
-    @property
-    def n_rows(self) -> int:
-        """Number of rows (runs)."""
-        return int(self.bits.shape[0])
-
     def unpack(self) -> npt.NDArray[np.bool_]:
         """The ``(R, n)`` bool matrix (one byte per bit)."""
         return np.unpackbits(self.bits, axis=1, count=self.n).astype(np.bool_)
-
-    def row_counts(self) -> npt.NDArray[np.int64]:
-        """Set bits per row."""
-        counts: npt.NDArray[np.int64] = np.unpackbits(self.bits, axis=1).sum(axis=1, dtype=np.int64)
-        return counts
 
     def __getitem__(self, rows: Any) -> PackedBits:
         """A subset of the rows (``bits[rows]``), still packed."""
