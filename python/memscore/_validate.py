@@ -63,6 +63,13 @@ def to_numpy(x: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name}: expected an array, got {type(x).__name__}") from exc
 
 
+def _unpacked(x: Any) -> Any:
+    """``x``, with a :class:`PackedBits` unpacked to one bool per element."""
+    from .runs.bits import PackedBits
+
+    return x.unpack() if isinstance(x, PackedBits) else x
+
+
 @overload
 def as_mask(x: Any, name: str = ..., ndim: int = ..., *, packed: Literal[False] = ...) -> npt.NDArray[np.bool_]: ...
 @overload
@@ -76,11 +83,9 @@ def as_mask(x: Any, name: str = "masks", ndim: int = 2, *, packed: bool = False)
     """
     from .runs.bits import PackedBits
 
-    if isinstance(x, PackedBits):
-        if packed:
-            return x
-        x = x.unpack()  # the caller wants one bool per element
-    a = to_numpy(x, name)
+    if isinstance(x, PackedBits) and packed:
+        return x
+    a = to_numpy(_unpacked(x), name)
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     if a.dtype == np.bool_:
@@ -108,11 +113,9 @@ def as_outcomes(x: Any, name: str, ndim: int = 2, *, packed: bool = False) -> An
     """
     from .runs.bits import PackedBits
 
-    if isinstance(x, PackedBits):
-        if packed:
-            return x
-        x = x.unpack()  # the caller wants one bool per element
-    a = to_numpy(x, name)
+    if isinstance(x, PackedBits) and packed:
+        return x
+    a = to_numpy(_unpacked(x), name)
     if a.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     if a.dtype == np.bool_:
