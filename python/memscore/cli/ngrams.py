@@ -125,6 +125,11 @@ def count(
     split: str = typer.Option("paragraph", "--split", help="Text files: file, paragraph or line."),
     on_error: str = typer.Option("raise", "--on-error", help="raise, or skip (and count) bad lines."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Count on a Ray cluster: auto (running cluster), local, or the head's host:port."
+    ),
+    shards_per_task: int = typer.Option(1, "--shards-per-task", help="With --ray: shards counted by one task."),
+    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="With --ray: CPUs reserved by one task."),
 ) -> None:
     """Count every query n-gram and pair in every shard, one partial per shard, then merge."""
     stop: Any = None
@@ -164,6 +169,11 @@ def count(
         else:
             todo.append((sh, dest))
     typer.echo(f"{len(shards)} shards, {len(done_paths)} already done, {len(todo)} to count; key {key[:16]}")
+    if ray is not None:
+        # one Ray task per shard group; workers write the same partials (paths on a
+        # file system they see), so resuming and merging below are unchanged
+        done_paths += _count_on_ray(query_set, todo, ray, shards_per_task, cpus_per_task, progress)
+        todo = []
 
     from rich.progress import (
         BarColumn,
@@ -189,7 +199,7 @@ def count(
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        disable=not progress,
+        disable=not progress or not todo,
     ) as bar:
         task = bar.add_task("count", total=total)
         # shards in parallel, one partial each: every call releases the GIL and runs on
@@ -232,6 +242,31 @@ def count(
         f"merged {len(parts)} partials: {merged.n_documents:,} documents, {merged.n_tokens:,} tokens, "
         f"{merged.n_skipped:,} skipped lines -> {out / 'merged.parquet'}"
     )
+
+
+def _count_on_ray(
+    query_set: QuerySet,
+    todo: list[tuple[Corpus, Path]],
+    address: str,
+    shards_per_task: int,
+    cpus_per_task: float,
+    progress: bool,
+) -> list[Path]:
+    """Count ``todo`` on Ray (:func:`memscore.ngrams.ray_count.count_shards`), each worker
+    writing its shards' partials; errors are reported as the local path reports them."""
+    from ..cluster import ClusterError, RayExecutor
+    from ..ngrams.ray_count import count_shards
+
+    try:
+        executor = RayExecutor(address=address, shards_per_task=shards_per_task, cpus_per_task=cpus_per_task)
+        count_shards(query_set, [sh for sh, _ in todo], executor, dests=[d for _, d in todo], progress=progress)
+    except (ClusterError, ImportError, ValueError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except (CorpusError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    return [d for _, d in todo]
 
 
 @app.command("clean")

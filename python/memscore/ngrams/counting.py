@@ -89,6 +89,7 @@ def ngram_stats(
     pairs: Sequence[tuple[Any, Any]] | None = None,
     *,
     progress: bool = False,
+    executor: Any = None,
 ) -> NgramStats:
     """Occurrence counts and document frequency of ``queries`` and document co-occurrence
     of ``pairs``, in one pass over ``corpus``.
@@ -106,6 +107,11 @@ def ngram_stats(
     progress : bool, default False
         Show a progress bar (tqdm, on stderr) of the input bytes consumed, with their rate
         and an ETA; the count stays one parallel pass.
+    executor : memscore.cluster.RayExecutor, optional
+        Count on a Ray cluster instead: one task per shard (or ``shards_per_task``
+        shards), the prepared queries shared through Ray's object store, the per-shard
+        results merged here; the counts equal those of one local pass
+        (:func:`memscore.ngrams.ray_count.count_shards`).
 
     Returns
     -------
@@ -133,6 +139,11 @@ def ngram_stats(
         qs = queries
     else:
         qs = QuerySet(corpus, queries, pairs)
+    if executor is not None:
+        from .ray_count import count_shards
+
+        qs.check_corpus(corpus)
+        return NgramStats.merge(count_shards(qs, corpus.shards(), executor, progress=progress))
     return qs.count(corpus, progress=progress)
 
 
