@@ -135,11 +135,11 @@ class RayExecutor:
             Nothing answers at ``address``.
         """
         ray = import_ray()
-        if ray.is_initialized():
-            return ray
         addr = self.address
         if addr is not None and addr not in ("auto", "local") and not addr.startswith("ray://"):
             _check_answers(addr, self.connect_timeout_s)
+        if ray.is_initialized():
+            return ray
         kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
         if addr is None or addr == "local":
             if self.num_cpus is not None:

@@ -16,13 +16,19 @@ from memscore.ngrams import QuerySet
 ray.cloudpickle.register_pickle_by_value(__import__(__name__))
 
 
-def stall_once(where) -> None:
-    """In a worker: the first caller (over all workers) writes ``where/pid`` and sleeps."""
-    try:
-        fd = os.open(os.path.join(where, "claimed"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
+def stall_once(where, skip: int = 0) -> None:
+    """In a worker: the call after the first ``skip`` calls (counted over all workers)
+    writes ``where/pid`` and sleeps."""
+    k = 0
+    while True:
+        try:
+            fd = os.open(os.path.join(where, f"call-{k}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            k += 1
     os.close(fd)
+    if k != skip:
+        return
     tmp = os.path.join(where, f"pid.{os.getpid()}")
     with open(tmp, "w") as f:
         f.write(str(os.getpid()))
@@ -62,11 +68,36 @@ def stalling(qs: QuerySet, where) -> QuerySet:
 
 
 class StallingData:
-    """A picklable data function whose first call (over all workers) stalls."""
+    """A picklable data function whose call number ``skip`` (over all workers) stalls."""
 
-    def __init__(self, fn, where) -> None:
-        self.fn, self.where = fn, str(where)
+    def __init__(self, fn, where, skip: int) -> None:
+        self.fn, self.where, self.skip = fn, str(where), skip
 
     def __call__(self):
-        stall_once(self.where)
+        stall_once(self.where, self.skip)
         return self.fn()
+
+
+def run_killing_stalled(fn, where):
+    """Run ``fn()`` (a driver) in a thread, kill the worker that stalls through ``where``
+    meanwhile, and return what ``fn`` returned (or raise what it raised)."""
+    import threading
+
+    got: dict = {}
+
+    def run():
+        try:
+            got["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            got["error"] = exc
+
+    th = threading.Thread(target=run)
+    th.start()
+    try:
+        kill_stalled(where, th)
+    finally:
+        th.join(120)
+        if "error" in got:
+            raise got["error"]
+    assert not th.is_alive(), "the driver did not finish after the kill"
+    return got["value"]

@@ -1,8 +1,6 @@
 """Corpus counting on Ray equals the single-process count exactly, with shards grouped,
 partials written by the workers, a worker killed mid-task, and a resumed CLI count."""
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -62,26 +60,12 @@ def test_killed_worker_recounted_once(ray_cluster, tmp_path):
     parts_dir = tmp_path / "parts"
     parts_dir.mkdir()
     dests = [parts_dir / f"{k}.parquet" for k in range(corpus.n_shards)]
-    got: dict = {}
-
-    def run():
-        try:
-            got["parts"] = count_shards(slow, corpus.shards(), RayExecutor(), dests=dests)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            got["error"] = exc
-
-    th = threading.Thread(target=run)
-    th.start()
-    try:
-        ray_faults.kill_stalled(stall, th)
-    finally:
-        th.join(120)
-        if "error" in got:
-            raise got["error"]
-    assert not th.is_alive()
-    _same(NgramStats.merge(got["parts"]), local)
+    parts = ray_faults.run_killing_stalled(
+        lambda: count_shards(slow, corpus.shards(), RayExecutor(), dests=dests), stall
+    )
+    _same(NgramStats.merge(parts), local)
     # every partial written once, whole, equal to the shard's own count
-    for shard, dest, part in zip(corpus.shards(), dests, got["parts"], strict=True):
+    for shard, dest, part in zip(corpus.shards(), dests, parts, strict=True):
         _same(NgramStats.read_parquet(dest), qs.count(shard))
         _same(part, qs.count(shard))
     assert not list(parts_dir.glob(".tmp-*"))

@@ -6,6 +6,7 @@ Needs the ``cli`` extra (typer, rich); training needs ``train`` (torch), reports
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -59,6 +60,7 @@ def run_training(
     progress: bool = True,
     max_runs: int | None = None,
     data_overrides: dict[str, Any] | None = None,
+    executor: Any = None,
     **overrides: Any,
 ) -> list[Path]:
     """Train ``runs`` runs of an embedded dataset into a store (or a sweep over widths).
@@ -93,6 +95,9 @@ def run_training(
         Stop after this many new runs (resume later).
     data_overrides : dict, optional
         Arguments of the dataset function that replace the preset's.
+    executor : memscore.cluster.RayExecutor, optional
+        Train on a Ray cluster: the workers load the dataset by name and build the model
+        themselves (see :func:`memscore.train.train_runs`).
     **overrides
         Training settings that replace the preset's (``epochs``, ``batch_size``, ``lr``,
         ``optimizer``, ``weight_decay``, ``momentum``, ``snapshot_epochs``, ``depth``,
@@ -180,8 +185,17 @@ def run_training(
         def model_fn(w: int = w) -> Any:
             return mlp(task.n_features, task.n_classes, width=w, depth=preset["depth"], activation=preset["activation"])
 
+        data: tuple[Any, Any] = ((task.x_train, task.y_train), (task.x_test, task.y_test))
+        make_model: Any = model_fn
+        if executor is not None:  # picklable: the workers load the data and build the model
+            from ..runs.train.ray_runs import DatasetSplit
+
+            data = (DatasetSplit(dataset, "train", **data_spec), DatasetSplit(dataset, "test", **data_spec))
+            make_model = functools.partial(
+                mlp, task.n_features, task.n_classes, width=w, depth=preset["depth"], activation=preset["activation"]
+            )
         train_runs(
-            model_fn, (task.x_train, task.y_train), (task.x_test, task.y_test), plan, store,
+            make_model, data[0], data[1], plan, store, executor=executor,
             epochs=preset["epochs"], batch_size=preset["batch_size"], lr=preset["lr"],
             optimizer=preset["optimizer"], momentum=preset["momentum"], weight_decay=preset["weight_decay"],
             ensemble=ensemble, device=device, snapshot_epochs=preset["snapshot_epochs"],
@@ -232,16 +246,33 @@ def train(
     seed: int = typer.Option(0, help="Seed of the plan, initializations and batch order."),
     keep_logits: bool = typer.Option(False, help="Also store the final logits of every run."),
     max_runs: int | None = typer.Option(None, help="Stop after this many new runs (resume later)."),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Train on a Ray cluster: auto (running cluster), local, or the head's host:port."
+    ),
+    gpus_per_task: float = typer.Option(0.0, "--gpus-per-task", help="With --ray: GPUs of one task."),
+    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="With --ray: CPUs of one task."),
+    runs_per_task: int | None = typer.Option(None, "--runs-per-task", help="With --ray: runs per task (--ensemble)."),
+    storage: str = typer.Option(
+        "shared", "--storage", help="With --ray: shared (workers see STORE) or object (runs return to the driver)."
+    ),
 ) -> None:
     """Train runs on random subsets of an embedded dataset and record them in a run store.
 
     Re-running the same command resumes: finished runs are skipped."""
     t0 = time.perf_counter()
+    executor = None
+    if ray is not None:
+        from ..cluster import RayExecutor
+
+        executor = RayExecutor(
+            address=ray, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, runs_per_task=runs_per_task,
+            storage=storage,  # type: ignore[arg-type]
+        )  # fmt: skip
     paths = run_training(
         store, dataset=dataset, widths=width, runs=runs, keep=keep, ensemble=ensemble, device=device,
         seed=seed, keep_logits=keep_logits, max_runs=max_runs, epochs=epochs, batch_size=batch_size,
         lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-        snapshot_epochs=_parse_ints(snapshot_epochs, "snapshot_epochs"),
+        snapshot_epochs=_parse_ints(snapshot_epochs, "snapshot_epochs"), executor=executor,
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")
 

@@ -23,7 +23,7 @@ from .verify import verify_run
 if TYPE_CHECKING:
     from .store import RunStore
 
-__all__ = ["check_inputs", "copy_runs"]
+__all__ = ["check_inputs", "copy_runs", "publish_run_bytes"]
 
 
 def _same_labels(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -150,17 +150,42 @@ def copy_runs(sources: Sequence[RunStore], dest: RunStore) -> None:
         for rid in s.run_ids():
             src = s.path / run_rel(rid)
             data = read_regular(src)
-            try:
-                with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                    bad = zf.testzip()
-            except MemoryError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - zipfile raises many types on damage
-                raise StoreError(f"{src}: damaged run file, not merged ({type(exc).__name__}: {exc})") from None
-            if bad is not None:
-                raise StoreError(f"{src}: damaged run file (bad CRC in {bad}), not merged")
             target = runs / f"{rid}.npz"
-            if not target.exists() and atomic_create(target, _writer(data)):
+            if publish_run_bytes(target, data, str(src)):
                 continue
             if read_regular(target) != data:
                 raise StoreError(f"merge: run id {rid!r} exists in {dest.path} with different contents than {src}")
+
+
+def publish_run_bytes(target: Path, data: bytes, src: str) -> bool:
+    """Check the zip CRCs of a run file's bytes and publish them atomically at ``target``.
+
+    Parameters
+    ----------
+    target : Path
+        ``<store>/runs/<run id>.npz``.
+    data : bytes
+        The run file.
+    src : str
+        Where the bytes come from (for messages).
+
+    Returns
+    -------
+    bool
+        False (nothing written) when ``target`` already exists.
+
+    Raises
+    ------
+    StoreError
+        Damaged bytes (bad CRC, not a zip file).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            bad = zf.testzip()
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile raises many types on damage
+        raise StoreError(f"{src}: damaged run file, not merged ({type(exc).__name__}: {exc})") from None
+    if bad is not None:
+        raise StoreError(f"{src}: damaged run file (bad CRC in {bad}), not merged")
+    return not target.exists() and atomic_create(target, _writer(data))

@@ -206,6 +206,8 @@ def train_runs(
     seed: int = 0,
     progress: bool = True,
     max_runs: int | None = None,
+    runs: Sequence[int] | None = None,
+    executor: Any = None,
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
 
@@ -248,6 +250,15 @@ def train_runs(
         Show a progress bar (tqdm) with runs done, runs/min and ETA.
     max_runs : int, optional
         Stop after this many new runs (for time-boxed jobs; resume later).
+    runs : sequence of int, optional
+        Train only these runs of the plan (indices into it); the others are left for
+        other calls (a Ray task trains its group of runs this way).
+    executor : memscore.cluster.RayExecutor, optional
+        Train on a Ray cluster instead: the unfinished runs are cut into groups of
+        ``executor.runs_per_task`` (default ``ensemble``), one task per group; ``train``
+        and ``test`` may then be zero-argument functions that load the data inside the
+        worker (:class:`memscore.runs.train.ray_runs.DatasetSplit` loads an embedded dataset
+        by name). See :func:`memscore.runs.train.ray_runs.train_on_ray`.
 
     Returns
     -------
@@ -281,6 +292,15 @@ def train_runs(
     ['run-000000', 'run-000001']
     """
     _torch()  # a missing torch is reported before anything else
+    if executor is not None:
+        from .ray_runs import train_on_ray
+
+        return train_on_ray(
+            model_fn, train, test, plan, store, executor=executor, ensemble=ensemble, progress=progress,
+            max_runs=max_runs, runs=runs, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+            momentum=momentum, weight_decay=weight_decay, device=device, snapshot_epochs=tuple(snapshot_epochs),
+            grand=grand, keep_logits=keep_logits, seed=seed,
+        )  # fmt: skip
     if not isinstance(plan, SubsetPlan):
         raise TypeError(f"plan: expected a memscore.train.SubsetPlan, got {type(plan).__name__}")
     if not isinstance(store, RunStore):
@@ -320,6 +340,9 @@ def train_runs(
                 )
             continue
         todo.append(r)
+    if runs is not None:
+        only = {check_int(r, "runs[]", 0, plan.n_runs - 1) for r in runs}
+        todo = [r for r in todo if r in only]
     if max_runs is not None:
         todo = todo[:max_runs]
 
