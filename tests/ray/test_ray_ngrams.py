@@ -90,3 +90,17 @@ def test_cli_ray_count_resumes(ray_cluster, tmp_path):
     assert "3 already done, 2 to count" in r.output
     merged = NgramStats.read_parquet(tmp_path / "o" / "merged.parquet")
     assert np.array_equal(merged.counts, local.counts) and np.array_equal(merged.doc_freq, local.doc_freq)
+
+
+def test_taskgram_counting_on_ray(ray_cluster, tmp_path):
+    import polars as pl
+
+    from memscore.cli.taskgram import app as taskgram_app
+    from memscore.ngrams.taskgram.pipeline import PipelineConfig, run_pipeline
+
+    out = tmp_path / "o"
+    args = ["--quick", "--out", str(out), "--n-examples", "10", "--seed", "1", "--ray", "auto"]
+    res = CliRunner().invoke(taskgram_app, args)
+    assert res.exit_code == 0, res.output
+    local = run_pipeline(None, PipelineConfig.quick(n_examples=10, seed=1)).pairs
+    assert pl.read_parquet(out / "pairs.parquet").select("c_x", "c_xy").equals(local.select("c_x", "c_xy"))

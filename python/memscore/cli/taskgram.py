@@ -52,6 +52,9 @@ def taskgram(
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda)")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
     quick: Annotated[bool, typer.Option("--quick", help="tiny settings for a smoke test (seconds)")] = False,
+    ray: Annotated[
+        str | None, typer.Option("--ray", help="count on a Ray cluster: auto, local, or the head's host:port")
+    ] = None,
 ) -> None:
     """Run the pipeline, write pairs/examples/summary tables (Parquet, CSV), models.json and
     taskgram.png to OUT, and print the summary."""
@@ -83,8 +86,13 @@ def taskgram(
     # The config checks every setting, and the output folder is checked, before anything is built.
     cfg = PipelineConfig.quick(**settings) if quick else PipelineConfig(**settings)  # type: ignore[arg-type]
     check_output_dir(out, "--out")
+    executor = None
+    if ray is not None:
+        from ..cluster import RayExecutor
+
+        executor = RayExecutor(address=ray)
     try:
-        result = run_pipeline(out, cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+        result = run_pipeline(out, cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"), executor=executor)
     except ImportError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(code=2) from e

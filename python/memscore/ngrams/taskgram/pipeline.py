@@ -27,7 +27,9 @@ candidates are shuffled with ``seed`` and the first ``n_examples`` survivors kep
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
 import pathlib
 import random
@@ -301,8 +303,16 @@ def build_tasks(
     return out
 
 
+#: Shards the corpus documents are cut into when the counting step runs on Ray.
+RAY_SHARDS = 16
+
+
 def run_pipeline(
-    out_dir: str | os.PathLike[str] | None = None, config: PipelineConfig | None = None, *, log: Any = None
+    out_dir: str | os.PathLike[str] | None = None,
+    config: PipelineConfig | None = None,
+    *,
+    log: Any = None,
+    executor: Any = None,
 ) -> PipelineResult:
     """Run the whole task-gram study and (with ``out_dir``) write its tables and plot.
 
@@ -322,6 +332,9 @@ def run_pipeline(
         The settings (default ``PipelineConfig()``).
     log : callable, optional
         ``log(message)`` receives progress lines.
+    executor : memscore.cluster.RayExecutor, optional
+        Count on a Ray cluster: the documents are cut into ``RAY_SHARDS`` shards, one
+        task per shard (or per ``shards_per_task``); the counts are those of one pass.
 
     Returns
     -------
@@ -367,8 +380,13 @@ def run_pipeline(
         frames.append(pairs.with_columns(pl.lit(task).alias("task")).select("task", *pairs.columns))
         say(f"task {task}: {len(examples)} examples kept of {len(cands)} candidates, {pairs.height} pairs")
     all_pairs = pl.concat(frames)
-    corpus = Corpus.from_texts(docs, normalizer=norm)
-    all_pairs = taskgram_scores(all_pairs, corpus, alpha=cfg.alpha)
+    if executor is None:
+        corpus = Corpus.from_texts(docs, normalizer=norm)
+    else:  # shards for the cluster's tasks; the counts do not depend on them
+        step = -(-len(docs) // RAY_SHARDS)
+        parts = [Corpus.from_texts(docs[s : s + step], normalizer=norm) for s in range(0, len(docs), step)]
+        corpus = functools.reduce(operator.add, parts)
+    all_pairs = taskgram_scores(all_pairs, corpus, alpha=cfg.alpha, executor=executor)
     say(f"counted {all_pairs.height} pairs in {len(docs)} documents ({time.perf_counter() - t0:.1f} s so far)")
 
     tg_ex = {task: per_example(all_pairs.filter(pl.col("task") == task), "logp_tg") for task in task_examples}

@@ -145,7 +145,9 @@ def per_example(df: pl.DataFrame, column: str, out: str | None = None) -> pl.Dat
     )
 
 
-def taskgram_scores(pairs: pl.DataFrame, corpus: Any, *, alpha: float = 1.0, progress: bool = False) -> pl.DataFrame:
+def taskgram_scores(
+    pairs: pl.DataFrame, corpus: Any, *, alpha: float = 1.0, progress: bool = False, executor: Any = None
+) -> pl.DataFrame:
     """Count every pair of :func:`~memscore.taskgram.extract_pairs`'s output in ``corpus`` in one pass.
 
     Calls :func:`memscore.ngrams.ngram_stats` once with the distinct x n-grams as queries
@@ -163,6 +165,8 @@ def taskgram_scores(pairs: pl.DataFrame, corpus: Any, *, alpha: float = 1.0, pro
         Add-α smoothing of :func:`taskgram_logprob`.
     progress : bool, default False
         Show counting progress.
+    executor : memscore.cluster.RayExecutor, optional
+        Count on a Ray cluster, one task per shard of ``corpus`` (as :func:`ngram_stats`).
 
     Returns
     -------
@@ -189,7 +193,7 @@ def taskgram_scores(pairs: pl.DataFrame, corpus: Any, *, alpha: float = 1.0, pro
         )
     xs = uniq["x"].unique(maintain_order=True).to_list()
     pair_list = list(zip(uniq["x"].to_list(), uniq["y"].to_list(), strict=True))
-    stats = ngram_stats(corpus, queries=xs, pairs=pair_list, progress=progress)
+    stats = ngram_stats(corpus, queries=xs, pairs=pair_list, progress=progress, executor=executor)
     df_x = pl.DataFrame({"x": xs, "c_x": np.asarray(stats.doc_freq, dtype=np.int64)})
     counted = uniq.with_columns(pl.Series("c_xy", np.asarray(stats.cooccurrence, dtype=np.int64))).join(
         df_x, on="x", how="left"
