@@ -289,6 +289,35 @@ class GroupedStats:
             st = OutcomeStats.from_runs(masks, outcomes, shift=sh)
             self._total = st if self._total is None else self._total + st
 
+    def seed_shifts(self, total: F64 | None, groups: Mapping[float, F64]) -> None:
+        """Fix the shifts of float outcomes before anything is added: those the first run
+        (of all, of each group) would set, so that statistics of later chunks computed
+        elsewhere can be merged exactly (:meth:`merge`)."""
+        if total is not None:
+            self._shift = np.asarray(total, dtype=np.float64)
+        for g, sh in groups.items():
+            self._group_shift[g] = np.asarray(sh, dtype=np.float64)
+
+    def merge(self, other: GroupedStats) -> None:
+        """Add the statistics of ``other`` (later runs, the same shifts): the sums become
+        those of adding its chunks here, bit for bit when ``other`` holds one chunk.
+
+        Raises
+        ------
+        ValueError
+            Statistics computed with different shifts.
+        """
+        for g, st in other._groups.items():
+            prev = self._groups.get(g)
+            self._groups[g] = st if prev is None else prev + st
+            if g in other._group_shift:
+                self._group_shift.setdefault(g, other._group_shift[g])
+        if other._total is not None:
+            self._total = other._total if self._total is None else self._total + other._total
+        if self._shift is None:
+            self._shift = other._shift
+        self._bool = other._bool
+
     def total(self) -> OutcomeStats:
         """Statistics over all runs added.
 
@@ -419,6 +448,26 @@ class SnapshotStats:
             at = -1 if k == "loss" else self._at
             v = np.stack([r.arrays[f"snap_train_{k}"][at] for r in recs]).astype(np.float64)
             self.sums[k] += OutcomeStats.from_runs(masks, v, shift=zero).sum_in
+
+    def merge(self, other: SnapshotStats) -> None:
+        """Add the sums of ``other`` (later runs): exactly those of adding its records here
+        when ``other`` holds one chunk.
+
+        Raises
+        ------
+        StoreError
+            The two disagree on their snapshot epochs.
+        """
+        if other.epochs is None:
+            return
+        if self.epochs is None:
+            self.epochs, self._at = other.epochs, other._at
+        elif other.epochs.shape != self.epochs.shape or np.any(other.epochs != self.epochs):
+            raise StoreError("runs disagree on their snapshot epochs")
+        self.n_in += other.n_in
+        for k in self.sums:
+            self.sums[k] += other.sums[k]
+        self.floats = [k for k in self.floats if k in other.floats]
 
     def columns(self) -> dict[str, F64]:
         """Per-example means over the in-runs (NaN where none, or where not recorded).

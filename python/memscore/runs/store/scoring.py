@@ -19,7 +19,7 @@ from ...errors import StoreError
 from ..bits import PackedBits
 from ..membership import lira as _lira
 from ..scores import influence as _influence
-from .format import check_int, outcome_name
+from .format import Layout, check_int, outcome_name
 from .reading import ReadMethods
 from .scan import SNAP_COLUMNS, GroupedStats, RunRecord, SnapshotStats, Stacked, load, ratio_keys, scan, stack_records
 
@@ -47,18 +47,12 @@ class ScoreMethods(ReadMethods):
         self._check_score_kind(kind)
         ids = self._ids_or_raise()
         chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
-        name = outcome_name("train", kind)
-        stats = GroupedStats(grouped=grouped, total=total)
-
-        def feed(recs: list[RunRecord]) -> None:
-            got = stack_records(self._layout, recs, ["mask_bits", name])
-            stats.add(_packed(got["mask_bits"]), _outcome(got[name]), ratio_keys(r.meta for r in recs))
-
-        scan(self._reader, ids, ["mask_bits", name], (), chunk_runs, feed)
-        return stats
+        acc = ScoreScan(self._layout, kind, grouped=grouped, total=total, table=False)
+        scan(self._reader, ids, acc.names, acc.optional, chunk_runs, acc.feed)
+        return acc.stats
 
     def memorization(
-        self, kind: str = "correct", *, stderr: bool = False, chunk_runs: int = 256
+        self, kind: str = "correct", *, stderr: bool = False, chunk_runs: int = 256, executor: Any = None
     ) -> F64 | tuple[F64, F64]:
         """Memorization of every training example, streamed over the runs.
 
@@ -73,6 +67,9 @@ class ScoreMethods(ReadMethods):
             Also return the standard error.
         chunk_runs : int
             Runs loaded at a time.
+        executor : memscore.cluster.RayExecutor, optional
+            Read the runs in Ray tasks by run range instead (the store on a file system
+            the workers see); identical results (:mod:`memscore.runs.store.ray_scoring`).
 
         Returns
         -------
@@ -84,11 +81,15 @@ class ScoreMethods(ReadMethods):
         StoreError
             No runs, or a run lacks the outcome or is damaged (named).
         """
+        if executor is not None:
+            from . import ray_scoring
+
+            return ray_scoring.memorization(self, kind, executor=executor, stderr=stderr, chunk_runs=chunk_runs)  # type: ignore[arg-type]
         stats = self._outcome_scan(kind, chunk_runs, grouped=False, total=True).total()
         mem = stats.memorization()
         return (mem, stats.memorization_stderr()) if stderr else mem
 
-    def holdout_accuracy(self, kind: str = "correct", chunk_runs: int = 256) -> F64:
+    def holdout_accuracy(self, kind: str = "correct", chunk_runs: int = 256, *, executor: Any = None) -> F64:
         """Hold-out accuracy (C-score), streamed over the runs.
 
         When the runs carry several distinct subset ratios, the estimate is taken per
@@ -102,6 +103,8 @@ class ScoreMethods(ReadMethods):
             Outcomes to average.
         chunk_runs : int
             Runs loaded at a time.
+        executor : memscore.cluster.RayExecutor, optional
+            As :meth:`memorization`.
 
         Returns
         -------
@@ -113,6 +116,10 @@ class ScoreMethods(ReadMethods):
         StoreError
             As :meth:`memorization`.
         """
+        if executor is not None:
+            from . import ray_scoring
+
+            return ray_scoring.holdout_accuracy(self, kind, executor=executor, chunk_runs=chunk_runs)  # type: ignore[arg-type]
         return self._outcome_scan(kind, chunk_runs, grouped=True, total=False).holdout()
 
     def influence(
@@ -246,7 +253,7 @@ class ScoreMethods(ReadMethods):
             [pl.Series(k, cols[k], dtype=pl.Float64) for k in SNAP_COLUMNS] + [pl.Series("n_snapshot_runs", snap.n_in)]
         )
 
-    def scores(self, kind: str = "correct", *, chunk_runs: int = 256) -> pl.DataFrame:
+    def scores(self, kind: str = "correct", *, chunk_runs: int = 256, executor: Any = None) -> pl.DataFrame:
         """A table with one row per training example, from one read of every run file.
 
         Memory does not grow with the number of runs (``chunk_runs`` runs at a time).
@@ -257,6 +264,8 @@ class ScoreMethods(ReadMethods):
             Outcomes for memorization and hold-out accuracy.
         chunk_runs : int
             Runs loaded at a time.
+        executor : memscore.cluster.RayExecutor, optional
+            As :meth:`memorization`.
 
         Returns
         -------
@@ -275,30 +284,21 @@ class ScoreMethods(ReadMethods):
         StoreError
             No runs, a run without ``kind`` outcomes, or a damaged run file (named).
         """
+        if executor is not None:
+            from . import ray_scoring
+
+            return ray_scoring.scores(self, kind, executor=executor, chunk_runs=chunk_runs)  # type: ignore[arg-type]
         self._check_score_kind(kind)
         ids = self._ids_or_raise()
         chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
-        name = outcome_name("train", kind)
-        stats = GroupedStats(grouped=True, total=True)
-        phi = stats if kind == "phi" else GroupedStats(grouped=False, total=True)
-        snap = SnapshotStats(self._layout.n_train, None)
-        state = {"phi": True, "snap": True}
+        acc = ScoreScan(self._layout, kind, grouped=True, total=True, table=True)
+        scan(self._reader, ids, acc.names, acc.optional, chunk_runs, acc.feed)
+        return self._scores_table(acc)
 
-        def feed(recs: list[RunRecord]) -> None:
-            got = stack_records(self._layout, recs, ["mask_bits", name])
-            m = _packed(got["mask_bits"])
-            stats.add(m, _outcome(got[name]), ratio_keys(r.meta for r in recs))
-            if phi is not stats and state["phi"]:
-                state["phi"] = all("train_phi" in r.arrays for r in recs)
-                if state["phi"]:
-                    phi.add(m, _outcome(stack_records(self._layout, recs, ["train_phi"])["train_phi"]))
-            if state["snap"]:
-                state["snap"] = all(SnapshotStats.has(r) for r in recs)
-                if state["snap"]:
-                    snap.add(m, recs)
-
-        optional = ("train_phi", *_SNAP_OPTIONAL) if kind == "correct" else _SNAP_OPTIONAL
-        scan(self._reader, ids, ["mask_bits", name], optional, chunk_runs, feed)
+    def _scores_table(self, acc: ScoreScan) -> pl.DataFrame:
+        """The table of :meth:`scores` from the statistics of every run."""
+        stats, phi, snap = acc.stats, acc.phi, acc.snap
+        state = {"phi": acc.has_phi, "snap": acc.has_snap}
         total = stats.total()
         n = self._layout.n_train
 
@@ -375,6 +375,66 @@ class ScoreMethods(ReadMethods):
                 lab(self._train_labels, train_index, "train_label"),
             ]
         )
+
+
+class ScoreScan:
+    """The statistics one read of the run files feeds for memorization, hold-out accuracy
+    and :meth:`~ScoreMethods.scores`: train outcomes of ``kind`` over all runs and per
+    subset ratio, and (``table``) mean train phi and the training-dynamics sums, the latter
+    two kept while every run has them.
+
+    :meth:`feed` takes the records of one chunk of runs; :meth:`merge` adds the statistics
+    of a later chunk fed elsewhere (a Ray task), giving the same sums as feeding it here
+    when the float shifts were seeded (:meth:`GroupedStats.seed_shifts`) as the first runs
+    would set them.
+    """
+
+    def __init__(self, layout: Layout, kind: str, *, grouped: bool, total: bool, table: bool) -> None:
+        """See the class docstring."""
+        self.layout, self.kind, self.table = layout, kind, table
+        self.name = outcome_name("train", kind)
+        self.stats = GroupedStats(grouped=grouped, total=total)
+        self.phi = self.stats if kind == "phi" else GroupedStats(grouped=False, total=True)
+        self.snap = SnapshotStats(layout.n_train, None)
+        self.has_phi = self.has_snap = table
+
+    @property
+    def names(self) -> list[str]:
+        """Arrays every run must have."""
+        return ["mask_bits", self.name]
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """Arrays read when present."""
+        if not self.table:
+            return ()
+        return ("train_phi", *_SNAP_OPTIONAL) if self.kind == "correct" else _SNAP_OPTIONAL
+
+    def feed(self, recs: list[RunRecord]) -> None:
+        """Add one chunk of records."""
+        got = stack_records(self.layout, recs, self.names)
+        m = _packed(got["mask_bits"])
+        self.stats.add(m, _outcome(got[self.name]), ratio_keys(r.meta for r in recs))
+        if self.phi is not self.stats and self.has_phi:
+            self.has_phi = all("train_phi" in r.arrays for r in recs)
+            if self.has_phi:
+                self.phi.add(m, _outcome(stack_records(self.layout, recs, ["train_phi"])["train_phi"]))
+        if self.has_snap:
+            self.has_snap = all(SnapshotStats.has(r) for r in recs)
+            if self.has_snap:
+                self.snap.add(m, recs)
+
+    def merge(self, other: ScoreScan) -> None:
+        """Add the statistics of ``other``: later runs, fed with the same shifts."""
+        self.stats.merge(other.stats)
+        if self.phi is not self.stats and self.has_phi:
+            self.has_phi = other.has_phi
+            if self.has_phi:
+                self.phi.merge(other.phi)
+        if self.has_snap:
+            self.has_snap = other.has_snap
+            if self.has_snap:
+                self.snap.merge(other.snap)
 
 
 def _packed(x: Stacked) -> PackedBits:
