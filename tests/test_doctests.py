@@ -28,6 +28,7 @@ MODULES = [
     "memscore.ngrams.taskgram.tglm",
     "memscore.ngrams.taskgram.pipeline",
     "memscore.reference",
+    "memscore.cluster",
 ]
 NEEDS_TORCH = [
     "memscore._torch",
@@ -35,6 +36,7 @@ NEEDS_TORCH = [
     "memscore.runs.train.models",
     "memscore.runs.train.config",
     "memscore.runs.train.ensemble",
+    "memscore.runs.train.ray_runs",
 ]
 
 
