@@ -8,6 +8,7 @@ import sys
 import threading
 
 import numpy as np
+import polars as pl
 import pytest
 
 pytest.importorskip("ray")
@@ -133,5 +134,8 @@ def test_cli_train_on_ray(ray_cluster, tmp_path):
     assert r.exit_code == 0, r.output
     store = RunStore.open(tmp_path / "s")
     assert len(store.run_ids()) == 4 and store.verify() == []
+    r = CliRunner().invoke(app, ["score", str(tmp_path / "s"), "--ray", "auto"])
+    assert r.exit_code == 0, r.output
+    assert pl.read_parquet(tmp_path / "s" / "scores.parquet").drop("corrupted").equals(store.scores())
     r = CliRunner().invoke(app, args + ["--gpus-per-task", "1"])
     assert isinstance(r.exception, ClusterError) and "GPU" in str(r.exception)

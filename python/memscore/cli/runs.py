@@ -281,6 +281,9 @@ def train(
 def score(
     store: Path = typer.Argument(..., help="Store or sweep directory."),
     top_k: int = typer.Option(10, help="Most influential training examples kept per test example."),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Read the runs for scores.parquet on a Ray cluster: auto, local, or host:port."
+    ),
 ) -> None:
     """Write scores.parquet, influence_pairs.parquet, proxies.parquet and summary.json into each store."""
     from ..runs.report import open_scored, score_store
@@ -288,9 +291,14 @@ def score(
 
     check_int(top_k, "--top-k", 1)
     check_existing_dir(store, "STORE")
+    executor = None
+    if ray is not None:
+        from ..cluster import RayExecutor
+
+        executor = RayExecutor(address=ray)
     _, stores = open_scored(store)
     for s in stores:
-        summary = score_store(s, top_k=top_k)
+        summary = score_store(s, top_k=top_k, executor=executor)
         typer.echo(f"{s.path}:")
         for line in _summary_lines(summary):
             typer.echo(f"  {line}")

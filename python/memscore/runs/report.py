@@ -142,7 +142,9 @@ def task_of(store: RunStore) -> TaskData | None:
 # ----------------------------------------------------------------------------- scoring
 
 
-def score_store(store: RunStore, *, top_k: int = 10, out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def score_store(
+    store: RunStore, *, top_k: int = 10, out: str | os.PathLike[str] | None = None, executor: Any = None
+) -> dict[str, Any]:
     """Score a store and write its tables.
 
     Writes ``scores.parquet``, ``influence_pairs.parquet`` (with test examples),
@@ -158,6 +160,9 @@ def score_store(store: RunStore, *, top_k: int = 10, out: str | os.PathLike[str]
         Most influential training examples kept per test example.
     out : str or os.PathLike, optional
         Output directory (default: the store directory).
+    executor : memscore.cluster.RayExecutor, optional
+        Compute the scores table on a Ray cluster by run ranges (an identical table; see
+        :meth:`RunStore.scores`); influence and the summary are computed here.
 
     Returns
     -------
@@ -175,7 +180,7 @@ def score_store(store: RunStore, *, top_k: int = 10, out: str | os.PathLike[str]
     out_dir = Path(out) if out is not None else store.path
     out_dir.mkdir(parents=True, exist_ok=True)
     task = task_of(store)
-    scores = store.scores()
+    scores = store.scores(executor=executor)
     if task is not None:
         scores = scores.with_columns(pl.Series("corrupted", task.corrupted))
     atomic_write(out_dir / "scores.parquet", lambda f: scores.write_parquet(f))
