@@ -1,6 +1,7 @@
 """Store scoring over Ray tasks by run range is identical, bit for bit, to the local scan:
 memorization, hold-out accuracy (grouped by subset ratio) and the scores table, for bool
-and float outcomes, with snapshots."""
+and float outcomes, with snapshots; top-k influence over test ranges equals the local
+top-k."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ pytest.importorskip("ray")
 from memscore import RunStore  # noqa: E402
 from memscore.cluster import ClusterError, RayExecutor  # noqa: E402
 
-N, T, C, R = 40, 7, 3, 27
+N, T, C, R = 40, 21, 3, 27
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,22 @@ def test_identical_to_local(ray_cluster, store, kind):
     local = store.scores(kind, chunk_runs=4)
     assert store.scores(kind, chunk_runs=4, executor=ex).equals(local)
     assert local["phi_mean_in"].is_not_null().all() and local["el2n"].is_not_nan().any()
+
+
+@pytest.mark.parametrize("kind", ["correct", "phi"])
+@pytest.mark.parametrize("same_class", [False, True])
+def test_influence_topk_identical(ray_cluster, store, kind, same_class):
+    from memscore.runs.store.ray_scoring import influence_topk
+
+    want = store.influence(kind, top_k=5, same_class=same_class)
+    # 8 test examples per task: 3 tasks, the last one 5 wide (packed bits sliced on bytes)
+    got = influence_topk(store, kind, top_k=5, same_class=same_class, executor=RayExecutor(), tests_per_task=8)
+    _identical(got[0], want[0])
+    _identical(got[1], want[1])
+    pairs = store.influence_pairs(4, kind=kind, executor=RayExecutor())
+    assert pairs.equals(store.influence_pairs(4, kind=kind))
+    with pytest.raises(ValueError, match="top_k"):
+        store.influence(kind, executor=RayExecutor())
 
 
 def test_store_workers_cannot_see(ray_cluster, tmp_path):

@@ -161,8 +161,8 @@ def score_store(
     out : str or os.PathLike, optional
         Output directory (default: the store directory).
     executor : memscore.cluster.RayExecutor, optional
-        Compute the scores table on a Ray cluster by run ranges (an identical table; see
-        :meth:`RunStore.scores`); influence and the summary are computed here.
+        Compute the scores table (by run ranges) and the influence pairs (by test
+        ranges) on a Ray cluster, identical to the local ones; the summary is computed here.
 
     Returns
     -------
@@ -185,7 +185,7 @@ def score_store(
         scores = scores.with_columns(pl.Series("corrupted", task.corrupted))
     atomic_write(out_dir / "scores.parquet", lambda f: scores.write_parquet(f))
     if store.n_test:
-        pairs = store.influence_pairs(top_k=top_k)
+        pairs = store.influence_pairs(top_k=top_k, executor=executor)
         atomic_write(out_dir / "influence_pairs.parquet", lambda f: pairs.write_parquet(f))
     proxies = proxy_table(scores)
     atomic_write(out_dir / "proxies.parquet", lambda f: proxies.write_parquet(f))

@@ -1,4 +1,5 @@
-"""Scoring a large run store on a Ray cluster, split by run ranges.
+"""Scoring a large run store on a Ray cluster, split by run ranges (and top-k influence by
+test ranges).
 
 Each task reads one range of runs (a whole number of ``chunk_runs`` chunks) from the
 store, which must be on a file system the workers see, and returns the statistics of each
@@ -8,6 +9,12 @@ order, and the float shifts are those the local scan takes (the first run's outc
 all runs and of each subset-ratio group), so the results are identical to
 :meth:`RunStore.memorization`, :meth:`RunStore.holdout_accuracy` and
 :meth:`RunStore.scores` bit for bit.
+
+Top-k influence needs every run's mask for every pair, and its cost grows with runs ×
+train × test examples: :func:`influence_topk` splits the *test* examples instead, each
+task reading the masks and its test columns and running the same kernel
+(:func:`memscore.influence` with ``top_k``); a test example's top k depend on its column
+alone, so the concatenated rows equal the local result.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ import numpy as np
 import polars as pl
 
 from ...cluster import RayExecutor, check_path_from_worker, run_tasks
-from .format import check_int
-from .scan import chunks, stack_records
+from ..bits import PackedBits
+from ..scores import influence as _influence
+from .format import check_int, outcome_name
+from .scan import chunks, load, stack_records
 from .scoring import F64, ScoreScan, _outcome
 from .store import RunStore
 
-__all__ = ["holdout_accuracy", "memorization", "scores"]
+__all__ = ["holdout_accuracy", "influence_topk", "memorization", "scores"]
 
 
 def _scan_range(
@@ -73,21 +82,28 @@ def _shifts(store: RunStore, ids: list[str], kind: str, grouped: bool, table: bo
     return out
 
 
-def _run(
-    store: RunStore, kind: str, executor: RayExecutor, chunk_runs: int, *, grouped: bool, total: bool, table: bool
-) -> ScoreScan:
-    """Every run's statistics, gathered over Ray tasks of whole chunks, added in run order."""
+def _prepare(store: RunStore, executor: RayExecutor) -> tuple[Any, list[str]]:
+    """The checks before any task (types, cluster, resources, the store as a worker sees
+    it), then ``ray`` and the run ids the tasks read (a snapshot: runs added later are not
+    scored)."""
     if not isinstance(store, RunStore):
         raise TypeError(f"store: expected a memscore.RunStore, got {type(store).__name__}")
     if not isinstance(executor, RayExecutor):
         raise TypeError(f"executor: expected a memscore.cluster.RayExecutor, got {type(executor).__name__}")
-    store._check_score_kind(kind)
-    chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
     ray = executor.connect()
     executor.check_resources(ray)
     check_path_from_worker(executor, store.path / "runs", write=False)
     store.refresh()
-    ids = store._ids_or_raise()
+    return ray, store._ids_or_raise()
+
+
+def _run(
+    store: RunStore, kind: str, executor: RayExecutor, chunk_runs: int, *, grouped: bool, total: bool, table: bool
+) -> ScoreScan:
+    """Every run's statistics, gathered over Ray tasks of whole chunks, added in run order."""
+    store._check_score_kind(kind)
+    chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
+    _, ids = _prepare(store, executor)
     flags = {"grouped": grouped, "total": total, "table": table}
     shifts = _shifts(store, ids, kind, grouped, table)
     # a task reads a whole number of chunks: runs_per_task rounded up to chunk_runs
@@ -155,3 +171,77 @@ def scores(store: RunStore, kind: str = "correct", *, executor: RayExecutor, chu
     """
     acc = _run(store, kind, executor, chunk_runs, grouped=True, total=True, table=True)
     return store._scores_table(acc)
+
+
+def _topk_range(
+    path: str, ids: list[str], t0: int, t1: int, kind: str, k: int, same_class: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs in a worker: top-k influence of test examples ``t0 .. t1 - 1`` (``t0`` a
+    multiple of 8, so packed test bits are sliced on whole bytes)."""
+    store = RunStore.open(path)
+    name = outcome_name("test", kind)
+    got = load(store._reader, ids, ["mask_bits", name], unpack=False)
+    o = got[name]
+    if isinstance(o, PackedBits):
+        # t1 is a multiple of 8 or the last column: no bit of another column comes along
+        o = PackedBits(np.ascontiguousarray(o.bits[:, t0 // 8 : -(-t1 // 8)]), t1 - t0)
+    else:
+        o = np.ascontiguousarray(o[:, t0:t1])
+    labels: dict[str, Any] = {}
+    if same_class:
+        assert store.train_labels is not None and store.test_labels is not None
+        labels = {"train_labels": store.train_labels, "test_labels": store.test_labels[t0:t1]}
+    idx, vals = _influence(got["mask_bits"], o, top_k=k, **labels)
+    return np.asarray(idx), np.asarray(vals)
+
+
+def influence_topk(
+    store: RunStore,
+    kind: str = "correct",
+    *,
+    top_k: int,
+    executor: RayExecutor,
+    same_class: bool = False,
+    tests_per_task: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`RunStore.influence` with ``top_k``, over Ray tasks of test-example ranges;
+    identical results. ``store`` must be on a file system every worker sees; ``kind``,
+    ``top_k`` and ``same_class`` are those of :meth:`RunStore.influence`.
+
+    Parameters
+    ----------
+    executor : RayExecutor
+        The cluster.
+    tests_per_task : int, optional
+        Test examples per task, rounded up to a multiple of 8 (default: the test examples
+        split over the cluster's CPUs / ``cpus_per_task``).
+
+    Returns
+    -------
+    (indices, values) : ndarrays, shapes (T, k)
+
+    Raises
+    ------
+    ValueError, StoreError
+        As :meth:`RunStore.influence`.
+    memscore.cluster.ClusterError
+        The cluster cannot run the tasks, or the workers do not see the store.
+    """
+    k = check_int(top_k, "top_k", 1)
+    ray, ids = _prepare(store, executor)
+    t = store.n_test
+    if tests_per_task is None:
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1) // max(executor.cpus_per_task, 1e-9)))
+        tests_per_task = -(-t // slots)
+    per = -(-check_int(tests_per_task, "tests_per_task", 1) // 8) * 8
+    starts = list(range(0, t, per))
+    parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(starts)
+
+    def take(i: int, got: tuple[np.ndarray, np.ndarray]) -> float:
+        parts[i] = got
+        return float(got[0].shape[0])
+
+    args = [(str(store.path), ids, s, min(s + per, t), kind, k, same_class) for s in starts]
+    run_tasks(executor, _topk_range, args, take, total=t, unit="tests", desc="influence", progress=False)
+    done = [p for p in parts if p is not None]
+    return np.concatenate([p[0] for p in done]), np.concatenate([p[1] for p in done])

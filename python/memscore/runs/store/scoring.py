@@ -129,6 +129,7 @@ class ScoreMethods(ReadMethods):
         top_k: int | None = None,
         same_class: bool = False,
         dtype: Any = np.float32,
+        executor: Any = None,
     ) -> Any:
         """Influence of every training example on every test example.
 
@@ -146,6 +147,10 @@ class ScoreMethods(ReadMethods):
             Only pairs with equal labels (needs train and test labels).
         dtype : dtype
             float32 or float64 for the full matrix.
+        executor : memscore.cluster.RayExecutor, optional
+            With ``top_k``: split the test examples over Ray tasks (the store on a file
+            system the workers see); identical results
+            (:func:`memscore.runs.store.ray_scoring.influence_topk`).
 
         Returns
         -------
@@ -167,6 +172,12 @@ class ScoreMethods(ReadMethods):
             if self._train_labels is None or self._test_labels is None:
                 raise ValueError("same_class=True needs the store's train_labels and test_labels")
             labels = {"train_labels": self._train_labels, "test_labels": self._test_labels}
+        if executor is not None:
+            if top_k is None:
+                raise ValueError("influence: executor= needs top_k (the full matrix is computed here)")
+            from . import ray_scoring
+
+            return ray_scoring.influence_topk(self, kind, top_k=top_k, executor=executor, same_class=same_class)  # type: ignore[arg-type]
         name = outcome_name("test", kind)
         got = load(self._reader, self._ids_or_raise(), ["mask_bits", name], unpack=False)
         return _influence(got["mask_bits"], got[name], top_k=top_k, dtype=dtype, **labels)
@@ -325,7 +336,9 @@ class ScoreMethods(ReadMethods):
             ]
         )
 
-    def influence_pairs(self, top_k: int = 10, *, same_class: bool = False, kind: str = "correct") -> pl.DataFrame:
+    def influence_pairs(
+        self, top_k: int = 10, *, same_class: bool = False, kind: str = "correct", executor: Any = None
+    ) -> pl.DataFrame:
         """The ``top_k`` most influential training examples of each test example, as a table.
 
         Parameters
@@ -336,6 +349,8 @@ class ScoreMethods(ReadMethods):
             Only pairs with equal labels.
         kind : {"correct", "phi"}
             Test outcomes.
+        executor : memscore.cluster.RayExecutor, optional
+            As :meth:`influence`.
 
         Returns
         -------
@@ -350,7 +365,7 @@ class ScoreMethods(ReadMethods):
         ValueError, StoreError
             As :meth:`influence`.
         """
-        idx, val = self.influence(kind, top_k=top_k, same_class=same_class)
+        idx, val = self.influence(kind, top_k=top_k, same_class=same_class, executor=executor)
         idx = np.asarray(idx, dtype=np.int64)
         t, k = idx.shape
         test_index = np.repeat(np.arange(t, dtype=np.int64), k)
