@@ -300,7 +300,10 @@ def run_tasks(
     failed = retried = 0
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            refs = list(pending)
+            ready, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+            if ready:  # then every other result already in, in one call
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             for ref in ready:
                 i = pending.pop(ref)
                 try:
