@@ -50,7 +50,7 @@ def test_text_corpus_equal(ray_cluster):
     _same(ngram_stats(corpus, q, p, executor=RayExecutor()), ngram_stats(corpus, q, p))
 
 
-def test_killed_worker_recounted_once(ray_cluster, tmp_path):
+def test_killed_worker_recounted_once(ray_cluster, tmp_path, capsys):
     corpus = _token_shards(tmp_path / "c")
     qs = QuerySet(corpus, QUERIES, PAIRS)
     local = qs.count(corpus)
@@ -61,8 +61,9 @@ def test_killed_worker_recounted_once(ray_cluster, tmp_path):
     parts_dir.mkdir()
     dests = [parts_dir / f"{k}.parquet" for k in range(corpus.n_shards)]
     parts = ray_faults.run_killing_stalled(
-        lambda: count_shards(slow, corpus.shards(), RayExecutor(), dests=dests), stall
+        lambda: count_shards(slow, corpus.shards(), RayExecutor(), dests=dests, progress=True), stall
     )
+    assert "failed 1, retried 1" in capsys.readouterr().err  # the cluster-wide progress bar
     _same(NgramStats.merge(parts), local)
     # every partial written once, whole, equal to the shard's own count
     for shard, dest, part in zip(corpus.shards(), dests, parts, strict=True):
