@@ -308,8 +308,7 @@ class ScoreMethods(ReadMethods):
 
     def _scores_table(self, acc: ScoreScan) -> pl.DataFrame:
         """The table of :meth:`scores` from the statistics of every run."""
-        stats, phi, snap = acc.stats, acc.phi, acc.snap
-        state = {"phi": acc.has_phi, "snap": acc.has_snap}
+        stats = acc.stats
         total = stats.total()
         n = self._layout.n_train
 
@@ -318,8 +317,8 @@ class ScoreMethods(ReadMethods):
                 return pl.Series(c, [None] * n, dtype=pl.Float64)
             return pl.Series(c, values, dtype=pl.Float64, nan_to_null=False)
 
-        p = phi.total() if state["phi"] else None
-        cols = snap.columns() if state["snap"] else {}
+        p = acc.phi.total() if acc.has_phi else None
+        cols = acc.snap.columns() if acc.has_snap else {}
         label = pl.Series("label", self._train_labels if self._train_labels is not None else [None] * n, dtype=pl.Int64)
         return pl.DataFrame(
             [
