@@ -169,7 +169,7 @@ def count(
         else:
             todo.append((sh, dest))
     typer.echo(f"{len(shards)} shards, {len(done_paths)} already done, {len(todo)} to count; key {key[:16]}")
-    if ray is not None:
+    if ray is not None and todo:
         # one Ray task per shard group; workers write the same partials (paths on a
         # file system they see), so resuming and merging below are unchanged
         done_paths += _count_on_ray(query_set, todo, ray, shards_per_task, cpus_per_task, progress)

@@ -84,11 +84,11 @@ def count_shards(
     for t in targets:
         if t is not None and not Path(t).parent.is_dir():
             raise ValueError(f"dests: {Path(t).parent} is not a directory")
+    if not shards:
+        return []
     ray = executor.connect()
     executor.check_resources(ray)
     results: list[NgramStats | None] = [None] * len(shards)
-    if not shards:
-        return []
     k = executor.shards_per_task
     starts = list(range(0, len(shards), k))
     qs_ref = ray.put(qs)
