@@ -105,3 +105,19 @@ def test_taskgram_counting_on_ray(ray_cluster, tmp_path):
     assert res.exit_code == 0, res.output
     local = run_pipeline(None, PipelineConfig.quick(n_examples=10, seed=1)).pairs
     assert pl.read_parquet(out / "pairs.parquet").select("c_x", "c_xy").equals(local.select("c_x", "c_xy"))
+
+
+def test_relative_shard_paths_refused(ray_cluster, tmp_path, monkeypatch):
+    _token_shards(tmp_path / "c")
+    monkeypatch.chdir(tmp_path)
+    corpus = Corpus.from_token_files("c")  # workers run in other directories
+    with pytest.raises(ValueError, match="absolute path"):
+        ngram_stats(corpus, QUERIES, executor=RayExecutor())
+    # the CLI makes them absolute
+    (tmp_path / "q.json").write_text("[[1, 2]]")
+    args = ["count", "--corpus", "c", "--queries", "q.json", "--out", "o", "--no-progress", "--ray", "auto"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert NgramStats.read_parquet(tmp_path / "o" / "merged.parquet").counts.tolist() == [
+        int(ngram_stats(corpus, [[1, 2]]).counts[0])
+    ]

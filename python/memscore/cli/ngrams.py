@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -146,6 +147,8 @@ def count(
         raise typer.BadParameter(f"--split: expected file, paragraph or line, got {split!r}")
     normalizer = Normalizer(stopwords=stop)
     try:
+        if ray is not None:  # Ray workers read the shards from other directories
+            corpus = os.path.abspath(corpus)
         c = _open_corpus(corpus, text_field, normalizer, split, on_error)  # type: ignore[arg-type]
         qs = _read_queries(queries)
         ps = _read_pairs(pairs) if pairs is not None else []

@@ -57,6 +57,9 @@ def count_shards(
     dests : sequence of path or None, optional
         Per shard, the Parquet partial the worker writes (None: not written). The paths
         must be on a file system the workers see.
+
+    The shard files must be given by absolute paths on a file system the workers see
+    (in-memory shards travel with the task).
     progress : bool, default False
         A progress bar of the shards counted (shards/min, ETA, failed / retried tasks).
 
@@ -68,7 +71,8 @@ def count_shards(
     Raises
     ------
     ValueError
-        A shard of another kind or normalizer, or ``dests`` of another length.
+        A shard of another kind or normalizer, a shard file given by a relative path, or
+        ``dests`` of another length.
     memscore.CorpusError
         A shard cannot be read (raised from the worker).
     memscore.cluster.ClusterError
@@ -78,7 +82,14 @@ def count_shards(
     shards = list(shards)
     for s in shards:
         qs.check_corpus(s)
-    targets: list[str | None] = [None if d is None else os.fspath(d) for d in (dests or [None] * len(shards))]
+    relative = [f for s in shards for sh in s._shards for f in sh.files if not os.path.isabs(f)]
+    if relative:  # workers run in other directories
+        raise ValueError(
+            f"shards: Ray workers need the shard files by absolute path, got {relative[0]!r}; "
+            "open the corpus from absolute paths"
+        )
+    # absolute, for workers that run in other directories
+    targets = [None if d is None else os.path.abspath(d) for d in (dests or [None] * len(shards))]
     if len(targets) != len(shards):
         raise ValueError(f"dests: expected one path per shard ({len(shards)}), got {len(targets)}")
     for t in targets:

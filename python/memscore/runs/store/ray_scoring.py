@@ -92,7 +92,7 @@ def _prepare(store: RunStore, executor: RayExecutor) -> tuple[Any, list[str]]:
         raise TypeError(f"executor: expected a memscore.cluster.RayExecutor, got {type(executor).__name__}")
     ray = executor.connect()
     executor.check_resources(ray)
-    check_path_from_worker(executor, store.path / "runs", write=False)
+    check_path_from_worker(executor, store.path.resolve() / "runs", write=False)
     store.refresh()
     return ray, store._ids_or_raise()
 
@@ -121,7 +121,7 @@ def _run(
             state["next"] += 1
         return float(len(ranges[i]))
 
-    args = [(str(store.path), r, chunk_runs, kind, flags, shifts) for r in ranges]
+    args = [(str(store.path.resolve()), r, chunk_runs, kind, flags, shifts) for r in ranges]
     run_tasks(executor, _scan_range, args, take, total=len(ids), unit="runs", desc="scoring", progress=False)
     return acc
 
@@ -241,7 +241,7 @@ def influence_topk(
         parts[i] = got
         return float(got[0].shape[0])
 
-    args = [(str(store.path), ids, s, min(s + per, t), kind, k, same_class) for s in starts]
+    args = [(str(store.path.resolve()), ids, s, min(s + per, t), kind, k, same_class) for s in starts]
     run_tasks(executor, _topk_range, args, take, total=t, unit="tests", desc="influence", progress=False)
     done = [p for p in parts if p is not None]
     return np.concatenate([p[0] for p in done]), np.concatenate([p[1] for p in done])

@@ -226,9 +226,10 @@ def train_on_ray(
     ray = executor.connect()
     executor.check_resources(ray)
     shared = executor.storage == "shared"
+    root = store.path.resolve()  # workers run in other directories
     if shared:
-        check_path_from_worker(executor, store.path / "runs", write=True)
-    where: str | dict[str, Any] = str(store.path) if shared else _store_args(store)
+        check_path_from_worker(executor, root / "runs", write=True)
+    where: str | dict[str, Any] = str(root) if shared else _store_args(store)
     # data given as arrays travels once through the object store; functions run in the workers
     train_arg = train if callable(train) else ray.put(train)
     test_arg = test if callable(test) or test is None else ray.put(test)
