@@ -4,8 +4,8 @@ task starts, and the task loop (retries of lost workers, cancellation, progress)
 :class:`RayExecutor` says where and how: the cluster address, the resources of one task,
 how many runs or shards one task takes, the storage mode of training. The engines take it
 as ``executor=`` (:func:`memscore.train.train_runs`, :func:`memscore.ngrams.ngram_stats`,
-:func:`memscore.runs.store.ray_scoring.score_table`) and hand their tasks to
-:func:`run_tasks`.
+the run store's ``memorization``, ``holdout_accuracy``, ``scores``, ``influence`` with
+``top_k`` and ``influence_pairs``) and hand their tasks to :func:`run_tasks`.
 
 Faults: every task runs with Ray's own retries off (``max_retries=0``) and this module
 resubmits a task whose worker died (process killed, node lost, spot instance preempted)
@@ -63,7 +63,8 @@ class RayExecutor:
         ``None`` (default): the running Ray session if this process has one, else
         ``ray.init()`` (joins the cluster named by ``RAY_ADDRESS`` or starts a local one).
         ``"auto"``: an existing cluster on this machine (``ray start --head``), an error
-        if none runs. ``"local"``: a new one-machine cluster. ``"host:port"`` (the head's
+        if none runs. A process already connected to Ray keeps its session whatever the
+        address (a ``host:port`` address is still checked to answer). ``"local"``: a new one-machine cluster. ``"host:port"`` (the head's
         GCS port, 6379 by default) or ``"ray://host:10001"`` (Ray Client): that cluster.
     cpus_per_task, gpus_per_task : float, default 1 and 0
         Resources each task reserves (``num_cpus`` / ``num_gpus`` of the task).
