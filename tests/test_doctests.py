@@ -35,6 +35,7 @@ NEEDS_TORCH = [
     "memscore.runs.train.models",
     "memscore.runs.train.config",
     "memscore.runs.train.ensemble",
+    "memscore.ngrams.lm.extract",
 ]
 
 
