@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..._io import atomic_write
+from ..taskgram.plot import save_figure
 from .extract import extractable
 from .load import LoadedLM, check_context
 from .sampler import SampledSequences, log2_bin
@@ -131,9 +131,4 @@ def plot_memorization_curve(curve: pl.DataFrame, path: str | Path, *, title: str
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    out = Path(path)
-
-    atomic_write(out, lambda f: fig.savefig(f, format=out.suffix.lstrip(".") or "png", dpi=120))
-    plt.close(fig)
-    return out
+    return Path(save_figure(fig, path, dpi=120))

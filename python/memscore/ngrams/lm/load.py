@@ -17,7 +17,15 @@ from typing import Any
 from ..._torch import require_torch
 from ...errors import MemscoreError
 
-__all__ = ["LoadedLM", "ModelLoadError", "check_context", "context_length", "load_causal_lm", "resolve_dtype"]
+__all__ = [
+    "LoadedLM",
+    "ModelLoadError",
+    "check_causal_lm",
+    "check_context",
+    "context_length",
+    "load_causal_lm",
+    "resolve_dtype",
+]
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -111,6 +119,56 @@ def _from_pretrained(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
         ) from exc
 
 
+def check_causal_lm(
+    name: str | os.PathLike[str],
+    *,
+    tokenizer: str | os.PathLike[str] | None = None,
+    need_offsets: bool = False,
+    revision: str | None = None,
+    local_files_only: bool = False,
+) -> tuple[Any, Any]:
+    """The config and tokenizer of a causal LM, checked without loading its weights.
+
+    Parameters
+    ----------
+    name, tokenizer, revision, local_files_only
+        As in :func:`load_causal_lm`.
+    need_offsets : bool, default False
+        Require a fast tokenizer (character offsets: the task-gram study locates n-grams
+        among the answer's tokens by them).
+
+    Returns
+    -------
+    (config, tokenizer)
+
+    Raises
+    ------
+    ModelLoadError
+        As in :func:`load_causal_lm`, or a tokenizer without offsets when they are needed.
+    """
+    tr = _transformers()
+    text = os.fspath(name)
+    if not isinstance(text, str) or not text:
+        raise TypeError(f"name: expected a model folder or hub id, got {text!r}")
+    extra: dict[str, Any] = {"local_files_only": local_files_only}
+    if revision is not None:
+        extra["revision"] = revision
+    config = _from_pretrained(tr.AutoConfig, text, "model", **extra)
+    if getattr(config, "is_encoder_decoder", False) or type(config) not in tr.MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise ModelLoadError(
+            f"model {text!r} is not a causal language model (its config is {type(config).__name__}); "
+            "expected a decoder-only model that AutoModelForCausalLM loads (GPT-2, GPT-NeoX/Pythia, Llama, ...)"
+        )
+    tok_name = os.fspath(tokenizer) if tokenizer is not None else text
+    tok = _from_pretrained(tr.AutoTokenizer, tok_name, "tokenizer", local_files_only=local_files_only)
+    if need_offsets and not getattr(tok, "is_fast", False):
+        raise ModelLoadError(
+            f"tokenizer {tok_name!r} ({type(tok).__name__}) gives no character offsets; the task-gram study "
+            "needs a fast (Rust tokenizers) tokenizer: save one with a tokenizer.json next to the model"
+        )
+    return config, tok
+
+
 def load_causal_lm(
     name: str | os.PathLike[str],
     *,
@@ -155,22 +213,13 @@ def load_causal_lm(
     """
     torch = require_torch("memscore.lm", extra="lm")
     tr = _transformers()
-    name = os.fspath(name)
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name: expected a model folder or hub id, got {name!r}")
     dt = resolve_dtype(dtype, device)
+    _, tok = check_causal_lm(name, tokenizer=tokenizer, revision=revision, local_files_only=local_files_only)
+    name = os.fspath(name)
     extra: dict[str, Any] = {"local_files_only": local_files_only}
     if revision is not None:
         extra["revision"] = revision
-    config = _from_pretrained(tr.AutoConfig, name, "model", **extra)
-    if getattr(config, "is_encoder_decoder", False) or type(config) not in tr.MODEL_FOR_CAUSAL_LM_MAPPING:
-        raise ModelLoadError(
-            f"model {name!r} is not a causal language model (its config is {type(config).__name__}); "
-            "expected a decoder-only model that AutoModelForCausalLM loads (GPT-2, GPT-NeoX/Pythia, Llama, ...)"
-        )
     model = _from_pretrained(tr.AutoModelForCausalLM, name, "model", dtype=getattr(torch, dt), **extra)
-    tok_name = os.fspath(tokenizer) if tokenizer is not None else name
-    tok = _from_pretrained(tr.AutoTokenizer, tok_name, "tokenizer", local_files_only=local_files_only)
     model.eval()
     model.to(torch.device(device))
     return LoadedLM(model=model, tokenizer=tok, name=name, device=str(device), dtype=dt)
