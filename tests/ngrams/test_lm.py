@@ -216,3 +216,14 @@ def test_curve_table_shape():
     assert a["count_lo"].to_list() == [1, 2, 64] and a["count_hi"].to_list() == [1, 3, 127]
     assert a["fraction"].to_list() == [0.0, 0.5, 1.0]
     assert a["mean_matched"].to_list() == [0.5, 3.0, 4.0]
+
+
+def test_tokenizer_without_offsets_is_refused_where_needed(model_dir, monkeypatch):
+    class SlowTokenizer:  # what a Python (non-Rust) tokenizer reports
+        is_fast = False
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: SlowTokenizer())
+    with pytest.raises(lm.ModelLoadError, match="no character offsets"):
+        lm.check_causal_lm(model_dir, need_offsets=True)
+    _, tok = lm.check_causal_lm(model_dir)  # extraction needs no offsets
+    assert isinstance(tok, SlowTokenizer)

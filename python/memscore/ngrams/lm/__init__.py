@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from .curve import memorization_curve, memorization_table, plot_memorization_curve
 from .extract import Extraction, as_token_matrix, extractable, greedy_continuations
-from .load import LoadedLM, ModelLoadError, check_context, context_length, load_causal_lm, resolve_dtype
+from .load import (
+    LoadedLM,
+    ModelLoadError,
+    check_causal_lm,
+    check_context,
+    context_length,
+    load_causal_lm,
+    resolve_dtype,
+)
 from .sampler import SampledSequences, duplicate_counts, log2_bin, sample_sequences, token_shard_arrays
 from .scoring import model_logits, token_logprobs
 
@@ -24,6 +32,7 @@ __all__ = [
     "ModelLoadError",
     "SampledSequences",
     "as_token_matrix",
+    "check_causal_lm",
     "check_context",
     "context_length",
     "duplicate_counts",
