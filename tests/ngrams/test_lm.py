@@ -4,6 +4,7 @@ batched log-probabilities and batched greedy extraction against the plain refere
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -118,6 +119,10 @@ def test_extractable_bad_input(model_dir):
         lm.extractable(m, None, np.zeros((2, 10)), k=5, m=5)
     with pytest.raises(ValueError, match="k"):
         lm.extractable(m, None, seqs, k=0, m=5)
+    with pytest.raises(ValueError, match=f"token id {VOCAB} is outside the model's vocabulary of {VOCAB}"):
+        lm.extractable(m, None, np.full((2, 10), VOCAB), k=5, m=5)
+    empty = lm.extractable(m, None, np.zeros((0, 10), dtype=np.int64), k=5, m=5)
+    assert empty.memorized.shape == (0,) and empty.matched.shape == (0,) and empty.generated.shape == (0, 5)
 
 
 def test_token_logprobs_batched_equals_single(model_dir):
@@ -227,3 +232,52 @@ def test_tokenizer_without_offsets_is_refused_where_needed(model_dir, monkeypatc
         lm.check_causal_lm(model_dir, need_offsets=True)
     _, tok = lm.check_causal_lm(model_dir)  # extraction needs no offsets
     assert isinstance(tok, SlowTokenizer)
+
+
+def test_tokenize_corpus_round_trip(model_dir, tmp_path):
+    import gzip
+    import json
+
+    tok = lm.load_causal_lm(model_dir).tokenizer
+    docs = ["the cat sat on the mat", "a dog ran in the park", "", "hello world the cat"]
+    (tmp_path / "in").mkdir()
+    with open(tmp_path / "in" / "a.jsonl", "w") as f:
+        for d in docs[:2]:
+            f.write(json.dumps({"body": d}) + "\n\n")
+    with gzip.open(tmp_path / "in" / "b.jsonl.gz", "wt") as f:
+        for d in docs[2:]:
+            f.write(json.dumps({"body": d}) + "\n")
+    corpus = lm.tokenize_corpus(tmp_path / "in", tok, tmp_path / "tok", text_field="body", batch_size=1)
+    arrays = lm.token_shard_arrays(corpus)
+    got = []
+    for tokens, offsets in arrays:
+        assert tokens.dtype == np.uint16
+        ends = np.append(offsets[1:], len(tokens))
+        got += [tokens[a:b].tolist() for a, b in zip(offsets, ends, strict=True)]
+    assert got == [tok(d, add_special_tokens=False)["input_ids"] for d in docs]
+    (tmp_path / "bad.jsonl").write_text('{"text": 3}\n')
+    from memscore.errors import CorpusError
+
+    with pytest.raises(CorpusError, match="line 1: expected a string 'text'"):
+        lm.tokenize_corpus(tmp_path / "bad.jsonl", tok, tmp_path / "tok2")
+
+
+def test_cli_memorization_on_a_text_corpus(model_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from memscore.cli import app
+
+    with open(tmp_path / "docs.jsonl", "w") as f:
+        for _ in range(5):
+            f.write(json.dumps({"text": "the cat sat on the mat the cat sat on the mat"}) + "\n")
+        f.write(json.dumps({"text": "a dog ran in the park and a dog ran"}) + "\n")
+    out = tmp_path / "out"
+    args = ["lm", "memorization", "--corpus", str(tmp_path / "docs.jsonl"), "--model", str(model_dir)]
+    args += ["--k", "3", "--m", "3", "--samples", "30", "--out", str(out)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    table = pl.read_parquet(out / "sequences.parquet")
+    assert table.height == 30 and table["count"].min() >= 1 and table["count"].max() >= 5
+    assert list((out / "tokens").glob("*.offsets.npy"))

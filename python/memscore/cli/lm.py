@@ -30,8 +30,8 @@ def memorization(
     corpus: Annotated[
         str,
         typer.Option(
-            help="token corpus in the models' tokenization: NAME.npy shards with NAME.offsets.npy sidecars "
-            "(a file, a directory or a glob)"
+            help="token corpus in the models' tokenization (NAME.npy shards with NAME.offsets.npy sidecars), or "
+            "jsonl / text files tokenized with the first model's tokenizer into OUT/tokens (a file, directory or glob)"
         ),
     ],
     model: Annotated[list[str], typer.Option(help="HuggingFace model id or local folder; repeat for a size series")],
@@ -51,28 +51,35 @@ def memorization(
     revision: Annotated[str | None, typer.Option(help="hub revision (e.g. a Pythia checkpoint step143000)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
     progress: Annotated[bool, typer.Option(help="progress bar of the counting pass")] = False,
+    text_field: Annotated[str, typer.Option(help="jsonl field of the documents of a text --corpus")] = "text",
 ) -> None:
     """Write OUT/sequences.parquet (one row per model and sequence), OUT/curve.csv (memorized
     fraction per duplicate-count bin and model), OUT/memorization.png and OUT/run.json."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..ngrams import Corpus
+    from ..ngrams.corpus import open_corpus
     from ..ngrams.lm import (
         load_causal_lm,
         memorization_curve,
         memorization_table,
         plot_memorization_curve,
         sample_sequences,
+        tokenize_corpus,
     )
     from ..ngrams.lm.load import check_context
 
     check_output_dir(out, "--out")
-    token_corpus = Corpus.from_token_files(corpus)
     # every model is loaded and checked (context, device, dtype) before any sampling or decoding
     models = [load_causal_lm(name, device=device, dtype=dtype, revision=revision) for name in model]
     for lm in models:
         check_context(lm.model, k + m)
+    token_corpus = open_corpus(corpus, text_field=text_field)
+    if token_corpus.kind != "tokens":
+        vocabs = {str(sorted(x.tokenizer.get_vocab().items())) for x in models}
+        if len(vocabs) > 1:
+            raise ValueError("--model: a text --corpus is tokenized once, so every model must share one tokenizer")
+        token_corpus = tokenize_corpus(corpus, models[0].tokenizer, out / "tokens", text_field=text_field)
     sample = sample_sequences(token_corpus, samples, k + m, stratify=stratify, pool=pool, seed=seed, progress=progress)
     table = memorization_table(models, sample, k, m, batch_size=batch_size)
     curve = memorization_curve(table)

@@ -25,6 +25,7 @@ from .load import (
 )
 from .sampler import SampledSequences, duplicate_counts, log2_bin, sample_sequences, token_shard_arrays
 from .scoring import model_logits, token_logprobs
+from .tokenize import tokenize_corpus
 
 __all__ = [
     "Extraction",
@@ -48,4 +49,5 @@ __all__ = [
     "sample_sequences",
     "token_logprobs",
     "token_shard_arrays",
+    "tokenize_corpus",
 ]

@@ -182,8 +182,8 @@ def extractable(
     Raises
     ------
     ValueError
-        ``k + m`` longer than the model's context, a sequence shorter than ``k + m``, bad
-        ``k``, ``m`` or ``batch_size``.
+        ``k + m`` longer than the model's context, a sequence shorter than ``k + m``, a token
+        id outside the model's vocabulary, bad ``k``, ``m`` or ``batch_size``.
 
     Examples
     --------
@@ -200,6 +200,12 @@ def extractable(
     check_int(batch_size, "batch_size", 1)
     check_context(model, k + m)
     tokens = as_token_matrix(sequences, tokenizer, k + m)
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(vocab, int) and tokens.size and int(tokens.max()) >= vocab:
+        raise ValueError(
+            f"sequences: token id {int(tokens.max())} is outside the model's vocabulary of {vocab} "
+            "(a corpus tokenized with another tokenizer?)"
+        )
     generated = greedy_continuations(model, tokens[:, :k], m, batch_size=batch_size, device=device)
     equal = generated == tokens[:, k:]
     # leading run of matches: the first mismatch's index, or m when all match
