@@ -150,3 +150,25 @@ def test_cli_taskgram_user_setup(setup, tmp_path):
     s = pl.read_csv(out / "summary.csv")
     assert s["task"].to_list() == ["recall"] and s["model"].to_list() == [models[0]]
     assert (out / "report.html").exists() and not (out / "trend.png").exists()  # one model: no trend plot
+
+
+def test_hub_task_without_network_says_pass_a_local_copy(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hugging Face Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ValueError, match="cannot load openai/gsm8k .*Pass a local copy instead: gsm8k=PATH"):
+        load_task("gsm8k")
+    with pytest.raises(ValueError, match="expected NAME=PATH with NAME in"):
+        load_task("squad=/tmp/x")
+
+
+def test_token_corpus_is_refused_for_the_taskgram_study(setup, tmp_path):
+    import numpy as np
+
+    d, models = setup
+    np.save(tmp_path / "t.npy", np.arange(10, dtype=np.uint16))
+    np.save(tmp_path / "t.offsets.npy", np.array([0]))
+    cfg = PipelineConfig(corpus=str(tmp_path / "t.npy"), models=(models[0],), task_specs=(str(d / "recall.parquet"),))
+    with pytest.raises(ValueError, match="expected jsonl or text files, got tokens"):
+        run_pipeline(None, cfg)
