@@ -23,6 +23,13 @@ Tasks (inputs and outputs are verses or half verses):
 
 Examples sharing an n-gram between input and output are dropped (see ``extract_pairs``);
 candidates are shuffled with ``seed`` and the first ``n_examples`` survivors kept.
+
+Real setups replace any of the three parts: ``corpus`` (a user corpus, read by
+:func:`memscore.ngrams.corpus.open_corpus`), ``models`` (HuggingFace causal LMs, loaded one at
+a time with :func:`memscore.lm.load_causal_lm`) and ``task_specs`` (task datasets,
+:func:`~memscore.ngrams.taskgram.tasks.load_task`). Tasks and models are checked before the
+corpus is read; the output adds the size trend (``trend.csv``, ``trend.png``) and
+``report.html``.
 """
 
 from __future__ import annotations
@@ -421,15 +428,16 @@ def run_pipeline(
     Steps: build the corpus documents; build each task's candidates, extract pairs with
     the English-stopword normalizer, keep ``n_examples`` examples per task; count C(x) and
     C(x, y) for all pairs in one :func:`memscore.ngrams.ngram_stats` pass; train one LM per
-    size; score log p_LM of every output n-gram; average per example; Spearman / Kendall
-    per task and model.
+    size (or load each of ``config.models``); score log p_LM of every output n-gram; average
+    per example; Spearman / Kendall per task and model.
 
     Parameters
     ----------
     out_dir : str or os.PathLike, optional
         Where to write ``pairs.parquet``, ``examples.parquet``, ``summary.parquet`` +
-        ``summary.csv``, ``summary_by_n.csv``, ``models.json`` and ``taskgram.png``
-        (nothing is written without it).
+        ``summary.csv``, ``summary_by_n.csv``, ``models.json``, ``taskgram.png``,
+        ``trend.csv`` (+ ``trend.png`` with two models or more) and ``report.html`` (nothing
+        is written without it).
     config : PipelineConfig, optional
         The settings (default ``PipelineConfig()``).
     log : callable, optional
@@ -442,9 +450,14 @@ def run_pipeline(
     Raises
     ------
     ImportError
-        torch, tokenizers, scipy, the Bible packages or matplotlib are missing.
+        torch, tokenizers, scipy, the Bible packages or matplotlib are missing (or
+        transformers / datasets for ``models`` / ``task_specs``).
     OSError
         ``out_dir`` cannot be written.
+    memscore.lm.ModelLoadError
+        A model that cannot be loaded, is not a causal LM, or has a tokenizer without offsets.
+    ValueError, FileNotFoundError
+        A task without its columns or file, or a token corpus.
     """
     from .. import Corpus
 
