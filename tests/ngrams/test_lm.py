@@ -281,3 +281,18 @@ def test_cli_memorization_on_a_text_corpus(model_dir, tmp_path):
     table = pl.read_parquet(out / "sequences.parquet")
     assert table.height == 30 and table["count"].min() >= 1 and table["count"].max() >= 5
     assert list((out / "tokens").glob("*.offsets.npy"))
+
+
+def test_sampler_across_shards():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 4, 30).astype(np.uint32)
+    b = rng.integers(0, 4, 12).astype(np.uint32)
+    corpus = Corpus.from_tokens(a, [0, 10, 25], name="a") + Corpus.from_tokens(b, [0, 2], name="b")
+    s = lm.sample_sequences(corpus, 10_000, 3, seed=1)
+    # windows: shard a 8 + 13 + 3, shard b 0 + 8
+    assert s.tokens.shape == (32, 3)
+    assert (s.shard == 0).sum() == 24 and (s.shard == 1).sum() == 8
+    for row, sh, pos in zip(s.tokens, s.shard, s.position, strict=True):
+        assert row.tolist() == (a if sh == 0 else b)[pos : pos + 3].tolist()
+    part = lm.sample_sequences(corpus, 7, 3, seed=2)
+    assert part.tokens.shape == (7, 3) and len(set(zip(part.shard.tolist(), part.position.tolist()))) == 7

@@ -131,31 +131,29 @@ def log2_bin(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 
 
 def _uniform(shards: list[tuple[Any, Any]], length: int, n: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
-    """``n`` distinct window positions drawn uniformly (fewer when fewer exist)."""
-    firsts, rooms, shard_ids = [], [], []
-    for i, (t, o) in enumerate(shards):
-        f, r = _window_starts(int(t.shape[0]), o, length)
-        firsts.append(f)
-        rooms.append(r)
-        shard_ids.append(np.full(f.shape, i, dtype=np.int64))
-    first = np.concatenate(firsts) if firsts else np.zeros(0, np.int64)
-    room = np.concatenate(rooms) if rooms else np.zeros(0, np.int64)
-    sid = np.concatenate(shard_ids) if shard_ids else np.zeros(0, np.int64)
-    total = int(room.sum())
+    """``n`` distinct window positions drawn uniformly over all shards (fewer when fewer
+    exist). Shards are visited one at a time, so memory follows the largest shard's document
+    count, not the corpus's."""
+    totals = [int(_window_starts(int(t.shape[0]), o, length)[1].sum()) for t, o in shards]
+    total = sum(totals)
     if total == 0:
         raise ValueError(f"corpus: no document has {length} tokens (k + m); nothing to sample")
     flat = np.sort(rng.choice(total, size=min(n, total), replace=False))
-    cum = np.cumsum(room)
-    doc = np.searchsorted(cum, flat, side="right")
-    pos = first[doc] + flat - (cum[doc] - room[doc])
-    shard = sid[doc]
-    tokens = np.empty((flat.size, length), dtype=np.int64)
-    for i in np.unique(shard):
-        sel = np.flatnonzero(shard == i)
-        t = shards[int(i)][0]
-        idx = pos[sel][:, None] + np.arange(length)[None, :]
-        tokens[sel] = np.asarray(t[idx.ravel()], dtype=np.int64).reshape(sel.size, length)
-    return tokens, shard.astype(np.int64), pos.astype(np.int64)
+    bounds = np.cumsum([0, *totals])
+    tokens, shard, pos = [], [], []
+    for i, (t, o) in enumerate(shards):
+        sel = flat[(flat >= bounds[i]) & (flat < bounds[i + 1])] - bounds[i]
+        if sel.size == 0:
+            continue
+        first, room = _window_starts(int(t.shape[0]), o, length)
+        cum = np.cumsum(room)
+        doc = np.searchsorted(cum, sel, side="right")  # the document holding each drawn window
+        p = (first[doc] + sel - (cum[doc] - room[doc])).astype(np.int64)
+        idx = p[:, None] + np.arange(length)[None, :]
+        tokens.append(np.asarray(t[idx.ravel()], dtype=np.int64).reshape(sel.size, length))
+        shard.append(np.full(sel.size, i, dtype=np.int64))
+        pos.append(p)
+    return np.concatenate(tokens), np.concatenate(shard), np.concatenate(pos)
 
 
 def sample_sequences(
