@@ -295,4 +295,4 @@ def test_sampler_across_shards():
     for row, sh, pos in zip(s.tokens, s.shard, s.position, strict=True):
         assert row.tolist() == (a if sh == 0 else b)[pos : pos + 3].tolist()
     part = lm.sample_sequences(corpus, 7, 3, seed=2)
-    assert part.tokens.shape == (7, 3) and len(set(zip(part.shard.tolist(), part.position.tolist()))) == 7
+    assert part.tokens.shape == (7, 3) and len(set(zip(part.shard.tolist(), part.position.tolist(), strict=True))) == 7
