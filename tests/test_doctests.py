@@ -37,6 +37,7 @@ NEEDS_TORCH = [
     "memscore.runs.train.config",
     "memscore.runs.train.ensemble",
     "memscore.runs.train.ray_runs",
+    "memscore.ngrams.lm.extract",
 ]
 
 

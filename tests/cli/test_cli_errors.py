@@ -243,3 +243,37 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr and "width" in res.stderr
     assert not store.exists()
+
+
+def test_lm_memorization_errors_are_one_line(run_main, tmp_path):
+    pytest.importorskip("transformers")
+    import numpy as np
+
+    np.save(tmp_path / "t.npy", np.arange(100, dtype=np.uint16))
+    np.save(tmp_path / "t.offsets.npy", np.array([0, 50]))
+    base = ("lm", "memorization", "--corpus", str(tmp_path / "t.npy"), "--out", str(tmp_path / "out"))
+    code, _, err = run_main(*base, "--model", str(tmp_path / "missing-model"))
+    assert code == 1
+    assert_one_line_error(err, "missing-model", "no such file or folder", "memscore lm memorization --help")
+    assert not (tmp_path / "out").exists()
+
+
+def test_lm_hub_name_without_network_says_pass_a_local_path(tmp_path):
+    pytest.importorskip("transformers")
+    import numpy as np
+
+    np.save(tmp_path / "t.npy", np.arange(100, dtype=np.uint16))
+    np.save(tmp_path / "t.offsets.npy", np.array([0, 50]))
+    env = dict(os.environ)
+    env.pop("MEMSCORE_DEBUG", None)
+    env["HF_HUB_OFFLINE"] = "1"  # what a machine without a network gets, without waiting for timeouts
+    res = subprocess.run(
+        [sys.executable, "-m", "memscore.cli", "lm", "memorization", "--corpus", str(tmp_path / "t.npy")]
+        + ["--model", "EleutherAI/pythia-70m-does-not-exist", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert res.returncode == 1, res.stderr
+    assert_one_line_error(res.stderr, "EleutherAI/pythia-70m-does-not-exist", "Pass a local path")

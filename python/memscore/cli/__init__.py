@@ -3,7 +3,8 @@
 - :mod:`memscore.cli.runs`: ``memscore train | score | report | demo`` (the runs engine);
 - :mod:`memscore.cli.store`: ``memscore store verify | clean | merge`` (run stores);
 - :mod:`memscore.cli.ngrams`: ``memscore ngrams count | clean`` (the corpus n-gram engine);
-- :mod:`memscore.cli.taskgram`: ``memscore taskgram`` (the task-gram study).
+- :mod:`memscore.cli.taskgram`: ``memscore taskgram`` (the task-gram study);
+- :mod:`memscore.cli.lm`: ``memscore lm memorization`` (extractable memorization vs duplication).
 
 Needs the ``cli`` extra (typer, rich); training needs ``train`` (torch), reports ``plot``
 (matplotlib): ``pip install 'memscore[all]'`` installs everything.
@@ -25,7 +26,7 @@ __all__ = ["app", "main"]
 def _build_app() -> typer.Typer:
     import typer
 
-    from . import ngrams, runs, store, taskgram
+    from . import lm, ngrams, runs, store, taskgram
 
     app = typer.Typer(
         help="memscore: per-example memorization, influence and training-dynamics scores across many training runs.",
@@ -42,6 +43,7 @@ def _build_app() -> typer.Typer:
         name="taskgram",
         help="Task-gram LM vs trained LMs: distributional memorization and generalization.",
     )
+    app.add_typer(lm.app, name="lm", help="Causal LMs: extractable memorization against corpus duplication.")
     return app
 
 
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             line, code = _os_error_line(exc), 1
         elif isinstance(exc, (MemscoreError, ValueError, TypeError)):
             words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")][:2]
-            cmd = " ".join(words[:2] if words[:1] in (["ngrams"],) else words[:1]) or "COMMAND"
+            cmd = " ".join(words[:2] if words[:1] in (["ngrams"], ["lm"]) else words[:1]) or "COMMAND"
             line, code = f"{exc} (see 'memscore {cmd} --help')", 1
         elif isinstance(exc, MemoryError):
             line, code = "out of memory (use fewer runs, a smaller --ensemble, or a machine with more memory)", 1

@@ -35,6 +35,7 @@ import typer
 from .._io import atomic_write, remove_tmp_files
 from ..errors import CorpusError
 from ..ngrams import Corpus, NgramStats, Normalizer, ProgressCounter, QuerySet
+from ..ngrams.corpus import open_corpus
 
 app = typer.Typer(help="Count query n-grams and pairs over corpus shards.", no_args_is_help=True)
 
@@ -77,13 +78,7 @@ def _open_corpus(
     split: Literal["file", "paragraph", "line"],
     on_error: Literal["raise", "skip"],
 ) -> Corpus:
-    p = Path(spec)
-    names = [q.name for q in p.iterdir()] if p.is_dir() else [spec]
-    if any(n.endswith(".npy") for n in names) and not any(".jsonl" in n or n.endswith(".txt") for n in names):
-        return Corpus.from_token_files(spec)
-    if any(n.endswith((".txt", ".txt.gz", ".txt.zst")) for n in names) and not any(".jsonl" in n for n in names):
-        return Corpus.from_text_files(spec, split=split, normalizer=normalizer, on_error=on_error)
-    return Corpus.from_jsonl(spec, text_field=text_field, normalizer=normalizer, on_error=on_error)
+    return open_corpus(spec, text_field=text_field, normalizer=normalizer, split=split, on_error=on_error)
 
 
 def _reusable(dest: Path, key: str, shard: Corpus) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Annotated
 
@@ -55,6 +56,23 @@ def taskgram(
     ray: Annotated[
         str | None, typer.Option("--ray", help="count on a Ray cluster: auto, local, or the head's host:port")
     ] = None,
+    corpus: Annotated[
+        str | None,
+        typer.Option(help="your corpus instead of the embedded texts: jsonl / text shards (file, directory or glob)"),
+    ] = None,
+    text_field: Annotated[str, typer.Option(help="jsonl field of --corpus documents")] = "text",
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="HuggingFace causal LM (hub id or local folder) to score; repeat for a size series"),
+    ] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="task: a jsonl / Parquet / save_to_disk path with input and output columns, a paper task "
+            "(wmt:de-en, triviaqa, mmlu, gsm8k; from the hub), or NAME=PATH (a local copy of a paper task); repeat"
+        ),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="dtype of --model: auto, float32, bfloat16, float16")] = "auto",
 ) -> None:
     """Run the pipeline, write pairs/examples/summary tables (Parquet, CSV), models.json and
     taskgram.png to OUT, and print the summary."""
@@ -83,6 +101,13 @@ def taskgram(
         settings["time_limit_s"] = time_limit or None
     if n_examples is not None:
         settings["n_examples"] = n_examples
+    if corpus is not None:
+        # absolute, so that Ray workers (another working directory) open the same files
+        settings.update(corpus=os.path.abspath(corpus), text_field=text_field)
+    if model:
+        settings.update(models=tuple(model), dtype=dtype)
+    if task:
+        settings["task_specs"] = tuple(task)
     # The config checks every setting, and the output folder is checked, before anything is built.
     cfg = PipelineConfig.quick(**settings) if quick else PipelineConfig(**settings)  # type: ignore[arg-type]
     check_output_dir(out, "--out")
@@ -110,7 +135,7 @@ def taskgram(
             f"{r['generalization_p']:.2g}",
         )
     console.print(table)
-    console.print(f"tables and plot in {out}")
+    console.print(f"tables, plots and report.html in {out}")
 
 
 if __name__ == "__main__":  # python -m memscore.taskgram.cli

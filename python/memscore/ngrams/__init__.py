@@ -21,7 +21,7 @@ and pairs once and counts any subset of shards with them (``qs.count(corpus.shar
 from __future__ import annotations
 
 from ._paths import TOKEN_OFFSETS_SUFFIX
-from .corpus import Corpus
+from .corpus import Corpus, open_corpus
 from .counting import cooccurrence, count_ngrams, document_frequency, ngram_stats
 from .normalizer import ENGLISH_STOPWORDS, Normalizer
 from .queries import ProgressCounter, QuerySet
@@ -39,4 +39,5 @@ __all__ = [
     "count_ngrams",
     "document_frequency",
     "ngram_stats",
+    "open_corpus",
 ]

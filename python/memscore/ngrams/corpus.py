@@ -465,3 +465,42 @@ class Corpus:
 
     def __repr__(self) -> str:
         return f"Corpus(kind={self.kind!r}, shards={len(self._shards)}, nbytes={self.nbytes})"
+
+
+def open_corpus(
+    spec: str | os.PathLike[str],
+    *,
+    text_field: str = "text",
+    normalizer: Normalizer | None = None,
+    split: Literal["file", "paragraph", "line"] = "file",
+    on_error: Literal["raise", "skip"] = "raise",
+) -> Corpus:
+    """A corpus from a file, directory or glob, its reader chosen by the files' names: token
+    ``.npy`` shards (:meth:`Corpus.from_token_files`), text files
+    (:meth:`Corpus.from_text_files`), else jsonl (:meth:`Corpus.from_jsonl`).
+
+    Parameters
+    ----------
+    spec : str or path
+        A file, a directory or a glob.
+    text_field : str, default "text"
+        The jsonl field holding the document.
+    normalizer : Normalizer, optional
+        For text corpora.
+    split : {"file", "paragraph", "line"}, default "file"
+        How text files are cut into documents.
+    on_error : {"raise", "skip"}, default "raise"
+        Malformed jsonl lines / undecodable text.
+
+    Returns
+    -------
+    Corpus
+    """
+    text = os.fspath(spec)
+    p = Path(text)
+    names = [q.name for q in p.iterdir()] if p.is_dir() else [text]
+    if any(n.endswith(".npy") for n in names) and not any(".jsonl" in n or n.endswith(".txt") for n in names):
+        return Corpus.from_token_files(text)
+    if any(n.endswith((".txt", ".txt.gz", ".txt.zst")) for n in names) and not any(".jsonl" in n for n in names):
+        return Corpus.from_text_files(text, split=split, normalizer=normalizer, on_error=on_error)
+    return Corpus.from_jsonl(text, text_field=text_field, normalizer=normalizer, on_error=on_error)

@@ -29,12 +29,16 @@ from .pipeline import (
     build_documents,
     build_tasks,
     run_pipeline,
+    size_trend,
 )
-from .plot import plot_taskgram
+from .plot import plot_taskgram, plot_trend, write_taskgram_html
+from .tasks import PAPER_TASKS, Task, load_task
 from .tglm import per_example, taskgram_logprob, taskgram_scores
 
 __all__ = [
     "MODEL_SIZES",
+    "PAPER_TASKS",
+    "Task",
     "Correlation",
     "GPTConfig",
     "PipelineConfig",
@@ -52,12 +56,16 @@ __all__ = [
     "lm_logprobs",
     "load_bible",
     "load_shakespeare",
+    "load_task",
     "locate_ngram",
     "per_example",
     "plot_taskgram",
+    "plot_trend",
     "run_pipeline",
     "shakespeare_available",
+    "size_trend",
     "taskgram_logprob",
+    "write_taskgram_html",
     "taskgram_scores",
     "train_lm",
     "train_tokenizer",

@@ -25,7 +25,6 @@ computation with one forward pass per sequence.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,7 @@ import polars as pl
 
 from ..._torch import require_torch
 from ..._validate import check_int, check_optional_int
+from ..lm.scoring import token_logprobs
 from .pairs import Examples, Normalize, default_normalizer, to_examples
 
 __all__ = ["encode_with_offsets", "lm_logprobs", "locate_ngram"]
@@ -117,27 +117,6 @@ def encode_with_offsets(tokenizer: Any, texts: list[str]) -> list[tuple[list[int
     )
 
 
-def _logits(model: Any, ids: Any, mask: Any) -> Any:
-    forward = getattr(model, "forward", None)
-    try:
-        hf = forward is not None and "input_ids" in inspect.signature(forward).parameters
-    except (TypeError, ValueError):
-        hf = False
-    if hf:  # a HuggingFace-style model: keyword input_ids and attention_mask
-        out = model(input_ids=ids, attention_mask=mask)
-    else:
-        out = model(ids)
-    logits = getattr(out, "logits", out)
-    if isinstance(logits, (tuple, list)):
-        logits = logits[0]
-    if logits.ndim != 3 or tuple(logits.shape[:2]) != tuple(ids.shape):
-        raise ValueError(
-            f"model: expected logits of shape (B, L, V) = ({ids.shape[0]}, {ids.shape[1]}, V), "
-            f"got {tuple(logits.shape)}"
-        )
-    return logits
-
-
 def lm_logprobs(
     model: Any,
     tokenizer: Any,
@@ -200,7 +179,7 @@ def lm_logprobs(
     ImportError
         torch is not installed.
     """
-    torch = require_torch("lm_logprobs")
+    require_torch("lm_logprobs")  # before any work: the ImportError names the extra
 
     rows = to_examples(examples)
     for c in ("example", "y"):
@@ -222,59 +201,44 @@ def lm_logprobs(
     texts = [p + rows[e][1] for p, e in zip(prompts, ex_ids, strict=True)]
     encoded = encode_with_offsets(tokenizer, texts)
 
-    dev = torch.device(device)
+    seqs = []
+    offsets = []
+    for ids, offs in encoded:
+        if bos_token_id is not None:
+            ids, offs = [bos_token_id, *ids], [(0, 0), *offs]
+        if max_length is not None and len(ids) > max_length:
+            ids, offs = ids[-max_length:], offs[-max_length:]
+        seqs.append(ids)
+        offsets.append(offs)
+    token_lps = token_logprobs(model, seqs, batch_size=batch_size, device=device)
+
     out_e: list[int] = []
     out_y: list[str] = []
     out_n: list[int] = []
     out_lp: list[float | None] = []
-    for start in range(0, len(ex_ids), batch_size):
-        chunk = list(range(start, min(start + batch_size, len(ex_ids))))
-        seqs = []
-        offsets = []
-        for k in chunk:
-            ids, offs = encoded[k]
-            if bos_token_id is not None:
-                ids, offs = [bos_token_id, *ids], [(0, 0), *offs]
-            if max_length is not None and len(ids) > max_length:
-                ids, offs = ids[-max_length:], offs[-max_length:]
-            seqs.append(ids)
-            offsets.append(offs)
-        length = max(len(s) for s in seqs)
-        ids_t = torch.zeros((len(seqs), length), dtype=torch.long)
-        mask_t = torch.zeros((len(seqs), length), dtype=torch.long)
-        for r, s in enumerate(seqs):
-            ids_t[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask_t[r, : len(s)] = 1
-        with torch.no_grad():
-            logits = _logits(model, ids_t.to(dev), mask_t.to(dev))
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            # token_lp[r, p] = log p(token p | tokens < p); position 0 has no prediction.
-            token_lp = torch.full((len(seqs), length), float("nan"), dtype=torch.float64)
-            token_lp[:, 1:] = logp[:, :-1].gather(2, ids_t[:, 1:].to(dev).unsqueeze(-1)).squeeze(-1).double().cpu()
-        token_lp_np = token_lp.numpy()
-        for r, k in enumerate(chunk):
-            e = ex_ids[k]
-            plen = len(prompts[k])
-            answer = rows[e][1]
-            offs_arr = np.asarray(offsets[r], dtype=np.int64).reshape(-1, 2)
-            for y in by_ex[e]:
-                spans = locate_ngram(answer, y, norm)
-                out_e.append(e)
-                out_y.append(y)
-                if spans is None:
-                    out_n.append(0)
-                    out_lp.append(None)
-                    continue
-                sel = np.zeros(len(offs_arr), dtype=bool)
-                for a, b in spans:
-                    sel |= (offs_arr[:, 0] < b + plen) & (offs_arr[:, 1] > a + plen) & (offs_arr[:, 1] > offs_arr[:, 0])
-                vals = token_lp_np[r, : len(offs_arr)][sel]
-                if vals.size == 0 or np.isnan(vals).any():
-                    out_n.append(int(vals.size) if not np.isnan(vals).any() else 0)
-                    out_lp.append(None)
-                    continue
-                out_n.append(int(vals.size))
-                out_lp.append(float(vals.sum()))
+    for k, e in enumerate(ex_ids):
+        plen = len(prompts[k])
+        answer = rows[e][1]
+        offs_arr = np.asarray(offsets[k], dtype=np.int64).reshape(-1, 2)
+        lp_k = token_lps[k]
+        for y in by_ex[e]:
+            spans = locate_ngram(answer, y, norm)
+            out_e.append(e)
+            out_y.append(y)
+            if spans is None:
+                out_n.append(0)
+                out_lp.append(None)
+                continue
+            sel = np.zeros(len(offs_arr), dtype=bool)
+            for a, b in spans:
+                sel |= (offs_arr[:, 0] < b + plen) & (offs_arr[:, 1] > a + plen) & (offs_arr[:, 1] > offs_arr[:, 0])
+            vals = lp_k[sel]
+            if vals.size == 0 or np.isnan(vals).any():
+                out_n.append(int(vals.size) if not np.isnan(vals).any() else 0)
+                out_lp.append(None)
+                continue
+            out_n.append(int(vals.size))
+            out_lp.append(float(vals.sum()))
     return pl.DataFrame(
         {"example": out_e, "y": out_y, "n_tokens": out_n, "logp_lm": out_lp},
         schema={"example": pl.Int64, "y": pl.String, "n_tokens": pl.Int64, "logp_lm": pl.Float64},

@@ -23,6 +23,13 @@ Tasks (inputs and outputs are verses or half verses):
 
 Examples sharing an n-gram between input and output are dropped (see ``extract_pairs``);
 candidates are shuffled with ``seed`` and the first ``n_examples`` survivors kept.
+
+Real setups replace any of the three parts: ``corpus`` (a user corpus, read by
+:func:`memscore.ngrams.corpus.open_corpus`), ``models`` (HuggingFace causal LMs, loaded one at
+a time with :func:`memscore.lm.load_causal_lm`) and ``task_specs`` (task datasets,
+:func:`~memscore.ngrams.taskgram.tasks.load_task`). Tasks and models are checked before the
+corpus is read; the output adds the size trend (``trend.csv``, ``trend.png``) and
+``report.html``.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import os
 import pathlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -43,15 +50,18 @@ import polars as pl
 from ..._io import atomic_write
 from ..._torch import require_torch
 from ..._validate import check_bool, check_choice, check_float, check_int, check_optional_int
+from ..corpus import open_corpus
+from ..lm.load import check_causal_lm, context_length, load_causal_lm
 from . import data
 from .lm import lm_logprobs
 from .metrics import distributional_table
 from .model import BOS, train_lm
 from .pairs import default_normalizer, extract_pairs
-from .plot import plot_taskgram
+from .plot import plot_taskgram, plot_trend, write_taskgram_html
+from .tasks import load_task
 from .tglm import per_example, taskgram_scores
 
-__all__ = ["PipelineConfig", "PipelineResult", "build_documents", "build_tasks", "run_pipeline"]
+__all__ = ["PipelineConfig", "PipelineResult", "build_documents", "build_tasks", "run_pipeline", "size_trend"]
 
 TASKS = ("translation", "recall")
 
@@ -100,6 +110,20 @@ class PipelineConfig:
         Tasks from ``TASKS``.
     extra : dict
         Free-form notes kept with the results.
+    corpus : str, optional
+        A user corpus (anything :func:`memscore.ngrams.corpus.open_corpus` reads: jsonl /
+        text / token shards, a directory or a glob) instead of the embedded texts; needs
+        ``task_specs`` and ``models``.
+    text_field : str
+        The jsonl field of ``corpus``'s documents.
+    models : tuple of str
+        HuggingFace causal LMs (hub ids or local folders) scored instead of training
+        memscore's tiny GPTs (``sizes`` is then unused); a size series gives the trend.
+    task_specs : tuple of str
+        Tasks from :func:`~memscore.taskgram.load_task` specs (local tables, paper task
+        names, ``NAME=PATH``) instead of the embedded ``tasks``.
+    dtype : str
+        Dtype of ``models`` (see :func:`memscore.lm.resolve_dtype`).
 
     Raises
     ------
@@ -128,6 +152,11 @@ class PipelineConfig:
     threshold: float = 0.3
     tasks: tuple[str, ...] = TASKS
     extra: dict[str, Any] = field(default_factory=dict)
+    corpus: str | None = None
+    text_field: str = "text"
+    models: tuple[str, ...] = ()
+    task_specs: tuple[str, ...] = ()
+    dtype: str = "auto"
 
     def __post_init__(self) -> None:
         # Every setting is checked here, so that a bad one fails before anything is built,
@@ -163,6 +192,24 @@ class PipelineConfig:
         check_optional_int(self.threads, "threads", 1)
         check_bool(self.embedder, "embedder")
         check_float(self.threshold, "threshold", -1.0, 1.0)
+        for name in ("models", "task_specs"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (tuple, list)):
+                raise TypeError(f"{name}: expected a sequence of strings, got {value!r}")
+            for v in value:
+                if not isinstance(v, str) or not v:
+                    raise TypeError(f"{name}[]: expected a non-empty string, got {v!r}")
+        if self.corpus is not None:
+            if not isinstance(self.corpus, str) or not self.corpus:
+                raise TypeError(f"corpus: expected a path or glob, got {self.corpus!r}")
+            if not self.task_specs:
+                raise ValueError("corpus: a user corpus needs task_specs (--task): the embedded tasks need the Bibles")
+            if not self.models:
+                raise ValueError(
+                    "corpus: a user corpus needs models (--model): memscore trains its tiny GPTs only on the "
+                    "embedded texts"
+                )
+        check_choice(self.dtype, "dtype", ("auto", "float32", "bfloat16", "float16"))
 
     @classmethod
     def quick(cls, **overrides: Any) -> PipelineConfig:
@@ -307,6 +354,78 @@ def build_tasks(
 RAY_SHARDS = 16
 
 
+@dataclass
+class _Scorer:
+    """A model ready to score: the LM, its tokenizer, the BOS token to prepend (or None),
+    the longest input it takes, its training / loading record and a log line."""
+
+    model: Any
+    tokenizer: Any
+    bos: int | None
+    max_length: int | None
+    info: dict[str, Any]
+    message: str
+
+
+def _scorers(cfg: PipelineConfig, docs: list[str] | None) -> Iterator[tuple[str, _Scorer]]:
+    """One scorer at a time: memscore's tiny GPTs trained on ``docs`` (one per size), or the
+    HuggingFace models of ``cfg.models`` loaded in turn (each freed before the next loads)."""
+    if not cfg.models:
+        assert docs is not None
+        for size in cfg.sizes:
+            lm = train_lm(
+                docs,
+                size=size,
+                vocab_size=cfg.vocab_size,
+                block_size=cfg.block_size,
+                epochs=cfg.epochs,
+                max_steps=cfg.max_steps,
+                batch_size=cfg.batch_size,
+                lr=cfg.lr,
+                seed=cfg.seed,
+                device=cfg.device,
+                time_limit_s=cfg.time_limit_s,
+            )
+            info = lm.info()
+            msg = (
+                f"model {size}: {info['n_params']} parameters, {lm.steps} steps, loss {lm.final_loss:.3f}, "
+                f"{lm.seconds:.1f} s"
+            )
+            yield size, _Scorer(lm.model, lm.tokenizer, lm.tokenizer.token_to_id(BOS), cfg.block_size, info, msg)
+        return
+    for name in cfg.models:
+        t = time.perf_counter()
+        loaded = load_causal_lm(name, device=cfg.device, dtype=cfg.dtype)
+        info = {"n_params": loaded.n_params, "dtype": loaded.dtype, "device": loaded.device, "source": name}
+        msg = f"model {name}: {loaded.n_params} parameters, {loaded.dtype} on {loaded.device}, loaded in "
+        msg += f"{time.perf_counter() - t:.1f} s"
+        # no BOS prepended: the paper scores ``prompt + answer`` as the tokenizer encodes it
+        yield name, _Scorer(loaded.model, loaded.tokenizer, None, context_length(loaded.model), info, msg)
+        del loaded
+
+
+def size_trend(summary: pl.DataFrame, models: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """The summary table per task with each model's parameter count, sorted by size.
+
+    Parameters
+    ----------
+    summary : polars.DataFrame
+        :attr:`PipelineResult.summary` (``task``, ``model``, ...).
+    models : sequence of dict
+        :attr:`PipelineResult.models` (``model``, ``n_params``).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``summary``'s columns plus ``n_params``, sorted by task and ``n_params``.
+    """
+    sizes = pl.DataFrame(
+        {"model": [str(m["model"]) for m in models], "n_params": [int(m.get("n_params", 0)) for m in models]},
+        schema={"model": pl.String, "n_params": pl.Int64},
+    )
+    return summary.join(sizes, on="model", how="left").sort("task", "n_params", maintain_order=True)
+
+
 def run_pipeline(
     out_dir: str | os.PathLike[str] | None = None,
     config: PipelineConfig | None = None,
@@ -319,15 +438,16 @@ def run_pipeline(
     Steps: build the corpus documents; build each task's candidates, extract pairs with
     the English-stopword normalizer, keep ``n_examples`` examples per task; count C(x) and
     C(x, y) for all pairs in one :func:`memscore.ngrams.ngram_stats` pass; train one LM per
-    size; score log p_LM of every output n-gram; average per example; Spearman / Kendall
-    per task and model.
+    size (or load each of ``config.models``); score log p_LM of every output n-gram; average
+    per example; Spearman / Kendall per task and model.
 
     Parameters
     ----------
     out_dir : str or os.PathLike, optional
         Where to write ``pairs.parquet``, ``examples.parquet``, ``summary.parquet`` +
-        ``summary.csv``, ``summary_by_n.csv``, ``models.json`` and ``taskgram.png``
-        (nothing is written without it).
+        ``summary.csv``, ``summary_by_n.csv``, ``models.json``, ``taskgram.png``,
+        ``trend.csv`` (+ ``trend.png`` with two models or more) and ``report.html`` (nothing
+        is written without it).
     config : PipelineConfig, optional
         The settings (default ``PipelineConfig()``).
     log : callable, optional
@@ -343,9 +463,14 @@ def run_pipeline(
     Raises
     ------
     ImportError
-        torch, tokenizers, scipy, the Bible packages or matplotlib are missing.
+        torch, tokenizers, scipy, the Bible packages or matplotlib are missing (or
+        transformers / datasets for ``models`` / ``task_specs``).
     OSError
         ``out_dir`` cannot be written.
+    memscore.lm.ModelLoadError
+        A model that cannot be loaded, is not a causal LM, or has a tokenizer without offsets.
+    ValueError, FileNotFoundError
+        A task without its columns or file, or a token corpus.
     """
     from .. import Corpus
 
@@ -355,9 +480,39 @@ def run_pipeline(
         require_torch("the task-gram pipeline").set_num_threads(cfg.threads)
     t0 = time.perf_counter()
     norm = default_normalizer()
-    docs, verse_ids = build_documents(cfg.sources, cfg.max_documents)
-    say(f"corpus: {len(docs)} documents from {', '.join(cfg.sources)}")
-    candidates = build_tasks(verse_ids, cfg.tasks, cfg.seed)
+    # user tasks and models are checked (files, columns, configs, tokenizers) before anything is built
+    user_tasks = [load_task(spec) for spec in cfg.task_specs]
+    names_seen = [t.name for t in user_tasks]
+    if len(set(names_seen)) != len(names_seen):
+        raise ValueError(f"task_specs: two tasks share a name: {names_seen}")
+    for name in cfg.models:
+        check_causal_lm(name, need_offsets=True)
+    docs: list[str] | None = None
+    if cfg.corpus is not None:
+        corpus = open_corpus(cfg.corpus, text_field=cfg.text_field, normalizer=norm)
+        if corpus.kind != "text":
+            raise ValueError(
+                f"corpus: the task-gram study counts normalized words; expected jsonl or text files, got {corpus.kind} "
+                f"shards in {cfg.corpus!r}"
+            )
+        say(f"corpus: {corpus.n_shards} shards, {corpus.nbytes / 1e6:.1f} MB from {cfg.corpus}")
+        candidates: dict[str, list[tuple[str, str]]] = {}
+    else:
+        docs, verse_ids = build_documents(cfg.sources, cfg.max_documents)
+        say(f"corpus: {len(docs)} documents from {', '.join(cfg.sources)}")
+        candidates = build_tasks(verse_ids, cfg.tasks, cfg.seed) if not user_tasks else {}
+        if executor is None:
+            corpus = Corpus.from_texts(docs, normalizer=norm)
+        else:  # shards for the cluster's tasks; the counts do not depend on them
+            step = -(-len(docs) // RAY_SHARDS)
+            parts = [Corpus.from_texts(docs[s : s + step], normalizer=norm) for s in range(0, len(docs), step)]
+            corpus = functools.reduce(operator.add, parts)
+    prompts = dict.fromkeys(candidates, "{input}\n")
+    for t in user_tasks:
+        rows = list(t.examples)
+        random.Random(f"{cfg.seed}-{t.name}").shuffle(rows)
+        candidates[t.name] = rows
+        prompts[t.name] = t.prompt
     embedder = None
     if cfg.embedder:
         from .pairs import default_embedder
@@ -380,52 +535,30 @@ def run_pipeline(
         frames.append(pairs.with_columns(pl.lit(task).alias("task")).select("task", *pairs.columns))
         say(f"task {task}: {len(examples)} examples kept of {len(cands)} candidates, {pairs.height} pairs")
     all_pairs = pl.concat(frames)
-    if executor is None:
-        corpus = Corpus.from_texts(docs, normalizer=norm)
-    else:  # shards for the cluster's tasks; the counts do not depend on them
-        step = -(-len(docs) // RAY_SHARDS)
-        parts = [Corpus.from_texts(docs[s : s + step], normalizer=norm) for s in range(0, len(docs), step)]
-        corpus = functools.reduce(operator.add, parts)
     all_pairs = taskgram_scores(all_pairs, corpus, alpha=cfg.alpha, executor=executor)
-    say(f"counted {all_pairs.height} pairs in {len(docs)} documents ({time.perf_counter() - t0:.1f} s so far)")
+    say(f"counted {all_pairs.height} pairs ({time.perf_counter() - t0:.1f} s so far)")
 
     tg_ex = {task: per_example(all_pairs.filter(pl.col("task") == task), "logp_tg") for task in task_examples}
     ex_frames = []
     n_frames = []
     models = []
-    for size in cfg.sizes:
-        lm = train_lm(
-            docs,
-            size=size,
-            vocab_size=cfg.vocab_size,
-            block_size=cfg.block_size,
-            epochs=cfg.epochs,
-            max_steps=cfg.max_steps,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            seed=cfg.seed,
-            device=cfg.device,
-            time_limit_s=cfg.time_limit_s,
-        )
-        info = {"model": size, **lm.info()}
+    for label, scorer in _scorers(cfg, docs):
+        info = {"model": label, **scorer.info}
         models.append(info)
-        say(
-            f"model {size}: {info['n_params']} parameters, {lm.steps} steps, loss {lm.final_loss:.3f}, "
-            f"{lm.seconds:.1f} s"
-        )
-        bos = lm.tokenizer.token_to_id(BOS)
+        say(scorer.message)
         for task, examples in task_examples.items():
             tp = all_pairs.filter(pl.col("task") == task)
             lp = lm_logprobs(
-                lm.model,
-                lm.tokenizer,
+                scorer.model,
+                scorer.tokenizer,
                 examples,
                 tp,
                 normalizer=norm,
-                bos_token_id=bos,
+                prompt=prompts[task],
+                bos_token_id=scorer.bos,
                 batch_size=cfg.lm_batch_size,
                 device=cfg.device,
-                max_length=cfg.block_size,
+                max_length=scorer.max_length,
             )
             joined = tp.join(lp, on=["example", "y"], how="left").with_columns(
                 pl.col("logp_lm").fill_null(float("nan"))
@@ -436,7 +569,7 @@ def run_pipeline(
                 .join(lm_ex, on="example", how="left")
                 .with_columns(
                     pl.lit(task).alias("task"),
-                    pl.lit(size).alias("model"),
+                    pl.lit(label).alias("model"),
                     pl.Series("input", [examples[i][0] for i in tg_ex[task]["example"].to_list()], dtype=pl.String),
                     pl.Series("output", [examples[i][1] for i in tg_ex[task]["example"].to_list()], dtype=pl.String),
                 )
@@ -448,7 +581,7 @@ def run_pipeline(
                     pl.col("logp_tg").filter(pl.col("logp_tg").is_not_nan()).mean().fill_null(float("nan")),
                     pl.col("logp_lm").filter(pl.col("logp_lm").is_not_nan()).mean().fill_null(float("nan")),
                 )
-                .with_columns(pl.lit(task).alias("task"), pl.lit(size).alias("model"))
+                .with_columns(pl.lit(task).alias("task"), pl.lit(label).alias("model"))
             )
             n_frames.append(by_n.select("task", "model", "n", "example", "logp_tg", "logp_lm"))
     examples_df = pl.concat(ex_frames)
@@ -470,5 +603,9 @@ def run_pipeline(
         models_json = json.dumps({"config": cfg_dict, "models": models}, indent=2, default=str).encode("utf-8")
         atomic_write(out / "models.json", lambda f: f.write(models_json))
         plot_path = plot_taskgram(examples_df, out / "taskgram.png")
+        trend = size_trend(summary, models)
+        atomic_write(out / "trend.csv", trend.write_csv)
+        trend_png = plot_trend(trend, out / "trend.png") if len(models) > 1 else None
+        write_taskgram_html(out / "report.html", summary, trend, plot_path, trend_png, cfg_dict)
     say(f"done in {time.perf_counter() - t0:.1f} s")
     return PipelineResult(all_pairs, examples_df, summary, summary_by_n, models, plot_path, cfg)

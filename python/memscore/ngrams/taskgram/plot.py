@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -11,7 +12,34 @@ import polars as pl
 from ..._io import atomic_write
 from .metrics import distributional_memorization
 
-__all__ = ["plot_taskgram"]
+__all__ = ["plot_taskgram", "plot_trend", "write_taskgram_html"]
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> str:
+    """Lay out ``fig``, write it atomically to ``path`` (format from the suffix, PNG by
+    default) and close it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or os.PathLike
+    dpi : int, default 110
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = os.fspath(path)
+    fmt = os.path.splitext(out)[1].lstrip(".").lower() or "png"
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, dpi=dpi, format=fmt))
+    finally:
+        plt.close(fig)
+    return out
 
 
 def plot_taskgram(
@@ -84,11 +112,94 @@ def plot_taskgram(
     for ax in list(axes.flat)[len(tasks) :]:
         ax.axis("off")
     fig.suptitle("Distributional memorization: task-gram vs LM log-probability per example")
-    fig.tight_layout()
+    return save_figure(fig, path, dpi=dpi)
+
+
+def plot_trend(trend: pl.DataFrame, path: str | os.PathLike[str], *, dpi: int = 110) -> str:
+    """Save a PNG of distributional memorization (Spearman ρ) and generalization (Kendall-τ
+    distance) against model size (parameters, log axis), one line per task.
+
+    Parameters
+    ----------
+    trend : polars.DataFrame
+        From :func:`~memscore.ngrams.taskgram.pipeline.size_trend`.
+    path : str or os.PathLike
+        The image to write.
+    dpi : int, default 110
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (t,), g in trend.group_by("task", maintain_order=True):
+        x = g["n_params"].to_numpy().astype(float)
+        axes[0].plot(x, g["memorization_rho"].to_numpy(), marker="o", label=str(t))
+        axes[1].plot(x, g["generalization_tau_dist"].to_numpy(), marker="o", label=str(t))
+    for ax, what in zip(axes, ("memorization: Spearman ρ", "generalization: Kendall-τ distance"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("model parameters")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save_figure(fig, path, dpi=dpi)
+
+
+def write_taskgram_html(
+    path: str | os.PathLike[str],
+    summary: pl.DataFrame,
+    trend: pl.DataFrame,
+    scatter: str | None,
+    trend_png: str | None,
+    config: dict[str, Any],
+) -> str:
+    """Write the study's HTML page (the ``memscore report`` style): the paper's table per
+    task and model, the size trend, the scatter and trend plots (linked by file name, so
+    the page lives next to them) and the settings.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The HTML file.
+    summary, trend : polars.DataFrame
+        :attr:`PipelineResult.summary` and :func:`size_trend`'s table.
+    scatter, trend_png : str, optional
+        Image paths in the same folder.
+    config : dict
+        The settings, shown as JSON.
+
+    Returns
+    -------
+    str
+        ``path``.
+    """
+    import html
+    import json
+    from pathlib import Path
+
+    from ...runs.report import _CSS, _table_html
+
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>memscore task-gram</title><style>{_CSS}</style>"
+        "</head><body><h1>Task-gram study</h1>",
+        "<h2>Distributional memorization and generalization per task and model</h2>",
+        "<p>Spearman ρ (p) of per-example mean log p_TG vs log p_LM: distributional memorization; "
+        "Kendall-τ distance (p): distributional generalization; n: examples with finite scores.</p>",
+        _table_html(summary),
+        "<h2>Trend across model sizes</h2>",
+        _table_html(trend),
+    ]
+    for img in (trend_png, scatter):
+        if img is not None:
+            parts.append(f"<img src='{html.escape(Path(img).name)}'>")
+    parts.append(f"<h2>Settings</h2><pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre></body></html>")
+    body = "".join(parts).encode("utf-8")
     out = os.fspath(path)
-    fmt = os.path.splitext(out)[1].lstrip(".").lower() or "png"
-    try:
-        atomic_write(out, lambda f: fig.savefig(f, dpi=dpi, format=fmt))
-    finally:
-        plt.close(fig)
+    atomic_write(out, lambda f: f.write(body))
     return out

@@ -1,0 +1,115 @@
+"""``memscore lm``: causal-LM measurements from the command line.
+
+``memscore lm memorization`` samples (k + m)-token sequences from a token corpus, counts
+each one's duplicates in the whole corpus, greedy-decodes every model from the first k
+tokens and writes the per-sequence table, the memorized fraction per log2 duplicate-count
+bin and its plot (one curve per model).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Annotated
+
+import typer
+
+from .._io import atomic_write
+from ._checks import check_output_dir
+
+app = typer.Typer(help="Causal language models: extractable memorization against corpus duplication.")
+
+
+@app.callback()
+def _group() -> None:
+    """Causal-LM measurements (HuggingFace models by hub id or local folder)."""
+
+
+@app.command("memorization")
+def memorization(
+    corpus: Annotated[
+        str,
+        typer.Option(
+            help="token corpus in the models' tokenization (NAME.npy shards with NAME.offsets.npy sidecars), or "
+            "jsonl / text files tokenized with the first model's tokenizer into OUT/tokens (a file, directory or glob)"
+        ),
+    ],
+    model: Annotated[list[str], typer.Option(help="HuggingFace model id or local folder; repeat for a size series")],
+    out: Annotated[pathlib.Path, typer.Option("--out", "-o", help="output folder")] = pathlib.Path("lm-memorization"),
+    k: Annotated[int, typer.Option(help="prompt tokens")] = 32,
+    m: Annotated[int, typer.Option(help="greedy continuation tokens compared with the corpus")] = 32,
+    samples: Annotated[int, typer.Option(help="sequences sampled from the corpus")] = 1000,
+    stratify: Annotated[
+        bool, typer.Option(help="equal numbers per log2 duplicate-count bin (from a uniform pool of --pool)")
+    ] = False,
+    pool: Annotated[int | None, typer.Option(help="pool size with --stratify (default 20 x --samples)")] = None,
+    batch_size: Annotated[int, typer.Option(help="prompts decoded together")] = 32,
+    device: Annotated[str, typer.Option(help="torch device (cpu, cuda, cuda:1)")] = "cpu",
+    dtype: Annotated[
+        str, typer.Option(help="auto (bf16/fp16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    ] = "auto",
+    revision: Annotated[str | None, typer.Option(help="hub revision (e.g. a Pythia checkpoint step143000)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
+    progress: Annotated[bool, typer.Option(help="progress bar of the counting pass")] = False,
+    text_field: Annotated[str, typer.Option(help="jsonl field of the documents of a text --corpus")] = "text",
+) -> None:
+    """Write OUT/sequences.parquet (one row per model and sequence), OUT/curve.csv (memorized
+    fraction per duplicate-count bin and model), OUT/memorization.png and OUT/run.json."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..ngrams.corpus import open_corpus
+    from ..ngrams.lm import (
+        load_causal_lm,
+        memorization_curve,
+        memorization_table,
+        plot_memorization_curve,
+        sample_sequences,
+        tokenize_corpus,
+    )
+    from ..ngrams.lm.load import check_context
+
+    check_output_dir(out, "--out")
+    # every model is loaded and checked (context, device, dtype) before any sampling or decoding
+    models = [load_causal_lm(name, device=device, dtype=dtype, revision=revision) for name in model]
+    for lm in models:
+        check_context(lm.model, k + m)
+    token_corpus = open_corpus(corpus, text_field=text_field)
+    if token_corpus.kind != "tokens":
+        vocabs = {str(sorted(x.tokenizer.get_vocab().items())) for x in models}
+        if len(vocabs) > 1:
+            raise ValueError("--model: a text --corpus is tokenized once, so every model must share one tokenizer")
+        token_corpus = tokenize_corpus(corpus, models[0].tokenizer, out / "tokens", text_field=text_field)
+    sample = sample_sequences(token_corpus, samples, k + m, stratify=stratify, pool=pool, seed=seed, progress=progress)
+    table = memorization_table(models, sample, k, m, batch_size=batch_size)
+    curve = memorization_curve(table)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "sequences.parquet", lambda f: table.write_parquet(f))
+    atomic_write(out / "curve.csv", lambda f: curve.write_csv(f))
+    plot_memorization_curve(curve, out / "memorization.png", title=f"k = {k}, m = {m}, {len(sample.counts)} sequences")
+    run = {
+        "corpus": corpus,
+        "models": [{"name": x.name, "n_params": x.n_params, "device": x.device, "dtype": x.dtype} for x in models],
+        "k": k,
+        "m": m,
+        "samples": len(sample.counts),
+        "stratify": stratify,
+        "seed": seed,
+    }
+    atomic_write(out / "run.json", lambda f: f.write(json.dumps(run, indent=2).encode()))
+
+    console = Console()
+    t = Table(title="extractable memorization by duplicate count")
+    for c in ("model", "duplicates", "n", "memorized", "fraction", "mean matched"):
+        t.add_column(c)
+    for r in curve.iter_rows(named=True):
+        t.add_row(
+            r["model"],
+            f"{r['count_lo']}-{r['count_hi']}",
+            str(r["n"]),
+            str(r["memorized"]),
+            f"{r['fraction']:.3f}",
+            f"{r['mean_matched']:.2f}",
+        )
+    console.print(t)
+    console.print(f"wrote {out}/sequences.parquet, curve.csv, memorization.png, run.json")

@@ -1,0 +1,120 @@
+"""Batched forward passes of a causal LM: logits of padded batches and per-token
+log-probabilities of many sequences (the scoring loop the task-gram study and the
+memorization measurements share)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..._torch import require_torch
+from ..._validate import check_int
+
+__all__ = ["model_logits", "token_logprobs"]
+
+
+def _is_hf(model: Any) -> bool:
+    """Whether the model's ``forward`` takes ``input_ids`` (a HuggingFace-style model)."""
+    forward = getattr(model, "forward", None)
+    try:
+        return forward is not None and "input_ids" in inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def model_logits(model: Any, ids: Any, mask: Any | None = None) -> Any:
+    """Logits ``(B, L, V)`` of a causal LM on a batch of token ids.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        A HuggingFace model (called with ``input_ids`` and ``attention_mask``, its ``.logits``
+        used) or any callable ``(B, L) int64 tensor -> (B, L, V)`` logits.
+    ids : torch.Tensor
+        ``(B, L)`` int64 token ids.
+    mask : torch.Tensor, optional
+        ``(B, L)`` attention mask (1 = token, 0 = padding); HuggingFace models only.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Raises
+    ------
+    ValueError
+        Logits of the wrong shape.
+    """
+    if _is_hf(model):
+        out = model(input_ids=ids, attention_mask=mask) if mask is not None else model(input_ids=ids)
+    else:
+        out = model(ids)
+    logits = getattr(out, "logits", out)
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    if logits.ndim != 3 or tuple(logits.shape[:2]) != tuple(ids.shape):
+        raise ValueError(
+            f"model: expected logits of shape (B, L, V) = ({ids.shape[0]}, {ids.shape[1]}, V), "
+            f"got {tuple(logits.shape)}"
+        )
+    return logits
+
+
+def token_logprobs(
+    model: Any,
+    sequences: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 16,
+    device: str | Any = "cpu",
+) -> list[npt.NDArray[np.float64]]:
+    """``log p(token_p | tokens < p)`` at every position of every sequence.
+
+    Sequences are right-padded per batch (padding is masked for HuggingFace models and never
+    read by a causal model at earlier positions), run under ``torch.no_grad()`` on
+    ``device``; log-softmax in float32 whatever the model's dtype.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        As in :func:`model_logits`.
+    sequences : sequence of sequences of int
+        Token ids (an empty sequence gives an empty array).
+    batch_size : int, default 16
+        Sequences per forward pass (>= 1).
+    device : str or torch.device, default "cpu"
+        Where the model runs.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        float64, one array per sequence of its length; position 0 (no prediction) is NaN.
+
+    Raises
+    ------
+    ValueError
+        Logits of the wrong shape.
+    """
+    torch = require_torch("token_logprobs")
+    check_int(batch_size, "batch_size", 1)
+    seqs = [list(s) for s in sequences]
+    dev = torch.device(device)
+    out: list[npt.NDArray[np.float64]] = []
+    for start in range(0, len(seqs), batch_size):
+        batch = seqs[start : start + batch_size]
+        length = max(1, *(len(s) for s in batch))
+        ids_t = torch.zeros((len(batch), length), dtype=torch.long)
+        mask_t = torch.zeros((len(batch), length), dtype=torch.long)
+        for r, s in enumerate(batch):
+            ids_t[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask_t[r, : len(s)] = 1
+        with torch.no_grad():
+            logits = model_logits(model, ids_t.to(dev), mask_t.to(dev))
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            lp = torch.full((len(batch), length), float("nan"), dtype=torch.float64)
+            lp[:, 1:] = logp[:, :-1].gather(2, ids_t[:, 1:].to(dev).unsqueeze(-1)).squeeze(-1).double().cpu()
+        lp_np = lp.numpy()
+        out.extend(lp_np[r, : len(s)].copy() for r, s in enumerate(batch))
+    return out
