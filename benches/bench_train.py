@@ -70,32 +70,41 @@ def main() -> None:
         f"model: MLP {d.n_features}->{width}->{d.n_classes} ({pre['activation']}), {runs} runs x ~{steps} steps of batch {bs}\n"
     )
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = create_store(Path(tmp) / "s", train, test)
-        t0 = time.perf_counter()
-        train_runs(
-            fn, train, test, plan, store, ensemble=a.ensemble, device=a.device, keep_logits=True, progress=False, **kw
-        )
-        t_ens = time.perf_counter() - t0
-        z_ens = store.outcomes("train", "logits")[:seq_runs]
-    t0 = time.perf_counter()
-    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), **kw)
-    t_seq = (time.perf_counter() - t0) * runs / seq_runs
+    t_ens, t_seq, z_ens, ref = race(fn, train, test, plan, kw, a, runs, seq_runs, None)
     diff = max(float(np.abs(z_ens[r] - ref[r][0]).max()) for r in range(seq_runs))
     agree = np.mean([(z_ens[r].argmax(1) == ref[r][0].argmax(1)).mean() for r in range(seq_runs)])
-
-    rows = [
-        {"impl": f"memscore.train_runs (ensemble {min(a.ensemble, runs)}, vmap)", "time": fmt_time(t_ens),
-         "runs/min": f"{runs / t_ens * 60:.1f}", "vs ensemble": "1.0x"},
-        {"impl": f"plain loop, one model at a time ({seq_runs} runs timed, scaled)", "time": fmt_time(t_seq),
-         "runs/min": f"{runs / t_seq * 60:.1f}", "vs ensemble": f"{t_seq / t_ens:.1f}x slower"},
-    ]  # fmt: skip
-    print(table(rows, ["impl", "time", "runs/min", "vs ensemble"]))
+    print_rows(a, runs, seq_runs, t_ens, t_seq)
     print(f"\nlargest |logit difference| ensemble vs plain loop: {diff:.2e}; argmax agreement {agree:.4f}")
     if a.json:
         Path(a.json).write_text(
             json.dumps({"ensemble_s": t_ens, "sequential_s": t_seq, "runs": runs, "width": width, "max_abs_diff": diff})
         )
+
+
+def race(fn, train, test, plan, kw, a, runs, seq_runs, n_classes):  # type: ignore[no-untyped-def]
+    """Seconds of the ensemble for every run and of the plain loop (``seq_runs`` timed, scaled
+    to ``runs``), with the ensemble's and the loop's train logits of the first runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = create_store(Path(tmp) / "s", train, test, n_classes=n_classes)
+        t0 = time.perf_counter()
+        train_runs(fn, train, test, plan, store, ensemble=a.ensemble, device=a.device, keep_logits=True,
+                   progress=False, **kw)  # fmt: skip
+        t_ens = time.perf_counter() - t0
+        z_ens = store.outcomes("train", "logits")[:seq_runs]
+    t0 = time.perf_counter()
+    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), **kw)
+    t_seq = (time.perf_counter() - t0) * runs / seq_runs
+    return t_ens, t_seq, z_ens, ref
+
+
+def print_rows(a: argparse.Namespace, runs: int, seq_runs: int, t_ens: float, t_seq: float) -> None:
+    rows = [
+        {"impl": f"memscore.train_runs (ensemble {min(a.ensemble, runs)}, vmap)", "time": fmt_time(t_ens),
+         "runs/min": f"{runs / t_ens * 60:.2f}", "vs ensemble": "1.0x"},
+        {"impl": f"plain loop, one model at a time ({seq_runs} runs timed, scaled)", "time": fmt_time(t_seq),
+         "runs/min": f"{runs / t_seq * 60:.2f}", "vs ensemble": f"{t_seq / t_ens:.1f}x slower"},
+    ]  # fmt: skip
+    print(table(rows, ["impl", "time", "runs/min", "vs ensemble"]))
 
 
 def bench_cnn(a: argparse.Namespace) -> None:
@@ -129,24 +138,9 @@ def bench_cnn(a: argparse.Namespace) -> None:
     steps = int(np.ceil(plan.masks.sum(1).mean() / bs)) * epochs
     print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads; device {a.device}")
     print(f"model: {desc}, {runs} runs x {steps} steps of batch {bs}, augment {aug}, cosine schedule\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        store = create_store(Path(tmp) / "s", train, test, n_classes=10)
-        t0 = time.perf_counter()
-        train_runs(fn, train, test, plan, store, ensemble=a.ensemble, device=a.device, keep_logits=True,
-                   progress=False, **kw)  # fmt: skip
-        t_ens = time.perf_counter() - t0
-        z_ens = store.outcomes("train", "logits")[:seq_runs]
-    t0 = time.perf_counter()
-    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), **kw)
-    t_seq = (time.perf_counter() - t0) * runs / seq_runs
+    t_ens, t_seq, z_ens, ref = race(fn, train, test, plan, kw, a, runs, seq_runs, 10)
     diff = max(float(np.abs(z_ens[r] - ref[r][0]).max()) for r in range(seq_runs))
-    rows = [
-        {"impl": f"memscore.train_runs (ensemble {min(a.ensemble, runs)}, vmap)", "time": fmt_time(t_ens),
-         "runs/min": f"{runs / t_ens * 60:.2f}", "vs ensemble": "1.0x"},
-        {"impl": f"plain loop, one model at a time ({seq_runs} runs timed, scaled)", "time": fmt_time(t_seq),
-         "runs/min": f"{runs / t_seq * 60:.2f}", "vs ensemble": f"{t_seq / t_ens:.1f}x slower"},
-    ]  # fmt: skip
-    print(table(rows, ["impl", "time", "runs/min", "vs ensemble"]))
+    print_rows(a, runs, seq_runs, t_ens, t_seq)
     print(f"\nlargest |logit difference| ensemble vs plain loop: {diff:.2e}")
     if a.json:
         Path(a.json).write_text(json.dumps({"model": a.model, "ensemble_s": t_ens, "sequential_s": t_seq,
