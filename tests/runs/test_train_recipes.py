@@ -106,13 +106,20 @@ def test_runs_do_not_depend_on_grouping_or_resuming_with_augmentation(tmp_path):
     x, y = images(n=24)
     plan = SubsetPlan(len(y), 4, keep=0.5, seed=3)
     kw = dict(epochs=1, batch_size=6, lr=0.05, augment="crop-flip", schedule="cosine", progress=False,
-              keep_logits=True)  # fmt: skip
+              keep_logits=True, snapshot_epochs=(0, 1), grand=True)  # fmt: skip
     a = create_store(tmp_path / "a", (x, y), n_classes=3)
     train_runs(tiny_resnet, (x, y), None, plan, a, ensemble=4, **kw)
     b = create_store(tmp_path / "b", (x, y), n_classes=3)
     train_runs(tiny_resnet, (x, y), None, plan, b, ensemble=1, max_runs=1, **kw)  # interrupted
     train_runs(tiny_resnet, (x, y), None, plan, b, ensemble=3, **kw)  # resumed, regrouped
     np.testing.assert_allclose(a.outcomes("train", "logits"), b.outcomes("train", "logits"), **TOL)
+    # snapshots and GraNd run in eval mode (running statistics): per-example, grouping-free
+    for kind in ("loss", "grand"):
+        np.testing.assert_allclose(a.snapshots("train", kind)[1], b.snapshots("train", kind)[1], **TOL)
+    # the last snapshot is the stored final model: its loss is the final logits' loss
+    z = torch.from_numpy(a.outcomes("train", "logits")).double()
+    final = torch.nn.functional.cross_entropy(z.flatten(0, 1), torch.from_numpy(y).repeat(4), reduction="none")
+    np.testing.assert_allclose(a.snapshots("train", "loss")[1][:, -1], final.view(4, -1).numpy(), **TOL)
 
 
 def test_host_memory_path_equals_the_device_path(tmp_path):

@@ -411,10 +411,11 @@ def train_runs(
     )
     _check_augment(aug, x_tr[:2].to(dev))
     sample = inputs.to_float(inputs.raw(_torch().arange(min(2, len(inputs)))))
-    _check_model(init_model(model_fn, seed, 0).to(dev), sample, n_classes)
+    first = init_model(model_fn, seed, 0)
+    _check_model(first.to(dev), sample, n_classes)
     if ensemble > 1:
-        _check_vmappable([init_model(model_fn, seed, r) for r in (0, 1)], sample, n_classes, cfg, dev)
-    exact = _batch_dependent(init_model(model_fn, seed, 0))
+        _check_vmappable([first, init_model(model_fn, seed, 1)], sample, n_classes, cfg, dev)
+    exact = _batch_dependent(first)
 
     existing = set(store.refresh())  # runs other processes added since the store was opened
     todo = []
