@@ -184,3 +184,33 @@ def test_lr_factor_closed_forms():
     assert lr_factor("constant", 7, total, steps_per_epoch=5) == 1.0
     with pytest.raises(ValueError, match="schedule"):
         lr_factor("exp", 0, total, steps_per_epoch=5)
+
+
+def test_query_views_are_recorded_for_lira(tmp_path):
+    import memscore
+
+    x, y = images(n=16)
+    plan = SubsetPlan(len(y), 4, keep=0.5, seed=0)
+    kw = dict(epochs=1, batch_size=4, lr=0.05, seed=0)
+    store = create_store(tmp_path / "s", (x, y), (x[:5], y[:5]), n_classes=3)
+    train_runs(tiny_resnet, (x, y), (x[:5], y[:5]), plan, store, ensemble=4, progress=False,
+               query_augment="mirror-shift", **kw)  # fmt: skip
+    views = store.outcomes("train", "phi_views")
+    assert views.shape == (4, 16, 18) and store.outcomes("test", "phi_views").shape == (4, 5, 18)
+    np.testing.assert_allclose(views[:, :, 0], store.outcomes("train", "phi"), rtol=1e-5, atol=1e-5)  # identity
+    # view 9 is the mirror image: the plain loop's model on flipped inputs
+    ref = train_sequential(tiny_resnet, (x, y), None, plan, runs=[1], return_state=True, **kw)
+    model = tiny_resnet()
+    model.load_state_dict(ref[1][2])
+    model.eval()
+    with torch.no_grad():
+        z = model(torch.from_numpy(x).flip(-1).float() / 255).numpy()
+    np.testing.assert_allclose(views[1, :, 9], memscore.logit_confidence(z, y), rtol=1e-3, atol=1e-3)
+    scores = memscore.lira(store.masks(), views)
+    assert scores.shape == (4, 16) and store.verify() == []
+    with pytest.raises(ValueError, match="query_augment"):
+        train_runs(tiny_resnet, (x, y), (x[:5], y[:5]), plan, store, query_augment="rotate", **kw)
+    with pytest.raises(ValueError, match="query_augment: expected a batch"):
+        train_runs(tiny_resnet, (x, y), (x[:5], y[:5]), plan, store, query_augment=[lambda b: b[:, :1]], **kw)
+    with pytest.raises(ValueError, match=r"phi_views: expected shape \(16, K\)"):
+        store.add_run(plan.masks[0], train_phi=np.zeros(16), train_phi_views=np.zeros((16, 0)))

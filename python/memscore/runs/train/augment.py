@@ -17,7 +17,7 @@ from typing import Any
 from ..._validate import check_int
 from .config import _torch
 
-__all__ = ["AUGMENTATIONS", "Augmentation", "CropFlip", "Shift", "resolve_augment"]
+__all__ = ["AUGMENTATIONS", "QUERY_VIEWS", "Augmentation", "CropFlip", "Shift", "query_views", "resolve_augment"]
 
 
 class Augmentation:
@@ -112,3 +112,52 @@ def resolve_augment(augment: Any) -> tuple[Callable[[Any, Any], Any] | None, str
     if callable(augment):
         return augment, getattr(augment, "__name__", type(augment).__name__)
     raise TypeError(f"augment: expected a name or a callable (x, generator) -> x, got {type(augment).__name__}")
+
+
+def _fixed(aug: Augmentation, **params: Any) -> Callable[[Any], Any]:
+    """A deterministic view: ``aug`` with the same parameters for every example."""
+
+    def view(x: Any) -> Any:
+        torch = _torch()
+        n = int(x.shape[0])
+        return aug.apply(x, {k: torch.full((n,), v, dtype=torch.bool if isinstance(v, bool) else torch.int64)
+                             for k, v in params.items()})  # fmt: skip
+
+    return view
+
+
+def _mirror_shift(pad: int) -> list[Callable[[Any], Any]]:
+    """Identity first, then every flip x translation by (-pad, 0, pad)^2 of images: 18 views."""
+    cf = CropFlip(pad)
+    views = [_fixed(cf, dy=pad + sy, dx=pad + sx, flip=f) for f in (False, True) for sy in (0, -pad, pad)
+             for sx in (0, -pad, pad)]  # fmt: skip
+    return views
+
+
+#: LiRA's query views by name (Carlini et al. 2022 query each target model on several
+#: augmentations of an example): ``mirror`` = identity + horizontal flip (K = 2, any input:
+#: the last axis is reversed), ``mirror-shift`` = images flipped or not x translated by
+#: -4/0/+4 pixels in each direction (K = 18), ``shift`` = 1-D signals shifted by -4..4 (K = 9).
+#: The first view is always the identity.
+QUERY_VIEWS: dict[str, Callable[[], list[Callable[[Any], Any]]]] = {
+    "mirror": lambda: [lambda x: x, lambda x: x.flip(-1)],
+    "mirror-shift": lambda: _mirror_shift(4),
+    "shift": lambda: [_fixed(Shift(4), shift=s) for s in (0, -4, -3, -2, -1, 1, 2, 3, 4)],
+}
+
+
+def query_views(spec: Any) -> list[Callable[[Any], Any]]:
+    """The query views ``spec`` names (:data:`QUERY_VIEWS`), or a sequence of callables
+    ``x -> x`` given as they are; ``[]`` for None."""
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        if spec not in QUERY_VIEWS:
+            raise ValueError(
+                f"query_augment: expected one of {', '.join(QUERY_VIEWS)} or a list of callables, got {spec!r}"
+            )
+        return QUERY_VIEWS[spec]()
+    views = list(spec) if hasattr(spec, "__iter__") else None
+    if not views or not all(callable(v) for v in views):
+        raise TypeError(f"query_augment: expected a name or a non-empty list of callables x -> x, got {spec!r}")
+    return views

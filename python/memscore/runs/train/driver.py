@@ -26,8 +26,9 @@ import numpy as np
 
 from ..._validate import check_bool, check_int, check_optional_int
 from ...errors import StoreError
+from ..outcomes import logit_confidence
 from ..store import RunStore
-from .augment import Augmentation, resolve_augment
+from .augment import Augmentation, query_views, resolve_augment
 from .config import TrainConfig, _as_xy, _torch
 from .ensemble import _Ensemble, snapshot_outcomes_torch
 from .inputs import DeviceInputs
@@ -107,19 +108,24 @@ def _check_vmappable(models: list[Any], x: Any, n_classes: int, cfg: TrainConfig
         raise ValueError(f"model_fn: vmapped logits of shape {tuple(out.shape)}")
 
 
-def _check_augment(augment: Callable[[Any, Any], Any] | None, x: Any) -> None:
-    """An augmentation must keep the batch's shape and dtype."""
+def _ignore_generator(view: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    """A query view ``x -> x`` as an augmentation ``(x, generator) -> x`` (for the checks)."""
+    return lambda x, _generator: view(x)
+
+
+def _check_augment(augment: Callable[[Any, Any], Any] | None, x: Any, name: str = "augment") -> None:
+    """An augmentation (or a query view) must keep the batch's shape and dtype."""
     if augment is None:
         return
     torch = _torch()
     try:
         out = augment(x, torch.Generator().manual_seed(0))
     except Exception as exc:  # noqa: BLE001 - report the user's augmentation failing on a sample batch
-        raise ValueError(f"augment: failed on a batch of shape {tuple(x.shape)}: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"{name}: failed on a batch of shape {tuple(x.shape)}: {type(exc).__name__}: {exc}") from exc
     if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.dtype != x.dtype:
         got = f"{tuple(out.shape)} {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
-            f"augment: expected a batch of the input's shape and dtype {tuple(x.shape)} {x.dtype}, got {got}"
+            f"{name}: expected a batch of the input's shape and dtype {tuple(x.shape)} {x.dtype}, got {got}"
         )
 
 
@@ -271,6 +277,7 @@ def train_runs(
     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
     precision: str = "fp32",
     data_on_device: bool | None = None,
+    query_augment: Any = None,
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
 
@@ -337,6 +344,10 @@ def train_runs(
     data_on_device : bool, optional
         Hold the training inputs on the device (default: when they take less than a quarter of
         its free memory); otherwise in pinned host memory, moving each step's batches.
+    query_augment : None, "mirror", "mirror-shift", "shift", or list of callables, optional
+        LiRA's augmented queries: also record every final model's confidence φ on K views of
+        every example (:data:`memscore.runs.train.augment.QUERY_VIEWS`, identity first),
+        stored as ``(n, K)`` per run and read with ``store.outcomes(split, "phi_views")``.
 
     Returns
     -------
@@ -389,6 +400,7 @@ def train_runs(
     dev = _resolve_device(device)
     _check_precision(cfg.precision, dev)
     aug, aug_name = resolve_augment(augment)
+    views = query_views(query_augment)
     if data_on_device is not None:
         check_bool(data_on_device, "data_on_device")
     x_tr, y_tr = _as_xy(train, "train")
@@ -410,6 +422,8 @@ def train_runs(
         else None
     )
     _check_augment(aug, x_tr[:2].to(dev))
+    for v in views:
+        _check_augment(_ignore_generator(v), x_tr[:2].to(dev), "query_augment")
     sample = inputs.to_float(inputs.raw(_torch().arange(min(2, len(inputs)))))
     first = init_model(model_fn, seed, 0)
     _check_model(first.to(dev), sample, n_classes)
@@ -432,7 +446,7 @@ def train_runs(
 
     y_tr = y_tr.to(dev)
     y_te = y_te.to(dev) if y_te is not None else None
-    data = _Data(inputs, y_tr, test_inputs, y_te, aug, aug_name)
+    data = _Data(inputs, y_tr, test_inputs, y_te, aug, aug_name, views)
     bar = _Progress(len(todo), progress)
     written: list[str] = []
     try:
@@ -483,10 +497,17 @@ class _Data:
     """The training data as the groups use it."""
 
     def __init__(
-        self, x: DeviceInputs, y: Any, x_test: DeviceInputs | None, y_test: Any, aug: Any, aug_name: str
+        self,
+        x: DeviceInputs,
+        y: Any,
+        x_test: DeviceInputs | None,
+        y_test: Any,
+        aug: Any,
+        aug_name: str,
+        views: Sequence[Callable[[Any], Any]] = (),
     ) -> None:
         self.x, self.y, self.x_test, self.y_test = x, y, x_test, y_test
-        self.aug, self.aug_name = aug, aug_name
+        self.aug, self.aug_name, self.views = aug, aug_name, list(views)
 
     def augmented(self, xb: Any, real: list[int], gens: list[Any]) -> Any:
         """Member ``e``'s first ``real[e]`` examples of ``xb`` (E, b, ...) augmented with its
@@ -587,8 +608,15 @@ def _train_group(
     z_tr = ens.logits(data.x.chunks(4096)).cpu().numpy()
     z_te = ens.logits(data.x_test.chunks(4096)).cpu().numpy() if data.x_test is not None else None
     stacked = {k: torch.stack(v, dim=1).numpy() for k, v in snaps.items()}  # (E, S, n)
+    views: dict[str, Any] = {"train": None, "test": None}
+    for split, x, y in (("train", data.x, data.y), ("test", data.x_test, data.y_test)):
+        if data.views and x is not None:
+            lab = y.cpu().numpy()
+            views[split] = np.stack(
+                [logit_confidence(ens.logits(x.chunks(4096, v)).cpu().numpy(), lab) for v in data.views], axis=-1
+            )  # (E, n, K)
     ids = []
-    meta = cfg.as_dict() | {"augment": data.aug_name}
+    meta = cfg.as_dict() | {"augment": data.aug_name, "query_views": len(data.views)}
     for e, r in enumerate(runs):
         snap = None
         if stacked:
@@ -603,6 +631,8 @@ def _train_group(
                 metadata={**meta, "run": r},
                 keep_logits=keep_logits,
                 snapshots=snap,
+                train_phi_views=None if views["train"] is None else views["train"][e],
+                test_phi_views=None if views["test"] is None else views["test"][e],
             )
         )
     return ids

@@ -3,7 +3,7 @@ when they do not fit there), uint8 images kept as uint8 and scaled per batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .config import _torch
@@ -65,8 +65,10 @@ class DeviceInputs:
             xb = (xb - self.mean) / self.std
         return xb
 
-    def chunks(self, chunk: int) -> Iterator[Any]:
-        """Every example in order, as float model input, ``chunk`` at a time."""
+    def chunks(self, chunk: int, view: Callable[[Any], Any] | None = None) -> Iterator[Any]:
+        """Every example in order, as float model input, ``chunk`` at a time (through a
+        query ``view`` of the raw batch when given)."""
         torch = _torch()
         for i in range(0, len(self), chunk):
-            yield self.to_float(self.raw(torch.arange(i, min(i + chunk, len(self)))))
+            xb = self.raw(torch.arange(i, min(i + chunk, len(self))))
+            yield self.to_float(view(xb) if view is not None else xb)
