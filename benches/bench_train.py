@@ -128,7 +128,7 @@ def bench_cnn(a: argparse.Namespace) -> None:
         rng = np.random.default_rng(0)
         x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
         y = rng.integers(0, 10, n)
-        xt, yt = x[:256], y[:256]
+        xt, yt = x[:64], y[:64]
         fn = lambda: cifar_resnet(10, width=width, depth=20)  # noqa: E731
         desc, aug = f"CIFAR ResNet-20 (width {width}) on synthetic 32x32 uint8 images ({n} examples)", "crop-flip"
     train, test = (x, y), (xt, yt)
