@@ -54,7 +54,10 @@ class DeviceInputs:
         """The examples at ``idx`` (any shape of int64 indices) on the device, stored dtype."""
         if self.on_device:
             return self.x[idx.to(self.device)]
-        return self.x[idx.cpu()].to(self.device, non_blocking=True)
+        xb = self.x.index_select(0, idx.reshape(-1).cpu())
+        if self.device.type == "cuda":
+            xb = xb.pin_memory()  # the gathered batch, page-locked: the copy runs asynchronously
+        return xb.to(self.device, non_blocking=True).reshape(*idx.shape, *self.shape)
 
     def to_float(self, xb: Any) -> Any:
         """A raw batch as float32 model input."""
