@@ -214,3 +214,15 @@ def test_query_views_are_recorded_for_lira(tmp_path):
         train_runs(tiny_resnet, (x, y), (x[:5], y[:5]), plan, store, query_augment=[lambda b: b[:, :1]], **kw)
     with pytest.raises(ValueError, match=r"phi_views: expected shape \(16, K\)"):
         store.add_run(plan.masks[0], train_phi=np.zeros(16), train_phi_views=np.zeros((16, 0)))
+
+
+def test_bf16_on_a_gpu_without_it_is_refused(monkeypatch):
+    from memscore.runs.train.driver import _check_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Old GPU")
+    with pytest.raises(ValueError, match="'bf16' is not supported by Old GPU; use 'fp16'"):
+        _check_precision("bf16", torch.device("cuda"))
+    _check_precision("fp16", torch.device("cuda"))  # fp16 needs no bf16 support
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        _check_precision("fp16", torch.device("cpu"))
