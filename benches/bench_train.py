@@ -5,6 +5,8 @@ minibatches, torch.optim), in one process on the same data.
     python benches/bench_train.py            # 64 runs, demo settings (modular addition mod 97)
     python benches/bench_train.py --quick    # a smoke run
     python benches/bench_train.py --device cuda   # on a GPU: also runs/min
+    python benches/bench_train.py --model resnet1d   # residual 1-D CNN + BatchNorm on MNIST-1D, shifts
+    python benches/bench_train.py --model resnet     # CIFAR ResNet on synthetic 32x32 uint8 images, crop-flip
 
 The sequential loop is timed on ``--seq-runs`` of the runs and scaled to R (every run takes
 the same number of steps, so each costs the same); the two paths' final logits are checked
@@ -43,7 +45,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
+    ap.add_argument("--model", choices=["mlp", "resnet1d", "resnet"], default="mlp")
+    ap.add_argument("--examples", type=int, default=1024, help="training examples (resnet1d, resnet)")
     a = ap.parse_args()
+    if a.model != "mlp":
+        return bench_cnn(a)
     pre = dict(PRESETS["modular"])
     data = pre.pop("data")
     width = a.width or pre["width"]
@@ -64,32 +70,81 @@ def main() -> None:
         f"model: MLP {d.n_features}->{width}->{d.n_classes} ({pre['activation']}), {runs} runs x ~{steps} steps of batch {bs}\n"
     )
 
-    with tempfile.TemporaryDirectory() as tmp:
-        store = create_store(Path(tmp) / "s", train, test)
-        t0 = time.perf_counter()
-        train_runs(
-            fn, train, test, plan, store, ensemble=a.ensemble, device=a.device, keep_logits=True, progress=False, **kw
-        )
-        t_ens = time.perf_counter() - t0
-        z_ens = store.outcomes("train", "logits")[:seq_runs]
-    t0 = time.perf_counter()
-    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), **kw)
-    t_seq = (time.perf_counter() - t0) * runs / seq_runs
+    t_ens, t_seq, z_ens, ref = race(fn, train, test, plan, kw, a, runs, seq_runs, None)
     diff = max(float(np.abs(z_ens[r] - ref[r][0]).max()) for r in range(seq_runs))
     agree = np.mean([(z_ens[r].argmax(1) == ref[r][0].argmax(1)).mean() for r in range(seq_runs)])
-
-    rows = [
-        {"impl": f"memscore.train_runs (ensemble {min(a.ensemble, runs)}, vmap)", "time": fmt_time(t_ens),
-         "runs/min": f"{runs / t_ens * 60:.1f}", "vs ensemble": "1.0x"},
-        {"impl": f"plain loop, one model at a time ({seq_runs} runs timed, scaled)", "time": fmt_time(t_seq),
-         "runs/min": f"{runs / t_seq * 60:.1f}", "vs ensemble": f"{t_seq / t_ens:.1f}x slower"},
-    ]  # fmt: skip
-    print(table(rows, ["impl", "time", "runs/min", "vs ensemble"]))
+    print_rows(a, runs, seq_runs, t_ens, t_seq)
     print(f"\nlargest |logit difference| ensemble vs plain loop: {diff:.2e}; argmax agreement {agree:.4f}")
     if a.json:
         Path(a.json).write_text(
             json.dumps({"ensemble_s": t_ens, "sequential_s": t_seq, "runs": runs, "width": width, "max_abs_diff": diff})
         )
+
+
+def race(fn, train, test, plan, kw, a, runs, seq_runs, n_classes):  # type: ignore[no-untyped-def]
+    """Seconds of the ensemble for every run and of the plain loop (``seq_runs`` timed, scaled
+    to ``runs``), with the ensemble's and the loop's train logits of the first runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = create_store(Path(tmp) / "s", train, test, n_classes=n_classes)
+        t0 = time.perf_counter()
+        train_runs(fn, train, test, plan, store, ensemble=a.ensemble, device=a.device, keep_logits=True,
+                   progress=False, **kw)  # fmt: skip
+        t_ens = time.perf_counter() - t0
+        z_ens = store.outcomes("train", "logits")[:seq_runs]
+    t0 = time.perf_counter()
+    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), **kw)
+    t_seq = (time.perf_counter() - t0) * runs / seq_runs
+    return t_ens, t_seq, z_ens, ref
+
+
+def print_rows(a: argparse.Namespace, runs: int, seq_runs: int, t_ens: float, t_seq: float) -> None:
+    rows = [
+        {"impl": f"memscore.train_runs (ensemble {min(a.ensemble, runs)}, vmap)", "time": fmt_time(t_ens),
+         "runs/min": f"{runs / t_ens * 60:.2f}", "vs ensemble": "1.0x"},
+        {"impl": f"plain loop, one model at a time ({seq_runs} runs timed, scaled)", "time": fmt_time(t_seq),
+         "runs/min": f"{runs / t_seq * 60:.2f}", "vs ensemble": f"{t_seq / t_ens:.1f}x slower"},
+    ]  # fmt: skip
+    print(table(rows, ["impl", "time", "runs/min", "vs ensemble"]))
+
+
+def bench_cnn(a: argparse.Namespace) -> None:
+    """The BatchNorm CNNs: ensemble vs plain loop, same runs (augmentation, cosine schedule)."""
+    from memscore.datasets import mnist1d
+    from memscore.models import cifar_resnet, resnet1d
+
+    runs = 4 if a.quick else a.runs
+    seq_runs = min(a.seq_runs, runs, 2 if a.quick else a.seq_runs)
+    epochs = a.epochs or 1
+    bs = a.batch_size or 128
+    n = 256 if a.quick else a.examples
+    if a.model == "resnet1d":
+        width = a.width or 16
+        d = mnist1d(int(n / 0.8), 0.1, seed=0)
+        x, y, xt, yt = d.x_train, d.y_train, d.x_test, d.y_test
+        fn = lambda: resnet1d(10, width=width)  # noqa: E731
+        desc, aug = f"residual 1-D CNN + BatchNorm (width {width}) on MNIST-1D ({d.n_train} examples)", "shift"
+    else:
+        width = a.width or 16
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        y = rng.integers(0, 10, n)
+        xt, yt = x[:64], y[:64]
+        fn = lambda: cifar_resnet(10, width=width, depth=20)  # noqa: E731
+        desc, aug = f"CIFAR ResNet-20 (width {width}) on synthetic 32x32 uint8 images ({n} examples)", "crop-flip"
+    train, test = (x, y), (xt, yt)
+    plan = SubsetPlan(len(y), runs, keep=0.5, seed=0)
+    kw = dict(epochs=epochs, batch_size=bs, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine", augment=aug,
+              seed=0)  # fmt: skip
+    steps = int(np.ceil(plan.masks.sum(1).mean() / bs)) * epochs
+    print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads; device {a.device}")
+    print(f"model: {desc}, {runs} runs x {steps} steps of batch {bs}, augment {aug}, cosine schedule\n")
+    t_ens, t_seq, z_ens, ref = race(fn, train, test, plan, kw, a, runs, seq_runs, 10)
+    diff = max(float(np.abs(z_ens[r] - ref[r][0]).max()) for r in range(seq_runs))
+    print_rows(a, runs, seq_runs, t_ens, t_seq)
+    print(f"\nlargest |logit difference| ensemble vs plain loop: {diff:.2e}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"model": a.model, "ensemble_s": t_ens, "sequential_s": t_seq,
+                                            "runs": runs, "max_abs_diff": diff}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -96,3 +96,31 @@ def test_train_refuses_a_store_of_another_model(tmp_path):
         app, ["train", str(store), "--runs", "2", "--epochs", "1", "--width", "16", "--snapshot-epochs", "1"]
     )
     assert res.exit_code != 0 and "another dataset or model" in str(res.exception)
+
+
+def test_train_mnist1d_resnet_with_augmentation_and_schedule(tmp_path):
+    pytest.importorskip("mnist1d")
+    store = tmp_path / "m"
+    invoke("train", str(store), "--dataset", "mnist1d", "--runs", "2", "--epochs", "1", "--width", "2",
+           "--schedule", "onecycle", "--augment", "shift", "--ensemble", "2", "--snapshot-epochs", "1")  # fmt: skip
+    s = memscore.RunStore.open(store)
+    assert len(s) == 2 and s.metadata["model"]["kind"] == "resnet1d"
+
+
+def test_train_cifar_from_torchvision_files_with_a_recipe(tmp_path):
+    import pickle
+
+    pytest.importorskip("torchvision")
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / f, "wb") as fh:
+            pickle.dump({b"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), b"labels": [0, 1]}, fh)
+    store = tmp_path / "c"
+    out = invoke("train", "--help")
+    assert "Carlini et al. 2022" in out and "lira-wrn16-4" in out
+    invoke("train", str(store), "--recipe", "lira-wrn16-4", "--root", str(tmp_path / "data"), "--runs", "2",
+           "--epochs", "1", "--width", "1", "--depth", "10", "--batch-size", "4", "--ensemble", "2")  # fmt: skip
+    s = memscore.RunStore.open(store)
+    assert len(s) == 2 and s.metadata["model"]["kind"] == "wrn" and s.n_train == 10

@@ -407,10 +407,13 @@ def test_field_table_covers_every_array_written(tmp_path):
         test_logits=rng.normal(size=(T, C)),
         keep_logits=True,
         snapshots=snaps,
+        train_phi_views=rng.normal(size=(N, 3)),
+        test_phi_views=rng.normal(size=(T, 3)),
     )
     with zipfile.ZipFile(run_file(s, 0)) as zf:
         names = {n[:-4] for n in zf.namelist()} - {"meta"}
     assert names == set(FIELDS)
+    assert s.outcomes("test", "phi_views").shape == (1, T, 3)
     assert s.verify() == []
 
 

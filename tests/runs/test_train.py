@@ -272,14 +272,30 @@ def test_bad_input_is_caught_before_training(tmp_path):
         train_runs(model_fn_for(d), (other_task.x_train, other_task.y_train), test, plan, store, **kw)
     with pytest.raises(memscore.StoreError, match="created for"):
         train_runs(model_fn_for(d), train, test, SubsetPlan(d.n_train - 1, 4), store, **kw)
-    with pytest.raises(ValueError, match="running statistics"):
 
-        def bn():
-            return torch.nn.Sequential(
-                torch.nn.Linear(d.n_features, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, d.n_classes)
-            )
+    class Branchy(torch.nn.Module):  # data-dependent control flow: vmap cannot run it
+        def forward(self, x):
+            return x if float(x.sum()) > 0 else -x
 
-        train_runs(bn, train, test, plan, store, **kw)
+    def unvmappable():
+        return torch.nn.Sequential(torch.nn.Linear(d.n_features, d.n_classes), Branchy())
+
+    with pytest.raises(ValueError, match="module '1' Branchy cannot run in a vmapped ensemble"):
+        train_runs(unvmappable, train, test, plan, store, **kw)
+    with pytest.raises(ValueError, match="augment: expected a batch of the input's shape"):
+        train_runs(model_fn_for(d), train, test, plan, store, augment=lambda x, g: x[:, :-1], **kw)
+    with pytest.raises(ValueError, match="augment: expected one of"):
+        train_runs(model_fn_for(d), train, test, plan, store, augment="mixup", **kw)
+    with pytest.raises(ValueError, match="schedule"):
+        train_runs(model_fn_for(d), train, test, plan, store, schedule="exponential", **kw)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        train_runs(model_fn_for(d), train, test, plan, store, precision="bf16", device="cpu", **kw)
+    with pytest.raises(ValueError, match="precision"):
+        train_runs(model_fn_for(d), train, test, plan, store, precision="int8", **kw)
+    with pytest.raises(ValueError, match="nesterov"):
+        train_runs(model_fn_for(d), train, test, plan, store, nesterov=True, **{**kw, "optimizer": "adam"})
+    with pytest.raises(ValueError, match="normalize"):
+        train_runs(model_fn_for(d), train, test, plan, store, normalize=([0.5, 0.5], [1.0, 1.0]), **kw)
     with pytest.raises(ValueError, match="snapshot_epochs"):
         train_runs(model_fn_for(d), train, test, plan, store, snapshot_epochs=(2,), **kw)
     with pytest.raises(ValueError, match="optimizer"):

@@ -16,7 +16,7 @@ import typer
 
 from .._validate import check_bool, check_choice, check_int, check_optional_int
 
-__all__ = ["app", "PRESETS", "run_training"]
+__all__ = ["app", "PRESETS", "RECIPES", "run_training"]
 
 #: Training settings per embedded dataset (every one can be overridden on the command line).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -34,6 +34,113 @@ PRESETS: dict[str, dict[str, Any]] = {
         optimizer="sgd", weight_decay=0.0, momentum=0.9, snapshot_epochs=[1, 2, 5, 10, 25, 50, 100],
     ),
 }  # fmt: skip
+
+#: Training defaults of the networks and recipes below, for presets that do not set them.
+_RECIPE_DEFAULTS: dict[str, Any] = dict(
+    model="mlp",
+    augment="none",
+    schedule="constant",
+    label_smoothing=0.0,
+    nesterov=False,
+    precision="fp32",
+)
+_IMAGE = dict(
+    depth=20,
+    activation="relu",
+    epochs=30,
+    batch_size=128,
+    lr=0.1,
+    optimizer="sgd",
+    weight_decay=5e-4,
+    momentum=0.9,
+    snapshot_epochs=[1, 5, 10, 30],
+    model="resnet",
+    augment="crop-flip",
+    schedule="onecycle",
+    nesterov=True,
+)
+PRESETS.update({
+    # A residual 1-D CNN with BatchNorm, random shifts, cosine decay (generated, no download).
+    "mnist1d": dict(
+        data=dict(n_samples=5000, label_noise=0.1, seed=0),
+        width=16, depth=1, activation="relu", epochs=30, batch_size=128, lr=0.1, optimizer="sgd",
+        weight_decay=5e-4, momentum=0.9, snapshot_epochs=[1, 5, 10, 30], model="resnet1d", augment="shift",
+        schedule="cosine",
+    ),
+    # torchvision's image datasets (files under --root, or --download): the CIFAR ResNet recipe.
+    "cifar10": dict(data=dict(label_noise=0.0, seed=0), width=16, **_IMAGE),
+    "cifar100": dict(data=dict(label_noise=0.0, seed=0), width=16, **_IMAGE),
+    "svhn": dict(data=dict(label_noise=0.0, seed=0), width=16, **_IMAGE),
+    "mnist": dict(data=dict(label_noise=0.0, seed=0), width=16, **{**_IMAGE, "augment": "none"}),
+    "fashion-mnist": dict(data=dict(label_noise=0.0, seed=0), width=16, **{**_IMAGE, "augment": "none"}),
+})  # fmt: skip
+for _p in PRESETS.values():
+    for _k, _v in _RECIPE_DEFAULTS.items():
+        _p.setdefault(_k, _v)
+
+#: The papers' recipes: a dataset preset and the settings that reproduce the paper's training.
+RECIPES: dict[str, dict[str, Any]] = {
+    "feldman-zhang": dict(
+        paper="Feldman & Zhang 2020, What neural networks memorize and why (CIFAR-10, ResNet, 70% subsets)",
+        dataset="cifar10", keep=0.7, model="resnet", width=16, depth=20, epochs=160, schedule="step",
+        step_epochs=[80, 120], gamma=0.1, lr=0.1, nesterov=False,
+    ),
+    "lukasik-width-sweep": dict(
+        paper="Lukasik et al. 2023, What do larger image classifiers memorise? (CIFAR ResNet width sweep)",
+        dataset="cifar100", model="resnet", widths=[4, 8, 16, 32, 64], depth=20, epochs=100, schedule="cosine",
+    ),
+    "lira-wrn16-4": dict(
+        paper="Carlini et al. 2022, Membership inference attacks from first principles (CIFAR-10, WideResNet-16-4)",
+        dataset="cifar10", model="wrn", width=4, depth=16, epochs=100, schedule="cosine", lr=0.1,
+        weight_decay=5e-4, keep=0.5,
+    ),
+    "data-diet-resnet18": dict(
+        paper="Paul et al. 2021, Deep learning on a data diet (CIFAR-10, ResNet-18, GraNd/EL2N early in training)",
+        dataset="cifar10", model="resnet18", width=64, epochs=200, schedule="step", step_epochs=[60, 120, 160],
+        gamma=0.2, snapshot_epochs=[1, 10, 20, 200],
+    ),
+    "mnist1d-width-sweep": dict(
+        paper="A CPU-sized width sweep after Lukasik et al. 2023 (MNIST-1D, residual 1-D CNN, 10% flipped labels)",
+        dataset="mnist1d", model="resnet1d", widths=[2, 4, 8, 16], epochs=20, batch_size=100, schedule="cosine",
+        augment="shift",
+    ),
+}  # fmt: skip
+
+_MODELS = ("mlp", "resnet", "resnet18", "wrn", "resnet1d")
+
+
+def _build_model(kind: str, task: Any, width: int, preset: dict[str, Any]) -> Any:
+    """The network ``kind`` at ``width`` for ``task`` (``wrn``: the width is the widen factor)."""
+    return _model_builder(kind, task, width, preset)()
+
+
+def _model_builder(kind: str, task: Any, width: int, preset: dict[str, Any]) -> Any:
+    """A picklable function that builds :func:`_build_model`'s network (it holds the input
+    shape, not the task's arrays, so Ray workers get it cheaply)."""
+    return functools.partial(
+        _network, kind, task.name, tuple(task.x_train.shape[1:]), task.n_classes, width, preset["depth"],
+        preset["activation"],
+    )  # fmt: skip
+
+
+def _network(kind: str, name: str, shape: tuple[int, ...], n_classes: int, width: int, depth: int, act: str) -> Any:
+    """The network ``kind`` for inputs of ``shape`` (without the batch axis)."""
+    from ..runs.train import architectures as arch
+    from ..runs.train import mlp
+
+    if kind == "mlp":
+        if len(shape) != 1:
+            raise ValueError(f"model: 'mlp' takes flat inputs; {name} has inputs of shape {shape}")
+        return mlp(shape[0], n_classes, width=width, depth=depth, activation=act)
+    if kind == "resnet1d":
+        return arch.resnet1d(n_classes, width=width, blocks=depth)
+    if len(shape) != 3:
+        raise ValueError(f"model: {kind!r} takes images (C, H, W); {name} has inputs of shape {shape}")
+    if kind == "resnet":
+        return arch.cifar_resnet(n_classes, width=width, depth=depth, in_channels=shape[0])
+    if kind == "resnet18":
+        return arch.resnet18(n_classes, width=width, in_channels=shape[0])
+    return arch.wide_resnet(n_classes, depth=depth, widen=width, in_channels=shape[0])
 
 
 def _parse_ints(text: str | None, name: str) -> list[int] | None:
@@ -73,8 +180,10 @@ def run_training(
     store_path : pathlib.Path
         The store directory (made if missing); with several widths, a sweep directory
         holding one store per width.
-    dataset : {"modular", "digits"}, default "modular"
-        The embedded dataset and its preset (:data:`PRESETS`).
+    dataset : str, default "modular"
+        The dataset and its preset (:data:`PRESETS`): the embedded ``modular``, ``digits``,
+        ``mnist1d``, or torchvision's ``cifar10``, ``cifar100``, ``mnist``, ``fashion-mnist``,
+        ``svhn`` (read from ``root``).
     widths : list of int, optional
         Hidden widths (default: the preset's); more than one makes a sweep.
     runs : int, default 256
@@ -101,7 +210,9 @@ def run_training(
     **overrides
         Training settings that replace the preset's (``epochs``, ``batch_size``, ``lr``,
         ``optimizer``, ``weight_decay``, ``momentum``, ``snapshot_epochs``, ``depth``,
-        ``activation``); None values are ignored.
+        ``activation``, ``model``, ``augment``, ``schedule``, ``step_epochs``, ``gamma``,
+        ``label_smoothing``, ``nesterov``, ``grad_clip``, ``precision``, ``root``,
+        ``download``); None values are ignored.
 
     Returns
     -------
@@ -118,16 +229,17 @@ def run_training(
     ImportError
         torch is not installed.
     """
-    from ..runs.datasets import load_dataset
+    from ..runs.datasets import IMAGE_DATASETS, image_dataset, load_dataset
     from ..runs.report import Sweep
     from ..runs.store import RunStore
-    from ..runs.train import SubsetPlan, TrainConfig, create_store, mlp, train_runs
+    from ..runs.train import SubsetPlan, TrainConfig, create_store, train_runs
     from ..runs.train.driver import _resolve_device
     from ._checks import check_output_dir
 
     # ---- every check first: nothing below the next marker runs on a bad argument
     check_choice(dataset, "dataset", sorted(PRESETS))
     preset = dict(PRESETS[dataset])
+    preset.update(step_epochs=[], gamma=0.1, grad_clip=None, root=None, download=False)
     data_spec = {**preset.pop("data"), **(data_overrides or {})}
     given = {k: v for k, v in overrides.items() if v is not None}
     unknown = sorted(set(given) - set(preset))
@@ -145,24 +257,41 @@ def run_training(
     max_runs = check_optional_int(max_runs, "max_runs", 0)
     keep_logits = check_bool(keep_logits, "keep_logits")
     progress = check_bool(progress, "progress")
+    recipe = {k: preset[k] for k in ("schedule", "step_epochs", "gamma", "label_smoothing", "nesterov", "grad_clip",
+                                     "precision")}  # fmt: skip
     TrainConfig(
         epochs=preset["epochs"], batch_size=preset["batch_size"], lr=preset["lr"], optimizer=preset["optimizer"],
         momentum=preset["momentum"], weight_decay=preset["weight_decay"],
-        snapshot_epochs=tuple(preset["snapshot_epochs"]), seed=seed,
+        snapshot_epochs=tuple(preset["snapshot_epochs"]), seed=seed, **recipe,
     )  # fmt: skip
-    task = load_dataset(dataset, **data_spec)
+    check_choice(preset["model"], "model", _MODELS)
+    from ..runs.train.augment import resolve_augment
+    from ..runs.train.driver import _check_precision
+
+    resolve_augment(preset["augment"])
+    _check_precision(preset["precision"], _resolve_device(device))
+    if dataset in IMAGE_DATASETS:
+        if preset["root"] is None:
+            raise ValueError(f"root: {dataset} is read from torchvision's files; pass --root DIR (and --download)")
+        task = image_dataset(dataset, preset["root"], download=bool(preset["download"]), **data_spec)
+    else:
+        task = load_dataset(dataset, **data_spec)
     plan = SubsetPlan(task.n_train, runs, keep=keep, seed=seed)
     for w in widths:  # the model options (depth, activation) are checked by building one
-        mlp(task.n_features, task.n_classes, width=w, depth=preset["depth"], activation=preset["activation"])
-    _resolve_device(device)
+        _build_model(preset["model"], task, w, preset)
     check_output_dir(store_path, "STORE")
     paths = [store_path] if len(widths) == 1 else [store_path / f"width-{w}" for w in widths]
     metas = []
     for w, path in zip(widths, paths, strict=True):
         meta = {
-            "title": f"{task.name}, MLP width {w}",
+            "title": f"{task.name}, {preset['model']} width {w}",
             "dataset": {"name": dataset, **data_spec},
-            "model": {"kind": "mlp", "width": w, "depth": preset["depth"], "activation": preset["activation"]},
+            "model": {
+                "kind": preset["model"],
+                "width": w,
+                "depth": preset["depth"],
+                "activation": preset["activation"],
+            },
             "plan": plan.as_dict() | {"keep": keep},
         }
         if (path / "manifest.json").is_file():
@@ -182,24 +311,22 @@ def run_training(
                 path, (task.x_train, task.y_train), (task.x_test, task.y_test), n_classes=task.n_classes, metadata=meta
             )
 
-        def model_fn(w: int = w) -> Any:
-            return mlp(task.n_features, task.n_classes, width=w, depth=preset["depth"], activation=preset["activation"])
-
+        make_model = _model_builder(preset["model"], task, w, preset)
         data: tuple[Any, Any] = ((task.x_train, task.y_train), (task.x_test, task.y_test))
-        make_model: Any = model_fn
         if executor is not None:  # picklable: the workers load the data and build the model
             from ..runs.train.ray_runs import DatasetSplit
 
-            data = (DatasetSplit(dataset, "train", **data_spec), DatasetSplit(dataset, "test", **data_spec))
-            make_model = functools.partial(
-                mlp, task.n_features, task.n_classes, width=w, depth=preset["depth"], activation=preset["activation"]
-            )
+            spec = dict(data_spec)
+            if dataset in IMAGE_DATASETS:
+                spec.update(root=str(Path(preset["root"]).resolve()), download=False)
+            data = (DatasetSplit(dataset, "train", **spec), DatasetSplit(dataset, "test", **spec))
         train_runs(
             make_model, data[0], data[1], plan, store, executor=executor,
             epochs=preset["epochs"], batch_size=preset["batch_size"], lr=preset["lr"],
             optimizer=preset["optimizer"], momentum=preset["momentum"], weight_decay=preset["weight_decay"],
             ensemble=ensemble, device=device, snapshot_epochs=preset["snapshot_epochs"],
             keep_logits=keep_logits, seed=seed, progress=progress, max_runs=max_runs,
+            augment=preset["augment"], normalize=task.info.get("normalize"), **recipe,
         )  # fmt: skip
     return paths
 
@@ -224,23 +351,43 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 app = typer.Typer(add_completion=False)
 
 
+def _recipes_help() -> str:
+    return "; ".join(f"{name}: {r['paper']}" for name, r in RECIPES.items())
+
+
 @app.command()
 def train(
     store: Path = typer.Argument(
         ..., help="Store directory (made if missing; a sweep directory with several --width)."
     ),
-    dataset: str = typer.Option(
-        "modular", help="Embedded dataset: modular (addition mod 97 with corrupted labels) or digits."
+    dataset: str | None = typer.Option(
+        None,
+        help="Dataset and its preset: modular (addition mod 97 with corrupted labels, the default), digits, mnist1d, "
+        "or torchvision's cifar10, cifar100, mnist, fashion-mnist, svhn (files under --root).",
     ),
-    width: list[int] | None = typer.Option(None, help="Hidden width; repeat for a model-size sweep."),
+    recipe: str | None = typer.Option(
+        None, help=f"A paper's training recipe (options given here win): {_recipes_help()}."
+    ),
+    width: list[int] | None = typer.Option(None, help="Width (wrn: widen factor); repeat for a model-size sweep."),
     runs: int = typer.Option(256, help="Number of training runs (random subsets)."),
-    keep: float = typer.Option(0.5, help="Fraction of the training set each run trains on."),
+    keep: float | None = typer.Option(None, help="Fraction of the training set each run trains on (default 0.5)."),
     epochs: int | None = typer.Option(None, help="Epochs per run (default: the dataset's preset)."),
     batch_size: int | None = typer.Option(None, help="Minibatch size."),
     lr: float | None = typer.Option(None, help="Learning rate."),
     optimizer: str | None = typer.Option(None, help="sgd, adam or adamw."),
     weight_decay: float | None = typer.Option(None, help="Weight decay."),
     snapshot_epochs: str | None = typer.Option(None, help="Comma-separated epochs at which outcomes are recorded."),
+    model: str | None = typer.Option(None, help="mlp, resnet (CIFAR ResNet), resnet18, wrn (WideResNet) or resnet1d."),
+    depth: int | None = typer.Option(None, help="Depth: resnet 6n+2, wrn 6n+4, mlp hidden layers, resnet1d blocks."),
+    augment: str | None = typer.Option(None, help="none, crop-flip (4-pixel pad, crop, flip) or shift (1-D)."),
+    schedule: str | None = typer.Option(None, help="constant, step, cosine, linear or onecycle (stepped per batch)."),
+    step_epochs: str | None = typer.Option(None, help="Comma-separated epochs where the step schedule decays."),
+    label_smoothing: float | None = typer.Option(None, help="Label smoothing of the training loss."),
+    grad_clip: float | None = typer.Option(None, help="Clip each run's gradient to this L2 norm."),
+    precision: str | None = typer.Option(None, help="fp32, bf16 or fp16 (mixed precision needs CUDA)."),
+    label_noise: float | None = typer.Option(None, help="Fraction of training labels flipped (mnist1d, images)."),
+    root: Path | None = typer.Option(None, help="Directory of torchvision's dataset files."),
+    download: bool = typer.Option(False, help="Download missing dataset files with torchvision."),
     ensemble: int = typer.Option(64, help="Runs trained at once as one vmapped model."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, help="Seed of the plan, initializations and batch order."),
@@ -256,7 +403,7 @@ def train(
         "shared", "--storage", help="With --ray: shared (workers see STORE) or object (runs return to the driver)."
     ),
 ) -> None:
-    """Train runs on random subsets of an embedded dataset and record them in a run store.
+    """Train runs on random subsets of a dataset and record them in a run store.
 
     Re-running the same command resumes: finished runs are skipped."""
     t0 = time.perf_counter()
@@ -268,11 +415,23 @@ def train(
             address=ray, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, runs_per_task=runs_per_task,
             storage=storage,  # type: ignore[arg-type]
         )  # fmt: skip
+    base: dict[str, Any] = {}
+    if recipe is not None:
+        check_choice(recipe, "recipe", sorted(RECIPES))
+        base = {k: v for k, v in RECIPES[recipe].items() if k != "paper"}
+    given = dict(
+        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+        snapshot_epochs=_parse_ints(snapshot_epochs, "snapshot_epochs"), model=model, depth=depth, augment=augment,
+        schedule=schedule, step_epochs=_parse_ints(step_epochs, "step_epochs"), label_smoothing=label_smoothing,
+        grad_clip=grad_clip, precision=precision, root=root, download=download or None,
+    )  # fmt: skip
+    settings = {**base, **{k: v for k, v in given.items() if v is not None}}
+    data_overrides = {"label_noise": label_noise} if label_noise is not None else None
     paths = run_training(
-        store, dataset=dataset, widths=width, runs=runs, keep=keep, ensemble=ensemble, device=device,
-        seed=seed, keep_logits=keep_logits, max_runs=max_runs, epochs=epochs, batch_size=batch_size,
-        lr=lr, optimizer=optimizer, weight_decay=weight_decay,
-        snapshot_epochs=_parse_ints(snapshot_epochs, "snapshot_epochs"), executor=executor,
+        store, dataset=dataset or settings.pop("dataset", "modular"), widths=width or settings.pop("widths", None),
+        runs=runs, keep=keep if keep is not None else settings.pop("keep", 0.5), ensemble=ensemble, device=device,
+        seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=executor,
+        **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")
 

@@ -395,7 +395,9 @@ def lira(
     masks
         (R, N) bool.
     phi
-        (R, N) finite float confidences (e.g. :func:`logit_confidence`).
+        (R, N) finite float confidences (e.g. :func:`logit_confidence`), or (R, N, K):
+        K views per example (augmented queries), each with its own Gaussians, their
+        scores summed.
     targets
         score only these target runs (rows, in this order; the benchmark
         times a subset of targets and scales). Default: every run.
@@ -405,6 +407,14 @@ def lira(
     result
         (R, N) float64 (or (len(targets), N)), higher = more likely a member.
     """
+    if np.ndim(phi) == 3:
+        # augmented queries: independent per-view Gaussians, log-likelihood ratios summed
+        views = np.asarray(phi, dtype=np.float64)
+        return sum(
+            (lira(masks, views[:, :, k], online=online, fixed_variance=fixed_variance, targets=targets)
+             for k in range(views.shape[2])),
+            np.zeros(()),
+        )  # fmt: skip
     m = _masks(masks)
     p = _outcomes(phi, m.shape[0], m.shape[1], name="phi")
     if not online:

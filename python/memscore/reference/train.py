@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from .._torch import require_torch
+from ..runs.train.augment import resolve_augment
 from ..runs.train.config import _as_xy
 from ..runs.train.models import epoch_batches, init_model, run_seed
 from ..runs.train.plan import SubsetPlan
+from ..runs.train.schedules import lr_factor
 
 
 def train_sequential(
@@ -32,8 +34,22 @@ def train_sequential(
     weight_decay: float = 0.0,
     seed: int = 0,
     runs: Sequence[int] | None = None,
-) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+    schedule: str = "constant",
+    warmup: float | None = None,
+    step_epochs: Sequence[int] = (),
+    gamma: float = 0.1,
+    label_smoothing: float = 0.0,
+    nesterov: bool = False,
+    grad_clip: float | None = None,
+    augment: Any = None,
+    normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+    return_state: bool = False,
+) -> dict[int, Any]:
     """Train runs of ``plan`` one after the other, with a plain ``torch.optim`` loop.
+
+    The loop a user would write: ``model.train()`` for the steps, ``model.eval()`` for the
+    outputs; each batch augmented with the run's own generator, then scaled (uint8 / 255)
+    and normalized; ``torch.nn.utils.clip_grad_norm_``; the schedule stepped per batch.
 
     Parameters
     ----------
@@ -41,22 +57,38 @@ def train_sequential(
         As :func:`memscore.train.train_runs` takes them.
     runs : sequence of int, optional
         Which runs of the plan (default: all).
+    schedule, warmup, step_epochs, gamma, label_smoothing, nesterov, grad_clip, augment, normalize
+        As :func:`memscore.train.train_runs` takes them.
+    return_state : bool, default False
+        Also return each trained model's ``state_dict`` (parameters and buffers).
 
     Returns
     -------
-    dict of int to (ndarray, ndarray or None)
-        ``{r: (train_logits, test_logits)}``.
+    dict of int to tuple
+        ``{r: (train_logits, test_logits)}``, or ``{r: (train_logits, test_logits, state)}``
+        with ``return_state``.
     """
     torch = require_torch("memscore.reference.train")
 
     x_tr, y_tr = _as_xy(train, "train")
     x_te = _as_xy(test, "test")[0] if test is not None else None
-    out: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+    aug, _ = resolve_augment(augment)
+
+    def as_input(xb: Any) -> Any:
+        if xb.dtype == torch.uint8:
+            xb = xb.float() / 255.0
+        if normalize is not None:
+            view = (-1,) + (1,) * (xb.ndim - 2)
+            mean, std = (torch.as_tensor(v, dtype=torch.float32).view(view) for v in normalize)
+            xb = (xb - mean) / std
+        return xb
+
+    out: dict[int, Any] = {}
     for r in range(plan.n_runs) if runs is None else runs:
         model = init_model(model_fn, seed, r)
         params = list(model.parameters())
         if optimizer == "sgd":
-            opt: Any = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+            opt: Any = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
         elif optimizer == "adam":
             opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
         elif optimizer == "adamw":
@@ -64,14 +96,34 @@ def train_sequential(
         else:
             raise ValueError(f"optimizer: expected 'sgd', 'adam' or 'adamw', got {optimizer!r}")
         rng = np.random.default_rng(run_seed(seed, r, 1))
+        gen = torch.Generator().manual_seed(run_seed(seed, r, 2))
         subset = np.flatnonzero(plan.masks[r])
+        steps_per_epoch = -(-subset.size // batch_size)
+        total = epochs * steps_per_epoch
+        w = warmup if warmup is not None else (0.3 if schedule == "onecycle" else 0.0)
+        model.train()
+        t = 0
         for _ in range(epochs):
             for b in epoch_batches(subset, batch_size, rng):
-                bt = torch.from_numpy(b)
-                loss = torch.nn.functional.cross_entropy(model(x_tr[bt]), y_tr[bt])
+                for group in opt.param_groups:  # the schedule, stepped per batch
+                    group["lr"] = lr * lr_factor(
+                        schedule, t, total, steps_per_epoch=steps_per_epoch, warmup=w, step_epochs=step_epochs,
+                        gamma=gamma,
+                    )  # fmt: skip
+                t += 1
+                xb = x_tr[torch.from_numpy(b)]
+                if aug is not None:
+                    xb = aug(xb, gen)
+                loss = torch.nn.functional.cross_entropy(
+                    model(as_input(xb)), y_tr[torch.from_numpy(b)], label_smoothing=label_smoothing
+                )
                 opt.zero_grad()
                 loss.backward()
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
                 opt.step()
+        model.eval()
         with torch.no_grad():
-            out[r] = (model(x_tr).numpy(), None if x_te is None else model(x_te).numpy())
+            res = (model(as_input(x_tr)).numpy(), None if x_te is None else model(as_input(x_te)).numpy())
+        out[r] = (*res, {k: v.detach().clone() for k, v in model.state_dict().items()}) if return_state else res
     return out

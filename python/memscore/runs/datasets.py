@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,9 @@ import numpy.typing as npt
 
 from .._validate import check_choice, check_float, check_int
 
-__all__ = ["TaskData", "modular_arithmetic", "digits", "DATASETS", "load_dataset"]
+__all__ = [
+    "TaskData", "modular_arithmetic", "digits", "mnist1d", "image_dataset", "IMAGE_DATASETS", "DATASETS", "load_dataset",
+]  # fmt: skip
 
 _OPS = {
     "add": lambda a, b, p: (a + b) % p,
@@ -235,9 +238,209 @@ def digits(label_noise: float = 0.1, *, test_fraction: float = 0.3, seed: int = 
     )
 
 
+def mnist1d(n_samples: int = 5000, label_noise: float = 0.1, *, test_fraction: float = 0.2, seed: int = 0) -> TaskData:
+    """MNIST-1D (Greydanus & Kobak 2024): 40-sample 1-D signals of 10 digit templates,
+    generated procedurally by the ``mnist1d`` package (no download), with flipped labels.
+
+    A small benchmark on which convolutional networks beat MLPs and that trains in seconds on
+    a CPU; ``label_noise`` of the training labels are flipped to a uniformly drawn wrong digit.
+    Needs ``mnist1d`` (the ``vision`` extra).
+
+    Parameters
+    ----------
+    n_samples : int, default 5000
+        Examples generated (train + test; the package's default is 5,000), >= 20.
+    label_noise : float, default 0.1
+        Fraction of training labels flipped, in [0, 1].
+    test_fraction : float, default 0.2
+        Fraction held out with clean labels, in (0, 1).
+    seed : int, default 0
+        Seed of the generator, the split and the noise.
+
+    Returns
+    -------
+    TaskData
+        Inputs of shape (n, 40), float32, standardized by the package.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A value of the wrong type, or out of range.
+    ImportError
+        ``mnist1d`` is not installed.
+
+    Examples
+    --------
+    >>> mnist1d(200, seed=0).x_train.shape  # doctest: +SKIP
+    (160, 40)
+    """
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("memscore.datasets.mnist1d needs mnist1d: pip install 'memscore[vision]'") from exc
+    n_samples = check_int(n_samples, "n_samples", 20)
+    label_noise = _check_fraction(label_noise, "label_noise")
+    test_fraction = _check_fraction(test_fraction, "test_fraction", open_low=True, open_high=True)
+    seed = check_int(seed, "seed", 0)
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = n_samples, 1.0 - test_fraction, seed
+    import random
+
+    # the package seeds numpy's and Python's global generators: leave the caller's alone
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    try:
+        d = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)  # noqa: NPY002
+        random.setstate(py_state)
+    y_tr = np.asarray(d["y"], dtype=np.int64)
+    noisy, corrupted = _corrupt(y_tr, 10, label_noise, np.random.default_rng(seed))
+    return TaskData(
+        name="mnist1d",
+        x_train=np.asarray(d["x"], dtype=np.float32),
+        y_train=noisy,
+        x_test=np.asarray(d["x_test"], dtype=np.float32),
+        y_test=np.asarray(d["y_test"], dtype=np.int64),
+        clean_train=y_tr,
+        corrupted=corrupted,
+        n_classes=10,
+        info={"n_samples": n_samples, "generator": "mnist1d"},
+    )
+
+
+#: The image datasets :func:`image_dataset` reads, with their classes.
+IMAGE_DATASETS = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion-mnist": 10, "svhn": 10}
+
+
+def _read_image_files(name: str, root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images (n, C, H, W), int64 labels) of one split from torchvision's files."""
+    import pickle
+
+    if name in ("cifar10", "cifar100"):
+        folder, label_key = (
+            ("cifar-10-batches-py", b"labels") if name == "cifar10" else ("cifar-100-python", b"fine_labels")
+        )
+        if name == "cifar10":
+            files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        else:
+            files = [split]
+        xs, ys = [], []
+        for f in files:
+            with open(root / folder / f, "rb") as fh:
+                batch = pickle.load(fh, encoding="bytes")  # noqa: S301 - the dataset's own format
+            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(batch[label_key], dtype=np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+    if name == "svhn":
+        from scipy.io import loadmat
+
+        mat = loadmat(root / f"{split}_32x32.mat")
+        x = np.ascontiguousarray(np.transpose(mat["X"], (3, 2, 0, 1)), dtype=np.uint8)
+        y = np.asarray(mat["y"], dtype=np.int64).reshape(-1) % 10  # the files label digit 0 as 10
+        return x, y
+    from torchvision import datasets as tvd
+
+    cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
+    ds = cls(str(root), train=split == "train", download=False)
+    return ds.data.numpy()[:, None].astype(np.uint8), ds.targets.numpy().astype(np.int64)
+
+
+def _download_images(name: str, root: Path) -> None:
+    """Fetch the dataset's files into ``root`` with torchvision (needs the network)."""
+    from torchvision import datasets as tvd
+
+    try:
+        if name == "svhn":
+            for split in ("train", "test"):
+                tvd.SVHN(str(root), split=split, download=True)
+        else:
+            cls = {
+                "cifar10": tvd.CIFAR10,
+                "cifar100": tvd.CIFAR100,
+                "mnist": tvd.MNIST,
+                "fashion-mnist": tvd.FashionMNIST,
+            }
+            for train in (True, False):
+                cls[name](str(root), train=train, download=True)
+    except (OSError, RuntimeError, ValueError) as exc:  # urllib's URLError is an OSError
+        raise FileNotFoundError(
+            f"{name}: could not download into {root} ({type(exc).__name__}: {exc}); without a network, "
+            "copy torchvision's files for it there"
+        ) from exc
+
+
+def image_dataset(name: str, root: Any, *, label_noise: float = 0.0, download: bool = False, seed: int = 0) -> TaskData:
+    """CIFAR-10, CIFAR-100, MNIST, Fashion-MNIST or SVHN from torchvision's files, as uint8 images.
+
+    The files are the ones torchvision downloads (``download=True`` fetches them through
+    torchvision): CIFAR's pickled batches, MNIST's idx files, SVHN's ``.mat`` files. Images
+    come as uint8 ``(n, C, H, W)``: the training driver keeps them as uint8 on the device and
+    scales each batch (pass ``normalize=d.info["normalize"]`` to :func:`memscore.train.train_runs`
+    for per-channel standardization). ``label_noise`` of the training labels are flipped to a
+    uniformly drawn wrong class, with the ground truth in ``corrupted``. Needs torchvision (the
+    ``vision`` extra; SVHN also scipy).
+
+    Parameters
+    ----------
+    name : {"cifar10", "cifar100", "mnist", "fashion-mnist", "svhn"}
+        The dataset.
+    root : str or os.PathLike
+        Directory holding (or receiving) torchvision's files.
+    label_noise : float, default 0.0
+        Fraction of training labels flipped, in [0, 1].
+    download : bool, default False
+        Download missing files with torchvision.
+    seed : int, default 0
+        Seed of the label noise.
+
+    Returns
+    -------
+    TaskData
+        ``x_train`` / ``x_test`` uint8 (n, C, H, W); ``info["normalize"]`` the training set's
+        per-channel (mean, std) on the [0, 1] scale.
+
+    Raises
+    ------
+    FileNotFoundError
+        The files are missing and ``download`` is False, or the download failed.
+    ValueError
+        An unknown name or a value out of range.
+    ImportError
+        torchvision is not installed.
+    """
+    check_choice(name, "dataset", sorted(IMAGE_DATASETS))
+    label_noise = _check_fraction(label_noise, "label_noise")
+    seed = check_int(seed, "seed", 0)
+    try:
+        import torchvision  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("memscore.datasets.image_dataset needs torchvision: pip install 'memscore[vision]'") from exc
+    root = Path(root)
+    splits = []
+    for attempt in (0, 1):
+        try:
+            splits = [_read_image_files(name, root, split) for split in ("train", "test")]
+            break
+        except (FileNotFoundError, RuntimeError) as exc:  # torchvision raises RuntimeError for missing MNIST
+            if not download or attempt:
+                raise FileNotFoundError(
+                    f"{name}: torchvision's files are not in {root} ({exc}); pass download=True, or copy them there"
+                ) from exc
+            _download_images(name, root)
+    (x_tr, y_tr), (x_te, y_te) = splits
+    c = IMAGE_DATASETS[name]
+    noisy, corrupted = _corrupt(y_tr, c, label_noise, np.random.default_rng(seed))
+    scaled = x_tr.reshape(x_tr.shape[0], x_tr.shape[1], -1) / 255.0
+    normalize = (scaled.mean(axis=(0, 2)).tolist(), scaled.std(axis=(0, 2)).tolist())
+    return TaskData(
+        name=name, x_train=x_tr, y_train=noisy, x_test=x_te, y_test=y_te, clean_train=y_tr,
+        corrupted=corrupted, n_classes=c, info={"root": str(root), "normalize": normalize},
+    )  # fmt: skip
+
+
 #: The embedded datasets by the name a store's ``metadata["dataset"]["name"]`` and the
 #: command line's ``--dataset`` use.
-DATASETS: dict[str, Callable[..., TaskData]] = {"modular": modular_arithmetic, "digits": digits}
+DATASETS: dict[str, Callable[..., TaskData]] = {"modular": modular_arithmetic, "digits": digits, "mnist1d": mnist1d}
 
 
 def load_dataset(name: str, **kwargs: Any) -> TaskData:

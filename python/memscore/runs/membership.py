@@ -4,6 +4,7 @@ an attack (AUC, TPR at low FPR)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -45,9 +46,11 @@ def lira(masks: RunsLike, phi: ArrayLike, *, online: bool = True, fixed_variance
     ----------
     masks : array-like of bool, shape (R, N)
         Membership of each run.
-    phi : array-like of float, shape (R, N)
+    phi : array-like of float, shape (R, N) or (R, N, K)
         Confidences, e.g. from :func:`logit_confidence` (bool is refused: a 0/1 outcome has
-        no Gaussian to fit).
+        no Gaussian to fit). With K views per example (augmented queries: the example
+        flipped, shifted, ...), each view gets its own Gaussians and the score is the sum
+        of the K per-view scores.
     online : bool, default True
         Fit both the in and the out distribution (else only out).
     fixed_variance : bool, default False
@@ -72,6 +75,14 @@ def lira(masks: RunsLike, phi: ArrayLike, *, online: bool = True, fixed_variance
     >>> memscore.lira(masks, np.where(masks, 2.0, -2.0), online=False).shape
     (4, 2)
     """
+    views = _phi_views(phi)
+    if views is not None:
+        # Augmented queries (Carlini et al. 2022, Sec. 5.3): one Gaussian pair per view; the
+        # views' log-likelihood ratios (offline: log-probabilities) add up.
+        total = lira(masks, views[0], online=online, fixed_variance=fixed_variance)
+        for v in views[1:]:
+            total += lira(masks, v, online=online, fixed_variance=fixed_variance)
+        return total
     on = check_bool(online, "online")
     fixed = check_bool(fixed_variance, "fixed_variance")
     m = as_mask(masks, packed=True)
@@ -84,6 +95,22 @@ def lira(masks: RunsLike, phi: ArrayLike, *, online: bool = True, fixed_variance
         m.bits, np.ascontiguousarray(p, dtype=np.float64), m.n, online=on, fixed_variance=fixed
     )
     return out
+
+
+def _phi_views(phi: ArrayLike) -> list[Any] | None:
+    """The K (R, N) views of a 3-D ``phi``; None for anything else (checked as 2-D)."""
+    a: Any = phi
+    if isinstance(phi, (list, tuple)):
+        try:
+            a = np.asarray(phi, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None  # reported by the 2-D checks
+    if getattr(a, "ndim", None) != 3:
+        return None
+    k = int(a.shape[2])
+    if k == 0:
+        raise ValueError("phi: expected (R, N) or (R, N, K) confidences with K >= 1 views, got K = 0")
+    return [a[:, :, i] for i in range(k)]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ without memscore::
         test_logits          (n_test, C) float32, idem
         train_pred, test_pred  (n,) int32 predicted class (argmax of the logits), when
                              the run was added from logits
+        train_phi_views, test_phi_views  (n, K) float32 confidences on K augmented query
+                             views (LiRA), when added with *_phi_views
         snap_epochs          (S,) int64 epochs of the training snapshots, when recorded
         snap_<split>_correct_bits  (S, ceil(n/8)) uint8, np.packbits(correct, axis=1)
         snap_<split>_loss, snap_<split>_el2n, snap_<split>_grand

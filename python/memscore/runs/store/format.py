@@ -45,7 +45,7 @@ MANIFEST = "manifest.json"
 RUNS_DIR = "runs"
 SPLITS = ("train", "test")
 # What outcomes() serves per split, and the per-snapshot statistics a run may carry.
-KINDS = ("correct", "phi", "logits", "pred")
+KINDS = ("correct", "phi", "logits", "pred", "phi_views")
 SNAP_KINDS = ("correct", "loss", "el2n", "grand")
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -71,8 +71,8 @@ class Field:
         The stored dtype (what :meth:`~memscore.RunStore.verify` insists on).
     shape : str
         Shape rule over ``n`` (examples of the split), ``b`` (``ceil(n / 8)`` bytes),
-        ``S`` (snapshots) and ``C`` (classes): one of ``"n"``, ``"b"``, ``"nC"``, ``"S"``,
-        ``"Sn"``, ``"Sb"``.
+        ``S`` (snapshots), ``C`` (classes) and ``K`` (query views): one of ``"n"``, ``"b"``,
+        ``"nC"``, ``"S"``, ``"Sn"``, ``"Sb"``, ``"nK"``.
     packed : bool
         Bool values stored as ``np.packbits`` rows (decoded to bool).
     decoded : numpy.dtype
@@ -116,6 +116,8 @@ def _table() -> dict[str, Field]:
             Field(f"snap_{sp}_correct_bits", sp, u8, "Sb", True, b, None),
         ]
         rows += [Field(f"snap_{sp}_{k}", sp, f32, "Sn", False, f64, "finite") for k in SNAP_KINDS[1:]]
+    # LiRA's augmented queries: the confidence on K views of every example (K free per run)
+    rows += [Field(f"{sp}_phi_views", sp, f32, "nK", False, f64, "finite") for sp in SPLITS]
     return {f.name: f for f in rows}
 
 
@@ -161,7 +163,7 @@ class Layout:
     def shape(self, f: Field, s: int | None = None, c: int | None = None) -> tuple[int | None, ...]:
         """The expected shape; None for a free ``S`` / ``C``."""
         n = self.n_of(f)
-        dims = {"n": n, "b": n_bytes(n), "S": s, "C": c if c is not None else self.n_classes}
+        dims = {"n": n, "b": n_bytes(n), "S": s, "C": c if c is not None else self.n_classes, "K": None}
         return tuple(dims[ch] for ch in f.shape)
 
     def want(self, f: Field) -> str:

@@ -52,7 +52,7 @@ class ReadMethods:
         if split not in SPLITS:
             raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
         if kind not in KINDS:
-            raise ValueError(f"kind: expected 'correct', 'phi', 'logits' or 'pred', got {kind!r}")
+            raise ValueError(f"kind: expected 'correct', 'phi', 'logits', 'pred' or 'phi_views', got {kind!r}")
         if split == "test" and self._layout.n_test == 0:
             raise ValueError("split='test': this store has no test examples (n_test = 0)")
         return outcome_name(split, kind)
@@ -142,10 +142,12 @@ class ReadMethods:
         ----------
         split : {"train", "test"}
             Whose examples.
-        kind : {"correct", "phi", "pred", "logits"}
+        kind : {"correct", "phi", "pred", "logits", "phi_views"}
             ``"correct"`` ((R, n) bool), ``"phi"`` ((R, n) float64), ``"pred"`` ((R, n)
-            int64 predicted class; runs added from logits have it) or ``"logits"``
-            ((R, n, C) float32; only runs added with ``keep_logits=True`` have them).
+            int64 predicted class; runs added from logits have it), ``"logits"``
+            ((R, n, C) float32; only runs added with ``keep_logits=True`` have them) or
+            ``"phi_views"`` ((R, n, K) float64 confidences on K augmented views, for
+            :func:`memscore.lira`; runs added with ``*_phi_views``).
 
         Returns
         -------

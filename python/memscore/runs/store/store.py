@@ -288,6 +288,8 @@ class RunStore(ScoreMethods):
         metadata: dict[str, Any] | None = None,
         keep_logits: bool = False,
         snapshots: Mapping[str, Any] | None = None,
+        train_phi_views: Any = None,
+        test_phi_views: Any = None,
     ) -> str:
         """Store one training run atomically and return its run id.
 
@@ -318,6 +320,10 @@ class RunStore(ScoreMethods):
             2**63, "train_correct": (S, n_train) bool, "train_loss", "train_el2n",
             "train_grand": (S, n_train) float, and the same ``test_*`` keys}``; every key
             but ``epochs`` is optional. :func:`memscore.snapshot_outcomes` derives them.
+        train_phi_views, test_phi_views : array_like, optional
+            ``(n, K)`` float confidences of the final model on K augmented views of every
+            example (LiRA's augmented queries; read back with ``outcomes(split, "phi_views")``
+            and pass to :func:`memscore.lira`).
 
         Returns
         -------
@@ -343,6 +349,7 @@ class RunStore(ScoreMethods):
             metadata=metadata,
             keep_logits=keep_logits,
             snapshots=snapshots,
+            phi_views={"train": train_phi_views, "test": test_phi_views},
         )
         if run.n_classes is not None and self.n_classes is None:
             seen = self._recorded_classes()

@@ -260,6 +260,19 @@ def _check_phi(x: Any, name: str, n: int) -> npt.NDArray[np.float32]:
     return a32
 
 
+def _check_phi_views(x: Any, name: str, n: int) -> npt.NDArray[np.float32]:
+    """(n, K) finite float confidences on K >= 1 query views, as float32."""
+    a = to_numpy(x, name)
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+        raise TypeError(f"{name}: expected float confidences, got dtype {a.dtype}")
+    if a.ndim != 2 or a.shape[0] != n or a.shape[1] < 1:
+        raise ValueError(f"{name}: expected shape ({n}, K) with K >= 1 views, got {a.shape}")
+    a32 = a.astype(np.float32)
+    if not np.isfinite(a32).all():
+        raise ValueError(f"{name}: NaN, infinite or float32-overflowing values")
+    return a32
+
+
 def _check_epochs(x: Any) -> npt.NDArray[np.int64]:
     ep = to_numpy(x, "snapshots['epochs']")
     if (
@@ -356,6 +369,7 @@ def build_run(
     metadata: Any,
     keep_logits: bool,
     snapshots: Mapping[str, Any] | None,
+    phi_views: Mapping[str, Any] | None = None,
 ) -> NewRun:
     """Validate the arguments of :meth:`~memscore.RunStore.add_run` and build the file's arrays.
 
@@ -371,6 +385,8 @@ def build_run(
         ``{"train": (logits, correct, phi), "test": (...)}`` as passed.
     subset_ratio, run_id, metadata, keep_logits, snapshots
         As in :meth:`~memscore.RunStore.add_run`.
+    phi_views : mapping, optional
+        ``{"train": (n, K) or None, "test": ...}`` confidences on K query views.
 
     Returns
     -------
@@ -422,6 +438,10 @@ def build_run(
         raise ValueError("keep_logits=True but no train_logits / test_logits were given")
     if snapshots is not None:
         values.update(_check_snapshots(snapshots, layout))
+    for split, views in (phi_views or {}).items():
+        if views is not None:
+            n = layout.n_train if split == "train" else layout.n_test
+            values[f"{split}_phi_views"] = _check_phi_views(views, f"{split}_phi_views", n)
     arrays = _encode(layout, values)
     n_classes: int | None = None
     if classes:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["TrainConfig"]
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
+_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def _torch() -> Any:
@@ -44,7 +45,8 @@ def _as_xy(data: Any, name: str) -> tuple[Any, Any]:
         )
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
-    if not torch.is_floating_point(x):
+    # uint8 images stay uint8 (4x smaller on the device); they are scaled per batch
+    if not torch.is_floating_point(x) and x.dtype != torch.uint8:
         x = x.float()
     if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
         raise TypeError(f"{name}: expected 1-D integer class labels, got shape {tuple(y.shape)} {y.dtype}")
@@ -52,7 +54,7 @@ def _as_xy(data: Any, name: str) -> tuple[Any, Any]:
         raise ValueError(f"{name}: {x.shape[0]} inputs but {y.shape[0]} labels")
     if x.shape[0] == 0:
         raise ValueError(f"{name}: no examples")
-    if not torch.isfinite(x).all():
+    if x.dtype != torch.uint8 and not torch.isfinite(x).all():
         raise ValueError(f"{name}: inputs contain NaN or infinite values")
     return x, y.long()
 
@@ -85,6 +87,23 @@ class TrainConfig:
         Record per-example gradient norms at the snapshots.
     seed : int, default 0
         Seed of the runs.
+    schedule : str, default "constant"
+        Learning-rate schedule stepped per batch, one of
+        :data:`memscore.runs.train.schedules.SCHEDULES`.
+    warmup : float, optional
+        Fraction of the steps spent in a linear warm-up (default 0, or 0.3 for ``onecycle``).
+    step_epochs : tuple of int, default ()
+        Epochs after which the ``step`` schedule multiplies the rate by ``gamma``.
+    gamma : float, default 0.1
+        The ``step`` schedule's factor, in (0, 1].
+    label_smoothing : float, default 0.0
+        As in ``torch.nn.functional.cross_entropy``, in [0, 1).
+    nesterov : bool, default False
+        Nesterov momentum (SGD with momentum > 0).
+    grad_clip : float, optional
+        Clip each run's gradient to this global L2 norm (``torch.nn.utils.clip_grad_norm_``).
+    precision : {"fp32", "bf16", "fp16"}, default "fp32"
+        Autocast precision of the forward pass (CUDA only; fp16 with a gradient scaler).
 
     Raises
     ------
@@ -111,8 +130,35 @@ class TrainConfig:
     snapshot_epochs: tuple[int, ...] = ()
     grand: bool = False
     seed: int = 0
+    schedule: str = "constant"
+    warmup: float | None = None
+    step_epochs: tuple[int, ...] = ()
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    nesterov: bool = False
+    grad_clip: float | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        from .schedules import SCHEDULES
+
+        check_choice(self.schedule, "schedule", SCHEDULES)
+        if self.warmup is not None:
+            check_float(self.warmup, "warmup", 0.0, 1.0, high_open=True)
+        check_float(self.gamma, "gamma", 0.0, 1.0, low_open=True)
+        check_float(self.label_smoothing, "label_smoothing", 0.0, 1.0, high_open=True)
+        check_bool(self.nesterov, "nesterov")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov: needs optimizer='sgd' with momentum > 0")
+        if self.grad_clip is not None:
+            check_float(self.grad_clip, "grad_clip", 0.0, low_open=True)
+        check_choice(self.precision, "precision", _PRECISIONS)
+        if isinstance(self.step_epochs, (str, bytes)) or not hasattr(self.step_epochs, "__iter__"):
+            raise TypeError(f"step_epochs: expected a sequence of integers, got {self.step_epochs!r}")
+        steps = tuple(check_int(e, "step_epochs[]", 1) for e in self.step_epochs)
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError(f"step_epochs: expected increasing epochs, got {list(steps)}")
+        object.__setattr__(self, "step_epochs", steps)
         check_int(self.epochs, "epochs", 1)
         check_int(self.batch_size, "batch_size", 1)
         check_choice(self.optimizer, "optimizer", _OPTIMIZERS)
@@ -153,4 +199,12 @@ class TrainConfig:
             "snapshot_epochs": list(self.snapshot_epochs),
             "grand": self.grand,
             "seed": self.seed,
+            "schedule": self.schedule,
+            "warmup": self.warmup,
+            "step_epochs": list(self.step_epochs),
+            "gamma": self.gamma,
+            "label_smoothing": self.label_smoothing,
+            "nesterov": self.nesterov,
+            "grad_clip": self.grad_clip,
+            "precision": self.precision,
         }

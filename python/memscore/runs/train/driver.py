@@ -26,9 +26,12 @@ import numpy as np
 
 from ..._validate import check_bool, check_int, check_optional_int
 from ...errors import StoreError
+from ..outcomes import logit_confidence
 from ..store import RunStore
+from .augment import Augmentation, query_views, resolve_augment
 from .config import TrainConfig, _as_xy, _torch
 from .ensemble import _Ensemble, snapshot_outcomes_torch
+from .inputs import DeviceInputs
 from .models import epoch_batches, init_model, run_seed
 from .plan import SubsetPlan
 
@@ -41,21 +44,16 @@ __all__ = ["create_store", "train_runs"]
 # ----------------------------------------------------------------------------- checks
 
 
-def _check_model(model: Any, x: Any, n_classes: int, ensemble: int) -> None:
+def _check_model(model: Any, x: Any, n_classes: int) -> None:
     torch = _torch()
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model_fn: expected it to return a torch.nn.Module, got {type(model).__name__}")
     if not any(True for _ in model.parameters()):
         raise ValueError("model_fn: the model has no parameters to train")
-    if ensemble > 1:
-        stateful = [type(m).__name__ for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        if stateful:
-            raise ValueError(
-                f"model_fn: {stateful[0]} keeps running statistics, which a vmapped ensemble cannot update; "
-                "use LayerNorm/GroupNorm or ensemble=1"
-            )
+    model.eval()  # a shape check that leaves BatchNorm's running statistics alone
     with torch.no_grad():
         out = model(x[:2])
+    model.train()
     if not isinstance(out, torch.Tensor) or out.shape != (min(2, x.shape[0]), n_classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
@@ -67,6 +65,68 @@ def _check_labels(y: Any, n_classes: int, name: str) -> None:
     lo, hi = int(y.min()), int(y.max())
     if lo < 0 or hi >= n_classes:
         raise ValueError(f"{name}: expected labels in 0..{n_classes - 1}, got range {lo}..{hi}")
+
+
+def _batch_dependent(model: Any) -> bool:
+    """Whether the model's training forward mixes the examples of a batch (BatchNorm): then
+    every member's batch must hold exactly its own examples (no padding)."""
+    torch = _torch()
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _check_vmappable(models: list[Any], x: Any, n_classes: int, cfg: TrainConfig, dev: Any) -> None:
+    """One vmapped training forward and backward of a 2-member ensemble on a tiny batch,
+    naming the innermost module that ``torch.func.vmap`` cannot run."""
+    torch = _torch()
+    ens = _Ensemble(models, cfg, dev, 1)
+    entered: list[str] = []
+
+    def pre(name: str) -> Callable[..., None]:
+        return lambda *_: entered.append(name)
+
+    def post(*_: Any) -> None:
+        entered.pop()
+
+    hooks = []
+    for name, mod in ens.base.named_modules():
+        hooks += [mod.register_forward_pre_hook(pre(name or "the model")), mod.register_forward_hook(post)]
+    xb = x.unsqueeze(0).expand(ens.E, *x.shape)
+    try:
+        out = ens.forward_train(xb)
+        torch.autograd.grad(out.float().sum(), ens.params)
+    except Exception as exc:  # noqa: BLE001 - any failure here is the model's; name its module
+        where = entered[-1] if entered else "the model"
+        kind = type(ens.base.get_submodule(where)).__name__ if entered and where != "the model" else ""
+        raise ValueError(
+            f"model_fn: module {where!r} {kind} cannot run in a vmapped ensemble ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); use ensemble=1 or a vmap-compatible module"
+        ) from exc
+    finally:
+        for h in hooks:
+            h.remove()
+    if out.shape != (ens.E, x.shape[0], n_classes):  # pragma: no cover - _check_model saw the shape
+        raise ValueError(f"model_fn: vmapped logits of shape {tuple(out.shape)}")
+
+
+def _ignore_generator(view: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    """A query view ``x -> x`` as an augmentation ``(x, generator) -> x`` (for the checks)."""
+    return lambda x, _generator: view(x)
+
+
+def _check_augment(augment: Callable[[Any, Any], Any] | None, x: Any, name: str = "augment") -> None:
+    """An augmentation (or a query view) must keep the batch's shape and dtype."""
+    if augment is None:
+        return
+    torch = _torch()
+    try:
+        out = augment(x, torch.Generator().manual_seed(0))
+    except Exception as exc:  # noqa: BLE001 - report the user's augmentation failing on a sample batch
+        raise ValueError(f"{name}: failed on a batch of shape {tuple(x.shape)}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.dtype != x.dtype:
+        got = f"{tuple(out.shape)} {out.dtype}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"{name}: expected a batch of the input's shape and dtype {tuple(x.shape)} {x.dtype}, got {got}"
+        )
 
 
 def _check_store(store: RunStore, plan: SubsetPlan, y_train: Any, y_test: Any | None) -> None:
@@ -206,6 +266,18 @@ def train_runs(
     seed: int = 0,
     progress: bool = True,
     max_runs: int | None = None,
+    schedule: str = "constant",
+    warmup: float | None = None,
+    step_epochs: Sequence[int] = (),
+    gamma: float = 0.1,
+    label_smoothing: float = 0.0,
+    nesterov: bool = False,
+    grad_clip: float | None = None,
+    augment: Any = None,
+    normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+    precision: str = "fp32",
+    data_on_device: bool | None = None,
+    query_augment: Any = None,
     runs: Sequence[int] | None = None,
     executor: Any = None,
 ) -> list[str]:
@@ -250,6 +322,34 @@ def train_runs(
         Show a progress bar (tqdm) with runs done, runs/min and ETA.
     max_runs : int, optional
         Stop after this many new runs (for time-boxed jobs; resume later).
+    schedule : str, default "constant"
+        Learning-rate schedule stepped per batch: ``constant``, ``step``, ``cosine``,
+        ``linear`` or ``onecycle`` (see :func:`memscore.runs.train.schedules.lr_factor`).
+    warmup : float, optional
+        Fraction of the steps in a linear warm-up (default 0; 0.3 for ``onecycle``).
+    step_epochs, gamma : sequence of int, float
+        The ``step`` schedule: multiply the rate by ``gamma`` after each of these epochs.
+    label_smoothing : float, default 0.0
+        Label smoothing of the training loss.
+    nesterov : bool, default False
+        Nesterov momentum (SGD).
+    grad_clip : float, optional
+        Clip each run's gradient to this global L2 norm.
+    augment : None, "none", "crop-flip", "shift", or callable, default None
+        Per-run augmentation of every training batch, on the device: a callable
+        ``(x, generator) -> x`` keeping the batch's shape and dtype, seeded per run by
+        ``(seed, run index)`` (see :mod:`memscore.runs.train.augment`).
+    normalize : (mean, std), optional
+        Per-channel normalization applied per batch after uint8 inputs are scaled to [0, 1].
+    precision : {"fp32", "bf16", "fp16"}, default "fp32"
+        Autocast precision on CUDA (fp16 with a gradient scaler); the CPU trains in fp32.
+    data_on_device : bool, optional
+        Hold the training inputs on the device (default: when they take less than a quarter of
+        its free memory); otherwise in pinned host memory, moving each step's batches.
+    query_augment : None, "mirror", "mirror-shift", "shift", or list of callables, optional
+        LiRA's augmented queries: also record every final model's confidence φ on K views of
+        every example (:data:`memscore.runs.train.augment.QUERY_VIEWS`, identity first),
+        stored as ``(n, K)`` per run and read with ``store.outcomes(split, "phi_views")``.
     runs : sequence of int, optional
         Train only these runs of the plan (indices into it); the others are left for
         other calls (a Ray task trains its group of runs this way).
@@ -299,7 +399,10 @@ def train_runs(
             model_fn, train, test, plan, store, executor=executor, ensemble=ensemble, progress=progress,
             max_runs=max_runs, runs=runs, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
             momentum=momentum, weight_decay=weight_decay, device=device, snapshot_epochs=tuple(snapshot_epochs),
-            grand=grand, keep_logits=keep_logits, seed=seed,
+            grand=grand, keep_logits=keep_logits, seed=seed, schedule=schedule, warmup=warmup,
+            step_epochs=step_epochs, gamma=gamma, label_smoothing=label_smoothing, nesterov=nesterov,
+            grad_clip=grad_clip, augment=augment, normalize=normalize, precision=precision,
+            data_on_device=data_on_device, query_augment=query_augment,
         )  # fmt: skip
     if not isinstance(plan, SubsetPlan):
         raise TypeError(f"plan: expected a memscore.train.SubsetPlan, got {type(plan).__name__}")
@@ -314,8 +417,15 @@ def train_runs(
     cfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
         weight_decay=weight_decay, snapshot_epochs=tuple(snapshot_epochs), grand=bool(grand), seed=seed,
+        schedule=schedule, warmup=warmup, step_epochs=tuple(step_epochs), gamma=gamma,
+        label_smoothing=label_smoothing, nesterov=nesterov, grad_clip=grad_clip, precision=precision,
     )  # fmt: skip
     dev = _resolve_device(device)
+    _check_precision(cfg.precision, dev)
+    aug, aug_name = resolve_augment(augment)
+    views = query_views(query_augment)
+    if data_on_device is not None:
+        check_bool(data_on_device, "data_on_device")
     x_tr, y_tr = _as_xy(train, "train")
     x_te, y_te = _as_xy(test, "test") if test is not None else (None, None)
     if x_te is not None and x_te.shape[1:] != x_tr.shape[1:]:
@@ -328,7 +438,21 @@ def train_runs(
     sizes = plan.masks.sum(axis=1)
     if (sizes == 0).any():
         raise ValueError(f"plan: run {int(np.argmax(sizes == 0))} has an empty subset")
-    _check_model(init_model(model_fn, seed, 0), x_tr, n_classes, int(ensemble))
+    inputs = DeviceInputs(x_tr, dev, normalize=normalize, on_device=_fits(x_tr, dev, data_on_device))
+    test_inputs = (
+        DeviceInputs(x_te, dev, normalize=normalize, on_device=_fits(x_te, dev, data_on_device))
+        if x_te is not None
+        else None
+    )
+    _check_augment(aug, x_tr[:2].to(dev))
+    for v in views:
+        _check_augment(_ignore_generator(v), x_tr[:2].to(dev), "query_augment")
+    sample = inputs.to_float(inputs.raw(_torch().arange(min(2, len(inputs)))))
+    first = init_model(model_fn, seed, 0)
+    _check_model(first.to(dev), sample, n_classes)
+    if ensemble > 1:
+        _check_vmappable([first, init_model(model_fn, seed, 1)], sample, n_classes, cfg, dev)
+    exact = _batch_dependent(first)
 
     existing = set(store.refresh())  # runs other processes added since the store was opened
     todo = []
@@ -346,29 +470,152 @@ def train_runs(
     if max_runs is not None:
         todo = todo[:max_runs]
 
-    x_tr, y_tr = x_tr.to(dev), y_tr.to(dev)
-    if x_te is not None and y_te is not None:
-        x_te, y_te = x_te.to(dev), y_te.to(dev)
+    y_tr = y_tr.to(dev)
+    y_te = y_te.to(dev) if y_te is not None else None
+    data = _Data(inputs, y_tr, test_inputs, y_te, aug, aug_name, views)
     bar = _Progress(len(todo), progress)
     written: list[str] = []
     try:
-        for group in _groups(todo, plan, cfg.batch_size, int(ensemble)):
-            written += _train_group(model_fn, group, plan, store, cfg, x_tr, y_tr, x_te, y_te, dev, keep_logits, bar)
+        for group in _groups(todo, plan, cfg.batch_size, int(ensemble), exact):
+            written += _train_group(model_fn, group, plan, store, cfg, data, dev, keep_logits, bar)
     finally:
         bar.close()
     return sorted(written)
 
 
-def _groups(todo: list[int], plan: SubsetPlan, batch_size: int, ensemble: int) -> list[list[int]]:
+def _groups(todo: list[int], plan: SubsetPlan, batch_size: int, ensemble: int, exact: bool = False) -> list[list[int]]:
     """Runs grouped into ensembles of at most ``ensemble`` runs that take the same number of
     steps per epoch, ``ceil(subset size / batch_size)``: every member then steps at every
-    step and the optimizer needs no masking. Runs do not depend on their grouping."""
-    steps = {r: -(-int(plan.masks[r].sum()) // batch_size) for r in todo}
+    step and the optimizer needs no masking. With ``exact`` (BatchNorm: a padded example
+    would enter the batch statistics) runs are grouped by subset size, so that every
+    member's last batch has the same size too. Runs do not depend on their grouping."""
+    steps = {r: int(plan.masks[r].sum()) if exact else -(-int(plan.masks[r].sum()) // batch_size) for r in todo}
     out: list[list[int]] = []
     for k in sorted(set(steps.values())):
         same = [r for r in todo if steps[r] == k]
         out += [same[i : i + ensemble] for i in range(0, len(same), ensemble)]
     return out
+
+
+def _check_precision(precision: str, dev: Any) -> None:
+    """Mixed precision needs CUDA (and bf16 a GPU with bf16); the CPU trains in fp32."""
+    torch = _torch()
+    if precision == "fp32":
+        return
+    if dev.type != "cuda":
+        raise ValueError(f"precision: {precision!r} needs a CUDA device; on {dev.type} training is fp32")
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision: 'bf16' is not supported by {torch.cuda.get_device_name(dev)}; use 'fp16'")
+
+
+def _fits(x: Any, dev: Any, data_on_device: bool | None) -> bool:
+    """Whether to hold ``x`` on the device: as asked, else when it takes under a quarter of
+    the device's free memory (always on the CPU)."""
+    if data_on_device is not None:
+        return data_on_device
+    if dev.type != "cuda":
+        return True
+    free, _ = _torch().cuda.mem_get_info(dev)
+    return bool(x.numel() * x.element_size() < free // 4)
+
+
+class _Data:
+    """The training data as the groups use it."""
+
+    def __init__(
+        self,
+        x: DeviceInputs,
+        y: Any,
+        x_test: DeviceInputs | None,
+        y_test: Any,
+        aug: Any,
+        aug_name: str,
+        views: Sequence[Callable[[Any], Any]] = (),
+    ) -> None:
+        self.x, self.y, self.x_test, self.y_test = x, y, x_test, y_test
+        self.aug, self.aug_name, self.views = aug, aug_name, list(views)
+
+    def augmented(self, xb: Any, real: list[int], gens: list[Any]) -> Any:
+        """Member ``e``'s first ``real[e]`` examples of ``xb`` (E, b, ...) augmented with its
+        own generator; padding rows stay as they are (their loss weight is 0)."""
+        torch = _torch()
+        aug, b = self.aug, xb.shape[1]
+        if aug is None:
+            return xb
+        if isinstance(aug, Augmentation):
+            draws = [aug.draw(k, g) for k, g in zip(real, gens, strict=True)]
+            params = {
+                key: torch.stack([torch.cat([d[key], d[key].new_zeros(b - d[key].shape[0])]) for d in draws]).to(
+                    xb.device
+                )
+                for key in draws[0]
+            }
+            return aug.apply(xb, params)
+        out = xb.clone()
+        for e, (k, g) in enumerate(zip(real, gens, strict=True)):
+            out[e, :k] = aug(xb[e, :k], g)
+        return out
+
+
+def _fit_group(
+    model_fn: Callable[[], Any],
+    runs: list[int],
+    plan: SubsetPlan,
+    cfg: TrainConfig,
+    data: _Data,
+    dev: Any,
+    bar: _Progress | None = None,
+) -> tuple[_Ensemble, dict[str, list[Any]]]:
+    """Train the runs ``runs`` as one ensemble; returns it with the snapshots' outcomes."""
+    torch = _torch()
+    E = len(runs)
+    subsets = [np.flatnonzero(plan.masks[r]) for r in runs]
+    steps_per_epoch = -(-int(subsets[0].size) // cfg.batch_size)
+    ens = _Ensemble([init_model(model_fn, cfg.seed, r) for r in runs], cfg, dev, steps_per_epoch)
+    rngs = [np.random.default_rng(run_seed(cfg.seed, r, 1)) for r in runs]
+    gens = [torch.Generator().manual_seed(run_seed(cfg.seed, r, 2)) for r in runs]
+    snaps: dict[str, list[Any]] = {}
+    chunk = 4096
+
+    def snapshot() -> None:
+        for split, x, y in (("train", data.x, data.y), ("test", data.x_test, data.y_test)):
+            if x is None:
+                continue
+            out = snapshot_outcomes_torch(ens.logits(x.chunks(chunk)), y)
+            for k, v in out.items():
+                snaps.setdefault(f"{split}_{k}", []).append(v.cpu())
+        if cfg.grand:
+            snaps.setdefault("train_grand", []).append(ens.grad_norms(data.x.chunks(ens.grad_chunk()), data.y).cpu())
+
+    if 0 in cfg.snapshot_epochs:
+        snapshot()
+    for epoch in range(1, cfg.epochs + 1):
+        batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs, strict=True)]
+        if any(len(b) != steps_per_epoch for b in batches):  # pragma: no cover - train_runs groups by step count
+            raise AssertionError("ensemble members must take the same number of steps per epoch")
+        for t in range(steps_per_epoch):
+            # every member's batch at once; a smaller last batch is padded with example 0, weight 0
+            real = [int(b[t].size) for b in batches]
+            width = max(real)
+            idx = np.zeros((E, width), dtype=np.int64)
+            w = np.zeros((E, width), dtype=np.float32)
+            for e, b in enumerate(batches):
+                idx[e, : real[e]] = b[t]
+                w[e, : real[e]] = 1.0
+            it, wt = torch.from_numpy(idx), torch.from_numpy(w).to(dev)
+            xb = data.x.to_float(data.augmented(data.x.raw(it), real, gens))
+            logits = ens.forward_train(xb).float()
+            per = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), data.y[it.to(dev)].flatten(), reduction="none",
+                label_smoothing=cfg.label_smoothing,
+            ).view(E, -1)  # fmt: skip
+            # Each member's loss is the mean over its real batch.
+            ens.step(((per * wt).sum(1) / wt.sum(1)).sum())
+        if bar is not None:
+            bar.advance(E / cfg.epochs)
+        if epoch in cfg.snapshot_epochs:
+            snapshot()
+    return ens, snaps
 
 
 def _train_group(
@@ -377,67 +624,25 @@ def _train_group(
     plan: SubsetPlan,
     store: RunStore,
     cfg: TrainConfig,
-    x_tr: Any,
-    y_tr: Any,
-    x_te: Any,
-    y_te: Any,
+    data: _Data,
     dev: Any,
     keep_logits: bool,
     bar: _Progress,
 ) -> list[str]:
     torch = _torch()
-    E = len(runs)
-    ens = _Ensemble([init_model(model_fn, cfg.seed, r) for r in runs], cfg, dev)
-    rngs = [np.random.default_rng(run_seed(cfg.seed, r, 1)) for r in runs]
-    subsets = [np.flatnonzero(plan.masks[r]) for r in runs]
-    snaps: dict[str, list[Any]] = {}
-
-    def snapshot() -> None:
-        for split, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
-            if x is None:
-                continue
-            out = snapshot_outcomes_torch(ens.logits(x), y)
-            for k, v in out.items():
-                snaps.setdefault(f"{split}_{k}", []).append(v.cpu())
-        if cfg.grand:
-            snaps.setdefault("train_grand", []).append(ens.grad_norms(x_tr, y_tr).cpu())
-
-    if 0 in cfg.snapshot_epochs:
-        snapshot()
-    for epoch in range(1, cfg.epochs + 1):
-        batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs, strict=True)]
-        n_steps = len(batches[0])
-        if any(len(b) != n_steps for b in batches):  # pragma: no cover - train_runs groups by step count
-            raise AssertionError("ensemble members must take the same number of steps per epoch")
-        # The epoch's schedule as (steps, E, batch) index and weight tensors, built once:
-        # a smaller last batch is padded with index 0 and weight 0.
-        idx = np.zeros((n_steps, E, cfg.batch_size), dtype=np.int64)
-        w = np.zeros((n_steps, E, cfg.batch_size), dtype=np.float32)
-        for e, b in enumerate(batches):
-            flat = np.zeros(n_steps * cfg.batch_size, dtype=np.int64)
-            got = np.concatenate(b)
-            flat[: got.size] = got
-            idx[:, e] = flat.reshape(n_steps, cfg.batch_size)
-            w[:, e] = (np.arange(flat.size) < got.size).reshape(n_steps, cfg.batch_size)
-        idx_t, w_t = torch.from_numpy(idx).to(dev), torch.from_numpy(w).to(dev)
-        for t in range(n_steps):
-            it, wt = idx_t[t], w_t[t]
-            logits = ens.vm_batch(ens.params, ens.buffers, x_tr[it])
-            per = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y_tr[it].flatten(), reduction="none").view(
-                E, -1
-            )
-            # Each member's loss is the mean over its real batch.
-            loss = ((per * wt).sum(1) / wt.sum(1)).sum()
-            ens.step(torch.autograd.grad(loss, ens.params))
-        bar.advance(E / cfg.epochs)
-        if epoch in cfg.snapshot_epochs:
-            snapshot()
-
-    z_tr = ens.logits(x_tr).cpu().numpy()
-    z_te = ens.logits(x_te).cpu().numpy() if x_te is not None else None
+    ens, snaps = _fit_group(model_fn, runs, plan, cfg, data, dev, bar)
+    z_tr = ens.logits(data.x.chunks(4096)).cpu().numpy()
+    z_te = ens.logits(data.x_test.chunks(4096)).cpu().numpy() if data.x_test is not None else None
     stacked = {k: torch.stack(v, dim=1).numpy() for k, v in snaps.items()}  # (E, S, n)
+    views: dict[str, Any] = {"train": None, "test": None}
+    for split, x, y in (("train", data.x, data.y), ("test", data.x_test, data.y_test)):
+        if data.views and x is not None:
+            lab = y.cpu().numpy()
+            views[split] = np.stack(
+                [logit_confidence(ens.logits(x.chunks(4096, v)).cpu().numpy(), lab) for v in data.views], axis=-1
+            )  # (E, n, K)
     ids = []
-    meta = cfg.as_dict()
+    meta = cfg.as_dict() | {"augment": data.aug_name, "query_views": len(data.views)}
     for e, r in enumerate(runs):
         snap = None
         if stacked:
@@ -452,6 +657,8 @@ def _train_group(
                 metadata={**meta, "run": r},
                 keep_logits=keep_logits,
                 snapshots=snap,
+                train_phi_views=None if views["train"] is None else views["train"][e],
+                test_phi_views=None if views["test"] is None else views["test"][e],
             )
         )
     return ids

@@ -49,7 +49,9 @@ class DatasetSplit:
     Parameters
     ----------
     name : str
-        A dataset of :func:`memscore.datasets.load_dataset` (``"modular"``, ``"digits"``).
+        A dataset of :func:`memscore.datasets.load_dataset` (``"modular"``, ``"digits"``,
+        ``"mnist1d"``) or of :func:`memscore.datasets.image_dataset` (``"cifar10"``, ...; then
+        ``root=`` names a folder every worker sees).
     split : {"train", "test"}
         The split.
     **kwargs
@@ -70,9 +72,12 @@ class DatasetSplit:
 
     def __call__(self) -> tuple[Any, Any]:
         """``(inputs, labels)`` of the split."""
-        from ..datasets import load_dataset
+        from ..datasets import IMAGE_DATASETS, image_dataset, load_dataset
 
-        task = load_dataset(self.name, **self.kwargs)
+        if self.name in IMAGE_DATASETS:  # read from torchvision's files under kwargs["root"]
+            task = image_dataset(self.name, **self.kwargs)
+        else:
+            task = load_dataset(self.name, **self.kwargs)
         return getattr(task, f"x_{self.split}"), getattr(task, f"y_{self.split}")
 
     def __repr__(self) -> str:

@@ -1,0 +1,77 @@
+"""The training inputs as the driver reads them: held on the device (or in pinned host memory
+when they do not fit there), uint8 images kept as uint8 and scaled per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from .config import _torch
+
+__all__ = ["DeviceInputs"]
+
+
+class DeviceInputs:
+    """Inputs ``x`` (n, *example) for training on ``device``.
+
+    ``raw(idx)`` gathers a batch in the stored dtype (what augmentations see: uint8 images
+    are padded and cropped as pixels, as torchvision does before ``ToTensor``), ``to_float``
+    turns it into the model's float input: uint8 divided by 255, then ``(x - mean) / std``
+    per channel (the first axis of an example) when ``normalize`` is given.
+
+    With ``on_device=False`` the inputs stay in host memory (pinned when the device is CUDA)
+    and each step moves only its batches, every member's at once.
+    """
+
+    def __init__(
+        self, x: Any, device: Any, *, normalize: tuple[Sequence[float], Sequence[float]] | None, on_device: bool
+    ) -> None:
+        torch = _torch()
+        self.device = device
+        self.on_device = on_device
+        self.shape = tuple(x.shape[1:])
+        self.dtype = x.dtype
+        if on_device:
+            self.x = x.to(device)
+        else:
+            self.x = x.pin_memory() if device.type == "cuda" else x
+        self.mean = self.std = None
+        if normalize is not None:
+            mean, std = (torch.as_tensor(v, dtype=torch.float32).reshape(-1) for v in normalize)
+            c = self.shape[0] if self.shape else 1
+            if mean.shape != (c,) or std.shape != (c,) or not bool((std > 0).all()):
+                raise ValueError(
+                    f"normalize: expected (mean, std) of {c} channel values each with std > 0, "
+                    f"got {tuple(mean.shape)} and {tuple(std.shape)}"
+                )
+            view = (c,) + (1,) * (len(self.shape) - 1)
+            self.mean, self.std = mean.reshape(view).to(device), std.reshape(view).to(device)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def raw(self, idx: Any) -> Any:
+        """The examples at ``idx`` (any shape of int64 indices) on the device, stored dtype."""
+        if self.on_device:
+            return self.x[idx.to(self.device)]
+        xb = self.x.index_select(0, idx.reshape(-1).cpu())
+        if self.device.type == "cuda":
+            xb = xb.pin_memory()  # the gathered batch, page-locked: the copy runs asynchronously
+        return xb.to(self.device, non_blocking=True).reshape(*idx.shape, *self.shape)
+
+    def to_float(self, xb: Any) -> Any:
+        """A raw batch as float32 model input."""
+        torch = _torch()
+        if xb.dtype == torch.uint8:
+            xb = xb.float().div_(255.0)
+        if self.mean is not None:
+            xb = (xb - self.mean) / self.std
+        return xb
+
+    def chunks(self, chunk: int, view: Callable[[Any], Any] | None = None) -> Iterator[Any]:
+        """Every example in order, as float model input, ``chunk`` at a time (through a
+        query ``view`` of the raw batch when given)."""
+        torch = _torch()
+        for i in range(0, len(self), chunk):
+            xb = self.raw(torch.arange(i, min(i + chunk, len(self))))
+            yield self.to_float(view(xb) if view is not None else xb)

@@ -1,0 +1,228 @@
+"""The papers' training recipes in the vmapped ensemble: BatchNorm ResNets with per-member
+running statistics, augmentation, schedules, label smoothing, Nesterov, clipping; every
+member against the plain loop (``reference.train.train_sequential``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memscore.train import SubsetPlan
+
+torch = pytest.importorskip("torch")
+
+from memscore.models import cifar_resnet, resnet1d  # noqa: E402
+from memscore.reference.train import train_sequential  # noqa: E402
+from memscore.runs.train.augment import CropFlip, Shift  # noqa: E402
+from memscore.runs.train.schedules import lr_factor  # noqa: E402
+from memscore.train import create_store, train_runs  # noqa: E402
+
+TOL = dict(rtol=2e-4, atol=2e-4)
+
+
+def images(n=25, size=8, classes=3, seed=0):
+    """uint8 CIFAR-shaped images whose class is a bright quadrant (learnable in a few steps)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.integers(0, 100, (n, 3, size, size)).astype(np.uint8)
+    for i, c in enumerate(y):
+        x[i, c % 3, : size // 2, : size // 2] += 120
+    return x, y
+
+
+def tiny_resnet():
+    return cifar_resnet(3, width=2, depth=8)
+
+
+def run_both(model_fn, train, plan, ensemble, tmp_path, name, **kw):
+    store = create_store(tmp_path / name, train, n_classes=3)
+    train_runs(model_fn, train, None, plan, store, ensemble=ensemble, keep_logits=True, progress=False, **kw)
+    ref = train_sequential(model_fn, train, None, plan, **{k: v for k, v in kw.items() if k != "device"})
+    return store, ref
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("weight_decay", [0.0, 5e-3])
+def test_batchnorm_ensemble_equals_the_plain_loop(optimizer, weight_decay):
+    from memscore.runs.train import driver
+
+    x, y = images(n=17)
+    plan = SubsetPlan(len(y), 4, keep=0.5, seed=1)
+    sizes = plan.masks.sum(1)
+    runs = [int(r) for r in np.flatnonzero(sizes == sizes[0])[:2]]  # one ensemble: equal subset sizes
+    assert len(runs) == 2
+    kw = dict(epochs=2, batch_size=3, lr=0.05 if optimizer == "sgd" else 5e-3, optimizer=optimizer,
+              weight_decay=weight_decay, seed=4)  # fmt: skip
+    cpu = torch.device("cpu")
+    inputs = driver.DeviceInputs(torch.from_numpy(x), cpu, normalize=None, on_device=True)
+    data = driver._Data(inputs, torch.from_numpy(y), None, None, None, "none")
+    ens, _ = driver._fit_group(tiny_resnet, runs, plan, driver.TrainConfig(**kw), data, cpu)
+    logits = ens.logits(inputs.chunks(64)).numpy()
+    ref = train_sequential(tiny_resnet, (x, y), None, plan, runs=runs, return_state=True, **kw)
+    stats = [k for k in ens.buffers if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert len(stats) == 3 * sum(isinstance(m, torch.nn.BatchNorm2d) for m in tiny_resnet().modules())
+    for e, r in enumerate(runs):
+        np.testing.assert_allclose(logits[e], ref[r][0], **TOL)  # eval mode: running statistics
+        for k in stats:
+            np.testing.assert_allclose(ens.buffers[k][e].double(), ref[r][2][k].double(), **TOL)
+    assert not torch.equal(ens.buffers[stats[0]][0], ens.buffers[stats[0]][1])  # per member
+    assert int(ens.buffers[stats[-1]][0]) == kw["epochs"] * -(-int(sizes[runs[0]]) // kw["batch_size"])
+
+
+def test_recipe_with_augmentation_schedule_and_clipping_equals_the_plain_loop(tmp_path):
+    x, y = images(n=22)
+    plan = SubsetPlan(len(y), 4, keep=0.5, seed=0)
+    kw = dict(epochs=2, batch_size=4, lr=0.1, optimizer="sgd", nesterov=True, weight_decay=5e-4,
+              schedule="onecycle", label_smoothing=0.1, grad_clip=0.5, augment="crop-flip",
+              normalize=([0.4, 0.4, 0.4], [0.25, 0.25, 0.25]), seed=2)  # fmt: skip
+    store, ref = run_both(tiny_resnet, (x, y), plan, 4, tmp_path, "s", **kw)
+    got = store.outcomes("train", "logits")
+    for r in range(4):
+        np.testing.assert_allclose(got[r], ref[r][0], **TOL)
+    # augmentation mattered: the same runs without it differ
+    plain = train_sequential(tiny_resnet, (x, y), None, plan, runs=[0], **{**kw, "augment": None})
+    assert np.abs(plain[0][0] - ref[0][0]).max() > 1e-3
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine", "linear"])
+def test_schedules_with_a_user_augmentation_on_signals(tmp_path, schedule):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 21)
+    x = (rng.normal(size=(21, 12)) + y[:, None]).astype(np.float32)
+
+    def flip_sign(xb, g):  # a user callable: random sign per example
+        return xb * (torch.rand(xb.shape[0], 1, generator=g) < 0.5).float().mul(2).sub(1)
+
+    plan = SubsetPlan(21, 3, keep=0.5, seed=0)
+    kw = dict(epochs=3, batch_size=4, lr=0.05, schedule=schedule, step_epochs=(1, 2), gamma=0.5,
+              warmup=0.2, augment=flip_sign, optimizer="adamw", seed=1)  # fmt: skip
+    store, ref = run_both(lambda: resnet1d(3, width=2), (x, y), plan, 3, tmp_path, "s", **kw)
+    got = store.outcomes("train", "logits")
+    for r in range(3):
+        np.testing.assert_allclose(got[r], ref[r][0], **TOL)
+
+
+def test_runs_do_not_depend_on_grouping_or_resuming_with_augmentation(tmp_path):
+    x, y = images(n=24)
+    plan = SubsetPlan(len(y), 4, keep=0.5, seed=3)
+    kw = dict(epochs=1, batch_size=6, lr=0.05, augment="crop-flip", schedule="cosine", progress=False,
+              keep_logits=True, snapshot_epochs=(0, 1), grand=True)  # fmt: skip
+    a = create_store(tmp_path / "a", (x, y), n_classes=3)
+    train_runs(tiny_resnet, (x, y), None, plan, a, ensemble=4, **kw)
+    b = create_store(tmp_path / "b", (x, y), n_classes=3)
+    train_runs(tiny_resnet, (x, y), None, plan, b, ensemble=1, max_runs=1, **kw)  # interrupted
+    train_runs(tiny_resnet, (x, y), None, plan, b, ensemble=3, **kw)  # resumed, regrouped
+    np.testing.assert_allclose(a.outcomes("train", "logits"), b.outcomes("train", "logits"), **TOL)
+    # snapshots and GraNd run in eval mode (running statistics): per-example, grouping-free
+    for kind in ("loss", "grand"):
+        np.testing.assert_allclose(a.snapshots("train", kind)[1], b.snapshots("train", kind)[1], **TOL)
+    # the last snapshot is the stored final model: its loss is the final logits' loss
+    z = torch.from_numpy(a.outcomes("train", "logits")).double()
+    final = torch.nn.functional.cross_entropy(z.flatten(0, 1), torch.from_numpy(y).repeat(4), reduction="none")
+    np.testing.assert_allclose(a.snapshots("train", "loss")[1][:, -1], final.view(4, -1).numpy(), **TOL)
+
+
+def test_host_memory_path_equals_the_device_path(tmp_path):
+    x, y = images(n=20)
+    plan = SubsetPlan(len(y), 2, keep=0.5, seed=0)
+    kw = dict(epochs=1, batch_size=5, lr=0.05, augment="crop-flip", progress=False, keep_logits=True, ensemble=2)
+    a = create_store(tmp_path / "a", (x, y), n_classes=3)
+    b = create_store(tmp_path / "b", (x, y), n_classes=3)
+    train_runs(tiny_resnet, (x, y), None, plan, a, data_on_device=True, **kw)
+    train_runs(tiny_resnet, (x, y), None, plan, b, data_on_device=False, **kw)
+    np.testing.assert_array_equal(a.outcomes("train", "logits"), b.outcomes("train", "logits"))
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_crop_flip_is_a_padded_crop_and_a_flip():
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).view(2, 3, 5, 5) + 1
+    aug = CropFlip(pad=2)
+    params = {"dy": torch.tensor([0, 2]), "dx": torch.tensor([4, 2]), "flip": torch.tensor([False, True])}
+    out = aug.apply(x, params)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    np.testing.assert_array_equal(out[0], padded[0, :, 0:5, 4:9])
+    np.testing.assert_array_equal(out[1], x[1].flip(-1))  # centered crop, flipped
+    # stacked runs: each run's batch with its own parameters, as one call per run would
+    xs = torch.stack([x, x + 100])
+    p2 = {k: torch.stack([v, v.flip(0)]) for k, v in params.items()}
+    both = aug.apply(xs, p2)
+    np.testing.assert_array_equal(both[1], aug.apply(x + 100, {k: v.flip(0) for k, v in params.items()}))
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    np.testing.assert_array_equal(aug(x, g1), aug(x, g2))
+    assert aug(x.to(torch.uint8), g1).dtype == torch.uint8
+
+
+def test_shift_rolls_each_signal():
+    x = torch.arange(12, dtype=torch.float32).view(2, 6)
+    out = Shift(3).apply(x, {"shift": torch.tensor([1, -2])})
+    np.testing.assert_array_equal(out[0], torch.roll(x[0], 1))
+    np.testing.assert_array_equal(out[1], torch.roll(x[1], -2))
+    x3 = torch.arange(24, dtype=torch.float32).view(2, 2, 6)  # (n, C, L)
+    np.testing.assert_array_equal(Shift(3).apply(x3, {"shift": torch.tensor([2, 0])})[0], torch.roll(x3[0], 2, -1))
+
+
+def test_lr_factor_closed_forms():
+    t, total = np.arange(10), 10
+    cos = [lr_factor("cosine", i, total, steps_per_epoch=5) for i in t]
+    np.testing.assert_allclose(cos, 0.5 * (1 + np.cos(np.pi * t / total)))
+    # torch's own cosine schedule agrees
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    ca = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    seen = []
+    for _ in t:
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ca.step()
+    np.testing.assert_allclose(cos, seen, atol=1e-12)
+    step = [lr_factor("step", i, total, steps_per_epoch=2, step_epochs=(2, 4), gamma=0.1) for i in t]
+    np.testing.assert_allclose(step, [1, 1, 1, 1, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01])
+    lin = [lr_factor("linear", i, total, steps_per_epoch=5, warmup=0.2) for i in t]
+    np.testing.assert_allclose(lin, [0.5, 1, 1, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+    assert lr_factor("constant", 7, total, steps_per_epoch=5) == 1.0
+    with pytest.raises(ValueError, match="schedule"):
+        lr_factor("exp", 0, total, steps_per_epoch=5)
+
+
+def test_query_views_are_recorded_for_lira(tmp_path):
+    import memscore
+
+    x, y = images(n=16)
+    plan = SubsetPlan(len(y), 4, keep=0.5, seed=0)
+    kw = dict(epochs=1, batch_size=4, lr=0.05, seed=0)
+    store = create_store(tmp_path / "s", (x, y), (x[:5], y[:5]), n_classes=3)
+    train_runs(tiny_resnet, (x, y), (x[:5], y[:5]), plan, store, ensemble=4, progress=False,
+               query_augment="mirror-shift", **kw)  # fmt: skip
+    views = store.outcomes("train", "phi_views")
+    assert views.shape == (4, 16, 18) and store.outcomes("test", "phi_views").shape == (4, 5, 18)
+    np.testing.assert_allclose(views[:, :, 0], store.outcomes("train", "phi"), rtol=1e-5, atol=1e-5)  # identity
+    # view 9 is the mirror image: the plain loop's model on flipped inputs
+    ref = train_sequential(tiny_resnet, (x, y), None, plan, runs=[1], return_state=True, **kw)
+    model = tiny_resnet()
+    model.load_state_dict(ref[1][2])
+    model.eval()
+    with torch.no_grad():
+        z = model(torch.from_numpy(x).flip(-1).float() / 255).numpy()
+    np.testing.assert_allclose(views[1, :, 9], memscore.logit_confidence(z, y), rtol=1e-3, atol=1e-3)
+    scores = memscore.lira(store.masks(), views)
+    assert scores.shape == (4, 16) and store.verify() == []
+    with pytest.raises(ValueError, match="query_augment"):
+        train_runs(tiny_resnet, (x, y), (x[:5], y[:5]), plan, store, query_augment="rotate", **kw)
+    with pytest.raises(ValueError, match="query_augment: expected a batch"):
+        train_runs(tiny_resnet, (x, y), (x[:5], y[:5]), plan, store, query_augment=[lambda b: b[:, :1]], **kw)
+    with pytest.raises(ValueError, match=r"phi_views: expected shape \(16, K\)"):
+        store.add_run(plan.masks[0], train_phi=np.zeros(16), train_phi_views=np.zeros((16, 0)))
+
+
+def test_bf16_on_a_gpu_without_it_is_refused(monkeypatch):
+    from memscore.runs.train.driver import _check_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Old GPU")
+    with pytest.raises(ValueError, match="'bf16' is not supported by Old GPU; use 'fp16'"):
+        _check_precision("bf16", torch.device("cuda"))
+    _check_precision("fp16", torch.device("cuda"))  # fp16 needs no bf16 support
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        _check_precision("fp16", torch.device("cpu"))
