@@ -33,6 +33,7 @@ from .runs import (
     OutcomeStats,
     PackedBits,
     RunStore,
+    banzhaf,
     disagreement,
     holdout_accuracy,
     influence,
@@ -41,6 +42,7 @@ from .runs import (
     membership_metrics,
     memorization,
     proxy_table,
+    run_utility,
     snapshot_outcomes,
     spearman,
     trajectories,
@@ -163,4 +165,6 @@ __all__ = [
     "memorization",
     "set_num_threads",
     "tune_resmem",
+    "banzhaf",
+    "run_utility",
 ]

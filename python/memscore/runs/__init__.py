@@ -8,7 +8,8 @@
 - :mod:`~memscore.runs.proxies`: disagreement, proxy tables and trajectories;
 - :mod:`~memscore.runs.train`: the training driver (torch);
 - :mod:`~memscore.runs.datasets`: the embedded datasets;
-- :mod:`~memscore.runs.report`: score tables and the HTML report.
+- :mod:`~memscore.runs.report`: score tables and the HTML report;
+- :mod:`~memscore.runs.valuation`: data valuation (Banzhaf) from the same runs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .outcomes import logit_confidence, snapshot_outcomes
 from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
 from .scores import OutcomeStats, holdout_accuracy, influence, memorization
 from .store import RunStore
+from .valuation import banzhaf, run_utility
 
 __all__ = [
     "Disagreement",
@@ -37,4 +39,6 @@ __all__ = [
     "snapshot_outcomes",
     "spearman",
     "trajectories",
+    "banzhaf",
+    "run_utility",
 ]

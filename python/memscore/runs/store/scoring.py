@@ -19,6 +19,8 @@ from ...errors import StoreError
 from ..bits import PackedBits
 from ..membership import lira as _lira
 from ..scores import influence as _influence
+from ..valuation import banzhaf as _banzhaf
+from ..valuation import run_utility as _run_utility
 from .format import check_int, outcome_name
 from .reading import ReadMethods
 from .scan import SNAP_COLUMNS, GroupedStats, RunRecord, SnapshotStats, Stacked, load, ratio_keys, scan, stack_records
@@ -375,6 +377,74 @@ class ScoreMethods(ReadMethods):
                 lab(self._train_labels, train_index, "train_label"),
             ]
         )
+
+    # ------------------------------------------------------------------ data valuation
+
+    def run_utility(self, utility: str = "accuracy", *, chunk_runs: int = 256) -> F64:
+        """Utility of every run (run-id order) on the store's test examples.
+
+        Parameters
+        ----------
+        utility : {"accuracy", "margin"}
+            Test accuracy (from the stored test correctness) or mean test margin (the mean
+            stored test phi, :func:`memscore.logit_confidence`).
+        chunk_runs : int
+            Runs loaded at a time.
+
+        Returns
+        -------
+        ndarray of float64, shape (R,)
+
+        Raises
+        ------
+        ValueError
+            An unknown ``utility``, or no test examples.
+        StoreError
+            No runs, or a run without the test outcome (named).
+        """
+        if utility not in ("accuracy", "margin"):
+            raise ValueError(
+                f"utility: expected 'accuracy', 'margin' or an array of one value per run, got {utility!r}"
+            )
+        if self._layout.n_test == 0:
+            raise ValueError("run_utility: this store has no test examples (n_test = 0); pass a utility array")
+        name = outcome_name("test", "correct" if utility == "accuracy" else "phi")
+        parts: list[F64] = []
+
+        def feed(recs: list[RunRecord]) -> None:
+            parts.append(_run_utility(stack_records(self._layout, recs, [name])[name]))
+
+        scan(self._reader, self._ids_or_raise(), [name], (), check_int(chunk_runs, "chunk_runs", 1), feed)
+        return np.concatenate(parts)
+
+    def banzhaf(self, utility: Any = "accuracy", *, stderr: bool = False) -> F64 | tuple[F64, F64]:
+        """Maximum-sample-reuse Banzhaf value of every training example.
+
+        :func:`memscore.banzhaf` on the stored masks (bit-packed, all runs at once) and a
+        utility per run.
+
+        Parameters
+        ----------
+        utility : {"accuracy", "margin"} or array-like of float, shape (R,)
+            A :meth:`run_utility` kind, or one utility per run in run-id order.
+        stderr : bool
+            Also return the standard error.
+
+        Returns
+        -------
+        ndarray of float64 or (ndarray, ndarray)
+            ``(n_train,)``; NaN where no run held the example in or out.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`run_utility`, or a utility array of the wrong length.
+        StoreError
+            No runs, or a damaged run file.
+        """
+        u = self.run_utility(utility) if isinstance(utility, str) else utility
+        got = load(self._reader, self._ids_or_raise(), ["mask_bits"], unpack=False)
+        return _banzhaf(got["mask_bits"], u, stderr=stderr)
 
 
 def _packed(x: Stacked) -> PackedBits:
