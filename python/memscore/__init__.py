@@ -37,15 +37,18 @@ from .runs import (
     disagreement,
     holdout_accuracy,
     influence,
+    label_issues,
     lira,
     logit_confidence,
     membership_metrics,
     memorization,
     proxy_table,
+    rmia,
     run_utility,
     snapshot_outcomes,
     spearman,
     trajectories,
+    true_class_probability,
 )
 
 __version__: str = _core.__version__
@@ -167,4 +170,7 @@ __all__ = [
     "tune_resmem",
     "banzhaf",
     "run_utility",
+    "rmia",
+    "true_class_probability",
+    "label_issues",
 ]
