@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from . import _core
 from ._validate import check_int
 from .errors import CorpusError, MemscoreError, RunNotFoundError, StoreError
-from .knn import KnnIndex, ResMem, extract_embeddings, knn, tune_resmem
+from .knn import KnnIndex, ResMem, extract_embeddings, knn, knn_shapley, tune_resmem
 from .ngrams import (
     Corpus,
     NgramStats,
@@ -173,4 +173,5 @@ __all__ = [
     "rmia",
     "true_class_probability",
     "label_issues",
+    "knn_shapley",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "lira_scores",
     "logit_confidence",
     "rmia_scores",
+    "knn_shapley",
     "outcome_sums_bool",
     "outcome_sums_f64",
     "stderr_from_sums",
@@ -193,3 +194,12 @@ def ngram_count_subword(
     skip_errors: bool = False,
     progress: ProgressCounter | None = None,
 ) -> _NgramTuple: ...
+def knn_shapley(
+    index: KnnIndexCore,
+    queries: npt.NDArray[np.float32],
+    train_labels: npt.NDArray[np.int64],
+    test_labels: npt.NDArray[np.int64],
+    k: int,
+    *,
+    threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...
