@@ -77,9 +77,10 @@ def test_holdout_pred_probs_needs_logits(tmp_path):
 def test_label_issues_rank_the_flipped_labels_first(tmp_path):
     store, _, _ = noisy_store(tmp_path / "s")
     table = memscore.label_issues(store, "all")
-    assert table.columns == ["index", "label", *memscore.runs.LABEL_ISSUE_METHODS]
+    store_methods = [m for m in memscore.runs.LABEL_ISSUE_METHODS if m != "knn_shapley"]
+    assert table.columns == ["index", "label", *store_methods]
     assert table["index"][-1] == N - 1  # memorization undefined (in every run): ranked last
-    for method in memscore.runs.LABEL_ISSUE_METHODS:
+    for method in store_methods:
         top = memscore.label_issues(store, method)["index"][: FLIPPED.size].to_list()
         assert sorted(top) == FLIPPED.tolist(), method
     mem = memscore.label_issues(store, ["memorization", "banzhaf"])
@@ -106,3 +107,24 @@ def test_label_issues_missing_data_and_bad_method(tmp_path, monkeypatch):
     unlabeled.add_run(np.array([1, 0, 1], dtype=bool), train_correct=np.ones(3, dtype=bool))
     with pytest.raises(StoreError, match="train_labels"):
         memscore.label_issues(unlabeled)
+
+
+def test_label_issues_knn_shapley(tmp_path, rng):
+    n, t = 30, 40
+    y = np.arange(n) % 2
+    x = (rng.normal(size=(n, 2)) + 6 * y[:, None]).astype(np.float32)
+    y_noisy = y.copy()
+    y_noisy[5] = 0
+    yt = np.arange(t) % 2
+    xt = (rng.normal(size=(t, 2)) + 6 * yt[:, None]).astype(np.float32)
+    store = RunStore.create(tmp_path / "k", n_train=n, n_test=t, train_labels=y_noisy, test_labels=yt)
+    store.add_run(rng.random(n) < 0.5, train_correct=np.ones(n, dtype=bool))
+    table = memscore.label_issues(store, ["knn_shapley", "memorization"], knn_features=(x, xt), knn_k=3)
+    assert table["index"][0] == 5
+    want = -memscore.knn_shapley(x, y_noisy, xt, yt, k=3)
+    assert_allclose(table.sort("index")["knn_shapley"].to_numpy(), want)
+    assert memscore.runs.LABEL_ISSUE_METHODS[-1] == "knn_shapley"
+    with pytest.raises(ValueError, match="knn_features"):
+        memscore.label_issues(store, "knn_shapley")
+    with pytest.raises(ValueError, match="knn_k"):
+        memscore.label_issues(store, "knn_shapley", knn_features=(x, xt), knn_k=0)

@@ -14,9 +14,13 @@ method                issue score                             needs
 ``self_confidence``   1 - cleanlab's self-confidence          train logits (``cleanlab``)
 ``confident_learning`` cleanlab's ``find_label_issues`` flag,  train logits (``cleanlab``)
                       ranked by 1 - self-confidence
+``knn_shapley``       minus the KNN-Shapley value             ``knn_features=(train, test)``
+                                                              and test labels
 ===================== ======================================= ================================
 
-The cleanlab methods run on :meth:`~memscore.RunStore.holdout_pred_probs`, out-of-sample
+The store keeps no input features, so ``knn_shapley`` takes them as an argument (raw
+inputs or :func:`memscore.extract_embeddings`; the test split is the validation set). The
+cleanlab methods run on :meth:`~memscore.RunStore.holdout_pred_probs`, out-of-sample
 probabilities from the runs that held each example out. A method whose data the store
 lacks raises a :class:`~memscore.StoreError` naming what is missing; nothing is faked.
 """
@@ -30,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from .._validate import check_choice
+from .._validate import check_choice, check_int
 from ..errors import StoreError
 from .store import RunStore
 
@@ -111,6 +115,20 @@ def _banzhaf(store: RunStore) -> F64:
     return -v
 
 
+def _knn_shapley(store: RunStore, features: Any, k: int) -> F64:
+    from ..knn.shapley import knn_shapley
+
+    if features is None:
+        raise ValueError(
+            "knn_shapley: the store keeps no input features; pass knn_features=(train, test), "
+            "raw inputs or memscore.extract_embeddings of the store's train and test examples"
+        )
+    if store.test_labels is None:
+        raise StoreError(f"{store.path}: knn_shapley needs the store's test_labels (the validation set)")
+    train, test = features
+    return -knn_shapley(train, _labels(store), test, store.test_labels, k=k)
+
+
 _METHODS: dict[str, Callable[[RunStore], F64]] = {
     "memorization": _memorization,
     "holdout_accuracy": _holdout_accuracy,
@@ -121,11 +139,17 @@ _METHODS: dict[str, Callable[[RunStore], F64]] = {
     "confident_learning": _confident_learning,
 }
 
-LABEL_ISSUE_METHODS: tuple[str, ...] = tuple(_METHODS)
+LABEL_ISSUE_METHODS: tuple[str, ...] = (*_METHODS, "knn_shapley")
 """The methods :func:`label_issues` knows, in its default order."""
 
 
-def label_issues(store: RunStore, method: str | Sequence[str] = "memorization") -> pl.DataFrame:
+def label_issues(
+    store: RunStore,
+    method: str | Sequence[str] = "memorization",
+    *,
+    knn_features: tuple[Any, Any] | None = None,
+    knn_k: int = 5,
+) -> pl.DataFrame:
     """Rank the training examples of a store by how likely their label is wrong.
 
     Parameters
@@ -133,7 +157,13 @@ def label_issues(store: RunStore, method: str | Sequence[str] = "memorization") 
     store : RunStore
         A store with train labels and the data each method needs (see the module table).
     method : str or sequence of str, default "memorization"
-        One or more of :data:`LABEL_ISSUE_METHODS`; ``"all"`` for every one.
+        One or more of :data:`LABEL_ISSUE_METHODS`; ``"all"`` for every one
+        (``knn_shapley`` only when ``knn_features`` is given).
+    knn_features : (array_like, array_like), optional
+        ``(train, test)`` features of the store's examples, ``(n_train, d)`` and
+        ``(n_test, d)``, for ``knn_shapley``.
+    knn_k : int, default 5
+        Neighbours of the K-NN classifier of ``knn_shapley``.
 
     Returns
     -------
@@ -145,7 +175,8 @@ def label_issues(store: RunStore, method: str | Sequence[str] = "memorization") 
     Raises
     ------
     ValueError
-        An unknown method, or a cleanlab method on fewer than two classes.
+        An unknown method, a cleanlab method on fewer than two classes, ``knn_shapley``
+        without ``knn_features``.
     StoreError
         The store lacks the labels or the data a method needs (the message says which).
     ImportError
@@ -155,13 +186,18 @@ def label_issues(store: RunStore, method: str | Sequence[str] = "memorization") 
         raise TypeError(f"store: expected a RunStore, got {type(store).__name__}")
     names = [method] if isinstance(method, str) else list(method)
     if names == ["all"]:
-        names = list(LABEL_ISSUE_METHODS)
+        names = [m for m in LABEL_ISSUE_METHODS if m != "knn_shapley" or knn_features is not None]
     if not names:
         raise ValueError(f"method: expected at least one of {list(LABEL_ISSUE_METHODS)}")
     for m in names:
         check_choice(m, "method", LABEL_ISSUE_METHODS)
     y = _labels(store)
-    cols = [pl.Series(m, _METHODS[m](store), dtype=pl.Float64, nan_to_null=False) for m in dict.fromkeys(names)]
+    kk = check_int(knn_k, "knn_k", 1)
+
+    def score(m: str) -> F64:
+        return _knn_shapley(store, knn_features, kk) if m == "knn_shapley" else _METHODS[m](store)
+
+    cols = [pl.Series(m, score(m), dtype=pl.Float64, nan_to_null=False) for m in dict.fromkeys(names)]
     table = pl.DataFrame([pl.Series("index", np.arange(y.size, dtype=np.int64)), pl.Series("label", y), *cols])
     # NaN sorts above every number in polars: rank it as null (last), ties in index order.
     return table.sort(pl.col(names[0]).fill_nan(None), descending=True, nulls_last=True, maintain_order=True)
