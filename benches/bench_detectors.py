@@ -60,12 +60,10 @@ def detector_rows(store: memscore.RunStore, data: Any) -> list[dict[str, Any]]:
             }
         )
 
+    feats = (data.x_train, data.x_test)  # KNN-Shapley on the raw inputs, test split as validation
     for m in LABEL_ISSUE_METHODS:
-        add(m, lambda m=m: memscore.label_issues(store, m).sort("index")[m].to_numpy())
-    add(
-        "knn_shapley (raw features, k=5)",
-        lambda: -memscore.knn_shapley(data.x_train, data.y_train, data.x_test, data.y_test, k=5),
-    )
+        label = f"{m} (raw inputs, k=5)" if m == "knn_shapley" else m
+        add(label, lambda m=m: memscore.label_issues(store, m, knn_features=feats).sort("index")[m].to_numpy())
     return rows
 
 
