@@ -128,3 +128,16 @@ def test_label_issues_knn_shapley(tmp_path, rng):
         memscore.label_issues(store, "knn_shapley")
     with pytest.raises(ValueError, match="knn_k"):
         memscore.label_issues(store, "knn_shapley", knn_features=(x, xt), knn_k=0)
+
+
+def test_label_issues_single_class(tmp_path, rng):
+    """Every label the same: self-confidence is 1 - the hold-out probability of that class."""
+    store = RunStore.create(tmp_path / "one", n_train=20, train_labels=np.zeros(20, dtype=int), n_classes=3)
+    for _ in range(6):
+        store.add_run(rng.random(20) < 0.5, train_logits=rng.normal(size=(20, 3)), keep_logits=True)
+    probs = store.holdout_pred_probs()
+    ok = ~np.isnan(probs[:, 0])
+    table = memscore.label_issues(store, ["self_confidence", "confident_learning"]).sort("index")
+    assert_allclose(table["self_confidence"].to_numpy()[ok], 1.0 - probs[ok, 0], rtol=1e-6)
+    assert np.isnan(table["self_confidence"].to_numpy()[~ok]).all()
+    assert np.isfinite(table["confident_learning"].to_numpy()[ok]).all()
