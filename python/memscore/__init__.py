@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from . import _core
 from ._validate import check_int
 from .errors import CorpusError, MemscoreError, RunNotFoundError, StoreError
-from .knn import KnnIndex, ResMem, extract_embeddings, knn, tune_resmem
+from .knn import KnnIndex, ResMem, extract_embeddings, knn, knn_shapley, tune_resmem
 from .ngrams import (
     Corpus,
     NgramStats,
@@ -33,17 +33,22 @@ from .runs import (
     OutcomeStats,
     PackedBits,
     RunStore,
+    banzhaf,
     disagreement,
     holdout_accuracy,
     influence,
+    label_issues,
     lira,
     logit_confidence,
     membership_metrics,
     memorization,
     proxy_table,
+    rmia,
+    run_utility,
     snapshot_outcomes,
     spearman,
     trajectories,
+    true_class_probability,
 )
 
 __version__: str = _core.__version__
@@ -163,4 +168,10 @@ __all__ = [
     "memorization",
     "set_num_threads",
     "tune_resmem",
+    "banzhaf",
+    "run_utility",
+    "rmia",
+    "true_class_probability",
+    "label_issues",
+    "knn_shapley",
 ]

@@ -16,6 +16,8 @@ __all__ = [
     "influence_topk",
     "lira_scores",
     "logit_confidence",
+    "rmia_scores",
+    "knn_shapley",
     "outcome_sums_bool",
     "outcome_sums_f64",
     "stderr_from_sums",
@@ -84,6 +86,16 @@ def lira_scores(
 ) -> npt.NDArray[np.float64]: ...
 def logit_confidence(
     logits: npt.NDArray[np.float32] | npt.NDArray[np.float64], labels: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]: ...
+def rmia_scores(
+    masks: npt.NDArray[np.uint8],
+    probs: npt.NDArray[np.float64],
+    population: npt.NDArray[np.float64],
+    n: int,
+    *,
+    online: bool = True,
+    gamma: float = 1.0,
+    offline_a: float = 0.3,
 ) -> npt.NDArray[np.float64]: ...
 def cpu_info() -> tuple[list[str], str]: ...
 
@@ -182,3 +194,12 @@ def ngram_count_subword(
     skip_errors: bool = False,
     progress: ProgressCounter | None = None,
 ) -> _NgramTuple: ...
+def knn_shapley(
+    index: KnnIndexCore,
+    queries: npt.NDArray[np.float32],
+    train_labels: npt.NDArray[np.int64],
+    test_labels: npt.NDArray[np.int64],
+    k: int,
+    *,
+    threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...

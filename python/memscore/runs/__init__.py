@@ -8,17 +8,23 @@
 - :mod:`~memscore.runs.proxies`: disagreement, proxy tables and trajectories;
 - :mod:`~memscore.runs.train`: the training driver (torch);
 - :mod:`~memscore.runs.datasets`: the embedded datasets;
-- :mod:`~memscore.runs.report`: score tables and the HTML report.
+- :mod:`~memscore.runs.report`: score tables and the HTML report;
+- :mod:`~memscore.runs.valuation`: data valuation (Banzhaf) from the same runs;
+- :mod:`~memscore.runs.rmia`: RMIA membership scores;
+- :mod:`~memscore.runs.label_issues`: every detector's ranking of likely wrong labels.
 """
 
 from __future__ import annotations
 
 from .bits import PackedBits
+from .label_issues import LABEL_ISSUE_METHODS, label_issues
 from .membership import MembershipMetrics, lira, membership_metrics
 from .outcomes import logit_confidence, snapshot_outcomes
 from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
+from .rmia import rmia, true_class_probability
 from .scores import OutcomeStats, holdout_accuracy, influence, memorization
 from .store import RunStore
+from .valuation import banzhaf, run_utility
 
 __all__ = [
     "Disagreement",
@@ -37,4 +43,10 @@ __all__ = [
     "snapshot_outcomes",
     "spearman",
     "trajectories",
+    "banzhaf",
+    "run_utility",
+    "rmia",
+    "true_class_probability",
+    "LABEL_ISSUE_METHODS",
+    "label_issues",
 ]

@@ -105,5 +105,34 @@ impl PyKnnIndex {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyKnnIndex>()?;
+    m.add_function(wrap_pyfunction!(knn_shapley, m)?)?;
     Ok(())
+}
+
+/// (N,) exact KNN-Shapley values of the index's keys for the test points `queries`.
+#[pyfunction]
+#[pyo3(signature = (index, queries, train_labels, test_labels, k, *, threads=None))]
+fn knn_shapley<'py>(
+    py: Python<'py>,
+    index: &PyKnnIndex,
+    queries: PyReadonlyArray2<'py, f32>,
+    train_labels: numpy::PyReadonlyArray1<'py, i64>,
+    test_labels: numpy::PyReadonlyArray1<'py, i64>,
+    k: usize,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, numpy::PyArray1<f64>>> {
+    let q = queries.shape()[0];
+    if queries.shape()[1] != index.inner.dim() {
+        return Err(PyValueError::new_err(format!(
+            "queries: expected dimension {}, got {}",
+            index.inner.dim(),
+            queries.shape()[1]
+        )));
+    }
+    let s = contiguous(&queries, "queries")?;
+    let yk = train_labels.as_slice().map_err(|_| PyValueError::new_err("train_labels must be C-contiguous"))?;
+    let yq = test_labels.as_slice().map_err(|_| PyValueError::new_err("test_labels must be C-contiguous"))?;
+    let inner = &index.inner;
+    let out = enter(py, threads, |cancel| memscore_core::knn::shapley::knn_shapley(inner, s, q, yk, yq, k, cancel))?;
+    Ok(out.into_pyarray(py))
 }

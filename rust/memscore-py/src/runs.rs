@@ -281,5 +281,28 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(influence_topk, m)?)?;
     m.add_function(wrap_pyfunction!(lira_scores, m)?)?;
     m.add_function(wrap_pyfunction!(logit_confidence, m)?)?;
+    m.add_function(wrap_pyfunction!(rmia_scores, m)?)?;
     Ok(())
+}
+
+/// (R, n) RMIA membership scores with exact leave-one-out references; masks packed `(R, n)`,
+/// `probs` `(R, n)` and `population` `(R, Z)` probabilities of the true label.
+#[pyfunction]
+#[pyo3(signature = (masks, probs, population, n, *, online=true, gamma=1.0, offline_a=0.3))]
+#[allow(clippy::too_many_arguments)]
+fn rmia_scores<'py>(
+    py: Python<'py>,
+    masks: PyReadonlyArray2<'py, u8>,
+    probs: PyReadonlyArray2<'py, f64>,
+    population: PyReadonlyArray2<'py, f64>,
+    n: usize,
+    online: bool,
+    gamma: f64,
+    offline_a: f64,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let (m, p) = (packed(&masks, n, "masks")?, slice(&probs, "probs")?);
+    let (z, n_pop) = (slice(&population, "population")?, dims(&population).1);
+    let params = memscore_core::runs::rmia::RmiaParams { online, gamma, offline_a };
+    let out = enter(py, None, |cancel| memscore_core::runs::rmia::rmia(m, p, z, n_pop, params, cancel))?;
+    matrix(py, out, m.rows(), n)
 }

@@ -16,9 +16,14 @@ import numpy.typing as npt
 import polars as pl
 
 from ...errors import StoreError
+from ...knn.resmem import _softmax
 from ..bits import PackedBits
 from ..membership import lira as _lira
+from ..rmia import rmia as _rmia
+from ..rmia import true_class_probability as _true_class_probability
 from ..scores import influence as _influence
+from ..valuation import banzhaf as _banzhaf
+from ..valuation import run_utility as _run_utility
 from .format import Layout, check_int, outcome_name
 from .reading import ReadMethods
 from .scan import SNAP_COLUMNS, GroupedStats, RunRecord, SnapshotStats, Stacked, load, ratio_keys, scan, stack_records
@@ -389,6 +394,158 @@ class ScoreMethods(ReadMethods):
                 lab(self._train_labels, train_index, "train_label"),
             ]
         )
+
+    # ------------------------------------------------------------------ data valuation
+
+    def run_utility(self, utility: str = "accuracy", *, chunk_runs: int = 256) -> F64:
+        """Utility of every run (run-id order) on the store's test examples.
+
+        Parameters
+        ----------
+        utility : {"accuracy", "margin"}
+            Test accuracy (from the stored test correctness) or mean test margin (the mean
+            stored test phi, :func:`memscore.logit_confidence`).
+        chunk_runs : int
+            Runs loaded at a time.
+
+        Returns
+        -------
+        ndarray of float64, shape (R,)
+
+        Raises
+        ------
+        ValueError
+            An unknown ``utility``, or no test examples.
+        StoreError
+            No runs, or a run without the test outcome (named).
+        """
+        if utility not in ("accuracy", "margin"):
+            raise ValueError(
+                f"utility: expected 'accuracy', 'margin' or an array of one value per run, got {utility!r}"
+            )
+        if self._layout.n_test == 0:
+            raise ValueError("run_utility: this store has no test examples (n_test = 0); pass a utility array")
+        name = outcome_name("test", "correct" if utility == "accuracy" else "phi")
+        parts: list[F64] = []
+
+        def feed(recs: list[RunRecord]) -> None:
+            parts.append(_run_utility(stack_records(self._layout, recs, [name])[name]))
+
+        scan(self._reader, self._ids_or_raise(), [name], (), check_int(chunk_runs, "chunk_runs", 1), feed)
+        return np.concatenate(parts)
+
+    def banzhaf(self, utility: Any = "accuracy", *, stderr: bool = False) -> F64 | tuple[F64, F64]:
+        """Maximum-sample-reuse Banzhaf value of every training example.
+
+        :func:`memscore.banzhaf` on the stored masks (bit-packed, all runs at once) and a
+        utility per run.
+
+        Parameters
+        ----------
+        utility : {"accuracy", "margin"} or array-like of float, shape (R,)
+            A :meth:`run_utility` kind, or one utility per run in run-id order.
+        stderr : bool
+            Also return the standard error.
+
+        Returns
+        -------
+        ndarray of float64 or (ndarray, ndarray)
+            ``(n_train,)``; NaN where no run held the example in or out.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`run_utility`, or a utility array of the wrong length.
+        StoreError
+            No runs, or a damaged run file.
+        """
+        u = self.run_utility(utility) if isinstance(utility, str) else utility
+        got = load(self._reader, self._ids_or_raise(), ["mask_bits"], unpack=False)
+        return _banzhaf(got["mask_bits"], u, stderr=stderr)
+
+    def rmia(self, *, online: bool = True, gamma: float = 1.0, offline_a: float = 0.3) -> F64:
+        """RMIA membership scores (R, n_train), the test split as the population.
+
+        Loads all masks (bit-packed) and the stored train and test phi, turns them into
+        probabilities of the true label (:func:`memscore.true_class_probability`) and
+        calls :func:`memscore.rmia`; row r scores run r (run-id order) with every other run
+        as a reference.
+
+        Parameters
+        ----------
+        online, gamma, offline_a
+            As :func:`memscore.rmia`.
+
+        Returns
+        -------
+        ndarray of float64, shape (R, n_train)
+
+        Raises
+        ------
+        ValueError
+            No test examples to serve as the population.
+        StoreError
+            No runs, a run without train or test phi, or a damaged run file.
+        """
+        if self._layout.n_test == 0:
+            raise ValueError("rmia: this store has no test examples (n_test = 0) to serve as the population")
+        got = load(self._reader, self._ids_or_raise(), ["mask_bits", "train_phi", "test_phi"], unpack=False)
+        p, z = (_true_class_probability(np.asarray(got[k])) for k in ("train_phi", "test_phi"))
+        return _rmia(got["mask_bits"], p, z, online=online, gamma=gamma, offline_a=offline_a)
+
+    # ------------------------------------------------------------------ label issues
+
+    def holdout_pred_probs(self, *, chunk_runs: int = 64) -> F64:
+        """Out-of-sample predicted probabilities of every training example.
+
+        The softmax of the stored train logits, averaged over the runs that held each
+        example out: the subset runs play the folds of K-fold cross-validation, with no
+        retraining. Pass straight to ``cleanlab.filter.find_label_issues`` or
+        ``cleanlab.rank.get_label_quality_scores`` (rows of NaN dropped first).
+
+        Parameters
+        ----------
+        chunk_runs : int
+            Runs loaded at a time (a chunk holds ``chunk_runs x n_train x C`` logits).
+
+        Returns
+        -------
+        ndarray of float64, shape (n_train, C)
+            Rows sum to 1; NaN rows where no run held the example out.
+
+        Raises
+        ------
+        StoreError
+            No runs, or a run without train logits (stored only with ``keep_logits=True``;
+            :func:`memscore.train.train_runs` keeps them by default), named.
+        """
+        ids = self._ids_or_raise()
+        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
+        acc: dict[str, Any] = {"sum": None, "count": np.zeros(self._layout.n_train, dtype=np.int64)}
+        missing: list[str] = []
+
+        def feed(recs: list[RunRecord]) -> None:
+            missing.extend(r.run_id for r in recs if "train_logits" not in r.arrays)
+            if missing:
+                return
+            got = stack_records(self._layout, recs, ["mask_bits", "train_logits"])
+            out = ~_packed(got["mask_bits"]).unpack()
+            z = np.asarray(got["train_logits"])
+            probs = _softmax(z.reshape(-1, z.shape[-1])).reshape(z.shape)
+            part = np.einsum("rn,rnc->nc", out.astype(np.float64), probs)
+            acc["sum"] = part if acc["sum"] is None else acc["sum"] + part
+            acc["count"] += out.sum(axis=0)
+
+        scan(self._reader, ids, ["mask_bits"], ["train_logits"], chunk_runs, feed)
+        if missing:
+            raise StoreError(
+                f"holdout_pred_probs: {len(missing)} of {len(ids)} runs have no train logits "
+                f"(first: {missing[0]!r}); add runs with keep_logits=True (train_runs keeps them by default)"
+            )
+        cnt = acc["count"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            probs_out: F64 = np.where(cnt[:, None] > 0, acc["sum"] / np.maximum(cnt, 1)[:, None], np.nan)
+        return probs_out
 
 
 class ScoreScan:

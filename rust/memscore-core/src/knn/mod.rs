@@ -34,6 +34,7 @@
 //! the keys are cut into ranges whose top-k lists are merged. Each GEMM runs
 //! single-threaded inside its task. Ties break toward the lower key index.
 
+pub mod shapley;
 mod topk;
 
 /// Query tiles per thread to aim for (load balance when other processes share the cores).

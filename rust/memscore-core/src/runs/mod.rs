@@ -6,6 +6,7 @@ pub mod confidence;
 pub mod influence;
 pub mod lira;
 pub mod popcount;
+pub mod rmia;
 pub mod sums;
 pub mod topk;
 

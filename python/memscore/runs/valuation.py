@@ -1,0 +1,135 @@
+"""Data valuation from the runs: the maximum-sample-reuse Banzhaf value (Wang & Jia 2023).
+
+Runs trained on uniform random subsets are exactly the samples the MSR estimator needs:
+the Banzhaf value of example i is the mean utility of the runs that trained on i minus the
+mean utility of the runs that did not, every run serving every example. The utility is one
+number per run (test accuracy by default). The estimate and its standard error are the
+pairwise influence kernel of :func:`memscore.influence` with the utility as the outcome of
+a single "test example", so no kernel of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _core
+from .._validate import ArrayLike, RunsLike, as_mask, as_outcomes, check_bool, check_summable, to_numpy
+from .bits import PackedBits
+
+F64 = npt.NDArray[np.float64]
+
+__all__ = ["banzhaf", "run_utility"]
+
+
+def run_utility(test_outcomes: RunsLike) -> F64:
+    """Utility of every run: the mean of its test outcomes.
+
+    Bool outcomes (correct or not) give test accuracy; float outcomes such as the test
+    confidences φ (:func:`memscore.logit_confidence`, a soft margin) give the mean test
+    margin.
+
+    Parameters
+    ----------
+    test_outcomes : array-like of bool or float, shape (R, T)
+        Outcomes of each run on the test examples (:class:`PackedBits` too), T >= 1.
+
+    Returns
+    -------
+    ndarray of float64, shape (R,)
+
+    Raises
+    ------
+    TypeError
+        Outcomes are neither bool nor numeric.
+    ValueError
+        Not 2-D, no test examples, NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> run_utility(np.array([[True, False], [True, True]]))
+    array([0.5, 1. ])
+    """
+    o = as_outcomes(test_outcomes, "test_outcomes", packed=True)
+    if o.shape[1] == 0:
+        raise ValueError("test_outcomes: need at least one test example (T = 0) to measure a run's utility")
+    if isinstance(o, PackedBits):
+        # Padding bits of np.packbits rows are zero, so a row's popcount is its count.
+        counts = np.unpackbits(o.bits, axis=1).sum(axis=1, dtype=np.int64)
+        acc: F64 = counts / float(o.n)
+        return acc
+    out: F64 = o.mean(axis=1)
+    return out
+
+
+@overload
+def banzhaf(masks: RunsLike, utility: ArrayLike, *, stderr: Literal[False] = ...) -> F64: ...
+@overload
+def banzhaf(masks: RunsLike, utility: ArrayLike, *, stderr: Literal[True]) -> tuple[F64, F64]: ...
+@overload
+def banzhaf(masks: RunsLike, utility: ArrayLike, *, stderr: bool) -> F64 | tuple[F64, F64]: ...
+
+
+def banzhaf(masks: RunsLike, utility: ArrayLike, *, stderr: bool = False) -> F64 | tuple[F64, F64]:
+    """Maximum-sample-reuse Banzhaf value of every training example (Wang & Jia 2023).
+
+    ``value[i] = mean(utility[r] | masks[r, i]) - mean(utility[r] | not masks[r, i])``:
+    each run is one sample of a uniform random subset, reused for every example. With
+    runs drawn at subset ratio 1/2 this is the MSR estimator of the Banzhaf value; other
+    ratios give the same difference for that ratio's subset distribution.
+
+    Parameters
+    ----------
+    masks : array-like of bool, shape (R, N)
+        True where run r trained on example i (0/1 integers and :class:`PackedBits` too).
+    utility : array-like of float, shape (R,)
+        One utility per run: its test accuracy (:func:`run_utility` of the bool test
+        outcomes), its mean test margin, or any number.
+    stderr : bool, default False
+        Also return the standard error ``sqrt(s_in²/n_in + s_out²/n_out)`` (ddof=1; NaN
+        with fewer than two runs on a side).
+
+    Returns
+    -------
+    value : ndarray of float64, shape (N,)
+        NaN where no run held the example in or out.
+    (value, stderr) : tuple of two such arrays
+        With ``stderr=True``.
+
+    Raises
+    ------
+    TypeError
+        ``masks`` not bool / 0-1, ``utility`` not numeric, ``stderr`` not a bool.
+    ValueError
+        ``utility`` is not one finite number per run.
+
+    Examples
+    --------
+    >>> import numpy as np, memscore
+    >>> masks = np.array([[1, 0], [0, 1], [1, 1]], dtype=bool)
+    >>> memscore.banzhaf(masks, np.array([0.9, 0.5, 0.8]))
+    array([ 0.35, -0.25])
+    """
+    want_se = check_bool(stderr, "stderr")
+    m = as_mask(masks, packed=True)
+    if m.shape[0] == 0:
+        raise ValueError("masks: need at least one run (R = 0)")
+    u = to_numpy(utility, "utility")
+    if u.dtype == np.bool_ or not (np.issubdtype(u.dtype, np.floating) or np.issubdtype(u.dtype, np.integer)):
+        raise TypeError(f"utility: expected one real number per run, got dtype {u.dtype}")
+    if u.shape != (m.shape[0],):
+        raise ValueError(f"utility: expected one value per run, shape ({m.shape[0]},), got {u.shape}")
+    col = np.ascontiguousarray(u, dtype=np.float64).reshape(-1, 1)
+    if not np.isfinite(col).all():
+        raise ValueError("utility: contains NaN or infinite values")
+    check_summable(col, "utility", m.shape[0], squares=want_se)
+    # The utility is the outcome of one "test example": influence's (1, N) row is the value.
+    value, se = _core.influence_full(m.bits, col, m.n, 1, double=True, stderr=want_se)
+    v: F64 = np.asarray(value[0], dtype=np.float64)
+    if want_se:
+        assert se is not None
+        return v, np.asarray(se[0], dtype=np.float64)
+    return v

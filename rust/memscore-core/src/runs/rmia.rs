@@ -1,0 +1,195 @@
+//! RMIA membership scores (Zarifzadeh et al. 2024) with exact leave-one-out references.
+//!
+//! Every run `t` in turn is the target; its reference models are all other runs. For a
+//! training example `x` the target's probability of the true label is compared with its
+//! expectation over the references, `ratio(x) = p_t(x) / Pr(x)`:
+//!
+//! - online: `Pr(x)` is the mean of `p_s(x)` over every reference `s != t`;
+//! - offline: only the references that held `x` out are used, and their mean is scaled to
+//!   approximate the in/out mixture: `Pr(x) = ((1 + a) * mean_out(x) + (1 - a)) / 2`.
+//!
+//! Population examples `z` (never trained on) get the same ratio (every reference holds
+//! them out), and the score of `x` is the fraction of population examples it dominates:
+//! `mean_z [ ratio(x) >= gamma * ratio(z) ]` (the pairwise likelihood ratio `ratio(x) /
+//! ratio(z) >= gamma`, written without the division so that `ratio(z) = 0` counts).
+//!
+//! Sums over all runs are taken once ([`sums::outcome_sums_f64`]) and the target's own
+//! value is subtracted, so a target costs O((N + Z) log Z) instead of O(R (N + Z)).
+
+use rayon::prelude::*;
+
+use super::sums;
+use crate::bits::PackedRows;
+use crate::error::{check_len, ensure, try_filled, try_with_capacity, Result};
+use crate::pool::Cancel;
+
+/// The attack's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RmiaParams {
+    /// Use every reference (online) or only those that held the example out (offline).
+    pub online: bool,
+    /// The pairwise likelihood-ratio threshold (`>= gamma` dominates).
+    pub gamma: f64,
+    /// The offline scaling `a` of `Pr(x) = ((1 + a) * mean_out + (1 - a)) / 2`, in [0, 1].
+    pub offline_a: f64,
+}
+
+impl RmiaParams {
+    /// `Pr(.)` from the mean probability over the references used.
+    #[inline(always)]
+    fn marginal(&self, mean: f64) -> f64 {
+        if self.online {
+            mean
+        } else {
+            0.5 * ((1.0 + self.offline_a) * mean + (1.0 - self.offline_a))
+        }
+    }
+}
+
+/// Sum over runs of every column of a row-major `(runs, cols)` matrix.
+fn column_sums(x: &[f64], runs: usize, cols: usize) -> Result<Vec<f64>> {
+    let mut out = try_filled("population sums", cols, 0.0)?;
+    out.par_chunks_mut(super::COL_CHUNK).enumerate().for_each(|(chunk, o)| {
+        let c0 = chunk * super::COL_CHUNK;
+        for r in 0..runs {
+            for (k, v) in o.iter_mut().enumerate() {
+                *v += x[r * cols + c0 + k];
+            }
+        }
+    });
+    Ok(out)
+}
+
+/// `(R, N)` RMIA scores in [0, 1], higher = more likely a member; NaN where the target has
+/// no reference to compare with (one run, or offline with no other run holding `x` out)
+/// or no population ratio is defined.
+///
+/// `masks` are the packed `(R, N)` memberships, `probs` the `(R, N)` probabilities of the
+/// true label on the training examples, `pop` the `(R, n_pop)` probabilities on the
+/// population examples (held out by every run). Stops early with `Error::Cancelled`.
+pub fn rmia(
+    masks: PackedRows<'_>,
+    probs: &[f64],
+    pop: &[f64],
+    n_pop: usize,
+    params: RmiaParams,
+    cancel: &Cancel,
+) -> Result<Vec<f64>> {
+    let (runs, n) = (masks.rows(), masks.cols());
+    check_len("probs", probs.len(), runs, n)?;
+    check_len("population probs", pop.len(), runs, n_pop)?;
+    ensure!(runs >= 1, "rmia needs at least one run");
+    ensure!(n_pop >= 1, "rmia needs at least one population example");
+    ensure!(params.gamma.is_finite() && params.gamma > 0.0, "gamma: expected a finite value > 0, got {}", params.gamma);
+    ensure!((0.0..=1.0).contains(&params.offline_a), "offline_a: expected a value in [0, 1], got {}", params.offline_a);
+    let mut out = try_filled("RMIA scores", runs * n, f64::NAN)?;
+    if n == 0 || runs == 1 {
+        return Ok(out);
+    }
+    let s = sums::outcome_sums_f64(masks, probs, None)?;
+    let pop_sum = column_sums(pop, runs, n_pop)?;
+    let refs = (runs - 1) as f64;
+    let masks = &masks;
+    out.par_chunks_mut(n).enumerate().try_for_each(|(t, row)| -> Result<()> {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        // gamma * ratio(z) of the target's population, sorted, undefined ones dropped.
+        let mut thr = try_with_capacity::<f64>("RMIA population ratios", n_pop)?;
+        for (j, &pz) in pop[t * n_pop..(t + 1) * n_pop].iter().enumerate() {
+            let g = params.gamma * (pz / params.marginal((pop_sum[j] - pz) / refs));
+            if !g.is_nan() {
+                thr.push(g);
+            }
+        }
+        if thr.is_empty() {
+            return Ok(());
+        }
+        thr.sort_unstable_by(f64::total_cmp);
+        let total = thr.len() as f64;
+        for (i, o) in row.iter_mut().enumerate() {
+            let x = probs[t * n + i];
+            let mean = if params.online {
+                (s.sum_in[i] + s.sum_out[i] - x) / refs
+            } else {
+                let own_out = !masks.get(t, i);
+                let k = s.n_out[i] - u64::from(own_out);
+                if k == 0 {
+                    continue;
+                }
+                (s.sum_out[i] - if own_out { x } else { 0.0 }) / k as f64
+            };
+            let ratio = x / params.marginal(mean);
+            if !ratio.is_nan() {
+                *o = thr.partition_point(|&g| g <= ratio) as f64 / total;
+            }
+        }
+        Ok(())
+    })?;
+    cancel.check()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The score written out per (target, example, population example), no sums reused.
+    fn direct(masks: &[bool], p: &[f64], pop: &[f64], r: usize, n: usize, z: usize, prm: RmiaParams) -> Vec<f64> {
+        let mut out = vec![f64::NAN; r * n];
+        for t in 0..r {
+            let others: Vec<usize> = (0..r).filter(|&s| s != t).collect();
+            let ratio_z: Vec<f64> = (0..z)
+                .map(|j| {
+                    let m = others.iter().map(|&s| pop[s * z + j]).sum::<f64>() / others.len() as f64;
+                    pop[t * z + j] / prm.marginal(m)
+                })
+                .collect();
+            for i in 0..n {
+                let used: Vec<usize> = others.iter().copied().filter(|&s| prm.online || !masks[s * n + i]).collect();
+                if used.is_empty() {
+                    continue;
+                }
+                let m = used.iter().map(|&s| p[s * n + i]).sum::<f64>() / used.len() as f64;
+                let rx = p[t * n + i] / prm.marginal(m);
+                out[t * n + i] = ratio_z.iter().filter(|&&rz| rx >= prm.gamma * rz).count() as f64 / z as f64;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_direct_leave_one_out() {
+        let (r, n, z) = (7usize, 45usize, 13usize);
+        let masks: Vec<bool> = (0..r * n).map(|k| (k * 13 + 5) % 7 < 3).collect();
+        // Dyadic probabilities: every sum and difference is exact, so ties compare alike.
+        let p: Vec<f64> = (0..r * n).map(|k| ((k * 37 % 16) as f64 + 1.0) / 32.0).collect();
+        let pop: Vec<f64> = (0..r * z).map(|k| ((k * 11 % 16) as f64 + 1.0) / 32.0).collect();
+        let packed = crate::bits::pack_rows(&masks, r, n).unwrap();
+        for prm in [
+            RmiaParams { online: true, gamma: 1.0, offline_a: 0.0 },
+            RmiaParams { online: true, gamma: 2.0, offline_a: 0.0 },
+            RmiaParams { online: false, gamma: 1.0, offline_a: 0.5 },
+            RmiaParams { online: false, gamma: 1.5, offline_a: 1.0 },
+        ] {
+            let m = PackedRows::new("m", &packed, r, n).unwrap();
+            let got = rmia(m, &p, &pop, z, prm, &Cancel::new()).unwrap();
+            let want = direct(&masks, &p, &pop, r, n, z, prm);
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g.is_nan() && w.is_nan()) || g == w, "{prm:?}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_run_and_bad_settings() {
+        let packed = crate::bits::pack_rows(&[true, false], 1, 2).unwrap();
+        let m = PackedRows::new("m", &packed, 1, 2).unwrap();
+        let prm = RmiaParams { online: true, gamma: 1.0, offline_a: 0.3 };
+        assert!(rmia(m, &[0.5, 0.5], &[0.5], 1, prm, &Cancel::new()).unwrap().iter().all(|x| x.is_nan()));
+        assert!(rmia(m, &[0.5, 0.5], &[], 0, prm, &Cancel::new()).is_err());
+        assert!(rmia(m, &[0.5], &[0.5], 1, prm, &Cancel::new()).is_err());
+        assert!(rmia(m, &[0.5, 0.5], &[0.5], 1, RmiaParams { gamma: 0.0, ..prm }, &Cancel::new()).is_err());
+        assert!(rmia(m, &[0.5, 0.5], &[0.5], 1, RmiaParams { offline_a: 1.5, ..prm }, &Cancel::new()).is_err());
+    }
+}
