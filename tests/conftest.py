@@ -13,3 +13,16 @@ def random_runs(rng: np.random.Generator, r: int, n: int, t: int, keep: float = 
     train = rng.random((r, n)) < p
     test = rng.random((r, t)) < p
     return masks, train, test
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) for every Ray test of the session, started once;
+    memscore's executors reuse this process's session. The Ray tests skip when ray is not
+    installed (CI installs the ``ray`` extra, so they run there). It lives here, not in
+    tests/ray/conftest.py: two rootless ``conftest`` modules would shadow each other."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    yield ray
+    ray.shutdown()
