@@ -28,14 +28,18 @@ from .ngrams import (
     ngram_stats,
 )
 from .runs import (
+    LDS,
+    Datamodels,
     Disagreement,
     MembershipMetrics,
     OutcomeStats,
     PackedBits,
     RunStore,
+    datamodels,
     disagreement,
     holdout_accuracy,
     influence,
+    lds,
     lira,
     logit_confidence,
     membership_metrics,
@@ -164,3 +168,4 @@ __all__ = [
     "set_num_threads",
     "tune_resmem",
 ]
+__all__ += ["Datamodels", "LDS", "datamodels", "lds"]

@@ -8,12 +8,15 @@
 - :mod:`~memscore.runs.proxies`: disagreement, proxy tables and trajectories;
 - :mod:`~memscore.runs.train`: the training driver (torch);
 - :mod:`~memscore.runs.datasets`: the embedded datasets;
-- :mod:`~memscore.runs.report`: score tables and the HTML report.
+- :mod:`~memscore.runs.report`: score tables and the HTML report;
+- :mod:`~memscore.runs.datamodels`, :mod:`~memscore.runs.lds`: datamodels and the linear datamodeling score.
 """
 
 from __future__ import annotations
 
 from .bits import PackedBits
+from .datamodels import Datamodels, datamodels
+from .lds import LDS, lds
 from .membership import MembershipMetrics, lira, membership_metrics
 from .outcomes import logit_confidence, snapshot_outcomes
 from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
@@ -37,4 +40,8 @@ __all__ = [
     "snapshot_outcomes",
     "spearman",
     "trajectories",
+    "Datamodels",
+    "datamodels",
+    "LDS",
+    "lds",
 ]
