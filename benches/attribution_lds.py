@@ -54,7 +54,7 @@ def main() -> None:
     plan = SubsetPlan(task.n_train, args.eval_subsets, keep=0.5, seed=1, repeats=args.repeats)
     train_runs(model, *data, plan, eval_store, seed=1, **train_kw)
     print(f"trained in {time.perf_counter() - t0:.0f} s")
-    ids = runs_store.run_ids  # plan order
+    ids = runs_store.run_ids()  # plan order
     all_masks, all_phi = runs_store.masks(packed=True), runs_store.outcomes("test", "phi")
     rows = []
     for r in args.runs:

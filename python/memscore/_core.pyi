@@ -198,6 +198,7 @@ def datamodels_fit(
     lambda_ratio: float = 1e-3,
     tol: float = 1e-4,
     max_iter: int = 1000,
+    patience: int = 0,
 ) -> tuple[
     npt.NDArray[np.float32],
     npt.NDArray[np.float64],

@@ -39,12 +39,16 @@ def test_fixed_lambda_matches_sklearn(seed: int) -> None:
 
 def test_path_with_validation_matches_sklearn() -> None:
     m, y, vm, vy, _ = _problem(2, t=9)
-    fit = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=30, tol=1e-6)
+    fit = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=30, tol=1e-6, patience=None)
     w, b, lam = ref.datamodels_lasso(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=30, tol=1e-10, max_iter=100_000)
     np.testing.assert_allclose(fit.lam, lam, rtol=1e-6)
     np.testing.assert_allclose(fit.weights, w, atol=2e-4)
     np.testing.assert_allclose(fit.bias, b, atol=2e-4)
     pred = fit.predict(vm)
+    # Early stopping on the path keeps the same choice here (the held-out MSE has one minimum).
+    early = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=30, tol=1e-6, patience=3)
+    np.testing.assert_array_equal(early.lam, fit.lam)
+    assert early.sweeps < fit.sweeps
     np.testing.assert_allclose(fit.val_mse, ((vy - pred) ** 2).mean(axis=0), rtol=1e-4)
 
 
@@ -169,3 +173,39 @@ def test_lds_bad_input() -> None:
         memscore.lds(np.zeros((3, 8)), m, np.full((5, 3), np.nan))
     constant = memscore.lds(np.zeros((3, 8)), m, y)
     assert np.isnan(constant.per_target).all() and np.isnan(constant.mean)
+
+
+# ------------------------------------------------------------------------ store, plans
+
+
+def test_store_datamodels_split_and_lds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from memscore.train import SubsetPlan
+
+    rng = np.random.default_rng(11)
+    n, t = 16, 3
+    w = np.zeros((t, n))
+    w[:, :4] = rng.normal(scale=2.0, size=(t, 4))
+    store = memscore.RunStore.create(tmp_path / "runs", n_train=n, n_test=t)
+    for mask in SubsetPlan(n, 120, seed=0).masks:
+        store.add_run(mask, test_phi=mask @ w.T + 0.1 * rng.normal(size=t))
+    kept, held = store.split_runs(0.25, seed=3)
+    assert len(held) == 30 and len(kept) == 90 and not set(kept) & set(held)
+    assert sorted(kept + held) == store.run_ids()
+    dm = store.datamodels(run_ids=kept, n_lambdas=20)
+    idx = [store.run_ids().index(r) for r in kept]
+    direct = memscore.datamodels(store.masks()[idx], store.outcomes("test", "phi")[idx], n_lambdas=20)
+    np.testing.assert_array_equal(dm.weights, direct.weights)
+    # Evaluation runs: 8 subsets x 3 seeds; identical masks are grouped by the store.
+    plan = SubsetPlan(n, 8, seed=1, repeats=3)
+    assert len(plan) == 24 and plan.groups.tolist() == np.repeat(np.arange(8), 3).tolist()
+    assert (plan.masks[0] == plan.masks[2]).all() and plan.as_dict()["repeats"] == 3
+    ev = memscore.RunStore.create(tmp_path / "eval", n_train=n, n_test=t)
+    for mask in plan.masks:
+        ev.add_run(mask, test_phi=mask @ w.T + 0.1 * rng.normal(size=t))
+    score = ev.lds(dm.weights)
+    assert score.n_subsets == 8 and score.mean > 0.9
+    assert ev.lds(memscore.influence(store.masks(), store.outcomes("test", "phi"))).mean > 0.5
+    with pytest.raises(ValueError, match="kind"):
+        ev.lds(dm.weights, kind="loss")
+    with pytest.raises(ValueError, match="fraction"):
+        store.split_runs(1.0)

@@ -103,6 +103,7 @@ def datamodels(
     lambda_ratio: float = 1e-3,
     tol: float = 1e-4,
     max_iter: int = 1000,
+    patience: int | None = 10,
 ) -> Datamodels:
     """Fit a datamodel per test example (Ilyas et al. 2022) on the runs' masks.
 
@@ -131,6 +132,10 @@ def datamodels(
         target in a sweep (and the KKT conditions hold for the features left out).
     max_iter : int, default 1000
         Sweeps per λ at most.
+    patience : int or None, default 10
+        Without a fixed ``lam``: stop the path of a block of targets once none of them
+        improved its held-out MSE for this many consecutive λ (smaller λ only overfit
+        further, and cost the most); None runs the whole path.
 
     Returns
     -------
@@ -174,6 +179,7 @@ def datamodels(
         "lambda_ratio": check_float(lambda_ratio, "lambda_ratio", 0.0, 1.0, low_open=True),
         "tol": check_float(tol, "tol", 0.0, low_open=True),
         "max_iter": check_int(max_iter, "max_iter", 1),
+        "patience": 0 if patience is None else check_int(patience, "patience", 1),
     }
     if (val_masks is None) != (val_outcomes is None):
         raise ValueError("val_masks and val_outcomes must be given together")

@@ -277,7 +277,7 @@ fn logit_confidence<'py>(
 /// fitted on packed `(R, n)` masks and float64 `(R, T)` outcomes; `lam` fixes λ per target,
 /// else `val_masks` / `val_outcomes` choose it on the path.
 #[pyfunction]
-#[pyo3(signature = (masks, outcomes, n, *, lam=None, val_masks=None, val_outcomes=None, n_lambdas=100, lambda_ratio=1e-3, tol=1e-4, max_iter=1000))]
+#[pyo3(signature = (masks, outcomes, n, *, lam=None, val_masks=None, val_outcomes=None, n_lambdas=100, lambda_ratio=1e-3, tol=1e-4, max_iter=1000, patience=0))]
 #[allow(clippy::too_many_arguments)]
 fn datamodels_fit<'py>(
     py: Python<'py>,
@@ -291,6 +291,7 @@ fn datamodels_fit<'py>(
     lambda_ratio: f64,
     tol: f64,
     max_iter: usize,
+    patience: usize,
 ) -> PyResult<DatamodelsTuple<'py>> {
     let m = packed(&masks, n, "masks")?;
     let (rows, t) = dims(&outcomes);
@@ -306,7 +307,7 @@ fn datamodels_fit<'py>(
         (None, None) => None,
         _ => return Err(PyValueError::new_err("val_masks and val_outcomes go together")),
     };
-    let args = lasso::LassoArgs { n_lambdas, lambda_ratio, tol, max_iter };
+    let args = lasso::LassoArgs { n_lambdas, lambda_ratio, tol, max_iter, patience };
     let fit = enter(py, None, |cancel| lasso::datamodels(m, y, t, val, l, args, Some(cancel)))?;
     Ok((
         matrix(py, fit.weights, t, n)?,

@@ -54,11 +54,14 @@ pub struct LassoArgs {
     pub tol: f64,
     /// Coordinate-descent sweeps per λ at most.
     pub max_iter: usize,
+    /// Path mode: stop a block's path once no target of it improved its validation MSE
+    /// for this many consecutive λ (0: the whole path).
+    pub patience: usize,
 }
 
 impl Default for LassoArgs {
     fn default() -> Self {
-        Self { n_lambdas: 100, lambda_ratio: 1e-3, tol: 1e-4, max_iter: 1000 }
+        Self { n_lambdas: 100, lambda_ratio: 1e-3, tol: 1e-4, max_iter: 1000, patience: 0 }
     }
 }
 
@@ -289,6 +292,7 @@ impl Shared<'_> {
             sweeps: 0,
         };
         let mut best_mse = [f64::INFINITY; BLOCK];
+        let mut stale = 0; // λ steps since some target of the block last improved
         let mut active: Vec<usize> = try_with_capacity("active set", n)?;
         let mut in_active: Vec<bool> = zeros("active set", n, false)?;
         let mut prev = [0f64; BLOCK];
@@ -333,6 +337,7 @@ impl Shared<'_> {
                 Some((yv, vc)) => {
                     let mse = self.val_mse(yv, vc, t0, nt, &bias, &w)?;
                     let improved: Vec<usize> = (0..nt).filter(|&k| mse[k] < best_mse[k]).collect();
+                    stale = if improved.is_empty() { stale + 1 } else { 0 };
                     for &k in &improved {
                         best_mse[k] = mse[k];
                         out.lam[k] = lam[k];
@@ -352,6 +357,9 @@ impl Shared<'_> {
                     out.bias = bias;
                 }
             }
+            if self.lam.is_none() && self.args.patience > 0 && stale >= self.args.patience {
+                break; // lower λ only overfit the held-out runs further
+            }
         }
         if self.val.is_none() || self.lam.is_some() {
             // A fixed λ returns the end of its path (validation MSE is reported for it).
@@ -369,7 +377,10 @@ impl Shared<'_> {
     }
 
     /// Coordinate-descent sweeps over `active` at `lam` until every target stops moving
-    /// (or `max_iter`); returns the sweeps run.
+    /// (or `max_iter`); returns the sweeps run. As glmnet does, after a sweep over the
+    /// whole active set the sweeps repeat over the features with a nonzero weight only
+    /// (most of the active set stays at zero), until they converge; then the active set
+    /// is swept again, until a sweep over it converges.
     #[allow(clippy::too_many_arguments)]
     fn sweeps(
         &self,
@@ -381,13 +392,44 @@ impl Shared<'_> {
         s: &mut [Row],
         ssum: &mut Acc,
     ) -> Result<u64> {
-        let rf = self.packed.rows() as f64;
+        let max = self.args.max_iter as u64;
         let mut done = 0;
-        for _ in 0..self.args.max_iter {
+        while done < max {
             done += 1;
+            if self.sweep(active, lam, nt, w, g, s, ssum) {
+                break;
+            }
+            let nonzero: Vec<usize> = active.iter().copied().filter(|&j| w[j].iter().any(|&x| x != 0.0)).collect();
+            while done < max {
+                done += 1;
+                self.check_cancel()?;
+                if self.sweep(&nonzero, lam, nt, w, g, s, ssum) {
+                    break;
+                }
+            }
+            self.check_cancel()?;
+        }
+        Ok(done)
+    }
+
+    /// One sweep over `set`; true when no weight of any target moved by more than `tol` x
+    /// the target's largest weight.
+    #[allow(clippy::too_many_arguments)]
+    fn sweep(
+        &self,
+        set: &[usize],
+        lam: &Acc,
+        nt: usize,
+        w: &mut [Row],
+        g: &mut [Row],
+        s: &mut [Row],
+        ssum: &mut Acc,
+    ) -> bool {
+        let rf = self.packed.rows() as f64;
+        {
             let mut max_d = [0f64; BLOCK];
             let mut max_w = [0f64; BLOCK];
-            for &j in active {
+            for &j in set {
                 let v = self.mu[j] * (1.0 - self.mu[j]);
                 if v <= 0.0 {
                     continue; // a feature in every run or in none: its weight stays 0
@@ -433,12 +475,8 @@ impl Shared<'_> {
             }
             // f32 weights move by a rounding step at best: a tolerance below that never stops.
             let tol = self.args.tol.max(TOL_FLOOR);
-            if (0..nt).all(|k| max_d[k] <= tol * max_w[k]) {
-                break;
-            }
-            self.check_cancel()?;
+            (0..nt).all(|k| max_d[k] <= tol * max_w[k])
         }
-        Ok(done)
     }
 
     /// Recompute `s = y_c − X w` in f64 (no drift from the incremental f32 updates);
@@ -621,6 +659,7 @@ mod tests {
         let p = PackedRows::new("m", &packed, runs, n).unwrap();
         let lam = vec![0.01; t];
         let args = LassoArgs { tol: 1e-9, ..LassoArgs::default() };
+        assert_eq!(args.patience, 0);
         let fit = datamodels(p, &y, t, None, Some(&lam), args, None).unwrap();
         for k in 0..t {
             assert!(kkt_gap(&masks, &y, runs, n, t, &fit, k) < 1e-4, "target {k}");
