@@ -66,15 +66,16 @@ def main() -> None:
     ap.add_argument("--ratio", type=float, default=0.01)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--slice", type=int, default=4, help="targets fitted by scikit-learn")
+    ap.add_argument("--targets", type=int, default=500, help="T (a multiple of 32 fills memscore's blocks)")
     args = ap.parse_args()
-    r, n, t = (800, 2000, 64) if args.quick else (4000, 10_000, 500)
+    r, n, t = (800, 2000, 64) if args.quick else (4000, 10_000, args.targets)
     (m, y), (vm, vy), (em, ey) = make_problem(r, n, t)
     print(f"R={r}, N={n}, T={t}, {args.lambdas} λ down to {args.ratio} · lam_max, tol={args.tol}")
     print(machine(), "| load:", open("/proc/loadavg").read().split()[:3])
 
     t0 = time.perf_counter()
     dm = memscore.datamodels(
-        m, y, val_masks=vm, val_outcomes=vy, n_lambdas=args.lambdas, lambda_ratio=args.ratio, tol=args.tol
+        m, y, val_masks=vm, val_outcomes=vy, n_lambdas=args.lambdas, lambda_ratio=args.ratio, tol=args.tol, patience=None
     )
     t_ms = time.perf_counter() - t0
     print(f"memscore: {fmt_time(t_ms)} for {t} targets ({dm.sweeps} sweeps)", flush=True)
