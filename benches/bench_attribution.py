@@ -75,7 +75,14 @@ def main() -> None:
 
     t0 = time.perf_counter()
     dm = memscore.datamodels(
-        m, y, val_masks=vm, val_outcomes=vy, n_lambdas=args.lambdas, lambda_ratio=args.ratio, tol=args.tol, patience=None
+        m,
+        y,
+        val_masks=vm,
+        val_outcomes=vy,
+        n_lambdas=args.lambdas,
+        lambda_ratio=args.ratio,
+        tol=args.tol,
+        patience=None,
     )
     t_ms = time.perf_counter() - t0
     print(f"memscore: {fmt_time(t_ms)} for {t} targets ({dm.sweeps} sweeps)", flush=True)
