@@ -209,3 +209,27 @@ def test_store_datamodels_split_and_lds(tmp_path) -> None:  # type: ignore[no-un
         ev.lds(dm.weights, kind="loss")
     with pytest.raises(ValueError, match="fraction"):
         store.split_runs(1.0)
+
+
+def test_report_lds_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from memscore.runs.report import EVAL_DIR, lds_table
+    from memscore.train import SubsetPlan
+
+    rng = np.random.default_rng(12)
+    n, t = 12, 2
+    w = rng.normal(size=(t, n))
+    store = memscore.RunStore.create(tmp_path / "runs", n_train=n, n_test=t)
+    for mask in SubsetPlan(n, 60, seed=0).masks:
+        phi = mask @ w.T + 0.1 * rng.normal(size=t)
+        store.add_run(mask, test_phi=phi, test_correct=phi > 0, train_correct=rng.random(n) < 0.8)
+    ev = memscore.RunStore.create(tmp_path / "runs" / EVAL_DIR, n_train=n, n_test=t)
+    for mask in SubsetPlan(n, 6, seed=1, repeats=2).masks:
+        ev.add_run(mask, test_phi=mask @ w.T + 0.1 * rng.normal(size=t))
+    table = lds_table(store, ev)
+    assert table["attribution"].to_list() == ["influence (Feldman–Zhang)", "datamodels"]
+    assert (table["subsets"] == 6).all() and (table["lds"] > 0.5).all()
+    pytest.importorskip("matplotlib")
+    from memscore.runs.report import write_report
+
+    page = write_report(tmp_path / "runs", tmp_path / "report")
+    assert "Linear datamodeling score" in page.read_text()
