@@ -196,21 +196,6 @@ struct BlockFit {
     sweeps: u64,
 }
 
-/// Largest nonzero set swept in covariance form (its Gram matrix: 2048² f32 = 16 MiB).
-const GRAM_MAX: usize = 2048;
-
-/// `sign(z) · max(|z| − t, 0)`.
-#[inline(always)]
-fn soft_threshold(z: f64, t: f64) -> f64 {
-    if z > t {
-        z - t
-    } else if z < -t {
-        z + t
-    } else {
-        0.0
-    }
-}
-
 /// The set bits (row indices) of a bit column.
 #[inline]
 fn for_each_row(col: &[u64], mut f: impl FnMut(usize)) {
@@ -415,10 +400,6 @@ impl Shared<'_> {
                 break;
             }
             let nonzero: Vec<usize> = active.iter().copied().filter(|&j| w[j].iter().any(|&x| x != 0.0)).collect();
-            if nonzero.len() <= GRAM_MAX {
-                done += self.gram_sweeps(&nonzero, lam, nt, w, g, s, ssum, max - done)?;
-                continue;
-            }
             while done < max {
                 done += 1;
                 self.check_cancel()?;
@@ -427,104 +408,6 @@ impl Shared<'_> {
                 }
             }
             self.check_cancel()?;
-        }
-        Ok(done)
-    }
-
-    /// Sweeps over `set` (the nonzero weights) in covariance form until they converge or
-    /// `budget` sweeps ran; returns the sweeps run. The Gram matrix of the set's centered
-    /// columns comes from popcounts of the bit columns, the set's gradients are computed
-    /// once from the residual and then updated by `g_q −= G_qp Δ_p` (32 targets at a time),
-    /// so a coordinate costs `O(|set|)` instead of a pass over its runs; the residual takes
-    /// the summed change at the end.
-    #[allow(clippy::too_many_arguments)]
-    fn gram_sweeps(
-        &self,
-        set: &[usize],
-        lam: &Acc,
-        nt: usize,
-        w: &mut [Row],
-        g: &mut [Row],
-        s: &mut [Row],
-        ssum: &mut Acc,
-        budget: u64,
-    ) -> Result<u64> {
-        let a = set.len();
-        let rf = self.packed.rows() as f64;
-        let mut gram = try_filled("datamodel Gram matrix", a * a, 0f32)?;
-        for p in 0..a {
-            let cp = self.cols.column(set[p]);
-            for q in p..a {
-                let both: u32 = cp.iter().zip(self.cols.column(set[q])).map(|(x, y)| (x & y).count_ones()).sum();
-                let v = (both as f64 / rf - self.mu[set[p]] * self.mu[set[q]]) as f32;
-                gram[p * a + q] = v;
-                gram[q * a + p] = v;
-            }
-        }
-        let mut grad: Vec<Acc> = try_with_capacity("datamodel gradients", a)?;
-        for &j in set {
-            let sum = column_sum(self.cols.column(j), s);
-            let mut gj = [0f64; BLOCK];
-            for k in 0..BLOCK {
-                gj[k] = (sum[k] - self.mu[j] * ssum[k]) / rf;
-            }
-            grad.push(gj);
-        }
-        let start: Vec<Row> = set.iter().map(|&j| w[j]).collect();
-        let tol = self.args.tol.max(TOL_FLOOR);
-        let mut done = 0;
-        while done < budget {
-            done += 1;
-            let mut max_d = [0f64; BLOCK];
-            let mut max_w = [0f64; BLOCK];
-            for (p, &j) in set.iter().enumerate() {
-                let v = self.mu[j] * (1.0 - self.mu[j]);
-                if v <= 0.0 {
-                    continue;
-                }
-                let mut delta = [0f64; BLOCK];
-                let mut moved = false;
-                for k in 0..nt {
-                    let new = soft_threshold(w[j][k] as f64 + grad[p][k] / v, lam[k] / v) as f32;
-                    let d = new - w[j][k];
-                    if d != 0.0 {
-                        delta[k] = d as f64;
-                        w[j][k] = new;
-                        moved = true;
-                        max_d[k] = max_d[k].max(d.abs() as f64);
-                    }
-                    max_w[k] = max_w[k].max(new.abs() as f64);
-                }
-                if moved {
-                    for (gq, &c) in grad.iter_mut().zip(&gram[p * a..(p + 1) * a]) {
-                        for (x, d) in gq.iter_mut().zip(&delta) {
-                            *x -= c as f64 * d;
-                        }
-                    }
-                }
-            }
-            if (0..nt).all(|k| max_d[k] <= tol * max_w[k]) {
-                break;
-            }
-            self.check_cancel()?;
-        }
-        for (p, &j) in set.iter().enumerate() {
-            let mut d = [0f32; BLOCK];
-            for k in 0..BLOCK {
-                d[k] = w[j][k] - start[p][k];
-                g[j][k] = grad[p][k] as f32;
-            }
-            if d.iter().any(|&x| x != 0.0) {
-                for_each_row(self.cols.column(j), |r| {
-                    for (x, dk) in s[r].iter_mut().zip(&d) {
-                        *x -= dk;
-                    }
-                });
-                let c = self.counts[j] as f64;
-                for k in 0..BLOCK {
-                    ssum[k] -= c * d[k] as f64;
-                }
-            }
         }
         Ok(done)
     }
@@ -558,7 +441,16 @@ impl Shared<'_> {
                 for k in 0..nt {
                     let gk = (sum[k] - self.mu[j] * ssum[k]) / rf;
                     g[j][k] = gk as f32;
-                    let new = soft_threshold(w[j][k] as f64 + gk / v, lam[k] / v);
+                    let old = w[j][k] as f64;
+                    let z = old + gk / v;
+                    let t = lam[k] / v;
+                    let new = if z > t {
+                        z - t
+                    } else if z < -t {
+                        z + t
+                    } else {
+                        0.0
+                    };
                     let new32 = new as f32;
                     let d = new32 - w[j][k];
                     if d != 0.0 {
