@@ -28,16 +28,20 @@ from .ngrams import (
     ngram_stats,
 )
 from .runs import (
+    LDS,
+    Datamodels,
     Disagreement,
     MembershipMetrics,
     OutcomeStats,
     PackedBits,
     RunStore,
     banzhaf,
+    datamodels,
     disagreement,
     holdout_accuracy,
     influence,
     label_issues,
+    lds,
     lira,
     logit_confidence,
     membership_metrics,
@@ -175,3 +179,4 @@ __all__ = [
     "label_issues",
     "knn_shapley",
 ]
+__all__ += ["Datamodels", "LDS", "datamodels", "lds"]

@@ -203,3 +203,28 @@ def knn_shapley(
     *,
     threads: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
+
+__all__ += ["datamodels_fit"]
+
+# Datamodels: weights (T, n) float32, bias, lam, lam_max, val_mse (T,) float64, sweeps.
+def datamodels_fit(
+    masks: npt.NDArray[np.uint8],
+    outcomes: npt.NDArray[np.float64],
+    n: int,
+    *,
+    lam: npt.NDArray[np.float64] | None = None,
+    val_masks: npt.NDArray[np.uint8] | None = None,
+    val_outcomes: npt.NDArray[np.float64] | None = None,
+    n_lambdas: int = 100,
+    lambda_ratio: float = 1e-3,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    patience: int = 0,
+) -> tuple[
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    int,
+]: ...

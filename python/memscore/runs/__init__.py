@@ -12,12 +12,15 @@
 - :mod:`~memscore.runs.valuation`: data valuation (Banzhaf) from the same runs;
 - :mod:`~memscore.runs.rmia`: RMIA membership scores;
 - :mod:`~memscore.runs.label_issues`: every detector's ranking of likely wrong labels.
+- :mod:`~memscore.runs.datamodels`, :mod:`~memscore.runs.lds`: datamodels and the linear datamodeling score.
 """
 
 from __future__ import annotations
 
 from .bits import PackedBits
+from .datamodels import Datamodels, datamodels
 from .label_issues import LABEL_ISSUE_METHODS, label_issues
+from .lds import LDS, lds
 from .membership import MembershipMetrics, lira, membership_metrics
 from .outcomes import logit_confidence, snapshot_outcomes
 from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
@@ -49,4 +52,8 @@ __all__ = [
     "true_class_probability",
     "LABEL_ISSUE_METHODS",
     "label_issues",
+    "Datamodels",
+    "datamodels",
+    "LDS",
+    "lds",
 ]

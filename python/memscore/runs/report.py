@@ -439,6 +439,33 @@ table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;
 th{background:#f3f3f3}img{max-width:100%;margin:0.5em 0}h2{margin-top:1.6em;border-bottom:1px solid #ddd}"""
 
 
+#: Subdirectory of a store holding its evaluation runs (a store of the same examples).
+EVAL_DIR = "eval"
+
+
+def lds_table(store: RunStore, eval_store: RunStore, kind: str = "phi") -> pl.DataFrame:
+    """LDS of Feldman–Zhang influence and of datamodels fitted on ``store``, scored on the
+    evaluation runs of ``eval_store`` (runs with identical masks averaged).
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per attribution: ``attribution``, ``lds``, ``ci_low``, ``ci_high``,
+        ``subsets``, ``runs`` (the runs it was fitted on).
+    """
+    rows = []
+    for name, att in (
+        ("influence (Feldman–Zhang)", store.influence(kind)),
+        ("datamodels", store.datamodels(kind).weights),
+    ):
+        s = eval_store.lds(att, kind)
+        rows.append(
+            {"attribution": name, "lds": s.mean, "ci_low": s.ci[0], "ci_high": s.ci[1], "subsets": s.n_subsets,
+             "runs": len(store)}
+        )  # fmt: skip
+    return pl.DataFrame(rows)
+
+
 def write_report(
     path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, top_pairs: int = 20
 ) -> Path:
@@ -447,8 +474,9 @@ def write_report(
     Scores are computed (and written, as :func:`score_store` does) when the store has no
     ``scores.parquet`` yet. Sections: summary; memorization histogram split corrupted vs
     clean; ROC of memorization as a corrupted-label detector; the highest-influence
-    train/test pairs; memorization vs hold-out accuracy; proxy correlations; and, for a
-    sweep, memorization trajectories across model sizes.
+    train/test pairs; memorization vs hold-out accuracy; proxy correlations; the LDS of
+    influence and datamodels when the store has evaluation runs in ``<store>/eval``
+    (:func:`lds_table`); and, for a sweep, memorization trajectories across model sizes.
 
     Parameters
     ----------
@@ -525,6 +553,10 @@ def write_report(
         if proxies.height:
             _plot_proxies(proxies, out_dir / f"{tag}proxies.png")
             parts.append(f"<img src='{tag}proxies.png' alt='proxy correlations'>")
+        eval_dir = store.path / EVAL_DIR
+        if (eval_dir / "manifest.json").is_file() and store.n_test:
+            parts.append("<h3>Linear datamodeling score on the evaluation runs</h3>")
+            parts.append(_table_html(lds_table(store, RunStore.open(eval_dir))))
     if sweep is not None and len(stores) >= 2:
         traj = trajectories(mems)
         atomic_write(Path(path) / "trajectories.parquet", lambda f: traj.write_parquet(f))

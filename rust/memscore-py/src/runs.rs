@@ -5,7 +5,7 @@
 
 use memscore_core::bits::PackedRows;
 use memscore_core::error::{checked_size, try_filled};
-use memscore_core::runs::{confidence, influence, lira, sums};
+use memscore_core::runs::{confidence, influence, lasso, lira, sums};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
 };
@@ -273,6 +273,61 @@ fn logit_confidence<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// (weights (T, n) float32, bias, lam, lam_max, val_mse (T,) float64, sweeps) of datamodels
+/// fitted on packed `(R, n)` masks and float64 `(R, T)` outcomes; `lam` fixes λ per target,
+/// else `val_masks` / `val_outcomes` choose it on the path.
+#[pyfunction]
+#[pyo3(signature = (masks, outcomes, n, *, lam=None, val_masks=None, val_outcomes=None, n_lambdas=100, lambda_ratio=1e-3, tol=1e-4, max_iter=1000, patience=0))]
+#[allow(clippy::too_many_arguments)]
+fn datamodels_fit<'py>(
+    py: Python<'py>,
+    masks: PyReadonlyArray2<'py, u8>,
+    outcomes: PyReadonlyArray2<'py, f64>,
+    n: usize,
+    lam: Option<PyReadonlyArray1<'py, f64>>,
+    val_masks: Option<PyReadonlyArray2<'py, u8>>,
+    val_outcomes: Option<PyReadonlyArray2<'py, f64>>,
+    n_lambdas: usize,
+    lambda_ratio: f64,
+    tol: f64,
+    max_iter: usize,
+    patience: usize,
+) -> PyResult<DatamodelsTuple<'py>> {
+    let m = packed(&masks, n, "masks")?;
+    let (rows, t) = dims(&outcomes);
+    if rows != m.rows() {
+        return Err(PyValueError::new_err(format!("outcomes: expected {} rows (as masks), got {rows}", m.rows())));
+    }
+    let y = slice(&outcomes, "outcomes")?;
+    let l = lam.as_ref().map(|l| slice1(l, "lam")).transpose()?;
+    let val = match (&val_masks, &val_outcomes) {
+        (Some(vm), Some(vo)) => {
+            Some(lasso::Validation { masks: packed(vm, n, "val_masks")?, outcomes: slice(vo, "val_outcomes")? })
+        }
+        (None, None) => None,
+        _ => return Err(PyValueError::new_err("val_masks and val_outcomes go together")),
+    };
+    let args = lasso::LassoArgs { n_lambdas, lambda_ratio, tol, max_iter, patience };
+    let fit = enter(py, None, |cancel| lasso::datamodels(m, y, t, val, l, args, Some(cancel)))?;
+    Ok((
+        matrix(py, fit.weights, t, n)?,
+        fit.bias.into_pyarray(py),
+        fit.lam.into_pyarray(py),
+        fit.lam_max.into_pyarray(py),
+        fit.val_mse.into_pyarray(py),
+        fit.sweeps,
+    ))
+}
+
+type DatamodelsTuple<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    u64,
+);
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(outcome_sums_bool, m)?)?;
     m.add_function(wrap_pyfunction!(outcome_sums_f64, m)?)?;
@@ -282,6 +337,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lira_scores, m)?)?;
     m.add_function(wrap_pyfunction!(logit_confidence, m)?)?;
     m.add_function(wrap_pyfunction!(rmia_scores, m)?)?;
+    m.add_function(wrap_pyfunction!(datamodels_fit, m)?)?;
     Ok(())
 }
 

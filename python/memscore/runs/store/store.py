@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from ...errors import StoreError
 from . import merge as _merge
+from .attribution import AttributionMethods
 from .format import (
     MANIFEST,
     RUN_ID,
@@ -42,14 +43,15 @@ F64 = npt.NDArray[np.float64]
 _SNAP_OPTIONAL = ("snap_epochs", "snap_train_correct_bits", "snap_train_loss", "snap_train_el2n", "snap_train_grand")
 
 
-class RunStore(ScoreMethods):
+class RunStore(ScoreMethods, AttributionMethods):
     """Masks and outcomes of many training runs, stored on disk (see :mod:`memscore.runs.store`).
 
     Make one with :meth:`create`, reopen it with :meth:`open`, add runs with
     :meth:`add_run` (safe from many processes at once), read them back with
     :meth:`masks` / :meth:`outcomes` / :meth:`iter_chunks`, and compute scores with
     :meth:`memorization`, :meth:`holdout_accuracy`, :meth:`influence`, :meth:`lira`,
-    :meth:`scores` and :meth:`influence_pairs`. Runs are always listed sorted by run id.
+    :meth:`scores` and :meth:`influence_pairs`; fit datamodels and score attributions with
+    :meth:`datamodels`, :meth:`split_runs` and :meth:`lds`. Runs are always listed sorted by run id.
 
     A store object reads one consistent list of runs: the one taken when it was opened
     or created, refreshed by :meth:`refresh` and after each of its own :meth:`add_run`.

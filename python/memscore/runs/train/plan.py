@@ -59,6 +59,11 @@ class SubsetPlan:
     Run ``r`` is named ``plan.run_ids[r] == f"run-{r:06d}"``, which is how a training driver
     recognizes runs already in a store.
 
+    ``repeats`` trains every subset several times (different seeds: the driver seeds run
+    ``r`` by its index), as evaluation runs for the LDS are made: the plan then has
+    ``n_runs * repeats`` runs, the copies of a subset next to each other, and
+    ``plan.groups[r]`` is the subset of run ``r``.
+
     Parameters
     ----------
     n_examples : int
@@ -73,6 +78,8 @@ class SubsetPlan:
         Several subset ratios in one plan, each in (0, 1) (``keep`` is then ignored).
     seed : int, default 0
         Seed of the assignment.
+    repeats : int, default 1
+        Runs per subset (see above).
 
     Raises
     ------
@@ -98,8 +105,10 @@ class SubsetPlan:
         balanced: bool = True,
         ratios: Sequence[float] | None = None,
         seed: int = 0,
+        repeats: int = 1,
     ) -> None:
         n, r = check_int(n_examples, "n_examples", 1), check_int(n_runs, "n_runs", 1)
+        repeats = check_int(repeats, "repeats", 1)
         balanced = check_bool(balanced, "balanced")
         if ratios is None:
             ratio_list = [_fraction(keep, "keep")]
@@ -133,6 +142,9 @@ class SubsetPlan:
         empty = np.flatnonzero(~masks.any(axis=1))
         if empty.size:
             raise ValueError(f"runs {empty[:5].tolist()} have empty subsets; use a larger keep or more examples")
+        if repeats > 1:
+            masks, run_ratio = np.repeat(masks, repeats, axis=0), np.repeat(run_ratio, repeats)
+        r *= repeats
         masks.flags.writeable = False
         run_ratio.flags.writeable = False
         self._masks = masks
@@ -143,6 +155,7 @@ class SubsetPlan:
         self.ratios = tuple(ratio_list)
         self.balanced = bool(balanced)
         self.seed = seed
+        self.repeats = repeats
 
     @property
     def masks(self) -> npt.NDArray[np.bool_]:
@@ -153,6 +166,11 @@ class SubsetPlan:
     def subset_ratios(self) -> npt.NDArray[np.float64]:
         """(R,) the nominal subset ratio of each run."""
         return self._ratios
+
+    @property
+    def groups(self) -> npt.NDArray[np.int64]:
+        """(R,) the subset of each run: ``r // repeats``."""
+        return np.arange(self.n_runs, dtype=np.int64) // self.repeats
 
     @property
     def run_ids(self) -> list[str]:
@@ -180,7 +198,7 @@ class SubsetPlan:
             "ratios": list(self.ratios),
             "balanced": self.balanced,
             "seed": self.seed if isinstance(self.seed, (int, np.integer)) else repr(self.seed),
-        }
+        } | ({"repeats": self.repeats} if self.repeats > 1 else {})
 
     def __repr__(self) -> str:
         sizes = self._masks.sum(axis=1)

@@ -4,6 +4,7 @@
 
 pub mod confidence;
 pub mod influence;
+pub mod lasso;
 pub mod lira;
 pub mod popcount;
 pub mod rmia;

@@ -1,0 +1,160 @@
+"""The linear datamodeling score (LDS, Park et al. 2023): how well an attribution predicts
+the outcomes of models trained on held-out subsets.
+
+For test example ``t`` and held-out subsets ``S_1 .. S_M`` (masks of evaluation runs), the
+attribution's prediction for subset ``S_m`` is ``Σ_{i ∈ S_m} attributions[t, i]``; the
+LDS of ``t`` is the Spearman correlation over ``m`` between these predictions and the
+outcomes actually observed. The score is the mean over test examples, with a bootstrap
+confidence interval over test examples. Any ``(T, N)`` attribution works: memscore's
+influence, datamodel weights, or scores imported from TRAK, dattri or Kronfluence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_real, check_runs, to_numpy
+from .bits import PackedBits
+from .proxies import spearman
+
+__all__ = ["LDS", "lds", "group_runs"]
+
+F64 = npt.NDArray[np.float64]
+
+#: Subsets needed for a Spearman correlation that can be other than ±1.
+MIN_SUBSETS = 3
+
+
+@dataclass(frozen=True)
+class LDS:
+    """A linear datamodeling score.
+
+    Attributes
+    ----------
+    mean : float
+        Mean over the test examples where the correlation is defined.
+    ci : tuple of float
+        Bootstrap (over test examples) percentile interval of ``mean``.
+    per_target : ndarray of float64, shape (T,)
+        Each test example's Spearman correlation; NaN where the predictions or the
+        outcomes are constant over the subsets.
+    n_subsets : int
+        Held-out subsets (after averaging the runs of a group).
+    """
+
+    mean: float
+    ci: tuple[float, float]
+    per_target: F64
+    n_subsets: int
+
+
+def group_runs(masks: npt.NDArray[np.bool_], outcomes: F64, groups: ArrayLike) -> tuple[npt.NDArray[np.bool_], F64]:
+    """(masks, outcomes) with the runs of each group (same subset) merged: one mask per
+    group, the outcomes averaged, groups in order of first appearance.
+
+    Raises
+    ------
+    ValueError
+        ``groups`` is not one label per run, or two runs of a group trained on different
+        subsets.
+    """
+    g = to_numpy(groups, "groups")
+    if g.shape != (masks.shape[0],):
+        raise ValueError(f"groups: expected one label per run, shape ({masks.shape[0]},), got {g.shape}")
+    _, first, inverse = np.unique(g, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # label index -> output position
+    pos = np.empty_like(order)
+    pos[order] = np.arange(order.size)
+    slot = pos[inverse.ravel()]
+    merged = masks[first[order]]
+    if not (masks == merged[slot]).all():
+        bad = int(np.flatnonzero((masks != merged[slot]).any(axis=1))[0])
+        raise ValueError(f"groups: run {bad} is in group {g[bad]!r} but trained on a different subset than its group")
+    sums = np.zeros((order.size, outcomes.shape[1]))
+    np.add.at(sums, slot, outcomes)
+    counts = np.bincount(slot, minlength=order.size).astype(np.float64)
+    return merged, sums / counts[:, None]
+
+
+def lds(
+    attributions: ArrayLike,
+    masks: ArrayLike | PackedBits,
+    outcomes: ArrayLike | PackedBits,
+    *,
+    groups: ArrayLike | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> LDS:
+    """Linear datamodeling score of an attribution on held-out runs (Park et al. 2023).
+
+    Parameters
+    ----------
+    attributions : array-like of float, shape (T, N)
+        ``attributions[t, i]``: the effect of training example i on test example t. NaN
+        entries (no estimate, e.g. an influence restricted to same-class pairs) count as 0.
+    masks : array-like of bool or PackedBits, shape (M, N)
+        The subsets of the evaluation runs (not the runs the attribution was fitted on).
+    outcomes : array-like of float or bool, shape (M, T)
+        The outcome of each test example in each evaluation run.
+    groups : array-like, shape (M,), optional
+        A label per run: runs with the same label trained on the same subset (different
+        seeds) and their outcomes are averaged first, as Park et al. do.
+    n_boot : int, default 1000
+        Bootstrap resamples of the test examples for the interval (0: no interval, NaN).
+    confidence : float, default 0.95
+        Coverage of the interval.
+    seed : int, default 0
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    LDS
+        The mean, its interval, the per-test-example correlations, the subset count.
+
+    Raises
+    ------
+    TypeError
+        Wrong dtypes.
+    ValueError
+        ``attributions`` is not (T, N) for the masks' N and the outcomes' T, fewer than
+        three subsets, NaN outcomes, runs of a group with different masks.
+
+    Examples
+    --------
+    >>> import numpy as np, memscore
+    >>> rng = np.random.default_rng(0)
+    >>> masks = rng.random((20, 6)) < 0.5
+    >>> w = rng.normal(size=(2, 6))
+    >>> memscore.lds(w, masks, masks @ w.T).mean
+    1.0
+    """
+    a = to_numpy(attributions, "attributions")
+    check_real(a, "attributions")
+    m = as_mask(masks)
+    y = np.asarray(as_outcomes(outcomes, "outcomes"), dtype=np.float64)
+    check_runs(m, y, "outcomes", same_cols=False)
+    if a.ndim != 2 or a.shape != (y.shape[1], m.shape[1]):
+        raise ValueError(
+            f"attributions: expected shape (T, N) = ({y.shape[1]}, {m.shape[1]}) from outcomes and masks, got {a.shape}"
+        )
+    n_boot = check_int(n_boot, "n_boot", 0)
+    level = check_float(confidence, "confidence", 0.0, 1.0, low_open=True, high_open=True)
+    if groups is not None:
+        m, y = group_runs(m, y, groups)
+    if m.shape[0] < MIN_SUBSETS:
+        raise ValueError(f"lds needs at least {MIN_SUBSETS} held-out subsets for a rank correlation, got {m.shape[0]}")
+    att = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
+    pred = m.astype(np.float64) @ att.T
+    per = np.array([spearman(pred[:, t], y[:, t])[0] for t in range(y.shape[1])])
+    ok = per[np.isfinite(per)]
+    mean = float(ok.mean()) if ok.size else float("nan")
+    lo = hi = float("nan")
+    if ok.size and n_boot:
+        rng = np.random.default_rng(check_int(seed, "seed"))
+        boots = ok[rng.integers(0, ok.size, (n_boot, ok.size))].mean(axis=1)
+        lo, hi = (float(v) for v in np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]))
+    return LDS(mean=mean, ci=(lo, hi), per_target=per, n_subsets=int(m.shape[0]))

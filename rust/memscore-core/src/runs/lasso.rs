@@ -1,0 +1,720 @@
+//! Datamodels (Ilyas et al. 2022): per test example, ℓ1-regularized least squares of its
+//! outcome on the training runs' masks, with an intercept, for all targets at once.
+//!
+//! Objective per target `t` (scikit-learn's `Lasso` objective, so `alpha = lam`):
+//! `(1 / 2R) ‖y_t − X w_t − b_t‖² + lam_t ‖w_t‖₁`, with `X` the `(R, N)` 0/1 masks.
+//!
+//! Solver: cyclic coordinate descent over a regularization path from `lam_max` down
+//! (warm starts), sequential strong-rule screening with a full KKT check after each λ, and
+//! early stopping when no coordinate of a target moved by more than `tol` times its largest
+//! weight (scikit-learn's first stopping test). The design matrix is shared: targets are
+//! fitted in blocks of [`BLOCK`], and one pass over the runs holding feature `j` serves
+//! every target of the block (a residual row is one `[f32; BLOCK]`).
+//!
+//! The intercept is handled without centering the 0/1 matrix (that would make it dense):
+//! the stored residual is `s = y_c − X w` with `y_c` the centered outcome; the true residual
+//! `r = s + μᵀw` has zero mean, so `X_cⱼᵀ r = Σ_{runs ∋ j} s − μⱼ Σ_all s` and the
+//! coordinate update touches only the runs that hold `j`.
+//!
+//! The full gradient `X_cᵀ r` (λ_max and the KKT check) is computed a byte column (8
+//! features) at a time: every run adds its residual row to one of 256 buckets indexed by
+//! its mask byte, and the 8 features' sums are read off the buckets (four-Russians), one
+//! row add per run instead of one per set bit.
+//!
+//! Memory: the residual `(R, T)` f32, weights `(N, T)` f32 twice (current and best), the
+//! gradient `(N, T)` f32, the masks' bit columns; never an `(R, N)` float copy.
+
+use rayon::prelude::*;
+
+use crate::bits::{BitColumns, PackedRows};
+use crate::error::{check_len, ensure, try_filled, try_with_capacity, Result};
+use crate::pool::Cancel;
+
+/// Targets fitted together by one task (a residual row of this many f32 is two 512-bit
+/// registers).
+pub const BLOCK: usize = 32;
+type Row = [f32; BLOCK];
+type Acc = [f64; BLOCK];
+
+/// The smallest effective `tol`: a few f32 rounding steps, relative.
+pub const TOL_FLOOR: f64 = 4.0 * f32::EPSILON as f64;
+
+/// Rows added in f32 before the partial sum is carried into f64.
+const FLUSH_ROWS: usize = 2048;
+
+/// Solver settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LassoArgs {
+    /// Points on the regularization path (geometric from `lam_max`).
+    pub n_lambdas: usize,
+    /// Smallest λ of the path as a fraction of each target's `lam_max` (path mode only).
+    pub lambda_ratio: f64,
+    /// Stop a λ when no weight of any target moved by more than `tol` x its largest weight
+    /// (raised to [`TOL_FLOOR`]).
+    pub tol: f64,
+    /// Coordinate-descent sweeps per λ at most.
+    pub max_iter: usize,
+    /// Path mode: stop a block's path once no target of it improved its validation MSE
+    /// for this many consecutive λ (0: the whole path).
+    pub patience: usize,
+}
+
+impl Default for LassoArgs {
+    fn default() -> Self {
+        Self { n_lambdas: 100, lambda_ratio: 1e-3, tol: 1e-4, max_iter: 1000, patience: 0 }
+    }
+}
+
+/// Held-out runs for the choice of λ: their packed `(R_v, N)` masks and `(R_v, T)` outcomes.
+#[derive(Debug, Clone, Copy)]
+pub struct Validation<'a> {
+    pub masks: PackedRows<'a>,
+    pub outcomes: &'a [f64],
+}
+
+/// A fitted datamodel per target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LassoFit {
+    /// `(T, N)` weights, row-major.
+    pub weights: Vec<f32>,
+    /// `(T,)` intercepts.
+    pub bias: Vec<f64>,
+    /// `(T,)` the λ of each target's returned weights.
+    pub lam: Vec<f64>,
+    /// `(T,)` the smallest λ with all-zero weights.
+    pub lam_max: Vec<f64>,
+    /// `(T,)` mean squared error on the validation runs (NaN without them).
+    pub val_mse: Vec<f64>,
+    /// Coordinate-descent sweeps run, summed over blocks.
+    pub sweeps: u64,
+}
+
+/// Fit datamodels for `T = outcomes.len() / R` targets on the `(R, N)` packed `masks`.
+///
+/// - `lam = Some(l)` (`T` values > 0): each target's weights at `l[t]`, reached by a path
+///   of `n_lambdas` steps from `lam_max` (no step when `l[t] >= lam_max`).
+/// - `lam = None`: the path `lam_max · ratio^(k / (n_lambdas − 1))`, and per target the
+///   weights of the λ with the smallest MSE on `val` (required then).
+pub fn datamodels(
+    masks: PackedRows<'_>,
+    outcomes: &[f64],
+    n_targets: usize,
+    val: Option<Validation<'_>>,
+    lam: Option<&[f64]>,
+    args: LassoArgs,
+    cancel: Option<&Cancel>,
+) -> Result<LassoFit> {
+    let (runs, n) = (masks.rows(), masks.cols());
+    ensure!(runs >= 1, "datamodels need at least one training run, got 0");
+    check_len("outcomes", outcomes.len(), runs, n_targets)?;
+    ensure!(outcomes.iter().all(|x| x.is_finite()), "outcomes must be finite (found NaN or inf)");
+    ensure!(args.n_lambdas >= 1, "n_lambdas must be at least 1, got {}", args.n_lambdas);
+    ensure!(
+        args.lambda_ratio > 0.0 && args.lambda_ratio <= 1.0,
+        "lambda_ratio must lie in (0, 1], got {}",
+        args.lambda_ratio
+    );
+    ensure!(args.tol > 0.0 && args.tol.is_finite(), "tol must be a positive number, got {}", args.tol);
+    ensure!(args.max_iter >= 1, "max_iter must be at least 1, got {}", args.max_iter);
+    if let Some(l) = lam {
+        ensure!(l.len() == n_targets, "lam: expected {n_targets} values (one per target), got {}", l.len());
+        if let Some(bad) = l.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+            return Err(crate::Error::Invalid(format!("lam must be positive and finite, got {bad}")));
+        }
+    } else {
+        ensure!(val.is_some(), "datamodels without a fixed lam need validation runs to choose it");
+    }
+    if let Some(v) = &val {
+        ensure!(v.masks.rows() >= 1, "validation: need at least one run, got 0");
+        ensure!(v.masks.cols() == n, "validation masks: expected {n} columns (as masks), got {}", v.masks.cols());
+        check_len("validation outcomes", v.outcomes.len(), v.masks.rows(), n_targets)?;
+        ensure!(v.outcomes.iter().all(|x| x.is_finite()), "validation outcomes must be finite (found NaN or inf)");
+    }
+    let cols = BitColumns::from_packed(masks)?;
+    let counts = cols.counts();
+    let mu: Vec<f64> = counts.iter().map(|&c| c as f64 / runs as f64).collect();
+    let val_cols = val.as_ref().map(|v| BitColumns::from_packed(v.masks)).transpose()?;
+    let shared = Shared {
+        packed: masks,
+        cols: &cols,
+        counts: &counts,
+        mu: &mu,
+        y: outcomes,
+        n_targets,
+        val: val.as_ref().zip(val_cols.as_ref()).map(|(v, c)| (v.outcomes, c)),
+        lam,
+        args,
+        cancel,
+    };
+    let n_blocks = n_targets.div_ceil(BLOCK);
+    let blocks: Vec<Result<BlockFit>> = (0..n_blocks).into_par_iter().map(|b| shared.fit_block(b)).collect();
+    let mut fit = LassoFit {
+        weights: try_filled("datamodel weights", crate::error::checked_size("weights", n_targets, n)?, 0f32)?,
+        bias: vec![0.0; n_targets],
+        lam: vec![0.0; n_targets],
+        lam_max: vec![0.0; n_targets],
+        val_mse: vec![f64::NAN; n_targets],
+        sweeps: 0,
+    };
+    for (b, block) in blocks.into_iter().enumerate() {
+        let block = block?;
+        let t0 = b * BLOCK;
+        for k in 0..BLOCK.min(n_targets - t0) {
+            let row = &mut fit.weights[(t0 + k) * n..(t0 + k + 1) * n];
+            for (j, w) in row.iter_mut().enumerate() {
+                *w = block.best[j][k];
+            }
+            fit.bias[t0 + k] = block.bias[k];
+            fit.lam[t0 + k] = block.lam[k];
+            fit.lam_max[t0 + k] = block.lam_max[k];
+            fit.val_mse[t0 + k] = block.val_mse[k];
+        }
+        fit.sweeps += block.sweeps;
+    }
+    Ok(fit)
+}
+
+struct Shared<'a> {
+    packed: PackedRows<'a>,
+    cols: &'a BitColumns,
+    counts: &'a [u32],
+    mu: &'a [f64],
+    y: &'a [f64],
+    n_targets: usize,
+    val: Option<(&'a [f64], &'a BitColumns)>,
+    lam: Option<&'a [f64]>,
+    args: LassoArgs,
+    cancel: Option<&'a Cancel>,
+}
+
+struct BlockFit {
+    best: Vec<Row>,
+    bias: Acc,
+    lam: Acc,
+    lam_max: Acc,
+    val_mse: Acc,
+    sweeps: u64,
+}
+
+/// The set bits (row indices) of a bit column.
+#[inline]
+fn for_each_row(col: &[u64], mut f: impl FnMut(usize)) {
+    for (w, &word) in col.iter().enumerate() {
+        let mut x = word;
+        while x != 0 {
+            f(w * 64 + x.trailing_zeros() as usize);
+            x &= x - 1;
+        }
+    }
+}
+
+/// `Σ_{rows r in col} s[r]`, in f32 blocks carried into f64.
+fn column_sum(col: &[u64], s: &[Row]) -> Acc {
+    let mut acc = [0f64; BLOCK];
+    let mut part = [0f32; BLOCK];
+    let mut rows = 0;
+    for_each_row(col, |r| {
+        add(&mut part, &s[r]);
+        rows += 1;
+        if rows == FLUSH_ROWS {
+            carry(&mut acc, &mut part);
+            rows = 0;
+        }
+    });
+    carry(&mut acc, &mut part);
+    acc
+}
+
+#[inline(always)]
+fn add(a: &mut Row, b: &Row) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+#[inline(always)]
+fn carry(acc: &mut Acc, part: &mut Row) {
+    for (a, p) in acc.iter_mut().zip(part.iter_mut()) {
+        *a += *p as f64;
+        *p = 0.0;
+    }
+}
+
+fn zeros<T: Clone>(what: &str, n: usize, v: T) -> Result<Vec<T>> {
+    try_filled(what, n, v)
+}
+
+impl Shared<'_> {
+    fn check_cancel(&self) -> Result<()> {
+        self.cancel.map_or(Ok(()), |c| c.check())
+    }
+
+    fn fit_block(&self, b: usize) -> Result<BlockFit> {
+        let (runs, n, tt) = (self.packed.rows(), self.packed.cols(), self.n_targets);
+        let t0 = b * BLOCK;
+        let nt = BLOCK.min(tt - t0);
+        let rf = runs as f64;
+        // Centered outcomes (f64 means), stored as the f32 residual of w = 0.
+        let mut ymean = [0f64; BLOCK];
+        for row in self.y.chunks_exact(tt) {
+            for (m, &v) in ymean.iter_mut().zip(&row[t0..t0 + nt]) {
+                *m += v;
+            }
+        }
+        ymean.iter_mut().for_each(|m| *m /= rf);
+        let mut s: Vec<Row> = zeros("datamodel residuals", runs, [0f32; BLOCK])?;
+        let mut w: Vec<Row> = zeros("datamodel weights", n, [0f32; BLOCK])?;
+        let mut best: Vec<Row> = zeros("datamodel weights", n, [0f32; BLOCK])?;
+        let mut g: Vec<Row> = zeros("datamodel gradients", n, [0f32; BLOCK])?;
+        let mut ssum = self.refresh_residual(t0, nt, &ymean, &w, &mut s)?;
+        self.full_gradient(&s, &ssum, &mut g);
+        let mut lam_max = [0f64; BLOCK];
+        for gj in &g {
+            for k in 0..nt {
+                lam_max[k] = lam_max[k].max(gj[k].abs() as f64);
+            }
+        }
+        let k_steps = self.args.n_lambdas;
+        let path = |step: usize, k: usize| -> f64 {
+            let frac = if k_steps == 1 { 1.0 } else { step as f64 / (k_steps - 1) as f64 };
+            match self.lam {
+                Some(l) if l[t0 + k] >= lam_max[k] => l[t0 + k],
+                Some(l) => lam_max[k] * (l[t0 + k] / lam_max[k]).powf(frac),
+                None => lam_max[k] * self.args.lambda_ratio.powf(frac),
+            }
+        };
+        let mut out = BlockFit {
+            best: Vec::new(),
+            bias: [0.0; BLOCK],
+            lam: [0.0; BLOCK],
+            lam_max,
+            val_mse: [f64::NAN; BLOCK],
+            sweeps: 0,
+        };
+        let mut best_mse = [f64::INFINITY; BLOCK];
+        let mut stale = 0; // λ steps since some target of the block last improved
+        let mut active: Vec<usize> = try_with_capacity("active set", n)?;
+        let mut in_active: Vec<bool> = zeros("active set", n, false)?;
+        let mut prev = [0f64; BLOCK];
+        for step in 0..k_steps {
+            let mut lam = [0f64; BLOCK];
+            for (k, l) in lam.iter_mut().enumerate().take(nt) {
+                *l = path(step, k);
+            }
+            if step == 0 {
+                prev = lam;
+            }
+            // Sequential strong rule: keep j when some target may leave zero at this λ.
+            for j in 0..n {
+                if in_active[j] {
+                    continue;
+                }
+                if (0..nt).any(|k| w[j][k] != 0.0 || g[j][k].abs() as f64 >= 2.0 * lam[k] - prev[k]) {
+                    in_active[j] = true;
+                    active.push(j);
+                }
+            }
+            loop {
+                out.sweeps += self.sweeps(&active, &lam, nt, &mut w, &mut g, &mut s, &mut ssum)?;
+                self.check_cancel()?;
+                // KKT check over every feature with a fresh residual.
+                ssum = self.refresh_residual(t0, nt, &ymean, &w, &mut s)?;
+                self.full_gradient(&s, &ssum, &mut g);
+                let before = active.len();
+                for j in 0..n {
+                    if !in_active[j] && (0..nt).any(|k| g[j][k].abs() as f64 > lam[k]) {
+                        in_active[j] = true;
+                        active.push(j);
+                    }
+                }
+                if active.len() == before {
+                    break;
+                }
+            }
+            prev = lam;
+            let bias = self.bias(&ymean, &w, nt);
+            match self.val {
+                Some((yv, vc)) => {
+                    let mse = self.val_mse(yv, vc, t0, nt, &bias, &w)?;
+                    let improved: Vec<usize> = (0..nt).filter(|&k| mse[k] < best_mse[k]).collect();
+                    stale = if improved.is_empty() { stale + 1 } else { 0 };
+                    for &k in &improved {
+                        best_mse[k] = mse[k];
+                        out.lam[k] = lam[k];
+                        out.bias[k] = bias[k];
+                        out.val_mse[k] = mse[k];
+                    }
+                    if !improved.is_empty() {
+                        for (bj, wj) in best.iter_mut().zip(&w) {
+                            for &k in &improved {
+                                bj[k] = wj[k];
+                            }
+                        }
+                    }
+                }
+                None => {
+                    out.lam = lam;
+                    out.bias = bias;
+                }
+            }
+            if self.lam.is_none() && self.args.patience > 0 && stale >= self.args.patience {
+                break; // lower λ only overfit the held-out runs further
+            }
+        }
+        if self.val.is_none() || self.lam.is_some() {
+            // A fixed λ returns the end of its path (validation MSE is reported for it).
+            best = w;
+            out.bias = self.bias(&ymean, &best, nt);
+            for k in 0..nt {
+                out.lam[k] = path(k_steps - 1, k);
+            }
+            if let Some((yv, vc)) = self.val {
+                out.val_mse = self.val_mse(yv, vc, t0, nt, &out.bias, &best)?;
+            }
+        }
+        out.best = best;
+        Ok(out)
+    }
+
+    /// Coordinate-descent sweeps over `active` at `lam` until every target stops moving
+    /// (or `max_iter`); returns the sweeps run. As glmnet does, after a sweep over the
+    /// whole active set the sweeps repeat over the features with a nonzero weight only
+    /// (most of the active set stays at zero), until they converge; then the active set
+    /// is swept again, until a sweep over it converges.
+    #[allow(clippy::too_many_arguments)]
+    fn sweeps(
+        &self,
+        active: &[usize],
+        lam: &Acc,
+        nt: usize,
+        w: &mut [Row],
+        g: &mut [Row],
+        s: &mut [Row],
+        ssum: &mut Acc,
+    ) -> Result<u64> {
+        let max = self.args.max_iter as u64;
+        let mut done = 0;
+        while done < max {
+            done += 1;
+            if self.sweep(active, lam, nt, w, g, s, ssum) {
+                break;
+            }
+            let nonzero: Vec<usize> = active.iter().copied().filter(|&j| w[j].iter().any(|&x| x != 0.0)).collect();
+            while done < max {
+                done += 1;
+                self.check_cancel()?;
+                if self.sweep(&nonzero, lam, nt, w, g, s, ssum) {
+                    break;
+                }
+            }
+            self.check_cancel()?;
+        }
+        Ok(done)
+    }
+
+    /// One sweep over `set`; true when no weight of any target moved by more than `tol` x
+    /// the target's largest weight.
+    #[allow(clippy::too_many_arguments)]
+    fn sweep(
+        &self,
+        set: &[usize],
+        lam: &Acc,
+        nt: usize,
+        w: &mut [Row],
+        g: &mut [Row],
+        s: &mut [Row],
+        ssum: &mut Acc,
+    ) -> bool {
+        let rf = self.packed.rows() as f64;
+        {
+            let mut max_d = [0f64; BLOCK];
+            let mut max_w = [0f64; BLOCK];
+            for &j in set {
+                let v = self.mu[j] * (1.0 - self.mu[j]);
+                if v <= 0.0 {
+                    continue; // a feature in every run or in none: its weight stays 0
+                }
+                let col = self.cols.column(j);
+                let sum = column_sum(col, s);
+                let mut delta = [0f32; BLOCK];
+                let mut moved = false;
+                for k in 0..nt {
+                    let gk = (sum[k] - self.mu[j] * ssum[k]) / rf;
+                    g[j][k] = gk as f32;
+                    let old = w[j][k] as f64;
+                    let z = old + gk / v;
+                    let t = lam[k] / v;
+                    let new = if z > t {
+                        z - t
+                    } else if z < -t {
+                        z + t
+                    } else {
+                        0.0
+                    };
+                    let new32 = new as f32;
+                    let d = new32 - w[j][k];
+                    if d != 0.0 {
+                        delta[k] = d;
+                        w[j][k] = new32;
+                        moved = true;
+                        max_d[k] = max_d[k].max(d.abs() as f64);
+                    }
+                    max_w[k] = max_w[k].max(new.abs());
+                }
+                if moved {
+                    for_each_row(col, |r| {
+                        for (x, d) in s[r].iter_mut().zip(&delta) {
+                            *x -= d;
+                        }
+                    });
+                    let c = self.counts[j] as f64;
+                    for k in 0..nt {
+                        ssum[k] -= c * delta[k] as f64;
+                    }
+                }
+            }
+            // f32 weights move by a rounding step at best: a tolerance below that never stops.
+            let tol = self.args.tol.max(TOL_FLOOR);
+            (0..nt).all(|k| max_d[k] <= tol * max_w[k])
+        }
+    }
+
+    /// Recompute `s = y_c − X w` in f64 (no drift from the incremental f32 updates);
+    /// returns `Σ_runs s`.
+    fn refresh_residual(&self, t0: usize, nt: usize, ymean: &Acc, w: &[Row], s: &mut [Row]) -> Result<Acc> {
+        let (runs, tt) = (self.packed.rows(), self.n_targets);
+        let mut exact: Vec<Acc> = zeros("datamodel residuals", runs, [0f64; BLOCK])?;
+        for (r, e) in exact.iter_mut().enumerate() {
+            for k in 0..nt {
+                e[k] = self.y[r * tt + t0 + k] - ymean[k];
+            }
+        }
+        for (j, wj) in w.iter().enumerate() {
+            if wj.iter().all(|&x| x == 0.0) {
+                continue;
+            }
+            for_each_row(self.cols.column(j), |r| {
+                for (e, &x) in exact[r].iter_mut().zip(wj) {
+                    *e -= x as f64;
+                }
+            });
+        }
+        let mut sum = [0f64; BLOCK];
+        for (sr, e) in s.iter_mut().zip(&exact) {
+            for k in 0..BLOCK {
+                sr[k] = e[k] as f32;
+                sum[k] += e[k];
+            }
+        }
+        Ok(sum)
+    }
+
+    /// `g[j] = X_cⱼᵀ r / R` for every feature, by byte columns of the packed rows: each run
+    /// adds its residual row to the bucket of its mask byte, and feature `8c + i`'s sum is
+    /// the sum of the buckets whose bit `7 − i` is set.
+    fn full_gradient(&self, s: &[Row], ssum: &Acc, g: &mut [Row]) {
+        let (runs, n, stride) = (self.packed.rows(), self.packed.cols(), self.packed.stride());
+        let bytes = self.packed.bytes();
+        let rf = runs as f64;
+        g.par_chunks_mut(8 * 16).enumerate().for_each(|(chunk, gc)| {
+            let mut part = vec![[0f32; BLOCK]; 256];
+            let mut acc = vec![[0f64; BLOCK]; 256];
+            for (local, gb) in gc.chunks_mut(8).enumerate() {
+                let bc = chunk * 16 + local;
+                acc.iter_mut().for_each(|a| *a = [0.0; BLOCK]);
+                for r0 in (0..runs).step_by(FLUSH_ROWS) {
+                    for r in r0..(r0 + FLUSH_ROWS).min(runs) {
+                        add(&mut part[bytes[r * stride + bc] as usize], &s[r]);
+                    }
+                    for (a, p) in acc.iter_mut().zip(part.iter_mut()) {
+                        carry(a, p);
+                    }
+                }
+                // Fold the top bit away one bit at a time: its half's sum is that feature's.
+                let mut len = 256;
+                for (i, gj) in gb.iter_mut().enumerate() {
+                    let half = len / 2;
+                    let mut sum = [0f64; BLOCK];
+                    for a in &acc[half..len] {
+                        for (x, y) in sum.iter_mut().zip(a) {
+                            *x += y;
+                        }
+                    }
+                    let (lo, hi) = acc.split_at_mut(half);
+                    for (a, b) in lo.iter_mut().zip(&hi[..half]) {
+                        for k in 0..BLOCK {
+                            a[k] += b[k];
+                        }
+                    }
+                    len = half;
+                    let j = 8 * bc + i;
+                    if j < n {
+                        let mu = self.mu[j];
+                        for k in 0..BLOCK {
+                            gj[k] = ((sum[k] - mu * ssum[k]) / rf) as f32;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Intercepts `b = ȳ − μᵀ w`.
+    fn bias(&self, ymean: &Acc, w: &[Row], nt: usize) -> Acc {
+        let mut b = *ymean;
+        for (wj, &m) in w.iter().zip(self.mu) {
+            for k in 0..nt {
+                b[k] -= m * wj[k] as f64;
+            }
+        }
+        b
+    }
+
+    /// Mean squared error of `b + X_val w` on the validation runs.
+    fn val_mse(&self, yv: &[f64], vc: &BitColumns, t0: usize, nt: usize, bias: &Acc, w: &[Row]) -> Result<Acc> {
+        let rv = vc.n_rows();
+        let mut pred: Vec<Acc> = zeros("validation predictions", rv, *bias)?;
+        for (j, wj) in w.iter().enumerate() {
+            if wj.iter().all(|&x| x == 0.0) {
+                continue;
+            }
+            for_each_row(vc.column(j), |r| {
+                for (p, &x) in pred[r].iter_mut().zip(wj) {
+                    *p += x as f64;
+                }
+            });
+        }
+        let mut mse = [0f64; BLOCK];
+        for (r, p) in pred.iter().enumerate() {
+            for k in 0..nt {
+                let e = yv[r * self.n_targets + t0 + k] - p[k];
+                mse[k] += e * e;
+            }
+        }
+        mse.iter_mut().for_each(|m| *m /= rv as f64);
+        Ok(mse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bits::pack_rows;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    fn problem(runs: usize, n: usize, t: usize, seed: u64) -> (Vec<bool>, Vec<f64>, Vec<f64>) {
+        let mut rng = Rng(seed);
+        let masks: Vec<bool> = (0..runs * n).map(|_| rng.next() < 0.5).collect();
+        let mut wt = vec![0.0; t * n];
+        for k in 0..t {
+            for j in 0..n.min(3) {
+                wt[k * n + (j * 7 + k) % n] = 1.0 + j as f64;
+            }
+        }
+        let y: Vec<f64> = (0..runs * t)
+            .map(|i| {
+                let (r, k) = (i / t, i % t);
+                (0..n).map(|j| if masks[r * n + j] { wt[k * n + j] } else { 0.0 }).sum::<f64>()
+                    + 0.5
+                    + 0.05 * (rng.next() - 0.5)
+            })
+            .collect();
+        (masks, y, wt)
+    }
+
+    /// Subgradient optimality of the plain objective, checked densely.
+    fn kkt_gap(masks: &[bool], y: &[f64], runs: usize, n: usize, t: usize, fit: &LassoFit, k: usize) -> f64 {
+        let resid: Vec<f64> = (0..runs)
+            .map(|r| {
+                let pred: f64 =
+                    (0..n).map(|j| if masks[r * n + j] { fit.weights[k * n + j] as f64 } else { 0.0 }).sum();
+                y[r * t + k] - pred - fit.bias[k]
+            })
+            .collect();
+        let mean: f64 = resid.iter().sum::<f64>() / runs as f64;
+        let mut worst = mean.abs();
+        for j in 0..n {
+            let g: f64 = (0..runs).filter(|&r| masks[r * n + j]).map(|r| resid[r]).sum::<f64>() / runs as f64;
+            let w = fit.weights[k * n + j] as f64;
+            let viol = if w != 0.0 { (g - fit.lam[k] * w.signum()).abs() } else { (g.abs() - fit.lam[k]).max(0.0) };
+            worst = worst.max(viol);
+        }
+        worst
+    }
+
+    #[test]
+    fn fixed_lambda_is_optimal_and_sparse() {
+        let (runs, n, t) = (300, 40, 35);
+        let (masks, y, _) = problem(runs, n, t, 3);
+        let packed = pack_rows(&masks, runs, n).unwrap();
+        let p = PackedRows::new("m", &packed, runs, n).unwrap();
+        let lam = vec![0.01; t];
+        let args = LassoArgs { tol: 1e-9, ..LassoArgs::default() };
+        assert_eq!(args.patience, 0);
+        let fit = datamodels(p, &y, t, None, Some(&lam), args, None).unwrap();
+        for k in 0..t {
+            assert!(kkt_gap(&masks, &y, runs, n, t, &fit, k) < 1e-4, "target {k}");
+        }
+        // Exactly three planted features per target are the largest.
+        let nnz = fit.weights.iter().filter(|w| **w != 0.0).count();
+        assert!(nnz >= 3 * t && nnz < n * t / 2, "{nnz}");
+    }
+
+    #[test]
+    fn lam_max_gives_zero_weights_and_mean_bias() {
+        let (runs, n, t) = (50, 20, 3);
+        let (masks, y, _) = problem(runs, n, t, 5);
+        let packed = pack_rows(&masks, runs, n).unwrap();
+        let p = PackedRows::new("m", &packed, runs, n).unwrap();
+        let probe = datamodels(p, &y, t, None, Some(&[1e9; 3]), LassoArgs::default(), None).unwrap();
+        assert!(probe.weights.iter().all(|w| *w == 0.0));
+        let fit = datamodels(p, &y, t, None, Some(&probe.lam_max), LassoArgs::default(), None).unwrap();
+        assert!(fit.weights.iter().all(|w| *w == 0.0));
+        for k in 0..t {
+            let mean = (0..runs).map(|r| y[r * t + k]).sum::<f64>() / runs as f64;
+            assert!((fit.bias[k] - mean).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn validation_picks_a_lambda_and_recovers_the_plant() {
+        let (runs, n, t) = (400, 30, 4);
+        let (masks, y, wt) = problem(runs + 100, n, t, 9);
+        let packed = pack_rows(&masks[..runs * n], runs, n).unwrap();
+        let vpacked = pack_rows(&masks[runs * n..], 100, n).unwrap();
+        let p = PackedRows::new("m", &packed, runs, n).unwrap();
+        let v = Validation { masks: PackedRows::new("v", &vpacked, 100, n).unwrap(), outcomes: &y[runs * t..] };
+        let fit = datamodels(p, &y[..runs * t], t, Some(v), None, LassoArgs::default(), None).unwrap();
+        for k in 0..t {
+            assert!(fit.lam[k] < fit.lam_max[k] && fit.val_mse[k] < 0.01, "{:?}", fit.val_mse);
+            for j in 0..n {
+                assert!((fit.weights[k * n + j] as f64 - wt[k * n + j]).abs() < 0.05);
+            }
+            assert!((fit.bias[k] - 0.5).abs() < 0.05);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let packed = pack_rows(&[true, false, false, true], 2, 2).unwrap();
+        let p = PackedRows::new("m", &packed, 2, 2).unwrap();
+        let a = LassoArgs::default();
+        assert!(datamodels(p, &[1.0, f64::NAN], 1, None, Some(&[0.1]), a, None).is_err());
+        assert!(datamodels(p, &[1.0, 2.0], 1, None, Some(&[0.0]), a, None).is_err());
+        assert!(datamodels(p, &[1.0, 2.0], 1, None, None, a, None).is_err());
+        assert!(datamodels(p, &[1.0, 2.0, 3.0], 1, None, Some(&[0.1]), a, None).is_err());
+        // Constant outcomes: zero weights, bias = the constant.
+        let fit = datamodels(p, &[2.0, 2.0], 1, None, Some(&[0.1]), a, None).unwrap();
+        assert_eq!(fit.weights, vec![0.0, 0.0]);
+        assert_eq!(fit.bias, vec![2.0]);
+    }
+}

@@ -1,0 +1,235 @@
+"""Datamodels (memscore.datamodels) against scikit-learn's Lasso per target, and the LDS
+(memscore.lds) against scipy's Spearman."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import memscore
+from memscore.reference import datamodels as ref
+from memscore.runs.bits import PackedBits
+
+pytest.importorskip("sklearn")
+
+
+def _problem(seed: int, runs: int = 240, n: int = 40, t: int = 37, noise: float = 0.3):
+    """Random masks, a planted 3-sparse model per target plus noise, and validation runs."""
+    rng = np.random.default_rng(seed)
+    m = rng.random((runs + 80, n)) < 0.5
+    w = np.zeros((n, t))
+    for k in range(t):
+        w[rng.choice(n, 3, replace=False), k] = rng.normal(scale=2.0, size=3)
+    y = m @ w + 1.5 + noise * rng.normal(size=(runs + 80, t))
+    return m[:runs], y[:runs], m[runs:], y[runs:], w.T
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fixed_lambda_matches_sklearn(seed: int) -> None:
+    m, y, _, _, _ = _problem(seed)
+    lam = np.random.default_rng(seed).uniform(0.005, 0.1, y.shape[1])
+    fit = memscore.datamodels(m, y, lam=lam, tol=1e-6)
+    w, b, _ = ref.datamodels_lasso(m, y, lam=lam, tol=1e-10, max_iter=100_000)
+    assert fit.weights.dtype == np.float32 and fit.weights.shape == (y.shape[1], m.shape[1])
+    np.testing.assert_allclose(fit.weights, w, atol=2e-4)
+    np.testing.assert_allclose(fit.bias, b, atol=2e-4)
+    np.testing.assert_allclose(fit.lam, lam)
+    np.testing.assert_allclose(fit.lam_max, ref.lam_max(m, y), rtol=1e-5)
+
+
+def test_path_with_validation_matches_sklearn() -> None:
+    m, y, vm, vy, _ = _problem(2, t=9)
+    fit = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=30, tol=1e-6, patience=None)
+    w, b, lam = ref.datamodels_lasso(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=30, tol=1e-10, max_iter=100_000)
+    np.testing.assert_allclose(fit.lam, lam, rtol=1e-6)
+    np.testing.assert_allclose(fit.weights, w, atol=2e-4)
+    np.testing.assert_allclose(fit.bias, b, atol=2e-4)
+    pred = fit.predict(vm)
+    # Early stopping on the path keeps the same choice here (the held-out MSE has one minimum).
+    early = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=30, tol=1e-6, patience=3)
+    np.testing.assert_array_equal(early.lam, fit.lam)
+    assert early.sweeps < fit.sweeps
+    np.testing.assert_allclose(fit.val_mse, ((vy - pred) ** 2).mean(axis=0), rtol=1e-4)
+
+
+def test_planted_sparse_model_is_recovered_with_intercept() -> None:
+    m, y, vm, vy, w = _problem(3, runs=600, noise=0.05)
+    fit = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy)
+    np.testing.assert_allclose(fit.weights, w, atol=0.05)
+    np.testing.assert_allclose(fit.bias, 1.5, atol=0.05)
+    big = np.abs(w) > 0.2
+    np.testing.assert_array_equal(np.sign(fit.weights[big]), np.sign(w[big]))
+    assert (np.abs(fit.weights[w == 0]) < 0.05).all()
+
+
+def test_held_out_split_and_packed_and_bool_inputs() -> None:
+    m, y, _, _, _ = _problem(4, t=5)
+    fit = memscore.datamodels(PackedBits.pack(m), y, n_lambdas=20, seed=1)
+    assert np.isfinite(fit.val_mse).all() and (fit.lam <= fit.lam_max).all()
+    again = memscore.datamodels(m, y, n_lambdas=20, seed=1)
+    np.testing.assert_array_equal(fit.weights, again.weights)
+    correct = y > np.median(y, axis=0)
+    a = memscore.datamodels(m, correct, lam=0.01)
+    b = memscore.datamodels(m, correct.astype(np.float64), lam=0.01)
+    np.testing.assert_array_equal(a.weights, b.weights)
+
+
+def test_lam_at_lam_max_gives_zero_weights() -> None:
+    m, y, _, _, _ = _problem(5, t=4)
+    lmax = ref.lam_max(m, y)
+    fit = memscore.datamodels(m, y, lam=lmax * (1 + 1e-6))
+    assert not fit.weights.any()
+    np.testing.assert_allclose(fit.bias, y.mean(axis=0))
+    assert memscore.datamodels(m, y, lam=lmax * 0.9).weights.any(axis=1).all()
+
+
+def test_one_run_and_constant_outcomes() -> None:
+    m = np.array([[True, False, True]])
+    fit = memscore.datamodels(m, np.array([[2.0, -1.0]]), lam=0.1)
+    assert not fit.weights.any()
+    np.testing.assert_array_equal(fit.bias, [2.0, -1.0])
+    m, y, _, _, _ = _problem(6, t=3)
+    y[:, 1] = 4.0
+    fit = memscore.datamodels(m, y, lam=0.01)
+    assert not fit.weights[1].any() and fit.bias[1] == 4.0 and fit.weights[0].any()
+
+
+def test_bad_input() -> None:
+    m, y, vm, vy, _ = _problem(7, t=3)
+    bad = y.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        memscore.datamodels(m, bad, lam=0.1)
+    with pytest.raises(ValueError, match="NaN"):
+        memscore.datamodels(m, y, val_masks=vm, val_outcomes=np.where(vy > 100, vy, np.inf))
+    for lam in (0.0, -1.0, [0.1, 0.0, 0.1], np.nan):
+        with pytest.raises(ValueError, match="lam"):
+            memscore.datamodels(m, y, lam=lam)
+    with pytest.raises(ValueError, match="runs"):
+        memscore.datamodels(m, y[:-1], lam=0.1)
+    with pytest.raises(ValueError, match="lam"):
+        memscore.datamodels(m, y, lam=[0.1, 0.2])
+    with pytest.raises(ValueError, match="examples"):
+        memscore.datamodels(m, y, val_masks=vm[:, :-1], val_outcomes=vy)
+    with pytest.raises(ValueError, match="test examples"):
+        memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy[:, :2])
+    with pytest.raises(ValueError, match="together"):
+        memscore.datamodels(m, y, val_masks=vm)
+    with pytest.raises(ValueError, match="two runs"):
+        memscore.datamodels(m[:1], y[:1])
+    with pytest.raises(TypeError):
+        memscore.datamodels(m, y, lam="big")
+    with pytest.raises(ValueError, match="n_lambdas"):
+        memscore.datamodels(m, y, lam=0.1, n_lambdas=0)
+    with pytest.raises(ValueError, match="masks"):
+        memscore.datamodels(np.zeros((0, 4), bool), np.zeros((0, 2)), lam=0.1)
+
+
+# ------------------------------------------------------------------------------ LDS
+
+
+def test_lds_matches_scipy_with_ties() -> None:
+    rng = np.random.default_rng(8)
+    m = rng.random((25, 30)) < 0.5
+    att = rng.integers(-2, 3, (6, 30)).astype(np.float64)  # integer sums: many ties
+    y = np.round(m @ att.T + rng.normal(size=(25, 6)), 0)  # tied outcomes too
+    got = memscore.lds(att, m, y)
+    want = ref.lds(att, m, y)
+    np.testing.assert_allclose(got.per_target, want, atol=1e-12)
+    assert got.mean == pytest.approx(np.nanmean(want))
+    assert got.ci[0] <= got.mean <= got.ci[1]
+    assert got.n_subsets == 25
+
+
+def test_lds_exact_linear_outcome_is_one_and_groups_average() -> None:
+    rng = np.random.default_rng(9)
+    m = rng.random((12, 20)) < 0.5
+    w = rng.normal(size=(4, 20))
+    assert memscore.lds(w, m, m @ w.T + 3.0).mean == pytest.approx(1.0)
+    # Each subset trained twice: the noise cancels in the group mean.
+    noise = rng.normal(size=(12, 4))
+    reps = np.repeat(m, 2, axis=0)
+    y = np.repeat(m @ w.T, 2, axis=0) + np.stack([noise, -noise], axis=1).reshape(24, 4)
+    grouped = memscore.lds(w, reps, y, groups=np.repeat(np.arange(12), 2))
+    assert grouped.mean == pytest.approx(1.0) and grouped.n_subsets == 12
+    assert memscore.lds(w, reps, y).mean < 1.0
+
+
+def test_lds_bad_input() -> None:
+    rng = np.random.default_rng(10)
+    m = rng.random((5, 8)) < 0.5
+    y = rng.normal(size=(5, 3))
+    with pytest.raises(ValueError, match="attributions"):
+        memscore.lds(np.zeros((3, 7)), m, y)
+    with pytest.raises(ValueError, match="attributions"):
+        memscore.lds(np.zeros((2, 8)), m, y)
+    with pytest.raises(ValueError, match="at least 3"):
+        memscore.lds(np.zeros((3, 8)), m[:2], y[:2])
+    with pytest.raises(ValueError, match="at least 3"):
+        memscore.lds(np.zeros((3, 8)), np.repeat(m[:2], 3, axis=0), np.zeros((6, 3)), groups=[0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match="different subset"):
+        memscore.lds(np.zeros((3, 8)), m, y, groups=[0, 0, 1, 2, 3])
+    with pytest.raises(ValueError, match="NaN"):
+        memscore.lds(np.zeros((3, 8)), m, np.full((5, 3), np.nan))
+    constant = memscore.lds(np.zeros((3, 8)), m, y)
+    assert np.isnan(constant.per_target).all() and np.isnan(constant.mean)
+
+
+# ------------------------------------------------------------------------ store, plans
+
+
+def test_store_datamodels_split_and_lds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from memscore.train import SubsetPlan
+
+    rng = np.random.default_rng(11)
+    n, t = 16, 3
+    w = np.zeros((t, n))
+    w[:, :4] = rng.normal(scale=2.0, size=(t, 4))
+    store = memscore.RunStore.create(tmp_path / "runs", n_train=n, n_test=t)
+    for mask in SubsetPlan(n, 120, seed=0).masks:
+        store.add_run(mask, test_phi=mask @ w.T + 0.1 * rng.normal(size=t))
+    kept, held = store.split_runs(0.25, seed=3)
+    assert len(held) == 30 and len(kept) == 90 and not set(kept) & set(held)
+    assert sorted(kept + held) == store.run_ids()
+    dm = store.datamodels(run_ids=kept, n_lambdas=20)
+    idx = [store.run_ids().index(r) for r in kept]
+    direct = memscore.datamodels(store.masks()[idx], store.outcomes("test", "phi")[idx], n_lambdas=20)
+    np.testing.assert_array_equal(dm.weights, direct.weights)
+    # Evaluation runs: 8 subsets x 3 seeds; identical masks are grouped by the store.
+    plan = SubsetPlan(n, 8, seed=1, repeats=3)
+    assert len(plan) == 24 and plan.groups.tolist() == np.repeat(np.arange(8), 3).tolist()
+    assert (plan.masks[0] == plan.masks[2]).all() and plan.as_dict()["repeats"] == 3
+    ev = memscore.RunStore.create(tmp_path / "eval", n_train=n, n_test=t)
+    for mask in plan.masks:
+        ev.add_run(mask, test_phi=mask @ w.T + 0.1 * rng.normal(size=t))
+    score = ev.lds(dm.weights)
+    assert score.n_subsets == 8 and score.mean > 0.9
+    assert ev.lds(memscore.influence(store.masks(), store.outcomes("test", "phi"))).mean > 0.5
+    with pytest.raises(ValueError, match="kind"):
+        ev.lds(dm.weights, kind="loss")
+    with pytest.raises(ValueError, match="fraction"):
+        store.split_runs(1.0)
+
+
+def test_report_lds_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from memscore.runs.report import EVAL_DIR, lds_table
+    from memscore.train import SubsetPlan
+
+    rng = np.random.default_rng(12)
+    n, t = 12, 2
+    w = rng.normal(size=(t, n))
+    store = memscore.RunStore.create(tmp_path / "runs", n_train=n, n_test=t)
+    for mask in SubsetPlan(n, 60, seed=0).masks:
+        phi = mask @ w.T + 0.1 * rng.normal(size=t)
+        store.add_run(mask, test_phi=phi, test_correct=phi > 0, train_correct=rng.random(n) < 0.8)
+    ev = memscore.RunStore.create(tmp_path / "runs" / EVAL_DIR, n_train=n, n_test=t)
+    for mask in SubsetPlan(n, 6, seed=1, repeats=2).masks:
+        ev.add_run(mask, test_phi=mask @ w.T + 0.1 * rng.normal(size=t))
+    table = lds_table(store, ev)
+    assert table["attribution"].to_list() == ["influence (Feldman–Zhang)", "datamodels"]
+    assert (table["subsets"] == 6).all() and (table["lds"] > 0.5).all()
+    pytest.importorskip("matplotlib")
+    from memscore.runs.report import write_report
+
+    page = write_report(tmp_path / "runs", tmp_path / "report")
+    assert "Linear datamodeling score" in page.read_text()
