@@ -34,6 +34,7 @@ from .runs import (
     PackedBits,
     RunStore,
     banzhaf,
+    data_oob,
     disagreement,
     holdout_accuracy,
     influence,
@@ -174,4 +175,5 @@ __all__ = [
     "true_class_probability",
     "label_issues",
     "knn_shapley",
+    "data_oob",
 ]

@@ -168,6 +168,7 @@ def run_training(
     max_runs: int | None = None,
     data_overrides: dict[str, Any] | None = None,
     executor: Any = None,
+    bootstrap: bool = False,
     **overrides: Any,
 ) -> list[Path]:
     """Train ``runs`` runs of an embedded dataset into a store (or a sweep over widths).
@@ -198,6 +199,9 @@ def run_training(
         Seed of the plan, initializations and batch order.
     keep_logits : bool, default False
         Also store the final logits of every run.
+    bootstrap : bool, default False
+        Runs draw bootstrap samples (``SubsetPlan(..., bootstrap=True)``, for Data-OOB)
+        instead of subsets; ``keep`` does not apply.
     progress : bool, default True
         Show a progress bar.
     max_runs : int, optional
@@ -276,7 +280,7 @@ def run_training(
         task = image_dataset(dataset, preset["root"], download=bool(preset["download"]), **data_spec)
     else:
         task = load_dataset(dataset, **data_spec)
-    plan = SubsetPlan(task.n_train, runs, keep=keep, seed=seed)
+    plan = SubsetPlan(task.n_train, runs, keep=keep, seed=seed, bootstrap=check_bool(bootstrap, "bootstrap"))
     for w in widths:  # the model options (depth, activation) are checked by building one
         _build_model(preset["model"], task, w, preset)
     check_output_dir(store_path, "STORE")

@@ -56,6 +56,13 @@ class SubsetPlan:
     and the balancing holds within each ratio's group of runs. ``plan.subset_ratios`` gives
     each run's ratio; the run store groups hold-out accuracy by it.
 
+    ``bootstrap=True`` (Data-OOB, Kwon & Zou 2023): every run draws ``n_examples`` examples
+    uniformly *with replacement* (``keep``, ``balanced`` and ``ratios`` do not apply).
+    ``plan.multiplicities[r, i]`` counts how often run ``r`` drew example ``i`` (the
+    driver shows it that many times per epoch), and ``plan.masks`` is ``multiplicities > 0``;
+    an example is out of bag for a run with probability ``(1 - 1/N)^N`` (about 0.37).
+    ``plan.multiplicities`` is None for subset plans.
+
     Run ``r`` is named ``plan.run_ids[r] == f"run-{r:06d}"``, which is how a training driver
     recognizes runs already in a store.
 
@@ -73,6 +80,8 @@ class SubsetPlan:
         Several subset ratios in one plan, each in (0, 1) (``keep`` is then ignored).
     seed : int, default 0
         Seed of the assignment.
+    bootstrap : bool, default False
+        Bootstrap samples instead of subsets (see above).
 
     Raises
     ------
@@ -98,9 +107,16 @@ class SubsetPlan:
         balanced: bool = True,
         ratios: Sequence[float] | None = None,
         seed: int = 0,
+        bootstrap: bool = False,
     ) -> None:
         n, r = check_int(n_examples, "n_examples", 1), check_int(n_runs, "n_runs", 1)
         balanced = check_bool(balanced, "balanced")
+        self._multiplicities: npt.NDArray[np.uint16] | None = None
+        if check_bool(bootstrap, "bootstrap"):
+            if ratios is not None:
+                raise ValueError("bootstrap=True draws n_examples with replacement; ratios do not apply (got ratios)")
+            self._init_bootstrap(n, r, seed)
+            return
         if ratios is None:
             ratio_list = [_fraction(keep, "keep")]
         else:
@@ -144,6 +160,46 @@ class SubsetPlan:
         self.balanced = bool(balanced)
         self.seed = seed
 
+    def _init_bootstrap(self, n: int, r: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        mult = np.zeros((r, n), dtype=np.uint16)
+        for row in range(r):
+            # A count above 65535 would need N > 65535 and odds far below 1e-100.
+            mult[row] = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.uint16)
+        masks = mult > 0
+        for a in (mult, masks):
+            a.flags.writeable = False
+        self._multiplicities = mult
+        self._masks = masks
+        self._ratios = np.ones(r)
+        self._ratios.flags.writeable = False
+        self.n_examples, self.n_runs = n, r
+        self.keep = None
+        self.ratios = (1.0,)
+        self.balanced = False
+        self.seed = seed
+
+    @property
+    def bootstrap(self) -> bool:
+        """Whether runs draw bootstrap samples (see :attr:`multiplicities`)."""
+        return self._multiplicities is not None
+
+    @property
+    def multiplicities(self) -> npt.NDArray[np.uint16] | None:
+        """(R, N) read-only uint16 draw counts of a bootstrap plan; None for subset plans."""
+        return self._multiplicities
+
+    def epoch_size(self, r: int) -> int:
+        """Examples run ``r`` sees per epoch: its subset size, or N draws for a bootstrap run."""
+        m = self._multiplicities
+        return int(self._masks[r].sum()) if m is None else int(m[r].sum(dtype=np.int64))
+
+    def epoch_examples(self, r: int) -> npt.NDArray[np.int64]:
+        """The example indices of one epoch of run ``r``, each repeated by its multiplicity."""
+        idx = np.flatnonzero(self._masks[r])
+        m = self._multiplicities
+        return idx if m is None else np.repeat(idx, m[r, idx])
+
     @property
     def masks(self) -> npt.NDArray[np.bool_]:
         """(R, N) read-only bool masks."""
@@ -172,18 +228,25 @@ class SubsetPlan:
         Returns
         -------
         dict of str to object
-            ``n_examples``, ``n_runs``, ``ratios``, ``balanced``, ``seed``.
+            ``n_examples``, ``n_runs``, ``ratios``, ``balanced``, ``seed`` (and
+            ``bootstrap: True`` for a bootstrap plan).
         """
-        return {
+        out = {
             "n_examples": self.n_examples,
             "n_runs": self.n_runs,
             "ratios": list(self.ratios),
             "balanced": self.balanced,
             "seed": self.seed if isinstance(self.seed, (int, np.integer)) else repr(self.seed),
         }
+        return out | {"bootstrap": True} if self.bootstrap else out
 
     def __repr__(self) -> str:
         sizes = self._masks.sum(axis=1)
+        if self.bootstrap:
+            return (
+                f"SubsetPlan(n_examples={self.n_examples}, n_runs={self.n_runs}, bootstrap=True, "
+                f"distinct examples per run {sizes.min()}..{sizes.max()})"
+            )
         return (
             f"SubsetPlan(n_examples={self.n_examples}, n_runs={self.n_runs}, ratios={list(self.ratios)}, "
             f"balanced={self.balanced}, subset sizes {sizes.min()}..{sizes.max()})"
