@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..._validate import check_bool, check_float, check_int
+from ..._validate import as_mask, check_bool, check_float, check_int
 
 __all__ = ["SubsetPlan"]
 
@@ -159,6 +159,55 @@ class SubsetPlan:
         self.ratios = tuple(ratio_list)
         self.balanced = bool(balanced)
         self.seed = seed
+
+    @classmethod
+    def from_masks(cls, masks: Any, *, seed: int = 0) -> SubsetPlan:
+        """A plan of given training subsets (a removal curve's, a custom design).
+
+        Parameters
+        ----------
+        masks : array-like of bool, shape (R, N)
+            ``masks[r, i]`` True when run ``r`` trains on example ``i``; every run needs at
+            least one example. All-True rows are allowed (runs on the full set).
+        seed : int, default 0
+            Recorded with the plan (:meth:`as_dict`); the masks are not drawn.
+
+        Returns
+        -------
+        SubsetPlan
+            ``subset_ratios`` are the subsets' fractions of N; ``keep`` is None and
+            ``balanced`` False.
+
+        Raises
+        ------
+        TypeError
+            Masks that are not bool (or 0/1 integers).
+        ValueError
+            Not 2-D, no runs or examples, or a run with an empty subset.
+
+        Examples
+        --------
+        >>> SubsetPlan.from_masks([[1, 1, 0], [1, 1, 1]]).subset_ratios.round(2).tolist()
+        [0.67, 1.0]
+        """
+        m = np.array(as_mask(masks, "masks", ndim=2), dtype=np.bool_)
+        if m.shape[0] == 0 or m.shape[1] == 0:
+            raise ValueError(f"masks: expected at least one run and one example, got shape {m.shape}")
+        empty = np.flatnonzero(~m.any(axis=1))
+        if empty.size:
+            raise ValueError(f"masks: runs {empty[:5].tolist()} have empty subsets")
+        plan = cls.__new__(cls)
+        ratios = m.mean(axis=1)
+        for a in (m, ratios):
+            a.flags.writeable = False
+        plan._multiplicities = None
+        plan._masks, plan._ratios = m, ratios
+        plan.n_runs, plan.n_examples = m.shape
+        plan.keep = None
+        plan.ratios = tuple(sorted(set(ratios.tolist())))
+        plan.balanced = False
+        plan.seed = check_int(seed, "seed", 0)
+        return plan
 
     def _init_bootstrap(self, n: int, r: int, seed: int) -> None:
         rng = np.random.default_rng(seed)
