@@ -139,6 +139,7 @@ def main() -> None:
         default=0,
         help="also train this many bootstrap runs (<name>-bootstrap) for Data-OOB",
     )
+    ap.add_argument("--bootstrap-max-runs", type=int, default=None, help="--max-runs for the bootstrap store")
     a = ap.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start")
     for name in a.datasets.split(","):
@@ -159,7 +160,7 @@ def main() -> None:
         if a.bootstrap_runs:
             boot_path = Path(a.stores) / f"{name}-bootstrap"
             run_training(
-                boot_path, dataset=name, runs=a.bootstrap_runs, max_runs=a.max_runs, keep_logits=True,
+                boot_path, dataset=name, runs=a.bootstrap_runs, max_runs=a.bootstrap_max_runs, keep_logits=True,
                 progress=False, device=a.device, bootstrap=True, **SMALL_MODELS.get(name, {}),
             )  # fmt: skip
             boot = memscore.RunStore.open(boot_path)
