@@ -210,3 +210,17 @@ def test_bootstrap_resume_and_regroup_give_the_same_runs(tmp_path):
     other._multiplicities[0, plan.masks[0]] += 1
     with pytest.raises(StoreError, match="different bootstrap multiplicities"):
         train_runs(fn, train, test, other, part, **KW)
+
+
+def test_cli_trains_a_bootstrap_store(tmp_path):
+    typer_testing = pytest.importorskip("typer.testing")
+    from memscore.cli import app
+
+    args = ["train", str(tmp_path / "s"), "--bootstrap", "--runs", "2", "--epochs", "1", "--width", "8"]
+    res = typer_testing.CliRunner().invoke(app, [*args, "--ensemble", "2"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    store = RunStore.open(tmp_path / "s")
+    w = store.multiplicities()
+    assert w.shape == (2, store.n_train) and (w.sum(axis=1) == store.n_train).all()
+    assert store.metadata["plan"]["bootstrap"] is True
+    assert_allclose(store.data_oob(), ref.data_oob(w, store.outcomes("train", "correct")), atol=1e-12)

@@ -397,6 +397,9 @@ def train(
     seed: int = typer.Option(0, help="Seed of the plan, initializations and batch order."),
     keep_logits: bool = typer.Option(False, help="Also store the final logits of every run."),
     max_runs: int | None = typer.Option(None, help="Stop after this many new runs (resume later)."),
+    bootstrap: bool = typer.Option(
+        False, "--bootstrap", help="Bootstrap samples (n draws with replacement) instead of subsets, for Data-OOB."
+    ),
     ray: str | None = typer.Option(
         None, "--ray", help="Train on a Ray cluster: auto (running cluster), local, or the head's host:port."
     ),
@@ -435,7 +438,7 @@ def train(
         store, dataset=dataset or settings.pop("dataset", "modular"), widths=width or settings.pop("widths", None),
         runs=runs, keep=keep if keep is not None else settings.pop("keep", 0.5), ensemble=ensemble, device=device,
         seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=executor,
-        **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
+        bootstrap=bootstrap, **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")
 
