@@ -36,6 +36,7 @@ from .runs import (
     PackedBits,
     RunStore,
     banzhaf,
+    data_oob,
     datamodels,
     disagreement,
     holdout_accuracy,
@@ -178,5 +179,6 @@ __all__ = [
     "true_class_probability",
     "label_issues",
     "knn_shapley",
+    "data_oob",
 ]
 __all__ += ["Datamodels", "LDS", "datamodels", "lds"]

@@ -139,3 +139,16 @@ def test_cli_train_on_ray(ray_cluster, tmp_path):
     assert pl.read_parquet(tmp_path / "s" / "scores.parquet").drop("corrupted").equals(store.scores())
     r = CliRunner().invoke(app, args + ["--gpus-per-task", "1"])
     assert isinstance(r.exception, ClusterError) and "GPU" in str(r.exception)
+
+
+@pytest.mark.parametrize("storage", ["shared", "object"])
+def test_bootstrap_plan_on_ray_equals_single_process(ray_cluster, tmp_path, storage):
+    # Data-OOB's bootstrap runs: the same runs and draw counts as the single-process path
+    boot = SubsetPlan(TRAIN()[0].shape[0], 4, bootstrap=True, seed=1)
+    single = create_store(tmp_path / "local", TRAIN(), TEST())
+    train_runs(MODEL, TRAIN(), TEST(), boot, single, **KW)
+    store = _new_store(tmp_path / "s")
+    assert train_runs(MODEL, TRAIN, TEST, boot, store, executor=RayExecutor(runs_per_task=2, storage=storage), **KW)
+    assert store.verify() == [] and np.array_equal(store.multiplicities(), boot.multiplicities)
+    np.testing.assert_allclose(store.outcomes("train", "logits"), single.outcomes("train", "logits"), atol=1e-4)
+    np.testing.assert_allclose(store.data_oob(), single.data_oob(), atol=1e-12)

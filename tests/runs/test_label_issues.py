@@ -77,7 +77,7 @@ def test_holdout_pred_probs_needs_logits(tmp_path):
 def test_label_issues_rank_the_flipped_labels_first(tmp_path):
     store, _, _ = noisy_store(tmp_path / "s")
     table = memscore.label_issues(store, "all")
-    store_methods = [m for m in memscore.runs.LABEL_ISSUE_METHODS if m != "knn_shapley"]
+    store_methods = [m for m in memscore.runs.LABEL_ISSUE_METHODS if m not in ("knn_shapley", "data_oob")]
     assert table.columns == ["index", "label", *store_methods]
     assert table["index"][-1] == N - 1  # memorization undefined (in every run): ranked last
     for method in store_methods:

@@ -401,14 +401,16 @@ def test_field_table_covers_every_array_written(tmp_path):
         snaps[f"{sp}_correct"] = rng.random((2, n)) < 0.5
         for k in ("loss", "el2n", "grand"):
             snaps[f"{sp}_{k}"] = rng.random((2, n))
+    mult = rng.integers(0, 3, N)
     s.add_run(
-        rng.random(N) < 0.5,
+        mult > 0,
         train_logits=rng.normal(size=(N, C)),
         test_logits=rng.normal(size=(T, C)),
         keep_logits=True,
         snapshots=snaps,
         train_phi_views=rng.normal(size=(N, 3)),
         test_phi_views=rng.normal(size=(T, 3)),
+        multiplicity=mult,
     )
     with zipfile.ZipFile(run_file(s, 0)) as zf:
         names = {n[:-4] for n in zf.namelist()} - {"meta"}

@@ -146,7 +146,7 @@ def test_runs_are_grouped_by_steps_per_epoch():
 
     sizes = [30, 31, 29, 40, 41, 30, 50]
     masks = np.array([[True] * s + [False] * (60 - s) for s in sizes])
-    groups = _groups(list(range(7)), SimpleNamespace(masks=masks), 10, 2)
+    groups = _groups(list(range(7)), SimpleNamespace(masks=masks, epoch_size=lambda r: int(masks[r].sum())), 10, 2)
     assert sorted(r for g in groups for r in g) == list(range(7))
     assert all(len(g) <= 2 and len({-(-sizes[r] // 10) for r in g}) == 1 for g in groups)
     assert groups == [[0, 2], [5], [1, 3], [4, 6]]

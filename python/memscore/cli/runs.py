@@ -168,6 +168,7 @@ def run_training(
     max_runs: int | None = None,
     data_overrides: dict[str, Any] | None = None,
     executor: Any = None,
+    bootstrap: bool = False,
     **overrides: Any,
 ) -> list[Path]:
     """Train ``runs`` runs of an embedded dataset into a store (or a sweep over widths).
@@ -198,6 +199,9 @@ def run_training(
         Seed of the plan, initializations and batch order.
     keep_logits : bool, default False
         Also store the final logits of every run.
+    bootstrap : bool, default False
+        Runs draw bootstrap samples (``SubsetPlan(..., bootstrap=True)``, for Data-OOB)
+        instead of subsets; ``keep`` does not apply.
     progress : bool, default True
         Show a progress bar.
     max_runs : int, optional
@@ -276,7 +280,7 @@ def run_training(
         task = image_dataset(dataset, preset["root"], download=bool(preset["download"]), **data_spec)
     else:
         task = load_dataset(dataset, **data_spec)
-    plan = SubsetPlan(task.n_train, runs, keep=keep, seed=seed)
+    plan = SubsetPlan(task.n_train, runs, keep=keep, seed=seed, bootstrap=check_bool(bootstrap, "bootstrap"))
     for w in widths:  # the model options (depth, activation) are checked by building one
         _build_model(preset["model"], task, w, preset)
     check_output_dir(store_path, "STORE")
@@ -393,6 +397,9 @@ def train(
     seed: int = typer.Option(0, help="Seed of the plan, initializations and batch order."),
     keep_logits: bool = typer.Option(False, help="Also store the final logits of every run."),
     max_runs: int | None = typer.Option(None, help="Stop after this many new runs (resume later)."),
+    bootstrap: bool = typer.Option(
+        False, "--bootstrap", help="Bootstrap samples (n draws with replacement) instead of subsets, for Data-OOB."
+    ),
     ray: str | None = typer.Option(
         None, "--ray", help="Train on a Ray cluster: auto (running cluster), local, or the head's host:port."
     ),
@@ -431,7 +438,7 @@ def train(
         store, dataset=dataset or settings.pop("dataset", "modular"), widths=width or settings.pop("widths", None),
         runs=runs, keep=keep if keep is not None else settings.pop("keep", 0.5), ensemble=ensemble, device=device,
         seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=executor,
-        **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
+        bootstrap=bootstrap, **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")
 

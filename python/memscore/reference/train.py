@@ -98,6 +98,8 @@ def train_sequential(
         rng = np.random.default_rng(run_seed(seed, r, 1))
         gen = torch.Generator().manual_seed(run_seed(seed, r, 2))
         subset = np.flatnonzero(plan.masks[r])
+        if plan.multiplicities is not None:  # a bootstrap run: example i, w_ri times per epoch
+            subset = np.repeat(np.arange(plan.n_examples), plan.multiplicities[r])
         steps_per_epoch = -(-subset.size // batch_size)
         total = epochs * steps_per_epoch
         w = warmup if warmup is not None else (0.3 if schedule == "onecycle" else 0.0)

@@ -13,7 +13,7 @@ from .knn import knn
 
 F64 = npt.NDArray[np.float64]
 
-__all__ = ["banzhaf", "knn_shapley"]
+__all__ = ["banzhaf", "data_oob", "knn_shapley"]
 
 
 def banzhaf(masks: npt.ArrayLike, utility: npt.ArrayLike) -> tuple[F64, F64]:
@@ -88,4 +88,34 @@ def knn_shapley(
             s[i] = s[i + 1] + (m[i] - m[i + 1]) / k * min(k, i + 1) / (i + 1)
         values[order[t]] += s
     out: F64 = values / q.shape[0]
+    return out
+
+
+def data_oob(multiplicities: npt.ArrayLike, outcomes: npt.ArrayLike) -> F64:
+    """Data-OOB (Kwon & Zou 2023, eq. 3): the out-of-bag score of every example.
+
+    ``psi_i = sum_b 1[w_bi = 0] T(y_i, f_b(x_i)) / sum_b 1[w_bi = 0]``, with ``w_bi`` the
+    number of times bootstrap sample b drew example i and ``T`` the outcome (correctness).
+
+    Parameters
+    ----------
+    multiplicities : array-like of int, shape (R, N)
+    outcomes : array-like of bool or float, shape (R, N)
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        NaN where every run drew the example.
+    """
+    w = np.asarray(multiplicities)
+    t = np.asarray(outcomes, dtype=np.float64)
+    out = np.full(w.shape[1], np.nan)
+    for i in range(w.shape[1]):
+        num = den = 0.0
+        for b in range(w.shape[0]):
+            if w[b, i] == 0:
+                num += t[b, i]
+                den += 1.0
+        if den > 0:
+            out[i] = num / den
     return out

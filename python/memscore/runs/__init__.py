@@ -9,7 +9,7 @@
 - :mod:`~memscore.runs.train`: the training driver (torch);
 - :mod:`~memscore.runs.datasets`: the embedded datasets;
 - :mod:`~memscore.runs.report`: score tables and the HTML report;
-- :mod:`~memscore.runs.valuation`: data valuation (Banzhaf) from the same runs;
+- :mod:`~memscore.runs.valuation`: data valuation (Banzhaf, Data-OOB) from the same runs;
 - :mod:`~memscore.runs.rmia`: RMIA membership scores;
 - :mod:`~memscore.runs.label_issues`: every detector's ranking of likely wrong labels.
 - :mod:`~memscore.runs.datamodels`, :mod:`~memscore.runs.lds`: datamodels and the linear datamodeling score.
@@ -27,7 +27,7 @@ from .proxies import Disagreement, disagreement, proxy_table, spearman, trajecto
 from .rmia import rmia, true_class_probability
 from .scores import OutcomeStats, holdout_accuracy, influence, memorization
 from .store import RunStore
-from .valuation import banzhaf, run_utility
+from .valuation import banzhaf, data_oob, run_utility
 
 __all__ = [
     "Disagreement",
@@ -56,4 +56,5 @@ __all__ = [
     "datamodels",
     "LDS",
     "lds",
+    "data_oob",
 ]

@@ -11,6 +11,7 @@ method                issue score                             needs
 ``el2n``              EL2N at the earliest snapshot           train snapshots
 ``forgetting_events`` forgetting events (Toneva et al. 2019)  train snapshots
 ``banzhaf``           minus the Banzhaf value (test accuracy) test correctness
+``data_oob``          1 - Data-OOB (out-of-bag accuracy)      bootstrap runs (multiplicities)
 ``self_confidence``   1 - cleanlab's self-confidence          train logits (``cleanlab``)
 ``confident_learning`` cleanlab's ``find_label_issues`` flag,  train logits (``cleanlab``)
                       ranked by 1 - self-confidence
@@ -115,6 +116,16 @@ def _banzhaf(store: RunStore) -> F64:
     return -v
 
 
+def _bootstrap(store: RunStore) -> bool:
+    """Whether the store's first run is a bootstrap run (has draw counts)."""
+    ids = store.run_ids()
+    return bool(ids) and store.multiplicity(ids[0]) is not None
+
+
+def _data_oob(store: RunStore) -> F64:
+    return 1.0 - store.data_oob()
+
+
 def _knn_shapley(store: RunStore, features: Any, k: int) -> F64:
     from ..knn.shapley import knn_shapley
 
@@ -135,6 +146,7 @@ _METHODS: dict[str, Callable[[RunStore], F64]] = {
     "el2n": _snapshot("el2n"),
     "forgetting_events": _snapshot("forgetting_events"),
     "banzhaf": _banzhaf,
+    "data_oob": _data_oob,
     "self_confidence": _self_confidence,
     "confident_learning": _confident_learning,
 }
@@ -158,7 +170,8 @@ def label_issues(
         A store with train labels and the data each method needs (see the module table).
     method : str or sequence of str, default "memorization"
         One or more of :data:`LABEL_ISSUE_METHODS`; ``"all"`` for every one
-        (``knn_shapley`` only when ``knn_features`` is given).
+        (``knn_shapley`` only when ``knn_features`` is given, ``data_oob`` only on a
+        store of bootstrap runs).
     knn_features : (array_like, array_like), optional
         ``(train, test)`` features of the store's examples, ``(n_train, d)`` and
         ``(n_test, d)``, for ``knn_shapley``.
@@ -187,6 +200,8 @@ def label_issues(
     names = [method] if isinstance(method, str) else list(method)
     if names == ["all"]:
         names = [m for m in LABEL_ISSUE_METHODS if m != "knn_shapley" or knn_features is not None]
+        if not _bootstrap(store):
+            names.remove("data_oob")
     if not names:
         raise ValueError(f"method: expected at least one of {list(LABEL_ISSUE_METHODS)}")
     for m in names:

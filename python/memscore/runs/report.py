@@ -24,6 +24,7 @@ from ..errors import StoreError
 from .datasets import DATASETS, TaskData, load_dataset
 from .membership import membership_metrics
 from .proxies import disagreement, proxy_table, trajectories
+from .removal import REMOVAL_FILE
 from .store import RunStore
 
 __all__ = ["Sweep", "open_scored", "score_store", "summarize", "write_report", "task_of"]
@@ -395,6 +396,23 @@ def _plot_trajectories(traj: pl.DataFrame, sizes: list[Any], path: Path) -> None
 # ----------------------------------------------------------------------------- HTML
 
 
+def _plot_removal(curve: pl.DataFrame, path: Path) -> None:
+    """Test accuracy against the fraction removed, one line per (valuation, order)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for (name, order), part in curve.sort("fraction").group_by(["valuation", "order"], maintain_order=True):
+        x, y = part["fraction"].to_numpy(), part["test_accuracy"].to_numpy()
+        ax.plot(x, y, marker="o", label=f"{name}: {order} first")
+        if "test_accuracy_std" in part.columns:
+            sd = np.nan_to_num(part["test_accuracy_std"].to_numpy())
+            ax.fill_between(x, y - sd, y + sd, alpha=0.15)
+    ax.set_xlabel("fraction of training examples removed")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Point removal: retrained without the highest / lowest valued")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def _table_html(df: pl.DataFrame, floats: int = 3) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
     body = []
@@ -474,9 +492,11 @@ def write_report(
     Scores are computed (and written, as :func:`score_store` does) when the store has no
     ``scores.parquet`` yet. Sections: summary; memorization histogram split corrupted vs
     clean; ROC of memorization as a corrupted-label detector; the highest-influence
-    train/test pairs; memorization vs hold-out accuracy; proxy correlations; the LDS of
-    influence and datamodels when the store has evaluation runs in ``<store>/eval``
-    (:func:`lds_table`); and, for a sweep, memorization trajectories across model sizes.
+    train/test pairs; memorization vs hold-out accuracy; point-removal curves when the
+    store directory holds ``removal.parquet`` (:func:`memscore.runs.removal.write_removal_curve`);
+    proxy correlations; the LDS of influence and datamodels when the store has evaluation
+    runs in ``<store>/eval`` (:func:`lds_table`); and, for a sweep, memorization
+    trajectories across model sizes.
 
     Parameters
     ----------
@@ -548,6 +568,11 @@ def write_report(
                 )
             parts.append("<h3>Highest-influence train → test pairs</h3>")
             parts.append(_table_html(pairs.drop("rank")))
+        removal_path = store.path / REMOVAL_FILE
+        if removal_path.is_file():  # written by memscore.runs.removal.write_removal_curve
+            parts.append("<h3>Point-removal curves</h3>")
+            _plot_removal(pl.read_parquet(removal_path), out_dir / f"{tag}removal.png")
+            parts.append(f"<img src='{tag}removal.png' alt='test accuracy against the fraction removed'>")
         parts.append("<h3>Proxies of memorization</h3>")
         parts.append(_table_html(proxies))
         if proxies.height:

@@ -1,11 +1,13 @@
-"""Data valuation from the runs: the maximum-sample-reuse Banzhaf value (Wang & Jia 2023).
+"""Data valuation from the runs: the maximum-sample-reuse Banzhaf value (Wang & Jia 2023)
+and Data-OOB (Kwon & Zou 2023).
 
 Runs trained on uniform random subsets are exactly the samples the MSR estimator needs:
 the Banzhaf value of example i is the mean utility of the runs that trained on i minus the
 mean utility of the runs that did not, every run serving every example. The utility is one
 number per run (test accuracy by default). The estimate and its standard error are the
 pairwise influence kernel of :func:`memscore.influence` with the utility as the outcome of
-a single "test example", so no kernel of its own.
+a single "test example", so no kernel of its own. Data-OOB is the hold-out mean of
+:func:`memscore.holdout_accuracy` over bootstrap runs, with "held out" meaning "not drawn".
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import numpy.typing as npt
 from .. import _core
 from .._validate import ArrayLike, RunsLike, as_mask, as_outcomes, check_bool, check_summable, to_numpy
 from .bits import PackedBits
+from .scores import holdout_accuracy
 
 F64 = npt.NDArray[np.float64]
 
-__all__ = ["banzhaf", "run_utility"]
+__all__ = ["banzhaf", "data_oob", "run_utility"]
 
 
 def run_utility(test_outcomes: RunsLike) -> F64:
@@ -133,3 +136,49 @@ def banzhaf(masks: RunsLike, utility: ArrayLike, *, stderr: bool = False) -> F64
         assert se is not None
         return v, np.asarray(se[0], dtype=np.float64)
     return v
+
+
+def data_oob(multiplicities: ArrayLike, outcomes: RunsLike) -> F64:
+    """Data-OOB value of every training example (Kwon & Zou 2023).
+
+    Each run trained on a bootstrap sample: ``multiplicities[r, i]`` draws of example i.
+    The value of i is its mean outcome over the runs that did not draw it (its out-of-bag
+    runs): with bool outcomes (correct or not), the out-of-bag accuracy
+    ``sum_r 1[w_ri = 0] correct_ri / sum_r 1[w_ri = 0]``. Low values flag examples the
+    models trained without get wrong, e.g. mislabelled ones.
+
+    Parameters
+    ----------
+    multiplicities : array-like of int, shape (R, N)
+        Non-negative draw counts (:attr:`memscore.train.SubsetPlan.multiplicities`,
+        :meth:`memscore.RunStore.multiplicities`).
+    outcomes : array-like of bool or float, shape (R, N)
+        Per-run outcomes of the training examples (:class:`PackedBits` too).
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        NaN where every run drew the example.
+
+    Raises
+    ------
+    TypeError
+        ``multiplicities`` not integers, or outcomes of a wrong dtype.
+    ValueError
+        Not 2-D, negative counts, shapes that disagree, NaN / infinite outcomes.
+
+    Examples
+    --------
+    >>> import numpy as np, memscore
+    >>> w = np.array([[2, 0], [0, 1], [0, 1]])
+    >>> memscore.data_oob(w, np.array([[1, 0], [1, 1], [0, 1]], dtype=bool))
+    array([0.5, 0. ])
+    """
+    w = to_numpy(multiplicities, "multiplicities")
+    if w.dtype == np.bool_ or not np.issubdtype(w.dtype, np.integer):
+        raise TypeError(f"multiplicities: expected integer draw counts, got dtype {w.dtype}")
+    if w.ndim != 2:
+        raise ValueError(f"multiplicities: expected a 2-D (runs, examples) array, got shape {w.shape}")
+    if w.size and int(w.min()) < 0:
+        raise ValueError(f"multiplicities: expected counts >= 0, got a minimum of {int(w.min())}")
+    return holdout_accuracy(w > 0, outcomes)

@@ -20,6 +20,8 @@ without memscore::
                              the run was added from logits
         train_phi_views, test_phi_views  (n, K) float32 confidences on K augmented query
                              views (LiRA), when added with *_phi_views
+        multiplicity         (n_train,) uint16 bootstrap draw counts (> 0 exactly where the
+                             mask is True), when added with multiplicity= (Data-OOB)
         snap_epochs          (S,) int64 epochs of the training snapshots, when recorded
         snap_<split>_correct_bits  (S, ceil(n/8)) uint8, np.packbits(correct, axis=1)
         snap_<split>_loss, snap_<split>_el2n, snap_<split>_grand

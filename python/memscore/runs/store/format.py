@@ -118,6 +118,8 @@ def _table() -> dict[str, Field]:
         rows += [Field(f"snap_{sp}_{k}", sp, f32, "Sn", False, f64, "finite") for k in SNAP_KINDS[1:]]
     # LiRA's augmented queries: the confidence on K views of every example (K free per run)
     rows += [Field(f"{sp}_phi_views", sp, f32, "nK", False, f64, "finite") for sp in SPLITS]
+    # Bootstrap runs (Data-OOB): how often the run drew each training example (mask = > 0)
+    rows += [Field("multiplicity", "train", np.dtype(np.uint16), "n", False, i64, "nonneg")]
     return {f.name: f for f in rows}
 
 
@@ -196,7 +198,7 @@ class Layout:
         if strict:
             ok_dtype = a.dtype == f.dtype
         else:
-            ok_dtype = a.dtype == f.dtype if f.packed else a.dtype.kind in ("iu" if f.dtype.kind == "i" else "f")
+            ok_dtype = a.dtype == f.dtype if f.packed else a.dtype.kind in ("iu" if f.dtype.kind in "iu" else "f")
         if not (ok_shape and ok_dtype) or (f.shape == "S" and a.size == 0):
             return f"{f.name} has shape {a.shape} {a.dtype}, expected {self.want(f)}"
         if strict and f.values is not None:

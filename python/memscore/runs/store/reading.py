@@ -109,6 +109,38 @@ class ReadMethods:
         out: npt.NDArray[np.bool_] = self._layout.decode(FIELDS["mask_bits"], a)
         return out
 
+    def multiplicity(self, run_id: str) -> npt.NDArray[np.int64] | None:
+        """The ``(n_train,)`` bootstrap draw counts of one run, or None (a subset run).
+
+        Raises
+        ------
+        RunNotFoundError, StoreError
+            As :meth:`run_info`.
+        """
+        self._check_exists(run_id)
+        rec = self._reader.read(run_id, (), ["multiplicity"])
+        if "multiplicity" not in rec.arrays:
+            return None
+        out: npt.NDArray[np.int64] = self._layout.decode(FIELDS["multiplicity"], rec.arrays["multiplicity"])
+        return out
+
+    def multiplicities(self) -> npt.NDArray[np.int64]:
+        """Bootstrap draw counts of all runs in the snapshot, in run-id order.
+
+        Returns
+        -------
+        ndarray of int64, shape (R, n_train)
+            ``masks() == (multiplicities() > 0)``.
+
+        Raises
+        ------
+        StoreError
+            No runs, or a run without multiplicities (added from a subset plan, not a
+            bootstrap one: ``SubsetPlan(..., bootstrap=True)``), or a damaged run file.
+        """
+        got = load(self._reader, self._ids_or_raise(), ["multiplicity"])["multiplicity"]
+        return np.asarray(got, dtype=np.int64)
+
     @overload
     def masks(self, *, packed: Literal[False] = ...) -> npt.NDArray[np.bool_]: ...
     @overload

@@ -493,6 +493,53 @@ class ScoreMethods(ReadMethods):
         p, z = (_true_class_probability(np.asarray(got[k])) for k in ("train_phi", "test_phi"))
         return _rmia(got["mask_bits"], p, z, online=online, gamma=gamma, offline_a=offline_a)
 
+    def data_oob(self, kind: str = "correct", *, chunk_runs: int = 256) -> F64:
+        """Data-OOB value of every training example (Kwon & Zou 2023), streamed.
+
+        The mean train outcome of each example over the bootstrap runs that did not draw
+        it (out of bag): :func:`memscore.data_oob` on ``(multiplicities(),
+        outcomes("train", kind))``, reading each run file once. Needs runs of a bootstrap
+        plan (``SubsetPlan(..., bootstrap=True)``), which store their draw counts.
+
+        Parameters
+        ----------
+        kind : {"correct", "phi"}
+            Out-of-bag accuracy (the paper's score) or mean out-of-bag confidence.
+        chunk_runs : int
+            Runs loaded at a time.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_train,)
+            NaN where every run drew the example.
+
+        Raises
+        ------
+        StoreError
+            No runs, runs without bootstrap multiplicities (named), a run without the
+            outcome, or a damaged run file.
+        """
+        self._check_score_kind(kind)
+        ids = self._ids_or_raise()
+        name = outcome_name("train", kind)
+        stats = GroupedStats(grouped=False, total=True)
+        missing: list[str] = []
+
+        def feed(recs: list[RunRecord]) -> None:
+            missing.extend(r.run_id for r in recs if "multiplicity" not in r.arrays)
+            if not missing:
+                got = stack_records(self._layout, recs, ["mask_bits", name])
+                stats.add(_packed(got["mask_bits"]), _outcome(got[name]))
+
+        scan(self._reader, ids, ["mask_bits", name], ["multiplicity"], check_int(chunk_runs, "chunk_runs", 1), feed)
+        if missing:
+            raise StoreError(
+                f"data_oob: {len(missing)} of {len(ids)} runs have no bootstrap multiplicities (first: "
+                f"{missing[0]!r}); Data-OOB needs runs trained from SubsetPlan(..., bootstrap=True) "
+                "(or add_run(..., multiplicity=...))"
+            )
+        return stats.total().mean_out()
+
     # ------------------------------------------------------------------ label issues
 
     def holdout_pred_probs(self, *, chunk_runs: int = 64) -> F64:

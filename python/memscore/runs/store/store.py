@@ -292,6 +292,7 @@ class RunStore(ScoreMethods, AttributionMethods):
         snapshots: Mapping[str, Any] | None = None,
         train_phi_views: Any = None,
         test_phi_views: Any = None,
+        multiplicity: Any = None,
     ) -> str:
         """Store one training run atomically and return its run id.
 
@@ -326,6 +327,10 @@ class RunStore(ScoreMethods, AttributionMethods):
             ``(n, K)`` float confidences of the final model on K augmented views of every
             example (LiRA's augmented queries; read back with ``outcomes(split, "phi_views")``
             and pass to :func:`memscore.lira`).
+        multiplicity : array_like, optional
+            ``(n_train,)`` integer draw counts of a bootstrap run (0..65535, positive
+            exactly where ``mask`` is True): how often the run drew each example. Needed by
+            :meth:`data_oob`; :func:`memscore.train.train_runs` stores them for bootstrap plans.
 
         Returns
         -------
@@ -352,6 +357,7 @@ class RunStore(ScoreMethods, AttributionMethods):
             keep_logits=keep_logits,
             snapshots=snapshots,
             phi_views={"train": train_phi_views, "test": test_phi_views},
+            multiplicity=multiplicity,
         )
         if run.n_classes is not None and self.n_classes is None:
             seen = self._recorded_classes()

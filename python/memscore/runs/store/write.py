@@ -273,6 +273,30 @@ def _check_phi_views(x: Any, name: str, n: int) -> npt.NDArray[np.float32]:
     return a32
 
 
+MAX_MULTIPLICITY = int(np.iinfo(np.uint16).max)
+
+
+def _check_multiplicity(x: Any, mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint16]:
+    """(n_train,) non-negative integer draw counts, positive exactly where ``mask`` is True."""
+    a = to_numpy(x, "multiplicity")
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"multiplicity: expected integer draw counts per training example, got dtype {a.dtype}")
+    if a.shape != mask.shape:
+        raise ValueError(f"multiplicity: expected shape {mask.shape}, got {a.shape}")
+    if a.size and (int(a.min()) < 0 or int(a.max()) > MAX_MULTIPLICITY):
+        raise ValueError(
+            f"multiplicity: expected counts in 0..{MAX_MULTIPLICITY} (stored as uint16), "
+            f"got range {int(a.min())}..{int(a.max())}"
+        )
+    bad = np.flatnonzero((a > 0) != mask)
+    if bad.size:
+        raise ValueError(
+            f"multiplicity: must be > 0 exactly where mask is True; examples {bad[:5].tolist()} disagree "
+            f"(e.g. mask {bool(mask[bad[0]])}, multiplicity {int(a[bad[0]])})"
+        )
+    return a.astype(np.uint16)
+
+
 def _check_epochs(x: Any) -> npt.NDArray[np.int64]:
     ep = to_numpy(x, "snapshots['epochs']")
     if (
@@ -370,6 +394,7 @@ def build_run(
     keep_logits: bool,
     snapshots: Mapping[str, Any] | None,
     phi_views: Mapping[str, Any] | None = None,
+    multiplicity: Any = None,
 ) -> NewRun:
     """Validate the arguments of :meth:`~memscore.RunStore.add_run` and build the file's arrays.
 
@@ -387,6 +412,8 @@ def build_run(
         As in :meth:`~memscore.RunStore.add_run`.
     phi_views : mapping, optional
         ``{"train": (n, K) or None, "test": ...}`` confidences on K query views.
+    multiplicity : array_like, optional
+        ``(n_train,)`` bootstrap draw counts (see :meth:`~memscore.RunStore.add_run`).
 
     Returns
     -------
@@ -407,6 +434,8 @@ def build_run(
     if m.shape != (layout.n_train,):
         raise ValueError(f"mask: expected shape ({layout.n_train},), got {m.shape}")
     values: dict[str, np.ndarray] = {"mask_bits": m}  # by stored name, before encoding
+    if multiplicity is not None:
+        values["multiplicity"] = _check_multiplicity(multiplicity, m)
     classes: set[int] = set()
     for split, (logits, correct, phi) in given.items():
         n = layout.n_train if split == "train" else layout.n_test

@@ -462,6 +462,7 @@ def train_runs(
                 raise StoreError(
                     f"{store.path}: run {rid} exists with a different mask: the store was filled by another plan"
                 )
+            _check_multiplicity(store, rid, plan, r)
             continue
         todo.append(r)
     if runs is not None:
@@ -489,12 +490,24 @@ def _groups(todo: list[int], plan: SubsetPlan, batch_size: int, ensemble: int, e
     step and the optimizer needs no masking. With ``exact`` (BatchNorm: a padded example
     would enter the batch statistics) runs are grouped by subset size, so that every
     member's last batch has the same size too. Runs do not depend on their grouping."""
-    steps = {r: int(plan.masks[r].sum()) if exact else -(-int(plan.masks[r].sum()) // batch_size) for r in todo}
+    steps = {r: plan.epoch_size(r) if exact else -(-plan.epoch_size(r) // batch_size) for r in todo}
     out: list[list[int]] = []
     for k in sorted(set(steps.values())):
         same = [r for r in todo if steps[r] == k]
         out += [same[i : i + ensemble] for i in range(0, len(same), ensemble)]
     return out
+
+
+def _check_multiplicity(store: RunStore, rid: str, plan: SubsetPlan, r: int) -> None:
+    """A stored run of a bootstrap plan must have the plan's draw counts (and a subset
+    plan's run none): otherwise the store was filled by another plan."""
+    have = store.multiplicity(rid)
+    want = plan.multiplicities
+    same = have is None if want is None else have is not None and np.array_equal(have, want[r])
+    if not same:
+        raise StoreError(
+            f"{store.path}: run {rid} exists with different bootstrap multiplicities: the store was filled by another plan"
+        )
 
 
 def _check_precision(precision: str, dev: Any) -> None:
@@ -569,7 +582,7 @@ def _fit_group(
     """Train the runs ``runs`` as one ensemble; returns it with the snapshots' outcomes."""
     torch = _torch()
     E = len(runs)
-    subsets = [np.flatnonzero(plan.masks[r]) for r in runs]
+    subsets = [plan.epoch_examples(r) for r in runs]  # a bootstrap draw k times appears k times
     steps_per_epoch = -(-int(subsets[0].size) // cfg.batch_size)
     ens = _Ensemble([init_model(model_fn, cfg.seed, r) for r in runs], cfg, dev, steps_per_epoch)
     rngs = [np.random.default_rng(run_seed(cfg.seed, r, 1)) for r in runs]
@@ -659,6 +672,7 @@ def _train_group(
                 snapshots=snap,
                 train_phi_views=None if views["train"] is None else views["train"][e],
                 test_phi_views=None if views["test"] is None else views["test"][e],
+                multiplicity=None if plan.multiplicities is None else plan.multiplicities[r],
             )
         )
     return ids

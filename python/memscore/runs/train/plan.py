@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..._validate import check_bool, check_float, check_int
+from ..._validate import as_mask, check_bool, check_float, check_int
 
 __all__ = ["SubsetPlan"]
 
@@ -56,6 +56,13 @@ class SubsetPlan:
     and the balancing holds within each ratio's group of runs. ``plan.subset_ratios`` gives
     each run's ratio; the run store groups hold-out accuracy by it.
 
+    ``bootstrap=True`` (Data-OOB, Kwon & Zou 2023): every run draws ``n_examples`` examples
+    uniformly *with replacement* (``keep``, ``balanced`` and ``ratios`` do not apply).
+    ``plan.multiplicities[r, i]`` counts how often run ``r`` drew example ``i`` (the
+    driver shows it that many times per epoch), and ``plan.masks`` is ``multiplicities > 0``;
+    an example is out of bag for a run with probability ``(1 - 1/N)^N`` (about 0.37).
+    ``plan.multiplicities`` is None for subset plans.
+
     Run ``r`` is named ``plan.run_ids[r] == f"run-{r:06d}"``, which is how a training driver
     recognizes runs already in a store.
 
@@ -80,6 +87,8 @@ class SubsetPlan:
         Seed of the assignment.
     repeats : int, default 1
         Runs per subset (see above).
+    bootstrap : bool, default False
+        Bootstrap samples instead of subsets (see above).
 
     Raises
     ------
@@ -106,10 +115,20 @@ class SubsetPlan:
         ratios: Sequence[float] | None = None,
         seed: int = 0,
         repeats: int = 1,
+        bootstrap: bool = False,
     ) -> None:
         n, r = check_int(n_examples, "n_examples", 1), check_int(n_runs, "n_runs", 1)
         repeats = check_int(repeats, "repeats", 1)
         balanced = check_bool(balanced, "balanced")
+        self._multiplicities: npt.NDArray[np.uint16] | None = None
+        if check_bool(bootstrap, "bootstrap"):
+            if ratios is not None:
+                raise ValueError("bootstrap=True draws n_examples with replacement; ratios do not apply (got ratios)")
+            if repeats != 1:
+                raise ValueError(f"bootstrap=True draws a new sample per run; repeats does not apply (got {repeats})")
+            self.repeats = 1
+            self._init_bootstrap(n, r, seed)
+            return
         if ratios is None:
             ratio_list = [_fraction(keep, "keep")]
         else:
@@ -157,6 +176,96 @@ class SubsetPlan:
         self.seed = seed
         self.repeats = repeats
 
+    @classmethod
+    def from_masks(cls, masks: Any, *, seed: int = 0) -> SubsetPlan:
+        """A plan of given training subsets (a removal curve's, a custom design).
+
+        Parameters
+        ----------
+        masks : array-like of bool, shape (R, N)
+            ``masks[r, i]`` True when run ``r`` trains on example ``i``; every run needs at
+            least one example. All-True rows are allowed (runs on the full set).
+        seed : int, default 0
+            Recorded with the plan (:meth:`as_dict`); the masks are not drawn.
+
+        Returns
+        -------
+        SubsetPlan
+            ``subset_ratios`` are the subsets' fractions of N; ``keep`` is None and
+            ``balanced`` False.
+
+        Raises
+        ------
+        TypeError
+            Masks that are not bool (or 0/1 integers).
+        ValueError
+            Not 2-D, no runs or examples, or a run with an empty subset.
+
+        Examples
+        --------
+        >>> SubsetPlan.from_masks([[1, 1, 0], [1, 1, 1]]).subset_ratios.round(2).tolist()
+        [0.67, 1.0]
+        """
+        m = np.array(as_mask(masks, "masks", ndim=2), dtype=np.bool_)
+        if m.shape[0] == 0 or m.shape[1] == 0:
+            raise ValueError(f"masks: expected at least one run and one example, got shape {m.shape}")
+        empty = np.flatnonzero(~m.any(axis=1))
+        if empty.size:
+            raise ValueError(f"masks: runs {empty[:5].tolist()} have empty subsets")
+        plan = cls.__new__(cls)
+        ratios = m.mean(axis=1)
+        for a in (m, ratios):
+            a.flags.writeable = False
+        plan._multiplicities = None
+        plan._masks, plan._ratios = m, ratios
+        plan.n_runs, plan.n_examples = m.shape
+        plan.keep = None
+        plan.ratios = tuple(sorted(set(ratios.tolist())))
+        plan.balanced = False
+        plan.seed = check_int(seed, "seed", 0)
+        plan.repeats = 1
+        return plan
+
+    def _init_bootstrap(self, n: int, r: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        mult = np.zeros((r, n), dtype=np.uint16)
+        for row in range(r):
+            # A count above 65535 would need N > 65535 and odds far below 1e-100.
+            mult[row] = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.uint16)
+        masks = mult > 0
+        for a in (mult, masks):
+            a.flags.writeable = False
+        self._multiplicities = mult
+        self._masks = masks
+        self._ratios = np.ones(r)
+        self._ratios.flags.writeable = False
+        self.n_examples, self.n_runs = n, r
+        self.keep = None
+        self.ratios = (1.0,)
+        self.balanced = False
+        self.seed = seed
+
+    @property
+    def bootstrap(self) -> bool:
+        """Whether runs draw bootstrap samples (see :attr:`multiplicities`)."""
+        return self._multiplicities is not None
+
+    @property
+    def multiplicities(self) -> npt.NDArray[np.uint16] | None:
+        """(R, N) read-only uint16 draw counts of a bootstrap plan; None for subset plans."""
+        return self._multiplicities
+
+    def epoch_size(self, r: int) -> int:
+        """Examples run ``r`` sees per epoch: its subset size, or N draws for a bootstrap run."""
+        m = self._multiplicities
+        return int(self._masks[r].sum()) if m is None else int(m[r].sum(dtype=np.int64))
+
+    def epoch_examples(self, r: int) -> npt.NDArray[np.int64]:
+        """The example indices of one epoch of run ``r``, each repeated by its multiplicity."""
+        idx = np.flatnonzero(self._masks[r])
+        m = self._multiplicities
+        return idx if m is None else np.repeat(idx, m[r, idx])
+
     @property
     def masks(self) -> npt.NDArray[np.bool_]:
         """(R, N) read-only bool masks."""
@@ -190,18 +299,27 @@ class SubsetPlan:
         Returns
         -------
         dict of str to object
-            ``n_examples``, ``n_runs``, ``ratios``, ``balanced``, ``seed``.
+            ``n_examples``, ``n_runs``, ``ratios``, ``balanced``, ``seed`` (and
+            ``bootstrap: True`` for a bootstrap plan).
         """
-        return {
+        out = {
             "n_examples": self.n_examples,
             "n_runs": self.n_runs,
             "ratios": list(self.ratios),
             "balanced": self.balanced,
             "seed": self.seed if isinstance(self.seed, (int, np.integer)) else repr(self.seed),
-        } | ({"repeats": self.repeats} if self.repeats > 1 else {})
+        }
+        if self.repeats > 1:
+            out["repeats"] = self.repeats
+        return out | {"bootstrap": True} if self.bootstrap else out
 
     def __repr__(self) -> str:
         sizes = self._masks.sum(axis=1)
+        if self.bootstrap:
+            return (
+                f"SubsetPlan(n_examples={self.n_examples}, n_runs={self.n_runs}, bootstrap=True, "
+                f"distinct examples per run {sizes.min()}..{sizes.max()})"
+            )
         return (
             f"SubsetPlan(n_examples={self.n_examples}, n_runs={self.n_runs}, ratios={list(self.ratios)}, "
             f"balanced={self.balanced}, subset sizes {sizes.min()}..{sizes.max()})"

@@ -36,7 +36,7 @@ from ...errors import StoreError
 from ..store import RunStore
 from ..store.format import run_rel
 from ..store.merge import publish_run_bytes
-from .driver import _groups
+from .driver import _check_multiplicity, _groups
 from .plan import SubsetPlan
 
 __all__ = ["DatasetSplit", "train_on_ray"]
@@ -151,6 +151,7 @@ def _unfinished(plan: SubsetPlan, store: RunStore) -> list[int]:
             raise StoreError(
                 f"{store.path}: run {plan.run_ids[r]} exists with a different mask: the store was filled by another plan"
             )
+        _check_multiplicity(store, plan.run_ids[r], plan, r)
     return sorted(set(range(plan.n_runs)) - set(done))
 
 
