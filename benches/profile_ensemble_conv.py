@@ -10,30 +10,23 @@ members into the channel axis, ``groups=E``), the same grouped convolution writt
 in the default layout and in ``channels_last``, a loop of E plain convolutions (default and
 ``channels_last``), and im2col (``unfold``) + one batched matmul. The model: the vmapped
 ensemble vs a loop over members (stacked parameters sliced per member) in either layout.
-Best of ``--repeats`` after a warm-up.
+Median of ``--repeats`` after a warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch.func import functional_call, stack_module_state
 
-from memscore.models import cifar_resnet
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import median_time  # noqa: E402
 
-
-def best(fn: Callable[[], None], repeats: int) -> float:
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return min(out)
+from memscore.models import cifar_resnet  # noqa: E402
 
 
 def conv_layer(E: int, B: int, C: int, H: int, repeats: int) -> None:
@@ -68,7 +61,7 @@ def conv_layer(E: int, B: int, C: int, H: int, repeats: int) -> None:
     }
     print(f"one conv layer {C}->{C}, {H}x{H}, batch {B}, E={E}, forward + backward:")
     for name, fn in cases.items():
-        print(f"  {name:36s} {best(fn, repeats) * 1000:8.1f} ms", flush=True)
+        print(f"  {name:36s} {median_time(fn, repeats) * 1000:8.1f} ms", flush=True)
 
 
 def model(E: int, B: int, repeats: int) -> None:
@@ -99,7 +92,7 @@ def model(E: int, B: int, repeats: int) -> None:
     cases = {"vmap (the ensemble)": run_vmap, "loop over members": lambda: run_loop(False),
              "loop over members, channels_last": lambda: run_loop(True)}  # fmt: skip
     for name, fn in cases.items():
-        print(f"  {name:36s} {best(fn, repeats) * 1000 / E:8.1f} ms", flush=True)
+        print(f"  {name:36s} {median_time(fn, repeats) * 1000 / E:8.1f} ms", flush=True)
 
 
 def main() -> None:
