@@ -307,3 +307,26 @@ def test_cli_compile_is_checked_before_the_store_is_created(tmp_path, monkeypatc
     assert info.value.code == 1 and "Traceback" not in err
     assert "compile: torch.compile does not work" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_every_compiled_ensemble_is_compiled(tmp_path, monkeypatch):
+    """Each new ensemble traces anew; past dynamo's recompile limit it would silently run eagerly."""
+    if not _compile_works():
+        pytest.skip("torch.compile does not work here (no C++ compiler)")
+    from torch._dynamo.utils import counters
+
+    from memscore import RunStore
+    from memscore.train import mlp
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)).astype(np.float32), rng.integers(0, 3, 16)
+    plan = SubsetPlan(len(y), 6, keep=0.5, seed=0)  # three ensembles of 2
+    kw = dict(epochs=1, batch_size=4, lr=0.1, device="cpu", progress=False, keep_logits=True, ensemble=2)
+    graphs = counters["stats"]["unique_graphs"]
+    for compiled in (True, False):
+        train_runs(lambda: mlp(4, 3, width=4), (x, y), None, plan, create_store(tmp_path / f"c{int(compiled)}", (x, y), n_classes=3),
+                   compile=compiled, **kw)  # fmt: skip
+    assert counters["stats"]["unique_graphs"] - graphs >= 3
+    z = [RunStore.open(tmp_path / f"c{c}").outcomes("train", "logits") for c in (0, 1)]
+    np.testing.assert_allclose(z[1], z[0], rtol=2e-4, atol=2e-4)

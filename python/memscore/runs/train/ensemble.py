@@ -114,9 +114,16 @@ class _Ensemble:
     def forward_train(self, x: Any) -> Any:
         """(E, b, C) logits of every member on its own batch ``x[e]``, in train mode (BatchNorm
         uses batch statistics and updates each member's running statistics)."""
+        torch = _torch()
         self.base.train()
         with autocast(self.cfg, self.device):
-            return self.train_forward(self.params, self.buffers, x)
+            if not self.cfg.compile:
+                return self.train_forward(self.params, self.buffers, x)
+            # Each ensemble's module is a guard of its compiled graph, so every ensemble traces
+            # anew; without a higher limit dynamo would silently run every ensemble after the
+            # 8th of a process eagerly.
+            with torch._dynamo.config.patch(recompile_limit=2**20, accumulated_recompile_limit=2**20):
+                return self.train_forward(self.params, self.buffers, x)
 
     def step(self, loss: Any) -> None:
         """Backward of the summed per-member ``loss`` and one optimizer step of every member
