@@ -47,7 +47,7 @@ def trajectory_kinds(mem: np.ndarray, tol: float) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--widths", type=int, nargs="+", default=[2, 4, 8, 16])
+    ap.add_argument("--widths", type=int, nargs="+", default=[2, 4, 8, 16, 32])
     ap.add_argument("--runs", type=int, default=64)
     ap.add_argument("--samples", type=int, default=1000, help="MNIST-1D examples generated (80%% train)")
     ap.add_argument("--noise", type=float, default=0.1)
