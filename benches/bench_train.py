@@ -7,6 +7,11 @@ minibatches, torch.optim), in one process on the same data.
     python benches/bench_train.py --device cuda   # on a GPU: also runs/min
     python benches/bench_train.py --model resnet1d   # residual 1-D CNN + BatchNorm on MNIST-1D, shifts
     python benches/bench_train.py --model resnet     # CIFAR ResNet on synthetic 32x32 uint8 images, crop-flip
+    python benches/bench_train.py --model resnet1d --compile   # also the ensemble with torch.compile
+
+With ``--compile`` the compiled ensemble is timed twice in the same process: cold (the
+first call pays dynamo + inductor's compilation) and warm (inductor's caches filled; a new
+ensemble still re-traces), and its logits are checked against the eager ensemble's.
 
 The sequential loop is timed on ``--seq-runs`` of the runs and scaled to R (every run takes
 the same number of steps, so each costs the same); the two paths' final logits are checked
@@ -47,6 +52,7 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--model", choices=["mlp", "resnet1d", "resnet"], default="mlp")
     ap.add_argument("--examples", type=int, default=1024, help="training examples (resnet1d, resnet)")
+    ap.add_argument("--compile", action="store_true", help="also time the ensemble with torch.compile (cold, warm)")
     a = ap.parse_args()
     if a.model != "mlp":
         return bench_cnn(a)
@@ -142,9 +148,29 @@ def bench_cnn(a: argparse.Namespace) -> None:
     diff = max(float(np.abs(z_ens[r] - ref[r][0]).max()) for r in range(seq_runs))
     print_rows(a, runs, seq_runs, t_ens, t_seq)
     print(f"\nlargest |logit difference| ensemble vs plain loop: {diff:.2e}")
+    if a.compile:
+        bench_compiled(fn, train, test, plan, kw, a, runs, t_ens, z_ens)
     if a.json:
         Path(a.json).write_text(json.dumps({"model": a.model, "ensemble_s": t_ens, "sequential_s": t_seq,
                                             "runs": runs, "max_abs_diff": diff}))  # fmt: skip
+
+
+def bench_compiled(fn, train, test, plan, kw, a, runs, t_ens, z_ens):  # type: ignore[no-untyped-def]
+    """The same ensemble with ``compile=True``, cold then warm, against the eager time."""
+    rows = []
+    for label in ("cold", "warm"):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = create_store(Path(tmp) / "s", train, test, n_classes=10)
+            t0 = time.perf_counter()
+            train_runs(fn, train, test, plan, store, ensemble=a.ensemble, device=a.device, keep_logits=True,
+                       progress=False, compile=True, **kw)  # fmt: skip
+            t = time.perf_counter() - t0
+            diff = float(np.abs(store.outcomes("train", "logits")[: len(z_ens)] - z_ens).max())
+        rows.append({"impl": f"ensemble {min(a.ensemble, runs)}, torch.compile ({label})", "time": fmt_time(t),
+                     "runs/min": f"{runs / t * 60:.2f}", "vs eager ensemble": f"{t_ens / t:.2f}x",
+                     "max |logit diff| vs eager": f"{diff:.1e}"})  # fmt: skip
+    print()
+    print(table(rows, ["impl", "time", "runs/min", "vs eager ensemble", "max |logit diff| vs eager"]))
 
 
 if __name__ == "__main__":

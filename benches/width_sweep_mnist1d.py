@@ -1,6 +1,6 @@
 """Memorization across model widths (after Lukasik et al. 2023, "What do larger image
 classifiers memorise?"): a residual 1-D CNN with BatchNorm on MNIST-1D with 10% flipped
-labels, trained with random-shift augmentation and a decaying (cosine) schedule, ``--runs``
+labels, trained with random-shift augmentation (``--max-shift``) and a decaying (cosine) schedule, ``--runs``
 runs per width on random halves of the training set; per width: test accuracy and the
 AUROC of memorization for the flipped labels; across widths: the fractions of examples whose
 memorization decreases, increases or is cap-shaped.
@@ -27,6 +27,7 @@ import numpy as np
 from memscore import RunStore, membership_metrics
 from memscore.datasets import mnist1d
 from memscore.models import resnet1d
+from memscore.runs.train.augment import Shift
 from memscore.train import SubsetPlan, create_store, train_runs
 
 
@@ -46,13 +47,15 @@ def trajectory_kinds(mem: np.ndarray, tol: float) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--widths", type=int, nargs="+", default=[2, 4, 8, 16])
+    ap.add_argument("--widths", type=int, nargs="+", default=[2, 4, 8, 16, 32])
     ap.add_argument("--runs", type=int, default=64)
-    ap.add_argument("--samples", type=int, default=2500, help="MNIST-1D examples generated (80%% train)")
+    ap.add_argument("--samples", type=int, default=1000, help="MNIST-1D examples generated (80%% train)")
     ap.add_argument("--noise", type=float, default=0.1)
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--batch-size", type=int, default=100)
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--max-shift", type=int, default=1, help="random shifts of up to this many positions (0: none)")
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--tol", type=float, default=0.05)
     ap.add_argument("--report-only", action="store_true")
     a = ap.parse_args()
@@ -70,15 +73,18 @@ def main() -> None:
                 else create_store(path, train, test, n_classes=10)
             )
             train_runs(lambda w=w: resnet1d(10, width=w), train, test, plan, store, epochs=a.epochs,
-                       batch_size=a.batch_size, lr=a.lr, momentum=0.9, weight_decay=5e-4, schedule="cosine",
-                       augment="shift", ensemble=64, device="cpu", progress=False)  # fmt: skip
+                       batch_size=a.batch_size, lr=a.lr, momentum=0.9, weight_decay=a.weight_decay, schedule="cosine",
+                       augment=Shift(a.max_shift) if a.max_shift else None, ensemble=64, device="cpu", progress=False)  # fmt: skip
         store = RunStore.open(path)
         mem = store.memorization()
         mems.append(mem)
         auc = membership_metrics(np.nan_to_num(mem, nan=0.0), d.corrupted).auc
         acc = float(store.outcomes("test", "correct").mean())
-        train_acc = float(store.outcomes("train", "correct")[store.masks()].mean())
+        train_correct, masks = store.outcomes("train", "correct"), store.masks()
+        train_acc = float(train_correct[masks].mean())
+        noisy_train_acc = float(train_correct[masks & d.corrupted[None]].mean())
         rows.append({"width": w, "runs": len(store), "test_accuracy": acc, "train_accuracy_in_runs": train_acc,
+                     "train_accuracy_noisy_in_runs": noisy_train_acc,
                      "memorization_auroc_noisy": auc, "mean_mem_noisy": float(np.nanmean(mem[d.corrupted])),
                      "mean_mem_clean": float(np.nanmean(mem[~d.corrupted])), "seconds": time.perf_counter() - t0})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)

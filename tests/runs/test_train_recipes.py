@@ -226,3 +226,107 @@ def test_bf16_on_a_gpu_without_it_is_refused(monkeypatch):
     _check_precision("fp16", torch.device("cuda"))  # fp16 needs no bf16 support
     with pytest.raises(ValueError, match="needs a CUDA device"):
         _check_precision("fp16", torch.device("cpu"))
+
+
+# ---- compile=True: the ensemble's training forward through torch.compile
+
+
+def _compile_works() -> bool:
+    from memscore.runs.train import driver
+
+    try:
+        driver._check_compile(torch.device("cpu"))
+    except ValueError:
+        return False
+    return True
+
+
+def test_compiled_ensemble_equals_the_eager_one_and_the_plain_loop(tmp_path):
+    """``compile=True`` trains the same runs as the eager ensemble and the plain loop."""
+    if not _compile_works():
+        pytest.skip("torch.compile does not work here (no C++ compiler)")
+    x, y = images(n=16)
+    plan = SubsetPlan(len(y), 2, keep=0.5, seed=1)  # balanced halves: one ensemble, batches of 4
+    kw = dict(epochs=2, batch_size=4, lr=0.05, weight_decay=5e-4, schedule="cosine", augment="crop-flip",
+              seed=3, device="cpu")  # fmt: skip
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    stores = {}
+    for compiled in (False, True):
+        stores[compiled] = create_store(tmp_path / f"c{int(compiled)}", (x, y), n_classes=3)
+        train_runs(tiny_resnet, (x, y), None, plan, stores[compiled], ensemble=2, keep_logits=True,
+                   progress=False, compile=compiled, **kw)  # fmt: skip
+    assert counters["stats"]["unique_graphs"] > graphs  # the compiled path did compile a graph
+    ref = train_sequential(tiny_resnet, (x, y), None, plan, **{k: v for k, v in kw.items() if k != "device"})
+    from memscore import RunStore
+
+    eager, comp = RunStore.open(tmp_path / "c0"), RunStore.open(tmp_path / "c1")
+    assert comp.run_ids() == eager.run_ids() and len(comp) == 2
+    z_c, z_e = comp.outcomes("train", "logits"), eager.outcomes("train", "logits")
+    assert np.isfinite(z_c).all()
+    np.testing.assert_allclose(z_c, z_e, rtol=2e-4, atol=2e-4)
+    for r, rid in enumerate(comp.run_ids()):
+        np.testing.assert_allclose(z_c[r], ref[r][0], rtol=2e-4, atol=2e-4)
+        assert comp.run_metadata(rid)["compile"] is True
+        assert eager.run_metadata(rid)["compile"] is False
+
+
+def test_compile_that_cannot_work_is_refused_before_training(tmp_path, monkeypatch):
+    def broken(*_args, **_kw):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    from memscore import RunStore
+
+    x, y = images(n=16)
+    store = create_store(tmp_path / "s", (x, y), n_classes=3)
+    with pytest.raises(ValueError, match="compile: torch.compile does not work.*C\\+\\+ compiler"):
+        train_runs(tiny_resnet, (x, y), None, SubsetPlan(len(y), 2, seed=0), store, epochs=1, batch_size=4,
+                   lr=0.1, device="cpu", progress=False, compile=True)  # fmt: skip
+    assert len(RunStore.open(tmp_path / "s")) == 0
+    with pytest.raises(TypeError, match="compile"):
+        train_runs(tiny_resnet, (x, y), None, SubsetPlan(len(y), 2, seed=0), store, epochs=1, batch_size=4,
+                   lr=0.1, device="cpu", progress=False, compile="yes")  # fmt: skip
+
+
+def test_cli_compile_is_checked_before_the_store_is_created(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("typer")
+    import sys
+
+    from memscore.cli import main
+
+    def broken(*_args, **_kw):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(sys, "argv", ["memscore", "train", str(tmp_path / "s"), "--dataset", "mnist1d", "--compile"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    assert "compile: torch.compile does not work" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_every_compiled_ensemble_is_compiled(tmp_path, monkeypatch):
+    """Each new ensemble traces anew; past dynamo's recompile limit it would silently run eagerly."""
+    if not _compile_works():
+        pytest.skip("torch.compile does not work here (no C++ compiler)")
+    from torch._dynamo.utils import counters
+
+    from memscore import RunStore
+    from memscore.train import mlp
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)).astype(np.float32), rng.integers(0, 3, 16)
+    plan = SubsetPlan(len(y), 6, keep=0.5, seed=0)  # three ensembles of 2
+    kw = dict(epochs=1, batch_size=4, lr=0.1, device="cpu", progress=False, keep_logits=True, ensemble=2)
+    graphs = counters["stats"]["unique_graphs"]
+    for compiled in (True, False):
+        train_runs(lambda: mlp(4, 3, width=4), (x, y), None, plan, create_store(tmp_path / f"c{int(compiled)}", (x, y), n_classes=3),
+                   compile=compiled, **kw)  # fmt: skip
+    assert counters["stats"]["unique_graphs"] - graphs >= 3
+    z = [RunStore.open(tmp_path / f"c{c}").outcomes("train", "logits") for c in (0, 1)]
+    np.testing.assert_allclose(z[1], z[0], rtol=2e-4, atol=2e-4)

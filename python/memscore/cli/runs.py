@@ -43,6 +43,7 @@ _RECIPE_DEFAULTS: dict[str, Any] = dict(
     label_smoothing=0.0,
     nesterov=False,
     precision="fp32",
+    compile=False,
 )
 _IMAGE = dict(
     depth=20,
@@ -216,7 +217,7 @@ def run_training(
         ``optimizer``, ``weight_decay``, ``momentum``, ``snapshot_epochs``, ``depth``,
         ``activation``, ``model``, ``augment``, ``schedule``, ``step_epochs``, ``gamma``,
         ``label_smoothing``, ``nesterov``, ``grad_clip``, ``precision``, ``root``,
-        ``download``); None values are ignored.
+        ``download``, ``compile``); None values are ignored.
 
     Returns
     -------
@@ -262,7 +263,7 @@ def run_training(
     keep_logits = check_bool(keep_logits, "keep_logits")
     progress = check_bool(progress, "progress")
     recipe = {k: preset[k] for k in ("schedule", "step_epochs", "gamma", "label_smoothing", "nesterov", "grad_clip",
-                                     "precision")}  # fmt: skip
+                                     "precision", "compile")}  # fmt: skip
     TrainConfig(
         epochs=preset["epochs"], batch_size=preset["batch_size"], lr=preset["lr"], optimizer=preset["optimizer"],
         momentum=preset["momentum"], weight_decay=preset["weight_decay"],
@@ -274,6 +275,10 @@ def run_training(
 
     resolve_augment(preset["augment"])
     _check_precision(preset["precision"], _resolve_device(device))
+    if preset["compile"]:
+        from ..runs.train.driver import _check_compile
+
+        _check_compile(_resolve_device(device))
     if dataset in IMAGE_DATASETS:
         if preset["root"] is None:
             raise ValueError(f"root: {dataset} is read from torchvision's files; pass --root DIR (and --download)")
@@ -389,6 +394,9 @@ def train(
     label_smoothing: float | None = typer.Option(None, help="Label smoothing of the training loss."),
     grad_clip: float | None = typer.Option(None, help="Clip each run's gradient to this L2 norm."),
     precision: str | None = typer.Option(None, help="fp32, bf16 or fp16 (mixed precision needs CUDA)."),
+    compile: bool = typer.Option(
+        False, "--compile", help="Compile the ensemble's training forward with torch.compile (see docs/training.md)."
+    ),
     label_noise: float | None = typer.Option(None, help="Fraction of training labels flipped (mnist1d, images)."),
     root: Path | None = typer.Option(None, help="Directory of torchvision's dataset files."),
     download: bool = typer.Option(False, help="Download missing dataset files with torchvision."),
@@ -430,7 +438,7 @@ def train(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
         snapshot_epochs=_parse_ints(snapshot_epochs, "snapshot_epochs"), model=model, depth=depth, augment=augment,
         schedule=schedule, step_epochs=_parse_ints(step_epochs, "step_epochs"), label_smoothing=label_smoothing,
-        grad_clip=grad_clip, precision=precision, root=root, download=download or None,
+        grad_clip=grad_clip, precision=precision, root=root, download=download or None, compile=compile or None,
     )  # fmt: skip
     settings = {**base, **{k: v for k, v in given.items() if v is not None}}
     data_overrides = {"label_noise": label_noise} if label_noise is not None else None

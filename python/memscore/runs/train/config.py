@@ -104,6 +104,10 @@ class TrainConfig:
         Clip each run's gradient to this global L2 norm (``torch.nn.utils.clip_grad_norm_``).
     precision : {"fp32", "bf16", "fp16"}, default "fp32"
         Autocast precision of the forward pass (CUDA only; fp16 with a gradient scaler).
+    compile : bool, default False
+        Compile the ensemble's vmapped training forward with ``torch.compile`` (the same runs
+        to float tolerance; one compilation per ensemble and batch shape, which on a CPU takes
+        tens of seconds and needs a C++ compiler).
 
     Raises
     ------
@@ -138,6 +142,7 @@ class TrainConfig:
     nesterov: bool = False
     grad_clip: float | None = None
     precision: str = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         from .schedules import SCHEDULES
@@ -153,6 +158,7 @@ class TrainConfig:
         if self.grad_clip is not None:
             check_float(self.grad_clip, "grad_clip", 0.0, low_open=True)
         check_choice(self.precision, "precision", _PRECISIONS)
+        check_bool(self.compile, "compile")
         if isinstance(self.step_epochs, (str, bytes)) or not hasattr(self.step_epochs, "__iter__"):
             raise TypeError(f"step_epochs: expected a sequence of integers, got {self.step_epochs!r}")
         steps = tuple(check_int(e, "step_epochs[]", 1) for e in self.step_epochs)
@@ -207,4 +213,5 @@ class TrainConfig:
             "nesterov": self.nesterov,
             "grad_clip": self.grad_clip,
             "precision": self.precision,
+            "compile": self.compile,
         }

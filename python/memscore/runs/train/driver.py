@@ -77,8 +77,11 @@ def _batch_dependent(model: Any) -> bool:
 def _check_vmappable(models: list[Any], x: Any, n_classes: int, cfg: TrainConfig, dev: Any) -> None:
     """One vmapped training forward and backward of a 2-member ensemble on a tiny batch,
     naming the innermost module that ``torch.func.vmap`` cannot run."""
+    import dataclasses
+
     torch = _torch()
-    ens = _Ensemble(models, cfg, dev, 1)
+    # uncompiled: a compilation for this tiny batch would cost as much as the real one
+    ens = _Ensemble(models, dataclasses.replace(cfg, compile=False), dev, 1)
     entered: list[str] = []
 
     def pre(name: str) -> Callable[..., None]:
@@ -280,6 +283,7 @@ def train_runs(
     query_augment: Any = None,
     runs: Sequence[int] | None = None,
     executor: Any = None,
+    compile: bool = False,
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
 
@@ -359,6 +363,9 @@ def train_runs(
         and ``test`` may then be zero-argument functions that load the data inside the
         worker (:class:`memscore.runs.train.ray_runs.DatasetSplit` loads an embedded dataset
         by name). See :func:`memscore.runs.train.ray_runs.train_on_ray`.
+    compile : bool, default False
+        Compile the ensemble's training forward with ``torch.compile`` (same runs to float
+        tolerance; see :class:`TrainConfig` and docs/training.md for when it pays off).
 
     Returns
     -------
@@ -402,7 +409,7 @@ def train_runs(
             grand=grand, keep_logits=keep_logits, seed=seed, schedule=schedule, warmup=warmup,
             step_epochs=step_epochs, gamma=gamma, label_smoothing=label_smoothing, nesterov=nesterov,
             grad_clip=grad_clip, augment=augment, normalize=normalize, precision=precision,
-            data_on_device=data_on_device, query_augment=query_augment,
+            data_on_device=data_on_device, query_augment=query_augment, compile=compile,
         )  # fmt: skip
     if not isinstance(plan, SubsetPlan):
         raise TypeError(f"plan: expected a memscore.train.SubsetPlan, got {type(plan).__name__}")
@@ -419,9 +426,12 @@ def train_runs(
         weight_decay=weight_decay, snapshot_epochs=tuple(snapshot_epochs), grand=bool(grand), seed=seed,
         schedule=schedule, warmup=warmup, step_epochs=tuple(step_epochs), gamma=gamma,
         label_smoothing=label_smoothing, nesterov=nesterov, grad_clip=grad_clip, precision=precision,
+        compile=compile,
     )  # fmt: skip
     dev = _resolve_device(device)
     _check_precision(cfg.precision, dev)
+    if cfg.compile:
+        _check_compile(dev)
     aug, aug_name = resolve_augment(augment)
     views = query_views(query_augment)
     if data_on_device is not None:
@@ -519,6 +529,23 @@ def _check_precision(precision: str, dev: Any) -> None:
         raise ValueError(f"precision: {precision!r} needs a CUDA device; on {dev.type} training is fp32")
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision: 'bf16' is not supported by {torch.cuda.get_device_name(dev)}; use 'fp16'")
+
+
+def _check_compile(dev: Any) -> None:
+    """``torch.compile`` must work on ``dev`` (inductor needs a C++ compiler on the CPU, Triton
+    on CUDA): a tiny function is compiled and run before any training starts."""
+    torch = _torch()
+    try:
+        out = torch.compile(lambda t: t * 2.0 + 1.0, dynamic=False)(torch.ones(4, device=dev))
+        ok = bool((out == 3.0).all())
+    except Exception as exc:  # noqa: BLE001 - any failure means compile cannot be used here
+        raise ValueError(
+            f"compile: torch.compile does not work on this {dev.type} device ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); it needs a C++ compiler (CPU) or Triton (CUDA), "
+            "or train with compile=False"
+        ) from exc
+    if not ok:  # pragma: no cover - a broken backend
+        raise ValueError("compile: torch.compile gave a wrong result on a test function; train with compile=False")
 
 
 def _fits(x: Any, dev: Any, data_on_device: bool | None) -> bool:

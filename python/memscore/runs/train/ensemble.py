@@ -101,6 +101,10 @@ class _Ensemble:
         self._f = f
         self.vm_batch = torch.func.vmap(f, in_dims=(0, 0, 0), randomness="different")
         self.vm_shared = torch.func.vmap(f, in_dims=(0, 0, None), randomness="different")
+        # The training forward, compiled when asked: the same computation (BatchNorm's in-place
+        # buffer updates included), fused by inductor; shapes are static (a smaller last batch
+        # compiles once more), the backward runs through AOTAutograd's compiled graph.
+        self.train_forward = torch.compile(self.vm_batch, dynamic=False) if cfg.compile else self.vm_batch
         # Elementwise updates of the stacked tensors are per-member updates. The fused kernel
         # does one pass over a few large tensors (per-member tensors would be ~20x slower).
         self.opt = _make_optimizer(self.params, cfg, fused=True)
@@ -110,9 +114,16 @@ class _Ensemble:
     def forward_train(self, x: Any) -> Any:
         """(E, b, C) logits of every member on its own batch ``x[e]``, in train mode (BatchNorm
         uses batch statistics and updates each member's running statistics)."""
+        torch = _torch()
         self.base.train()
         with autocast(self.cfg, self.device):
-            return self.vm_batch(self.params, self.buffers, x)
+            if not self.cfg.compile:
+                return self.train_forward(self.params, self.buffers, x)
+            # Each ensemble's module is a guard of its compiled graph, so every ensemble traces
+            # anew; without a higher limit dynamo would silently run every ensemble after the
+            # 8th of a process eagerly.
+            with torch._dynamo.config.patch(recompile_limit=2**20, accumulated_recompile_limit=2**20):
+                return self.train_forward(self.params, self.buffers, x)
 
     def step(self, loss: Any) -> None:
         """Backward of the summed per-member ``loss`` and one optimizer step of every member
