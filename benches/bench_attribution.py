@@ -6,7 +6,9 @@ Data: R=4,000 training runs over N=10,000 examples (keep 0.5), T=500 test exampl
 outcome is a planted sparse linear function of the mask (40 effects per target) plus
 noise, 400 validation runs for the choice of λ, and 200 evaluation runs for the LDS.
 Both solvers fit one λ path per target (``--lambdas`` points from ``lam_max`` down to
-``--ratio · lam_max``) and keep the λ of the smallest validation MSE.
+``--ratio · lam_max``) and keep the λ of the smallest validation MSE. memscore's row
+kernels run at the machine's best vector level (``memscore.cpu_info()["vector_kernel"]``,
+printed with the machine).
 
 scikit-learn gets its fastest form: the masks centered once (float64, column-major, so no
 per-fit copy), ``lasso_path`` with warm starts along the path, and no intercept (the
@@ -71,7 +73,8 @@ def main() -> None:
     r, n, t = (800, 2000, 64) if args.quick else (4000, 10_000, args.targets)
     (m, y), (vm, vy), (em, ey) = make_problem(r, n, t)
     print(f"R={r}, N={n}, T={t}, {args.lambdas} λ down to {args.ratio} · lam_max, tol={args.tol}")
-    print(machine(), "| load:", open("/proc/loadavg").read().split()[:3])
+    kernel = memscore.cpu_info()["vector_kernel"]
+    print(machine(), "| vector kernel:", kernel, "| load:", open("/proc/loadavg").read().split()[:3])
 
     t0 = time.perf_counter()
     dm = memscore.datamodels(

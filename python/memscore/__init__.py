@@ -106,21 +106,23 @@ def get_num_threads() -> int:
 
 
 def cpu_info() -> dict[str, object]:
-    """SIMD features detected at run time and the popcount kernel in use.
+    """SIMD features detected at run time and the kernels in use.
 
     Returns
     -------
     dict
-        ``{"features": list of str, "popcount_kernel": str}``.
+        ``{"features": list of str, "popcount_kernel": str, "vector_kernel": str}``: the
+        popcount kernel of influence and memorization, and the instruction set of the float
+        row kernels (the datamodels solver): ``Avx512``, ``Avx2`` or ``Portable``.
 
     Examples
     --------
     >>> import memscore
     >>> sorted(memscore.cpu_info())
-    ['features', 'popcount_kernel']
+    ['features', 'popcount_kernel', 'vector_kernel']
     """
-    features, kernel = _core.cpu_info()
-    return {"features": list(features), "popcount_kernel": kernel}
+    features, kernel, vector = _core.cpu_info()
+    return {"features": list(features), "popcount_kernel": kernel, "vector_kernel": vector}
 
 
 if TYPE_CHECKING:

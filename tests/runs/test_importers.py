@@ -42,6 +42,40 @@ def test_datamodels_release_streams_and_checks_the_spec(tmp_path: Path) -> None:
         importers.read_datamodels_release(tmp_path, outcomes="logits")
 
 
+def test_datamodels_release_reads_target_columns_in_bounded_memory(tmp_path: Path) -> None:
+    """Only the packed masks, the chosen columns and one chunk are allocated (numpy reports
+    its buffers to tracemalloc), whatever the size of the files."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    models, n, t, chunk = 4000, 800, 300, 256
+    m = np.lib.format.open_memmap(tmp_path / "masks.npy", mode="w+", dtype=np.bool_, shape=(models, n))
+    y = np.lib.format.open_memmap(tmp_path / "margins.npy", mode="w+", dtype=np.float16, shape=(models, t))
+    want_m, want_y = rng.random((models, n)) < 0.5, rng.normal(size=(models, t)).astype(np.float16)
+    m[:], y[:] = want_m, want_y
+    m.flush(), y.flush()
+    del m, y
+    cols = slice(10, 42)
+    tracemalloc.start()
+    try:
+        masks, out = importers.read_datamodels_release(tmp_path, targets=cols, chunk_runs=chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(masks.unpack(), want_m)
+    np.testing.assert_array_equal(out, want_y[:, cols].astype(np.float32))
+    held = masks.bits.nbytes + out.nbytes  # 400 kB + 512 kB
+    one_chunk = chunk * (n + t * 2 + t * 4)  # bools + float16 rows + their column pick
+    assert peak < held + 3 * one_chunk, (peak, held, one_chunk)
+    assert peak < (models * n) // 2  # far below the unpacked masks (3.2 MB)
+    _, picked = importers.read_datamodels_release(tmp_path, targets=[0, 299, 5], chunk_runs=chunk)
+    np.testing.assert_array_equal(picked, want_y[:, [0, 299, 5]].astype(np.float32))
+    with pytest.raises(ValueError, match=r"targets: indices must lie in \[0, 300\)"):
+        importers.read_datamodels_release(tmp_path, targets=[300])
+    with pytest.raises(ValueError, match="targets: expected a slice"):
+        importers.read_datamodels_release(tmp_path, targets=[0.5])
+
+
 def _softmax_phi(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """score.py's score: log p_y - log(sum of the other p), per augmentation."""
     p = np.exp(z - z.max(axis=-1, keepdims=True))

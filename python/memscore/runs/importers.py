@@ -4,7 +4,8 @@
   memmap per logged key, ``(num_models, ...)``, plus ``_completed.npy``; the release of
   CIFAR-10 datamodels has ``masks`` ``(models, 50000)`` bool and ``margins``
   ``(models, 10000)`` float16). The masks are streamed in chunks and bit-packed: only the
-  packed masks (one bit per entry) and the outcomes are ever in memory.
+  packed masks (one bit per entry), the chosen outcome columns and one chunk are ever in
+  memory (the whole CIFAR-10 release: 1.9 GB of packed masks, 0.6 GB for 500 targets).
 - :func:`read_lira_experiments`: a ``tensorflow/privacy`` ``mi_lira_2021`` log directory
   (``y_train.npy`` and ``experiment-*/`` each with ``keep.npy`` ``(N,)`` and
   ``logits/<epoch:010d>.npy`` ``(N, 1, augmentations, classes)``).
@@ -64,6 +65,7 @@ def read_datamodels_release(
     masks: str = "masks",
     outcomes: str = "margins",
     completed_only: bool = True,
+    targets: npt.ArrayLike | slice | None = None,
     chunk_runs: int = 4096,
 ) -> tuple[PackedBits, F32]:
     """Masks and outcomes of a MadryLab datamodels store directory.
@@ -80,13 +82,17 @@ def read_datamodels_release(
     completed_only : bool, default True
         Keep only the models marked in ``_completed.npy`` (when it exists): a store whose
         workers did not all finish has zero rows for the others.
+    targets : slice or array-like of int, optional
+        The outcome columns (test examples) to read, e.g. ``slice(0, 500)``; all by default.
+        Datamodels are fitted a block of targets at a time, and the whole CIFAR-10
+        release's outcomes as float32 would take 12 GB.
     chunk_runs : int, default 4096
         Rows read and packed at a time.
 
     Returns
     -------
     masks : PackedBits, shape (R, N)
-    outcomes : ndarray of float32, shape (R, T)
+    outcomes : ndarray of float32, shape (R, T) (T: the chosen targets)
 
     Raises
     ------
@@ -94,7 +100,14 @@ def read_datamodels_release(
         A file is missing.
     ValueError
         Files of different model counts, non-bool masks, non-finite outcomes of a completed
-        model, a spec that disagrees with a file's shape or dtype.
+        model, a spec that disagrees with a file's shape or dtype, targets out of range.
+
+    Examples
+    --------
+    >>> import memscore  # doctest: +SKIP
+    >>> masks, margins = memscore.runs.importers.read_datamodels_release(
+    ...     "cifar10_datamodels/", targets=slice(0, 500))  # doctest: +SKIP
+    >>> dm = memscore.datamodels(masks, margins, val_fraction=0.05)  # doctest: +SKIP
     """
     root = Path(directory)
     chunk = check_int(chunk_runs, "chunk_runs", 1)
@@ -115,16 +128,35 @@ def read_datamodels_release(
         if done.shape != (m.shape[0],):
             raise ValueError(f"_completed.npy: expected shape ({m.shape[0]},), got {done.shape}")
         rows = np.flatnonzero(np.asarray(done).astype(bool))
+    cols = _columns(targets, y.shape[1])
+    contiguous = rows.size == m.shape[0]  # every model: plain slices, sequential reads
     bits = np.empty((rows.size, (m.shape[1] + 7) // 8), dtype=np.uint8)
-    out = np.empty((rows.size, y.shape[1]), dtype=np.float32)
+    out = np.empty((rows.size, cols.size), dtype=np.float32)
     for s in range(0, rows.size, chunk):
-        sel = rows[s : s + chunk]
-        bits[s : s + sel.size] = np.packbits(np.asarray(m[sel]), axis=1)
-        out[s : s + sel.size] = y[sel]
-    if not np.isfinite(out).all():
-        bad = int(rows[np.flatnonzero(~np.isfinite(out).all(axis=1))[0]])
-        raise ValueError(f"{outcomes}.npy: model {bad} has NaN or infinite outcomes")
+        sel: slice | np.ndarray = slice(s, min(s + chunk, rows.size)) if contiguous else rows[s : s + chunk]
+        k = min(chunk, rows.size - s)
+        bits[s : s + k] = np.packbits(np.asarray(m[sel]), axis=1)
+        part = np.asarray(y[sel])[:, cols]
+        bad_rows = ~np.isfinite(part).all(axis=1)
+        if bad_rows.any():
+            bad = int(rows[s + int(np.flatnonzero(bad_rows)[0])])
+            raise ValueError(f"{outcomes}.npy: model {bad} has NaN or infinite outcomes")
+        out[s : s + k] = part
     return PackedBits(bits, int(m.shape[1])), out
+
+
+def _columns(targets: npt.ArrayLike | slice | None, t: int) -> npt.NDArray[np.intp]:
+    """The outcome column indices ``targets`` names, checked against ``t`` columns."""
+    if targets is None:
+        return np.arange(t)
+    if isinstance(targets, slice):
+        return np.arange(t)[targets]
+    idx = np.asarray(targets)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"targets: expected a slice or a 1-D array of column indices, got {idx.dtype} {idx.shape}")
+    if idx.size and (idx.min() < -t or idx.max() >= t):
+        raise ValueError(f"targets: indices must lie in [0, {t}), got {idx.min()}..{idx.max()}")
+    return idx.astype(np.intp)
 
 
 def _check_spec(path: Path, arrays: dict[str, np.ndarray]) -> None:

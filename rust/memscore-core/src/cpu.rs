@@ -29,6 +29,40 @@ pub fn popcount_level() -> PopcountLevel {
     PopcountLevel::Portable
 }
 
+/// Instruction-set level used by the floating-point row kernels (the datamodels solver):
+/// plain loops over `[f32; 32]` rows, compiled once per level so that the compiler
+/// vectorizes them with that level's registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorLevel {
+    /// AVX-512F: a 32-float row is two registers.
+    Avx512,
+    /// AVX2: four registers.
+    Avx2,
+    /// Portable code (SSE2 on x86-64: eight).
+    Portable,
+}
+
+/// The best vector level this machine supports.
+pub fn vector_level() -> VectorLevel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return VectorLevel::Avx512;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return VectorLevel::Avx2;
+        }
+    }
+    VectorLevel::Portable
+}
+
+/// Every vector level this machine can run, best first (tests run each).
+pub fn vector_levels() -> Vec<VectorLevel> {
+    let all = [VectorLevel::Avx512, VectorLevel::Avx2, VectorLevel::Portable];
+    let best = all.iter().position(|&l| l == vector_level()).unwrap_or(2);
+    all[best..].to_vec()
+}
+
 /// Names of the SIMD features detected at run time (for diagnostics).
 pub fn detected_features() -> Vec<&'static str> {
     #[allow(unused_mut)]

@@ -27,10 +27,12 @@ fn get_num_threads() -> PyResult<usize> {
     memscore_core::pool::get_num_threads().py()
 }
 
-/// SIMD features detected at run time, and the popcount kernel chosen.
+/// SIMD features detected at run time, the popcount kernel chosen and the vector level of
+/// the float row kernels (the datamodels solver).
 #[pyfunction]
-fn cpu_info() -> (Vec<&'static str>, String) {
-    (memscore_core::cpu::detected_features(), format!("{:?}", memscore_core::cpu::popcount_level()))
+fn cpu_info() -> (Vec<&'static str>, String, String) {
+    use memscore_core::cpu;
+    (cpu::detected_features(), format!("{:?}", cpu::popcount_level()), format!("{:?}", cpu::vector_level()))
 }
 
 #[pymodule]

@@ -307,7 +307,7 @@ fn datamodels_fit<'py>(
         (None, None) => None,
         _ => return Err(PyValueError::new_err("val_masks and val_outcomes go together")),
     };
-    let args = lasso::LassoArgs { n_lambdas, lambda_ratio, tol, max_iter, patience };
+    let args = lasso::LassoArgs { n_lambdas, lambda_ratio, tol, max_iter, patience, ..Default::default() };
     let fit = enter(py, None, |cancel| lasso::datamodels(m, y, t, val, l, args, Some(cancel)))?;
     Ok((
         matrix(py, fit.weights, t, n)?,

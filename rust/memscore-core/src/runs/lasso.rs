@@ -27,6 +27,7 @@
 use rayon::prelude::*;
 
 use crate::bits::{BitColumns, PackedRows};
+use crate::cpu::{vector_level, VectorLevel};
 use crate::error::{check_len, ensure, try_filled, try_with_capacity, Result};
 use crate::pool::Cancel;
 
@@ -57,11 +58,14 @@ pub struct LassoArgs {
     /// Path mode: stop a block's path once no target of it improved its validation MSE
     /// for this many consecutive λ (0: the whole path).
     pub patience: usize,
+    /// Instruction set the row kernels run with (default: the best this machine has;
+    /// every level gives bit-identical results, as no sum is reordered across lanes).
+    pub level: VectorLevel,
 }
 
 impl Default for LassoArgs {
     fn default() -> Self {
-        Self { n_lambdas: 100, lambda_ratio: 1e-3, tol: 1e-4, max_iter: 1000, patience: 0 }
+        Self { n_lambdas: 100, lambda_ratio: 1e-3, tol: 1e-4, max_iter: 1000, patience: 0, level: vector_level() }
     }
 }
 
@@ -187,6 +191,15 @@ struct Shared<'a> {
     cancel: Option<&'a Cancel>,
 }
 
+/// A block's coordinate-descent state: weights `(N, BLOCK)`, gradients `(N, BLOCK)`, the
+/// residual `s = y_c − X w` `(R, BLOCK)` and its sum over runs.
+struct Coords {
+    w: Vec<Row>,
+    g: Vec<Row>,
+    s: Vec<Row>,
+    ssum: Acc,
+}
+
 struct BlockFit {
     best: Vec<Row>,
     bias: Acc,
@@ -197,7 +210,7 @@ struct BlockFit {
 }
 
 /// The set bits (row indices) of a bit column.
-#[inline]
+#[inline(always)]
 fn for_each_row(col: &[u64], mut f: impl FnMut(usize)) {
     for (w, &word) in col.iter().enumerate() {
         let mut x = word;
@@ -209,6 +222,7 @@ fn for_each_row(col: &[u64], mut f: impl FnMut(usize)) {
 }
 
 /// `Σ_{rows r in col} s[r]`, in f32 blocks carried into f64.
+#[inline(always)]
 fn column_sum(col: &[u64], s: &[Row]) -> Acc {
     let mut acc = [0f64; BLOCK];
     let mut part = [0f32; BLOCK];
@@ -240,6 +254,23 @@ fn carry(acc: &mut Acc, part: &mut Row) {
     }
 }
 
+/// Copies of the `#[inline(always)]` method `$body`, one per `$feature`, each compiled with
+/// that feature enabled so that the loops inlined into it vectorize with its registers.
+/// Callers must only call a copy on a machine with its feature ([`vector_level`]).
+macro_rules! vector_variants {
+    ($body:ident -> $ret:ty, $args:tt, $($feature:literal: $name:ident),+ $(,)?) => {
+        $(vector_variants!(@one $body -> $ret, $args, $feature, $name);)+
+    };
+    (@one $body:ident -> $ret:ty, ($($arg:ident: $ty:ty),* $(,)?), $feature:literal, $name:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name(&self, $($arg: $ty),*) -> $ret {
+            self.$body($($arg),*)
+        }
+    };
+}
+
 fn zeros<T: Clone>(what: &str, n: usize, v: T) -> Result<Vec<T>> {
     try_filled(what, n, v)
 }
@@ -262,14 +293,17 @@ impl Shared<'_> {
             }
         }
         ymean.iter_mut().for_each(|m| *m /= rf);
-        let mut s: Vec<Row> = zeros("datamodel residuals", runs, [0f32; BLOCK])?;
-        let mut w: Vec<Row> = zeros("datamodel weights", n, [0f32; BLOCK])?;
+        let mut c = Coords {
+            s: zeros("datamodel residuals", runs, [0f32; BLOCK])?,
+            w: zeros("datamodel weights", n, [0f32; BLOCK])?,
+            g: zeros("datamodel gradients", n, [0f32; BLOCK])?,
+            ssum: [0.0; BLOCK],
+        };
         let mut best: Vec<Row> = zeros("datamodel weights", n, [0f32; BLOCK])?;
-        let mut g: Vec<Row> = zeros("datamodel gradients", n, [0f32; BLOCK])?;
-        let mut ssum = self.refresh_residual(t0, nt, &ymean, &w, &mut s)?;
-        self.full_gradient(&s, &ssum, &mut g);
+        c.ssum = self.refresh_residual(t0, nt, &ymean, &c.w, &mut c.s)?;
+        self.full_gradient(&c.s, &c.ssum, &mut c.g);
         let mut lam_max = [0f64; BLOCK];
-        for gj in &g {
+        for gj in &c.g {
             for k in 0..nt {
                 lam_max[k] = lam_max[k].max(gj[k].abs() as f64);
             }
@@ -305,24 +339,21 @@ impl Shared<'_> {
                 prev = lam;
             }
             // Sequential strong rule: keep j when some target may leave zero at this λ.
-            for j in 0..n {
-                if in_active[j] {
-                    continue;
-                }
-                if (0..nt).any(|k| w[j][k] != 0.0 || g[j][k].abs() as f64 >= 2.0 * lam[k] - prev[k]) {
+            for (j, (wj, gj)) in c.w.iter().zip(&c.g).enumerate() {
+                if !in_active[j] && (0..nt).any(|k| wj[k] != 0.0 || gj[k].abs() as f64 >= 2.0 * lam[k] - prev[k]) {
                     in_active[j] = true;
                     active.push(j);
                 }
             }
             loop {
-                out.sweeps += self.sweeps(&active, &lam, nt, &mut w, &mut g, &mut s, &mut ssum)?;
+                out.sweeps += self.sweeps(&active, &lam, nt, &mut c)?;
                 self.check_cancel()?;
                 // KKT check over every feature with a fresh residual.
-                ssum = self.refresh_residual(t0, nt, &ymean, &w, &mut s)?;
-                self.full_gradient(&s, &ssum, &mut g);
+                c.ssum = self.refresh_residual(t0, nt, &ymean, &c.w, &mut c.s)?;
+                self.full_gradient(&c.s, &c.ssum, &mut c.g);
                 let before = active.len();
-                for j in 0..n {
-                    if !in_active[j] && (0..nt).any(|k| g[j][k].abs() as f64 > lam[k]) {
+                for (j, gj) in c.g.iter().enumerate() {
+                    if !in_active[j] && (0..nt).any(|k| gj[k].abs() as f64 > lam[k]) {
                         in_active[j] = true;
                         active.push(j);
                     }
@@ -332,10 +363,10 @@ impl Shared<'_> {
                 }
             }
             prev = lam;
-            let bias = self.bias(&ymean, &w, nt);
+            let bias = self.bias(&ymean, &c.w, nt);
             match self.val {
                 Some((yv, vc)) => {
-                    let mse = self.val_mse(yv, vc, t0, nt, &bias, &w)?;
+                    let mse = self.val_mse(yv, vc, t0, nt, &bias, &c.w)?;
                     let improved: Vec<usize> = (0..nt).filter(|&k| mse[k] < best_mse[k]).collect();
                     stale = if improved.is_empty() { stale + 1 } else { 0 };
                     for &k in &improved {
@@ -345,7 +376,7 @@ impl Shared<'_> {
                         out.val_mse[k] = mse[k];
                     }
                     if !improved.is_empty() {
-                        for (bj, wj) in best.iter_mut().zip(&w) {
+                        for (bj, wj) in best.iter_mut().zip(&c.w) {
                             for &k in &improved {
                                 bj[k] = wj[k];
                             }
@@ -363,7 +394,7 @@ impl Shared<'_> {
         }
         if self.val.is_none() || self.lam.is_some() {
             // A fixed λ returns the end of its path (validation MSE is reported for it).
-            best = w;
+            best = c.w;
             out.bias = self.bias(&ymean, &best, nt);
             for k in 0..nt {
                 out.lam[k] = path(k_steps - 1, k);
@@ -381,29 +412,19 @@ impl Shared<'_> {
     /// whole active set the sweeps repeat over the features with a nonzero weight only
     /// (most of the active set stays at zero), until they converge; then the active set
     /// is swept again, until a sweep over it converges.
-    #[allow(clippy::too_many_arguments)]
-    fn sweeps(
-        &self,
-        active: &[usize],
-        lam: &Acc,
-        nt: usize,
-        w: &mut [Row],
-        g: &mut [Row],
-        s: &mut [Row],
-        ssum: &mut Acc,
-    ) -> Result<u64> {
+    fn sweeps(&self, active: &[usize], lam: &Acc, nt: usize, c: &mut Coords) -> Result<u64> {
         let max = self.args.max_iter as u64;
         let mut done = 0;
         while done < max {
             done += 1;
-            if self.sweep(active, lam, nt, w, g, s, ssum) {
+            if self.sweep(active, lam, nt, c) {
                 break;
             }
-            let nonzero: Vec<usize> = active.iter().copied().filter(|&j| w[j].iter().any(|&x| x != 0.0)).collect();
+            let nonzero: Vec<usize> = active.iter().copied().filter(|&j| c.w[j].iter().any(|&x| x != 0.0)).collect();
             while done < max {
                 done += 1;
                 self.check_cancel()?;
-                if self.sweep(&nonzero, lam, nt, w, g, s, ssum) {
+                if self.sweep(&nonzero, lam, nt, c) {
                     break;
                 }
             }
@@ -414,17 +435,24 @@ impl Shared<'_> {
 
     /// One sweep over `set`; true when no weight of any target moved by more than `tol` x
     /// the target's largest weight.
-    #[allow(clippy::too_many_arguments)]
-    fn sweep(
-        &self,
-        set: &[usize],
-        lam: &Acc,
-        nt: usize,
-        w: &mut [Row],
-        g: &mut [Row],
-        s: &mut [Row],
-        ssum: &mut Acc,
-    ) -> bool {
+    fn sweep(&self, set: &[usize], lam: &Acc, nt: usize, c: &mut Coords) -> bool {
+        match self.args.level {
+            // SAFETY: `VectorLevel::Avx512`/`Avx2` are only chosen (by `vector_level`, or
+            // by a caller) on a machine that has those features.
+            #[cfg(target_arch = "x86_64")]
+            VectorLevel::Avx512 => unsafe { self.sweep_avx512(set, lam, nt, c) },
+            #[cfg(target_arch = "x86_64")]
+            VectorLevel::Avx2 => unsafe { self.sweep_avx2(set, lam, nt, c) },
+            _ => self.sweep_body(set, lam, nt, c),
+        }
+    }
+
+    vector_variants!(sweep_body -> bool, (set: &[usize], lam: &Acc, nt: usize, c: &mut Coords),
+        "avx512f": sweep_avx512, "avx2": sweep_avx2);
+
+    #[inline(always)]
+    fn sweep_body(&self, set: &[usize], lam: &Acc, nt: usize, c: &mut Coords) -> bool {
+        let Coords { w, g, s, ssum } = c;
         let rf = self.packed.rows() as f64;
         {
             let mut max_d = [0f64; BLOCK];
@@ -513,50 +541,64 @@ impl Shared<'_> {
     /// adds its residual row to the bucket of its mask byte, and feature `8c + i`'s sum is
     /// the sum of the buckets whose bit `7 − i` is set.
     fn full_gradient(&self, s: &[Row], ssum: &Acc, g: &mut [Row]) {
+        g.par_chunks_mut(8 * 16).enumerate().for_each(|(chunk, gc)| match self.args.level {
+            // SAFETY: as in `sweep`.
+            #[cfg(target_arch = "x86_64")]
+            VectorLevel::Avx512 => unsafe { self.gradient_chunk_avx512(chunk, gc, s, ssum) },
+            #[cfg(target_arch = "x86_64")]
+            VectorLevel::Avx2 => unsafe { self.gradient_chunk_avx2(chunk, gc, s, ssum) },
+            _ => self.gradient_chunk(chunk, gc, s, ssum),
+        });
+    }
+
+    vector_variants!(gradient_chunk -> (), (chunk: usize, gc: &mut [Row], s: &[Row], ssum: &Acc),
+        "avx512f": gradient_chunk_avx512, "avx2": gradient_chunk_avx2);
+
+    /// [`Self::full_gradient`] for the 16 byte columns (128 features) of chunk `chunk`.
+    #[inline(always)]
+    fn gradient_chunk(&self, chunk: usize, gc: &mut [Row], s: &[Row], ssum: &Acc) {
         let (runs, n, stride) = (self.packed.rows(), self.packed.cols(), self.packed.stride());
         let bytes = self.packed.bytes();
         let rf = runs as f64;
-        g.par_chunks_mut(8 * 16).enumerate().for_each(|(chunk, gc)| {
-            let mut part = vec![[0f32; BLOCK]; 256];
-            let mut acc = vec![[0f64; BLOCK]; 256];
-            for (local, gb) in gc.chunks_mut(8).enumerate() {
-                let bc = chunk * 16 + local;
-                acc.iter_mut().for_each(|a| *a = [0.0; BLOCK]);
-                for r0 in (0..runs).step_by(FLUSH_ROWS) {
-                    for r in r0..(r0 + FLUSH_ROWS).min(runs) {
-                        add(&mut part[bytes[r * stride + bc] as usize], &s[r]);
-                    }
-                    for (a, p) in acc.iter_mut().zip(part.iter_mut()) {
-                        carry(a, p);
+        let mut part = vec![[0f32; BLOCK]; 256];
+        let mut acc = vec![[0f64; BLOCK]; 256];
+        for (local, gb) in gc.chunks_mut(8).enumerate() {
+            let bc = chunk * 16 + local;
+            acc.iter_mut().for_each(|a| *a = [0.0; BLOCK]);
+            for r0 in (0..runs).step_by(FLUSH_ROWS) {
+                for r in r0..(r0 + FLUSH_ROWS).min(runs) {
+                    add(&mut part[bytes[r * stride + bc] as usize], &s[r]);
+                }
+                for (a, p) in acc.iter_mut().zip(part.iter_mut()) {
+                    carry(a, p);
+                }
+            }
+            // Fold the top bit away one bit at a time: its half's sum is that feature's.
+            let mut len = 256;
+            for (i, gj) in gb.iter_mut().enumerate() {
+                let half = len / 2;
+                let mut sum = [0f64; BLOCK];
+                for a in &acc[half..len] {
+                    for (x, y) in sum.iter_mut().zip(a) {
+                        *x += y;
                     }
                 }
-                // Fold the top bit away one bit at a time: its half's sum is that feature's.
-                let mut len = 256;
-                for (i, gj) in gb.iter_mut().enumerate() {
-                    let half = len / 2;
-                    let mut sum = [0f64; BLOCK];
-                    for a in &acc[half..len] {
-                        for (x, y) in sum.iter_mut().zip(a) {
-                            *x += y;
-                        }
+                let (lo, hi) = acc.split_at_mut(half);
+                for (a, b) in lo.iter_mut().zip(&hi[..half]) {
+                    for k in 0..BLOCK {
+                        a[k] += b[k];
                     }
-                    let (lo, hi) = acc.split_at_mut(half);
-                    for (a, b) in lo.iter_mut().zip(&hi[..half]) {
-                        for k in 0..BLOCK {
-                            a[k] += b[k];
-                        }
-                    }
-                    len = half;
-                    let j = 8 * bc + i;
-                    if j < n {
-                        let mu = self.mu[j];
-                        for k in 0..BLOCK {
-                            gj[k] = ((sum[k] - mu * ssum[k]) / rf) as f32;
-                        }
+                }
+                len = half;
+                let j = 8 * bc + i;
+                if j < n {
+                    let mu = self.mu[j];
+                    for k in 0..BLOCK {
+                        gj[k] = ((sum[k] - mu * ssum[k]) / rf) as f32;
                     }
                 }
             }
-        });
+        }
     }
 
     /// Intercepts `b = ȳ − μᵀ w`.
@@ -685,21 +727,53 @@ mod tests {
         }
     }
 
+    /// A path fit with λ chosen on `val_runs` more runs of the same problem; with the
+    /// planted weights.
+    fn fit_validated(
+        runs: usize,
+        val_runs: usize,
+        n: usize,
+        t: usize,
+        seed: u64,
+        args: LassoArgs,
+    ) -> (LassoFit, Vec<f64>) {
+        let (masks, y, wt) = problem(runs + val_runs, n, t, seed);
+        let packed = pack_rows(&masks[..runs * n], runs, n).unwrap();
+        let vpacked = pack_rows(&masks[runs * n..], val_runs, n).unwrap();
+        let p = PackedRows::new("m", &packed, runs, n).unwrap();
+        let vm = PackedRows::new("v", &vpacked, val_runs, n).unwrap();
+        let v = Validation { masks: vm, outcomes: &y[runs * t..] };
+        (datamodels(p, &y[..runs * t], t, Some(v), None, args, None).unwrap(), wt)
+    }
+
     #[test]
     fn validation_picks_a_lambda_and_recovers_the_plant() {
-        let (runs, n, t) = (400, 30, 4);
-        let (masks, y, wt) = problem(runs + 100, n, t, 9);
-        let packed = pack_rows(&masks[..runs * n], runs, n).unwrap();
-        let vpacked = pack_rows(&masks[runs * n..], 100, n).unwrap();
-        let p = PackedRows::new("m", &packed, runs, n).unwrap();
-        let v = Validation { masks: PackedRows::new("v", &vpacked, 100, n).unwrap(), outcomes: &y[runs * t..] };
-        let fit = datamodels(p, &y[..runs * t], t, Some(v), None, LassoArgs::default(), None).unwrap();
+        let (n, t) = (30, 4);
+        let (fit, wt) = fit_validated(400, 100, n, t, 9, LassoArgs::default());
         for k in 0..t {
             assert!(fit.lam[k] < fit.lam_max[k] && fit.val_mse[k] < 0.01, "{:?}", fit.val_mse);
             for j in 0..n {
                 assert!((fit.weights[k * n + j] as f64 - wt[k * n + j]).abs() < 0.05);
             }
             assert!((fit.bias[k] - 0.5).abs() < 0.05);
+        }
+    }
+
+    #[test]
+    fn every_vector_level_gives_the_same_fit() {
+        // Lane-wise row kernels: each level must return bit-identical weights (the
+        // masks span several 64-run words and a partial last byte column).
+        let levels = crate::cpu::vector_levels();
+        assert_eq!(levels.last(), Some(&VectorLevel::Portable));
+        let fits: Vec<LassoFit> = levels
+            .iter()
+            .map(|&level| {
+                let args = LassoArgs { n_lambdas: 12, level, ..LassoArgs::default() };
+                fit_validated(333, 60, 75, 40, 11, args).0
+            })
+            .collect();
+        for (level, fit) in levels.iter().zip(&fits) {
+            assert_eq!(fit, &fits[0], "level {level:?} differs from {:?}", levels[0]);
         }
     }
 
