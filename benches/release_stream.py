@@ -3,7 +3,8 @@
 Writes a synthetic release in the layout of MadryLab's CIFAR-10 datamodels release (a
 ``datamodels`` store directory: ``masks.npy`` ``(300000, 50000)`` bool, ``margins.npy``
 ``(300000, 10000)`` float16, ``_completed.npy``, the spec JSON; 21 GB on disk), whose first
-``--targets`` margins are a planted sparse linear function of the mask plus noise. Then, in
+``--planted`` margins are a planted sparse linear function of the mask plus noise (the
+others noise alone). Then, in
 a fresh process (so its peak resident memory is the reader's alone), reads it with
 :func:`memscore.runs.importers.read_datamodels_release` (masks streamed and bit-packed, the
 first ``--targets`` margin columns) and fits datamodels on every run, reporting the times,
@@ -45,10 +46,12 @@ def planted_weights(n: int, targets: int) -> np.ndarray:
 def write_release(root: Path, models: int, n: int, t: int, targets: int, chunk: int) -> None:
     spec = {"num_models": models, "schema": {"masks": {"shape": [n], "dtype": "bool_"},
                                              "margins": {"shape": [t], "dtype": "float16"}}}  # fmt: skip
-    if (root / "spec.json").exists() and json.loads((root / "spec.json").read_text()) == spec:
+    same = [(root / "spec.json", spec), (root / "planted.json", {"planted_targets": targets})]
+    if all(p.exists() and json.loads(p.read_text()) == want for p, want in same):
         print(f"reusing the release in {root}")
         return
     root.mkdir(parents=True, exist_ok=True)
+    (root / "spec.json").unlink(missing_ok=True)  # an incomplete release until rewritten
     rng = np.random.default_rng(0)
     w = planted_weights(n, targets)
     cols = np.flatnonzero((w != 0).any(axis=0))  # the planted effects' columns
@@ -68,6 +71,7 @@ def write_release(root: Path, models: int, n: int, t: int, targets: int, chunk: 
     done = np.lib.format.open_memmap(root / "_completed.npy", mode="w+", dtype=np.bool_, shape=(models,))
     done[:] = True
     done.flush()
+    (root / "planted.json").write_text(json.dumps({"planted_targets": targets}))
     (root / "spec.json").write_text(json.dumps(spec))  # last: a complete release
     print(f"wrote the release in {time.perf_counter() - t0:.0f} s")
 
@@ -82,10 +86,12 @@ def read_and_fit(root: Path, targets: int, n_lambdas: int) -> None:
     rss_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     dm = memscore.datamodels(masks, y, val_fraction=0.05, n_lambdas=n_lambdas, lambda_ratio=0.05)
     t2 = time.perf_counter()
-    w = planted_weights(masks.n, targets)
+    planted = min(targets, json.loads((root / "planted.json").read_text())["planted_targets"])
+    w = planted_weights(masks.n, planted)  # the first `planted` targets; the others are noise
+    got = dm.weights[:planted]
     support = w != 0
-    err = np.abs(dm.weights - w)
-    corr = np.mean([np.corrcoef(dm.weights[k], w[k])[0, 1] for k in range(targets)])
+    err = np.abs(got - w)
+    corr = np.mean([np.corrcoef(got[k], w[k])[0, 1] for k in range(planted)])
     print(
         json.dumps(
             {
@@ -98,8 +104,10 @@ def read_and_fit(root: Path, targets: int, n_lambdas: int) -> None:
                 "fit_s": t2 - t1,
                 "sweeps": dm.sweeps,
                 "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                "planted_targets": planted,
                 "planted_max_abs_err": float(err[support].max()),
-                "off_support_max_abs": float(np.abs(dm.weights[~support]).max()),
+                "off_support_max_abs": float(np.abs(got[~support]).max()),
+                "noise_targets_max_abs": float(np.abs(dm.weights[planted:]).max(initial=0.0)),
                 "weight_correlation": float(corr),
                 "vector_kernel": memscore.cpu_info()["vector_kernel"],
             }
@@ -114,7 +122,8 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=300_000)
     ap.add_argument("--train", type=int, default=50_000, help="N (training examples)")
     ap.add_argument("--test", type=int, default=10_000, help="margin columns in the release")
-    ap.add_argument("--targets", type=int, default=32, help="margin columns read and fitted")
+    ap.add_argument("--targets", type=int, default=64, help="margin columns read and fitted")
+    ap.add_argument("--planted", type=int, default=64, help="margin columns with planted effects")
     ap.add_argument("--lambdas", type=int, default=10)
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--phase", choices=["all", "read"], default="all", help=argparse.SUPPRESS)
@@ -123,7 +132,7 @@ def main() -> None:
         read_and_fit(args.dir, args.targets, args.lambdas)
         return
     print(machine(), "| load:", os.getloadavg())
-    write_release(args.dir, args.models, args.train, args.test, args.targets, args.chunk)
+    write_release(args.dir, args.models, args.train, args.test, args.planted, args.chunk)
     cmd = [sys.executable, __file__, "--dir", str(args.dir), "--targets", str(args.targets)]
     cmd += ["--lambdas", str(args.lambdas), "--phase", "read"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

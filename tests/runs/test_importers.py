@@ -34,6 +34,14 @@ def test_datamodels_release_streams_and_checks_the_spec(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out, want_y[keep].astype(np.float32))
     masks, out = importers.read_datamodels_release(tmp_path, completed_only=False)
     assert masks.shape == (models, n)
+    # Into a store, the margins streamed from their memmap a run at a time.
+    store = memscore.RunStore.create(tmp_path / "store", n_train=n, n_test=t)
+    margins = np.load(tmp_path / "margins.npy", mmap_mode="r")
+    importers.import_runs(store, masks, test_phi=margins, run_id_prefix="release")
+    np.testing.assert_array_equal(store.masks(), want_m)
+    np.testing.assert_array_equal(store.outcomes("test", "phi"), want_y.astype(np.float64))
+    with pytest.raises(ValueError, match="test_phi: expected 11 runs"):
+        importers.import_runs(store, masks, test_phi=margins[:3])
     spec["schema"]["margins"]["shape"] = [t + 1]
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     with pytest.raises(ValueError, match="disagrees"):
@@ -74,6 +82,42 @@ def test_datamodels_release_reads_target_columns_in_bounded_memory(tmp_path: Pat
         importers.read_datamodels_release(tmp_path, targets=[300])
     with pytest.raises(ValueError, match="targets: expected a slice"):
         importers.read_datamodels_release(tmp_path, targets=[0.5])
+
+
+def _reset_peak_rss() -> int | None:
+    """Reset the kernel's peak-RSS mark (VmHWM) and return the current RSS in bytes, or None
+    where /proc/self/clear_refs is not writable."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return None
+    return _proc_status("VmRSS")
+
+
+def _proc_status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith(key + ":"))
+    return int(line.split()[1]) * 1024
+
+
+def test_datamodels_release_scan_does_not_map_the_files(tmp_path: Path) -> None:
+    """Resident memory (file pages included) grows by the packed masks, not the 64 MB file."""
+    models, n = 8000, 8192
+    m = np.lib.format.open_memmap(tmp_path / "masks.npy", mode="w+", dtype=np.bool_, shape=(models, n))
+    y = np.lib.format.open_memmap(tmp_path / "margins.npy", mode="w+", dtype=np.float16, shape=(models, 4))
+    m[::3] = True
+    y[:] = 1.0
+    m.flush(), y.flush()
+    del m, y
+    before = _reset_peak_rss()
+    if before is None:
+        pytest.skip("cannot reset the peak RSS here")
+    masks, _ = importers.read_datamodels_release(tmp_path, chunk_runs=500)
+    grew = _proc_status("VmHWM") - before
+    assert masks.bits.nbytes == models * n // 8  # 8 MB
+    assert grew < 32 * 2**20, f"peak RSS grew by {grew / 2**20:.0f} MiB reading a 64 MiB file"
+    assert masks.unpack()[::3].all() and not masks.unpack()[1::3].any()
 
 
 def _softmax_phi(z: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -121,28 +122,67 @@ def read_datamodels_release(
         raise ValueError(f"{outcomes}.npy has {y.shape[0]} models but {masks}.npy has {m.shape[0]}")
     for spec_path in sorted(root.glob("*.json")):
         _check_spec(spec_path, {masks: m, outcomes: y})
-    rows = np.arange(m.shape[0])
+    models = m.shape[0]
+    keep = np.ones(models, dtype=bool)
     done_path = root / "_completed.npy"
     if completed_only and done_path.exists():
         done = _npy(done_path, "_completed")
-        if done.shape != (m.shape[0],):
-            raise ValueError(f"_completed.npy: expected shape ({m.shape[0]},), got {done.shape}")
-        rows = np.flatnonzero(np.asarray(done).astype(bool))
+        if done.shape != (models,):
+            raise ValueError(f"_completed.npy: expected shape ({models},), got {done.shape}")
+        keep = np.asarray(done).astype(bool)
     cols = _columns(targets, y.shape[1])
-    contiguous = rows.size == m.shape[0]  # every model: plain slices, sequential reads
-    bits = np.empty((rows.size, (m.shape[1] + 7) // 8), dtype=np.uint8)
-    out = np.empty((rows.size, cols.size), dtype=np.float32)
-    for s in range(0, rows.size, chunk):
-        sel: slice | np.ndarray = slice(s, min(s + chunk, rows.size)) if contiguous else rows[s : s + chunk]
-        k = min(chunk, rows.size - s)
-        bits[s : s + k] = np.packbits(np.asarray(m[sel]), axis=1)
-        part = np.asarray(y[sel])[:, cols]
-        bad_rows = ~np.isfinite(part).all(axis=1)
-        if bad_rows.any():
-            bad = int(rows[s + int(np.flatnonzero(bad_rows)[0])])
-            raise ValueError(f"{outcomes}.npy: model {bad} has NaN or infinite outcomes")
-        out[s : s + k] = part
+    n_keep = int(keep.sum())
+    bits = np.empty((n_keep, (m.shape[1] + 7) // 8), dtype=np.uint8)
+    out = np.empty((n_keep, cols.size), dtype=np.float32)
+    at = 0
+    with _RowReader(m) as read_m, _RowReader(y) as read_y:
+        for s in range(0, models, chunk):
+            e = min(s + chunk, models)
+            sel = keep[s:e]
+            k = int(sel.sum())
+            if k == 0:
+                continue
+            bits[at : at + k] = np.packbits(read_m(s, e)[sel], axis=1)
+            part = read_y(s, e)[sel][:, cols]
+            bad_rows = ~np.isfinite(part).all(axis=1)
+            if bad_rows.any():
+                bad = int(np.flatnonzero(keep)[at + int(np.flatnonzero(bad_rows)[0])])
+                raise ValueError(f"{outcomes}.npy: model {bad} has NaN or infinite outcomes")
+            out[at : at + k] = part
+            at += k
     return PackedBits(bits, int(m.shape[1])), out
+
+
+class _RowReader:
+    """Rows ``[s, e)`` of a C-ordered ``.npy`` memmap read with plain file reads into a fresh
+    buffer: the file's pages are never mapped into the process, so a scan of a 21 GB release
+    leaves the resident memory at the buffers' size (a memmap slice would keep every page it
+    touched mapped). Other layouts are sliced from the memmap."""
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.a = a
+        self.path: str | None = getattr(a, "filename", None) if a.flags.c_contiguous else None
+        self.offset = int(getattr(a, "offset", 0))
+        self.f: io.BufferedReader | None = None if self.path is None else open(self.path, "rb")  # noqa: SIM115
+        self.row_bytes = a.dtype.itemsize * int(np.prod(a.shape[1:], dtype=np.int64))
+
+    def __enter__(self) -> _RowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.f is not None:
+            self.f.close()
+
+    def __call__(self, s: int, e: int) -> np.ndarray:
+        if self.f is None:
+            return np.asarray(self.a[s:e])
+        buf = np.empty((e - s, *self.a.shape[1:]), dtype=self.a.dtype)
+        self.f.seek(self.offset + s * self.row_bytes)
+        got = self.f.readinto(buf.data.cast("B"))
+        if got != buf.nbytes:
+            at = s + got // self.row_bytes
+            raise ValueError(f"{self.path}: the file ends at model {at}, before its header's {self.a.shape[0]}")
+        return buf
 
 
 def _columns(targets: npt.ArrayLike | slice | None, t: int) -> npt.NDArray[np.intp]:
@@ -333,26 +373,31 @@ def import_runs(
         Created for ``masks.n`` training examples (and ``test_phi``'s test examples).
     masks : PackedBits, shape (R, N)
     test_phi, train_phi : array-like, shapes (R, T) and (R, N), optional
-        Outcomes (a LiRA ``(R, N, A)`` φ is averaged over its augmentations first).
+        Outcomes (a LiRA ``(R, N, A)`` φ is averaged over its augmentations first). Read
+        a run at a time: a memmap (e.g. a release's ``margins.npy`` opened with
+        ``np.load(..., mmap_mode="r")``) is streamed, never converted whole.
 
     Returns
     -------
     list of str
         The run ids, ``<prefix>-<r:06d>``.
     """
-    te = None if test_phi is None else np.asarray(test_phi, dtype=np.float64)
-    tr = None if train_phi is None else np.asarray(train_phi, dtype=np.float64)
-    if tr is not None and tr.ndim == 3:
-        tr = tr.mean(axis=2)
+    te = None if test_phi is None else np.asanyarray(test_phi)
+    tr = None if train_phi is None else np.asanyarray(train_phi)
+    for name, a in (("test_phi", te), ("train_phi", tr)):
+        if a is not None and a.shape[0] != masks.shape[0]:
+            raise ValueError(f"{name}: expected {masks.shape[0]} runs (as masks), got {a.shape[0]}")
+
+    def row_of(a: np.ndarray | None, r: int) -> F64 | None:
+        if a is None:
+            return None
+        v = np.asarray(a[r], dtype=np.float64)
+        return v.mean(axis=1) if v.ndim == 2 else v  # (N, A) views: their mean
+
     ids = []
     for r in range(masks.shape[0]):
         row = np.unpackbits(masks.bits[r], count=masks.n).astype(bool)
         ids.append(
-            store.add_run(
-                row,
-                test_phi=None if te is None else te[r],
-                train_phi=None if tr is None else tr[r],
-                run_id=f"{run_id_prefix}-{r:06d}",
-            )
+            store.add_run(row, test_phi=row_of(te, r), train_phi=row_of(tr, r), run_id=f"{run_id_prefix}-{r:06d}")
         )
     return ids
