@@ -153,6 +153,30 @@ def test_add_run_checks_multiplicity(tmp_path):
     assert store.verify() == []
 
 
+def test_verify_cross_checks_multiplicity_against_the_mask(tmp_path):
+    """A run file written by other code (valid checksum) whose draw counts contradict its
+    mask is reported by verify()."""
+    import json
+
+    from memscore.runs.store.format import digest
+
+    store = RunStore.create(tmp_path / "s", n_train=4, n_test=0)
+    mask = np.array([1, 0, 1, 1], dtype=bool)
+    store.add_run(mask, train_correct=np.ones(4, dtype=bool), multiplicity=[2, 0, 1, 1], run_id="a")
+    path = tmp_path / "s" / "runs" / "a.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["multiplicity"] = np.array([2, 3, 0, 1], dtype=np.uint16)  # drawn where the mask is not
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    meta["sha256"] = digest({k: v for k, v in arrays.items() if k != "meta"})
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    assert store.verify() == [
+        "runs/a.npz: multiplicity disagrees with the mask at 2 examples (e.g. 1: mask False, multiplicity 3)"
+    ]
+
+
 # ----------------------------------------------------------------------------- the driver
 
 torch = pytest.importorskip("torch")

@@ -110,6 +110,7 @@ def verify_run(path: Path, rel: str, stem: str, layout: Layout) -> tuple[list[st
             problems.append(f"{rel}: {why}")
         if f.shape == "nC" and a.ndim == 2:
             n_classes = int(a.shape[1])
+    problems += _multiplicity_problems(rel, others, layout)
     if meta.get("sha256") != digest(others):
         problems.append(f"{rel}: sha256 checksum mismatch (contents changed since written)")
     nc = meta.get("n_classes")
@@ -118,6 +119,21 @@ def verify_run(path: Path, rel: str, stem: str, layout: Layout) -> tuple[list[st
     if n_classes is None and isinstance(nc, int) and not isinstance(nc, bool):
         n_classes = nc
     return problems, n_classes
+
+
+def _multiplicity_problems(rel: str, arrays: dict[str, np.ndarray], layout: Layout) -> list[str]:
+    """Bootstrap draw counts must be positive exactly where the mask is set (``add_run``
+    refuses other runs; a file written by other code may still hold them)."""
+    m, bits = arrays.get("multiplicity"), arrays.get("mask_bits")
+    f, fb = FIELDS["multiplicity"], FIELDS["mask_bits"]
+    if m is None or bits is None or layout.problem(f, m) or layout.problem(fb, bits):
+        return []  # absent, or already reported as malformed
+    mask = layout.decode(fb, bits)
+    bad = np.flatnonzero((m > 0) != mask)
+    if not bad.size:
+        return []
+    return [f"{rel}: multiplicity disagrees with the mask at {bad.size} examples (e.g. {int(bad[0])}: "
+            f"mask {bool(mask[bad[0]])}, multiplicity {int(m[bad[0]])})"]  # fmt: skip
 
 
 def verify_store(runs_dir: Path, layout: Layout) -> list[str]:
