@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -76,6 +75,14 @@ def write_release(root: Path, models: int, n: int, t: int, targets: int, chunk: 
     print(f"wrote the release in {time.perf_counter() - t0:.0f} s")
 
 
+def peak_rss_gb() -> float:
+    """This process's peak resident memory (VmHWM). Not ``ru_maxrss``: Linux carries the
+    forking parent's peak (here: the writer's mapped release) across exec into it."""
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    return kb / 2**20
+
+
 def read_and_fit(root: Path, targets: int, n_lambdas: int) -> None:
     import memscore
     from memscore.runs.importers import read_datamodels_release
@@ -83,7 +90,7 @@ def read_and_fit(root: Path, targets: int, n_lambdas: int) -> None:
     t0 = time.perf_counter()
     masks, y = read_datamodels_release(root, targets=slice(0, targets))
     t1 = time.perf_counter()
-    rss_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    rss_read = peak_rss_gb()
     dm = memscore.datamodels(masks, y, val_fraction=0.05, n_lambdas=n_lambdas, lambda_ratio=0.05)
     t2 = time.perf_counter()
     planted = min(targets, json.loads((root / "planted.json").read_text())["planted_targets"])
@@ -103,7 +110,7 @@ def read_and_fit(root: Path, targets: int, n_lambdas: int) -> None:
                 "peak_rss_after_read_gb": rss_read,
                 "fit_s": t2 - t1,
                 "sweeps": dm.sweeps,
-                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                "peak_rss_gb": peak_rss_gb(),
                 "planted_targets": planted,
                 "planted_max_abs_err": float(err[support].max()),
                 "off_support_max_abs": float(np.abs(got[~support]).max()),
