@@ -215,6 +215,8 @@ def datamodels_fit(
     lam: npt.NDArray[np.float64] | None = None,
     val_masks: npt.NDArray[np.uint8] | None = None,
     val_outcomes: npt.NDArray[np.float64] | None = None,
+    rows: npt.NDArray[np.int64] | None = None,
+    val_rows: npt.NDArray[np.int64] | None = None,
     n_lambdas: int = 100,
     lambda_ratio: float = 1e-3,
     tol: float = 1e-4,

@@ -68,6 +68,13 @@ def test_held_out_split_and_packed_and_bool_inputs() -> None:
     assert np.isfinite(fit.val_mse).all() and (fit.lam <= fit.lam_max).all()
     again = memscore.datamodels(m, y, n_lambdas=20, seed=1)
     np.testing.assert_array_equal(fit.weights, again.weights)
+    # The split is read from the one mask matrix by row index: the same fit as the copies.
+    from memscore.runs.datamodels import split_rows
+
+    keep, held = split_rows(m.shape[0], 0.1, 1)
+    copies = memscore.datamodels(m[keep], y[keep], val_masks=m[held], val_outcomes=y[held], n_lambdas=20)
+    np.testing.assert_array_equal(fit.weights, copies.weights)
+    np.testing.assert_array_equal(fit.lam, copies.lam)
     correct = y > np.median(y, axis=0)
     a = memscore.datamodels(m, correct, lam=0.01)
     b = memscore.datamodels(m, correct.astype(np.float64), lam=0.01)
@@ -233,3 +240,19 @@ def test_report_lds_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
     page = write_report(tmp_path / "runs", tmp_path / "report")
     assert "Linear datamodeling score" in page.read_text()
+
+
+def test_core_row_indices_are_checked() -> None:
+    from memscore import _core
+
+    m, y, _, _, _ = _problem(6, t=3)
+    bits = PackedBits.pack(m).bits
+    rows = np.arange(10, dtype=np.int64)
+    with pytest.raises(ValueError, match="rows: expected row indices >= 0, got -1"):
+        _core.datamodels_fit(bits, y[:2], m.shape[1], lam=np.full(3, 0.1), rows=np.array([0, -1]))
+    with pytest.raises(ValueError, match="out of range"):
+        _core.datamodels_fit(bits, y[:2], m.shape[1], lam=np.full(3, 0.1), rows=np.array([0, m.shape[0]]))
+    with pytest.raises(ValueError, match="expected 10 rows"):
+        _core.datamodels_fit(bits, y, m.shape[1], lam=np.full(3, 0.1), rows=rows)
+    with pytest.raises(ValueError, match="val_outcomes go with val_masks or val_rows"):
+        _core.datamodels_fit(bits, y[:10], m.shape[1], rows=rows, val_outcomes=y[10:20])

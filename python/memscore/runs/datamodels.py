@@ -185,6 +185,8 @@ def datamodels(
         raise ValueError("val_masks and val_outcomes must be given together")
     vm: PackedBits | None = None
     vy: F64 | None = None
+    rows: npt.NDArray[np.int64] | None = None
+    val_rows: npt.NDArray[np.int64] | None = None
     if val_masks is not None:
         vm = as_mask(val_masks, "val_masks", packed=True)
         vy = _float_outcomes(val_outcomes, "val_outcomes")
@@ -195,8 +197,9 @@ def datamodels(
             raise ValueError(f"val_outcomes: has {vy.shape[1]} test examples but outcomes has {t}")
     elif lam_arr is None:
         keep, held = split_rows(m.shape[0], val_fraction, check_int(seed, "seed"))
-        vm, vy = PackedBits(m.bits[held], m.n), y[held]
-        m, y = PackedBits(m.bits[keep], m.n), y[keep]
+        # The core reads both splits from the one mask matrix by row index: no copy of it.
+        rows, val_rows = keep.astype(np.int64), held.astype(np.int64)
+        y, vy = np.ascontiguousarray(y[keep]), np.ascontiguousarray(y[held])
     w, b, lam_out, lam_max, mse, sweeps = _core.datamodels_fit(
         m.bits,
         y,
@@ -204,6 +207,8 @@ def datamodels(
         lam=lam_arr,
         val_masks=None if vm is None else vm.bits,
         val_outcomes=vy,
+        rows=rows,
+        val_rows=val_rows,
         **settings,
     )
     return Datamodels(weights=w, bias=b, lam=lam_out, lam_max=lam_max, val_mse=mse, sweeps=int(sweeps))

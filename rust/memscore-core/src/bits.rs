@@ -104,7 +104,21 @@ impl BitColumns {
 
     /// Same, from a checked [`PackedRows`].
     pub fn from_packed(p: PackedRows<'_>) -> Result<Self> {
-        let (rows, cols, stride) = (p.rows, p.cols, p.stride);
+        Self::transpose(p, p.rows, |r| r)
+    }
+
+    /// The columns of the rows `rows` of `p` (in that order; repeats allowed), without
+    /// copying those rows first.
+    pub fn from_packed_selected(p: PackedRows<'_>, rows: &[usize]) -> Result<Self> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= p.rows) {
+            return Err(crate::Error::Invalid(format!("row index {bad} out of range for {} rows", p.rows)));
+        }
+        Self::transpose(p, rows.len(), |r| rows[r])
+    }
+
+    /// Columns of the `rows` rows `source(0..rows)` of `p`.
+    fn transpose(p: PackedRows<'_>, rows: usize, source: impl Fn(usize) -> usize + Sync) -> Result<Self> {
+        let (cols, stride) = (p.cols, p.stride);
         // Padded to whole SIMD steps so kernels need no tail handling.
         let n_words = rows.div_ceil(64).next_multiple_of(crate::runs::popcount::WORD_ALIGN);
         let mut words = try_filled("bit columns", checked_size("bit columns", cols, n_words)?, 0u64)?;
@@ -125,7 +139,8 @@ impl BitColumns {
                 let r_end = ((w + 1) * 64).min(rows);
                 for r in w * 64..r_end {
                     let bit = (r - w * 64) as u32;
-                    let row = &data[r * stride + b0..r * stride + b0 + nb];
+                    let at = source(r) * stride + b0;
+                    let row = &data[at..at + nb];
                     for (a, &b) in acc.chunks_exact_mut(8).zip(row) {
                         for (j, x) in a.iter_mut().enumerate() {
                             *x |= (((b >> (7 - j)) & 1) as u64) << bit;
@@ -222,6 +237,20 @@ mod tests {
                 assert_eq!(counts[col] + ccounts[col], r as u32);
             }
         }
+    }
+
+    #[test]
+    fn selected_rows_equal_a_copy_of_those_rows() {
+        let (r, c) = (150, 77);
+        let data = matrix(r, c, 3);
+        let packed = pack_rows(&data, r, c).unwrap();
+        let p = PackedRows::new("m", &packed, r, c).unwrap();
+        let pick = [149usize, 0, 64, 64, 7, 100, 63, 65];
+        let copy: Vec<bool> = pick.iter().flat_map(|&i| data[i * c..(i + 1) * c].to_vec()).collect();
+        let want = BitColumns::from_packed_rows(&pack_rows(&copy, pick.len(), c).unwrap(), pick.len(), c).unwrap();
+        assert_eq!(BitColumns::from_packed_selected(p, &pick).unwrap(), want);
+        assert_eq!(BitColumns::from_packed_selected(p, &[]).unwrap().n_rows(), 0);
+        assert!(BitColumns::from_packed_selected(p, &[150]).is_err());
     }
 
     #[test]

@@ -275,9 +275,11 @@ fn logit_confidence<'py>(
 
 /// (weights (T, n) float32, bias, lam, lam_max, val_mse (T,) float64, sweeps) of datamodels
 /// fitted on packed `(R, n)` masks and float64 `(R, T)` outcomes; `lam` fixes λ per target,
-/// else `val_masks` / `val_outcomes` choose it on the path.
+/// else `val_masks` / `val_outcomes` choose it on the path. `rows` picks the fitting runs
+/// among the rows of `masks` and `val_rows` the held-out ones among those of `val_masks`
+/// (or, without it, of `masks`): a split without copying the masks.
 #[pyfunction]
-#[pyo3(signature = (masks, outcomes, n, *, lam=None, val_masks=None, val_outcomes=None, n_lambdas=100, lambda_ratio=1e-3, tol=1e-4, max_iter=1000, patience=0))]
+#[pyo3(signature = (masks, outcomes, n, *, lam=None, val_masks=None, val_outcomes=None, rows=None, val_rows=None, n_lambdas=100, lambda_ratio=1e-3, tol=1e-4, max_iter=1000, patience=0))]
 #[allow(clippy::too_many_arguments)]
 fn datamodels_fit<'py>(
     py: Python<'py>,
@@ -287,25 +289,35 @@ fn datamodels_fit<'py>(
     lam: Option<PyReadonlyArray1<'py, f64>>,
     val_masks: Option<PyReadonlyArray2<'py, u8>>,
     val_outcomes: Option<PyReadonlyArray2<'py, f64>>,
+    rows: Option<PyReadonlyArray1<'py, i64>>,
+    val_rows: Option<PyReadonlyArray1<'py, i64>>,
     n_lambdas: usize,
     lambda_ratio: f64,
     tol: f64,
     max_iter: usize,
     patience: usize,
 ) -> PyResult<DatamodelsTuple<'py>> {
-    let m = packed(&masks, n, "masks")?;
-    let (rows, t) = dims(&outcomes);
-    if rows != m.rows() {
-        return Err(PyValueError::new_err(format!("outcomes: expected {} rows (as masks), got {rows}", m.rows())));
+    let all = packed(&masks, n, "masks")?;
+    let fit_rows = rows.as_ref().map(|r| indices(r, "rows")).transpose()?;
+    let held_rows = val_rows.as_ref().map(|r| indices(r, "val_rows")).transpose()?;
+    let m = lasso::RunMasks { packed: all, rows: fit_rows.as_deref() };
+    let (r, t) = dims(&outcomes);
+    if r != m.len() {
+        return Err(PyValueError::new_err(format!("outcomes: expected {} rows (one per run), got {r}", m.len())));
     }
     let y = slice(&outcomes, "outcomes")?;
     let l = lam.as_ref().map(|l| slice1(l, "lam")).transpose()?;
     let val = match (&val_masks, &val_outcomes) {
-        (Some(vm), Some(vo)) => {
-            Some(lasso::Validation { masks: packed(vm, n, "val_masks")?, outcomes: slice(vo, "val_outcomes")? })
+        (Some(vm), Some(vo)) => Some(lasso::Validation {
+            masks: lasso::RunMasks { packed: packed(vm, n, "val_masks")?, rows: held_rows.as_deref() },
+            outcomes: slice(vo, "val_outcomes")?,
+        }),
+        (None, Some(vo)) if held_rows.is_some() => {
+            let masks = lasso::RunMasks { packed: all, rows: held_rows.as_deref() };
+            Some(lasso::Validation { masks, outcomes: slice(vo, "val_outcomes")? })
         }
         (None, None) => None,
-        _ => return Err(PyValueError::new_err("val_masks and val_outcomes go together")),
+        _ => return Err(PyValueError::new_err("val_outcomes go with val_masks or val_rows")),
     };
     let args = lasso::LassoArgs { n_lambdas, lambda_ratio, tol, max_iter, patience, ..Default::default() };
     let fit = enter(py, None, |cancel| lasso::datamodels(m, y, t, val, l, args, Some(cancel)))?;
@@ -317,6 +329,16 @@ fn datamodels_fit<'py>(
         fit.val_mse.into_pyarray(py),
         fit.sweeps,
     ))
+}
+
+/// Non-negative row indices as `usize` (range-checked against the masks by the fit).
+fn indices(a: &PyReadonlyArray1<'_, i64>, what: &str) -> PyResult<Vec<usize>> {
+    a.as_array()
+        .iter()
+        .map(|&i| {
+            usize::try_from(i).map_err(|_| PyValueError::new_err(format!("{what}: expected row indices >= 0, got {i}")))
+        })
+        .collect()
 }
 
 type DatamodelsTuple<'py> = (

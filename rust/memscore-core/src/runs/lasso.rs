@@ -22,7 +22,8 @@
 //! row add per run instead of one per set bit.
 //!
 //! Memory: the residual `(R, T)` f32, weights `(N, T)` f32 twice (current and best), the
-//! gradient `(N, T)` f32, the masks' bit columns; never an `(R, N)` float copy.
+//! gradient `(N, T)` f32, the masks' bit columns; never an `(R, N)` float copy (and a
+//! held-out split of the runs is read by row index from the caller's masks, not copied).
 
 use rayon::prelude::*;
 
@@ -69,10 +70,47 @@ impl Default for LassoArgs {
     }
 }
 
-/// Held-out runs for the choice of λ: their packed `(R_v, N)` masks and `(R_v, T)` outcomes.
+/// The runs of a packed mask matrix: every row, or the rows `rows` of it (so a split into
+/// fitting and held-out runs needs no copy of the masks).
+#[derive(Debug, Clone, Copy)]
+pub struct RunMasks<'a> {
+    pub packed: PackedRows<'a>,
+    pub rows: Option<&'a [usize]>,
+}
+
+impl<'a> RunMasks<'a> {
+    /// Every row of `packed`.
+    pub fn all(packed: PackedRows<'a>) -> Self {
+        Self { packed, rows: None }
+    }
+
+    /// The rows `rows` of `packed`, in that order (checked when the fit starts).
+    pub fn selected(packed: PackedRows<'a>, rows: &'a [usize]) -> Self {
+        Self { packed, rows: Some(rows) }
+    }
+
+    /// Runs.
+    pub fn len(&self) -> usize {
+        self.rows.map_or(self.packed.rows(), <[usize]>::len)
+    }
+
+    /// Whether there are no runs.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn columns(&self) -> Result<BitColumns> {
+        match self.rows {
+            None => BitColumns::from_packed(self.packed),
+            Some(rows) => BitColumns::from_packed_selected(self.packed, rows),
+        }
+    }
+}
+
+/// Held-out runs for the choice of λ: their `(R_v, N)` masks and `(R_v, T)` outcomes.
 #[derive(Debug, Clone, Copy)]
 pub struct Validation<'a> {
-    pub masks: PackedRows<'a>,
+    pub masks: RunMasks<'a>,
     pub outcomes: &'a [f64],
 }
 
@@ -100,7 +138,7 @@ pub struct LassoFit {
 /// - `lam = None`: the path `lam_max · ratio^(k / (n_lambdas − 1))`, and per target the
 ///   weights of the λ with the smallest MSE on `val` (required then).
 pub fn datamodels(
-    masks: PackedRows<'_>,
+    masks: RunMasks<'_>,
     outcomes: &[f64],
     n_targets: usize,
     val: Option<Validation<'_>>,
@@ -108,7 +146,7 @@ pub fn datamodels(
     args: LassoArgs,
     cancel: Option<&Cancel>,
 ) -> Result<LassoFit> {
-    let (runs, n) = (masks.rows(), masks.cols());
+    let (runs, n) = (masks.len(), masks.packed.cols());
     ensure!(runs >= 1, "datamodels need at least one training run, got 0");
     check_len("outcomes", outcomes.len(), runs, n_targets)?;
     ensure!(outcomes.iter().all(|x| x.is_finite()), "outcomes must be finite (found NaN or inf)");
@@ -129,17 +167,18 @@ pub fn datamodels(
         ensure!(val.is_some(), "datamodels without a fixed lam need validation runs to choose it");
     }
     if let Some(v) = &val {
-        ensure!(v.masks.rows() >= 1, "validation: need at least one run, got 0");
-        ensure!(v.masks.cols() == n, "validation masks: expected {n} columns (as masks), got {}", v.masks.cols());
-        check_len("validation outcomes", v.outcomes.len(), v.masks.rows(), n_targets)?;
+        let vn = v.masks.packed.cols();
+        ensure!(!v.masks.is_empty(), "validation: need at least one run, got 0");
+        ensure!(vn == n, "validation masks: expected {n} columns (as masks), got {vn}");
+        check_len("validation outcomes", v.outcomes.len(), v.masks.len(), n_targets)?;
         ensure!(v.outcomes.iter().all(|x| x.is_finite()), "validation outcomes must be finite (found NaN or inf)");
     }
-    let cols = BitColumns::from_packed(masks)?;
+    let cols = masks.columns()?;
     let counts = cols.counts();
     let mu: Vec<f64> = counts.iter().map(|&c| c as f64 / runs as f64).collect();
-    let val_cols = val.as_ref().map(|v| BitColumns::from_packed(v.masks)).transpose()?;
+    let val_cols = val.as_ref().map(|v| v.masks.columns()).transpose()?;
     let shared = Shared {
-        packed: masks,
+        masks,
         cols: &cols,
         counts: &counts,
         mu: &mu,
@@ -179,7 +218,7 @@ pub fn datamodels(
 }
 
 struct Shared<'a> {
-    packed: PackedRows<'a>,
+    masks: RunMasks<'a>,
     cols: &'a BitColumns,
     counts: &'a [u32],
     mu: &'a [f64],
@@ -281,7 +320,7 @@ impl Shared<'_> {
     }
 
     fn fit_block(&self, b: usize) -> Result<BlockFit> {
-        let (runs, n, tt) = (self.packed.rows(), self.packed.cols(), self.n_targets);
+        let (runs, n, tt) = (self.masks.len(), self.masks.packed.cols(), self.n_targets);
         let t0 = b * BLOCK;
         let nt = BLOCK.min(tt - t0);
         let rf = runs as f64;
@@ -453,7 +492,7 @@ impl Shared<'_> {
     #[inline(always)]
     fn sweep_body(&self, set: &[usize], lam: &Acc, nt: usize, c: &mut Coords) -> bool {
         let Coords { w, g, s, ssum } = c;
-        let rf = self.packed.rows() as f64;
+        let rf = self.masks.len() as f64;
         {
             let mut max_d = [0f64; BLOCK];
             let mut max_w = [0f64; BLOCK];
@@ -510,7 +549,7 @@ impl Shared<'_> {
     /// Recompute `s = y_c − X w` in f64 (no drift from the incremental f32 updates);
     /// returns `Σ_runs s`.
     fn refresh_residual(&self, t0: usize, nt: usize, ymean: &Acc, w: &[Row], s: &mut [Row]) -> Result<Acc> {
-        let (runs, tt) = (self.packed.rows(), self.n_targets);
+        let (runs, tt) = (self.masks.len(), self.n_targets);
         let mut exact: Vec<Acc> = zeros("datamodel residuals", runs, [0f64; BLOCK])?;
         for (r, e) in exact.iter_mut().enumerate() {
             for k in 0..nt {
@@ -557,17 +596,24 @@ impl Shared<'_> {
     /// [`Self::full_gradient`] for the 16 byte columns (128 features) of chunk `chunk`.
     #[inline(always)]
     fn gradient_chunk(&self, chunk: usize, gc: &mut [Row], s: &[Row], ssum: &Acc) {
-        let (runs, n, stride) = (self.packed.rows(), self.packed.cols(), self.packed.stride());
-        let bytes = self.packed.bytes();
+        let p = self.masks.packed;
+        let (runs, n, stride, bytes) = (self.masks.len(), p.cols(), p.stride(), p.bytes());
         let rf = runs as f64;
+        // This chunk's (up to 16) byte columns of every run, gathered once: the passes below
+        // then read 16-byte rows, not one byte from each `stride`-byte (selected) mask row.
+        let (b0, nb) = (chunk * 16, gc.len().div_ceil(8));
+        let mut local_bytes = vec![0u8; runs * nb];
+        for (r, dst) in local_bytes.chunks_exact_mut(nb).enumerate() {
+            let src = self.masks.rows.map_or(r, |ix| ix[r]) * stride + b0;
+            dst.copy_from_slice(&bytes[src..src + nb]);
+        }
         let mut part = vec![[0f32; BLOCK]; 256];
         let mut acc = vec![[0f64; BLOCK]; 256];
         for (local, gb) in gc.chunks_mut(8).enumerate() {
-            let bc = chunk * 16 + local;
             acc.iter_mut().for_each(|a| *a = [0.0; BLOCK]);
             for r0 in (0..runs).step_by(FLUSH_ROWS) {
                 for r in r0..(r0 + FLUSH_ROWS).min(runs) {
-                    add(&mut part[bytes[r * stride + bc] as usize], &s[r]);
+                    add(&mut part[local_bytes[r * nb + local] as usize], &s[r]);
                 }
                 for (a, p) in acc.iter_mut().zip(part.iter_mut()) {
                     carry(a, p);
@@ -590,7 +636,7 @@ impl Shared<'_> {
                     }
                 }
                 len = half;
-                let j = 8 * bc + i;
+                let j = 8 * (b0 + local) + i;
                 if j < n {
                     let mu = self.mu[j];
                     for k in 0..BLOCK {
@@ -702,7 +748,7 @@ mod tests {
         let lam = vec![0.01; t];
         let args = LassoArgs { tol: 1e-9, ..LassoArgs::default() };
         assert_eq!(args.patience, 0);
-        let fit = datamodels(p, &y, t, None, Some(&lam), args, None).unwrap();
+        let fit = datamodels(RunMasks::all(p), &y, t, None, Some(&lam), args, None).unwrap();
         for k in 0..t {
             assert!(kkt_gap(&masks, &y, runs, n, t, &fit, k) < 1e-4, "target {k}");
         }
@@ -717,9 +763,9 @@ mod tests {
         let (masks, y, _) = problem(runs, n, t, 5);
         let packed = pack_rows(&masks, runs, n).unwrap();
         let p = PackedRows::new("m", &packed, runs, n).unwrap();
-        let probe = datamodels(p, &y, t, None, Some(&[1e9; 3]), LassoArgs::default(), None).unwrap();
+        let probe = datamodels(RunMasks::all(p), &y, t, None, Some(&[1e9; 3]), LassoArgs::default(), None).unwrap();
         assert!(probe.weights.iter().all(|w| *w == 0.0));
-        let fit = datamodels(p, &y, t, None, Some(&probe.lam_max), LassoArgs::default(), None).unwrap();
+        let fit = datamodels(RunMasks::all(p), &y, t, None, Some(&probe.lam_max), LassoArgs::default(), None).unwrap();
         assert!(fit.weights.iter().all(|w| *w == 0.0));
         for k in 0..t {
             let mean = (0..runs).map(|r| y[r * t + k]).sum::<f64>() / runs as f64;
@@ -742,8 +788,8 @@ mod tests {
         let vpacked = pack_rows(&masks[runs * n..], val_runs, n).unwrap();
         let p = PackedRows::new("m", &packed, runs, n).unwrap();
         let vm = PackedRows::new("v", &vpacked, val_runs, n).unwrap();
-        let v = Validation { masks: vm, outcomes: &y[runs * t..] };
-        (datamodels(p, &y[..runs * t], t, Some(v), None, args, None).unwrap(), wt)
+        let v = Validation { masks: RunMasks::all(vm), outcomes: &y[runs * t..] };
+        (datamodels(RunMasks::all(p), &y[..runs * t], t, Some(v), None, args, None).unwrap(), wt)
     }
 
     #[test]
@@ -778,16 +824,51 @@ mod tests {
     }
 
     #[test]
+    fn selected_rows_fit_as_a_copy_of_them() {
+        // Fitting and held-out runs picked by index from one matrix = the same runs copied.
+        let (runs, n, t) = (300, 45, 33);
+        let (masks, y, _) = problem(runs, n, t, 13);
+        let packed = pack_rows(&masks, runs, n).unwrap();
+        let all = PackedRows::new("m", &packed, runs, n).unwrap();
+        let fit_rows: Vec<usize> = (0..runs).filter(|r| r % 5 != 2).rev().collect();
+        let val_rows: Vec<usize> = (0..runs).filter(|r| r % 5 == 2).collect();
+        let take = |rows: &[usize]| -> (Vec<u8>, Vec<f64>) {
+            let m: Vec<bool> = rows.iter().flat_map(|&r| masks[r * n..(r + 1) * n].to_vec()).collect();
+            (pack_rows(&m, rows.len(), n).unwrap(), rows.iter().flat_map(|&r| y[r * t..(r + 1) * t].to_vec()).collect())
+        };
+        let ((fm, fy), (vm, vy)) = (take(&fit_rows), take(&val_rows));
+        let args = LassoArgs { n_lambdas: 15, ..LassoArgs::default() };
+        let copied = datamodels(
+            RunMasks::all(PackedRows::new("f", &fm, fit_rows.len(), n).unwrap()),
+            &fy,
+            t,
+            Some(Validation {
+                masks: RunMasks::all(PackedRows::new("v", &vm, val_rows.len(), n).unwrap()),
+                outcomes: &vy,
+            }),
+            None,
+            args,
+            None,
+        )
+        .unwrap();
+        let v = Validation { masks: RunMasks::selected(all, &val_rows), outcomes: &vy };
+        let picked = datamodels(RunMasks::selected(all, &fit_rows), &fy, t, Some(v), None, args, None).unwrap();
+        assert_eq!(picked, copied);
+        let bad = [0usize, runs];
+        assert!(datamodels(RunMasks::selected(all, &bad), &y[..2 * t], t, None, Some(&[0.1; 33]), args, None).is_err());
+    }
+
+    #[test]
     fn bad_input_is_an_error() {
         let packed = pack_rows(&[true, false, false, true], 2, 2).unwrap();
         let p = PackedRows::new("m", &packed, 2, 2).unwrap();
         let a = LassoArgs::default();
-        assert!(datamodels(p, &[1.0, f64::NAN], 1, None, Some(&[0.1]), a, None).is_err());
-        assert!(datamodels(p, &[1.0, 2.0], 1, None, Some(&[0.0]), a, None).is_err());
-        assert!(datamodels(p, &[1.0, 2.0], 1, None, None, a, None).is_err());
-        assert!(datamodels(p, &[1.0, 2.0, 3.0], 1, None, Some(&[0.1]), a, None).is_err());
+        assert!(datamodels(RunMasks::all(p), &[1.0, f64::NAN], 1, None, Some(&[0.1]), a, None).is_err());
+        assert!(datamodels(RunMasks::all(p), &[1.0, 2.0], 1, None, Some(&[0.0]), a, None).is_err());
+        assert!(datamodels(RunMasks::all(p), &[1.0, 2.0], 1, None, None, a, None).is_err());
+        assert!(datamodels(RunMasks::all(p), &[1.0, 2.0, 3.0], 1, None, Some(&[0.1]), a, None).is_err());
         // Constant outcomes: zero weights, bias = the constant.
-        let fit = datamodels(p, &[2.0, 2.0], 1, None, Some(&[0.1]), a, None).unwrap();
+        let fit = datamodels(RunMasks::all(p), &[2.0, 2.0], 1, None, Some(&[0.1]), a, None).unwrap();
         assert_eq!(fit.weights, vec![0.0, 0.0]);
         assert_eq!(fit.bias, vec![2.0]);
     }
