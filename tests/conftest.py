@@ -26,3 +26,18 @@ def ray_cluster():
         ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(argv)`` runs ``memscore argv`` through its entry point: (exit code, stdout, stderr)."""
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        from memscore.cli import main
+
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        out = capsys.readouterr()
+        return e.value.code, out.out, out.err
+
+    return run

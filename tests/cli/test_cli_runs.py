@@ -26,7 +26,7 @@ def invoke(*args: str):
 
 def test_help_everywhere():
     assert "train" in invoke("--help") and "demo" in invoke("--help")
-    for cmd in ("train", "score", "report", "demo", "ngrams", "taskgram"):
+    for cmd in ("train", "score", "report", "datamodels", "demo", "ngrams", "taskgram"):
         assert "--help" in invoke(cmd, "--help")
 
 

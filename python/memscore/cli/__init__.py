@@ -1,6 +1,6 @@
 """The ``memscore`` command line: one typer app that mounts each engine's command group.
 
-- :mod:`memscore.cli.runs`: ``memscore train | score | report | demo`` (the runs engine);
+- :mod:`memscore.cli.runs`: ``memscore train | score | report | datamodels | demo`` (the runs engine);
 - :mod:`memscore.cli.store`: ``memscore store verify | clean | merge`` (run stores);
 - :mod:`memscore.cli.ngrams`: ``memscore ngrams count | clean`` (the corpus n-gram engine);
 - :mod:`memscore.cli.taskgram`: ``memscore taskgram`` (the task-gram study);
@@ -33,7 +33,7 @@ def _build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
     )
-    app.add_typer(runs.app)  # train, score, report, demo at the top level
+    app.add_typer(runs.app)  # train, score, report, datamodels, demo at the top level
     app.add_typer(store.app, name="store", help="Check, clean and merge run stores.")
     app.add_typer(
         ngrams.app, name="ngrams", help="Count n-grams, document frequencies and co-occurrences over corpus shards."

@@ -1,4 +1,4 @@
-"""``memscore train | score | report | demo``: the runs engine from the command line.
+"""``memscore train | score | report | datamodels | demo``: the runs engine from the command line.
 
 Needs the ``cli`` extra (typer, rich); training needs ``train`` (torch), reports ``plot``
 (matplotlib): ``pip install 'memscore[cli,train,plot]'``.
@@ -492,6 +492,55 @@ def report(
     _plt()  # matplotlib, before any scoring
     page = write_report(store, out)
     typer.echo(f"report: {page}")
+
+
+@app.command()
+def datamodels(
+    store: Path = typer.Argument(..., help="Store directory (its runs are the training runs)."),
+    kind: str = typer.Option("phi", help="Test outcome fitted: phi (the margin) or correct."),
+    val_fraction: float = typer.Option(0.1, help="Fraction of the runs held out to choose λ per test example."),
+    n_lambdas: int = typer.Option(100, help="Points on the λ path."),
+    lambda_ratio: float = typer.Option(1e-3, help="Smallest λ on the path, as a fraction of lam_max."),
+    seed: int = typer.Option(0, help="Seed of the held-out draw."),
+    eval_store: Path | None = typer.Option(
+        None, "--eval", help="A store of evaluation runs: print the LDS of the datamodels and of influence on it."
+    ),
+    out: Path | None = typer.Option(None, help="Output .npz (default: STORE/datamodels.npz)."),
+) -> None:
+    """Fit datamodels (a sparse linear model per test example) on STORE's runs; write them as .npz."""
+    import numpy as np
+
+    from .._io import atomic_write
+    from ..runs.store import RunStore
+    from ._checks import check_existing_dir
+
+    check_choice(kind, "--kind", ("phi", "correct"))
+    check_existing_dir(store, "STORE")
+    if eval_store is not None:
+        check_existing_dir(eval_store, "--eval")
+    target = out if out is not None else store / "datamodels.npz"
+    s = RunStore.open(store)
+    evals = None if eval_store is None else RunStore.open(eval_store)  # bad --eval fails before the fit
+    t0 = time.perf_counter()
+    dm = s.datamodels(kind, val_fraction=val_fraction, seed=seed, n_lambdas=n_lambdas, lambda_ratio=lambda_ratio)
+    took = time.perf_counter() - t0
+    atomic_write(
+        target,
+        lambda f: np.savez(f, weights=dm.weights, bias=dm.bias, lam=dm.lam, lam_max=dm.lam_max,
+                           val_mse=dm.val_mse, kind=np.array(kind), runs=np.array(len(s))),
+    )  # fmt: skip
+    nnz = (dm.weights != 0).sum(axis=1)
+    typer.echo(
+        f"datamodels of {dm.weights.shape[0]} test examples on {len(s)} runs in {took:.1f} s: "
+        f"median {int(np.median(nnz))} nonzero weights of {dm.weights.shape[1]}, "
+        f"mean held-out MSE {float(np.nanmean(dm.val_mse)):.4g} -> {target}"
+    )
+    if evals is not None:
+        typer.echo(f"LDS on {eval_store} (95% bootstrap interval):")
+        for name, att in (("datamodels", dm.weights), ("influence (Feldman–Zhang)", s.influence(kind))):
+            score = evals.lds(att, kind)
+            lo, hi = score.ci
+            typer.echo(f"  {name}: {score.mean:.3f} [{lo:.3f}, {hi:.3f}] over {score.n_subsets} subsets")
 
 
 @app.command()

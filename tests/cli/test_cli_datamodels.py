@@ -1,0 +1,52 @@
+"""``memscore datamodels``: fit on a store, write the .npz, print the LDS on evaluation runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("typer")
+
+from memscore import RunStore  # noqa: E402
+
+
+def _stores(tmp_path, n=30, t=4):
+    """Training runs and evaluation runs (10 subsets x 2 models) whose test φ is a planted
+    sparse linear function of the mask plus noise."""
+    rng = np.random.default_rng(0)
+    w = np.zeros((t, n))
+    w[:, :3] = [1.0, -0.8, 0.5]
+    train = RunStore.create(tmp_path / "runs", n_train=n, n_test=t)
+    for r in range(200):
+        m = rng.random(n) < 0.5
+        train.add_run(m, test_phi=w @ m + 0.1 * rng.normal(size=t), run_id=f"r{r}")
+    ev = RunStore.create(tmp_path / "eval", n_train=n, n_test=t)
+    for g in range(10):
+        m = rng.random(n) < 0.5
+        for k in range(2):
+            ev.add_run(m, test_phi=w @ m + 0.1 * rng.normal(size=t), run_id=f"e{g}-{k}")
+    return train, ev, w
+
+
+def test_datamodels_command_writes_weights_and_prints_lds(tmp_path, run_cli):
+    train, ev, w = _stores(tmp_path)
+    code, out, err = run_cli(["datamodels", str(train.path), "--eval", str(ev.path), "--n-lambdas", "20"])
+    assert code == 0, err
+    with np.load(train.path / "datamodels.npz") as z:
+        assert z["weights"].shape == (4, 30) and str(z["kind"]) == "phi" and int(z["runs"]) == 200
+        np.testing.assert_allclose(z["weights"][:, :3], w[:, :3], atol=0.1)
+        assert set(z.files) >= {"bias", "lam", "lam_max", "val_mse"}
+    assert "datamodels of 4 test examples on 200 runs" in out
+    lds = {line.split(":")[0].strip(): float(line.split(":")[1].split()[0]) for line in out.splitlines()[2:]}
+    assert lds["datamodels"] > 0.8 and set(lds) == {"datamodels", "influence (Feldman–Zhang)"}
+    assert "over 10 subsets" in out
+
+
+def test_datamodels_command_bad_input(tmp_path, run_cli):
+    train, _, _ = _stores(tmp_path)
+    code, _, err = run_cli(["datamodels", str(train.path), "--kind", "logits"])
+    assert code == 1 and "--kind" in err
+    code, _, err = run_cli(["datamodels", str(train.path), "--eval", str(tmp_path / "nowhere")])
+    assert code == 1 and "--eval" in err and not (train.path / "datamodels.npz").exists()
+    code, _, err = run_cli(["datamodels", str(train.path), "--val-fraction", "1.5"])
+    assert code == 1 and "fraction" in err
