@@ -256,3 +256,17 @@ def test_core_row_indices_are_checked() -> None:
         _core.datamodels_fit(bits, y, m.shape[1], lam=np.full(3, 0.1), rows=rows)
     with pytest.raises(ValueError, match="val_outcomes go with val_masks or val_rows"):
         _core.datamodels_fit(bits, y[:10], m.shape[1], rows=rows, val_outcomes=y[10:20])
+
+
+@pytest.mark.parametrize("level", ["avx2", "portable"])
+def test_every_vector_level_gives_the_same_fit(level: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MEMSCORE_VECTOR_LEVEL picks a lower kernel (never one the CPU lacks); all are bit-identical."""
+    m, y, _, _, _ = _problem(7, t=40)
+    best = memscore.datamodels(m, y, n_lambdas=15)
+    monkeypatch.setenv("MEMSCORE_VECTOR_LEVEL", level)
+    kernel = memscore.cpu_info()["vector_kernel"]
+    assert kernel == {"avx2": "Avx2", "portable": "Portable"}[level] or (level == "avx2" and kernel == "Portable")
+    got = memscore.datamodels(m, y, n_lambdas=15)
+    np.testing.assert_array_equal(got.weights, best.weights)
+    np.testing.assert_array_equal(got.bias, best.bias)
+    assert got.sweeps == best.sweeps

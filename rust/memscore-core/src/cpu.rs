@@ -42,8 +42,25 @@ pub enum VectorLevel {
     Portable,
 }
 
-/// The best vector level this machine supports.
+/// The vector level the float row kernels use: the best this machine supports, or a lower
+/// one named by the environment variable `MEMSCORE_VECTOR_LEVEL` (`avx512`, `avx2` or
+/// `portable`; for benchmarks and checks of each path). A level above the machine's, or
+/// an unknown name, gives the machine's best: never an instruction the CPU lacks.
 pub fn vector_level() -> VectorLevel {
+    let best = best_vector_level();
+    let asked = match std::env::var("MEMSCORE_VECTOR_LEVEL").as_deref() {
+        Ok("portable") => VectorLevel::Portable,
+        Ok("avx2") => VectorLevel::Avx2,
+        _ => return best,
+    };
+    if vector_levels().contains(&asked) {
+        asked
+    } else {
+        best
+    }
+}
+
+fn best_vector_level() -> VectorLevel {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -59,7 +76,7 @@ pub fn vector_level() -> VectorLevel {
 /// Every vector level this machine can run, best first (tests run each).
 pub fn vector_levels() -> Vec<VectorLevel> {
     let all = [VectorLevel::Avx512, VectorLevel::Avx2, VectorLevel::Portable];
-    let best = all.iter().position(|&l| l == vector_level()).unwrap_or(2);
+    let best = all.iter().position(|&l| l == best_vector_level()).unwrap_or(2);
     all[best..].to_vec()
 }
 

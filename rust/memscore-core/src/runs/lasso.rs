@@ -59,7 +59,8 @@ pub struct LassoArgs {
     /// Path mode: stop a block's path once no target of it improved its validation MSE
     /// for this many consecutive λ (0: the whole path).
     pub patience: usize,
-    /// Instruction set the row kernels run with (default: the best this machine has;
+    /// Instruction set the row kernels run with (default: [`vector_level`], the best this
+    /// machine has unless `MEMSCORE_VECTOR_LEVEL` asks for less;
     /// every level gives bit-identical results, as no sum is reordered across lanes).
     pub level: VectorLevel,
 }
