@@ -48,5 +48,8 @@ def test_datamodels_command_bad_input(tmp_path, run_cli):
     assert code == 1 and "--kind" in err
     code, _, err = run_cli(["datamodels", str(train.path), "--eval", str(tmp_path / "nowhere")])
     assert code == 1 and "--eval" in err and not (train.path / "datamodels.npz").exists()
+    other = RunStore.create(tmp_path / "other", n_train=31, n_test=4)
+    code, _, err = run_cli(["datamodels", str(train.path), "--eval", str(other.path)])
+    assert code == 1 and "31 training / 4 test" in err and not (train.path / "datamodels.npz").exists()
     code, _, err = run_cli(["datamodels", str(train.path), "--val-fraction", "1.5"])
     assert code == 1 and "fraction" in err

@@ -521,6 +521,11 @@ def datamodels(
     target = out if out is not None else store / "datamodels.npz"
     s = RunStore.open(store)
     evals = None if eval_store is None else RunStore.open(eval_store)  # bad --eval fails before the fit
+    if evals is not None and (evals.n_train, evals.n_test) != (s.n_train, s.n_test):
+        raise ValueError(
+            f"--eval: {eval_store} has {evals.n_train} training / {evals.n_test} test examples, "
+            f"STORE has {s.n_train} / {s.n_test} (evaluation runs must be of the same examples)"
+        )
     t0 = time.perf_counter()
     dm = s.datamodels(kind, val_fraction=val_fraction, seed=seed, n_lambdas=n_lambdas, lambda_ratio=lambda_ratio)
     took = time.perf_counter() - t0
