@@ -328,7 +328,12 @@ def run_tasks(
                     raise
                 bar.update(on_result(i, value), failed, retried)
     except BaseException:
-        for ref in pending:
+        # Cancel only the tasks still running: cancelling one whose result is arriving can
+        # hit a race in Ray's core worker that aborts this process (ray-project/ray#54846,
+        # seen here in the Ctrl-C test); finished ones need no cancel.
+        refs = list(pending)
+        running = ray.wait(refs, num_returns=len(refs), timeout=0)[1] if refs else []
+        for ref in running:
             ray.cancel(ref)
         raise
     finally:
