@@ -55,7 +55,7 @@ def main() -> None:
     from memscore.cluster import RayExecutor, run_tasks
     from memscore.ngrams import Corpus, QuerySet
     from memscore.ngrams.ray_count import count_shards
-    from memscore.runs.train.ray_runs import DatasetSplit
+    from memscore.train.ray_runs import DatasetSplit
     from memscore.train import SubsetPlan, create_store, mlp, train_runs
 
     torch.set_num_threads(1)

@@ -31,7 +31,7 @@ def main() -> None:
 
     import memscore.lm as lm
     from memscore.lm import LoadedLM
-    from memscore.ngrams.lm.planted import fit_causal_lm, planted_corpus
+    from memscore.lm.planted import fit_causal_lm, planted_corpus
 
     length, k, m = 16, 8, 8
     copies = (1, 2, 4, 8, 16, 32, 64, 128)

@@ -27,7 +27,7 @@ import numpy as np
 from memscore import RunStore, membership_metrics
 from memscore.datasets import mnist1d
 from memscore.models import resnet1d
-from memscore.runs.train.augment import Shift
+from memscore.train.augment import Shift
 from memscore.train import SubsetPlan, create_store, train_runs
 
 

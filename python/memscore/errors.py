@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-__all__ = ["MemscoreError", "StoreError", "RunNotFoundError", "CorpusError", "NotFittedError"]
+__all__ = ["ClusterError", "MemscoreError", "StoreError", "RunNotFoundError", "CorpusError", "NotFittedError"]
 
 
 class MemscoreError(Exception):
@@ -45,6 +45,12 @@ class RunNotFoundError(StoreError, KeyError):
 
 class CorpusError(MemscoreError):
     """A corpus shard cannot be read or parsed."""
+
+
+class ClusterError(MemscoreError):
+    """An executor cannot run the work: no cluster answers at the address, no worker has
+    the resources of one task, the workers do not see a path, or a task's workers kept
+    dying."""
 
 
 _NOT_FITTED_DOC = """An estimator (:class:`~memscore.ResMem`) was used before ``fit``.

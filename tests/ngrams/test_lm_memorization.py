@@ -18,7 +18,7 @@ pytest.importorskip("matplotlib")
 import polars as pl  # noqa: E402
 
 import memscore.lm as lm  # noqa: E402
-from memscore.ngrams.lm.planted import fit_causal_lm, planted_corpus  # noqa: E402
+from memscore.lm.planted import fit_causal_lm, planted_corpus  # noqa: E402
 
 LENGTH, K, M = 12, 6, 6
 

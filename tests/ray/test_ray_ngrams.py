@@ -97,7 +97,7 @@ def test_taskgram_counting_on_ray(ray_cluster, tmp_path):
     import polars as pl
 
     from memscore.cli.taskgram import app as taskgram_app
-    from memscore.ngrams.taskgram.pipeline import PipelineConfig, run_pipeline
+    from memscore.taskgram.pipeline import PipelineConfig, run_pipeline
 
     out = tmp_path / "o"
     args = ["--quick", "--out", str(out), "--n-examples", "10", "--seed", "1", "--ray", "auto"]

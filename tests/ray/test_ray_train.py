@@ -20,8 +20,8 @@ from typer.testing import CliRunner  # noqa: E402
 from memscore import RunStore  # noqa: E402
 from memscore.cli import app  # noqa: E402
 from memscore.cluster import ClusterError, RayExecutor  # noqa: E402
-from memscore.runs.train.ray_runs import DatasetSplit  # noqa: E402
 from memscore.train import SubsetPlan, create_store, mlp, train_runs  # noqa: E402
+from memscore.train.ray_runs import DatasetSplit  # noqa: E402
 
 TRAIN = DatasetSplit("modular", "train", p=5, seed=0)
 TEST = DatasetSplit("modular", "test", p=5, seed=0)

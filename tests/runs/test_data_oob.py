@@ -251,7 +251,7 @@ def test_cli_trains_a_bootstrap_store(tmp_path):
 
 
 def test_bootstrap_plan_refuses_repeats():
-    from memscore.runs.train import SubsetPlan
+    from memscore.train import SubsetPlan
 
     with pytest.raises(ValueError, match="repeats"):
         SubsetPlan(10, 4, bootstrap=True, repeats=2)

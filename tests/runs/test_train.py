@@ -142,7 +142,7 @@ def test_ensemble_equals_one_model_at_a_time(tmp_path, optimizer, lr, wd):
 def test_runs_are_grouped_by_steps_per_epoch():
     from types import SimpleNamespace
 
-    from memscore.runs.train.driver import _groups
+    from memscore.train.driver import _groups
 
     sizes = [30, 31, 29, 40, 41, 30, 50]
     masks = np.array([[True] * s + [False] * (60 - s) for s in sizes])
@@ -228,7 +228,7 @@ def test_grand_is_the_per_example_gradient_norm(tmp_path):
                snapshot_epochs=(0,), grand=True, progress=False)  # fmt: skip
     _, grand = store.snapshots("train", "grand")
     # epoch 0 = the initial model of run r, rebuilt by hand
-    from memscore.runs.train.models import init_model
+    from memscore.train.models import init_model
 
     for r in range(2):
         model = init_model(fn, 0, r)

@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 
 from memscore.models import cifar_resnet, resnet1d  # noqa: E402
 from memscore.reference.train import train_sequential  # noqa: E402
-from memscore.runs.train.augment import CropFlip, Shift  # noqa: E402
-from memscore.runs.train.schedules import lr_factor  # noqa: E402
 from memscore.train import create_store, train_runs  # noqa: E402
+from memscore.train.augment import CropFlip, Shift  # noqa: E402
+from memscore.train.schedules import lr_factor  # noqa: E402
 
 TOL = dict(rtol=2e-4, atol=2e-4)
 
@@ -44,7 +44,7 @@ def run_both(model_fn, train, plan, ensemble, tmp_path, name, **kw):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 @pytest.mark.parametrize("weight_decay", [0.0, 5e-3])
 def test_batchnorm_ensemble_equals_the_plain_loop(optimizer, weight_decay):
-    from memscore.runs.train import driver
+    from memscore.train import driver
 
     x, y = images(n=17)
     plan = SubsetPlan(len(y), 4, keep=0.5, seed=1)
@@ -217,7 +217,7 @@ def test_query_views_are_recorded_for_lira(tmp_path):
 
 
 def test_bf16_on_a_gpu_without_it_is_refused(monkeypatch):
-    from memscore.runs.train.driver import _check_precision
+    from memscore.train.driver import _check_precision
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Old GPU")
@@ -232,7 +232,7 @@ def test_bf16_on_a_gpu_without_it_is_refused(monkeypatch):
 
 
 def _compile_works() -> bool:
-    from memscore.runs.train import driver
+    from memscore.train import driver
 
     try:
         driver._check_compile(torch.device("cpu"))

@@ -58,8 +58,7 @@ def memorization(
     from rich.console import Console
     from rich.table import Table
 
-    from ..ngrams.corpus import open_corpus
-    from ..ngrams.lm import (
+    from ..lm import (
         load_causal_lm,
         memorization_curve,
         memorization_table,
@@ -67,7 +66,8 @@ def memorization(
         sample_sequences,
         tokenize_corpus,
     )
-    from ..ngrams.lm.load import check_context
+    from ..lm.load import check_context
+    from ..ngrams.corpus import open_corpus
 
     check_output_dir(out, "--out")
     # every model is loaded and checked (context, device, dtype) before any sampling or decoding

@@ -126,8 +126,8 @@ def _model_builder(kind: str, task: Any, width: int, preset: dict[str, Any]) -> 
 
 def _network(kind: str, name: str, shape: tuple[int, ...], n_classes: int, width: int, depth: int, act: str) -> Any:
     """The network ``kind`` for inputs of ``shape`` (without the batch axis)."""
-    from ..runs.train import architectures as arch
-    from ..runs.train import mlp
+    from ..train import architectures as arch
+    from ..train import mlp
 
     if kind == "mlp":
         if len(shape) != 1:
@@ -237,8 +237,8 @@ def run_training(
     from ..runs.datasets import IMAGE_DATASETS, image_dataset, load_dataset
     from ..runs.report import Sweep
     from ..runs.store import RunStore
-    from ..runs.train import SubsetPlan, TrainConfig, create_store, train_runs
-    from ..runs.train.driver import _resolve_device
+    from ..train import SubsetPlan, TrainConfig, create_store, train_runs
+    from ..train.driver import _resolve_device
     from ._checks import check_output_dir
 
     # ---- every check first: nothing below the next marker runs on a bad argument
@@ -270,13 +270,13 @@ def run_training(
         snapshot_epochs=tuple(preset["snapshot_epochs"]), seed=seed, **recipe,
     )  # fmt: skip
     check_choice(preset["model"], "model", _MODELS)
-    from ..runs.train.augment import resolve_augment
-    from ..runs.train.driver import _check_precision
+    from ..train.augment import resolve_augment
+    from ..train.driver import _check_precision
 
     resolve_augment(preset["augment"])
     _check_precision(preset["precision"], _resolve_device(device))
     if preset["compile"]:
-        from ..runs.train.driver import _check_compile
+        from ..train.driver import _check_compile
 
         _check_compile(_resolve_device(device))
     if dataset in IMAGE_DATASETS:
@@ -323,7 +323,7 @@ def run_training(
         make_model = _model_builder(preset["model"], task, w, preset)
         data: tuple[Any, Any] = ((task.x_train, task.y_train), (task.x_test, task.y_test))
         if executor is not None:  # picklable: the workers load the data and build the model
-            from ..runs.train.ray_runs import DatasetSplit
+            from ..train.ray_runs import DatasetSplit
 
             spec = dict(data_spec)
             if dataset in IMAGE_DATASETS:

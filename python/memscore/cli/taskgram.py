@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..ngrams.taskgram.model import MODEL_SIZES
-from ..ngrams.taskgram.pipeline import TASKS, PipelineConfig, run_pipeline
+from ..taskgram.model import MODEL_SIZES
+from ..taskgram.pipeline import TASKS, PipelineConfig, run_pipeline
 from ._checks import check_output_dir
 
 app = typer.Typer(

@@ -33,6 +33,7 @@ import numpy.typing as npt
 import polars as pl
 
 from .. import errors
+from .._stats import softmax
 from .._validate import ArrayLike, check_bool, check_choice, check_class_labels, check_float, check_int, to_numpy
 from .index import METRICS, KnnIndex, as_vectors
 
@@ -42,13 +43,6 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 _CHUNK = 4096  # query rows per kNN + residual-gather step (bounds the (rows, k, C) temporary)
-
-
-def _softmax(z: np.ndarray) -> F64:
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    out: F64 = e / e.sum(axis=1, keepdims=True)
-    return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -248,7 +242,7 @@ class ResMem:
 
     def _base(self, logits: F64) -> F64:
         if self.mode == "classification":
-            return _softmax(logits / float(self.temperature))
+            return softmax(logits / float(self.temperature))
         return logits
 
     # ------------------------------------------------------------------ fit / predict

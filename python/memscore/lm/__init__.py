@@ -1,6 +1,53 @@
-"""Short name of :mod:`memscore.ngrams.lm` (causal LMs: loading, scoring, extractable memorization)."""
+"""Causal language models as the memorization papers study them: HuggingFace models
+loaded by name or path (:func:`load_causal_lm`), batched per-token log-probabilities
+(:func:`token_logprobs`, the loop the task-gram study scores with), and extractable
+memorization against corpus duplication (Carlini et al. 2023): :func:`extractable`
+(batched greedy decoding), :func:`sample_sequences` (windows of a token corpus with their
+exact duplicate counts from the n-gram engine), :func:`memorization_table` /
+:func:`memorization_curve` / :func:`plot_memorization_curve`. ``memscore lm memorization``
+is the command.
+
+torch and transformers (the ``lm`` extra) are imported only by the functions that need them.
+"""
 
 from __future__ import annotations
 
-from ..ngrams.lm import *  # noqa: F403
-from ..ngrams.lm import __all__ as __all__
+from .curve import memorization_curve, memorization_table, plot_memorization_curve
+from .extract import Extraction, as_token_matrix, extractable, greedy_continuations
+from .load import (
+    LoadedLM,
+    ModelLoadError,
+    check_causal_lm,
+    check_context,
+    context_length,
+    load_causal_lm,
+    resolve_dtype,
+)
+from .sampler import SampledSequences, duplicate_counts, log2_bin, sample_sequences, token_shard_arrays
+from .scoring import model_logits, token_logprobs
+from .tokenize import tokenize_corpus
+
+__all__ = [
+    "Extraction",
+    "LoadedLM",
+    "ModelLoadError",
+    "SampledSequences",
+    "as_token_matrix",
+    "check_causal_lm",
+    "check_context",
+    "context_length",
+    "duplicate_counts",
+    "extractable",
+    "greedy_continuations",
+    "load_causal_lm",
+    "log2_bin",
+    "memorization_curve",
+    "memorization_table",
+    "model_logits",
+    "plot_memorization_curve",
+    "resolve_dtype",
+    "sample_sequences",
+    "token_logprobs",
+    "token_shard_arrays",
+    "tokenize_corpus",
+]

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from .._torch import require_torch
-from ..runs.train.augment import resolve_augment
-from ..runs.train.config import _as_xy
-from ..runs.train.models import epoch_batches, init_model, run_seed
-from ..runs.train.plan import SubsetPlan
-from ..runs.train.schedules import lr_factor
+from ..train.augment import resolve_augment
+from ..train.config import _as_xy
+from ..train.models import epoch_batches, init_model, run_seed
+from ..train.plan import SubsetPlan
+from ..train.schedules import lr_factor
 
 
 def train_sequential(

@@ -6,7 +6,7 @@
 - :mod:`~memscore.runs.bits`: :class:`PackedBits`, masks at one bit per run and example;
 - :mod:`~memscore.runs.store`: the on-disk run store and its streamed scores;
 - :mod:`~memscore.runs.proxies`: disagreement, proxy tables and trajectories;
-- :mod:`~memscore.runs.train`: the training driver (torch);
+- :mod:`~memscore.train`: the training driver (torch);
 - :mod:`~memscore.runs.datasets`: the embedded datasets;
 - :mod:`~memscore.runs.report`: score tables and the HTML report;
 - :mod:`~memscore.runs.valuation`: data valuation (Banzhaf, Data-OOB) from the same runs;
@@ -17,13 +17,14 @@
 
 from __future__ import annotations
 
+from .._stats import spearman
 from .bits import PackedBits
 from .datamodels import Datamodels, datamodels
 from .label_issues import LABEL_ISSUE_METHODS, label_issues
 from .lds import LDS, lds
 from .membership import MembershipMetrics, lira, membership_metrics
 from .outcomes import logit_confidence, snapshot_outcomes
-from .proxies import Disagreement, disagreement, proxy_table, spearman, trajectories
+from .proxies import Disagreement, disagreement, proxy_table, trajectories
 from .rmia import rmia, true_class_probability
 from .scores import OutcomeStats, holdout_accuracy, influence, memorization
 from .store import RunStore

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .._stats import spearman
 from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_real, check_runs, to_numpy
 from .bits import PackedBits
-from .proxies import spearman
 
 __all__ = ["LDS", "lds", "group_runs"]
 

@@ -12,7 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from .._validate import ArrayLike, check_class_labels, check_float, check_int, check_real, to_numpy
+from .._stats import spearman, spearman_pvalue
+from .._validate import ArrayLike, check_class_labels, check_float, check_int, to_numpy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .store import RunStore
@@ -23,101 +24,6 @@ F64 = npt.NDArray[np.float64]
 
 #: The trajectory classes of :func:`trajectories`.
 TRAJECTORY_KINDS = ("flat", "increasing", "decreasing", "cap", "dip", "other")
-
-
-def _rank(a: F64) -> F64:
-    """Ranks 1..n with ties given their average rank."""
-    order = np.argsort(a, kind="stable")
-    s = a[order]
-    ranks = np.empty(a.size)
-    # Boundaries of runs of equal values in sorted order.
-    start = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
-    end = np.r_[start[1:], a.size]
-    avg = (start + end + 1) / 2.0
-    ranks[order] = np.repeat(avg, end - start)
-    return ranks
-
-
-def spearman(a: ArrayLike, b: ArrayLike) -> tuple[float, int]:
-    """Spearman's rank correlation of ``a`` and ``b`` over pairs where both are finite.
-
-    Ties take average ranks. This is memscore's one Spearman: :func:`proxy_table` and the
-    task-gram metrics use it.
-
-    Parameters
-    ----------
-    a, b : array-like of real numbers, same size
-        Flattened before ranking.
-
-    Returns
-    -------
-    rho : float
-        NaN with fewer than two finite pairs or a constant input.
-    n : int
-        Number of pairs where both values are finite.
-
-    Raises
-    ------
-    TypeError
-        Non-numeric input.
-    ValueError
-        ``a`` and ``b`` differ in size.
-
-    Examples
-    --------
-    >>> import memscore
-    >>> memscore.spearman([1, 2, 3, float("nan")], [10, 30, 20, 0])
-    (0.5, 3)
-    """
-    xa, ya = to_numpy(a, "a"), to_numpy(b, "b")
-    check_real(xa, "a")
-    check_real(ya, "b")
-    x = np.asarray(xa, dtype=np.float64).ravel()
-    y = np.asarray(ya, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"spearman: a and b must have the same length, got {x.size} and {y.size}")
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    n = int(x.size)
-    if n < 2:
-        return float("nan"), n
-    rx, ry = _rank(x), _rank(y)
-    rx -= rx.mean()
-    ry -= ry.mean()
-    den = np.sqrt((rx * rx).sum() * (ry * ry).sum())
-    return (float((rx * ry).sum() / den) if den > 0 else float("nan")), n
-
-
-def spearman_pvalue(rho: float, n: int) -> float:
-    """Two-sided p-value of Spearman's rho (t approximation, as ``scipy.stats.spearmanr``).
-
-    Parameters
-    ----------
-    rho : float
-        The correlation, from :func:`spearman`.
-    n : int
-        The number of pairs it used.
-
-    Returns
-    -------
-    float
-        NaN when ``rho`` is NaN, ``n < 3``, or scipy is not installed.
-
-    Examples
-    --------
-    >>> spearman_pvalue(1.0, 10)
-    0.0
-    """
-    if not np.isfinite(rho) or n < 3:
-        return float("nan")
-    try:
-        from scipy.stats import t as student_t
-    except ImportError:  # p-values need scipy; the correlations themselves do not
-        return float("nan")
-    if abs(rho) >= 1.0:
-        return 0.0
-    tstat = rho * np.sqrt((n - 2) / (1.0 - rho * rho))
-    return float(2 * student_t.sf(abs(tstat), n - 2))
 
 
 def trajectories(mem_by_size: Mapping[Any, Any] | Sequence[Any] | np.ndarray, *, tol: float = 0.1) -> pl.DataFrame:

@@ -152,8 +152,8 @@ def removal_curve(
     >>> curve.columns  # doctest: +SKIP
     ['valuation', 'order', 'fraction', 'removed', 'runs', 'test_accuracy', 'test_accuracy_std']
     """
-    from .train import SubsetPlan, create_store, train_runs
-    from .train.config import _as_xy
+    from ..train import SubsetPlan, create_store, train_runs
+    from ..train.config import _as_xy
 
     if test is None:
         raise ValueError("test: a removal curve measures test accuracy; pass (inputs, labels) of a test set")

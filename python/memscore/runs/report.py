@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from .._io import atomic_write
+from .._plot import REPORT_CSS, table_html
 from .._validate import check_int
 from ..errors import StoreError
 from .datasets import DATASETS, TaskData, load_dataset
@@ -413,20 +414,6 @@ def _plot_removal(curve: pl.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def _table_html(df: pl.DataFrame, floats: int = 3) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
-    body = []
-    for row in df.iter_rows():
-        cells = []
-        for v in row:
-            if isinstance(v, float):
-                cells.append(f"<td>{v:.{floats}f}</td>" if np.isfinite(v) else "<td>–</td>")
-            else:
-                cells.append(f"<td>{html.escape(str(v)) if v is not None else '–'}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
 def _summary_html(summary: dict[str, Any]) -> str:
     labels = {
         "runs": "training runs",
@@ -450,11 +437,6 @@ def _summary_html(summary: dict[str, Any]) -> str:
                 else f"<tr><td>{html.escape(label)}</td><td>{v}</td></tr>"
             )
     return "<table>" + "".join(rows) + "</table>"
-
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}
-th{background:#f3f3f3}img{max-width:100%;margin:0.5em 0}h2{margin-top:1.6em;border-bottom:1px solid #ddd}"""
 
 
 #: Subdirectory of a store holding its evaluation runs (a store of the same examples).
@@ -528,7 +510,7 @@ def write_report(
     out_dir = Path(out) if out is not None else Path(path) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>memscore report</title><style>{_CSS}</style></head><body>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>memscore report</title><style>{REPORT_CSS}</style></head><body>"
     ]
     parts.append(f"<h1>memscore report</h1><p>{html.escape(str(Path(path).resolve()))}</p>")
     mems: dict[Any, np.ndarray] = {}
@@ -567,21 +549,21 @@ def write_report(
                     pl.Series("train_corrupted", scores["corrupted"].to_numpy()[pairs["train_index"].to_numpy()])
                 )
             parts.append("<h3>Highest-influence train → test pairs</h3>")
-            parts.append(_table_html(pairs.drop("rank")))
+            parts.append(table_html(pairs.drop("rank")))
         removal_path = store.path / REMOVAL_FILE
         if removal_path.is_file():  # written by memscore.runs.removal.write_removal_curve
             parts.append("<h3>Point-removal curves</h3>")
             _plot_removal(pl.read_parquet(removal_path), out_dir / f"{tag}removal.png")
             parts.append(f"<img src='{tag}removal.png' alt='test accuracy against the fraction removed'>")
         parts.append("<h3>Proxies of memorization</h3>")
-        parts.append(_table_html(proxies))
+        parts.append(table_html(proxies))
         if proxies.height:
             _plot_proxies(proxies, out_dir / f"{tag}proxies.png")
             parts.append(f"<img src='{tag}proxies.png' alt='proxy correlations'>")
         eval_dir = store.path / EVAL_DIR
         if (eval_dir / "manifest.json").is_file() and store.n_test:
             parts.append("<h3>Linear datamodeling score on the evaluation runs</h3>")
-            parts.append(_table_html(lds_table(store, RunStore.open(eval_dir))))
+            parts.append(table_html(lds_table(store, RunStore.open(eval_dir))))
     if sweep is not None and len(stores) >= 2:
         traj = trajectories(mems)
         atomic_write(Path(path) / "trajectories.parquet", lambda f: traj.write_parquet(f))
@@ -589,7 +571,7 @@ def write_report(
         _plot_trajectories(traj, list(sweep.sizes), out_dir / "trajectories.png")
         parts.append("<img src='trajectories.png' alt='memorization trajectories'>")
         counts = traj.group_by("trajectory").len().sort("len", descending=True)
-        parts.append(_table_html(counts))
+        parts.append(table_html(counts))
     parts.append("</body></html>")
     page = out_dir / "index.html"
     html_bytes = "\n".join(parts).encode("utf-8")

@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from ..._stats import softmax
 from ...errors import StoreError
-from ...knn.resmem import _softmax
 from ..bits import PackedBits
 from ..membership import lira as _lira
 from ..rmia import rmia as _rmia
@@ -578,7 +578,7 @@ class ScoreMethods(ReadMethods):
             got = stack_records(self._layout, recs, ["mask_bits", "train_logits"])
             out = ~_packed(got["mask_bits"]).unpack()
             z = np.asarray(got["train_logits"])
-            probs = _softmax(z.reshape(-1, z.shape[-1])).reshape(z.shape)
+            probs = softmax(z.reshape(-1, z.shape[-1])).reshape(z.shape)
             part = np.einsum("rn,rnc->nc", out.astype(np.float64), probs)
             acc["sum"] = part if acc["sum"] is None else acc["sum"] + part
             acc["count"] += out.sum(axis=0)

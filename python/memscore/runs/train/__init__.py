@@ -1,16 +1,6 @@
-"""The training driver: many small models on random subsets, trained at once, recorded in a
-:class:`~memscore.RunStore` (``plan.py``: which run sees which examples; ``config.py``: the
-settings; ``models.py``: models and per-run randomness; ``ensemble.py``: many models as one;
-``driver.py``: :func:`train_runs`). :class:`SubsetPlan` needs only numpy; everything else needs
-torch (``pip install 'memscore[train]'``).
-"""
+"""Old name of :mod:`memscore.train` (the training driver), kept so that existing imports work."""
 
 from __future__ import annotations
 
-from .config import TrainConfig
-from .driver import create_store, train_runs
-from .ensemble import snapshot_outcomes_torch
-from .models import mlp
-from .plan import SubsetPlan
-
-__all__ = ["SubsetPlan", "TrainConfig", "create_store", "mlp", "snapshot_outcomes_torch", "train_runs"]
+from ...train import *  # noqa: F403
+from ...train import __all__ as __all__

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..._torch import require_torch
-from ..._validate import check_int
+from .._torch import require_torch
+from .._validate import check_int
 
 __all__ = ["model_logits", "token_logprobs"]
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..._validate import as_mask, check_bool, check_float, check_int
+from .._validate import as_mask, check_bool, check_float, check_int
 
 __all__ = ["SubsetPlan"]
 

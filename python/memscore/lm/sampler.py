@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..._validate import check_int
-from ..corpus import Corpus
-from ..counting import ngram_stats
+from .._validate import check_int
+from ..ngrams.corpus import Corpus
+from ..ngrams.counting import ngram_stats
 
 __all__ = ["SampledSequences", "duplicate_counts", "log2_bin", "sample_sequences", "token_shard_arrays"]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..._torch import require_torch
-from ...errors import MemscoreError
+from .._torch import require_torch
+from ..errors import MemscoreError
 
 __all__ = [
     "LoadedLM",

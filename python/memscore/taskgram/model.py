@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._torch import require_torch
+from .._torch import require_torch
 
 __all__ = ["MODEL_SIZES", "GPTConfig", "TinyGPT", "TrainedLM", "train_lm", "train_tokenizer"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..taskgram.plot import save_figure
+from .._plot import save_figure
 from .extract import extractable
 from .load import LoadedLM, check_context
 from .sampler import SampledSequences, log2_bin

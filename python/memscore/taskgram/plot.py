@@ -9,37 +9,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..._io import atomic_write
+from .._io import atomic_write
+from .._plot import REPORT_CSS, save_figure, table_html
 from .metrics import distributional_memorization
 
 __all__ = ["plot_taskgram", "plot_trend", "write_taskgram_html"]
-
-
-def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> str:
-    """Lay out ``fig``, write it atomically to ``path`` (format from the suffix, PNG by
-    default) and close it.
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-    path : str or os.PathLike
-    dpi : int, default 110
-
-    Returns
-    -------
-    str
-        ``path``.
-    """
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    out = os.fspath(path)
-    fmt = os.path.splitext(out)[1].lstrip(".").lower() or "png"
-    try:
-        atomic_write(out, lambda f: fig.savefig(f, dpi=dpi, format=fmt))
-    finally:
-        plt.close(fig)
-    return out
 
 
 def plot_taskgram(
@@ -122,7 +96,7 @@ def plot_trend(trend: pl.DataFrame, path: str | os.PathLike[str], *, dpi: int = 
     Parameters
     ----------
     trend : polars.DataFrame
-        From :func:`~memscore.ngrams.taskgram.pipeline.size_trend`.
+        From :func:`~memscore.taskgram.pipeline.size_trend`.
     path : str or os.PathLike
         The image to write.
     dpi : int, default 110
@@ -183,17 +157,15 @@ def write_taskgram_html(
     import json
     from pathlib import Path
 
-    from ...runs.report import _CSS, _table_html
-
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>memscore task-gram</title><style>{_CSS}</style>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>memscore task-gram</title><style>{REPORT_CSS}</style>"
         "</head><body><h1>Task-gram study</h1>",
         "<h2>Distributional memorization and generalization per task and model</h2>",
         "<p>Spearman ρ (p) of per-example mean log p_TG vs log p_LM: distributional memorization; "
         "Kendall-τ distance (p): distributional generalization; n: examples with finite scores.</p>",
-        _table_html(summary),
+        table_html(summary),
         "<h2>Trend across model sizes</h2>",
-        _table_html(trend),
+        table_html(trend),
     ]
     for img in (trend_png, scatter):
         if img is not None:

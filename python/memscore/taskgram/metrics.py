@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from ...runs.proxies import spearman, spearman_pvalue
+from .._stats import spearman, spearman_pvalue
 
 __all__ = [
     "Correlation",

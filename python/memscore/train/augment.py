@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..._validate import check_int
+from .._validate import check_int
 from .config import _torch
 
 __all__ = ["AUGMENTATIONS", "QUERY_VIEWS", "Augmentation", "CropFlip", "Shift", "query_views", "resolve_augment"]

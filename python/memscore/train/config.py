@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._torch import require_torch
-from ..._validate import check_bool, check_choice, check_float, check_int
+from .._torch import require_torch
+from .._validate import check_bool, check_choice, check_float, check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -89,7 +89,7 @@ class TrainConfig:
         Seed of the runs.
     schedule : str, default "constant"
         Learning-rate schedule stepped per batch, one of
-        :data:`memscore.runs.train.schedules.SCHEDULES`.
+        :data:`memscore.train.schedules.SCHEDULES`.
     warmup : float, optional
         Fraction of the steps spent in a linear warm-up (default 0, or 0.3 for ``onecycle``).
     step_epochs : tuple of int, default ()

@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from ..._validate import check_bool, check_int, check_optional_int
-from ...cluster import RayExecutor, check_path_from_worker, run_tasks
-from ...errors import StoreError
-from ..store import RunStore
-from ..store.format import run_rel
-from ..store.merge import publish_run_bytes
+from .._validate import check_bool, check_int, check_optional_int
+from ..cluster import RayExecutor, check_path_from_worker, run_tasks
+from ..errors import StoreError
+from ..runs.store import RunStore
+from ..runs.store.format import run_rel
+from ..runs.store.merge import publish_run_bytes
 from .driver import _check_multiplicity, _groups
 from .plan import SubsetPlan
 
@@ -72,7 +72,7 @@ class DatasetSplit:
 
     def __call__(self) -> tuple[Any, Any]:
         """``(inputs, labels)`` of the split."""
-        from ..datasets import IMAGE_DATASETS, image_dataset, load_dataset
+        from ..runs.datasets import IMAGE_DATASETS, image_dataset, load_dataset
 
         if self.name in IMAGE_DATASETS:  # read from torchvision's files under kwargs["root"]
             task = image_dataset(self.name, **self.kwargs)

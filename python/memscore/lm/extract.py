@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from ..._torch import require_torch
-from ..._validate import check_int
+from .._torch import require_torch
+from .._validate import check_int
 from .load import check_context
 from .scoring import _is_hf, model_logits
 

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
-    from .. import Normalizer
+    from ..ngrams import Normalizer
 
 __all__ = ["Examples", "default_embedder", "default_normalizer", "extract_pairs", "ngrams_of", "to_examples"]
 
@@ -36,7 +36,7 @@ def default_normalizer() -> Normalizer:
     -------
     Normalizer
     """
-    from .. import Normalizer as _Normalizer
+    from ..ngrams import Normalizer as _Normalizer
 
     return _Normalizer(lowercase=True, strip_punctuation=True, stopwords="english")
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..._validate import check_float
+from .._validate import check_float
 
 __all__ = ["per_example", "taskgram_logprob", "taskgram_scores"]
 
@@ -179,7 +179,7 @@ def taskgram_scores(
     ValueError
         ``pairs`` lacks ``x`` or ``y``.
     """
-    from .. import ngram_stats
+    from ..ngrams import ngram_stats
 
     for c in ("x", "y"):
         if c not in pairs.columns:

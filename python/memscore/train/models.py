@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validate import check_choice, check_int
+from .._validate import check_choice, check_int
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -27,7 +27,7 @@ candidates are shuffled with ``seed`` and the first ``n_examples`` survivors kep
 Real setups replace any of the three parts: ``corpus`` (a user corpus, read by
 :func:`memscore.ngrams.corpus.open_corpus`), ``models`` (HuggingFace causal LMs, loaded one at
 a time with :func:`memscore.lm.load_causal_lm`) and ``task_specs`` (task datasets,
-:func:`~memscore.ngrams.taskgram.tasks.load_task`). Tasks and models are checked before the
+:func:`~memscore.taskgram.tasks.load_task`). Tasks and models are checked before the
 corpus is read; the output adds the size trend (``trend.csv``, ``trend.png``) and
 ``report.html``.
 """
@@ -47,11 +47,11 @@ from typing import Any
 
 import polars as pl
 
-from ..._io import atomic_write
-from ..._torch import require_torch
-from ..._validate import check_bool, check_choice, check_float, check_int, check_optional_int
-from ..corpus import open_corpus
+from .._io import atomic_write
+from .._torch import require_torch
+from .._validate import check_bool, check_choice, check_float, check_int, check_optional_int
 from ..lm.load import check_causal_lm, context_length, load_causal_lm
+from ..ngrams.corpus import open_corpus
 from . import data
 from .lm import lm_logprobs
 from .metrics import distributional_table
@@ -472,7 +472,7 @@ def run_pipeline(
     ValueError, FileNotFoundError
         A task without its columns or file, or a token corpus.
     """
-    from .. import Corpus
+    from ..ngrams import Corpus
 
     cfg = config or PipelineConfig()
     say = log or (lambda msg: None)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..._torch import require_torch
-from ..._validate import check_int
-from ..corpus import Corpus
+from .._torch import require_torch
+from .._validate import check_int
+from ..ngrams.corpus import Corpus
 from .scoring import model_logits
 
 __all__ = ["PlantedCorpus", "fit_causal_lm", "planted_corpus"]

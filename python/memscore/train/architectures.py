@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from ..._validate import check_int
+from .._validate import check_int
 from .config import _torch
 
 if TYPE_CHECKING:  # pragma: no cover

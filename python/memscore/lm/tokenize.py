@@ -23,10 +23,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..._io import atomic_write
-from ...errors import CorpusError
-from .._paths import JSONL_EXT, TEXT_EXT, Paths
-from ..corpus import Corpus, _expand
+from .._io import atomic_write
+from ..errors import CorpusError
+from ..ngrams._paths import JSONL_EXT, TEXT_EXT, Paths
+from ..ngrams.corpus import Corpus, _expand
 
 __all__ = ["tokenize_corpus"]
 

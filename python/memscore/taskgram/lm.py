@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..._torch import require_torch
-from ..._validate import check_int, check_optional_int
+from .._torch import require_torch
+from .._validate import check_int, check_optional_int
 from ..lm.scoring import token_logprobs
 from .pairs import Examples, Normalize, default_normalizer, to_examples
 

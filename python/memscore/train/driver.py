@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validate import check_bool, check_int, check_optional_int
-from ...errors import StoreError
-from ..outcomes import logit_confidence
-from ..store import RunStore
+from .._validate import check_bool, check_int, check_optional_int
+from ..errors import StoreError
+from ..runs.outcomes import logit_confidence
+from ..runs.store import RunStore
 from .augment import Augmentation, query_views, resolve_augment
 from .config import TrainConfig, _as_xy, _torch
 from .ensemble import _Ensemble, snapshot_outcomes_torch
@@ -328,7 +328,7 @@ def train_runs(
         Stop after this many new runs (for time-boxed jobs; resume later).
     schedule : str, default "constant"
         Learning-rate schedule stepped per batch: ``constant``, ``step``, ``cosine``,
-        ``linear`` or ``onecycle`` (see :func:`memscore.runs.train.schedules.lr_factor`).
+        ``linear`` or ``onecycle`` (see :func:`memscore.train.schedules.lr_factor`).
     warmup : float, optional
         Fraction of the steps in a linear warm-up (default 0; 0.3 for ``onecycle``).
     step_epochs, gamma : sequence of int, float
@@ -342,7 +342,7 @@ def train_runs(
     augment : None, "none", "crop-flip", "shift", or callable, default None
         Per-run augmentation of every training batch, on the device: a callable
         ``(x, generator) -> x`` keeping the batch's shape and dtype, seeded per run by
-        ``(seed, run index)`` (see :mod:`memscore.runs.train.augment`).
+        ``(seed, run index)`` (see :mod:`memscore.train.augment`).
     normalize : (mean, std), optional
         Per-channel normalization applied per batch after uint8 inputs are scaled to [0, 1].
     precision : {"fp32", "bf16", "fp16"}, default "fp32"
@@ -352,7 +352,7 @@ def train_runs(
         its free memory); otherwise in pinned host memory, moving each step's batches.
     query_augment : None, "mirror", "mirror-shift", "shift", or list of callables, optional
         LiRA's augmented queries: also record every final model's confidence φ on K views of
-        every example (:data:`memscore.runs.train.augment.QUERY_VIEWS`, identity first),
+        every example (:data:`memscore.train.augment.QUERY_VIEWS`, identity first),
         stored as ``(n, K)`` per run and read with ``store.outcomes(split, "phi_views")``.
     runs : sequence of int, optional
         Train only these runs of the plan (indices into it); the others are left for
@@ -361,8 +361,8 @@ def train_runs(
         Train on a Ray cluster instead: the unfinished runs are cut into groups of
         ``executor.runs_per_task`` (default ``ensemble``), one task per group; ``train``
         and ``test`` may then be zero-argument functions that load the data inside the
-        worker (:class:`memscore.runs.train.ray_runs.DatasetSplit` loads an embedded dataset
-        by name). See :func:`memscore.runs.train.ray_runs.train_on_ray`.
+        worker (:class:`memscore.train.ray_runs.DatasetSplit` loads an embedded dataset
+        by name). See :func:`memscore.train.ray_runs.train_on_ray`.
     compile : bool, default False
         Compile the ensemble's training forward with ``torch.compile`` (same runs to float
         tolerance; see :class:`TrainConfig` and docs/training.md for when it pays off).
