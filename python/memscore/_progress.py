@@ -39,14 +39,14 @@ class ProgressBar:
                 from tqdm.auto import tqdm
             except ImportError:  # no bar without tqdm: progress is a nicety, not a dependency
                 return
-            self.bar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
+            self.bar = tqdm(total=_whole(total), unit=unit, desc=desc, dynamic_ncols=True)
 
     def update(self, done: float, failed: int = 0, retried: int = 0) -> None:
         """Add ``done`` units; ``failed`` / ``retried`` are the running counts of tasks whose
         worker died and of their restarts."""
         if self.bar is None:
             return
-        self.bar.update(done)
+        self.bar.update(_whole(done))
         rate = self.bar.n / max(time.perf_counter() - self.t0, 1e-9) * 60
         post = f"{rate:.1f} {self.unit}/min"
         if failed or retried:
@@ -58,3 +58,8 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _whole(x: float) -> float | int:
+    """Whole numbers as ints, so that the bar reads 40/40, not 40.0/40.0."""
+    return int(x) if float(x).is_integer() else x

@@ -49,6 +49,7 @@ def as_executor(executor: object) -> Executor:
         return executor
     if executor is None or executor == "local":
         return LocalExecutor()
+    note = ""
     if isinstance(executor, str):
         if executor == "threads":
             return ThreadExecutor()
@@ -56,7 +57,7 @@ def as_executor(executor: object) -> Executor:
             n = executor[len("threads:") :]
             if n.isdigit() and int(n) >= 1:
                 return ThreadExecutor(int(n))
-            raise TypeError(f"executor: expected 'threads:N' with N an integer >= 1, got {executor!r}")
+            note = " (N of 'threads:N' must be an integer >= 1)"
         if executor == "ray":
             return RayExecutor()
         if executor.startswith("ray://") and len(executor) > len("ray://"):
@@ -64,4 +65,4 @@ def as_executor(executor: object) -> Executor:
         if executor.startswith("ray:") and len(executor) > len("ray:"):
             return RayExecutor(address=executor[len("ray:") :])
     got = repr(executor) if isinstance(executor, str) else f"{type(executor).__name__} {executor!r}"
-    raise TypeError(f"executor: expected {EXECUTOR_CHOICES}; got {got}")
+    raise TypeError(f"executor: expected {EXECUTOR_CHOICES}; got {got}{note}")
