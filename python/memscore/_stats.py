@@ -9,23 +9,44 @@ import numpy.typing as npt
 
 from ._validate import ArrayLike, check_real, to_numpy
 
-__all__ = ["rankdata", "softmax", "spearman", "spearman_pvalue"]
+__all__ = ["log_softmax", "rankdata", "softmax", "spearman", "spearman_pvalue"]
 
 F64 = npt.NDArray[np.float64]
 
 
+def log_softmax(z: npt.ArrayLike, axis: int = -1) -> F64:
+    """``z - logsumexp(z)`` along ``axis`` in float64, shifted by the maximum so that no
+    finite logit overflows (a slice of only ``-inf`` stays ``-inf``).
+
+    Examples
+    --------
+    >>> log_softmax([0.0, 0.0]).round(4).tolist()
+    [-0.6931, -0.6931]
+    """
+    x = np.asarray(z, dtype=np.float64)
+    m = x.max(axis=axis, keepdims=True)
+    shifted = x - np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out: F64 = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return out
+
+
 def softmax(z: npt.ArrayLike, axis: int = -1) -> F64:
     """``exp(z) / sum(exp(z))`` along ``axis`` in float64, shifted by the maximum so that
-    no finite logit overflows.
+    no finite logit overflows; a slice of only ``-inf`` (no valid entry) gets all zeros.
 
     Examples
     --------
     >>> softmax([[0.0, 0.0], [1000.0, 0.0]]).round(3).tolist()
     [[0.5, 0.5], [1.0, 0.0]]
+    >>> softmax([[-np.inf, -np.inf]]).tolist()
+    [[0.0, 0.0]]
     """
     x = np.asarray(z, dtype=np.float64)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    out: F64 = e / e.sum(axis=axis, keepdims=True)
+    m = x.max(axis=axis, keepdims=True)
+    e = np.exp(x - np.where(np.isfinite(m), m, 0.0))
+    s = e.sum(axis=axis, keepdims=True)
+    out: F64 = np.divide(e, s, out=np.zeros_like(e), where=s > 0)
     return out
 
 

@@ -60,12 +60,7 @@ def _weights(dist: np.ndarray, sigma: float, valid: np.ndarray | None = None) ->
         logits = -d / sigma
     if valid is not None:
         logits = np.where(valid, logits, -np.inf)
-    m = logits.max(axis=1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    e = np.exp(logits - m)
-    s = e.sum(axis=1, keepdims=True)
-    w: F64 = np.divide(e, s, out=np.zeros_like(e), where=s > 0)
-    return w
+    return softmax(logits, axis=1)
 
 
 class ResMem:

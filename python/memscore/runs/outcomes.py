@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
+from .._stats import log_softmax
 from .._validate import (
     ArrayLike,
     as_labels,
@@ -118,8 +119,7 @@ def snapshot_outcomes(logits: ArrayLike, labels: ArrayLike) -> dict[str, npt.NDA
         raise ValueError(f"labels: expected classes in 0..{c - 1}, got range {y.min()}..{y.max()}")
     if not np.isfinite(z).all():
         raise ValueError("logits: contains NaN or infinite values")
-    zmax = z.max(axis=-1, keepdims=True)
-    logp = z - zmax - np.log(np.exp(z - zmax).sum(axis=-1, keepdims=True))
+    logp = log_softmax(z)
     loss = -np.take_along_axis(logp, np.broadcast_to(y[:, None], z.shape[:-1] + (1,)), axis=-1)[..., 0]
     prob = np.exp(logp)
     onehot = np.zeros_like(prob)
