@@ -20,7 +20,13 @@ def _run_blocks(path: pathlib.Path) -> None:
 def test_readme_examples_run(tmp_path, monkeypatch):
     assert re.search(r"```python\n", README.read_text()), "README has no python examples"
     monkeypatch.chdir(tmp_path)
-    _run_blocks(README)
+    ray = pytest.importorskip("ray")  # the tour runs one call on a local Ray cluster
+    was_up = ray.is_initialized()
+    try:
+        _run_blocks(README)
+    finally:
+        if not was_up and ray.is_initialized():  # the tour's cluster, not a fixture's
+            ray.shutdown()
 
 
 @pytest.mark.parametrize("page", [p for p in DOCS if "```python\n" in p.read_text()], ids=lambda p: p.name)
