@@ -54,7 +54,7 @@ def main() -> None:
     import memscore
     from memscore.cluster import RayExecutor, run_tasks
     from memscore.ngrams import Corpus, QuerySet
-    from memscore.ngrams.ray_count import count_shards
+    from memscore.ngrams.counting import count_shards
     from memscore.train.ray_runs import DatasetSplit
     from memscore.train import SubsetPlan, create_store, mlp, train_runs
 

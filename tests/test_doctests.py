@@ -24,6 +24,7 @@ MODULES = [
     "memscore.knn.index",
     "memscore.knn.resmem",
     "memscore.knn.embeddings",
+    "memscore.ngrams.counting",
     "memscore.taskgram.metrics",
     "memscore.taskgram.tglm",
     "memscore.taskgram.pipeline",

@@ -51,13 +51,14 @@ def kill_stalled(where, driver, timeout: float = 60.0) -> int:
 
 
 class StallingQuerySet(QuerySet):
-    """A QuerySet whose first count (over all workers) stalls in its worker."""
+    """A QuerySet whose first count (over all workers) stalls in its worker (the counting
+    task calls the kernel ``_pass``)."""
 
     stall_dir = ""
 
-    def count(self, corpus, **kw):
+    def _pass(self, corpus, counter):
         stall_once(self.stall_dir)
-        return super().count(corpus, **kw)
+        return super()._pass(corpus, counter)
 
 
 def stalling(qs: QuerySet, where) -> QuerySet:

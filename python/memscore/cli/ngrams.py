@@ -11,6 +11,11 @@ partial's metadata); anything else is counted again. Partial names carry the sha
 of its path, the key and a hash of the reading options, so runs with other options never
 share a file; before merging, every partial is checked against its shard once more.
 
+The shards are counted by the engine's executor (:func:`memscore.ngrams.counting.count_shards`):
+``--executor threads`` (the default) counts shards in parallel on this machine, one partial
+each; ``--executor ray:ADDRESS`` counts groups of ``--shards-per-task`` shards on a Ray
+cluster, whose workers write the same partials, so resuming and merging are unchanged.
+
 Every file is written under a unique ``.tmp-<uuid>`` name and renamed into place
 (:mod:`memscore._io`), so concurrent runs into one ``OUT`` never write into each other's
 temporary files. A killed run can leave ``.tmp-*`` files behind: ``memscore ngrams clean
@@ -26,16 +31,24 @@ import hashlib
 import json
 import os
 import re
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Literal
 
 import typer
 
 from .._io import atomic_write, remove_tmp_files
-from ..errors import CorpusError
-from ..ngrams import Corpus, NgramStats, Normalizer, ProgressCounter, QuerySet
+from ..errors import ClusterError, CorpusError
+from ..executors import Executor, LocalExecutor, ThreadExecutor
+from ..ngrams import Corpus, NgramStats, Normalizer, QuerySet
 from ..ngrams.corpus import open_corpus
+from ..ngrams.counting import count_shards
+from ._executor import make_executor
+
+COUNT_EXECUTOR_HELP = (
+    "Who counts the shards: threads (default: shards in parallel, one thread per memscore thread), "
+    "threads:N, local (one shard after another), ray, ray:auto, ray:HOST:PORT or ray://HOST:PORT "
+    "(shard files and OUT on a file system every worker sees)."
+)
 
 app = typer.Typer(help="Count query n-grams and pairs over corpus shards.", no_args_is_help=True)
 
@@ -121,11 +134,9 @@ def count(
     split: str = typer.Option("paragraph", "--split", help="Text files: file, paragraph or line."),
     on_error: str = typer.Option("raise", "--on-error", help="raise, or skip (and count) bad lines."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    ray: str | None = typer.Option(
-        None, "--ray", help="Count on a Ray cluster: auto (running cluster), local, or the head's host:port."
-    ),
-    shards_per_task: int = typer.Option(1, "--shards-per-task", help="With --ray: shards counted by one task."),
-    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="With --ray: CPUs reserved by one task."),
+    executor: str = typer.Option("threads", "--executor", help=COUNT_EXECUTOR_HELP),
+    shards_per_task: int | None = typer.Option(None, "--shards-per-task", help="Shards counted by one task (1)."),
+    cpus_per_task: float | None = typer.Option(None, "--cpus-per-task", help="CPUs reserved by one task (1; Ray)."),
 ) -> None:
     """Count every query n-gram and pair in every shard, one partial per shard, then merge."""
     stop: Any = None
@@ -142,7 +153,8 @@ def count(
         raise typer.BadParameter(f"--split: expected file, paragraph or line, got {split!r}")
     normalizer = Normalizer(stopwords=stop)
     try:
-        if ray is not None:  # Ray workers read the shards from other directories
+        ex = _count_executor(executor, shards_per_task, cpus_per_task)
+        if not isinstance(ex, (LocalExecutor, ThreadExecutor)):  # workers run in other directories
             corpus = os.path.abspath(corpus)
         c = _open_corpus(corpus, text_field, normalizer, split, on_error)  # type: ignore[arg-type]
         qs = _read_queries(queries)
@@ -167,55 +179,17 @@ def count(
         else:
             todo.append((sh, dest))
     typer.echo(f"{len(shards)} shards, {len(done_paths)} already done, {len(todo)} to count; key {key[:16]}")
-    if ray is not None and todo:
-        # one Ray task per shard group; workers write the same partials (paths on a
-        # file system they see), so resuming and merging below are unchanged
-        done_paths += _count_on_ray(query_set, todo, ray, shards_per_task, cpus_per_task, progress)
-        todo = []
-
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    from .. import get_num_threads
-
-    counter = ProgressCounter()
-
-    def work(sh: Corpus, dest: Path) -> Path:
-        query_set.count(sh, progress=counter).write_parquet(dest)
-        return dest
-
-    total = sum(sh.nbytes for sh, _ in todo)
-    with Progress(
-        TextColumn("[bold]ngrams"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        disable=not progress or not todo,
-    ) as bar:
-        task = bar.add_task("count", total=total)
-        # shards in parallel, one partial each: every call releases the GIL and runs on
-        # memscore's pool; the bar follows the bytes the engine has read, within shards too
-        with ThreadPoolExecutor(max_workers=max(1, get_num_threads())) as pool:
-            pending: set[Future[Path]] = {pool.submit(work, sh, dest) for sh, dest in todo}
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        done_paths.append(f.result())
-                    bar.update(task, completed=min(counter.value, total))
-            except (CorpusError, OSError) as exc:
-                for other in pending:
-                    other.cancel()
-                typer.echo(f"error: {exc}", err=True)
-                raise typer.Exit(1) from exc
-        bar.update(task, completed=total)
+    # one task per shard group, each writing its shards' partials (atomically, under the
+    # names above), so a killed run resumes and the merge below reads only partials
+    try:
+        count_shards(query_set, [sh for sh, _ in todo], ex, dests=[d for _, d in todo], progress=progress)
+    except (ClusterError, ImportError, ValueError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except (CorpusError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    done_paths += [d for _, d in todo]
 
     parts = [NgramStats.read_parquet(p) for p in sorted(done_paths)]
     for p, part in zip(sorted(done_paths), parts, strict=True):
@@ -242,29 +216,14 @@ def count(
     )
 
 
-def _count_on_ray(
-    query_set: QuerySet,
-    todo: list[tuple[Corpus, Path]],
-    address: str,
-    shards_per_task: int,
-    cpus_per_task: float,
-    progress: bool,
-) -> list[Path]:
-    """Count ``todo`` on Ray (:func:`memscore.ngrams.ray_count.count_shards`), each worker
-    writing its shards' partials; errors are reported as the local path reports them."""
-    from ..cluster import ClusterError, RayExecutor
-    from ..ngrams.ray_count import count_shards
+def _count_executor(spec: str, shards_per_task: int | None, cpus_per_task: float | None) -> Executor:
+    """The executor of ``--executor``; plain ``threads`` means one thread per thread of
+    memscore's pool (``MEMSCORE_NUM_THREADS``), as the count always ran."""
+    from .. import get_num_threads
 
-    try:
-        executor = RayExecutor(address=address, shards_per_task=shards_per_task, cpus_per_task=cpus_per_task)
-        count_shards(query_set, [sh for sh, _ in todo], executor, dests=[d for _, d in todo], progress=progress)
-    except (ClusterError, ImportError, ValueError, TypeError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except (CorpusError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    return [d for _, d in todo]
+    if spec == "threads":
+        spec = f"threads:{max(1, get_num_threads())}"
+    return make_executor(spec, shards_per_task=shards_per_task, cpus_per_task=cpus_per_task)
 
 
 @app.command("clean")

@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
+from ..errors import ClusterError
 from ..taskgram.model import MODEL_SIZES
 from ..taskgram.pipeline import TASKS, PipelineConfig, run_pipeline
 from ._checks import check_output_dir
+from ._executor import EXECUTOR_HELP, make_executor
 
 app = typer.Typer(
     help="Task-gram LM vs trained LMs on offline Shakespeare + KJV + BBE: distributional memorization "
@@ -53,8 +55,12 @@ def taskgram(
     device: Annotated[str, typer.Option(help="torch device (cpu, cuda)")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
     quick: Annotated[bool, typer.Option("--quick", help="tiny settings for a smoke test (seconds)")] = False,
-    ray: Annotated[
-        str | None, typer.Option("--ray", help="count on a Ray cluster: auto, local, or the head's host:port")
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    shards_per_task: Annotated[
+        int | None, typer.Option("--shards-per-task", help="corpus shards counted by one task (1)")
+    ] = None,
+    cpus_per_task: Annotated[
+        float | None, typer.Option("--cpus-per-task", help="CPUs reserved by one counting task (1; Ray)")
     ] = None,
     corpus: Annotated[
         str | None,
@@ -104,6 +110,10 @@ def taskgram(
     if corpus is not None:
         # absolute, so that Ray workers (another working directory) open the same files
         settings.update(corpus=os.path.abspath(corpus), text_field=text_field)
+    try:
+        ex = make_executor(executor, shards_per_task=shards_per_task, cpus_per_task=cpus_per_task)
+    except (TypeError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--executor") from e
     if model:
         settings.update(models=tuple(model), dtype=dtype)
     if task:
@@ -111,14 +121,9 @@ def taskgram(
     # The config checks every setting, and the output folder is checked, before anything is built.
     cfg = PipelineConfig.quick(**settings) if quick else PipelineConfig(**settings)  # type: ignore[arg-type]
     check_output_dir(out, "--out")
-    executor = None
-    if ray is not None:
-        from ..cluster import RayExecutor
-
-        executor = RayExecutor(address=ray)
     try:
-        result = run_pipeline(out, cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"), executor=executor)
-    except ImportError as e:
+        result = run_pipeline(out, cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"), executor=ex)
+    except (ImportError, ClusterError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(code=2) from e
     table = Table(title="distributional memorization (Spearman rho) and generalization (Kendall-tau distance)")

@@ -6,21 +6,23 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from .. import _core
 from .._core import ProgressCounter
 from .corpus import Corpus
 from .normalizer import Normalizer
-
-if TYPE_CHECKING:
-    from .stats import NgramStats
+from .stats import NgramStats
 
 __all__ = ["ProgressCounter", "QuerySet"]
+
+_T = TypeVar("_T")
 
 
 def _text_ngrams(norm: Normalizer, items: list[Any], what: str) -> list[list[str]]:
@@ -280,23 +282,95 @@ class QuerySet:
             A shard cannot be read or parsed.
         """
         self.check_corpus(corpus)
-        from .counting import _count, _watch
-
         if isinstance(progress, ProgressCounter):
-            return _count(corpus, self, progress)
+            return self._pass(corpus, progress)
         if not isinstance(progress, bool):
             raise TypeError(f"progress: expected a bool or a ProgressCounter, got {type(progress).__name__}")
-        if not progress:
-            return _count(corpus, self, None)
-        from tqdm.auto import tqdm
+        return with_bytes_bar(corpus.nbytes, lambda counter: self._pass(corpus, counter), progress)
 
-        counter = ProgressCounter()
-        with tqdm(total=corpus.nbytes, unit="B", unit_scale=True, desc="ngrams") as bar:
+    def _pass(self, corpus: Corpus, counter: ProgressCounter | None) -> NgramStats:
+        """Count every shard of ``corpus`` in one parallel pass of the engine (the corpus
+        already checked against this set); ``counter`` receives the input bytes consumed
+        as the pass goes. The kernel of :meth:`count` and of the counting tasks."""
+        shards = corpus._shards
+        sources = corpus.sources()  # before reading: a file changed during the pass will not match
+        if corpus.kind == "tokens":
+            assert self._flat is not None and self._starts is not None
+            arg = [(s.name, s.payload[0], s.payload[1]) for s in shards]
+            t = _core.ngram_count_tokens(arg, self._flat, self._starts, self._pair_idx, counter)
+        elif self._text is not None:
+            assert corpus.normalizer is not None
+            targ = [(s.kind, s.payload, s.option) for s in shards]
+            t = _core.ngram_count_text(
+                targ, corpus.normalizer._core, self._text, self._pair_idx, corpus.skip_errors, counter
+            )
+        else:
+            # subword normalizer: documents are tokenized by the Rust tokenizers crate in the scan
+            sub = corpus.normalizer._subword if corpus.normalizer is not None else None
+            assert sub is not None and self._flat is not None and self._starts is not None
+            targ = [(s.kind, s.payload, s.option) for s in shards]
+            t = _core.ngram_count_subword(
+                targ, sub, self._flat, self._starts, self._pair_idx, corpus.skip_errors, counter
+            )
+        counts, df, co, nd, nt, ns = t
+        q = self.n_queries
+        stats = NgramStats(
+            counts=np.asarray(counts[:q]).astype(np.int64),
+            doc_freq=np.asarray(df[:q]).astype(np.int64),
+            cooccurrence=np.asarray(co).astype(np.int64),
+            n_documents=int(nd),
+            n_tokens=int(nt),
+            n_skipped=int(ns),
+            key=self.key,
+            shards=[s.name for s in shards],
+            sources=sources,
+        )
+        # n-grams holding the tokenizer's unknown token would match every unknown word
+        stats.counts[self.unknown_queries] = 0
+        stats.doc_freq[self.unknown_queries] = 0
+        stats.cooccurrence[self.unknown_pairs] = 0
+        return stats
 
-            def show(done: int) -> None:
-                bar.update(min(done, bar.total) - bar.n)
 
-            return _watch(lambda: _count(corpus, self, counter), counter, show)
+def with_bytes_bar(total: int, fn: Callable[[ProgressCounter | None], _T], progress: bool) -> _T:
+    """``fn(counter)``: with ``progress``, under a bar (tqdm, on stderr) of the ``total``
+    input bytes that ``counter`` receives from the engine (``fn`` runs in a worker
+    thread while this one draws the bar); without, ``fn(None)``."""
+    if not progress:
+        return fn(None)
+    from tqdm.auto import tqdm
+
+    counter = ProgressCounter()
+    with tqdm(total=total, unit="B", unit_scale=True, desc="ngrams") as bar:
+
+        def show(done: int) -> None:
+            bar.update(min(done, bar.total) - bar.n)
+
+        return _watch(lambda: fn(counter), counter, show)
+
+
+def _watch(fn: Callable[[], _T], counter: ProgressCounter, show: Callable[[int], None], every: float = 0.2) -> _T:
+    """Run ``fn`` (a count that releases the GIL) in a worker thread and call ``show`` with
+    ``counter.value`` every ``every`` seconds until it returns; its result or exception is
+    passed on."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    th = threading.Thread(target=target, name="memscore-ngrams", daemon=True)
+    th.start()
+    while th.is_alive():
+        th.join(every)
+        show(counter.value)
+    if "error" in box:
+        raise box["error"]
+    show(counter.value)
+    result: _T = box["result"]
+    return result
 
 
 def _token_query_arrays(

@@ -50,6 +50,7 @@ import polars as pl
 from .._io import atomic_write
 from .._torch import require_torch
 from .._validate import check_bool, check_choice, check_float, check_int, check_optional_int
+from ..executors import Executor, LocalExecutor, as_executor
 from ..lm.load import check_causal_lm, context_length, load_causal_lm
 from ..ngrams.corpus import open_corpus
 from . import data
@@ -350,8 +351,9 @@ def build_tasks(
     return out
 
 
-#: Shards the corpus documents are cut into when the counting step runs on Ray.
-RAY_SHARDS = 16
+#: Shards the corpus documents are cut into when the counting step runs as several tasks
+#: (an executor other than the local one); the counts do not depend on them.
+COUNT_SHARDS = 16
 
 
 @dataclass
@@ -431,7 +433,7 @@ def run_pipeline(
     config: PipelineConfig | None = None,
     *,
     log: Any = None,
-    executor: Any = None,
+    executor: Executor | str | None = None,
 ) -> PipelineResult:
     """Run the whole task-gram study and (with ``out_dir``) write its tables and plot.
 
@@ -452,9 +454,12 @@ def run_pipeline(
         The settings (default ``PipelineConfig()``).
     log : callable, optional
         ``log(message)`` receives progress lines.
-    executor : memscore.cluster.RayExecutor, optional
-        Count on a Ray cluster: the documents are cut into ``RAY_SHARDS`` shards, one
-        task per shard (or per ``shards_per_task``); the counts are those of one pass.
+    executor : Executor or str, optional
+        Who counts C(x) and C(x, y) and scores p_TG (:func:`taskgram_scores`; any value of
+        :func:`memscore.executors.as_executor`). The default counts in one pass in this
+        process; with another executor the embedded documents are cut into
+        ``COUNT_SHARDS`` shards, one task per ``shards_per_task`` of them. The counts are
+        identical either way.
 
     Returns
     -------
@@ -471,9 +476,12 @@ def run_pipeline(
         A model that cannot be loaded, is not a causal LM, or has a tokenizer without offsets.
     ValueError, FileNotFoundError
         A task without its columns or file, or a token corpus.
+    TypeError
+        ``executor`` is no executor (the message lists the choices).
     """
     from ..ngrams import Corpus
 
+    executor = as_executor(executor)  # refused before anything is built
     cfg = config or PipelineConfig()
     say = log or (lambda msg: None)
     if cfg.threads is not None:
@@ -501,10 +509,10 @@ def run_pipeline(
         docs, verse_ids = build_documents(cfg.sources, cfg.max_documents)
         say(f"corpus: {len(docs)} documents from {', '.join(cfg.sources)}")
         candidates = build_tasks(verse_ids, cfg.tasks, cfg.seed) if not user_tasks else {}
-        if executor is None:
+        if isinstance(executor, LocalExecutor):  # one pass of the engine
             corpus = Corpus.from_texts(docs, normalizer=norm)
-        else:  # shards for the cluster's tasks; the counts do not depend on them
-            step = -(-len(docs) // RAY_SHARDS)
+        else:  # shards for the executor's tasks; the counts do not depend on them
+            step = -(-len(docs) // COUNT_SHARDS)
             parts = [Corpus.from_texts(docs[s : s + step], normalizer=norm) for s in range(0, len(docs), step)]
             corpus = functools.reduce(operator.add, parts)
     prompts = dict.fromkeys(candidates, "{input}\n")

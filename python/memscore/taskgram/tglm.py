@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from .._validate import check_float
+from ..executors import Executor, as_executor
 
 __all__ = ["per_example", "taskgram_logprob", "taskgram_scores"]
 
@@ -146,7 +147,12 @@ def per_example(df: pl.DataFrame, column: str, out: str | None = None) -> pl.Dat
 
 
 def taskgram_scores(
-    pairs: pl.DataFrame, corpus: Any, *, alpha: float = 1.0, progress: bool = False, executor: Any = None
+    pairs: pl.DataFrame,
+    corpus: Any,
+    *,
+    alpha: float = 1.0,
+    progress: bool = False,
+    executor: Executor | str | None = None,
 ) -> pl.DataFrame:
     """Count every pair of :func:`~memscore.taskgram.extract_pairs`'s output in ``corpus`` in one pass.
 
@@ -165,8 +171,10 @@ def taskgram_scores(
         Add-α smoothing of :func:`taskgram_logprob`.
     progress : bool, default False
         Show counting progress.
-    executor : memscore.cluster.RayExecutor, optional
-        Count on a Ray cluster, one task per shard of ``corpus`` (as :func:`ngram_stats`).
+    executor : Executor or str, optional
+        Who counts (as in :func:`memscore.ngrams.ngram_stats`: the default one pass in this
+        process, ``"threads"``, ``"ray"``... one task per ``shards_per_task`` shards of
+        ``corpus``); the counts and scores are identical whichever runs them.
 
     Returns
     -------
@@ -178,9 +186,12 @@ def taskgram_scores(
     ------
     ValueError
         ``pairs`` lacks ``x`` or ``y``.
+    TypeError
+        ``executor`` is no executor (the message lists the choices).
     """
     from ..ngrams import ngram_stats
 
+    ex = as_executor(executor)
     for c in ("x", "y"):
         if c not in pairs.columns:
             raise ValueError(f"pairs: expected columns 'x' and 'y' (from extract_pairs), got {pairs.columns}")
@@ -193,7 +204,7 @@ def taskgram_scores(
         )
     xs = uniq["x"].unique(maintain_order=True).to_list()
     pair_list = list(zip(uniq["x"].to_list(), uniq["y"].to_list(), strict=True))
-    stats = ngram_stats(corpus, queries=xs, pairs=pair_list, progress=progress, executor=executor)
+    stats = ngram_stats(corpus, queries=xs, pairs=pair_list, progress=progress, executor=ex)
     df_x = pl.DataFrame({"x": xs, "c_x": np.asarray(stats.doc_freq, dtype=np.int64)})
     counted = uniq.with_columns(pl.Series("c_xy", np.asarray(stats.cooccurrence, dtype=np.int64))).join(
         df_x, on="x", how="left"
