@@ -54,7 +54,7 @@ def influence_columns(
             o = PackedBits(np.ascontiguousarray(o.bits[:, t0 // 8 : -(-t1 // 8)]), t1 - t0)
         else:
             o = np.ascontiguousarray(o[:, t0:t1])
-    labels = {} if train_labels is None else {"train_labels": train_labels, "test_labels": test_labels}
+    labels: dict[str, Any] = {} if train_labels is None else {"train_labels": train_labels, "test_labels": test_labels}
     return _influence(got["mask_bits"], o, top_k=top_k, dtype=dtype, **labels)
 
 

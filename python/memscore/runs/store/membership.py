@@ -101,8 +101,8 @@ class MembershipMethods(ReadMethods):
         got = read_rows(self, ["mask_bits", "train_phi", "test_phi"], maps, executor)
         return _rmia(
             got.rows("mask_bits"),
-            got.rows("train_phi"),
-            got.rows("test_phi"),
+            np.asarray(got.rows("train_phi")),
+            np.asarray(got.rows("test_phi")),
             online=online,
             gamma=gamma,
             offline_a=offline_a,

@@ -12,16 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from ..._stats import softmax
-from ..._validate import check_int
-from ...errors import StoreError
 from .accumulate import F64, Accumulator, ScoreScan, check_kind, packed
 from .format import Layout
 from .reading import ReadMethods
 from .scan import SNAP_COLUMNS, RunRecord, stack_records
-from .tasks import ExecutorLike, gather, start_scan
+from .tasks import ExecutorLike, refuse_missing, scan_store
 
 __all__ = ["MemorizationMethods"]
 
@@ -30,18 +29,15 @@ class MemorizationMethods(ReadMethods):
     """Memorization and hold-out scores over the stored runs (a part of
     :class:`~memscore.RunStore`)."""
 
-    _train_labels: Any
+    _train_labels: npt.NDArray[np.int64] | None
 
     def _outcome_scan(
         self, kind: str, chunk_runs: int, executor: ExecutorLike, *, grouped: bool, total: bool, table: bool
     ) -> ScoreScan:
         """Train-outcome statistics of ``kind``, one read of every run file."""
         check_kind(kind)
-        ids = self._ids_or_raise()
-        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
-        ex, ref = start_scan(self._path, self._layout, executor)
         proto = ScoreScan(self._layout, kind, grouped=grouped, total=total, table=table)
-        return gather(ex, ref, ids, proto, chunk_runs, desc="scoring")
+        return scan_store(self, proto, chunk_runs, executor, desc="scoring")[0]
 
     def memorization(
         self, kind: str = "correct", *, stderr: bool = False, chunk_runs: int = 256, executor: ExecutorLike = None
@@ -214,15 +210,9 @@ class MemorizationMethods(ReadMethods):
         TypeError, memscore.ClusterError
             As :meth:`memorization`.
         """
-        ids = self._ids_or_raise()
-        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
-        ex, ref = start_scan(self._path, self._layout, executor)
-        acc = gather(ex, ref, ids, PredProbsScan(self._layout), chunk_runs, desc="hold-out probabilities")
-        if acc.missing:
-            raise StoreError(
-                f"holdout_pred_probs: {len(acc.missing)} of {len(ids)} runs have no train logits "
-                f"(first: {acc.missing[0]!r}); add runs with keep_logits=True (train_runs keeps them by default)"
-            )
+        acc, n = scan_store(self, PredProbsScan(self._layout), chunk_runs, executor, desc="hold-out probabilities")
+        hint = "add runs with keep_logits=True (train_runs keeps them by default)"
+        refuse_missing("holdout_pred_probs", acc.missing, n, "train logits", hint)
         cnt = acc.count
         with np.errstate(invalid="ignore", divide="ignore"):
             probs_out: F64 = np.where(cnt[:, None] > 0, acc.sum / np.maximum(cnt, 1)[:, None], np.nan)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..._validate import check_int
-from ...errors import StoreError
 from .accumulate import SNAP_OPTIONAL, Accumulator, packed
 from .format import Layout
 from .reading import ReadMethods
 from .scan import SNAP_COLUMNS, RunRecord, SnapshotStats, stack_records
-from .tasks import ExecutorLike, gather, start_scan
+from .tasks import ExecutorLike, refuse_missing, scan_store
 
 __all__ = ["SnapshotMethods", "SnapshotScan"]
 
@@ -68,15 +66,11 @@ class SnapshotMethods(ReadMethods):
         memscore.ClusterError
             The executor's workers cannot run a task or do not see the store.
         """
-        ids = self._ids_or_raise()
-        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
-        ex, ref = start_scan(self._path, self._layout, executor)
-        acc = gather(ex, ref, ids, SnapshotScan(self._layout, el2n_epoch), chunk_runs, desc="snapshot scores")
-        if acc.missing:
-            raise StoreError(
-                f"snapshot_scores: {len(acc.missing)} of {len(ids)} runs have no train snapshots "
-                f"(first: {acc.missing[0]!r}); train with snapshot_epochs=... to record them"
-            )
+        proto = SnapshotScan(self._layout, el2n_epoch)
+        acc, n = scan_store(self, proto, chunk_runs, executor, desc="snapshot scores")
+        refuse_missing(
+            "snapshot_scores", acc.missing, n, "train snapshots", "train with snapshot_epochs=... to record them"
+        )
         cols = acc.snap.columns()
         return pl.DataFrame(
             [pl.Series(k, cols[k], dtype=pl.Float64) for k in SNAP_COLUMNS]

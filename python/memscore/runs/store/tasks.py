@@ -31,6 +31,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from ..._validate import check_int
+from ...errors import StoreError
 from ...executors import Executor, as_executor
 from .accumulate import F64, Accumulator, RowScan, first_outcome
 from .format import RUNS_DIR, Layout
@@ -43,6 +45,8 @@ __all__ = [
     "gather",
     "in_order",
     "read_rows",
+    "refuse_missing",
+    "scan_store",
     "run_ranges",
     "scan_runs",
     "start_scan",
@@ -265,8 +269,49 @@ def gather(
     return acc
 
 
-# Runs per chunk of the scans that keep every run (the result does not depend on it).
-_ROW_CHUNK = 256
+def scan_store(
+    store: ScanSource,
+    proto: A,
+    chunk_runs: int,
+    executor: ExecutorLike,
+    *,
+    desc: str,
+    streamed: bool = True,
+) -> tuple[A, int]:
+    """One scan of every run of ``store`` (its snapshot of the run list): check the
+    arguments, start the executor (:func:`start_scan`) and :func:`gather`.
+
+    Returns
+    -------
+    (Accumulator, int)
+        The statistics of every run, and the number of runs scanned.
+
+    Raises
+    ------
+    StoreError
+        No runs, or a run file without a required field or damaged (named).
+    TypeError, ValueError
+        ``chunk_runs`` is not an integer >= 1; ``executor`` names no executor.
+    memscore.ClusterError
+        As :func:`start_scan`.
+    """
+    ids = store._ids_or_raise()
+    chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
+    ex, ref = start_scan(store._path, store._layout, executor)
+    return gather(ex, ref, ids, proto, chunk_runs, desc=desc, streamed=streamed), len(ids)
+
+
+def refuse_missing(method: str, missing: Sequence[str], n_runs: int, what: str, hint: str) -> None:
+    """Raise a StoreError when some runs lack what ``method`` needs (``missing``, their
+    ids in run order).
+
+    Raises
+    ------
+    StoreError
+        ``missing`` is not empty; the message counts and names them and says how to fix.
+    """
+    if missing:
+        raise StoreError(f"{method}: {len(missing)} of {n_runs} runs have no {what} (first: {missing[0]!r}); {hint}")
 
 
 def read_rows(
@@ -282,7 +327,6 @@ def read_rows(
     TypeError, memscore.ClusterError
         As :func:`start_scan`.
     """
-    ids = store._ids_or_raise()
-    ex, ref = start_scan(store._path, store._layout, executor)
-    proto = RowScan(store._layout, names, maps)
-    return gather(ex, ref, ids, proto, _ROW_CHUNK, desc="reading runs", streamed=False)
+    # the chunks only bound what a task stacks at once: the rows do not depend on them
+    rows, _ = scan_store(store, RowScan(store._layout, names, maps), 256, executor, desc="reading runs", streamed=False)
+    return rows

@@ -14,15 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ..._validate import check_int
-from ...errors import StoreError
 from ..valuation import banzhaf as _banzhaf
 from ..valuation import run_utility as _run_utility
 from .accumulate import F64, Accumulator, RowScan, check_kind, outcome, packed
 from .format import Layout, outcome_name
 from .reading import ReadMethods
 from .scan import GroupedStats, RunRecord, Stacked, stack_records
-from .tasks import ExecutorLike, gather, read_rows, start_scan
+from .tasks import ExecutorLike, read_rows, refuse_missing, scan_store
 
 __all__ = ["OutOfBagScan", "ValuationMethods", "utility_of"]
 
@@ -78,10 +76,9 @@ class ValuationMethods(ReadMethods):
             The executor's workers cannot run a task or do not see the store.
         """
         name = self._utility_field(utility)
-        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
-        ids = self._ids_or_raise()
-        ex, ref = start_scan(self._path, self._layout, executor)
-        got = gather(ex, ref, ids, RowScan(self._layout, [name], {name: utility_of}), chunk_runs, desc="run utility")
+        got, _ = scan_store(
+            self, RowScan(self._layout, [name], {name: utility_of}), chunk_runs, executor, desc="utility"
+        )
         return np.asarray(got.rows(name), dtype=np.float64)
 
     def banzhaf(
@@ -157,16 +154,9 @@ class ValuationMethods(ReadMethods):
             As :meth:`run_utility`.
         """
         check_kind(kind)
-        ids = self._ids_or_raise()
-        chunk_runs = check_int(chunk_runs, "chunk_runs", 1)
-        ex, ref = start_scan(self._path, self._layout, executor)
-        acc = gather(ex, ref, ids, OutOfBagScan(self._layout, kind), chunk_runs, desc="Data-OOB")
-        if acc.missing:
-            raise StoreError(
-                f"data_oob: {len(acc.missing)} of {len(ids)} runs have no bootstrap multiplicities (first: "
-                f"{acc.missing[0]!r}); Data-OOB needs runs trained from SubsetPlan(..., bootstrap=True) "
-                "(or add_run(..., multiplicity=...))"
-            )
+        acc, n = scan_store(self, OutOfBagScan(self._layout, kind), chunk_runs, executor, desc="Data-OOB")
+        hint = "Data-OOB needs runs trained from SubsetPlan(..., bootstrap=True) (or add_run(..., multiplicity=...))"
+        refuse_missing("data_oob", acc.missing, n, "bootstrap multiplicities", hint)
         return acc.stats.total().mean_out()
 
 
