@@ -23,7 +23,7 @@ from .accumulate import check_kind
 from .format import outcome_name
 from .reading import ReadMethods
 from .scan import load
-from .tasks import ExecutorLike, StoreRef, in_order, start_scan, test_ranges
+from .tasks import ExecutorLike, StoreRef, column_ranges, in_order, start_scan
 
 __all__ = ["InfluenceMethods", "influence_columns"]
 
@@ -134,7 +134,7 @@ class InfluenceMethods(ReadMethods):
         ex, ref = start_scan(self._path, self._layout, executor)
         train = ex.share(self._train_labels) if same_class else None
         test = self._test_labels if same_class else None
-        ranges = test_ranges(self._layout.n_test, ex)
+        ranges = column_ranges(self._layout.n_test, ex)
         args = [
             (ref, ids, t0, t1, kind, top_k, dtype, train, None if test is None else test[t0:t1]) for t0, t1 in ranges
         ]

@@ -58,6 +58,8 @@ class RunStore(
     :meth:`memorization`, :meth:`holdout_accuracy`, :meth:`influence`, :meth:`lira`,
     :meth:`scores` and :meth:`influence_pairs`; fit datamodels and score attributions with
     :meth:`datamodels`, :meth:`split_runs` and :meth:`lds`. Runs are always listed sorted by run id.
+    Every scan of the runs takes ``executor=`` (local, threads or Ray:
+    :func:`memscore.executors.as_executor`) and gives the same numbers under each.
 
     A store object reads one consistent list of runs: the one taken when it was opened
     or created, refreshed by :meth:`refresh` and after each of its own :meth:`add_run`.

@@ -4,7 +4,7 @@ Every scan of a :class:`~memscore.RunStore` states its work the same way:
 
 - **split**: the run ids (the store object's snapshot) into ranges of whole
   ``chunk_runs`` chunks (:func:`run_ranges`), or, for influence, the test examples into
-  ranges of whole bytes of packed bits (:func:`test_ranges`);
+  ranges of whole bytes of packed bits (:func:`column_ranges`);
 - **task**: a top-level function that opens the store by path (:class:`StoreRef`, only
   its ``runs/`` directory and sizes: no manifest read, no listing) and reads its range.
   :func:`scan_runs` feeds an :class:`~.accumulate.Accumulator` chunk by chunk;
@@ -40,17 +40,17 @@ from .scan import RunReader, Stacked, ratio_keys, scan
 
 __all__ = [
     "ExecutorLike",
-    "StoreRef",
     "ScanSource",
+    "StoreRef",
+    "column_ranges",
     "gather",
     "in_order",
     "read_rows",
     "refuse_missing",
-    "scan_store",
     "run_ranges",
     "scan_runs",
+    "scan_store",
     "start_scan",
-    "test_ranges",
 ]
 
 ExecutorLike = Executor | str | None
@@ -132,7 +132,7 @@ def run_ranges(ids: list[str], chunk_runs: int, executor: Executor, *, streamed:
     return [ids[s : s + per] for s in range(0, len(ids), per)]
 
 
-def test_ranges(n_test: int, executor: Executor) -> list[tuple[int, int]]:
+def column_ranges(n_test: int, executor: Executor) -> list[tuple[int, int]]:
     """Test-example ranges ``[t0, t1)`` of the influence tasks: one per worker, each
     starting on a multiple of 8 so that packed test bits are sliced on whole bytes."""
     workers = executor.workers()
