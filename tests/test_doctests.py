@@ -20,6 +20,8 @@ MODULES = [
     "memscore.runs.proxies",
     "memscore.runs.datasets",
     "memscore.runs.report",
+    "memscore.runs.store.memorization",
+    "memscore.runs.store.influence",
     "memscore.train.plan",
     "memscore.knn.index",
     "memscore.knn.resmem",

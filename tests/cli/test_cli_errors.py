@@ -102,6 +102,9 @@ def test_score_and_report_check_their_options(run_main, tmp_path):
     code, _, err = run_main("score", str(tmp_path), "--top-k", "0")
     assert code == 1
     assert_one_line_error(err, "--top-k", ">= 1")
+    code, _, err = run_main("score", str(tmp_path), "--executor", "cluster")
+    assert code == 1
+    assert_one_line_error(err, "executor", "threads:N")
     code, _, err = run_main("report", str(tmp_path / "missing"))
     assert code == 1
     assert_one_line_error(err, "no such store")

@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from .._validate import check_bool, check_choice, check_int, check_optional_int
+from ._executor import executor_option, make_executor
 
 __all__ = ["app", "PRESETS", "RECIPES", "run_training"]
 
@@ -455,24 +456,18 @@ def train(
 def score(
     store: Path = typer.Argument(..., help="Store or sweep directory."),
     top_k: int = typer.Option(10, help="Most influential training examples kept per test example."),
-    ray: str | None = typer.Option(
-        None, "--ray", help="Read the runs for scores.parquet on a Ray cluster: auto, local, or host:port."
-    ),
+    executor: str = executor_option(),
 ) -> None:
     """Write scores.parquet, influence_pairs.parquet, proxies.parquet and summary.json into each store."""
     from ..runs.report import open_scored, score_store
     from ._checks import check_existing_dir
 
     check_int(top_k, "--top-k", 1)
+    ex = make_executor(executor)  # a bad spec fails here, before any store is read
     check_existing_dir(store, "STORE")
-    executor = None
-    if ray is not None:
-        from ..cluster import RayExecutor
-
-        executor = RayExecutor(address=ray)
     _, stores = open_scored(store)
     for s in stores:
-        summary = score_store(s, top_k=top_k, executor=executor)
+        summary = score_store(s, top_k=top_k, executor=ex)
         typer.echo(f"{s.path}:")
         for line in _summary_lines(summary):
             typer.echo(f"  {line}")

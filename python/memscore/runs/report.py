@@ -22,6 +22,7 @@ from .._io import atomic_write
 from .._plot import REPORT_CSS, table_html
 from .._validate import check_int
 from ..errors import StoreError
+from ..executors import Executor
 from .datasets import DATASETS, TaskData, load_dataset
 from .membership import membership_metrics
 from .proxies import disagreement, proxy_table, trajectories
@@ -145,7 +146,11 @@ def task_of(store: RunStore) -> TaskData | None:
 
 
 def score_store(
-    store: RunStore, *, top_k: int = 10, out: str | os.PathLike[str] | None = None, executor: Any = None
+    store: RunStore,
+    *,
+    top_k: int = 10,
+    out: str | os.PathLike[str] | None = None,
+    executor: Executor | str | None = None,
 ) -> dict[str, Any]:
     """Score a store and write its tables.
 
@@ -162,9 +167,11 @@ def score_store(
         Most influential training examples kept per test example.
     out : str or os.PathLike, optional
         Output directory (default: the store directory).
-    executor : memscore.cluster.RayExecutor, optional
-        Compute the scores table (by run ranges) and the influence pairs (by test
-        ranges) on a Ray cluster, identical to the local ones; the summary is computed here.
+    executor : None, str or memscore.executors.Executor
+        Who computes the scores table (by run ranges) and the influence pairs (by test
+        ranges): ``"local"`` (default), ``"threads[:N]"``, ``"ray[:ADDRESS]"`` or an
+        instance (:func:`memscore.executors.as_executor`); identical tables under every
+        executor. The summary is computed here.
 
     Returns
     -------

@@ -60,11 +60,19 @@ runs at once, bit-packed); :meth:`RunStore.scores` reads each run file once and 
 column from that read. Score tables are polars DataFrames:
 ``store.scores().write_parquet(path)``.
 
+Every scan takes ``executor=`` (:func:`memscore.executors.as_executor`: local, threads or
+Ray) and gives identical results under each: it is split into tasks of run ranges (or,
+for influence, of test examples), each task opens the store by path and reads its range,
+and the driver merges their results in run order (:mod:`.tasks`).
+
 Modules: :mod:`.format` (layout, manifest, the one table of run-file fields), :mod:`.npz`
 (reading one run file), :mod:`.scan` (reading runs, streamed statistics), :mod:`.write`
-(create, add runs), :mod:`.verify` (integrity, ``clean_tmp``), :mod:`.merge`, and the
+(create, add runs), :mod:`.verify` (integrity, ``clean_tmp``), :mod:`.merge`, the scans'
+executor seam (:mod:`.tasks`) and accumulators (:mod:`.accumulate`), and the
 :class:`RunStore` class in :mod:`.store` with its reading (:mod:`.reading`) and scoring
-(:mod:`.scoring`) methods.
+methods, one module per concept: :mod:`.memorization`, :mod:`.influence`,
+:mod:`.membership` (LiRA, RMIA), :mod:`.valuation` (Banzhaf, Data-OOB), :mod:`.snapshots`
+and :mod:`.attribution`.
 """
 
 from __future__ import annotations

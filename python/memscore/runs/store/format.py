@@ -303,23 +303,6 @@ def check_json(obj: Any, name: str) -> dict[str, Any]:
     return out
 
 
-def check_int(x: Any, name: str, minimum: int) -> int:
-    """``x`` as an int >= ``minimum``.
-
-    Raises
-    ------
-    TypeError
-        Not an integer (bools refused).
-    ValueError
-        Below ``minimum``.
-    """
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(x).__name__}")
-    if x < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {x}")
-    return int(x)
-
-
 def check_run_id(run_id: Any) -> str:
     """A valid run id.
 

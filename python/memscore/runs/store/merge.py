@@ -12,18 +12,38 @@ import io
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from ...errors import StoreError
-from .format import atomic_create, read_regular, run_rel
+from .format import Layout, atomic_create, read_regular, run_rel
 from .verify import verify_run
 
-if TYPE_CHECKING:
-    from .store import RunStore
+__all__ = ["MergeStore", "check_inputs", "copy_runs", "publish_run_bytes"]
 
-__all__ = ["check_inputs", "copy_runs", "publish_run_bytes"]
+
+class MergeStore(Protocol):
+    """What merging reads of a store (a :class:`~memscore.RunStore`; a protocol, so that
+    this module does not import the class that calls it)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def n_train(self) -> int: ...
+    @property
+    def n_test(self) -> int: ...
+    @property
+    def n_classes(self) -> int | None: ...
+    @property
+    def layout(self) -> Layout: ...
+    @property
+    def train_labels(self) -> npt.NDArray[np.int64] | None: ...
+    @property
+    def test_labels(self) -> npt.NDArray[np.int64] | None: ...
+    def run_ids(self) -> list[str]: ...
+    def run_info(self, run_id: str) -> dict[str, Any]: ...
 
 
 def _same_labels(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -32,7 +52,7 @@ def _same_labels(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def _check_compatible(a: RunStore, b: RunStore) -> None:
+def _check_compatible(a: MergeStore, b: MergeStore) -> None:
     why = None
     if (a.n_train, a.n_test) != (b.n_train, b.n_test):
         why = f"n_train/n_test {a.n_train}/{a.n_test} vs {b.n_train}/{b.n_test}"
@@ -46,7 +66,7 @@ def _check_compatible(a: RunStore, b: RunStore) -> None:
         raise StoreError(f"cannot merge {b.path} into stores like {a.path}: {why}")
 
 
-def _checked_classes(store: RunStore, *, full: bool) -> int | None:
+def _checked_classes(store: MergeStore, *, full: bool) -> int | None:
     """The store's class count (manifest, else what its runs recorded), checking its runs.
 
     With ``full`` every run file is verified (CRCs, shapes, sha256); otherwise only the
@@ -81,14 +101,14 @@ def _checked_classes(store: RunStore, *, full: bool) -> int | None:
     return next(iter(seen), None)
 
 
-def check_inputs(sources: Sequence[RunStore], dest: RunStore | None) -> None:
+def check_inputs(sources: Sequence[MergeStore], dest: MergeStore | None) -> None:
     """Refuse incompatible stores or damaged input runs, before anything is written.
 
     Parameters
     ----------
-    sources : sequence of RunStore
+    sources : sequence of MergeStore
         The stores to merge.
-    dest : RunStore or None
+    dest : MergeStore or None
         The destination when it already holds a store.
 
     Raises
@@ -105,7 +125,7 @@ def check_inputs(sources: Sequence[RunStore], dest: RunStore | None) -> None:
     for s in sources:
         _check_compatible(ref, s)
     classes: dict[int, Path] = {}
-    stores: list[tuple[RunStore, bool]] = [(s, True) for s in sources if dest is None or not _same_dir(s, dest)]
+    stores: list[tuple[MergeStore, bool]] = [(s, True) for s in sources if dest is None or not _same_dir(s, dest)]
     if dest is not None:
         stores.append((dest, False))
     for s, full in stores:
@@ -126,11 +146,11 @@ def _writer(data: bytes) -> Callable[[IO[bytes]], None]:
     return write
 
 
-def _same_dir(a: RunStore, b: RunStore) -> bool:
+def _same_dir(a: MergeStore, b: MergeStore) -> bool:
     return a.path.resolve() == b.path.resolve()
 
 
-def copy_runs(sources: Sequence[RunStore], dest: RunStore) -> None:
+def copy_runs(sources: Sequence[MergeStore], dest: MergeStore) -> None:
     """Publish every run of ``sources`` in ``dest``, atomically, one file at a time.
 
     A run already in ``dest`` with the same bytes is skipped. Each file's zip CRCs are

@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
+from ..._validate import check_int
 from ...errors import RunNotFoundError, StoreError
 from ..bits import PackedBits
 from .format import (
@@ -21,7 +22,6 @@ from .format import (
     SNAP_KINDS,
     SPLITS,
     Layout,
-    check_int,
     check_run_id,
     outcome_name,
     snapshot_name,

@@ -1,8 +1,11 @@
 """The :class:`RunStore` class: one store on disk, delegating to the modules beside it.
 
 This module holds creating, opening, listing, adding runs, integrity and merging; the
-reading methods come from :class:`~.reading.ReadMethods` and the scores from
-:class:`~.scoring.ScoreMethods`. The format is described in :mod:`memscore.runs.store`;
+reading methods come from :class:`~.reading.ReadMethods` and the scores from one mixin
+per concept: :mod:`.memorization` (memorization, hold-out, the scores table),
+:mod:`.influence`, :mod:`.membership` (LiRA, RMIA), :mod:`.valuation` (run utility,
+Banzhaf, Data-OOB), :mod:`.snapshots` (training dynamics) and :mod:`.attribution`. Every
+scan runs on an executor through :mod:`.tasks`, accumulating with :mod:`.accumulate`. The format is described in :mod:`memscore.runs.store`;
 the field table in :mod:`.format`, reading run files in :mod:`.npz` and :mod:`.scan`,
 writing in :mod:`.write`, integrity in :mod:`.verify` and merging in :mod:`.merge`.
 """
@@ -29,10 +32,12 @@ from .format import (
     read_manifest,
     run_rel,
 )
-from .scan import (
-    RunReader,
-)
-from .scoring import ScoreMethods
+from .influence import InfluenceMethods
+from .membership import MembershipMethods
+from .memorization import MemorizationMethods
+from .scan import RunReader
+from .snapshots import SnapshotMethods
+from .valuation import ValuationMethods
 from .verify import DEFAULT_TMP_GRACE_S, clean_tmp, verify_store
 from .write import build_run, create_tree, make_manifest, write_run
 
@@ -40,10 +45,11 @@ __all__ = ["RunStore"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 F64 = npt.NDArray[np.float64]
-_SNAP_OPTIONAL = ("snap_epochs", "snap_train_correct_bits", "snap_train_loss", "snap_train_el2n", "snap_train_grand")
 
 
-class RunStore(ScoreMethods, AttributionMethods):
+class RunStore(
+    MemorizationMethods, InfluenceMethods, MembershipMethods, ValuationMethods, SnapshotMethods, AttributionMethods
+):
     """Masks and outcomes of many training runs, stored on disk (see :mod:`memscore.runs.store`).
 
     Make one with :meth:`create`, reopen it with :meth:`open`, add runs with
@@ -52,6 +58,8 @@ class RunStore(ScoreMethods, AttributionMethods):
     :meth:`memorization`, :meth:`holdout_accuracy`, :meth:`influence`, :meth:`lira`,
     :meth:`scores` and :meth:`influence_pairs`; fit datamodels and score attributions with
     :meth:`datamodels`, :meth:`split_runs` and :meth:`lds`. Runs are always listed sorted by run id.
+    Every scan of the runs takes ``executor=`` (local, threads or Ray:
+    :func:`memscore.executors.as_executor`) and gives the same numbers under each.
 
     A store object reads one consistent list of runs: the one taken when it was opened
     or created, refreshed by :meth:`refresh` and after each of its own :meth:`add_run`.

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..._io import TMP_PREFIX, _fsync_dir, _write_tmp
-from ..._validate import as_labels, as_mask, as_outcomes, to_numpy
+from ..._validate import as_labels, as_mask, as_outcomes, check_int, to_numpy
 from ...errors import StoreError
 from ..outcomes import logit_confidence
 from .format import (
@@ -39,7 +39,6 @@ from .format import (
     VERSION,
     Layout,
     atomic_create,
-    check_int,
     check_json,
     check_run_id,
     digest,
