@@ -47,14 +47,14 @@ class StallingRayExecutor(RayExecutor):
 
 
 def _store(tmp_path: Any, t: int = 70) -> memscore.RunStore:
+    """150 runs of 24 training examples; ``t`` test examples with a planted sparse φ."""
     rng = np.random.default_rng(21)
-    n = 24
-    w = np.zeros((t, n))
-    w[:, :5] = rng.normal(scale=2.0, size=(t, 5))
-    store = memscore.RunStore.create(tmp_path / "runs", n_train=n, n_test=t)
-    for r in range(150):
-        mask = rng.random(n) < 0.5
-        store.add_run(mask, test_phi=mask @ w.T + 0.1 * rng.normal(size=t), run_id=f"r{r:03d}")
+    masks = rng.random((150, 24)) < 0.5
+    w = np.where(np.arange(24) < 5, rng.normal(scale=2.0, size=(t, 24)), 0.0)
+    phi = masks @ w.T + 0.1 * rng.normal(size=(150, t))
+    store = memscore.RunStore.create(tmp_path / "runs", n_train=24, n_test=t)
+    for r, (mask, y) in enumerate(zip(masks, phi, strict=True)):
+        store.add_run(mask, test_phi=y, run_id=f"r{r:03d}")
     return store
 
 
