@@ -218,7 +218,7 @@ def datamodels(
         keep, held = split_rows(m.shape[0], val_fraction, check_int(seed, "seed"))
         # The core reads both splits from the one mask matrix by row index: no copy of it.
         rows, val_rows = keep.astype(np.int64), held.astype(np.int64)
-    ex.start()
+    ex.start(gpus=0)  # the fit runs on CPUs whatever gpus_per_task says
     blocks = target_blocks(t, ex, targets_per_task)
     # the masks go to the workers once (Ray's object store), each task gets its columns
     bits, vbits = ex.share(m.bits), (None if vm is None else ex.share(vm.bits))
@@ -227,7 +227,7 @@ def datamodels(
         (bits, m.n, _columns(y, t0, t1), vbits, None if vy is None else _columns(vy, t0, t1), fit.block(t0, t1))
         for t0, t1 in blocks
     ]
-    return merge_blocks(ex.map(fit_block, args, units=[t1 - t0 for t0, t1 in blocks], **_map_kw(progress)), blocks, m.n)
+    return merge_blocks(ex.map(fit_block, args, units=[t1 - t0 for t0, t1 in blocks], **map_kw(progress)), blocks, m.n)
 
 
 # ----------------------------------------------------------------------------- split, task, merge
@@ -387,5 +387,6 @@ def _columns(y: F64, t0: int, t1: int) -> F64:
     return y if (t0, t1) == (0, y.shape[1]) else np.ascontiguousarray(y[:, t0:t1])
 
 
-def _map_kw(progress: bool) -> dict[str, Any]:
-    return {"desc": "datamodels", "unit": "targets", "progress": progress}
+def map_kw(progress: bool) -> dict[str, Any]:
+    """The map settings of every datamodels fit: CPU tasks, one bar over the targets."""
+    return {"gpus": 0, "desc": "datamodels", "unit": "targets", "progress": progress}

@@ -172,13 +172,13 @@ def lds(
     if m.shape[0] < MIN_SUBSETS:
         raise ValueError(f"lds needs at least {MIN_SUBSETS} held-out subsets for a rank correlation, got {m.shape[0]}")
     ex = as_executor(executor)
-    ex.start()
+    ex.start(gpus=0)  # CPU tasks whatever gpus_per_task says
     att = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
     t = y.shape[1]
     masks_f = ex.share(m.astype(np.float64))
     blocks = _task_ranges(-(-t // TARGET_CHUNK), ex, TARGET_CHUNK, t)
     args = [(masks_f, att[t0:t1], np.ascontiguousarray(y[:, t0:t1])) for t0, t1 in blocks]
-    parts = dict(ex.map(correlations, args, desc="lds", unit="tasks"))
+    parts = dict(ex.map(correlations, args, gpus=0, desc="lds"))
     per = np.concatenate([parts[i] for i in range(len(blocks))])
     ok = per[np.isfinite(per)]
     mean = float(ok.mean()) if ok.size else float("nan")
@@ -186,7 +186,7 @@ def lds(
     if ok.size and n_boot:
         shared = ex.share(ok)
         ranges = _task_ranges(-(-n_boot // BOOT_CHUNK), ex, 1, -(-n_boot // BOOT_CHUNK))
-        got = dict(ex.map(boot_means, [(shared, seed, c0, c1, n_boot) for c0, c1 in ranges], desc="lds bootstrap"))
+        got = dict(ex.map(boot_means, [(shared, seed, c0, c1, n_boot) for c0, c1 in ranges], gpus=0, desc="lds"))
         boots = np.concatenate([got[i] for i in range(len(ranges))])
         lo, hi = (float(v) for v in np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]))
     return LDS(mean=mean, ci=(lo, hi), per_target=per, n_subsets=int(m.shape[0]))

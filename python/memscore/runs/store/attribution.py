@@ -26,6 +26,7 @@ from ..datamodels import (
     check_lam,
     check_settings,
     fit_block,
+    map_kw,
     merge_blocks,
     split_rows,
     target_blocks,
@@ -143,14 +144,13 @@ class AttributionMethods(ReadMethods):
         rows = val_rows = None
         if lam_arr is None:
             rows, val_rows = split_rows(len(ids), val_fraction, check_int(seed, "seed"))
-        ex.start()
+        ex.start(gpus=0)
         ex.check_dir(self._path.resolve() / RUNS_DIR, write=False)
         blocks = target_blocks(t, ex, targets_per_task)
         fit = FitArgs(lam=lam_arr, rows=rows, val_rows=val_rows, settings=solver, threads=task_threads(ex))
         path = os.fspath(self._path.resolve())
         args = [(path, ids, name, t0, t1, fit.block(t0, t1)) for t0, t1 in blocks]
-        done = ex.map(fit_store_block, args, units=[b - a for a, b in blocks], desc="datamodels", unit="targets",
-                      progress=progress)  # fmt: skip
+        done = ex.map(fit_store_block, args, units=[b - a for a, b in blocks], **map_kw(progress))
         return merge_blocks(done, blocks, self._layout.n_train)
 
     def _run_ids_of(self, run_ids: Sequence[str] | None, kind: str) -> tuple[list[str], str]:
@@ -216,8 +216,26 @@ READ_CHUNK = 1024
 
 def fit_store_block(path: str, ids: list[str], name: str, t0: int, t1: int, fit: FitArgs) -> Any:
     """The task of :meth:`AttributionMethods.datamodels`: read the masks of ``ids`` and
-    their outcome ``name`` (test columns ``[t0, t1)``) from the store at ``path``, then fit
-    that block (:func:`memscore.runs.datamodels.fit_block`)."""
+    their outcome ``name`` (test columns ``[t0, t1)``) from the store at ``path``
+    (:func:`read_block`), then fit that block (:func:`memscore.runs.datamodels.fit_block`)."""
+    bits, n, y = read_block(path, ids, name, t0, t1)
+    return fit_block(bits, n, y, None, None, fit)
+
+
+def read_block(
+    path: str, ids: list[str], name: str, t0: int, t1: int
+) -> tuple[npt.NDArray[np.uint8], int, npt.NDArray[np.float64]]:
+    """Packed masks ``(R, ceil(N / 8))`` of ``ids``, N, and their outcome ``name`` in test
+    columns ``[t0, t1)`` as float64 ``(R, t1 - t0)``, read from the store at ``path``
+    :data:`READ_CHUNK` runs at a time (only the block's columns are kept).
+
+    Raises
+    ------
+    StoreError
+        A missing or damaged run file.
+    ValueError
+        NaN or infinite outcomes.
+    """
     root = Path(path)
     manifest, _ = read_manifest(root)
     layout = Layout(manifest["n_train"], manifest["n_test"], manifest["n_classes"])
@@ -234,7 +252,7 @@ def fit_store_block(path: str, ids: list[str], name: str, t0: int, t1: int, fit:
         r += len(part)
     if not np.isfinite(y).all():
         raise ValueError(f"outcomes: the stored {name} contain NaN or infinite values")
-    return fit_block(bits, layout.n_train, y, None, None, fit)
+    return bits, layout.n_train, y
 
 
 def _mask_groups(bits: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
