@@ -53,3 +53,31 @@ def test_datamodels_command_bad_input(tmp_path, run_cli):
     assert code == 1 and "31 training / 4 test" in err and not (train.path / "datamodels.npz").exists()
     code, _, err = run_cli(["datamodels", str(train.path), "--val-fraction", "1.5"])
     assert code == 1 and "fraction" in err
+
+
+@pytest.mark.parametrize("executor", ["threads:2", "ray"])
+def test_datamodels_command_on_an_executor_writes_the_local_fit(tmp_path, run_cli, request, executor):
+    """``--executor``: the blocks of test examples fitted by other workers give the local
+    .npz, bit for bit (``--targets-per-task 1``: one core block of 32 per task)."""
+    if executor == "ray":
+        request.getfixturevalue("ray_cluster")
+    train, ev, _ = _stores(tmp_path, t=70)
+    local = tmp_path / "local.npz"
+    code, out, err = run_cli(["datamodels", str(train.path), "--n-lambdas", "10", "--out", str(local)])
+    assert code == 0, err
+    code, out, err = run_cli(
+        ["datamodels", str(train.path), "--n-lambdas", "10", "--eval", str(ev.path), "--executor", executor,
+         "--cpus-per-task", "1", "--targets-per-task", "1"]
+    )  # fmt: skip
+    assert code == 0, err
+    assert "datamodels of 70 test examples on 200 runs" in out and "over 10 subsets" in out
+    with np.load(local) as a, np.load(train.path / "datamodels.npz") as b:
+        assert a.files == b.files
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_datamodels_command_bad_executor(tmp_path, run_cli):
+    train, _, _ = _stores(tmp_path)
+    code, _, err = run_cli(["datamodels", str(train.path), "--executor", "spark"])
+    assert code == 1 and "executor" in err and "threads" in err and not (train.path / "datamodels.npz").exists()

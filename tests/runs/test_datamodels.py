@@ -270,3 +270,117 @@ def test_every_vector_level_gives_the_same_fit(level: str, monkeypatch: pytest.M
     np.testing.assert_array_equal(got.weights, best.weights)
     np.testing.assert_array_equal(got.bias, best.bias)
     assert got.sweeps == best.sweeps
+
+
+# ------------------------------------------------------------------------ executors
+
+
+def _executor(request: pytest.FixtureRequest, name: str, **settings: object) -> object:
+    """The executor ``name`` ("local", "threads", "ray": a RayExecutor on the test cluster)."""
+    from memscore.executors import LocalExecutor, RayExecutor, ThreadExecutor
+
+    if name == "ray":
+        request.getfixturevalue("ray_cluster")
+        return RayExecutor(**settings)  # type: ignore[arg-type]
+    return LocalExecutor(**settings) if name == "local" else ThreadExecutor(2, **settings)  # type: ignore[arg-type]
+
+
+def _assert_same_fit(a: memscore.Datamodels, b: memscore.Datamodels) -> None:
+    for f in ("weights", "bias", "lam", "lam_max", "val_mse"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    assert a.sweeps == b.sweeps
+
+
+def test_blocks_of_targets_equal_the_full_fit() -> None:
+    """Each target's path is its own: a fit of any block of whole core blocks (32 targets)
+    is the rows of the one-call fit, bit for bit (also with the early stop, decided per
+    core block)."""
+    from memscore.runs.datamodels import CORE_BLOCK, FitArgs, check_settings, fit_block, split_rows
+
+    m, y, _, _, _ = _problem(8, t=3 * CORE_BLOCK + 5)
+    full = memscore.datamodels(m, y, n_lambdas=25, seed=2)
+    keep, held = split_rows(m.shape[0], 0.1, 2)
+    fit = FitArgs(lam=None, rows=keep, val_rows=held, settings=check_settings(n_lambdas=25), threads=None)
+    bits = PackedBits.pack(m).bits
+    for t0, t1 in [(0, 32), (32, 96), (96, 101), (64, 101)]:
+        w, b, lam, lam_max, mse, _ = fit_block(bits, m.shape[1], np.ascontiguousarray(y[:, t0:t1]), None, None, fit)
+        np.testing.assert_array_equal(w, full.weights[t0:t1])
+        for got, want in ((b, full.bias), (lam, full.lam), (lam_max, full.lam_max), (mse, full.val_mse)):
+            np.testing.assert_array_equal(got, want[t0:t1])
+
+
+@pytest.mark.parametrize("executor", ["local", "threads", "ray"])
+def test_datamodels_identical_under_every_executor(executor: str, request: pytest.FixtureRequest) -> None:
+    m, y, vm, vy, _ = _problem(9, t=70)
+    ex = _executor(request, executor)
+    for kw in ({"n_lambdas": 20, "seed": 1}, {"lam": np.linspace(0.01, 0.1, 70)}):
+        want = memscore.datamodels(m, y, **kw)  # type: ignore[arg-type]
+        _assert_same_fit(memscore.datamodels(m, y, executor=ex, **kw), want)  # type: ignore[arg-type]
+        _assert_same_fit(memscore.datamodels(m, y, executor=ex, targets_per_task=1, **kw), want)  # type: ignore[arg-type]
+    want = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=20)
+    got = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=20, executor=ex, targets_per_task=40)
+    _assert_same_fit(got, want)
+
+
+def _stores_for_executors(tmp_path, t: int = 40):  # type: ignore[no-untyped-def]
+    """A training store (120 runs) and an evaluation store (8 subsets x 2 runs) of ``t``
+    test examples with planted sparse linear φ."""
+    rng = np.random.default_rng(13)
+    n = 20
+    w = np.zeros((t, n))
+    w[:, :4] = rng.normal(scale=2.0, size=(t, 4))
+    store = memscore.RunStore.create(tmp_path / "runs", n_train=n, n_test=t)
+    for r in range(120):
+        mask = rng.random(n) < 0.5
+        phi = mask @ w.T + 0.1 * rng.normal(size=t)
+        store.add_run(mask, test_phi=phi, test_correct=phi > 0, run_id=f"r{r:03d}")
+    ev = memscore.RunStore.create(tmp_path / "eval", n_train=n, n_test=t)
+    for g in range(8):
+        mask = rng.random(n) < 0.5
+        for k in range(2):
+            ev.add_run(mask, test_phi=mask @ w.T + 0.1 * rng.normal(size=t), run_id=f"e{g}-{k}")
+    return store, ev
+
+
+@pytest.mark.parametrize("executor", ["local", "threads", "ray"])
+def test_store_datamodels_identical_under_every_executor(executor: str, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
+    store, _ = _stores_for_executors(tmp_path)
+    ex = _executor(request, executor)
+    kept = store.split_runs(0.2, seed=1)[0]
+    for kind, kw in (("phi", {"n_lambdas": 15}), ("correct", {"lam": 0.01, "run_ids": kept})):
+        masks, outcomes = store._runs_of(kw.get("run_ids"), kind)  # type: ignore[arg-type]
+        want = memscore.datamodels(masks, outcomes, **{k: v for k, v in kw.items() if k != "run_ids"})  # type: ignore[arg-type]
+        _assert_same_fit(store.datamodels(kind, executor=ex, **kw), want)  # type: ignore[arg-type]
+        _assert_same_fit(store.datamodels(kind, executor=ex, targets_per_task=32, **kw), want)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("executor", ["local", "threads", "ray"])
+def test_lds_identical_under_every_executor(executor: str, request: pytest.FixtureRequest) -> None:
+    from memscore.runs.lds import boot_means, correlations
+
+    rng = np.random.default_rng(14)
+    m = rng.random((12, 30)) < 0.5
+    att = rng.normal(size=(600, 30))
+    y = m @ att.T + rng.normal(size=(12, 600))
+    ex = _executor(request, executor)
+    want = memscore.lds(att, m, y, n_boot=450, seed=3)
+    got = memscore.lds(att, m, y, n_boot=450, seed=3, executor=ex)
+    np.testing.assert_array_equal(got.per_target, want.per_target)
+    assert (got.mean, got.ci, got.n_subsets) == (want.mean, want.ci, want.n_subsets)
+    # the tasks' grid does not depend on how many tasks there are
+    ok = want.per_target[np.isfinite(want.per_target)]
+    whole = boot_means(ok, 3, 0, 5, 450)
+    parts = np.concatenate([boot_means(ok, 3, c, c + 1, 450) for c in range(5)])
+    np.testing.assert_array_equal(whole, parts)
+    assert whole.shape == (450,)
+    np.testing.assert_array_equal(correlations(m.astype(float), att, y), want.per_target)
+
+
+@pytest.mark.parametrize("executor", ["local", "threads", "ray"])
+def test_store_lds_identical_under_every_executor(executor: str, tmp_path, request) -> None:  # type: ignore[no-untyped-def]
+    store, ev = _stores_for_executors(tmp_path)
+    att = memscore.influence(store.masks(), store.outcomes("test", "phi"))
+    want = ev.lds(att, n_boot=300, seed=5)
+    got = ev.lds(att, n_boot=300, seed=5, executor=_executor(request, executor))
+    np.testing.assert_array_equal(got.per_target, want.per_target)
+    assert (got.mean, got.ci) == (want.mean, want.ci) and want.mean > 0.5

@@ -501,8 +501,16 @@ def datamodels(
         None, "--eval", help="A store of evaluation runs: print the LDS of the datamodels and of influence on it."
     ),
     out: Path | None = typer.Option(None, help="Output .npz (default: STORE/datamodels.npz)."),
+    executor: str = executor_option(),
+    cpus_per_task: float | None = typer.Option(None, "--cpus-per-task", help="CPUs of one task (default 1)."),
+    targets_per_task: int | None = typer.Option(
+        None, "--targets-per-task", help="Test examples one task fits (default: spread over the workers)."
+    ),
 ) -> None:
-    """Fit datamodels (a sparse linear model per test example) on STORE's runs; write them as .npz."""
+    """Fit datamodels (a sparse linear model per test example) on STORE's runs; write them as .npz.
+
+    With --executor the test examples are fitted in blocks by the executor's workers (each
+    reads STORE itself); the weights are those of the local fit, bit for bit."""
     import numpy as np
 
     from .._io import atomic_write
@@ -510,6 +518,7 @@ def datamodels(
     from ._checks import check_existing_dir
 
     check_choice(kind, "--kind", ("phi", "correct"))
+    ex = make_executor(executor, cpus_per_task=cpus_per_task)
     check_existing_dir(store, "STORE")
     if eval_store is not None:
         check_existing_dir(eval_store, "--eval")
@@ -522,7 +531,10 @@ def datamodels(
             f"STORE has {s.n_train} / {s.n_test} (evaluation runs must be of the same examples)"
         )
     t0 = time.perf_counter()
-    dm = s.datamodels(kind, val_fraction=val_fraction, seed=seed, n_lambdas=n_lambdas, lambda_ratio=lambda_ratio)
+    dm = s.datamodels(
+        kind, val_fraction=val_fraction, seed=seed, n_lambdas=n_lambdas, lambda_ratio=lambda_ratio, executor=ex,
+        targets_per_task=targets_per_task,
+    )  # fmt: skip
     took = time.perf_counter() - t0
     atomic_write(
         target,
@@ -538,7 +550,7 @@ def datamodels(
     if evals is not None:
         typer.echo(f"LDS on {eval_store} (95% bootstrap interval):")
         for name, att in (("datamodels", dm.weights), ("influence (Feldman–Zhang)", s.influence(kind))):
-            score = evals.lds(att, kind)
+            score = evals.lds(att, kind, executor=ex)
             lo, hi = score.ci
             typer.echo(f"  {name}: {score.mean:.3f} [{lo:.3f}, {hi:.3f}] over {score.n_subsets} subsets")
 

@@ -11,10 +11,19 @@ least-squares fit (the objective of scikit-learn's ``Lasso``, so its ``alpha`` i
 with warm starts, and each target keeps the λ with the smallest mean squared error on
 held-out runs (MadryLab's ``fast_l1`` protocol). The Rust core fits all targets at once
 over the bit-packed masks (``memscore_core::runs::lasso``).
+
+Split → task → merge: each target's path is its own (the core fits targets in blocks of
+:data:`CORE_BLOCK` that share nothing but the masks), so the targets are split into blocks
+whose bounds are multiples of :data:`CORE_BLOCK`, a task (:func:`fit_block`) fits one block
+(on an ``executor=``'s workers), and the merge puts each block's rows in place: the result
+is bit for bit the one-call fit, whichever executor ran the blocks and however many there
+were.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +32,22 @@ import numpy.typing as npt
 
 from .. import _core
 from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_runs, to_numpy
+from ..executors import Executor, LocalExecutor, ThreadExecutor, as_executor
 from .bits import PackedBits
 
-__all__ = ["Datamodels", "datamodels", "split_rows"]
+__all__ = ["CORE_BLOCK", "Datamodels", "datamodels", "fit_block", "split_rows", "target_blocks"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+#: Targets the Rust core fits together (``memscore_core::runs::lasso::BLOCK``): the early
+#: stop on the path (``patience``) is decided per such block, so a split of the targets
+#: must fall on its multiples for the blocks to equal the one-call fit.
+CORE_BLOCK = 32
+
+#: What one block's fit returns: weights, bias, lam, lam_max, val_mse, sweeps.
+BlockFit = tuple[F32, F64, F64, F64, F64, int]
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,9 @@ def datamodels(
     tol: float = 1e-4,
     max_iter: int = 1000,
     patience: int | None = 10,
+    executor: Executor | str | None = None,
+    targets_per_task: int | None = None,
+    progress: bool = False,
 ) -> Datamodels:
     """Fit a datamodel per test example (Ilyas et al. 2022) on the runs' masks.
 
@@ -136,6 +158,15 @@ def datamodels(
         Without a fixed ``lam``: stop the path of a block of targets once none of them
         improved its held-out MSE for this many consecutive λ (smaller λ only overfit
         further, and cost the most); None runs the whole path.
+    executor : None, str or Executor, optional
+        Who fits the blocks of targets (:func:`memscore.executors.as_executor`): None /
+        ``"local"`` (one task in this process), ``"threads[:N]"``, ``"ray[...]"`` or an
+        instance. The weights are the same under every executor, bit for bit.
+    targets_per_task : int, optional
+        Targets one task fits, rounded up to a multiple of 32 (the core's block).
+        Default: one task locally, else the targets spread over the executor's workers.
+    progress : bool, default False
+        Show a progress bar over the targets.
 
     Returns
     -------
@@ -149,6 +180,8 @@ def datamodels(
     ValueError
         Shapes disagree, NaN / infinite outcomes, ``lam <= 0``, too few runs to hold any out,
         settings out of range.
+    memscore.ClusterError
+        The executor's workers cannot run a task (or lost one too often).
 
     Examples
     --------
@@ -164,23 +197,9 @@ def datamodels(
     y = _float_outcomes(outcomes, "outcomes")
     check_runs(m, y, "outcomes", same_cols=False)
     t = y.shape[1]
-    lam_arr: F64 | None = None
-    if lam is not None:
-        la = to_numpy(lam, "lam")
-        if not (np.issubdtype(la.dtype, np.floating) or np.issubdtype(la.dtype, np.integer)) or la.dtype == np.bool_:
-            raise TypeError(f"lam: expected a number or an array of numbers, got dtype {la.dtype}")
-        if la.shape not in ((), (t,)):
-            raise ValueError(f"lam: expected one value or {t} (one per target), got shape {la.shape}")
-        lam_arr = np.ascontiguousarray(np.broadcast_to(la.astype(np.float64), (t,)))
-        if not (np.isfinite(lam_arr).all() and (lam_arr > 0).all()):
-            raise ValueError(f"lam: expected positive finite values (one, or {t} per target), got {la!r}")
-    settings: dict[str, Any] = {
-        "n_lambdas": check_int(n_lambdas, "n_lambdas", 1),
-        "lambda_ratio": check_float(lambda_ratio, "lambda_ratio", 0.0, 1.0, low_open=True),
-        "tol": check_float(tol, "tol", 0.0, low_open=True),
-        "max_iter": check_int(max_iter, "max_iter", 1),
-        "patience": 0 if patience is None else check_int(patience, "patience", 1),
-    }
+    lam_arr = check_lam(lam, t)
+    settings = check_settings(n_lambdas, lambda_ratio, tol, max_iter, patience)
+    ex = as_executor(executor)
     if (val_masks is None) != (val_outcomes is None):
         raise ValueError("val_masks and val_outcomes must be given together")
     vm: PackedBits | None = None
@@ -199,16 +218,175 @@ def datamodels(
         keep, held = split_rows(m.shape[0], val_fraction, check_int(seed, "seed"))
         # The core reads both splits from the one mask matrix by row index: no copy of it.
         rows, val_rows = keep.astype(np.int64), held.astype(np.int64)
-        y, vy = np.ascontiguousarray(y[keep]), np.ascontiguousarray(y[held])
-    w, b, lam_out, lam_max, mse, sweeps = _core.datamodels_fit(
-        m.bits,
+    ex.start(gpus=0)  # the fit runs on CPUs whatever gpus_per_task says
+    blocks = target_blocks(t, ex, targets_per_task)
+    # the masks go to the workers once (Ray's object store), each task gets its columns
+    bits, vbits = ex.share(m.bits), (None if vm is None else ex.share(vm.bits))
+    fit = FitArgs(lam=lam_arr, rows=rows, val_rows=val_rows, settings=settings, threads=task_threads(ex))
+    args = [
+        (bits, m.n, _columns(y, t0, t1), vbits, None if vy is None else _columns(vy, t0, t1), fit.block(t0, t1))
+        for t0, t1 in blocks
+    ]
+    return merge_blocks(ex.map(fit_block, args, units=[t1 - t0 for t0, t1 in blocks], **map_kw(progress)), blocks, m.n)
+
+
+# ----------------------------------------------------------------------------- split, task, merge
+
+
+def check_lam(lam: float | ArrayLike | None, t: int) -> F64 | None:
+    """``lam`` as ``(t,)`` positive finite float64 (None stays None).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not numbers, not one value or ``t``, not positive and finite.
+    """
+    if lam is None:
+        return None
+    la = to_numpy(lam, "lam")
+    if not (np.issubdtype(la.dtype, np.floating) or np.issubdtype(la.dtype, np.integer)) or la.dtype == np.bool_:
+        raise TypeError(f"lam: expected a number or an array of numbers, got dtype {la.dtype}")
+    if la.shape not in ((), (t,)):
+        raise ValueError(f"lam: expected one value or {t} (one per target), got shape {la.shape}")
+    lam_arr = np.ascontiguousarray(np.broadcast_to(la.astype(np.float64), (t,)))
+    if not (np.isfinite(lam_arr).all() and (lam_arr > 0).all()):
+        raise ValueError(f"lam: expected positive finite values (one, or {t} per target), got {la!r}")
+    return lam_arr
+
+
+def check_settings(
+    n_lambdas: int = 100, lambda_ratio: float = 1e-3, tol: float = 1e-4, max_iter: int = 1000, patience: int | None = 10
+) -> dict[str, Any]:
+    """The solver settings of :func:`datamodels` (same defaults), checked, as the core takes them.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A setting of the wrong type or out of range (the message names it).
+    """
+    return {
+        "n_lambdas": check_int(n_lambdas, "n_lambdas", 1),
+        "lambda_ratio": check_float(lambda_ratio, "lambda_ratio", 0.0, 1.0, low_open=True),
+        "tol": check_float(tol, "tol", 0.0, low_open=True),
+        "max_iter": check_int(max_iter, "max_iter", 1),
+        "patience": 0 if patience is None else check_int(patience, "patience", 1),
+    }
+
+
+def target_blocks(t: int, executor: Executor, targets_per_task: int | None = None) -> list[tuple[int, int]]:
+    """The ``[t0, t1)`` target ranges of the tasks of a fit of ``t`` targets.
+
+    Bounds fall on multiples of :data:`CORE_BLOCK`, so the blocks' fits are the columns
+    of the one-call fit whatever the split. Default: one task on a one-worker executor
+    (the core already runs its blocks on every thread), else one per worker.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``targets_per_task`` not an int >= 1.
+    """
+    n_core = -(-t // CORE_BLOCK)
+    if targets_per_task is not None:
+        per_task = -(-check_int(targets_per_task, "targets_per_task", 1) // CORE_BLOCK)
+    else:
+        per_task = -(-n_core // max(1, min(n_core, executor.workers())))
+    size = max(1, per_task) * CORE_BLOCK
+    return [(t0, min(t0 + size, t)) for t0 in range(0, t, size)] or [(0, 0)]
+
+
+def task_threads(executor: Executor) -> int | None:
+    """The kernel threads of a task: None (this process's pool, shared) in process; on
+    a cluster, the task's CPUs (a worker's pool would otherwise take every CPU of its node)."""
+    if isinstance(executor, (LocalExecutor, ThreadExecutor)):
+        return None
+    return max(1, int(executor.cpus_per_task))
+
+
+@dataclass(frozen=True)
+class FitArgs:
+    """What every block's fit shares: the fixed λ (per target, or None), the fitting and
+    held-out rows of the masks (or None), the solver settings, the kernel threads."""
+
+    lam: F64 | None
+    rows: I64 | None
+    val_rows: I64 | None
+    settings: dict[str, Any]
+    threads: int | None
+
+    def block(self, t0: int, t1: int) -> FitArgs:
+        """These arguments for targets ``[t0, t1)`` (the λ of those targets)."""
+        lam = None if self.lam is None else np.ascontiguousarray(self.lam[t0:t1])
+        return FitArgs(lam=lam, rows=self.rows, val_rows=self.val_rows, settings=self.settings, threads=self.threads)
+
+
+def fit_block(
+    bits: npt.NDArray[np.uint8],
+    n: int,
+    y: F64,
+    val_bits: npt.NDArray[np.uint8] | None,
+    val_y: F64 | None,
+    fit: FitArgs,
+) -> BlockFit:
+    """The task: datamodels of one block of targets (trusted, checked inputs).
+
+    Parameters
+    ----------
+    bits : ndarray of uint8, shape (R, ceil(N / 8))
+        Packed masks of every run.
+    n : int
+        Training examples N.
+    y : ndarray of float64, shape (R, t1 - t0)
+        The block's outcomes in every run (the rows of ``fit.rows`` / ``fit.val_rows``
+        are taken here when the runs are split).
+    val_bits, val_y : ndarray, optional
+        Separate held-out runs' packed masks and the block's outcomes in them.
+    fit : FitArgs
+        See :class:`FitArgs` (``lam`` already the block's).
+
+    Returns
+    -------
+    tuple
+        ``(weights, bias, lam, lam_max, val_mse, sweeps)`` of the block.
+    """
+    if fit.threads is not None and fit.threads != _core.get_num_threads():
+        _core.set_num_threads(min(fit.threads, 4 * (os.cpu_count() or 1)))
+    if fit.rows is not None and fit.val_rows is not None:
+        y, val_y = np.ascontiguousarray(y[fit.rows]), np.ascontiguousarray(y[fit.val_rows])
+    w, b, lam, lam_max, mse, sweeps = _core.datamodels_fit(
+        bits,
         y,
-        m.n,
-        lam=lam_arr,
-        val_masks=None if vm is None else vm.bits,
-        val_outcomes=vy,
-        rows=rows,
-        val_rows=val_rows,
-        **settings,
+        n,
+        lam=fit.lam,
+        val_masks=val_bits,
+        val_outcomes=val_y,
+        rows=fit.rows,
+        val_rows=fit.val_rows,
+        **fit.settings,
     )
-    return Datamodels(weights=w, bias=b, lam=lam_out, lam_max=lam_max, val_mse=mse, sweeps=int(sweeps))
+    return w, b, lam, lam_max, mse, int(sweeps)
+
+
+def merge_blocks(results: Any, blocks: Sequence[tuple[int, int]], n: int) -> Datamodels:
+    """The :class:`Datamodels` of every target from ``(i, block fit)`` pairs (any order):
+    each block's rows put in place by its target range."""
+    t = blocks[-1][1]
+    w = np.zeros((t, n), dtype=np.float32)
+    vecs = [np.zeros(t), np.zeros(t), np.zeros(t), np.full(t, np.nan)]
+    sweeps = [0] * len(blocks)
+    for i, (bw, *cols, sw) in results:
+        t0, t1 = blocks[i]
+        w[t0:t1] = bw
+        for dst, src in zip(vecs, cols, strict=True):
+            dst[t0:t1] = src
+        sweeps[i] = sw
+    return Datamodels(weights=w, bias=vecs[0], lam=vecs[1], lam_max=vecs[2], val_mse=vecs[3], sweeps=sum(sweeps))
+
+
+def _columns(y: F64, t0: int, t1: int) -> F64:
+    """Columns ``[t0, t1)`` of ``y``, contiguous (``y`` itself when that is all of it)."""
+    return y if (t0, t1) == (0, y.shape[1]) else np.ascontiguousarray(y[:, t0:t1])
+
+
+def map_kw(progress: bool) -> dict[str, Any]:
+    """The map settings of every datamodels fit: CPU tasks, one bar over the targets."""
+    return {"gpus": 0, "desc": "datamodels", "unit": "targets", "progress": progress}

@@ -7,6 +7,13 @@ LDS of ``t`` is the Spearman correlation over ``m`` between these predictions an
 outcomes actually observed. The score is the mean over test examples, with a bootstrap
 confidence interval over test examples. Any ``(T, N)`` attribution works: memscore's
 influence, datamodel weights, or scores imported from TRAK, dattri or Kronfluence.
+
+Split → task → merge: the correlations are computed over a fixed grid of
+:data:`TARGET_CHUNK` test examples and the bootstrap draws a fixed grid of
+:data:`BOOT_CHUNK` resamples, chunk ``c`` from its own stream of the one ``seed``
+(``SeedSequence(seed, spawn_key=(c,))``); a task takes a range of chunks (on an
+``executor=``'s workers) and the merge concatenates them in chunk order, so the score is
+the same under every executor and for any number of tasks.
 """
 
 from __future__ import annotations
@@ -18,14 +25,21 @@ import numpy.typing as npt
 
 from .._stats import spearman
 from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_real, check_runs, to_numpy
+from ..executors import Executor, as_executor
 from .bits import PackedBits
 
-__all__ = ["LDS", "lds", "group_runs"]
+__all__ = ["BOOT_CHUNK", "LDS", "TARGET_CHUNK", "boot_means", "correlations", "group_runs", "lds"]
 
 F64 = npt.NDArray[np.float64]
 
 #: Subsets needed for a Spearman correlation that can be other than ±1.
 MIN_SUBSETS = 3
+
+#: Test examples whose predictions are one matrix product (the grid tasks split on).
+TARGET_CHUNK = 256
+
+#: Bootstrap resamples drawn from one stream of the seed (the grid tasks split on).
+BOOT_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ def lds(
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    executor: Executor | str | None = None,
 ) -> LDS:
     """Linear datamodeling score of an attribution on held-out runs (Park et al. 2023).
 
@@ -108,7 +123,12 @@ def lds(
     confidence : float, default 0.95
         Coverage of the interval.
     seed : int, default 0
-        Seed of the bootstrap.
+        Seed of the bootstrap (resample chunk ``c`` draws from
+        ``SeedSequence(seed, spawn_key=(c,))``).
+    executor : None, str or Executor, optional
+        Who computes the correlations and the resamples
+        (:func:`memscore.executors.as_executor`); the score is the same under every
+        executor.
 
     Returns
     -------
@@ -121,7 +141,10 @@ def lds(
         Wrong dtypes.
     ValueError
         ``attributions`` is not (T, N) for the masks' N and the outcomes' T, fewer than
-        three subsets, NaN outcomes, runs of a group with different masks.
+        three subsets, NaN outcomes, runs of a group with different masks, a negative
+        ``seed``.
+    memscore.ClusterError
+        The executor's workers cannot run a task.
 
     Examples
     --------
@@ -142,19 +165,74 @@ def lds(
             f"attributions: expected shape (T, N) = ({y.shape[1]}, {m.shape[1]}) from outcomes and masks, got {a.shape}"
         )
     n_boot = check_int(n_boot, "n_boot", 0)
+    seed = check_int(seed, "seed", 0)
     level = check_float(confidence, "confidence", 0.0, 1.0, low_open=True, high_open=True)
     if groups is not None:
         m, y = group_runs(m, y, groups)
     if m.shape[0] < MIN_SUBSETS:
         raise ValueError(f"lds needs at least {MIN_SUBSETS} held-out subsets for a rank correlation, got {m.shape[0]}")
+    ex = as_executor(executor)
+    ex.start(gpus=0)  # CPU tasks whatever gpus_per_task says
     att = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
-    pred = m.astype(np.float64) @ att.T
-    per = np.array([spearman(pred[:, t], y[:, t])[0] for t in range(y.shape[1])])
+    t = y.shape[1]
+    masks_f = ex.share(m.astype(np.float64))
+    blocks = _task_ranges(-(-t // TARGET_CHUNK), ex, TARGET_CHUNK, t)
+    args = [(masks_f, att[t0:t1], np.ascontiguousarray(y[:, t0:t1])) for t0, t1 in blocks]
+    parts = dict(ex.map(correlations, args, gpus=0, desc="lds"))
+    per = np.concatenate([parts[i] for i in range(len(blocks))])
     ok = per[np.isfinite(per)]
     mean = float(ok.mean()) if ok.size else float("nan")
     lo = hi = float("nan")
     if ok.size and n_boot:
-        rng = np.random.default_rng(check_int(seed, "seed"))
-        boots = ok[rng.integers(0, ok.size, (n_boot, ok.size))].mean(axis=1)
+        shared = ex.share(ok)
+        ranges = _task_ranges(-(-n_boot // BOOT_CHUNK), ex, 1, -(-n_boot // BOOT_CHUNK))
+        got = dict(ex.map(boot_means, [(shared, seed, c0, c1, n_boot) for c0, c1 in ranges], gpus=0, desc="lds"))
+        boots = np.concatenate([got[i] for i in range(len(ranges))])
         lo, hi = (float(v) for v in np.quantile(boots, [(1 - level) / 2, (1 + level) / 2]))
     return LDS(mean=mean, ci=(lo, hi), per_target=per, n_subsets=int(m.shape[0]))
+
+
+def correlations(masks: F64, attributions: F64, outcomes: F64) -> F64:
+    """The task of the correlations: the Spearman correlation per test example of a block
+    (whole :data:`TARGET_CHUNK` chunks from the block's start), one chunk's predictions
+    ``masks @ attributions.T`` at a time.
+
+    Parameters
+    ----------
+    masks : ndarray of float64, shape (M, N)
+        The subsets, as 0 / 1.
+    attributions : ndarray of float64, shape (t, N)
+        The block's attributions (NaN already 0).
+    outcomes : ndarray of float64, shape (M, t)
+        The block's outcomes per subset.
+
+    Returns
+    -------
+    ndarray of float64, shape (t,)
+    """
+    out = np.empty(attributions.shape[0])
+    for c0 in range(0, attributions.shape[0], TARGET_CHUNK):
+        pred = masks @ attributions[c0 : c0 + TARGET_CHUNK].T
+        for k in range(pred.shape[1]):
+            out[c0 + k] = spearman(pred[:, k], outcomes[:, c0 + k])[0]
+    return out
+
+
+def boot_means(ok: F64, seed: int, c0: int, c1: int, n_boot: int) -> F64:
+    """The task of the bootstrap: the means of resample chunks ``[c0, c1)`` (of
+    :data:`BOOT_CHUNK` resamples of ``ok``, the last chunk cut at ``n_boot``), chunk ``c``
+    drawn from ``SeedSequence(seed, spawn_key=(c,))``."""
+    out = []
+    for c in range(c0, c1):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(c,)))
+        size = min(BOOT_CHUNK, n_boot - c * BOOT_CHUNK)
+        out.append(ok[rng.integers(0, ok.size, (size, ok.size))].mean(axis=1))
+    return np.concatenate(out)
+
+
+def _task_ranges(n_chunks: int, executor: Executor, chunk: int, end: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of whole chunks (of ``chunk`` units, the last cut at
+    ``end``): one per worker of ``executor`` (one in all on a one-worker executor)."""
+    per = -(-n_chunks // max(1, min(n_chunks, executor.workers())))
+    size = max(1, per) * chunk
+    return [(s, min(s + size, end)) for s in range(0, end, size)] or [(0, 0)]
