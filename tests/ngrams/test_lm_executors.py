@@ -15,7 +15,7 @@ from lm_tiny import VOCAB, save_tiny_lm  # noqa: E402
 
 import memscore.lm as lm  # noqa: E402
 from memscore.executors import LocalExecutor, RayExecutor, ThreadExecutor  # noqa: E402
-from memscore.lm._blocks import block_bounds  # noqa: E402
+from memscore.lm._blocks import _slots, block_bounds  # noqa: E402
 
 K, M, BATCH = 5, 6, 4
 
@@ -51,7 +51,22 @@ def test_block_bounds():
             for blocks in (1, 2, 3, 100):
                 b = block_bounds(n, bs, blocks)
                 assert b[0][0] == 0 and b[-1][1] == n and len(b) <= max(1, blocks)
-                assert all(s % bs == 0 and s < e for s, e in b if n) and all(x[1] == y[0] for x, y in zip(b, b[1:]))
+                assert all(s % bs == 0 and s < e for s, e in b if n) and all(
+                    x[1] == y[0] for x, y in zip(b[:-1], b[1:], strict=True)
+                )
+
+
+def test_gpu_tasks_get_one_block_per_gpu_slot():
+    class FakeRay:
+        def cluster_resources(self):
+            return {"GPU": 8.0, "CPU": 128.0}
+
+    class FakeCluster(ThreadExecutor):
+        def connect(self):
+            return FakeRay()
+
+    ex = FakeCluster(4)
+    assert (_slots(ex, 1.0), _slots(ex, 0.5), _slots(ex, 0.0), _slots(LocalExecutor(), 1.0)) == (8, 16, 4, 1)
 
 
 @pytest.mark.parametrize("kind", ["local", "threads", "ray"])

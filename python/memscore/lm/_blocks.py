@@ -4,7 +4,8 @@ across models and blocks of sequences.
 Split: the rows (sequences) are cut into contiguous blocks whose boundaries are multiples
 of the batch size, so every block batches its rows exactly as one pass over all of them
 would, and the numbers are bit-identical to the one-block run. LocalExecutor gets one block
-(today's single pass); other executors ``workers()`` blocks.
+(today's single pass); other executors ``workers()`` blocks, or for GPU tasks on a cluster
+one per GPU slot (every task loads its model: no more loads than there are GPUs).
 
 Task: a top-level function ``fn(source, device, rows, start, stop, *extra)`` that gets its
 model from ``source`` (:func:`materialize`), runs rows ``start:stop`` and returns that
@@ -156,7 +157,7 @@ def run_blocks(
     ex = as_executor(executor)
     gpus = ex.gpus_per_task if gpus_per_task is None else check_resource(gpus_per_task, "gpus_per_task")
     ex.start(gpus=gpus)
-    bounds = block_bounds(n_rows, batch_size, ex.workers())
+    bounds = block_bounds(n_rows, batch_size, _slots(ex, gpus))
     units = [float(b - a) for a, b in bounds]
     nb = len(bounds)
     out: list[list[Any]] = []
@@ -184,6 +185,16 @@ def run_blocks(
     for i, r in ex.map(fn, args, units=units * len(sources), gpus=gpus, desc=desc, unit=unit, progress=progress):
         flat[i] = r
     return [flat[j * nb : (j + 1) * nb] for j in range(len(sources))]
+
+
+def _slots(ex: Executor, gpus: float) -> int:
+    """Tasks that run at once: ``workers()``, or for GPU tasks on a cluster the GPUs it has
+    over ``gpus`` (each task loads its model, so no more blocks than GPUs are made)."""
+    connect = getattr(ex, "connect", None)
+    if gpus > 0 and callable(connect):
+        total = float(connect().cluster_resources().get("GPU", 0.0))
+        return max(1, int(total // gpus))
+    return ex.workers()
 
 
 def _shipped(model: Any, ex: Executor) -> Any:
