@@ -38,6 +38,9 @@ NEEDS_TORCH = [
     "memscore.train.ensemble",
     "memscore.train.ray_runs",
     "memscore.lm.extract",
+    "memscore.lm.scoring",
+    "memscore.lm.load",
+    "memscore.lm._blocks",
 ]
 
 
