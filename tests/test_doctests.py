@@ -48,6 +48,9 @@ NEEDS_TORCH = [
     "memscore.train.ensemble",
     "memscore.train.ray_runs",
     "memscore.lm.extract",
+    "memscore.lm.scoring",
+    "memscore.lm.load",
+    "memscore.lm._blocks",
 ]
 
 

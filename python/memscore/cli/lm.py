@@ -3,19 +3,22 @@
 ``memscore lm memorization`` samples (k + m)-token sequences from a token corpus, counts
 each one's duplicates in the whole corpus, greedy-decodes every model from the first k
 tokens and writes the per-sequence table, the memorized fraction per log2 duplicate-count
-bin and its plot (one curve per model).
+bin and its plot (one curve per model). ``--executor`` runs the decoding as (model x block
+of sequences) tasks: ``--executor ray --gpus-per-task 1`` puts them on a cluster's GPUs.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
+from types import SimpleNamespace
 from typing import Annotated
 
 import typer
 
 from .._io import atomic_write
 from ._checks import check_output_dir
+from ._executor import executor_option, make_executor
 
 app = typer.Typer(help="Causal language models: extractable memorization against corpus duplication.")
 
@@ -44,14 +47,22 @@ def memorization(
     ] = False,
     pool: Annotated[int | None, typer.Option(help="pool size with --stratify (default 20 x --samples)")] = None,
     batch_size: Annotated[int, typer.Option(help="prompts decoded together")] = 32,
-    device: Annotated[str, typer.Option(help="torch device (cpu, cuda, cuda:1)")] = "cpu",
+    device: Annotated[
+        str | None,
+        typer.Option(help="torch device (cpu, cuda, cuda:1); default cuda with --gpus-per-task > 0, else cpu"),
+    ] = None,
     dtype: Annotated[
         str, typer.Option(help="auto (bf16/fp16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     ] = "auto",
     revision: Annotated[str | None, typer.Option(help="hub revision (e.g. a Pythia checkpoint step143000)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
-    progress: Annotated[bool, typer.Option(help="progress bar of the counting pass")] = False,
+    progress: Annotated[bool, typer.Option(help="progress bars of the counting pass and the decoding")] = False,
     text_field: Annotated[str, typer.Option(help="jsonl field of the documents of a text --corpus")] = "text",
+    executor: str = executor_option(),
+    gpus_per_task: Annotated[
+        float | None, typer.Option("--gpus-per-task", help="GPUs of one task (a model x block of sequences)")
+    ] = None,
+    cpus_per_task: Annotated[float | None, typer.Option("--cpus-per-task", help="CPUs of one task")] = None,
 ) -> None:
     """Write OUT/sequences.parquet (one row per model and sequence), OUT/curve.csv (memorized
     fraction per duplicate-count bin and model), OUT/memorization.png and OUT/run.json."""
@@ -59,42 +70,66 @@ def memorization(
     from rich.table import Table
 
     from ..lm import (
-        load_causal_lm,
+        ModelSpec,
+        check_causal_lm,
         memorization_curve,
         memorization_table,
         plot_memorization_curve,
+        resolve_dtype,
         sample_sequences,
         tokenize_corpus,
     )
+    from ..lm._blocks import in_process
     from ..lm.load import check_context
     from ..ngrams.corpus import open_corpus
 
     check_output_dir(out, "--out")
-    # every model is loaded and checked (context, device, dtype) before any sampling or decoding
-    models = [load_causal_lm(name, device=device, dtype=dtype, revision=revision) for name in model]
-    for lm in models:
-        check_context(lm.model, k + m)
+    ex = make_executor(executor, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
+    gpus = ex.gpus_per_task
+    dev = device if device is not None else ("cuda" if gpus > 0 else "cpu")
+    # the models go to the tasks by name: each task loads its model's weights (in this
+    # process one model at a time, on a cluster on its worker's device); here only the
+    # configs and tokenizers are read, and every check runs before any sampling or decoding
+    specs = [ModelSpec(name, dtype=dtype, revision=revision) for name in model]
+    checked = [check_causal_lm(s.name, revision=revision) for s in specs]
+    for config, _ in checked:
+        check_context(SimpleNamespace(config=config), k + m)
+    # in process, a device or dtype this machine lacks fails now (a cluster's workers check theirs)
+    used_dtype = resolve_dtype(dtype, dev) if in_process(ex) else dtype
+    ex.start(gpus=gpus)
     token_corpus = open_corpus(corpus, text_field=text_field)
     if token_corpus.kind != "tokens":
-        vocabs = {str(sorted(x.tokenizer.get_vocab().items())) for x in models}
+        vocabs = {str(sorted(tok.get_vocab().items())) for _, tok in checked}
         if len(vocabs) > 1:
             raise ValueError("--model: a text --corpus is tokenized once, so every model must share one tokenizer")
-        token_corpus = tokenize_corpus(corpus, models[0].tokenizer, out / "tokens", text_field=text_field)
+        token_corpus = tokenize_corpus(corpus, checked[0][1], out / "tokens", text_field=text_field)
     sample = sample_sequences(token_corpus, samples, k + m, stratify=stratify, pool=pool, seed=seed, progress=progress)
-    table = memorization_table(models, sample, k, m, batch_size=batch_size)
+    table = memorization_table(specs, sample, k, m, batch_size=batch_size, device=dev, executor=ex, progress=progress)
     curve = memorization_curve(table)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "sequences.parquet", lambda f: table.write_parquet(f))
     atomic_write(out / "curve.csv", lambda f: curve.write_csv(f))
     plot_memorization_curve(curve, out / "memorization.png", title=f"k = {k}, m = {m}, {len(sample.counts)} sequences")
+    n_params = dict(table.select("model", "n_params").unique(maintain_order=True).iter_rows())
     run = {
         "corpus": corpus,
-        "models": [{"name": x.name, "n_params": x.n_params, "device": x.device, "dtype": x.dtype} for x in models],
+        "models": [
+            {
+                "name": s.name,
+                "n_params": n_params.get(s.name),
+                "device": str(dev),
+                "dtype": used_dtype,
+                "revision": revision,
+            }
+            for s in specs
+        ],
         "k": k,
         "m": m,
         "samples": len(sample.counts),
         "stratify": stratify,
         "seed": seed,
+        "executor": executor,
+        "gpus_per_task": gpus,
     }
     atomic_write(out / "run.json", lambda f: f.write(json.dumps(run, indent=2).encode()))
 

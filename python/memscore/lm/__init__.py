@@ -5,7 +5,9 @@ memorization against corpus duplication (Carlini et al. 2023): :func:`extractabl
 (batched greedy decoding), :func:`sample_sequences` (windows of a token corpus with their
 exact duplicate counts from the n-gram engine), :func:`memorization_table` /
 :func:`memorization_curve` / :func:`plot_memorization_curve`. ``memscore lm memorization``
-is the command.
+is the command. Every heavy function takes ``executor=`` (local, threads, Ray) and
+``gpus_per_task=``: the sequences are split into blocks (and models), one task each, merged
+in row order, so the results are identical whichever executor runs them.
 
 torch and transformers (the ``lm`` extra) are imported only by the functions that need them.
 """
@@ -17,10 +19,12 @@ from .extract import Extraction, as_token_matrix, extractable, greedy_continuati
 from .load import (
     LoadedLM,
     ModelLoadError,
+    ModelSpec,
     check_causal_lm,
     check_context,
     context_length,
     load_causal_lm,
+    load_model,
     resolve_dtype,
 )
 from .sampler import SampledSequences, duplicate_counts, log2_bin, sample_sequences, token_shard_arrays
@@ -31,6 +35,7 @@ __all__ = [
     "Extraction",
     "LoadedLM",
     "ModelLoadError",
+    "ModelSpec",
     "SampledSequences",
     "as_token_matrix",
     "check_causal_lm",
@@ -40,6 +45,7 @@ __all__ = [
     "extractable",
     "greedy_continuations",
     "load_causal_lm",
+    "load_model",
     "log2_bin",
     "memorization_curve",
     "memorization_table",

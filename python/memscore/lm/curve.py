@@ -6,54 +6,92 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from .._plot import save_figure
-from .extract import extractable
-from .load import LoadedLM, check_context
+from .._validate import check_int
+from ._blocks import as_source, check_model, model_name
+from .extract import check_vocab, compare, decode_models
 from .sampler import SampledSequences, log2_bin
 
 __all__ = ["memorization_curve", "memorization_table", "plot_memorization_curve"]
 
 
 def memorization_table(
-    models: Sequence[LoadedLM], sample: SampledSequences, k: int, m: int, *, batch_size: int = 32
+    models: Sequence[Any],
+    sample: SampledSequences,
+    k: int,
+    m: int,
+    *,
+    batch_size: int = 32,
+    device: str | Any | None = None,
+    executor: Any = None,
+    gpus_per_task: float | None = None,
+    progress: bool = False,
 ) -> pl.DataFrame:
     """One row per (model, sequence): ``model``, ``n_params``, ``sequence``, ``shard``,
     ``position``, ``count`` (duplicates in the corpus), ``memorized``, ``matched``.
 
-    Every model's context is checked before the first one runs.
+    Every model's context (and vocabulary) is checked before the first one runs. Each
+    (model, block of sequences) is one task of ``executor``; in process the models are
+    loaded and run one after another, on a cluster every task runs at once.
 
     Parameters
     ----------
-    models : sequence of LoadedLM
-        From :func:`load_causal_lm`.
+    models : sequence of LoadedLM, ModelSpec, str or path
+        From :func:`load_causal_lm`, or named (loaded by the tasks; see
+        :func:`extractable` for what is shipped to workers). A size series or the
+        revisions of one model (``ModelSpec(name, revision=...)``).
     sample : SampledSequences
         From :func:`sample_sequences` with ``length = k + m``.
     k, m : int
         Prompt and continuation lengths.
     batch_size : int, default 32
         Prompts decoded together.
+    device : str or torch.device, optional
+        As in :func:`extractable`.
+    executor : None, str or Executor, optional
+        Who decodes (see :func:`extractable`).
+    gpus_per_task : float, optional
+        GPUs each task holds (default: the executor's).
+    progress : bool, default False
+        One progress bar over the sequences (one per model in process).
 
     Returns
     -------
     polars.DataFrame
+
+    Raises
+    ------
+    ValueError
+        Windows shorter than ``k + m``, ``k + m`` past a model's context, token ids past
+        its vocabulary.
     """
+    check_int(k, "k", 1)
+    check_int(m, "m", 1)
+    check_int(batch_size, "batch_size", 1)
     if sample.tokens.shape[1] < k + m:
         raise ValueError(f"sample: windows of {sample.tokens.shape[1]} tokens, expected k + m = {k + m}")
-    for lm in models:
-        check_context(lm.model, k + m)
+    sources = [as_source(x) for x in models]
+    for src in sources:
+        check_vocab(sample.tokens[:, : k + m], check_model(src, k + m))
+    if not sources:
+        return pl.DataFrame()
+    tokens = np.ascontiguousarray(sample.tokens[:, : k + m], dtype=np.int64)
+    decoded = decode_models(sources, tokens[:, :k], m, batch_size, device, executor, gpus_per_task, progress)
     parts = []
-    for lm in models:
-        r = extractable(lm.model, None, sample.tokens, k, m, batch_size=batch_size, device=lm.device)
+    for src, (generated, info) in zip(sources, decoded, strict=True):
+        r = compare(generated, tokens[:, k:])
+        n = len(r.matched)
         parts.append(
             pl.DataFrame(
                 {
-                    "model": [lm.name] * len(r.matched),
-                    "n_params": np.full(len(r.matched), lm.n_params, dtype=np.int64),
-                    "sequence": np.arange(len(r.matched), dtype=np.int64),
+                    "model": [model_name(src)] * n,
+                    "n_params": np.full(n, info["n_params"], dtype=np.int64),
+                    "sequence": np.arange(n, dtype=np.int64),
                     "shard": sample.shard,
                     "position": sample.position,
                     "count": sample.counts,
@@ -62,7 +100,7 @@ def memorization_table(
                 }
             )
         )
-    return pl.concat(parts) if parts else pl.DataFrame()
+    return pl.concat(parts)
 
 
 def memorization_curve(table: pl.DataFrame) -> pl.DataFrame:

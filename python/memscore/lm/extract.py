@@ -14,6 +14,7 @@ re-running the growing sequence. The plain one-at-a-time loop is
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -21,10 +22,11 @@ import numpy.typing as npt
 
 from .._torch import require_torch
 from .._validate import check_int
-from .load import check_context
+from ._blocks import as_source, check_model, materialize, model_info, run_blocks
+from .load import LoadedLM
 from .scoring import _is_hf, model_logits
 
-__all__ = ["Extraction", "as_token_matrix", "extractable", "greedy_continuations"]
+__all__ = ["Extraction", "as_token_matrix", "decode_block", "extractable", "greedy_continuations"]
 
 
 class Extraction(NamedTuple):
@@ -90,27 +92,106 @@ def as_token_matrix(sequences: Any, tokenizer: Any, length: int) -> npt.NDArray[
 
 
 def greedy_continuations(
-    model: Any, prompts: npt.NDArray[np.int64], m: int, *, batch_size: int = 32, device: str | Any = "cpu"
+    model: Any,
+    prompts: npt.NDArray[np.int64],
+    m: int,
+    *,
+    batch_size: int = 32,
+    device: str | Any | None = None,
+    executor: Any = None,
+    gpus_per_task: float | None = None,
+    progress: bool = False,
 ) -> npt.NDArray[np.int64]:
     """The ``m`` greedy (argmax) tokens after each prompt, batched.
 
     Parameters
     ----------
-    model : torch.nn.Module or callable
-        A HuggingFace causal LM or a callable ``(B, L) -> (B, L, V)`` logits.
+    model : torch.nn.Module, callable, LoadedLM, ModelSpec, str or path
+        A HuggingFace causal LM, a callable ``(B, L) -> (B, L, V)`` logits, or a model
+        named by a folder / hub id (loaded by each task; see :func:`extractable`).
     prompts : numpy.ndarray
         ``(N, k)`` int64 token ids, k >= 1.
     m : int
         Tokens to generate (>= 1).
     batch_size : int, default 32
         Prompts per batch.
-    device : str or torch.device, default "cpu"
+    device : str or torch.device, optional
+        Where the model runs (default: ``"cuda"`` when each task holds a GPU, else
+        ``"cpu"``; a LoadedLM's own device in process).
+    executor : None, str or Executor, optional
+        Who decodes the blocks of prompts (see :func:`extractable`).
+    gpus_per_task : float, optional
+        GPUs of one task (default: the executor's ``gpus_per_task``).
+    progress : bool, default False
+        One progress bar over the prompts.
 
     Returns
     -------
     numpy.ndarray
         ``(N, m)`` int64.
+
+    Raises
+    ------
+    ValueError
+        Bad ``m`` or ``batch_size``, or prompts that are not an ``(N, k)`` integer matrix.
+    memscore.ClusterError
+        No worker has the GPUs of one task.
     """
+    check_int(m, "m", 1)
+    check_int(batch_size, "batch_size", 1)
+    p = np.asarray(prompts)
+    if p.ndim != 2 or p.shape[1] < 1 or (p.size and p.dtype.kind not in "iu"):
+        raise ValueError(f"prompts: expected an (N, k) integer matrix with k >= 1, got {p.dtype} of shape {p.shape}")
+    model = as_source(model)
+    check_model(model)
+    return decode_models(
+        [model], p.astype(np.int64, copy=False), m, batch_size, device, executor, gpus_per_task, progress
+    )[0][0]
+
+
+def decode_models(
+    models: Sequence[Any],
+    prompts: npt.NDArray[np.int64],
+    m: int,
+    batch_size: int,
+    device: Any,
+    executor: Any,
+    gpus_per_task: float | None,
+    progress: bool,
+) -> list[tuple[npt.NDArray[np.int64], dict[str, Any]]]:
+    """Per model, the greedy continuations of every prompt and the model's ``n_params`` and
+    ``dtype``: the split -> task -> merge of the extraction (tasks: :func:`decode_block`)."""
+    per_model = run_blocks(
+        decode_block,
+        models,
+        prompts,
+        prompts.shape[0],
+        (m, batch_size),
+        executor=executor,
+        gpus_per_task=gpus_per_task,
+        device=device,
+        batch_size=batch_size,
+        desc="greedy decoding",
+        unit="sequences",
+        progress=progress,
+    )
+    # blocks in row order: the same rows in the same batches as one pass
+    return [(np.concatenate([g for g, _ in blocks]), blocks[0][1]) for blocks in per_model]
+
+
+def decode_block(
+    source: Any, device: Any, prompts: npt.NDArray[np.int64], start: int, stop: int, m: int, batch_size: int
+) -> tuple[npt.NDArray[np.int64], dict[str, Any]]:
+    """Task: the greedy continuations of prompts ``start:stop`` and the model's info
+    (``n_params``, ``dtype``). ``source`` is the model or a ``ModelSpec`` loaded here."""
+    model = materialize(source, device)
+    # a copy: Ray hands out read-only arrays, which torch warns about
+    block = np.array(prompts[start:stop], dtype=np.int64)
+    return _greedy(model, block, m, batch_size, device), model_info(model)
+
+
+def _greedy(model: Any, prompts: npt.NDArray[np.int64], m: int, batch_size: int, device: Any) -> npt.NDArray[np.int64]:
+    """The batched greedy loop over ``prompts`` (one block)."""
     torch = require_torch("memscore.lm.extractable", extra="lm")
     dev = torch.device(device)
     hf = _is_hf(model)
@@ -141,6 +222,15 @@ def greedy_continuations(
     return out
 
 
+def compare(generated: npt.NDArray[np.int64], truth: npt.NDArray[np.int64]) -> Extraction:
+    """The :class:`Extraction` of greedy tokens ``generated`` against the true continuations."""
+    m = truth.shape[1]
+    equal = generated == truth
+    # leading run of matches: the first mismatch's index, or m when all match
+    matched = np.where(equal.all(axis=1), m, np.argmin(equal, axis=1)).astype(np.int64)
+    return Extraction(memorized=equal.all(axis=1), matched=matched, generated=generated)
+
+
 def extractable(
     model: Any,
     tokenizer: Any,
@@ -149,7 +239,10 @@ def extractable(
     m: int = 32,
     *,
     batch_size: int = 32,
-    device: str | Any = "cpu",
+    device: str | Any | None = None,
+    executor: Any = None,
+    gpus_per_task: float | None = None,
+    progress: bool = False,
 ) -> Extraction:
     """Whether a causal LM reproduces each sequence's next ``m`` tokens from its first ``k``.
 
@@ -158,11 +251,18 @@ def extractable(
 
     Parameters
     ----------
-    model : torch.nn.Module or callable
-        A HuggingFace causal LM (e.g. from :func:`load_causal_lm`) or a callable
-        ``(B, L) int64 tensor -> (B, L, V)`` logits.
+    model : torch.nn.Module, callable, LoadedLM, ModelSpec, str or path
+        A HuggingFace causal LM, a callable ``(B, L) int64 tensor -> (B, L, V)`` logits,
+        a :class:`LoadedLM` (from :func:`load_causal_lm`), or a model folder / hub id
+        (a str, path or :class:`ModelSpec`: loaded by the tasks, never in this process
+        on a cluster). What the tasks receive: in process, the model itself (a name is
+        loaded once); on Ray, a name, ``ModelSpec`` or ``LoadedLM`` goes by name and
+        each task loads the weights onto its device (the folder must be on a file system
+        every worker sees), while any other model object is pickled once into the
+        object store (it must be picklable, as a HuggingFace model is, and runs on the
+        device it is on).
     tokenizer : tokenizer or None
-        Encodes ``sequences`` given as strings; None for token ids.
+        Encodes ``sequences`` given as strings; None for token ids (or a LoadedLM's own).
     sequences : 2-D integer array, sequence of token-id sequences, or sequence of str
         The training sequences; tokens past ``k + m`` are ignored.
     k : int, default 32
@@ -171,8 +271,20 @@ def extractable(
         Continuation tokens (>= 1).
     batch_size : int, default 32
         Prompts decoded together (>= 1).
-    device : str or torch.device, default "cpu"
-        Where the model runs.
+    device : str or torch.device, optional
+        Where the model runs: default ``"cuda"`` when each task holds a GPU
+        (``gpus_per_task > 0``; on Ray, the worker's own GPU), else ``"cpu"``; a
+        LoadedLM run in process stays on its own device.
+    executor : None, str or Executor, optional
+        Who decodes (see :func:`memscore.executors.as_executor`): the sequences are split
+        into contiguous blocks whose boundaries are multiples of ``batch_size`` (one block
+        with the default LocalExecutor, ``workers()`` blocks otherwise), each block is
+        one task, and the blocks are merged in row order, so the result is bit-identical
+        whichever executor runs them.
+    gpus_per_task : float, optional
+        GPUs each task holds (default: the executor's ``gpus_per_task``).
+    progress : bool, default False
+        One progress bar over the sequences.
 
     Returns
     -------
@@ -184,6 +296,10 @@ def extractable(
     ValueError
         ``k + m`` longer than the model's context, a sequence shorter than ``k + m``, a token
         id outside the model's vocabulary, bad ``k``, ``m`` or ``batch_size``.
+    memscore.ModelLoadError
+        A named model that cannot be found or is no causal LM.
+    memscore.ClusterError
+        No worker has the GPUs of one task, or a task lost its worker too often.
 
     Examples
     --------
@@ -198,16 +314,26 @@ def extractable(
     check_int(k, "k", 1)
     check_int(m, "m", 1)
     check_int(batch_size, "batch_size", 1)
-    check_context(model, k + m)
+    model = as_source(model)
+    vocab = check_model(model, k + m)
+    if tokenizer is None and isinstance(model, LoadedLM):
+        tokenizer = model.tokenizer
     tokens = as_token_matrix(sequences, tokenizer, k + m)
-    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
-    if isinstance(vocab, int) and tokens.size and int(tokens.max()) >= vocab:
+    check_vocab(tokens, vocab)
+    [(generated, _)] = decode_models([model], tokens[:, :k], m, batch_size, device, executor, gpus_per_task, progress)
+    return compare(generated, tokens[:, k:])
+
+
+def check_vocab(tokens: npt.NDArray[np.int64], vocab: int | None) -> None:
+    """Refuse token ids outside a vocabulary of ``vocab`` (None: unknown, not checked).
+
+    Raises
+    ------
+    ValueError
+        A token id >= ``vocab``.
+    """
+    if vocab is not None and tokens.size and int(tokens.max()) >= vocab:
         raise ValueError(
             f"sequences: token id {int(tokens.max())} is outside the model's vocabulary of {vocab} "
             "(a corpus tokenized with another tokenizer?)"
         )
-    generated = greedy_continuations(model, tokens[:, :k], m, batch_size=batch_size, device=device)
-    equal = generated == tokens[:, k:]
-    # leading run of matches: the first mismatch's index, or m when all match
-    matched = np.where(equal.all(axis=1), m, np.argmin(equal, axis=1)).astype(np.int64)
-    return Extraction(memorized=equal.all(axis=1), matched=matched, generated=generated)

@@ -20,10 +20,13 @@ from ..errors import MemscoreError
 __all__ = [
     "LoadedLM",
     "ModelLoadError",
+    "ModelSpec",
+    "causal_config",
     "check_causal_lm",
     "check_context",
     "context_length",
     "load_causal_lm",
+    "load_model",
     "resolve_dtype",
 ]
 
@@ -44,6 +47,7 @@ class LoadedLM:
     name: str
     device: str
     dtype: str
+    revision: str | None = None
 
     @property
     def n_params(self) -> int:
@@ -119,6 +123,35 @@ def _from_pretrained(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
         ) from exc
 
 
+def causal_config(name: str, *, revision: str | None = None, local_files_only: bool = False) -> Any:
+    """The config of the causal LM ``name`` (no weights, no tokenizer loaded).
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a non-empty string.
+    ModelLoadError
+        As in :func:`load_causal_lm`.
+    """
+    tr = _transformers()
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name: expected a model folder or hub id, got {name!r}")
+    config = _from_pretrained(tr.AutoConfig, name, "model", **_hub_kwargs(revision, local_files_only))
+    if getattr(config, "is_encoder_decoder", False) or type(config) not in tr.MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise ModelLoadError(
+            f"model {name!r} is not a causal language model (its config is {type(config).__name__}); "
+            "expected a decoder-only model that AutoModelForCausalLM loads (GPT-2, GPT-NeoX/Pythia, Llama, ...)"
+        )
+    return config
+
+
+def _hub_kwargs(revision: str | None, local_files_only: bool) -> dict[str, Any]:
+    extra: dict[str, Any] = {"local_files_only": local_files_only}
+    if revision is not None:
+        extra["revision"] = revision
+    return extra
+
+
 def check_causal_lm(
     name: str | os.PathLike[str],
     *,
@@ -148,17 +181,7 @@ def check_causal_lm(
     """
     tr = _transformers()
     text = os.fspath(name)
-    if not isinstance(text, str) or not text:
-        raise TypeError(f"name: expected a model folder or hub id, got {text!r}")
-    extra: dict[str, Any] = {"local_files_only": local_files_only}
-    if revision is not None:
-        extra["revision"] = revision
-    config = _from_pretrained(tr.AutoConfig, text, "model", **extra)
-    if getattr(config, "is_encoder_decoder", False) or type(config) not in tr.MODEL_FOR_CAUSAL_LM_MAPPING:
-        raise ModelLoadError(
-            f"model {text!r} is not a causal language model (its config is {type(config).__name__}); "
-            "expected a decoder-only model that AutoModelForCausalLM loads (GPT-2, GPT-NeoX/Pythia, Llama, ...)"
-        )
+    config = causal_config(text, revision=revision, local_files_only=local_files_only)
     tok_name = os.fspath(tokenizer) if tokenizer is not None else text
     tok = _from_pretrained(tr.AutoTokenizer, tok_name, "tokenizer", local_files_only=local_files_only)
     if need_offsets and not getattr(tok, "is_fast", False):
@@ -211,18 +234,109 @@ def load_causal_lm(
     ImportError
         transformers or torch is not installed (the ``lm`` extra).
     """
-    torch = require_torch("memscore.lm", extra="lm")
-    tr = _transformers()
     dt = resolve_dtype(dtype, device)
     _, tok = check_causal_lm(name, tokenizer=tokenizer, revision=revision, local_files_only=local_files_only)
     name = os.fspath(name)
-    extra: dict[str, Any] = {"local_files_only": local_files_only}
-    if revision is not None:
-        extra["revision"] = revision
+    model = load_model(name, device=device, dtype=dt, revision=revision, local_files_only=local_files_only)
+    return LoadedLM(model=model, tokenizer=tok, name=name, device=str(device), dtype=dt, revision=revision)
+
+
+def load_model(
+    name: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "auto",
+    revision: str | None = None,
+    local_files_only: bool = False,
+) -> Any:
+    """The weights of the causal LM ``name`` only (no tokenizer), in eval mode on ``device``:
+    what an LM task loads on its worker.
+
+    Parameters
+    ----------
+    name, device, dtype, revision, local_files_only
+        As in :func:`load_causal_lm`.
+
+    Returns
+    -------
+    transformers.PreTrainedModel
+
+    Raises
+    ------
+    ModelLoadError, ValueError, ImportError
+        As in :func:`load_causal_lm`.
+    """
+    torch = require_torch("memscore.lm", extra="lm")
+    tr = _transformers()
+    dt = resolve_dtype(dtype, device)
+    extra = _hub_kwargs(revision, local_files_only)
     model = _from_pretrained(tr.AutoModelForCausalLM, name, "model", dtype=getattr(torch, dt), **extra)
     model.eval()
     model.to(torch.device(device))
-    return LoadedLM(model=model, tokenizer=tok, name=name, device=str(device), dtype=dt)
+    return model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A causal LM named by a folder or hub id, loaded where it runs: the form in which
+    the LM functions send a model to Ray workers (each task loads the weights itself,
+    onto its own device, instead of receiving them pickled).
+
+    Parameters
+    ----------
+    name : str or path
+        A folder written by ``save_pretrained`` (every worker must see it under this path:
+        a shared file system) or a hub id (every worker fetches it, or finds it in its
+        HuggingFace cache).
+    dtype : {"auto", "float32", "bfloat16", "float16"}, default "auto"
+        See :func:`resolve_dtype` (resolved on the device the task runs on).
+    revision : str, optional
+        A hub revision (a Pythia checkpoint such as ``"step143000"``).
+    local_files_only : bool, default False
+        Never contact the hub.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A name that is no string or path, an unknown dtype.
+
+    Examples
+    --------
+    >>> ModelSpec("EleutherAI/pythia-160m", revision="step143000")
+    ModelSpec(name='EleutherAI/pythia-160m', dtype='auto', revision='step143000', local_files_only=False)
+    """
+
+    name: str
+    dtype: str = "auto"
+    revision: str | None = None
+    local_files_only: bool = False
+
+    def __post_init__(self) -> None:
+        """Check the fields (see the class docstring)."""
+        if isinstance(self.name, os.PathLike):
+            object.__setattr__(self, "name", os.fspath(self.name))
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name: expected a model folder or hub id, got {self.name!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype: expected one of {_DTYPES}, got {self.dtype!r}")
+        if self.revision is not None and not isinstance(self.revision, str):
+            raise TypeError(f"revision: expected a string or None, got {self.revision!r}")
+
+    def config(self) -> Any:
+        """The model's config, checked to be a causal LM (no weights loaded).
+
+        Raises
+        ------
+        ModelLoadError
+            As in :func:`load_causal_lm`.
+        """
+        return causal_config(self.name, revision=self.revision, local_files_only=self.local_files_only)
+
+    def load(self, device: str = "cpu") -> Any:
+        """The model on ``device`` (see :func:`load_model`)."""
+        return load_model(
+            self.name, device=device, dtype=self.dtype, revision=self.revision, local_files_only=self.local_files_only
+        )
 
 
 def context_length(model: Any) -> int | None:

@@ -13,8 +13,9 @@ import numpy.typing as npt
 
 from .._torch import require_torch
 from .._validate import check_int
+from ._blocks import as_source, check_model, materialize, run_blocks
 
-__all__ = ["model_logits", "token_logprobs"]
+__all__ = ["logprob_block", "model_logits", "token_logprobs"]
 
 
 def _is_hf(model: Any) -> bool:
@@ -68,7 +69,10 @@ def token_logprobs(
     sequences: Sequence[Sequence[int]],
     *,
     batch_size: int = 16,
-    device: str | Any = "cpu",
+    device: str | Any | None = None,
+    executor: Any = None,
+    gpus_per_task: float | None = None,
+    progress: bool = False,
 ) -> list[npt.NDArray[np.float64]]:
     """``log p(token_p | tokens < p)`` at every position of every sequence.
 
@@ -78,14 +82,24 @@ def token_logprobs(
 
     Parameters
     ----------
-    model : torch.nn.Module or callable
-        As in :func:`model_logits`.
+    model : torch.nn.Module, callable, LoadedLM, ModelSpec, str or path
+        As in :func:`model_logits`, or a model named by a folder / hub id; what the tasks
+        receive is as in :func:`memscore.lm.extractable`.
     sequences : sequence of sequences of int
         Token ids (an empty sequence gives an empty array).
     batch_size : int, default 16
         Sequences per forward pass (>= 1).
-    device : str or torch.device, default "cpu"
-        Where the model runs.
+    device : str or torch.device, optional
+        Where the model runs (default: ``"cuda"`` when each task holds a GPU, else
+        ``"cpu"``; a LoadedLM's own device in process).
+    executor : None, str or Executor, optional
+        Who scores: the sequences are split into contiguous blocks whose boundaries are
+        multiples of ``batch_size`` (one block with the default LocalExecutor), one task
+        per block, merged in order: bit-identical whichever executor runs them.
+    gpus_per_task : float, optional
+        GPUs each task holds (default: the executor's ``gpus_per_task``).
+    progress : bool, default False
+        One progress bar over the sequences.
 
     Returns
     -------
@@ -95,15 +109,51 @@ def token_logprobs(
     Raises
     ------
     ValueError
-        Logits of the wrong shape.
+        Logits of the wrong shape, a bad ``batch_size``.
+    memscore.ClusterError
+        No worker has the GPUs of one task, or a task lost its worker too often.
+
+    Examples
+    --------
+    >>> import torch
+    >>> uniform = lambda ids: torch.zeros(*ids.shape, 4)  # every token has p = 1/4
+    >>> [lp.round(3).tolist() for lp in token_logprobs(uniform, [[1, 2, 3], [0]], executor="threads:2")]
+    [[nan, -1.386, -1.386], [nan]]
     """
-    torch = require_torch("token_logprobs")
+    require_torch("token_logprobs")
     check_int(batch_size, "batch_size", 1)
-    seqs = [list(s) for s in sequences]
+    seqs = [[int(t) for t in s] for s in sequences]
+    source = as_source(model)
+    check_model(source)
+    [blocks] = run_blocks(
+        logprob_block,
+        [source],
+        seqs,
+        len(seqs),
+        (batch_size,),
+        executor=executor,
+        gpus_per_task=gpus_per_task,
+        device=device,
+        batch_size=batch_size,
+        desc="log-probabilities",
+        unit="sequences",
+        progress=progress,
+    )
+    return [lp for block in blocks for lp in block]
+
+
+def logprob_block(
+    source: Any, device: Any, sequences: list[list[int]], start: int, stop: int, batch_size: int
+) -> list[npt.NDArray[np.float64]]:
+    """Task: the token log-probabilities of sequences ``start:stop``. ``source`` is the
+    model or a ``ModelSpec`` loaded here."""
+    torch = require_torch("token_logprobs")
+    model = materialize(source, device)
+    seqs = sequences[start:stop]
     dev = torch.device(device)
     out: list[npt.NDArray[np.float64]] = []
-    for start in range(0, len(seqs), batch_size):
-        batch = seqs[start : start + batch_size]
+    for first in range(0, len(seqs), batch_size):
+        batch = seqs[first : first + batch_size]
         length = max(1, *(len(s) for s in batch))
         ids_t = torch.zeros((len(batch), length), dtype=torch.long)
         mask_t = torch.zeros((len(batch), length), dtype=torch.long)

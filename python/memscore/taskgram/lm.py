@@ -127,8 +127,10 @@ def lm_logprobs(
     prompt: str | Callable[[str], str] = "{input}\n",
     bos_token_id: int | None = None,
     batch_size: int = 16,
-    device: str | Any = "cpu",
+    device: str | Any | None = None,
     max_length: int | None = None,
+    executor: Any = None,
+    gpus_per_task: float | None = None,
 ) -> pl.DataFrame:
     """Summed log-probability a causal LM gives to each output n-gram of each example.
 
@@ -159,10 +161,18 @@ def lm_logprobs(
         Prepended token.
     batch_size : int, default 16
         Sequences per forward pass (>= 1).
-    device : str or torch.device, default "cpu"
-        Where the model runs.
+    device : str or torch.device, optional
+        Where the model runs (default: ``"cuda"`` when each task holds a GPU, else
+        ``"cpu"``).
     max_length : int, optional
         Cut tokens from the *left* of longer sequences.
+    executor : None, str or Executor, optional
+        Who runs the forward passes: passed to :func:`memscore.lm.token_logprobs` (blocks
+        of sequences, one task each, merged in order: identical whichever executor runs
+        them). ``model`` may then also be a model folder / hub id or a ``ModelSpec``,
+        loaded by the tasks.
+    gpus_per_task : float, optional
+        GPUs each task holds (default: the executor's).
 
     Returns
     -------
@@ -210,7 +220,9 @@ def lm_logprobs(
             ids, offs = ids[-max_length:], offs[-max_length:]
         seqs.append(ids)
         offsets.append(offs)
-    token_lps = token_logprobs(model, seqs, batch_size=batch_size, device=device)
+    token_lps = token_logprobs(
+        model, seqs, batch_size=batch_size, device=device, executor=executor, gpus_per_task=gpus_per_task
+    )
 
     out_e: list[int] = []
     out_y: list[str] = []
