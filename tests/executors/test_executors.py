@@ -7,6 +7,7 @@ import threading
 import time
 from operator import add
 
+import numpy as np
 import pytest
 
 import memscore
@@ -66,7 +67,7 @@ def test_as_executor_refuses_with_the_choices(bad):
 
 def test_engine_refuses_a_bad_executor_by_name():
     with pytest.raises(TypeError, match="executor: expected"):
-        memscore.ngram_stats(memscore.Corpus.from_tokens([[1, 2, 3]]), [[1, 2]], executor="rey")
+        memscore.ngram_stats(memscore.Corpus.from_tokens(np.array([1, 2, 3]), np.array([0])), [[1, 2]], executor="rey")
 
 
 def test_shared_settings_checked():

@@ -10,6 +10,7 @@ of sequences) tasks: ``--executor ray --gpus-per-task 1`` puts them on a cluster
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from types import SimpleNamespace
 from typing import Annotated
@@ -79,7 +80,6 @@ def memorization(
         sample_sequences,
         tokenize_corpus,
     )
-    from ..lm._blocks import in_process
     from ..lm.load import check_context
     from ..ngrams.corpus import open_corpus
 
@@ -95,15 +95,20 @@ def memorization(
     for config, _ in checked:
         check_context(SimpleNamespace(config=config), k + m)
     # in process, a device or dtype this machine lacks fails now (a cluster's workers check theirs)
-    used_dtype = resolve_dtype(dtype, dev) if in_process(ex) else dtype
+    used_dtype = resolve_dtype(dtype, dev) if ex.in_process else dtype
     ex.start(gpus=gpus)
+    if not ex.in_process:  # workers count the shards from other directories
+        corpus = os.path.abspath(corpus)
+        out = out.resolve()
     token_corpus = open_corpus(corpus, text_field=text_field)
     if token_corpus.kind != "tokens":
         vocabs = {str(sorted(tok.get_vocab().items())) for _, tok in checked}
         if len(vocabs) > 1:
             raise ValueError("--model: a text --corpus is tokenized once, so every model must share one tokenizer")
         token_corpus = tokenize_corpus(corpus, checked[0][1], out / "tokens", text_field=text_field)
-    sample = sample_sequences(token_corpus, samples, k + m, stratify=stratify, pool=pool, seed=seed, progress=progress)
+    sample = sample_sequences(
+        token_corpus, samples, k + m, stratify=stratify, pool=pool, seed=seed, progress=progress, executor=ex
+    )
     table = memorization_table(specs, sample, k, m, batch_size=batch_size, device=dev, executor=ex, progress=progress)
     curve = memorization_curve(table)
     out.mkdir(parents=True, exist_ok=True)

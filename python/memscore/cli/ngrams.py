@@ -38,7 +38,7 @@ import typer
 
 from .._io import atomic_write, remove_tmp_files
 from ..errors import ClusterError, CorpusError
-from ..executors import Executor, LocalExecutor, ThreadExecutor
+from ..executors import Executor
 from ..ngrams import Corpus, NgramStats, Normalizer, QuerySet
 from ..ngrams.corpus import open_corpus
 from ..ngrams.counting import count_shards
@@ -154,7 +154,7 @@ def count(
     normalizer = Normalizer(stopwords=stop)
     try:
         ex = _count_executor(executor, shards_per_task, cpus_per_task)
-        if not isinstance(ex, (LocalExecutor, ThreadExecutor)):  # workers run in other directories
+        if not ex.in_process:  # workers run in other directories
             corpus = os.path.abspath(corpus)
         c = _open_corpus(corpus, text_field, normalizer, split, on_error)  # type: ignore[arg-type]
         qs = _read_queries(queries)

@@ -82,6 +82,12 @@ class Executor(ABC):
     # ----------------------------------------------------------------- the protocol
 
     @property
+    def in_process(self) -> bool:
+        """Whether the tasks run in this process (and share its memory, its working
+        directory and its devices). True for the in-process executors."""
+        return True
+
+    @property
     def shares_files(self) -> bool:
         """Whether the tasks see this process's files (a store's directory, corpus
         shards) under the same paths. True for the in-process executors."""

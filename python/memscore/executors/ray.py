@@ -163,6 +163,11 @@ class RayExecutor(Executor):
     # ------------------------------------------------------------------ the protocol
 
     @property
+    def in_process(self) -> bool:
+        """False: the tasks run in Ray's worker processes, possibly on other machines."""
+        return False
+
+    @property
     def shares_files(self) -> bool:
         """``storage == "shared"``: the workers see the driver's files."""
         return self.storage == "shared"

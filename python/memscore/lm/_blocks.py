@@ -29,7 +29,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..executors import LocalExecutor, ThreadExecutor, as_executor
+from ..executors import as_executor
 from ..executors.base import Executor, check_resource
 from .load import LoadedLM, ModelSpec, check_context
 
@@ -37,7 +37,6 @@ __all__ = [
     "as_source",
     "block_bounds",
     "check_model",
-    "in_process",
     "materialize",
     "model_info",
     "model_name",
@@ -126,11 +125,6 @@ def block_bounds(n: int, batch_size: int, blocks: int) -> list[tuple[int, int]]:
     return [(s, min(s + step, n)) for s in range(0, n, step)]
 
 
-def in_process(ex: Executor) -> bool:
-    """Whether the tasks of ``ex`` run in this process (and share its memory)."""
-    return isinstance(ex, (LocalExecutor, ThreadExecutor))
-
-
 def run_blocks(
     fn: Callable[..., Any],
     models: Sequence[Any],
@@ -161,7 +155,7 @@ def run_blocks(
     units = [float(b - a) for a, b in bounds]
     nb = len(bounds)
     out: list[list[Any]] = []
-    if in_process(ex):
+    if ex.in_process:
         # one model at a time in this process: loaded once, shared by its blocks, released after
         for model in models:
             if isinstance(model, LoadedLM):

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._validate import check_int
+from ..executors import Executor
 from ..ngrams.corpus import Corpus
 from ..ngrams.counting import ngram_stats
 
@@ -88,9 +89,11 @@ def _window_starts(n_tokens: int, offsets: npt.NDArray[np.int64], length: int) -
     return offsets[keep], room[keep]
 
 
-def duplicate_counts(corpus: Corpus, tokens: npt.NDArray[np.int64], *, progress: bool = False) -> npt.NDArray[np.int64]:
+def duplicate_counts(
+    corpus: Corpus, tokens: npt.NDArray[np.int64], *, progress: bool = False, executor: Executor | str | None = None
+) -> npt.NDArray[np.int64]:
     """Occurrences in ``corpus`` of each row of ``tokens`` (the one counting call of the
-    memorization measurements: a distributed executor for :func:`ngram_stats` plugs in here).
+    memorization measurements, on ``executor``'s workers: :func:`ngram_stats`).
 
     Parameters
     ----------
@@ -100,6 +103,9 @@ def duplicate_counts(corpus: Corpus, tokens: npt.NDArray[np.int64], *, progress:
         ``(N, L)`` token ids.
     progress : bool, default False
         Show the counting pass's progress bar.
+    executor : Executor or str, optional
+        Who counts the shards (:func:`memscore.executors.as_executor`; default: one pass in
+        this process).
 
     Returns
     -------
@@ -108,7 +114,7 @@ def duplicate_counts(corpus: Corpus, tokens: npt.NDArray[np.int64], *, progress:
     """
     if tokens.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    return ngram_stats(corpus, [row for row in tokens], progress=progress).counts
+    return ngram_stats(corpus, [row for row in tokens], progress=progress, executor=executor).counts
 
 
 def log2_bin(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -165,6 +171,7 @@ def sample_sequences(
     pool: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    executor: Executor | str | None = None,
 ) -> SampledSequences:
     """Draw ``n`` token windows of ``length`` tokens from a token corpus and count them.
 
@@ -185,6 +192,10 @@ def sample_sequences(
         Seeds the draw.
     progress : bool, default False
         Progress bar of the counting pass.
+    executor : Executor or str, optional
+        Who counts the windows' duplicates over the corpus shards
+        (:func:`memscore.executors.as_executor`; default: one pass in this process). The
+        draw itself is cheap and stays in this process.
 
     Returns
     -------
@@ -204,7 +215,7 @@ def sample_sequences(
     rng = np.random.default_rng(seed)
     draw = (pool if pool is not None else 20 * n) if stratify else n
     tokens, shard, pos = _uniform(shards, length, draw, rng)
-    counts = duplicate_counts(corpus, tokens, progress=progress)
+    counts = duplicate_counts(corpus, tokens, progress=progress, executor=executor)
     if stratify and tokens.shape[0] > n:
         bins = log2_bin(counts)
         labels = np.unique(bins)

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._core import ProgressCounter
-from ..executors import Executor, LocalExecutor, ThreadExecutor, as_executor
+from ..executors import Executor, as_executor
 from .corpus import Corpus
 from .queries import QuerySet, with_bytes_bar
 from .stats import NgramStats
@@ -50,15 +50,10 @@ def _count_task(
     return out
 
 
-def _in_process(executor: Executor) -> bool:
-    """Whether the tasks run in this process (they see its memory and working directory)."""
-    return isinstance(executor, (LocalExecutor, ThreadExecutor))
-
-
 def _one_task(executor: Executor) -> bool:
     """Whether to count everything in one task: one worker in this process, where one pass
     of the engine (parallel over shards) is fastest. The counts do not depend on it."""
-    return _in_process(executor) and executor.workers() == 1
+    return executor.in_process and executor.workers() == 1
 
 
 def count_shards(
@@ -121,7 +116,7 @@ def count_shards(
     shards = list(shards)
     for s in shards:
         qs.check_corpus(s)
-    remote = not _in_process(ex)
+    remote = not ex.in_process
     if remote:
         relative = [f for s in shards for sh in s._shards for f in sh.files if not os.path.isabs(f)]
         if relative:  # workers run in other directories

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from .. import _core
 from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_runs, to_numpy
-from ..executors import Executor, LocalExecutor, ThreadExecutor, as_executor
+from ..executors import Executor, as_executor
 from .bits import PackedBits
 
 __all__ = ["CORE_BLOCK", "Datamodels", "datamodels", "fit_block", "split_rows", "target_blocks"]
@@ -297,7 +297,7 @@ def target_blocks(t: int, executor: Executor, targets_per_task: int | None = Non
 def task_threads(executor: Executor) -> int | None:
     """The kernel threads of a task: None (this process's pool, shared) in process; on
     a cluster, the task's CPUs (a worker's pool would otherwise take every CPU of its node)."""
-    if isinstance(executor, (LocalExecutor, ThreadExecutor)):
+    if executor.in_process:
         return None
     return max(1, int(executor.cpus_per_task))
 

@@ -567,6 +567,7 @@ def run_pipeline(
                 batch_size=cfg.lm_batch_size,
                 device=cfg.device,
                 max_length=scorer.max_length,
+                executor=executor,
             )
             joined = tp.join(lp, on=["example", "y"], how="left").with_columns(
                 pl.col("logp_lm").fill_null(float("nan"))
