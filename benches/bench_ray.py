@@ -55,8 +55,7 @@ def main() -> None:
     from memscore.cluster import RayExecutor, run_tasks
     from memscore.ngrams import Corpus, QuerySet
     from memscore.ngrams.ray_count import count_shards
-    from memscore.train.ray_runs import DatasetSplit
-    from memscore.train import SubsetPlan, create_store, mlp, train_runs
+    from memscore.train import DatasetSplit, SubsetPlan, create_store, mlp, train_runs
 
     torch.set_num_threads(1)
     one_thread = {"env_vars": {"MEMSCORE_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}}

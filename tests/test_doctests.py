@@ -36,7 +36,7 @@ NEEDS_TORCH = [
     "memscore.train.models",
     "memscore.train.config",
     "memscore.train.ensemble",
-    "memscore.train.ray_runs",
+    "memscore.train.inputs",
     "memscore.lm.extract",
 ]
 
