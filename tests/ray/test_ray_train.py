@@ -47,8 +47,8 @@ def _new_store(path):
 
 def _same_runs(store: RunStore, local: RunStore, plan, exact: bool = True) -> None:
     """The plan's runs, whole; with ``exact`` bit for bit those of ``local`` (same ensembles,
-    same seeds). Ray workers run torch with their own thread settings, whose float sums may
-    round differently: to float tolerance there."""
+    same seeds, whoever trains them); else to float tolerance (a resumed plan regroups its
+    missing runs into other ensembles)."""
     assert store.run_ids() == plan.run_ids and store.verify() == []
     assert np.array_equal(store.masks(), local.masks())
     for split in ("train", "test"):
@@ -76,7 +76,7 @@ def test_same_store_on_every_executor(request, tmp_path, plan, local, name):
     ex = _executor(request, name, runs_per_task=PER_TASK)
     ids = train_runs(MODEL, TRAIN, TEST, plan, store, executor=ex, **KW)  # the workers load the data
     assert ids == plan.run_ids
-    _same_runs(store, local, plan, exact=not name.startswith("ray"))
+    _same_runs(store, local, plan)
     # a second call finds nothing to do
     assert train_runs(MODEL, TRAIN, TEST, plan, store, executor=ex, **KW) == []
 
@@ -88,7 +88,7 @@ def test_executor_by_name_with_arrays_given_directly(request, tmp_path, plan, lo
         request.getfixturevalue("ray_cluster")
     store = _new_store(tmp_path / "s")
     train_runs(MODEL, TRAIN(), TEST(), plan, store, executor=executor, ensemble=PER_TASK, **KW)
-    _same_runs(store, local, plan, exact=executor != "ray")
+    _same_runs(store, local, plan)
 
 
 @pytest.mark.parametrize("storage", ["shared", "object"])
@@ -102,7 +102,7 @@ def test_killed_worker_retried(ray_cluster, tmp_path, plan, local, storage):
     ex = RayExecutor(runs_per_task=PER_TASK, storage=storage)
     ids = ray_faults.run_killing_stalled(lambda: train_runs(MODEL, data, TEST, plan, store, executor=ex, **KW), stall)
     assert ids == plan.run_ids
-    _same_runs(RunStore.open(store.path), local, plan, exact=False)
+    _same_runs(RunStore.open(store.path), local, plan)  # the retried task trains its whole ensemble again
 
 
 def test_interrupted_and_resumed(ray_cluster, tmp_path, plan, local):
@@ -191,5 +191,5 @@ def test_bootstrap_plan_on_every_executor(request, tmp_path, name):
     ex = _executor(request, name, runs_per_task=PER_TASK)
     assert train_runs(MODEL, TRAIN, TEST, boot, store, executor=ex, **KW)
     assert store.verify() == [] and np.array_equal(store.multiplicities(), boot.multiplicities)
-    np.testing.assert_allclose(store.outcomes("train", "logits"), single.outcomes("train", "logits"), atol=1e-4)
-    np.testing.assert_allclose(store.data_oob(), single.data_oob(), atol=1e-12)
+    assert np.array_equal(store.outcomes("train", "logits"), single.outcomes("train", "logits"))
+    assert np.array_equal(store.data_oob(), single.data_oob(), equal_nan=True)
