@@ -46,7 +46,7 @@ NEEDS_TORCH = [
     "memscore.train.models",
     "memscore.train.config",
     "memscore.train.ensemble",
-    "memscore.train.ray_runs",
+    "memscore.train.inputs",
     "memscore.lm.extract",
     "memscore.lm.scoring",
     "memscore.lm.load",

@@ -44,7 +44,9 @@ def run_both(model_fn, train, plan, ensemble, tmp_path, name, **kw):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 @pytest.mark.parametrize("weight_decay", [0.0, 5e-3])
 def test_batchnorm_ensemble_equals_the_plain_loop(optimizer, weight_decay):
-    from memscore.train import driver
+    from memscore.train import fit
+    from memscore.train.config import TrainConfig
+    from memscore.train.inputs import DeviceInputs
 
     x, y = images(n=17)
     plan = SubsetPlan(len(y), 4, keep=0.5, seed=1)
@@ -54,9 +56,9 @@ def test_batchnorm_ensemble_equals_the_plain_loop(optimizer, weight_decay):
     kw = dict(epochs=2, batch_size=3, lr=0.05 if optimizer == "sgd" else 5e-3, optimizer=optimizer,
               weight_decay=weight_decay, seed=4)  # fmt: skip
     cpu = torch.device("cpu")
-    inputs = driver.DeviceInputs(torch.from_numpy(x), cpu, normalize=None, on_device=True)
-    data = driver._Data(inputs, torch.from_numpy(y), None, None, None, "none")
-    ens, _ = driver._fit_group(tiny_resnet, runs, plan, driver.TrainConfig(**kw), data, cpu)
+    inputs = DeviceInputs(torch.from_numpy(x), cpu, normalize=None, on_device=True)
+    data = fit._Data(inputs, torch.from_numpy(y), None, None, None, "none")
+    ens, _ = fit._fit_group(tiny_resnet, runs, plan, TrainConfig(**kw), data, cpu)
     logits = ens.logits(inputs.chunks(64)).numpy()
     ref = train_sequential(tiny_resnet, (x, y), None, plan, runs=runs, return_state=True, **kw)
     stats = [k for k in ens.buffers if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
@@ -217,7 +219,7 @@ def test_query_views_are_recorded_for_lira(tmp_path):
 
 
 def test_bf16_on_a_gpu_without_it_is_refused(monkeypatch):
-    from memscore.train.driver import _check_precision
+    from memscore.train.checks import _check_precision
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Old GPU")
@@ -232,10 +234,10 @@ def test_bf16_on_a_gpu_without_it_is_refused(monkeypatch):
 
 
 def _compile_works() -> bool:
-    from memscore.train import driver
+    from memscore.train.checks import _check_compile
 
     try:
-        driver._check_compile(torch.device("cpu"))
+        _check_compile(torch.device("cpu"))
     except ValueError:
         return False
     return True

@@ -210,9 +210,10 @@ def run_training(
         Stop after this many new runs (resume later).
     data_overrides : dict, optional
         Arguments of the dataset function that replace the preset's.
-    executor : memscore.cluster.RayExecutor, optional
-        Train on a Ray cluster: the workers load the dataset by name and build the model
-        themselves (see :func:`memscore.train.train_runs`).
+    executor : None, str or memscore.executors.Executor, optional
+        Who trains the ensembles (see :func:`memscore.train.train_runs`): this process
+        (default), threads, or a Ray cluster, whose workers load the dataset by name and
+        build the model themselves.
     **overrides
         Training settings that replace the preset's (``epochs``, ``batch_size``, ``lr``,
         ``optimizer``, ``weight_decay``, ``momentum``, ``snapshot_epochs``, ``depth``,
@@ -235,14 +236,17 @@ def run_training(
     ImportError
         torch is not installed.
     """
+    from ..executors import as_executor
     from ..runs.datasets import IMAGE_DATASETS, image_dataset, load_dataset
     from ..runs.report import Sweep
     from ..runs.store import RunStore
-    from ..train import SubsetPlan, TrainConfig, create_store, train_runs
-    from ..train.driver import _resolve_device
+    from ..train import DatasetSplit, SubsetPlan, TrainConfig, create_store, train_runs
+    from ..train.checks import _check_compile, _check_precision, _resolve_device
+    from ..train.driver import runs_in_process
     from ._checks import check_output_dir
 
     # ---- every check first: nothing below the next marker runs on a bad argument
+    executor = as_executor(executor)
     check_choice(dataset, "dataset", sorted(PRESETS))
     preset = dict(PRESETS[dataset])
     preset.update(step_epochs=[], gamma=0.1, grad_clip=None, root=None, download=False)
@@ -272,14 +276,12 @@ def run_training(
     )  # fmt: skip
     check_choice(preset["model"], "model", _MODELS)
     from ..train.augment import resolve_augment
-    from ..train.driver import _check_precision
 
     resolve_augment(preset["augment"])
-    _check_precision(preset["precision"], _resolve_device(device))
-    if preset["compile"]:
-        from ..train.driver import _check_compile
-
-        _check_compile(_resolve_device(device))
+    if runs_in_process(executor):  # on a cluster, the device is the workers' (checked there)
+        _check_precision(preset["precision"], _resolve_device(device))
+        if preset["compile"]:
+            _check_compile(_resolve_device(device))
     if dataset in IMAGE_DATASETS:
         if preset["root"] is None:
             raise ValueError(f"root: {dataset} is read from torchvision's files; pass --root DIR (and --download)")
@@ -323,9 +325,7 @@ def run_training(
 
         make_model = _model_builder(preset["model"], task, w, preset)
         data: tuple[Any, Any] = ((task.x_train, task.y_train), (task.x_test, task.y_test))
-        if executor is not None:  # picklable: the workers load the data and build the model
-            from ..train.ray_runs import DatasetSplit
-
+        if not runs_in_process(executor):  # picklable: the workers load the data and build the model
             spec = dict(data_spec)
             if dataset in IMAGE_DATASETS:
                 spec.update(root=str(Path(preset["root"]).resolve()), download=False)
@@ -409,28 +409,29 @@ def train(
     bootstrap: bool = typer.Option(
         False, "--bootstrap", help="Bootstrap samples (n draws with replacement) instead of subsets, for Data-OOB."
     ),
-    ray: str | None = typer.Option(
-        None, "--ray", help="Train on a Ray cluster: auto (running cluster), local, or the head's host:port."
+    executor: str = executor_option(),
+    gpus_per_task: float | None = typer.Option(
+        None, "--gpus-per-task", help="GPUs of one task (default 0; in this process: checks that one is there)."
     ),
-    gpus_per_task: float = typer.Option(0.0, "--gpus-per-task", help="With --ray: GPUs of one task."),
-    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="With --ray: CPUs of one task."),
-    runs_per_task: int | None = typer.Option(None, "--runs-per-task", help="With --ray: runs per task (--ensemble)."),
-    storage: str = typer.Option(
-        "shared", "--storage", help="With --ray: shared (workers see STORE) or object (runs return to the driver)."
+    cpus_per_task: float | None = typer.Option(None, "--cpus-per-task", help="CPUs of one task (default 1; Ray)."),
+    runs_per_task: int | None = typer.Option(
+        None, "--runs-per-task", help="Runs per task, trained as one ensemble (replaces --ensemble)."
+    ),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="Ray only: shared (workers see STORE, the default) or object (runs return to this process).",
     ),
 ) -> None:
     """Train runs on random subsets of a dataset and record them in a run store.
 
     Re-running the same command resumes: finished runs are skipped."""
     t0 = time.perf_counter()
-    executor = None
-    if ray is not None:
-        from ..cluster import RayExecutor
-
-        executor = RayExecutor(
-            address=ray, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, runs_per_task=runs_per_task,
-            storage=storage,  # type: ignore[arg-type]
-        )  # fmt: skip
+    # --storage on another executor is refused ("--executor local: takes no storage")
+    ex = make_executor(
+        executor, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, runs_per_task=runs_per_task,
+        storage=storage,
+    )  # fmt: skip
     base: dict[str, Any] = {}
     if recipe is not None:
         check_choice(recipe, "recipe", sorted(RECIPES))
@@ -446,7 +447,7 @@ def train(
     paths = run_training(
         store, dataset=dataset or settings.pop("dataset", "modular"), widths=width or settings.pop("widths", None),
         runs=runs, keep=keep if keep is not None else settings.pop("keep", 0.5), ensemble=ensemble, device=device,
-        seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=executor,
+        seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=ex,
         bootstrap=bootstrap, **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")

@@ -1,5 +1,7 @@
-"""The training inputs as the driver reads them: held on the device (or in pinned host memory
-when they do not fit there), uint8 images kept as uint8 and scaled per batch."""
+"""The training inputs: as a task reads them (:class:`DeviceInputs`: held on the device, or in
+pinned host memory when they do not fit there, uint8 images kept as uint8 and scaled per
+batch), and a dataset named rather than shipped (:class:`DatasetSplit`, loaded where a task
+runs)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 from .config import _torch
 
-__all__ = ["DeviceInputs"]
+__all__ = ["DatasetSplit", "DeviceInputs", "load_data"]
 
 
 class DeviceInputs:
@@ -75,3 +77,58 @@ class DeviceInputs:
         for i in range(0, len(self), chunk):
             xb = self.raw(torch.arange(i, min(i + chunk, len(self))))
             yield self.to_float(view(xb) if view is not None else xb)
+
+
+class DatasetSplit:
+    """A picklable data function: one split of an embedded dataset, loaded where it is
+    called (inside each task, on a Ray worker too) instead of shipped from the driver.
+
+    :func:`~memscore.train.train_runs` takes it (or any picklable zero-argument function
+    returning ``(inputs, labels)``) in place of ``train`` / ``test``.
+
+    Parameters
+    ----------
+    name : str
+        A dataset of :func:`memscore.datasets.load_dataset` (``"modular"``, ``"digits"``,
+        ``"mnist1d"``) or of :func:`memscore.datasets.image_dataset` (``"cifar10"``, ...; then
+        ``root=`` names a folder every worker sees).
+    split : {"train", "test"}
+        The split.
+    **kwargs
+        Arguments of the dataset function.
+
+    Raises
+    ------
+    ValueError
+        ``split`` is neither ``"train"`` nor ``"test"``.
+
+    Examples
+    --------
+    >>> x, y = DatasetSplit("modular", "train", p=5, seed=0)()
+    >>> x.shape[0] == y.shape[0]
+    True
+    """
+
+    def __init__(self, name: str, split: str, **kwargs: Any) -> None:
+        """See the class docstring."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+        self.name, self.split, self.kwargs = name, split, kwargs
+
+    def __call__(self) -> tuple[Any, Any]:
+        """``(inputs, labels)`` of the split."""
+        from ..runs.datasets import IMAGE_DATASETS, image_dataset, load_dataset
+
+        if self.name in IMAGE_DATASETS:  # read from torchvision's files under kwargs["root"]
+            task = image_dataset(self.name, **self.kwargs)
+        else:
+            task = load_dataset(self.name, **self.kwargs)
+        return getattr(task, f"x_{self.split}"), getattr(task, f"y_{self.split}")
+
+    def __repr__(self) -> str:
+        return f"DatasetSplit({self.name!r}, {self.split!r}, **{self.kwargs!r})"
+
+
+def load_data(src: Any) -> Any:
+    """The data a data function returns (called where the task runs), or ``src`` itself."""
+    return src() if callable(src) else src

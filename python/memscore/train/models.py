@@ -3,6 +3,7 @@ its initialization and minibatch order depend on ``(seed, run index)`` only."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 from .config import _torch
 
 __all__ = ["epoch_batches", "init_model", "mlp", "run_seed"]
+
+_SEED_LOCK = threading.Lock()
 
 
 def mlp(
@@ -128,7 +131,8 @@ def init_model(model_fn: Callable[[], Any], seed: int, r: int) -> Any:
         What ``model_fn`` returns.
     """
     torch = _torch()
-    with torch.random.fork_rng(devices=[]):
+    # the global RNG is seeded for the call: one thread at a time (ThreadExecutor)
+    with _SEED_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(run_seed(seed, r, 0))
         return model_fn()
 

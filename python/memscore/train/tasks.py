@@ -1,0 +1,307 @@
+"""The tasks of :func:`memscore.train.train_runs`: training as *split -> task -> merge*.
+
+:func:`~memscore.train.train_runs` checks its arguments, splits the plan's unfinished runs
+into ensembles and hands the tasks below to an executor (in this process, on threads or
+on Ray workers; the local path runs exactly these functions):
+
+- :func:`check_task`, once, before any training: loads the data where the tasks run and
+  checks it, the device, the model and the augmentations against each other;
+- :func:`train_task`, once per ensemble: trains its runs as one vmapped model and
+  publishes them. When the executor's tasks share this machine's files
+  (``executor.shares_files``) the task writes each run into the store atomically, under
+  its run id, skipping runs already there; otherwise (``RayExecutor(storage="object")``) it
+  returns the run files and the driver publishes them.
+
+A run's seed and batch order come from the plan's seed and its index only, so a run is the
+same whichever task, thread or worker trains it. A retried task is harmless: runs are
+published whole under their run ids and runs already there are kept.
+
+Tasks that run in the driver's own process (:class:`~memscore.executors.LocalExecutor`,
+:class:`~memscore.executors.ThreadExecutor`) share, through :func:`in_process`, the data
+prepared once (one copy on the device, as one process training every ensemble holds) and
+a progress callback that advances every epoch.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import StoreError
+from ..runs.store import RunStore
+from ..runs.store.format import run_rel
+from .augment import query_views, resolve_augment
+from .checks import (
+    _batch_dependent,
+    _check_augment,
+    _check_compile,
+    _check_labels,
+    _check_model,
+    _check_precision,
+    _check_store_data,
+    _check_vmappable,
+    _fits,
+    _ignore_generator,
+    _resolve_device,
+)
+from .config import TrainConfig, _as_xy, _torch
+from .fit import _Data, _run_records
+from .inputs import DeviceInputs, load_data
+from .models import init_model
+from .plan import SubsetPlan
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy.typing as npt
+
+__all__ = ["StoreRef", "TrainJob", "check_task", "in_process", "train_task"]
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """The store as a task knows it (picklable): its directory, sizes and labels, and
+    whether the task writes there (``shared``) or returns the run files.
+
+    Parameters
+    ----------
+    path : str
+        The store's absolute directory.
+    n_train, n_test : int
+        Its example counts.
+    train_labels, test_labels : ndarray or None
+        Its labels.
+    n_classes : int or None
+        Its class count.
+    shared : bool
+        The task writes its runs into ``path``; otherwise it returns their files.
+    """
+
+    path: str
+    n_train: int
+    n_test: int
+    train_labels: npt.NDArray[np.int64] | None
+    test_labels: npt.NDArray[np.int64] | None
+    n_classes: int | None
+    shared: bool
+
+    @classmethod
+    def of(cls, store: RunStore, *, shared: bool) -> StoreRef:
+        """The reference of ``store`` (its path made absolute: workers run elsewhere)."""
+        return cls(
+            str(store.path.resolve()), store.n_train, store.n_test, store.train_labels, store.test_labels,
+            store.n_classes, shared,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """The settings of one :func:`~memscore.train.train_runs` call, as every task receives
+    them: checked by ``train_runs``, trusted by the tasks.
+
+    Parameters
+    ----------
+    token : str
+        Names the call (the in-process state of :func:`in_process`).
+    model_fn : callable
+        Builds a run's model.
+    cfg : TrainConfig
+        The training settings.
+    store : StoreRef
+        Where the runs go.
+    device, keep_logits, augment, normalize, data_on_device, query_augment
+        As :func:`~memscore.train.train_runs` takes them.
+    vmap_check : bool
+        Check that the model runs in a vmapped ensemble (ensembles of more than one run).
+    """
+
+    token: str
+    model_fn: Callable[[], Any]
+    cfg: TrainConfig
+    store: StoreRef
+    device: Any
+    keep_logits: bool
+    augment: Any
+    normalize: Any
+    data_on_device: bool | None
+    query_augment: Any
+    vmap_check: bool
+
+
+class _Prepared:
+    """The data of a job on its device, ready for the ensembles."""
+
+    def __init__(self, job: TrainJob, train: Any, test: Any) -> None:
+        self.dev = _resolve_device(job.device)
+        aug, aug_name = resolve_augment(job.augment)
+        views = query_views(job.query_augment)
+        x_tr, y_tr = _as_xy(load_data(train), "train")
+        x_te, y_te = _as_xy(load_data(test), "test") if test is not None else (None, None)
+        if x_te is not None and x_te.shape[1:] != x_tr.shape[1:]:
+            raise ValueError(f"test: inputs of shape {tuple(x_te.shape[1:])}, train inputs {tuple(x_tr.shape[1:])}")
+        self.y_train, self.y_test = y_tr, y_te  # on the CPU, for the checks
+        self.n_classes = job.store.n_classes or int(max(int(y_tr.max()), -1 if y_te is None else int(y_te.max())) + 1)
+        on = job.data_on_device
+        inputs = DeviceInputs(x_tr, self.dev, normalize=job.normalize, on_device=_fits(x_tr, self.dev, on))
+        test_inputs = (
+            DeviceInputs(x_te, self.dev, normalize=job.normalize, on_device=_fits(x_te, self.dev, on))
+            if x_te is not None
+            else None
+        )
+        y_te_dev = y_te.to(self.dev) if y_te is not None else None
+        self.data = _Data(inputs, y_tr.to(self.dev), test_inputs, y_te_dev, aug, aug_name, views)
+
+
+class _Shared:
+    """What the tasks of one call share in the driver's process."""
+
+    def __init__(self, advance: Callable[[float], None] | None) -> None:
+        self.lock = threading.Lock()
+        self.prepared: _Prepared | None = None
+        self.advance = advance
+
+
+_IN_PROCESS: dict[str, _Shared] = {}
+
+
+@contextmanager
+def in_process(token: str, advance: Callable[[float], None] | None) -> Iterator[None]:
+    """While open, the tasks of the job ``token`` that run in this process prepare its data
+    once and report progress to ``advance(runs)`` (fractional runs, every epoch).
+
+    Parameters
+    ----------
+    token : str
+        The job's :attr:`TrainJob.token`.
+    advance : callable, optional
+        Told the runs done as they progress (thread-safe: ThreadExecutor calls it from
+        several threads).
+    """
+    _IN_PROCESS[token] = _Shared(advance)
+    try:
+        yield
+    finally:
+        _IN_PROCESS.pop(token, None)
+
+
+def _prepared(job: TrainJob, train: Any, test: Any) -> _Prepared:
+    shared = _IN_PROCESS.get(job.token)
+    if shared is None:  # a worker of its own: prepare for this task
+        return _Prepared(job, train, test)
+    with shared.lock:
+        if shared.prepared is None:
+            shared.prepared = _Prepared(job, train, test)
+        return shared.prepared
+
+
+def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> bool:
+    """The first task: check the device, the data, the store's examples, the
+    augmentations and the model, where the training tasks will run.
+
+    Parameters
+    ----------
+    job : TrainJob
+        The call's settings.
+    plan : SubsetPlan
+        The plan.
+    train, test : data or zero-argument callable
+        As :func:`~memscore.train.train_runs` takes them (a function is called here).
+
+    Returns
+    -------
+    bool
+        Whether the model's training forward mixes the examples of a batch (BatchNorm):
+        then ensembles group runs of the same subset size (no padded examples).
+
+    Raises
+    ------
+    TypeError, ValueError, StoreError
+        What :func:`~memscore.train.train_runs` documents.
+    """
+    dev = _resolve_device(job.device)
+    _check_precision(job.cfg.precision, dev)
+    if job.cfg.compile:
+        _check_compile(dev)
+    p = _prepared(job, train, test)
+    ref = job.store
+    _check_store_data(
+        ref.path, (ref.n_train, ref.n_test), (ref.train_labels, ref.test_labels), plan.n_examples, p.y_train, p.y_test
+    )
+    _check_labels(p.y_train, p.n_classes, "train labels")
+    if p.y_test is not None:
+        _check_labels(p.y_test, p.n_classes, "test labels")
+    x = p.data.x
+    raw = x.raw(_torch().arange(min(2, len(x))))
+    _check_augment(p.data.aug, raw)
+    for v in p.data.views:
+        _check_augment(_ignore_generator(v), raw, "query_augment")
+    sample = x.to_float(raw)
+    first = init_model(job.model_fn, job.cfg.seed, 0)
+    _check_model(first.to(p.dev), sample, p.n_classes)
+    if job.vmap_check:
+        _check_vmappable([first, init_model(job.model_fn, job.cfg.seed, 1)], sample, p.n_classes, job.cfg, p.dev)
+    return _batch_dependent(first)
+
+
+def train_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any, runs: list[int]) -> dict[str, bytes]:
+    """Train the plan's ``runs`` as one ensemble and publish them.
+
+    Parameters
+    ----------
+    job : TrainJob
+        The call's settings (checked by :func:`check_task` first).
+    plan : SubsetPlan
+        The plan.
+    train, test : data or zero-argument callable
+        As :func:`~memscore.train.train_runs` takes them.
+    runs : list of int
+        Plan indices of runs that take the same number of steps per epoch.
+
+    Returns
+    -------
+    dict of str to bytes
+        ``job.store.shared``: empty (the runs were written into the store, those already
+        there kept). Otherwise the run files by run id, for the driver to publish.
+    """
+    shared = _IN_PROCESS.get(job.token)
+    advance = shared.advance if shared is not None else None
+    ids = [plan.run_ids[r] for r in runs]
+    ref = job.store
+    if ref.shared:
+        store = RunStore.open(ref.path)
+        if set(ids) <= set(store.refresh()):  # a retried task whose runs all got stored
+            if advance is not None:
+                advance(len(runs))
+            return {}
+    p = _prepared(job, train, test)
+    # the whole ensemble trains even when some of its runs are stored (an earlier attempt
+    # of this task): the others are then exactly what an uninterrupted task gives
+    records = _run_records(job.model_fn, runs, plan, job.cfg, p.data, p.dev, job.keep_logits, advance)
+    if ref.shared:
+        have = set(store.refresh())
+        for rec in records:
+            if rec["run_id"] in have:
+                continue
+            try:
+                store.add_run(**rec)
+            except StoreError:
+                if rec["run_id"] not in store.refresh():  # not a concurrent writer of the same run
+                    raise
+        return {}
+    tmp = tempfile.mkdtemp(prefix="memscore-train-")
+    try:
+        out = RunStore.create(
+            Path(tmp) / "store", n_train=ref.n_train, n_test=ref.n_test, train_labels=ref.train_labels,
+            test_labels=ref.test_labels, n_classes=ref.n_classes,
+        )  # fmt: skip
+        for rec in records:
+            out.add_run(**rec)
+        return {rid: (out.path / run_rel(rid)).read_bytes() for rid in ids}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
