@@ -27,8 +27,8 @@ import numpy as np
 from memscore import RunStore, membership_metrics
 from memscore.datasets import mnist1d
 from memscore.models import resnet1d
-from memscore.train.augment import Shift
 from memscore.train import SubsetPlan, create_store, train_runs
+from memscore.train.augment import Shift
 
 
 def trajectory_kinds(mem: np.ndarray, tol: float) -> dict[str, float]:
