@@ -87,7 +87,10 @@ def _confident_learning(store: RunStore) -> F64:
     y, probs, ok = _holdout(store)
     out = np.full(y.size, np.nan)
     if ok.any():
-        flagged = np.asarray(cl.filter.find_label_issues(y[ok], probs[ok]), dtype=bool)
+        # n_jobs=1: cleanlab's default forks a process pool, and forking a process that
+        # runs threads (Ray's, torch's, memscore's pool) can deadlock the children; the
+        # work is a few array passes, no reason to fork for it
+        flagged = np.asarray(cl.filter.find_label_issues(y[ok], probs[ok], n_jobs=1), dtype=bool)
         q = np.asarray(cl.rank.get_label_quality_scores(y[ok], probs[ok], method="self_confidence"), dtype=np.float64)
         out[ok] = (1.0 - q) + flagged
     return out
