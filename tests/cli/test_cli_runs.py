@@ -30,6 +30,16 @@ def test_help_everywhere():
         assert "--help" in invoke(cmd, "--help")
 
 
+def test_every_long_command_has_the_one_executor_option():
+    from memscore.cli._executor import EXECUTOR_HELP
+
+    for cmd in (["train"], ["score"], ["datamodels"], ["ngrams", "count"], ["taskgram"], ["lm", "memorization"]):
+        res = runner.invoke(app, [*cmd, "--help"], catch_exceptions=False, terminal_width=400)
+        assert res.exit_code == 0 and "--executor" in res.output, cmd
+        words = " ".join(res.output.split())
+        assert "threads:N" in words and "ray://HOST:PORT" in words, (cmd, EXECUTOR_HELP)
+
+
 def test_train_score_report_and_resume(tmp_path):
     store = tmp_path / "s"
     args = (
@@ -57,7 +67,7 @@ def test_train_score_report_and_resume(tmp_path):
     assert {"memorization", "el2n", "forgetting_events", "corrupted"} <= set(scores.columns)
     np.testing.assert_allclose(scores["memorization"].to_numpy(), s.memorization(), equal_nan=True)
     pairs = pl.read_parquet(store / "influence_pairs.parquet")
-    invoke("score", str(store), "--top-k", "3", "--executor", "threads:2")  # the same tables, bit for bit
+    invoke("score", str(store), "--top-k", "3", "--executor", "threads:2", "--runs-per-task", "2")  # the same tables, bit for bit
     assert pl.read_parquet(store / "scores.parquet").equals(scores)
     assert pl.read_parquet(store / "influence_pairs.parquet").equals(pairs)
     assert pairs["rank"].max() == 2

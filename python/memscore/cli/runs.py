@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from .._validate import check_bool, check_choice, check_int, check_optional_int
+from ..executors import ExecutorLike
 from ._executor import executor_option, make_executor
 
 __all__ = ["app", "PRESETS", "RECIPES", "run_training"]
@@ -169,7 +170,7 @@ def run_training(
     progress: bool = True,
     max_runs: int | None = None,
     data_overrides: dict[str, Any] | None = None,
-    executor: Any = None,
+    executor: ExecutorLike = None,
     bootstrap: bool = False,
     **overrides: Any,
 ) -> list[Path]:
@@ -242,7 +243,6 @@ def run_training(
     from ..runs.store import RunStore
     from ..train import DatasetSplit, SubsetPlan, TrainConfig, create_store, train_runs
     from ..train.checks import _check_compile, _check_precision, _resolve_device
-    from ..train.driver import runs_in_process
     from ._checks import check_output_dir
 
     # ---- every check first: nothing below the next marker runs on a bad argument
@@ -278,7 +278,7 @@ def run_training(
     from ..train.augment import resolve_augment
 
     resolve_augment(preset["augment"])
-    if runs_in_process(executor):  # on a cluster, the device is the workers' (checked there)
+    if executor.in_process:  # on a cluster, the device is the workers' (checked there)
         _check_precision(preset["precision"], _resolve_device(device))
         if preset["compile"]:
             _check_compile(_resolve_device(device))
@@ -325,7 +325,7 @@ def run_training(
 
         make_model = _model_builder(preset["model"], task, w, preset)
         data: tuple[Any, Any] = ((task.x_train, task.y_train), (task.x_test, task.y_test))
-        if not runs_in_process(executor):  # picklable: the workers load the data and build the model
+        if not executor.in_process:  # picklable: the workers load the data and build the model
             spec = dict(data_spec)
             if dataset in IMAGE_DATASETS:
                 spec.update(root=str(Path(preset["root"]).resolve()), download=False)
@@ -458,13 +458,16 @@ def score(
     store: Path = typer.Argument(..., help="Store or sweep directory."),
     top_k: int = typer.Option(10, help="Most influential training examples kept per test example."),
     executor: str = executor_option(),
+    cpus_per_task: float | None = typer.Option(None, "--cpus-per-task", help="CPUs reserved by one task."),
+    runs_per_task: int | None = typer.Option(None, "--runs-per-task", help="Runs one scan task reads."),
 ) -> None:
     """Write scores.parquet, influence_pairs.parquet, proxies.parquet and summary.json into each store."""
     from ..runs.report import open_scored, score_store
     from ._checks import check_existing_dir
 
     check_int(top_k, "--top-k", 1)
-    ex = make_executor(executor)  # a bad spec fails here, before any store is read
+    # a bad spec or setting fails here, before any store is read
+    ex = make_executor(executor, cpus_per_task=cpus_per_task, runs_per_task=runs_per_task)
     check_existing_dir(store, "STORE")
     _, stores = open_scored(store)
     for s in stores:

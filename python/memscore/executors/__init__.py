@@ -15,9 +15,9 @@ whichever executor runs them. Only :mod:`memscore.executors.ray` imports ray.
 from __future__ import annotations
 
 from ..errors import ClusterError
-from .base import Executor
+from .base import Executor, ExecutorLike
 from .local import LocalExecutor, ThreadExecutor
 from .ray import RayExecutor
 from .resolve import as_executor
 
-__all__ = ["ClusterError", "Executor", "LocalExecutor", "RayExecutor", "ThreadExecutor", "as_executor"]
+__all__ = ["ClusterError", "Executor", "ExecutorLike", "LocalExecutor", "RayExecutor", "ThreadExecutor", "as_executor"]

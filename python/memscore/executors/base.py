@@ -19,7 +19,7 @@ from typing import Any
 from .._validate import check_int, check_optional_int
 from ..errors import ClusterError
 
-__all__ = ["EXECUTOR_CHOICES", "Executor", "check_resource", "probe_dir"]
+__all__ = ["EXECUTOR_CHOICES", "Executor", "ExecutorLike", "check_resource", "probe_dir"]
 
 EXECUTOR_CHOICES = (
     "None or 'local' (this process), 'threads' or 'threads:N' (a pool of N threads), "
@@ -177,6 +177,10 @@ class Executor(ABC):
         memscore.ClusterError
             A task's workers died more than ``max_retries`` times.
         """
+
+
+#: What an ``executor=`` argument may be (resolved by :func:`memscore.executors.as_executor`).
+ExecutorLike = Executor | str | None
 
 
 def probe_dir(path: str, write: bool) -> str | None:

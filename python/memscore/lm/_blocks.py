@@ -29,7 +29,7 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..executors import as_executor
+from ..executors import ExecutorLike, as_executor
 from ..executors.base import Executor, check_resource
 from .load import LoadedLM, ModelSpec, check_context
 
@@ -132,7 +132,7 @@ def run_blocks(
     n_rows: int,
     extra: tuple[Any, ...],
     *,
-    executor: Any,
+    executor: ExecutorLike,
     gpus_per_task: float | None,
     device: Any,
     batch_size: int,

@@ -13,6 +13,7 @@ import polars as pl
 
 from .._plot import save_figure
 from .._validate import check_int
+from ..executors import ExecutorLike
 from ._blocks import as_source, check_model, model_name
 from .extract import check_vocab, compare, decode_models
 from .sampler import SampledSequences, log2_bin
@@ -28,7 +29,7 @@ def memorization_table(
     *,
     batch_size: int = 32,
     device: str | Any | None = None,
-    executor: Any = None,
+    executor: ExecutorLike = None,
     gpus_per_task: float | None = None,
     progress: bool = False,
 ) -> pl.DataFrame:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from .._torch import require_torch
 from .._validate import check_int
+from ..executors import ExecutorLike
 from ._blocks import as_source, check_model, materialize, model_info, run_blocks
 from .load import LoadedLM
 from .scoring import _is_hf, model_logits
@@ -98,7 +99,7 @@ def greedy_continuations(
     *,
     batch_size: int = 32,
     device: str | Any | None = None,
-    executor: Any = None,
+    executor: ExecutorLike = None,
     gpus_per_task: float | None = None,
     progress: bool = False,
 ) -> npt.NDArray[np.int64]:
@@ -155,7 +156,7 @@ def decode_models(
     m: int,
     batch_size: int,
     device: Any,
-    executor: Any,
+    executor: ExecutorLike,
     gpus_per_task: float | None,
     progress: bool,
 ) -> list[tuple[npt.NDArray[np.int64], dict[str, Any]]]:
@@ -240,7 +241,7 @@ def extractable(
     *,
     batch_size: int = 32,
     device: str | Any | None = None,
-    executor: Any = None,
+    executor: ExecutorLike = None,
     gpus_per_task: float | None = None,
     progress: bool = False,
 ) -> Extraction:

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._validate import check_int
-from ..executors import Executor
+from ..executors import ExecutorLike
 from ..ngrams.corpus import Corpus
 from ..ngrams.counting import ngram_stats
 
@@ -90,7 +90,7 @@ def _window_starts(n_tokens: int, offsets: npt.NDArray[np.int64], length: int) -
 
 
 def duplicate_counts(
-    corpus: Corpus, tokens: npt.NDArray[np.int64], *, progress: bool = False, executor: Executor | str | None = None
+    corpus: Corpus, tokens: npt.NDArray[np.int64], *, progress: bool = False, executor: ExecutorLike = None
 ) -> npt.NDArray[np.int64]:
     """Occurrences in ``corpus`` of each row of ``tokens`` (the one counting call of the
     memorization measurements, on ``executor``'s workers: :func:`ngram_stats`).
@@ -171,7 +171,7 @@ def sample_sequences(
     pool: int | None = None,
     seed: int = 0,
     progress: bool = False,
-    executor: Executor | str | None = None,
+    executor: ExecutorLike = None,
 ) -> SampledSequences:
     """Draw ``n`` token windows of ``length`` tokens from a token corpus and count them.
 

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from .._torch import require_torch
 from .._validate import check_int
+from ..executors import ExecutorLike
 from ._blocks import as_source, check_model, materialize, run_blocks
 
 __all__ = ["logprob_block", "model_logits", "token_logprobs"]
@@ -70,7 +71,7 @@ def token_logprobs(
     *,
     batch_size: int = 16,
     device: str | Any | None = None,
-    executor: Any = None,
+    executor: ExecutorLike = None,
     gpus_per_task: float | None = None,
     progress: bool = False,
 ) -> list[npt.NDArray[np.float64]]:

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._core import ProgressCounter
-from ..executors import Executor, as_executor
+from ..executors import Executor, ExecutorLike, as_executor
 from .corpus import Corpus
 from .queries import QuerySet, with_bytes_bar
 from .stats import NgramStats
@@ -59,7 +59,7 @@ def _one_task(executor: Executor) -> bool:
 def count_shards(
     qs: QuerySet,
     shards: Sequence[Corpus],
-    executor: Executor | str | None = None,
+    executor: ExecutorLike = None,
     *,
     dests: Sequence[str | os.PathLike[str] | None] | None = None,
     progress: bool = False,
@@ -171,7 +171,7 @@ def ngram_stats(
     pairs: Sequence[tuple[Any, Any]] | None = None,
     *,
     progress: bool = False,
-    executor: Executor | str | None = None,
+    executor: ExecutorLike = None,
 ) -> NgramStats:
     """Occurrence counts and document frequency of ``queries`` and document co-occurrence
     of ``pairs``, in one pass over ``corpus``.

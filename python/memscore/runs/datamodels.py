@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from .. import _core
 from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_runs, to_numpy
-from ..executors import Executor, as_executor
+from ..executors import Executor, ExecutorLike, as_executor
 from .bits import PackedBits
 
 __all__ = ["CORE_BLOCK", "Datamodels", "datamodels", "fit_block", "split_rows", "target_blocks"]
@@ -123,7 +123,7 @@ def datamodels(
     tol: float = 1e-4,
     max_iter: int = 1000,
     patience: int | None = 10,
-    executor: Executor | str | None = None,
+    executor: ExecutorLike = None,
     targets_per_task: int | None = None,
     progress: bool = False,
 ) -> Datamodels:

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from .._stats import spearman
 from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_real, check_runs, to_numpy
-from ..executors import Executor, as_executor
+from ..executors import Executor, ExecutorLike, as_executor
 from .bits import PackedBits
 
 __all__ = ["BOOT_CHUNK", "LDS", "TARGET_CHUNK", "boot_means", "correlations", "group_runs", "lds"]
@@ -102,7 +102,7 @@ def lds(
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-    executor: Executor | str | None = None,
+    executor: ExecutorLike = None,
 ) -> LDS:
     """Linear datamodeling score of an attribution on held-out runs (Park et al. 2023).
 

@@ -22,7 +22,7 @@ from .._io import atomic_write
 from .._plot import REPORT_CSS, table_html
 from .._validate import check_int
 from ..errors import StoreError
-from ..executors import Executor
+from ..executors import ExecutorLike
 from .datasets import DATASETS, TaskData, load_dataset
 from .membership import membership_metrics
 from .proxies import disagreement, proxy_table, trajectories
@@ -150,7 +150,7 @@ def score_store(
     *,
     top_k: int = 10,
     out: str | os.PathLike[str] | None = None,
-    executor: Executor | str | None = None,
+    executor: ExecutorLike = None,
 ) -> dict[str, Any]:
     """Score a store and write its tables.
 

@@ -34,6 +34,7 @@ import polars as pl
 
 from .._torch import require_torch
 from .._validate import check_int, check_optional_int
+from ..executors import ExecutorLike
 from ..lm.scoring import token_logprobs
 from .pairs import Examples, Normalize, default_normalizer, to_examples
 
@@ -129,7 +130,7 @@ def lm_logprobs(
     batch_size: int = 16,
     device: str | Any | None = None,
     max_length: int | None = None,
-    executor: Any = None,
+    executor: ExecutorLike = None,
     gpus_per_task: float | None = None,
 ) -> pl.DataFrame:
     """Summed log-probability a causal LM gives to each output n-gram of each example.

@@ -50,7 +50,7 @@ import polars as pl
 from .._io import atomic_write
 from .._torch import require_torch
 from .._validate import check_bool, check_choice, check_float, check_int, check_optional_int
-from ..executors import Executor, LocalExecutor, as_executor
+from ..executors import ExecutorLike, LocalExecutor, as_executor
 from ..lm.load import check_causal_lm, context_length, load_causal_lm
 from ..ngrams.corpus import open_corpus
 from . import data
@@ -433,7 +433,7 @@ def run_pipeline(
     config: PipelineConfig | None = None,
     *,
     log: Any = None,
-    executor: Executor | str | None = None,
+    executor: ExecutorLike = None,
 ) -> PipelineResult:
     """Run the whole task-gram study and (with ``out_dir``) write its tables and plot.
 

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from .._validate import check_float
-from ..executors import Executor, as_executor
+from ..executors import ExecutorLike, as_executor
 
 __all__ = ["per_example", "taskgram_logprob", "taskgram_scores"]
 
@@ -152,7 +152,7 @@ def taskgram_scores(
     *,
     alpha: float = 1.0,
     progress: bool = False,
-    executor: Executor | str | None = None,
+    executor: ExecutorLike = None,
 ) -> pl.DataFrame:
     """Count every pair of :func:`~memscore.taskgram.extract_pairs`'s output in ``corpus`` in one pass.
 

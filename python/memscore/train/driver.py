@@ -34,7 +34,7 @@ import numpy as np
 
 from .._validate import check_bool, check_int, check_optional_int
 from ..errors import StoreError
-from ..executors import Executor, LocalExecutor, ThreadExecutor, as_executor
+from ..executors import ExecutorLike, as_executor
 from ..runs.store import RunStore
 from ..runs.store.format import run_rel
 from ..runs.store.merge import publish_run_bytes
@@ -43,7 +43,7 @@ from .config import TrainConfig, _as_xy, _torch
 from .plan import SubsetPlan
 from .tasks import StoreRef, TrainJob, check_task, in_process, train_task
 
-__all__ = ["create_store", "runs_in_process", "train_runs"]
+__all__ = ["create_store", "train_runs"]
 
 
 def create_store(
@@ -160,7 +160,7 @@ def train_runs(
     data_on_device: bool | None = None,
     query_augment: Any = None,
     runs: Sequence[int] | None = None,
-    executor: Any = None,
+    executor: ExecutorLike = None,
     compile: bool = False,
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
@@ -326,7 +326,7 @@ def train_runs(
         todo = todo[:max_runs]
 
     ex.start()  # the cluster answers, and has the resources of one task
-    local = runs_in_process(ex)
+    local = ex.in_process
     if ex.shares_files and not local:
         ex.check_dir(store.path.resolve() / "runs", write=True)
     job = TrainJob(
@@ -360,29 +360,6 @@ def train_runs(
     if missing:  # pragma: no cover - a task reported runs the store does not hold
         raise StoreError(f"{store.path}: runs {missing[:5]} were trained but are not in the store")
     return sorted(written)
-
-
-def runs_in_process(executor: Executor) -> bool:
-    """Whether ``executor`` runs the tasks in this process, as
-    :class:`~memscore.executors.LocalExecutor` and :class:`~memscore.executors.ThreadExecutor`
-    do: the tasks then share the data prepared once and report every epoch's progress.
-
-    Parameters
-    ----------
-    executor : Executor
-        The executor.
-
-    Returns
-    -------
-    bool
-
-    Examples
-    --------
-    >>> from memscore.executors import as_executor
-    >>> runs_in_process(as_executor("threads:2")), runs_in_process(as_executor("ray"))
-    (True, False)
-    """
-    return isinstance(executor, (LocalExecutor, ThreadExecutor))
 
 
 def _unfinished(plan: SubsetPlan, store: RunStore) -> list[int]:

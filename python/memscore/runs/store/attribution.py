@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..._validate import check_int
-from ...executors import Executor, as_executor
+from ...executors import ExecutorLike, as_executor
 from ..bits import PackedBits
 from ..datamodels import (
     Datamodels,
@@ -73,7 +73,7 @@ class AttributionMethods(ReadMethods):
         val_fraction: float = 0.1,
         seed: int = 0,
         lam: float | None = None,
-        executor: Executor | str | None = None,
+        executor: ExecutorLike = None,
         targets_per_task: int | None = None,
         progress: bool = False,
         **settings: Any,
@@ -173,7 +173,7 @@ class AttributionMethods(ReadMethods):
         run_ids: Sequence[str] | None = None,
         n_boot: int = 1000,
         seed: int = 0,
-        executor: Executor | str | None = None,
+        executor: ExecutorLike = None,
     ) -> LDS:
         """LDS of an attribution on these (evaluation) runs (:func:`memscore.lds`).
 

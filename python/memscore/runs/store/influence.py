@@ -17,13 +17,14 @@ import numpy.typing as npt
 import polars as pl
 
 from ..._validate import check_int
+from ...executors import ExecutorLike
 from ..bits import PackedBits
 from ..scores import influence as _influence
 from .accumulate import check_kind
 from .format import outcome_name
 from .reading import ReadMethods
 from .scan import load
-from .tasks import ExecutorLike, StoreRef, column_ranges, in_order, start_scan
+from .tasks import StoreRef, column_ranges, in_order, start_scan
 
 __all__ = ["InfluenceMethods", "influence_columns"]
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...executors import ExecutorLike
 from ..membership import lira as _lira
 from ..rmia import rmia as _rmia
 from ..rmia import true_class_probability
 from .accumulate import F64
 from .reading import ReadMethods
 from .scan import Stacked
-from .tasks import ExecutorLike, read_rows
+from .tasks import read_rows
 
 __all__ = ["MembershipMethods", "phi_probability"]
 

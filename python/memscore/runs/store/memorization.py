@@ -16,11 +16,12 @@ import numpy.typing as npt
 import polars as pl
 
 from ..._stats import softmax
+from ...executors import ExecutorLike
 from .accumulate import F64, Accumulator, ScoreScan, check_kind, packed
 from .format import Layout
 from .reading import ReadMethods
 from .scan import SNAP_COLUMNS, RunRecord, stack_records
-from .tasks import ExecutorLike, refuse_missing, scan_store
+from .tasks import refuse_missing, scan_store
 
 __all__ = ["MemorizationMethods"]
 

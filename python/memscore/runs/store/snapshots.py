@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import polars as pl
 
+from ...executors import ExecutorLike
 from .accumulate import SNAP_OPTIONAL, Accumulator, packed
 from .format import Layout
 from .reading import ReadMethods
 from .scan import SNAP_COLUMNS, RunRecord, SnapshotStats, stack_records
-from .tasks import ExecutorLike, refuse_missing, scan_store
+from .tasks import refuse_missing, scan_store
 
 __all__ = ["SnapshotMethods", "SnapshotScan"]
 

@@ -33,13 +33,12 @@ import numpy as np
 
 from ..._validate import check_int
 from ...errors import StoreError
-from ...executors import Executor, as_executor
+from ...executors import Executor, ExecutorLike, as_executor
 from .accumulate import F64, Accumulator, RowScan, first_outcome
 from .format import RUNS_DIR, Layout
 from .scan import RunReader, Stacked, ratio_keys, scan
 
 __all__ = [
-    "ExecutorLike",
     "ScanSource",
     "StoreRef",
     "column_ranges",
@@ -52,8 +51,6 @@ __all__ = [
     "scan_store",
     "start_scan",
 ]
-
-ExecutorLike = Executor | str | None
 
 
 class ScanSource(Protocol):

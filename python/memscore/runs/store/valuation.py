@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from ...executors import ExecutorLike
 from ..valuation import banzhaf as _banzhaf
 from ..valuation import run_utility as _run_utility
 from .accumulate import F64, Accumulator, RowScan, check_kind, outcome, packed
 from .format import Layout, outcome_name
 from .reading import ReadMethods
 from .scan import GroupedStats, RunRecord, Stacked, stack_records
-from .tasks import ExecutorLike, read_rows, refuse_missing, scan_store
+from .tasks import read_rows, refuse_missing, scan_store
 
 __all__ = ["OutOfBagScan", "ValuationMethods", "utility_of"]
 
