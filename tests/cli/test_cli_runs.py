@@ -67,7 +67,9 @@ def test_train_score_report_and_resume(tmp_path):
     assert {"memorization", "el2n", "forgetting_events", "corrupted"} <= set(scores.columns)
     np.testing.assert_allclose(scores["memorization"].to_numpy(), s.memorization(), equal_nan=True)
     pairs = pl.read_parquet(store / "influence_pairs.parquet")
-    invoke("score", str(store), "--top-k", "3", "--executor", "threads:2", "--runs-per-task", "2")  # the same tables, bit for bit
+    invoke(
+        "score", str(store), "--top-k", "3", "--executor", "threads:2", "--runs-per-task", "2"
+    )  # the same tables, bit for bit
     assert pl.read_parquet(store / "scores.parquet").equals(scores)
     assert pl.read_parquet(store / "influence_pairs.parquet").equals(pairs)
     assert pairs["rank"].max() == 2
