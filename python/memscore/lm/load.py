@@ -102,19 +102,30 @@ def _is_local(name: str) -> bool:
     return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or os.sep + os.sep in name
 
 
+def _safetensors_error() -> tuple[type[Exception], ...]:
+    """safetensors' error (truncated or damaged weights), when the package is there."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # pragma: no cover - safetensors comes with transformers
+        return ()
+    return (SafetensorError,)
+
+
 def _from_pretrained(loader: Any, name: str, what: str, **kwargs: Any) -> Any:
     """``loader.from_pretrained(name)``, with a hub failure turned into a clear error."""
     local = _is_local(name)
     if local and not Path(name).expanduser().exists():
         raise ModelLoadError(f"{what} {name!r}: no such file or folder")
+    errors: tuple[type[Exception], ...] = (OSError, ValueError, *_safetensors_error())
     try:
         return loader.from_pretrained(str(Path(name).expanduser()) if local else name, **kwargs)
-    except (OSError, ValueError) as exc:
-        text = str(exc)
+    except errors as exc:
+        text = str(exc) or type(exc).__name__
         if "Unrecognized configuration class" in text or "Unrecognized model" in text:
             raise ModelLoadError(f"{what} {name!r} is not a causal language model: {text.splitlines()[0]}") from exc
         if local:
-            raise ModelLoadError(f"{what} {name!r}: cannot load the folder: {text.splitlines()[0]}") from exc
+            damaged = "" if isinstance(exc, (OSError, ValueError)) else " (a weights file is truncated or damaged)"
+            raise ModelLoadError(f"{what} {name!r}: cannot load the folder{damaged}: {text.splitlines()[0]}") from exc
         raise ModelLoadError(
             f"{what} {name!r}: not a local folder, and the HuggingFace hub could not provide it "
             f"(no network, HF_HUB_OFFLINE set, or a wrong id: {text.splitlines()[0]}). "

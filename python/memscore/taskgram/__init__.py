@@ -17,12 +17,13 @@ from .data import load_bible, load_shakespeare, shakespeare_available
 from .lm import lm_logprobs, locate_ngram
 from .metrics import (
     Correlation,
+    UndefinedCorrelationWarning,
     distributional_generalization,
     distributional_memorization,
     distributional_table,
 )
 from .model import MODEL_SIZES, GPTConfig, TinyGPT, TrainedLM, train_lm, train_tokenizer
-from .pairs import default_embedder, default_normalizer, extract_pairs
+from .pairs import NoPairsWarning, default_embedder, default_normalizer, extract_pairs
 from .pipeline import (
     PipelineConfig,
     PipelineResult,
@@ -32,14 +33,17 @@ from .pipeline import (
     size_trend,
 )
 from .plot import plot_taskgram, plot_trend, write_taskgram_html
-from .tasks import PAPER_TASKS, Task, load_task
+from .tasks import PAPER_TASKS, Task, TaskFileError, load_task
 from .tglm import per_example, taskgram_logprob, taskgram_scores
 
 __all__ = [
     "MODEL_SIZES",
     "PAPER_TASKS",
     "Task",
+    "TaskFileError",
     "Correlation",
+    "NoPairsWarning",
+    "UndefinedCorrelationWarning",
     "GPTConfig",
     "PipelineConfig",
     "PipelineResult",

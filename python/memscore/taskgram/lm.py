@@ -104,6 +104,8 @@ def encode_with_offsets(tokenizer: Any, texts: list[str]) -> list[tuple[list[int
     TypeError
         A tokenizer that gives no offsets.
     """
+    if not texts:  # a fast tokenizer fails on an empty batch
+        return []
     if hasattr(tokenizer, "encode_batch") and not hasattr(tokenizer, "batch_encode_plus"):
         encs = tokenizer.encode_batch(texts, add_special_tokens=False)
         return [(list(e.ids), [tuple(o) for o in e.offsets]) for e in encs]
@@ -207,6 +209,8 @@ def lm_logprobs(
             raise ValueError(f"pairs: example id {e} out of range for {len(rows)} examples")
         by_ex.setdefault(e, []).append(y)
     ex_ids = sorted(by_ex)
+    if not ex_ids:  # no pair: nothing to run the model on
+        return pl.DataFrame(schema={"example": pl.Int64, "y": pl.String, "n_tokens": pl.Int64, "logp_lm": pl.Float64})
     fmt = prompt if callable(prompt) else (lambda s: prompt.format(input=s))
     prompts = [fmt(rows[e][0]) for e in ex_ids]
     texts = [p + rows[e][1] for p, e in zip(prompts, ex_ids, strict=True)]

@@ -10,10 +10,16 @@ Given, per example, the task-gram log-probability log p_TG and the LM log-probab
 Both come with scipy's two-sided p-value for "no association" (for the distance, the p-value of
 τ itself). scipy is imported lazily: install it with ``pip install "memscore[taskgram]"`` (or
 ``memscore[dev]``). Pairs where either value is NaN or infinite are left out.
+
+A correlation that cannot be computed (fewer than 3 finite examples, or one side the same for
+every example: a corpus where no input n-gram occurs gives a constant log p_TG) is NaN and
+comes with an :class:`UndefinedCorrelationWarning` that says why (and, from
+:func:`distributional_table`, names the group: task, model, n).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -23,6 +29,7 @@ from .._stats import spearman, spearman_pvalue
 
 __all__ = [
     "Correlation",
+    "UndefinedCorrelationWarning",
     "distributional_generalization",
     "distributional_memorization",
     "distributional_table",
@@ -35,6 +42,10 @@ class Correlation(NamedTuple):
     statistic: float
     pvalue: float
     n: int
+
+
+class UndefinedCorrelationWarning(UserWarning):
+    """A correlation is NaN because it cannot be computed; the message says why."""
 
 
 def _stats() -> Any:
@@ -56,6 +67,31 @@ def _finite_pair(p_tg: Any, p_lm: Any) -> tuple[np.ndarray, np.ndarray]:
     return a[keep], b[keep]
 
 
+def _undefined(a: np.ndarray, b: np.ndarray, total: int) -> str:
+    """Why no rank correlation of the finite pairs ``a``, ``b`` (of ``total``) exists ("" if it does)."""
+    if a.size < 3:
+        return f"only {a.size} of {total} examples have a finite log p_TG and log p_LM (3 are needed)"
+    for name, v in (("log p_TG", a), ("log p_LM", b)):
+        if np.ptp(v) == 0:
+            return f"{name} is the same ({v[0]:.4g}) for all {v.size} examples, so there is no ranking to compare"
+    return ""
+
+
+def _undefined_warning(what: str, why: str) -> None:
+    warnings.warn(f"{what}: NaN because {why}", UndefinedCorrelationWarning, stacklevel=3)
+
+
+def _memorization(a: np.ndarray, b: np.ndarray) -> Correlation:
+    _stats()  # the p-value needs scipy: say so here rather than return a NaN p-value
+    rho, n = spearman(a, b)  # memscore's one Spearman (memscore.spearman), scipy's p-value
+    return Correlation(rho, spearman_pvalue(rho, n), n)
+
+
+def _generalization(a: np.ndarray, b: np.ndarray) -> Correlation:
+    r = _stats().kendalltau(a, b)
+    return Correlation(float((1.0 - r.statistic) / 2.0), float(r.pvalue), int(a.size))
+
+
 def distributional_memorization(p_tg: Any, p_lm: Any) -> Correlation:
     """Spearman ρ between task-gram and LM (log-)probabilities, with its p-value.
 
@@ -72,6 +108,11 @@ def distributional_memorization(p_tg: Any, p_lm: Any) -> Correlation:
     Correlation
         ``(statistic, pvalue, n)``; NaN with fewer than 3 finite pairs or a constant input.
 
+    Warns
+    -----
+    UndefinedCorrelationWarning
+        When the statistic is NaN, saying why.
+
     Raises
     ------
     ValueError
@@ -85,11 +126,11 @@ def distributional_memorization(p_tg: Any, p_lm: Any) -> Correlation:
     0.8
     """
     a, b = _finite_pair(p_tg, p_lm)
-    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+    why = _undefined(a, b, int(np.size(p_tg)))
+    if why:
+        _undefined_warning("distributional_memorization", why)
         return Correlation(float("nan"), float("nan"), int(a.size))
-    _stats()  # the p-value needs scipy: say so here rather than return a NaN p-value
-    rho, n = spearman(a, b)  # memscore's one Spearman (memscore.spearman), scipy's p-value
-    return Correlation(rho, spearman_pvalue(rho, n), n)
+    return _memorization(a, b)
 
 
 def distributional_generalization(p_tg: Any, p_lm: Any) -> Correlation:
@@ -108,6 +149,11 @@ def distributional_generalization(p_tg: Any, p_lm: Any) -> Correlation:
     Correlation
         ``(statistic, pvalue, n)``; NaN with fewer than 3 finite pairs or a constant input.
 
+    Warns
+    -----
+    UndefinedCorrelationWarning
+        When the statistic is NaN, saying why.
+
     Raises
     ------
     ValueError
@@ -121,10 +167,11 @@ def distributional_generalization(p_tg: Any, p_lm: Any) -> Correlation:
     1.0
     """
     a, b = _finite_pair(p_tg, p_lm)
-    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+    why = _undefined(a, b, int(np.size(p_tg)))
+    if why:
+        _undefined_warning("distributional_generalization", why)
         return Correlation(float("nan"), float("nan"), int(a.size))
-    r = _stats().kendalltau(a, b)
-    return Correlation(float((1.0 - r.statistic) / 2.0), float(r.pvalue), int(a.size))
+    return _generalization(a, b)
 
 
 def distributional_table(
@@ -151,6 +198,11 @@ def distributional_table(
         ``memorization_rho``, ``memorization_p``, ``generalization_tau_dist``,
         ``generalization_p``.
 
+    Warns
+    -----
+    UndefinedCorrelationWarning
+        Once per group whose statistics are NaN, naming the group and saying why.
+
     Raises
     ------
     ValueError
@@ -162,8 +214,14 @@ def distributional_table(
         raise ValueError(f"scores: missing columns {missing}, got {scores.columns}")
     rows = []
     for group_key, g in scores.group_by(keys, maintain_order=True):
-        mem = distributional_memorization(g[tg].to_numpy(), g[lm].to_numpy())
-        gen = distributional_generalization(g[tg].to_numpy(), g[lm].to_numpy())
+        a, b = _finite_pair(g[tg].to_numpy(), g[lm].to_numpy())
+        why = _undefined(a, b, g.height)
+        if why:
+            group = ", ".join(f"{k}={v!r}" for k, v in zip(keys, group_key, strict=True))
+            _undefined_warning(f"{group}: memorization and generalization", why)
+            mem = gen = Correlation(float("nan"), float("nan"), int(a.size))
+        else:
+            mem, gen = _memorization(a, b), _generalization(a, b)
         rows.append(
             {
                 **dict(zip(keys, group_key, strict=True)),

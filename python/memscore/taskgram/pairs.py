@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,20 @@ import polars as pl
 if TYPE_CHECKING:
     from ..ngrams import Normalizer
 
-__all__ = ["Examples", "default_embedder", "default_normalizer", "extract_pairs", "ngrams_of", "to_examples"]
+__all__ = [
+    "Examples",
+    "NoPairsWarning",
+    "default_embedder",
+    "default_normalizer",
+    "extract_pairs",
+    "ngrams_of",
+    "to_examples",
+]
+
+
+class NoPairsWarning(UserWarning):
+    """:func:`extract_pairs` found no (input, output) n-gram pair at all; the message says why."""
+
 
 #: (input, output) string pairs, or a polars DataFrame with string columns ``input`` and ``output``.
 Examples = Sequence[tuple[str, str]] | pl.DataFrame
@@ -158,11 +172,34 @@ def extract_pairs(
         (int64), ``x`` (input n-gram), ``y`` (output n-gram), ``similarity`` (float64).
         Within an example, rows follow n, then x, then y in order of first occurrence.
 
+    Warns
+    -----
+    NoPairsWarning
+        No pair at all (from a non-empty ``examples``), with the reason counted: examples
+        with no n-gram of the asked orders on one side (empty, stopword-only, or shorter
+        than n words after normalization), examples dropped for a shared n-gram, pairs
+        below ``threshold``.
+
     Raises
     ------
     TypeError, ValueError
         Malformed examples or orders.
     """
+    pairs, why = _extract_pairs(examples, n, normalizer, embedder, threshold, drop_shared)
+    if why:
+        warnings.warn(f"extract_pairs: {why}", NoPairsWarning, stacklevel=2)
+    return pairs
+
+
+def _extract_pairs(
+    examples: Examples,
+    n: int | Iterable[int],
+    normalizer: Normalize | None,
+    embedder: Embedder | None,
+    threshold: float,
+    drop_shared: bool,
+) -> tuple[pl.DataFrame, str]:
+    """:func:`extract_pairs`, and why it found no pair ("" when it found some or had no examples)."""
     rows = to_examples(examples)
     ns = _check_ns(n)
     if embedder is not None and not callable(embedder):
@@ -180,10 +217,13 @@ def extract_pairs(
     n_col: list[int] = []
     xs: list[str] = []
     ys: list[str] = []
+    no_grams = shared = 0
     for i in range(len(rows)):
         win, wout = words[2 * i], words[2 * i + 1]
         grams = {k: (ngrams_of(win, k), ngrams_of(wout, k)) for k in ns}
+        no_grams += not any(a and b for a, b in grams.values())
         if drop_shared and any(set(a) & set(b) for a, b in grams.values()):
+            shared += 1
             continue
         for k, (gin, gout) in grams.items():
             for x in gin:
@@ -193,6 +233,7 @@ def extract_pairs(
                     xs.append(x)
                     ys.append(y)
     sim: list[float | None] = [None] * len(xs)
+    found = len(xs)
     if embedder is not None and xs:
         sims = _cosine_pairs(embedder, xs, ys)
         keep = sims >= threshold
@@ -201,10 +242,21 @@ def extract_pairs(
         xs = [e for e, k in zip(xs, keep, strict=True) if k]
         ys = [e for e, k in zip(ys, keep, strict=True) if k]
         sim = [float(s) for s, k in zip(sims, keep, strict=True) if k]
-    return pl.DataFrame(
+    why = ""
+    if rows and not xs:
+        orders = f"n = {ns[0]}" if len(ns) == 1 else f"n in {ns}"
+        why = (
+            f"no (input, output) n-gram pair in {len(rows)} examples: {no_grams} have no n-gram of {orders} in "
+            "the input or the output after normalization (empty, stopword-only, or shorter than n words), "
+            f"{shared} share an n-gram between input and output (dropped)"
+        )
+        if found:
+            why += f", and none of the {found} pairs reaches the cosine threshold {threshold}"
+    frame = pl.DataFrame(
         {"example": ex_ids, "n": n_col, "x": xs, "y": ys, "similarity": sim},
         schema={"example": pl.Int64, "n": pl.Int64, "x": pl.String, "y": pl.String, "similarity": pl.Float64},
     )
+    return frame, why
 
 
 def _cosine_pairs(embedder: Embedder, xs: list[str], ys: list[str]) -> np.ndarray:

@@ -41,6 +41,7 @@ import os
 import pathlib
 import random
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -51,13 +52,13 @@ from .._io import atomic_write
 from .._torch import require_torch
 from .._validate import check_bool, check_choice, check_float, check_int, check_optional_int
 from ..executors import ExecutorLike, LocalExecutor, as_executor
-from ..lm.load import check_causal_lm, context_length, load_causal_lm
+from ..lm.load import ModelLoadError, check_causal_lm, context_length, load_causal_lm
 from ..ngrams.corpus import open_corpus
 from . import data
 from .lm import lm_logprobs
 from .metrics import distributional_table
 from .model import BOS, train_lm
-from .pairs import default_normalizer, extract_pairs
+from .pairs import _extract_pairs, default_normalizer
 from .plot import plot_taskgram, plot_trend, write_taskgram_html
 from .tasks import load_task
 from .tglm import per_example, taskgram_scores
@@ -406,6 +407,26 @@ def _scorers(cfg: PipelineConfig, docs: list[str] | None) -> Iterator[tuple[str,
         del loaded
 
 
+def _check_weights(name: str) -> None:
+    """Open the header of each safetensors file of a local model folder, so that a truncated or
+    damaged weights file stops the run before the corpus is counted, with the file named."""
+    folder = pathlib.Path(name).expanduser()
+    if not folder.is_dir():
+        return  # a hub id: its files are checked when they load
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:  # pragma: no cover - safetensors comes with transformers
+        return
+    for f in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise ModelLoadError(
+                f"model {name!r}: the weights file {f} cannot be read (truncated or damaged?): {exc}"
+            ) from exc
+
+
 def size_trend(summary: pl.DataFrame, models: Sequence[dict[str, Any]]) -> pl.DataFrame:
     """The summary table per task with each model's parameter count, sorted by size.
 
@@ -495,6 +516,7 @@ def run_pipeline(
         raise ValueError(f"task_specs: two tasks share a name: {names_seen}")
     for name in cfg.models:
         check_causal_lm(name, need_offsets=True)
+        _check_weights(name)
     docs: list[str] | None = None
     if cfg.corpus is not None:
         corpus = open_corpus(cfg.corpus, text_field=cfg.text_field, normalizer=norm)
@@ -503,6 +525,8 @@ def run_pipeline(
                 f"corpus: the task-gram study counts normalized words; expected jsonl or text files, got {corpus.kind} "
                 f"shards in {cfg.corpus!r}"
             )
+        if corpus.nbytes == 0:
+            raise ValueError(f"corpus: {cfg.corpus!r} is empty (0 bytes): there is nothing to count C(x), C(x, y) in")
         say(f"corpus: {corpus.n_shards} shards, {corpus.nbytes / 1e6:.1f} MB from {cfg.corpus}")
         candidates: dict[str, list[tuple[str, str]]] = {}
     else:
@@ -529,13 +553,25 @@ def run_pipeline(
     task_examples: dict[str, list[tuple[str, str]]] = {}
     frames = []
     for task, cands in candidates.items():
-        pairs = extract_pairs(cands, n=cfg.n, normalizer=norm)
+        pairs, why = _extract_pairs(cands, cfg.n, norm, None, cfg.threshold, True)
         keep = pairs["example"].unique(maintain_order=True).head(cfg.n_examples).to_list()
         remap = {old: new for new, old in enumerate(keep)}
         examples = [cands[i] for i in keep]
-        if embedder is not None:
-            pairs = extract_pairs(examples, n=cfg.n, normalizer=norm, embedder=embedder, threshold=cfg.threshold)
-        else:
+        if embedder is not None and not why:
+            pairs, why = _extract_pairs(examples, cfg.n, norm, embedder, cfg.threshold, True)
+        if why:  # nothing to score: the task's examples give no n-gram pair
+            raise ValueError(f"task {task!r}: {why}")
+        missing_n = sorted(set(cfg.n) - set(pairs["n"].to_list()))
+        if missing_n:
+            warnings.warn(
+                f"task {task!r}: no pair of n = {missing_n}: the kept examples' normalized inputs or outputs are "
+                "shorter than that"
+                + (", or their pairs fall below the cosine threshold" if embedder else "")
+                + f"; summary_by_n has no row for {'it' if len(missing_n) == 1 else 'them'}",
+                UserWarning,
+                stacklevel=2,
+            )
+        if embedder is None:
             pairs = pairs.filter(pl.col("example").is_in(keep)).with_columns(
                 pl.col("example").replace_strict(remap, return_dtype=pl.Int64)
             )

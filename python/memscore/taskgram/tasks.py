@@ -31,17 +31,45 @@ local table  the ``input`` column                                       ``"{inpu
 
 Outputs: the target sentence, TriviaQA's ``answer.value``, the correct choice's text, GSM8K's
 full worked answer, or the ``output`` column.
+
+Every input and output must be a string: a null, missing or non-string value (a number, a
+list...) is a :class:`TaskFileError` naming the file and the line (jsonl) or row (other
+formats), never turned into ``'None'`` or a Python repr. A file polars cannot read (empty,
+malformed, truncated) is a :class:`TaskFileError` naming the file too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PAPER_TASKS", "Task", "load_task"]
+from ..errors import MemscoreError
+
+__all__ = ["PAPER_TASKS", "Task", "TaskFileError", "load_task"]
+
+
+class TaskFileError(MemscoreError, ValueError):
+    """A task file (or dataset) that cannot be read, lacks its columns, or holds a value that
+    is not a string where the task needs text; the message names the file and the line or row
+    (a :class:`~memscore.MemscoreError`, also a ``ValueError``)."""
+
+
+class _NotText(Exception):
+    """A field that is not a string (raised by the row formatters, located by :func:`_from_rows`)."""
+
+
+def _text(v: Any, field: str) -> str:
+    """``v``, the value of ``field``, which must be a string."""
+    if isinstance(v, str):
+        return v
+    if v is None:
+        raise _NotText(f"{field!r} is null or missing, expected a string")
+    raise _NotText(f"{field!r}: expected a string, got {type(v).__name__} {v!r:.60}")
+
 
 _LANG = {
     "en": "English",
@@ -73,7 +101,7 @@ def _wmt(option: str) -> Callable[[dict[str, Any]], tuple[str, str]]:
 
     def fmt(row: dict[str, Any]) -> tuple[str, str]:
         pair = row.get("translation", row)
-        return str(pair[src]), str(pair[tgt])
+        return _text(pair.get(src), src), _text(pair.get(tgt), tgt)
 
     return fmt
 
@@ -87,17 +115,17 @@ def _wmt_prompt(option: str) -> str:
 def _triviaqa(row: dict[str, Any]) -> tuple[str, str]:
     answer = row["answer"]
     value = answer["value"] if isinstance(answer, dict) else answer
-    return str(row["question"]), str(value)
+    return _text(row.get("question"), "question"), _text(value, "answer")
 
 
 def _mmlu(row: dict[str, Any]) -> tuple[str, str]:
-    choices = list(row["choices"])
+    choices = [_text(c, "choices") for c in row["choices"]]
     lines = "".join(f"\n{_LETTERS[i]}. {c}" for i, c in enumerate(choices))
-    return f"{row['question']}{lines}", str(choices[int(row["answer"])])
+    return f"{_text(row.get('question'), 'question')}{lines}", choices[int(row["answer"])]
 
 
 def _gsm8k(row: dict[str, Any]) -> tuple[str, str]:
-    return str(row["question"]), str(row["answer"])
+    return _text(row.get("question"), "question"), _text(row.get("answer"), "answer")
 
 
 _QA = "Question: {input}\nAnswer: "
@@ -120,44 +148,84 @@ def _datasets() -> Any:
     return datasets
 
 
+def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a jsonl file, read line by line so that an error names its line (blank lines skipped)."""
+    rows: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(f"task {path}: not UTF-8 text ({exc})") from exc
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskFileError(f"task {path}: line {i} is not valid JSON ({exc.msg}, column {exc.colno})") from exc
+        if not isinstance(row, dict):
+            raise TaskFileError(f"task {path}: line {i}: expected a JSON object, got {type(row).__name__}")
+        row["__line__"] = i
+        rows.append(row)
+    return rows
+
+
 def _rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a local jsonl / json / Parquet file or a save_to_disk folder."""
+    """Rows of a local jsonl / json / Parquet file or a save_to_disk folder (jsonl rows carry
+    their line number in ``"__line__"``)."""
     if path.is_dir():
         ds = _datasets().load_from_disk(str(path))
         if hasattr(ds, "keys"):  # a DatasetDict: the evaluation split
             splits = list(ds.keys())
             split = next((s for s in ("test", "validation") if s in splits), splits[0] if splits else None)
             if split is None:
-                raise ValueError(f"task {path}: the saved dataset has no split")
+                raise TaskFileError(f"task {path}: the saved dataset has no split")
             ds = ds[split]
         return [dict(r) for r in ds]
     import polars as pl
 
     name = path.name.lower()
-    if name.endswith(".parquet"):
-        df = pl.read_parquet(path)
-    elif name.endswith((".jsonl", ".ndjson")):
-        df = pl.read_ndjson(path)
-    elif name.endswith(".json"):
-        df = pl.read_json(path)
-    else:
-        raise ValueError(f"task {path}: expected a .jsonl, .json or .parquet file or a save_to_disk folder")
+    if name.endswith((".jsonl", ".ndjson")):
+        return _jsonl_rows(path)
+    if not name.endswith((".parquet", ".json")):
+        raise TaskFileError(f"task {path}: expected a .jsonl, .json or .parquet file or a save_to_disk folder")
+    try:
+        df = pl.read_parquet(path) if name.endswith(".parquet") else pl.read_json(path)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise TaskFileError(
+            f"task {path}: cannot read the file (empty, malformed or truncated?): {type(exc).__name__}: {first}"
+        ) from exc
     return df.to_dicts()
 
 
 def _from_rows(
     rows: list[dict[str, Any]], fmt: Callable[[dict[str, Any]], tuple[str, str]] | None, where: str
 ) -> list[tuple[str, str]]:
+    """The (input, output) examples of ``rows``: a non-string value is an error naming the line or row."""
     if fmt is None:
-        cols = sorted(rows[0]) if rows else []
+        cols = sorted({c for r in rows for c in r} - {"__line__"})
         if rows and not {"input", "output"} <= set(cols):
-            raise ValueError(f"task {where}: expected columns 'input' and 'output', got {cols}")
-        return [(str(r["input"]), str(r["output"])) for r in rows]
-    try:
-        return [fmt(r) for r in rows]
-    except (KeyError, TypeError, IndexError) as exc:
-        cols = sorted(rows[0]) if rows else []
-        raise ValueError(f"task {where}: rows lack the fields the format needs ({exc!r}); columns are {cols}") from exc
+            raise TaskFileError(f"task {where}: expected columns 'input' and 'output', got {cols}")
+        fmt = _table
+    out = []
+    for i, r in enumerate(rows):
+        try:
+            out.append(fmt(r))
+        except _NotText as exc:
+            at = f"line {r['__line__']}" if "__line__" in r else f"row {i} (from 0)"
+            raise TaskFileError(f"task {where}: {at}: {exc}") from None
+        except (KeyError, TypeError, IndexError) as exc:
+            cols = sorted(set(rows[0]) - {"__line__"})
+            raise TaskFileError(
+                f"task {where}: rows lack the fields the format needs ({exc!r}); columns are {cols}"
+            ) from exc
+    return out
+
+
+def _table(row: dict[str, Any]) -> tuple[str, str]:
+    return _text(row.get("input"), "input"), _text(row.get("output"), "output")
 
 
 def load_task(spec: str | os.PathLike[str], *, name: str | None = None) -> Task:
@@ -177,10 +245,14 @@ def load_task(spec: str | os.PathLike[str], *, name: str | None = None) -> Task:
 
     Raises
     ------
+    TaskFileError
+        A file that cannot be read (empty, malformed, truncated), a table without ``input``
+        / ``output`` (or without the fields its format needs), a null, missing or
+        non-string input or output (the message names the line or row), or a task without
+        examples (a ``ValueError`` too).
     ValueError
-        A table without ``input`` / ``output`` (or without the fields its format needs),
-        an empty task, an unknown name, or a hub dataset that cannot be fetched (the
-        message says to pass a local copy).
+        An unknown name, or a hub dataset that cannot be fetched (the message says to pass
+        a local copy).
     FileNotFoundError
         A local path that does not exist.
     """
@@ -221,5 +293,5 @@ def load_task(spec: str | os.PathLike[str], *, name: str | None = None) -> Task:
         prompt = "{input}\n"
         label = name or path.name.split(".")[0]
     if not examples:
-        raise ValueError(f"task {text!r}: no examples")
+        raise TaskFileError(f"task {text!r}: no examples (an empty file or dataset)")
     return Task(name=label, examples=examples, source=text, prompt=prompt)

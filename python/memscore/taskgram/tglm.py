@@ -20,6 +20,7 @@ y never co-occurs with x; α = 0 gives the raw ratio: log 0 = -inf for C(x, y) =
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -146,6 +147,26 @@ def per_example(df: pl.DataFrame, column: str, out: str | None = None) -> pl.Dat
     )
 
 
+def _warn_unmatched(stats: Any, n_x: int, alpha: float) -> None:
+    """Warn when the counts cannot rank anything: an empty corpus, or no input n-gram in it."""
+    value = "NaN" if alpha == 0 else "log(1/2)"
+    if int(stats.n_documents) == 0:
+        why = "the corpus has no document (empty files, or no text in the text field)"
+    elif not np.asarray(stats.doc_freq).any():
+        why = (
+            f"none of the {n_x} input n-grams occurs in the corpus's {int(stats.n_documents)} documents (another "
+            "language, or a corpus normalized differently?)"
+        )
+    else:
+        return
+    warnings.warn(
+        f"taskgram_scores: {why}: every C(x) is 0, so log p_TG is {value} for every pair and correlations with it "
+        "are undefined",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def taskgram_scores(
     pairs: pl.DataFrame,
     corpus: Any,
@@ -182,6 +203,13 @@ def taskgram_scores(
         ``pairs`` with ``c_x`` (int64, C(x)), ``c_xy`` (int64, C(x, y)) and ``logp_tg``
         (float64) added.
 
+    Warns
+    -----
+    UserWarning
+        The corpus has no document, or none of the input n-grams occurs in it (every C(x) is
+        0): log p_TG is then the same for every pair (or NaN with ``alpha=0``), and the
+        correlations computed from it are undefined.
+
     Raises
     ------
     ValueError
@@ -205,6 +233,7 @@ def taskgram_scores(
     xs = uniq["x"].unique(maintain_order=True).to_list()
     pair_list = list(zip(uniq["x"].to_list(), uniq["y"].to_list(), strict=True))
     stats = ngram_stats(corpus, queries=xs, pairs=pair_list, progress=progress, executor=ex)
+    _warn_unmatched(stats, len(xs), alpha)
     df_x = pl.DataFrame({"x": xs, "c_x": np.asarray(stats.doc_freq, dtype=np.int64)})
     counted = uniq.with_columns(pl.Series("c_xy", np.asarray(stats.cooccurrence, dtype=np.int64))).join(
         df_x, on="x", how="left"
