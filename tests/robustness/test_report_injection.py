@@ -265,3 +265,14 @@ def test_taskgram_page_escapes_tasks_models_and_settings(tmp_path: Path) -> None
     assert shown.count(PAYLOAD) == 2 and json.dumps(PAYLOAD) in shown and ONERROR in shown.replace(PAYLOAD, "")
     with pytest.raises(ValueError, match="img"):
         write_taskgram_html(tmp_path / "r2.html", summary, trend, "x.png' onerror='alert(1).png", None, {})
+
+
+def test_run_ids_stay_inside_the_store(tmp_path: Path) -> None:
+    """Run ids become ``runs/<id>.npz``: one plain name (``[A-Za-z0-9][A-Za-z0-9_.-]*``), so
+    none reaches outside ``runs/``, whether given to add_run or found in the folder."""
+    store = memscore.RunStore.create(tmp_path / "s", n_train=3)
+    for bad in ("../x", "..", "/tmp/x", "a/b", ".hidden"):
+        with pytest.raises(ValueError, match="run_id"):
+            store.add_run(np.ones(3, bool), train_correct=np.ones(3, bool), run_id=bad)
+    assert not list(tmp_path.glob("*.npz")) and not list((tmp_path / "s").glob("*.npz"))
+    assert len(memscore.RunStore.open(store.path)) == 0
