@@ -3,13 +3,12 @@ renderer (escaped cells, NaN as a dash) and one stylesheet."""
 
 from __future__ import annotations
 
-import html
 import os
 from typing import Any
 
-import numpy as np
 import polars as pl
 
+from ._html import Markup, el, fmt
 from ._io import atomic_write
 
 __all__ = ["REPORT_CSS", "save_figure", "table_html"]
@@ -46,16 +45,9 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> st
     return out
 
 
-def table_html(df: pl.DataFrame, floats: int = 3) -> str:
-    """``df`` as an HTML table: cells escaped, floats to ``floats`` places, NaN and None as a dash."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
-    body = []
-    for row in df.iter_rows():
-        cells = []
-        for v in row:
-            if isinstance(v, float):
-                cells.append(f"<td>{v:.{floats}f}</td>" if np.isfinite(v) else "<td>–</td>")
-            else:
-                cells.append(f"<td>{html.escape(str(v)) if v is not None else '–'}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def table_html(df: pl.DataFrame, floats: int = 3) -> Markup:
+    """``df`` as an HTML table (:mod:`memscore._html`): column names and cells escaped,
+    floats to ``floats`` places, NaN and None as a dash."""
+    head = el("thead", el("tr", *(el("th", c) for c in df.columns)))
+    rows = (el("tr", *(el("td", fmt(v, floats)) for v in row)) for row in df.iter_rows())
+    return el("table", head, el("tbody", *rows))

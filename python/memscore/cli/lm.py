@@ -9,7 +9,6 @@ of sequences) tasks: ``--executor ray --gpus-per-task 1`` puts them on a cluster
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 from types import SimpleNamespace
@@ -17,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from .._io import atomic_write
+from .._io import atomic_write, write_json
 from ._checks import check_output_dir
 from ._executor import executor_option, make_executor
 
@@ -136,7 +135,7 @@ def memorization(
         "executor": executor,
         "gpus_per_task": gpus,
     }
-    atomic_write(out / "run.json", lambda f: f.write(json.dumps(run, indent=2).encode()))
+    write_json(out / "run.json", run)  # strict JSON: NaN as null
 
     console = Console()
     t = Table(title="extractable memorization by duplicate count")

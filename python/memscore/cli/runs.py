@@ -7,7 +7,6 @@ Needs the ``cli`` extra (typer, rich); training needs ``train`` (torch), reports
 from __future__ import annotations
 
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -572,7 +571,7 @@ def demo(
 
     Ends with a summary: test accuracy, AUROC of memorization for the corrupted labels,
     disagreement vs actual test error, and where the report is."""
-    from .._io import atomic_write
+    from .._io import write_json
     from ..runs.report import _plt, score_store, write_report
     from ..runs.store import RunStore
     from ._checks import check_output_dir
@@ -590,8 +589,7 @@ def demo(
     page = write_report(store_path, out / "report")
     summary["wall_time_s"] = time.perf_counter() - t0
     summary["train_time_s"] = t_train
-    body = json.dumps(summary, indent=2, default=float).encode("utf-8")
-    atomic_write(out / "demo_summary.json", lambda f: f.write(body))
+    write_json(out / "demo_summary.json", summary, default=float)  # strict: NaN as null
     typer.echo("")
     for line in _summary_lines(summary):
         typer.echo(line)

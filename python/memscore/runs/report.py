@@ -4,13 +4,19 @@ A *sweep* is a directory holding several run stores trained on the same examples
 different model sizes, listed in ``sweep.json`` (``{"format": "memscore-sweep", "sizes":
 [...], "stores": [...]}``); the command line's ``memscore train --width a --width b``
 makes one. Writing files is atomic (temporary name, fsync, rename).
+
+Nothing read from a store reaches a page raw: the report is built by the one HTML builder
+(:mod:`memscore._html`, every text and attribute escaped), and every name in ``sweep.json``
+that becomes a path (store names, sizes in the PNG names) must stay inside the sweep
+directory, or the sweep is refused with the name shown.
 """
 
 from __future__ import annotations
 
-import html
 import json
+import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .._io import atomic_write
+from .._html import Markup, el, fmt, img, write_page
+from .._io import atomic_write, resolve_inside, write_json
 from .._plot import REPORT_CSS, table_html
 from .._validate import check_int
 from ..errors import StoreError
@@ -32,14 +39,42 @@ from .store import RunStore
 __all__ = ["Sweep", "open_scored", "score_store", "summarize", "write_report", "task_of"]
 
 SWEEP_FILE = "sweep.json"
+#: What a sweep size may be written as (it names the PNG files of its store in a report).
+SIZE_TOKEN = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 
 
 # ----------------------------------------------------------------------------- files
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    body = json.dumps(obj, indent=2, sort_keys=True, default=float).encode("utf-8")
-    atomic_write(path, lambda f: f.write(body))
+    write_json(path, obj, sort_keys=True, default=float)
+
+
+def _check_sweep(root: Path, sizes: list[Any], names: list[Any], what: str) -> list[Path]:
+    """The store paths of a sweep, each inside ``root``; sizes are ints, finite floats or
+    short plain tokens (``[A-Za-z0-9_.+-]``), all different.
+
+    Raises
+    ------
+    StoreError
+        A name resolves outside ``root`` (or to it), a size is not a plain token, the
+        sizes mix numbers and names or repeat, or the lists differ in length; the message
+        shows the value.
+    """
+    if len(sizes) != len(names):
+        raise StoreError(f"{what}: expected as many sizes as stores, got {len(sizes)} sizes and {len(names)} stores")
+    for i, size in enumerate(sizes):
+        ok = isinstance(size, (int, float, str)) and not isinstance(size, bool)
+        if not ok or (isinstance(size, float) and not math.isfinite(size)) or not SIZE_TOKEN.fullmatch(str(size)):
+            raise StoreError(
+                f"{what}: sizes[{i}]: expected a number or a name of letters, digits, '_', '.', '+', '-' "
+                f"(it names the report's files), got {size!r}"
+            )
+    if len({isinstance(s, str) for s in sizes}) > 1:  # they are sorted: numbers or names, not both
+        raise StoreError(f"{what}: sizes: expected all numbers or all names, got {sizes!r}")
+    if len({str(s) for s in sizes}) != len(sizes):
+        raise StoreError(f"{what}: sizes: expected different sizes, got {sizes!r}")
+    return [resolve_inside(root, n, f"{what}: stores[{i}]", StoreError) for i, n in enumerate(names)]
 
 
 class Sweep:
@@ -89,6 +124,7 @@ class Sweep:
             The store directories, relative to ``path``, in the order of ``sizes``.
         """
         root = Path(path)
+        _check_sweep(root, list(sizes), list(names), "sweep")  # refused here, not by the reader
         root.mkdir(parents=True, exist_ok=True)
         _write_json(root / SWEEP_FILE, {"format": "memscore-sweep", "sizes": list(sizes), "stores": list(names)})
 
@@ -108,7 +144,9 @@ class Sweep:
         Raises
         ------
         StoreError
-            ``sweep.json`` is missing or unreadable, or a store cannot be opened.
+            ``sweep.json`` is missing or unreadable, a store name resolves outside the
+            sweep directory, a size is not a plain number or name, or a store cannot be
+            opened.
         """
         root = Path(path)
         try:
@@ -116,7 +154,8 @@ class Sweep:
             sizes, names = list(spec["sizes"]), list(spec["stores"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{root / SWEEP_FILE}: not a readable sweep description ({exc})") from None
-        return cls(root, sizes, [RunStore.open(root / n) for n in names])
+        paths = _check_sweep(root, sizes, names, str(root / SWEEP_FILE))
+        return cls(root, sizes, [RunStore.open(p) for p in paths])
 
 
 # ----------------------------------------------------------------------------- task ground truth
@@ -421,7 +460,7 @@ def _plot_removal(curve: pl.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
-def _summary_html(summary: dict[str, Any]) -> str:
+def _summary_html(summary: dict[str, Any]) -> Markup:
     labels = {
         "runs": "training runs",
         "test_accuracy": "mean test accuracy of a run",
@@ -434,16 +473,8 @@ def _summary_html(summary: dict[str, Any]) -> str:
         "mean_memorization_corrupted": "mean memorization, corrupted examples",
         "mean_memorization_clean": "mean memorization, clean examples",
     }
-    rows = []
-    for k, label in labels.items():
-        if k in summary:
-            v = summary[k]
-            rows.append(
-                f"<tr><td>{html.escape(label)}</td><td>{v:.4f}</td></tr>"
-                if isinstance(v, float)
-                else f"<tr><td>{html.escape(label)}</td><td>{v}</td></tr>"
-            )
-    return "<table>" + "".join(rows) + "</table>"
+    rows = [el("tr", el("td", label), el("td", fmt(summary[k]))) for k, label in labels.items() if k in summary]
+    return el("table", *rows)
 
 
 #: Subdirectory of a store holding its evaluation runs (a store of the same examples).
@@ -516,33 +547,36 @@ def write_report(
     sweep, stores = open_scored(path)
     out_dir = Path(out) if out is not None else Path(path) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>memscore report</title><style>{REPORT_CSS}</style></head><body>"
-    ]
-    parts.append(f"<h1>memscore report</h1><p>{html.escape(str(Path(path).resolve()))}</p>")
+
+    def figure(name: str, alt: str, plot: Any, *args: Any) -> Markup:
+        tag = img(name, alt)  # a plain generated name, checked before anything is drawn
+        plot(*args, resolve_inside(out_dir, name, "report figure"))
+        return tag
+
+    parts: list[Any] = [el("h1", "memscore report"), el("p", str(Path(path).resolve()))]
     mems: dict[Any, np.ndarray] = {}
     for k, store in enumerate(stores):
-        tag = "" if sweep is None else f"size-{sweep.sizes[k]}-"
+        tag = "" if sweep is None else f"size-{sweep.sizes[k]}-"  # sizes are plain tokens (Sweep.open)
         if not (store.path / "scores.parquet").is_file() or not (store.path / "summary.json").is_file():
             score_store(store)
         scores = pl.read_parquet(store.path / "scores.parquet")
-        summary = json.loads((store.path / "summary.json").read_text())
+        summary = _read_summary(store.path / "summary.json")
         proxies = pl.read_parquet(store.path / "proxies.parquet")
         mems[sweep.sizes[k] if sweep is not None else 0] = scores["memorization"].to_numpy()
-        title = (
-            html.escape(str(store.metadata.get("title", store.path.name)))
-            if isinstance(store.metadata, dict)
-            else store.path.name
-        )
-        parts.append(f"<h2>{'Model size ' + html.escape(str(sweep.sizes[k])) + ': ' if sweep else ''}{title}</h2>")
+        meta = store.metadata
+        title = str(meta.get("title", store.path.name)) if isinstance(meta, dict) else store.path.name
+        parts.append(el("h2", f"Model size {sweep.sizes[k]}: {title}" if sweep is not None else title))
         parts.append(_summary_html(summary))
-        _plot_hist(scores, out_dir / f"{tag}memorization_hist.png")
-        parts.append(f"<img src='{tag}memorization_hist.png' alt='memorization histogram'>")
+        parts.append(figure(f"{tag}memorization_hist.png", "memorization histogram", _plot_hist, scores))
         if "corrupted" in scores.columns:
-            _plot_roc(scores, out_dir / f"{tag}corrupted_roc.png")
-            parts.append(f"<img src='{tag}corrupted_roc.png' alt='ROC of memorization for corrupted labels'>")
-        _plot_mem_vs_holdout(scores, out_dir / f"{tag}memorization_vs_holdout.png")
-        parts.append(f"<img src='{tag}memorization_vs_holdout.png' alt='memorization vs hold-out accuracy'>")
+            parts.append(
+                figure(f"{tag}corrupted_roc.png", "ROC of memorization for corrupted labels", _plot_roc, scores)
+            )
+        parts.append(
+            figure(
+                f"{tag}memorization_vs_holdout.png", "memorization vs hold-out accuracy", _plot_mem_vs_holdout, scores
+            )
+        )
         pairs_path = store.path / "influence_pairs.parquet"
         if pairs_path.is_file():
             pairs = (
@@ -555,32 +589,47 @@ def write_report(
                 pairs = pairs.with_columns(
                     pl.Series("train_corrupted", scores["corrupted"].to_numpy()[pairs["train_index"].to_numpy()])
                 )
-            parts.append("<h3>Highest-influence train → test pairs</h3>")
+            parts.append(el("h3", "Highest-influence train → test pairs"))
             parts.append(table_html(pairs.drop("rank")))
         removal_path = store.path / REMOVAL_FILE
         if removal_path.is_file():  # written by memscore.runs.removal.write_removal_curve
-            parts.append("<h3>Point-removal curves</h3>")
-            _plot_removal(pl.read_parquet(removal_path), out_dir / f"{tag}removal.png")
-            parts.append(f"<img src='{tag}removal.png' alt='test accuracy against the fraction removed'>")
-        parts.append("<h3>Proxies of memorization</h3>")
+            parts.append(el("h3", "Point-removal curves"))
+            alt = "test accuracy against the fraction removed"
+            parts.append(figure(f"{tag}removal.png", alt, _plot_removal, pl.read_parquet(removal_path)))
+        parts.append(el("h3", "Proxies of memorization"))
         parts.append(table_html(proxies))
         if proxies.height:
-            _plot_proxies(proxies, out_dir / f"{tag}proxies.png")
-            parts.append(f"<img src='{tag}proxies.png' alt='proxy correlations'>")
+            parts.append(figure(f"{tag}proxies.png", "proxy correlations", _plot_proxies, proxies))
         eval_dir = store.path / EVAL_DIR
         if (eval_dir / "manifest.json").is_file() and store.n_test:
-            parts.append("<h3>Linear datamodeling score on the evaluation runs</h3>")
+            parts.append(el("h3", "Linear datamodeling score on the evaluation runs"))
             parts.append(table_html(lds_table(store, RunStore.open(eval_dir))))
     if sweep is not None and len(stores) >= 2:
         traj = trajectories(mems)
         atomic_write(Path(path) / "trajectories.parquet", lambda f: traj.write_parquet(f))
-        parts.append("<h2>Memorization across model sizes</h2>")
-        _plot_trajectories(traj, list(sweep.sizes), out_dir / "trajectories.png")
-        parts.append("<img src='trajectories.png' alt='memorization trajectories'>")
+        parts.append(el("h2", "Memorization across model sizes"))
+        parts.append(
+            figure("trajectories.png", "memorization trajectories", _plot_trajectories, traj, list(sweep.sizes))
+        )
         counts = traj.group_by("trajectory").len().sort("len", descending=True)
         parts.append(table_html(counts))
-    parts.append("</body></html>")
     page = out_dir / "index.html"
-    html_bytes = "\n".join(parts).encode("utf-8")
-    atomic_write(page, lambda f: f.write(html_bytes))
+    write_page(page, "memscore report", parts, REPORT_CSS)
     return page
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    """A store's ``summary.json`` (a JSON object).
+
+    Raises
+    ------
+    StoreError
+        The file is not readable JSON or not an object.
+    """
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path}: not a readable summary ({exc})") from None
+    if not isinstance(summary, dict):
+        raise StoreError(f"{path}: expected a JSON object, got {type(summary).__name__}")
+    return summary

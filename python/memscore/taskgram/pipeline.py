@@ -35,7 +35,6 @@ corpus is read; the output adds the size trend (``trend.csv``, ``trend.png``) an
 from __future__ import annotations
 
 import functools
-import json
 import operator
 import os
 import pathlib
@@ -48,7 +47,7 @@ from typing import Any
 
 import polars as pl
 
-from .._io import atomic_write
+from .._io import atomic_write, write_json
 from .._torch import require_torch
 from .._validate import check_bool, check_choice, check_float, check_int, check_optional_int
 from ..executors import ExecutorLike, LocalExecutor, as_executor
@@ -645,8 +644,7 @@ def run_pipeline(
         atomic_write(out / "summary.csv", summary.write_csv)
         atomic_write(out / "summary_by_n.csv", summary_by_n.write_csv)
         cfg_dict = asdict(cfg)
-        models_json = json.dumps({"config": cfg_dict, "models": models}, indent=2, default=str).encode("utf-8")
-        atomic_write(out / "models.json", lambda f: f.write(models_json))
+        write_json(out / "models.json", {"config": cfg_dict, "models": models}, default=str)  # strict: NaN as null
         plot_path = plot_taskgram(examples_df, out / "taskgram.png")
         trend = size_trend(summary, models)
         atomic_write(out / "trend.csv", trend.write_csv)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .._io import atomic_write
+from .._html import el, img, write_page
+from .._io import dump_json
 from .._plot import REPORT_CSS, save_figure, table_html
 from .metrics import distributional_memorization
 
@@ -144,7 +145,8 @@ def write_taskgram_html(
     summary, trend : polars.DataFrame
         :attr:`PipelineResult.summary` and :func:`size_trend`'s table.
     scatter, trend_png : str, optional
-        Image paths in the same folder.
+        Image paths in the same folder (plain generated file names: see
+        :func:`memscore._html.img`).
     config : dict
         The settings, shown as JSON.
 
@@ -153,25 +155,25 @@ def write_taskgram_html(
     str
         ``path``.
     """
-    import html
-    import json
     from pathlib import Path
 
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>memscore task-gram</title><style>{REPORT_CSS}</style>"
-        "</head><body><h1>Task-gram study</h1>",
-        "<h2>Distributional memorization and generalization per task and model</h2>",
-        "<p>Spearman ρ (p) of per-example mean log p_TG vs log p_LM: distributional memorization; "
-        "Kendall-τ distance (p): distributional generalization; n: examples with finite scores.</p>",
+        el("h1", "Task-gram study"),
+        el("h2", "Distributional memorization and generalization per task and model"),
+        el(
+            "p",
+            "Spearman ρ (p) of per-example mean log p_TG vs log p_LM: distributional memorization; "
+            "Kendall-τ distance (p): distributional generalization; n: examples with finite scores.",
+        ),
         table_html(summary),
-        "<h2>Trend across model sizes</h2>",
+        el("h2", "Trend across model sizes"),
         table_html(trend),
     ]
-    for img in (trend_png, scatter):
-        if img is not None:
-            parts.append(f"<img src='{html.escape(Path(img).name)}'>")
-    parts.append(f"<h2>Settings</h2><pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre></body></html>")
-    body = "".join(parts).encode("utf-8")
+    for name, alt in ((trend_png, "trend across model sizes"), (scatter, "task-gram vs LM log-probability")):
+        if name is not None:
+            parts.append(img(Path(name).name, alt))
+    parts.append(el("h2", "Settings"))
+    parts.append(el("pre", dump_json(config, default=str).decode("utf-8")))
     out = os.fspath(path)
-    atomic_write(out, lambda f: f.write(body))
+    write_page(out, "memscore task-gram", parts, REPORT_CSS)
     return out
