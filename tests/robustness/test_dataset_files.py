@@ -188,6 +188,7 @@ def test_any_other_class_in_a_batch_is_refused(tmp_path):
         (batch(2, [True, 0]), r"expected integer labels, got True \(bool\) at index 0"),
         (batch(2, [0, 2**70]), r"labels: expected integer labels below 2\*\*63"),
         (batch(2, "01"), r"labels: expected a list or array of integer labels, got a str"),
+        (batch(2, np.array([0, "cat"], dtype=object)), r"labels: expected integer labels, got 'cat' \(str\) at index 1"),
         ({b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]}, r"data: expected shape \(n, 3072\), got \(2, 3000\)"),
         ({b"data": np.zeros((2, 3072), np.int64), b"labels": [0, 1]}, r"data: expected uint8 images, got dtype int64"),
         ({b"data": [[0] * 3072], b"labels": [0]}, r"data: expected a numpy array of images, got a list"),

@@ -95,6 +95,8 @@ def _kind(a: np.ndarray) -> str:
 
 def _as_int_labels(path: Path | str, field: str, y: Any, whole_floats: bool) -> np.ndarray:
     """``y`` as a 1-D integer array, or a DatasetError naming the first label that is not one."""
+    if isinstance(y, np.ndarray) and y.dtype == object and y.ndim == 1:
+        y = y.tolist()  # an object array: look at its elements as at a list's
     if isinstance(y, (list, tuple)):  # CIFAR's labels: a list of Python ints
         bad = next((i for i, v in enumerate(y) if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
         if bad is not None:
