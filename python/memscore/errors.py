@@ -1,8 +1,8 @@
 """Exception hierarchy: one base class, a subclass per subsystem.
 
 Bad arguments raise the built-in ``TypeError`` (wrong type) or ``ValueError`` (wrong
-value); failures of the store or of a corpus raise :class:`StoreError` /
-:class:`CorpusError`; using an estimator before ``fit`` raises :class:`NotFittedError`.
+value); failures of the store, of a corpus or of a dataset file raise :class:`StoreError` /
+:class:`CorpusError` / :class:`DatasetError`; using an estimator before ``fit`` raises :class:`NotFittedError`.
 
 :class:`NotFittedError` subclasses ``sklearn.exceptions.NotFittedError`` when scikit-learn
 is installed (so ``except sklearn.exceptions.NotFittedError`` catches it), else
@@ -24,7 +24,9 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-__all__ = ["ClusterError", "MemscoreError", "StoreError", "RunNotFoundError", "CorpusError", "NotFittedError"]
+__all__ = [
+    "ClusterError", "MemscoreError", "StoreError", "RunNotFoundError", "CorpusError", "DatasetError", "NotFittedError",
+]  # fmt: skip
 
 
 class MemscoreError(Exception):
@@ -45,6 +47,13 @@ class RunNotFoundError(StoreError, KeyError):
 
 class CorpusError(MemscoreError):
     """A corpus shard cannot be read or parsed."""
+
+
+class DatasetError(MemscoreError):
+    """A dataset file cannot be read, or holds what its format does not allow (images and
+    labels that disagree in number, labels that are not integers of the declared classes,
+    images of another shape, a pickle that names code); the message names the file, the
+    field, what was expected and what came."""
 
 
 class ClusterError(MemscoreError):

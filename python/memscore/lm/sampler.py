@@ -73,8 +73,8 @@ def token_shard_arrays(corpus: Corpus) -> list[tuple[npt.NDArray[Any], npt.NDArr
     out = []
     for s in corpus._shards:
         if s.files:  # token file + sidecar
-            tokens = np.load(s.files[0], mmap_mode="r")
-            offsets = np.asarray(np.load(s.files[1], mmap_mode="r"), dtype=np.int64)
+            tokens = np.load(s.files[0], mmap_mode="r", allow_pickle=False)
+            offsets = np.asarray(np.load(s.files[1], mmap_mode="r", allow_pickle=False), dtype=np.int64)
         else:
             tokens, offsets = s.payload[0], np.asarray(s.payload[1], dtype=np.int64)
         out.append((tokens, offsets))

@@ -244,8 +244,8 @@ class Corpus:
             if not side.is_file():
                 raise CorpusError(f"{p}: missing document-offsets sidecar {side.name}")
             try:
-                t = np.load(p, mmap_mode="r")
-                o = np.load(side, mmap_mode="r")
+                t = np.load(p, mmap_mode="r", allow_pickle=False)
+                o = np.load(side, mmap_mode="r", allow_pickle=False)
             except Exception as exc:
                 raise CorpusError(f"{p}: cannot read token shard: {exc}") from exc
             if t.dtype.kind != "u" or t.dtype.itemsize not in (2, 4):

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._validate import check_choice, check_float, check_int
+from .._validate import check_bool, check_choice, check_float, check_int
+from ._image_files import check_examples, download_files, read_split
 
 __all__ = [
     "TaskData", "modular_arithmetic", "digits", "mnist1d", "image_dataset", "IMAGE_DATASETS", "DATASETS", "load_dataset",
@@ -217,7 +218,8 @@ def digits(label_noise: float = 0.1, *, test_fraction: float = 0.3, seed: int = 
     test_fraction = _check_fraction(test_fraction, "test_fraction", open_low=True, open_high=True)
     bunch = load_digits()
     x = (np.asarray(bunch.data, dtype=np.float32) / 16.0).astype(np.float32)
-    y = np.asarray(bunch.target, dtype=np.int64)
+    src = "sklearn.datasets.load_digits"
+    y = check_examples(src, x, src, np.asarray(bunch.target), n_classes=10, shape=(64,), dtype=None, y_field="target")
     rng = np.random.default_rng(seed)
     test = np.zeros(y.shape[0], dtype=np.bool_)
     for c in range(10):  # stratified split: the same test fraction of every digit
@@ -293,14 +295,19 @@ def mnist1d(n_samples: int = 5000, label_noise: float = 0.1, *, test_fraction: f
     finally:
         np.random.set_state(np_state)  # noqa: NPY002
         random.setstate(py_state)
-    y_tr = np.asarray(d["y"], dtype=np.int64)
+    src = "mnist1d.data.make_dataset"
+    x_tr, x_te = np.asarray(d["x"], dtype=np.float32), np.asarray(d["x_test"], dtype=np.float32)
+    y_tr = check_examples(src, x_tr, src, d["y"], n_classes=10, shape=(40,), dtype=None, x_field="x", y_field="y")
+    y_te = check_examples(
+        src, x_te, src, d["y_test"], n_classes=10, shape=(40,), dtype=None, x_field="x_test", y_field="y_test"
+    )
     noisy, corrupted = _corrupt(y_tr, 10, label_noise, np.random.default_rng(seed))
     return TaskData(
         name="mnist1d",
-        x_train=np.asarray(d["x"], dtype=np.float32),
+        x_train=x_tr,
         y_train=noisy,
-        x_test=np.asarray(d["x_test"], dtype=np.float32),
-        y_test=np.asarray(d["y_test"], dtype=np.int64),
+        x_test=x_te,
+        y_test=y_te,
         clean_train=y_tr,
         corrupted=corrupted,
         n_classes=10,
@@ -312,73 +319,21 @@ def mnist1d(n_samples: int = 5000, label_noise: float = 0.1, *, test_fraction: f
 IMAGE_DATASETS = {"cifar10": 10, "cifar100": 100, "mnist": 10, "fashion-mnist": 10, "svhn": 10}
 
 
-def _read_image_files(name: str, root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images (n, C, H, W), int64 labels) of one split from torchvision's files."""
-    import pickle
-
-    if name in ("cifar10", "cifar100"):
-        folder, label_key = (
-            ("cifar-10-batches-py", b"labels") if name == "cifar10" else ("cifar-100-python", b"fine_labels")
-        )
-        if name == "cifar10":
-            files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-        else:
-            files = [split]
-        xs, ys = [], []
-        for f in files:
-            with open(root / folder / f, "rb") as fh:
-                batch = pickle.load(fh, encoding="bytes")  # noqa: S301 - the dataset's own format
-            xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(batch[label_key], dtype=np.int64))
-        return np.concatenate(xs), np.concatenate(ys)
-    if name == "svhn":
-        from scipy.io import loadmat
-
-        mat = loadmat(root / f"{split}_32x32.mat")
-        x = np.ascontiguousarray(np.transpose(mat["X"], (3, 2, 0, 1)), dtype=np.uint8)
-        y = np.asarray(mat["y"], dtype=np.int64).reshape(-1) % 10  # the files label digit 0 as 10
-        return x, y
-    from torchvision import datasets as tvd
-
-    cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
-    ds = cls(str(root), train=split == "train", download=False)
-    return ds.data.numpy()[:, None].astype(np.uint8), ds.targets.numpy().astype(np.int64)
-
-
-def _download_images(name: str, root: Path) -> None:
-    """Fetch the dataset's files into ``root`` with torchvision (needs the network)."""
-    from torchvision import datasets as tvd
-
-    try:
-        if name == "svhn":
-            for split in ("train", "test"):
-                tvd.SVHN(str(root), split=split, download=True)
-        else:
-            cls = {
-                "cifar10": tvd.CIFAR10,
-                "cifar100": tvd.CIFAR100,
-                "mnist": tvd.MNIST,
-                "fashion-mnist": tvd.FashionMNIST,
-            }
-            for train in (True, False):
-                cls[name](str(root), train=train, download=True)
-    except (OSError, RuntimeError, ValueError) as exc:  # urllib's URLError is an OSError
-        raise FileNotFoundError(
-            f"{name}: could not download into {root} ({type(exc).__name__}: {exc}); without a network, "
-            "copy torchvision's files for it there"
-        ) from exc
-
-
 def image_dataset(name: str, root: Any, *, label_noise: float = 0.0, download: bool = False, seed: int = 0) -> TaskData:
     """CIFAR-10, CIFAR-100, MNIST, Fashion-MNIST or SVHN from torchvision's files, as uint8 images.
 
-    The files are the ones torchvision downloads (``download=True`` fetches them through
-    torchvision): CIFAR's pickled batches, MNIST's idx files, SVHN's ``.mat`` files. Images
-    come as uint8 ``(n, C, H, W)``: the training driver keeps them as uint8 on the device and
-    scales each batch (pass ``normalize=d.info["normalize"]`` to :func:`memscore.train.train_runs`
-    for per-channel standardization). ``label_noise`` of the training labels are flipped to a
-    uniformly drawn wrong class, with the ground truth in ``corrupted``. Needs torchvision (the
-    ``vision`` extra; SVHN also scipy).
+    The files are the ones torchvision downloads (``download=True`` fetches them with
+    torchvision's download code): CIFAR's pickled batches, MNIST's idx files, SVHN's ``.mat``
+    files. Reading them runs no code from them: CIFAR's pickles are read by an unpickler that
+    builds only dicts, lists, bytes, str, numbers and numpy arrays, and every file passes one
+    check (as many labels as images, integer labels of the dataset's classes, images of the
+    format's dtype and shape) or is refused with a :class:`~memscore.DatasetError` naming the
+    file and the field (see ``docs/formats.md``). Images come as uint8 ``(n, C, H, W)``: the
+    training driver keeps them as uint8 on the device and scales each batch (pass
+    ``normalize=d.info["normalize"]`` to :func:`memscore.train.train_runs` for per-channel
+    standardization). ``label_noise`` of the training labels are flipped to a uniformly drawn
+    wrong class, with the ground truth in ``corrupted``. SVHN needs scipy; ``download=True``
+    needs torchvision (the ``vision`` extra) and the network.
 
     Parameters
     ----------
@@ -389,7 +344,7 @@ def image_dataset(name: str, root: Any, *, label_noise: float = 0.0, download: b
     label_noise : float, default 0.0
         Fraction of training labels flipped, in [0, 1].
     download : bool, default False
-        Download missing files with torchvision.
+        When a file is missing, download the dataset with torchvision, then read it.
     seed : int, default 0
         Seed of the label noise.
 
@@ -402,31 +357,34 @@ def image_dataset(name: str, root: Any, *, label_noise: float = 0.0, download: b
     Raises
     ------
     FileNotFoundError
-        The files are missing and ``download`` is False, or the download failed.
-    ValueError
-        An unknown name or a value out of range.
+        A file is missing and ``download`` is False, or the download failed (the message
+        says which, and names the file).
+    DatasetError
+        A file is there but is not what its format holds (naming the file and the field).
+    TypeError, ValueError
+        An argument of the wrong type, an unknown name, or a value out of range.
     ImportError
-        torchvision is not installed.
+        ``download=True`` without torchvision, or SVHN without scipy.
     """
     check_choice(name, "dataset", sorted(IMAGE_DATASETS))
     label_noise = _check_fraction(label_noise, "label_noise")
     seed = check_int(seed, "seed", 0)
-    try:
-        import torchvision  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("memscore.datasets.image_dataset needs torchvision: pip install 'memscore[vision]'") from exc
+    download = check_bool(download, "download")
     root = Path(root)
-    splits = []
-    for attempt in (0, 1):
+    try:
+        splits = [read_split(name, root, split) for split in ("train", "test")]
+    except FileNotFoundError as exc:
+        if not download:
+            raise FileNotFoundError(
+                f"{name}: torchvision's files are not in {root} ({exc}); pass download=True, or copy them there"
+            ) from exc
+        download_files(name, root)
         try:
-            splits = [_read_image_files(name, root, split) for split in ("train", "test")]
-            break
-        except (FileNotFoundError, RuntimeError) as exc:  # torchvision raises RuntimeError for missing MNIST
-            if not download or attempt:
-                raise FileNotFoundError(
-                    f"{name}: torchvision's files are not in {root} ({exc}); pass download=True, or copy them there"
-                ) from exc
-            _download_images(name, root)
+            splits = [read_split(name, root, split) for split in ("train", "test")]
+        except FileNotFoundError as again:
+            raise FileNotFoundError(
+                f"{name}: download=True fetched torchvision's files into {root}, but one is still missing ({again})"
+            ) from again
     (x_tr, y_tr), (x_te, y_te) = splits
     c = IMAGE_DATASETS[name]
     noisy, corrupted = _corrupt(y_tr, c, label_noise, np.random.default_rng(seed))
