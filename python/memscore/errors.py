@@ -24,7 +24,15 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-__all__ = ["ClusterError", "MemscoreError", "StoreError", "RunNotFoundError", "CorpusError", "NotFittedError"]
+__all__ = [
+    "ClusterError",
+    "DivergedError",
+    "MemscoreError",
+    "StoreError",
+    "RunNotFoundError",
+    "CorpusError",
+    "NotFittedError",
+]
 
 
 class MemscoreError(Exception):
@@ -51,6 +59,12 @@ class ClusterError(MemscoreError):
     """An executor cannot run the work: no cluster answers at the address, no worker has
     the resources of one task, the workers do not see a path, or a task's workers kept
     dying."""
+
+
+class DivergedError(MemscoreError):
+    """A training run's loss turned NaN or infinite (too high a learning rate, bad data):
+    the message names each such run, the epoch and the step; the runs trained with it
+    were stored."""
 
 
 _NOT_FITTED_DOC = """An estimator (:class:`~memscore.ResMem`) was used before ``fit``.
