@@ -24,8 +24,9 @@ def _check_model(
     model: Any, x: Any, n_classes: int, split: str = "train", labels: dict[str, Any] | None = None
 ) -> None:
     """The model maps the batch ``x`` of ``split`` inputs to ``(len(x), n_classes)`` logits.
-    When it gives fewer classes than the store's ``n_classes`` and some split's ``labels``
-    reach beyond them, those labels are named (the store counted them), not the model."""
+    When it gives fewer classes than the store's ``n_classes`` and the train ``labels`` fit
+    them but another split's reach beyond them (the store counted those), the labels are
+    named, not the model."""
     torch = _torch()
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model_fn: expected it to return a torch.nn.Module, got {type(model).__name__}")
@@ -45,8 +46,10 @@ def _check_model(
     want = (x.shape[0], n_classes)
     if isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[0] == x.shape[0] and out.shape[1] < n_classes:
         c = int(out.shape[1])
-        for name, y in (labels or {}).items():
-            if y is not None and int(y.max()) >= c:
+        given = labels or {}
+        fits = given.get("train") is not None and int(given["train"].max()) < c
+        for name, y in given.items():
+            if fits and y is not None and int(y.max()) >= c:
                 i = int(torch.nonzero(y >= c)[0, 0])
                 raise ValueError(
                     f"{name} labels: label {int(y[i])} at index {i} is beyond the model's {c} classes "
