@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import _core
 from ._validate import check_int
-from .errors import ClusterError, CorpusError, DatasetError, MemscoreError, RunNotFoundError, StoreError
+from .errors import ClusterError, CorpusError, DatasetError, DivergedError, MemscoreError, RunNotFoundError, StoreError
 from .executors import LocalExecutor, RayExecutor, ThreadExecutor
 from .knn import KnnIndex, ResMem, extract_embeddings, knn, knn_shapley, tune_resmem
 from .ngrams import (
@@ -164,6 +164,7 @@ __all__ = [
     "ResMem",
     "RunStore",
     "StoreError",
+    "DivergedError",
     "cpu_info",
     "extract_embeddings",
     "get_num_threads",

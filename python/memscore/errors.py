@@ -25,8 +25,15 @@ import functools
 from typing import TYPE_CHECKING
 
 __all__ = [
-    "ClusterError", "MemscoreError", "StoreError", "RunNotFoundError", "CorpusError", "DatasetError", "NotFittedError",
-]  # fmt: skip
+    "ClusterError",
+    "CorpusError",
+    "DatasetError",
+    "DivergedError",
+    "MemscoreError",
+    "NotFittedError",
+    "RunNotFoundError",
+    "StoreError",
+]
 
 
 class MemscoreError(Exception):
@@ -60,6 +67,12 @@ class ClusterError(MemscoreError):
     """An executor cannot run the work: no cluster answers at the address, no worker has
     the resources of one task, the workers do not see a path, or a task's workers kept
     dying."""
+
+
+class DivergedError(MemscoreError):
+    """A training run's loss turned NaN or infinite (too high a learning rate, bad data):
+    the message names each such run, the epoch and the step; the runs trained with it
+    were stored."""
 
 
 _NOT_FITTED_DOC = """An estimator (:class:`~memscore.ResMem`) was used before ``fit``.

@@ -261,12 +261,12 @@ def test_bad_input_is_caught_before_training(tmp_path):
     store = create_store(tmp_path / "s", train, test)
     kw = dict(epochs=1, batch_size=8, lr=0.05, progress=False)
     wrong_classes = lambda: mlp(d.n_features, d.n_classes + 1, width=8)  # noqa: E731
-    with pytest.raises(ValueError, match=r"\(2, 11\) logits"):
+    with pytest.raises(ValueError, match=r"\(8, 11\) logits"):  # checked on a full batch
         train_runs(wrong_classes, train, test, plan, store, **kw)
     with pytest.raises(ValueError, match="labels below n_classes = 5"):
         create_store(tmp_path / "o", train, test, n_classes=5)  # labels out of range
-    with pytest.raises(TypeError, match="integer class labels"):
-        train_runs(model_fn_for(d), (d.x_train, d.y_train.astype(np.float32)), test, plan, store, **kw)
+    with pytest.raises(ValueError, match="train: expected integer class labels, got [0-9.]+5 at index 0"):
+        train_runs(model_fn_for(d), (d.x_train, d.y_train + 0.5), test, plan, store, **kw)
     other_task = modular_arithmetic(p=11, train_fraction=0.6, seed=5)
     with pytest.raises(memscore.StoreError, match="other examples"):
         train_runs(model_fn_for(d), (other_task.x_train, other_task.y_train), test, plan, store, **kw)

@@ -10,10 +10,19 @@ torch (``pip install 'memscore[train]'``).
 from __future__ import annotations
 
 from .config import TrainConfig
-from .driver import create_store, train_runs
+from .driver import MAX_INFERRED_CLASSES, create_store, train_runs
 from .ensemble import snapshot_outcomes_torch
 from .inputs import DatasetSplit
 from .models import mlp
 from .plan import SubsetPlan
 
-__all__ = ["DatasetSplit", "SubsetPlan", "TrainConfig", "create_store", "mlp", "snapshot_outcomes_torch", "train_runs"]
+__all__ = [
+    "MAX_INFERRED_CLASSES",
+    "DatasetSplit",
+    "SubsetPlan",
+    "TrainConfig",
+    "create_store",
+    "mlp",
+    "snapshot_outcomes_torch",
+    "train_runs",
+]

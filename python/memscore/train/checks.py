@@ -20,20 +20,45 @@ from .ensemble import _Ensemble
 __all__: list[str] = []
 
 
-def _check_model(model: Any, x: Any, n_classes: int) -> None:
+def _check_model(
+    model: Any, x: Any, n_classes: int, split: str = "train", labels: dict[str, Any] | None = None
+) -> None:
+    """The model maps the batch ``x`` of ``split`` inputs to ``(len(x), n_classes)`` logits.
+    When it gives fewer classes than the store's ``n_classes`` and the train ``labels`` fit
+    them but another split's reach beyond them (the store counted those), the labels are
+    named, not the model."""
     torch = _torch()
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model_fn: expected it to return a torch.nn.Module, got {type(model).__name__}")
     if not any(True for _ in model.parameters()):
         raise ValueError("model_fn: the model has no parameters to train")
     model.eval()  # a shape check that leaves BatchNorm's running statistics alone
-    with torch.no_grad():
-        out = model(x[:2])
-    model.train()
-    if not isinstance(out, torch.Tensor) or out.shape != (min(2, x.shape[0]), n_classes):
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as exc:  # noqa: BLE001 - the user's model failing on a real batch: name it
+        raise ValueError(
+            f"model_fn: the model fails on a batch of {split} inputs of shape {tuple(x.shape)} {x.dtype} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+    finally:
+        model.train()
+    want = (x.shape[0], n_classes)
+    if isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[0] == x.shape[0] and out.shape[1] < n_classes:
+        c = int(out.shape[1])
+        given = labels or {}
+        fits = given.get("train") is not None and int(given["train"].max()) < c
+        for name, y in given.items():
+            if fits and y is not None and int(y.max()) >= c:
+                i = int(torch.nonzero(y >= c)[0, 0])
+                raise ValueError(
+                    f"{name} labels: label {int(y[i])} at index {i} is beyond the model's {c} classes "
+                    f"(0..{c - 1}); the store counts n_classes={n_classes}"
+                )
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
-            f"model_fn: expected the model to map {tuple(x[:2].shape)} inputs to ({min(2, x.shape[0])}, {n_classes}) logits, got {shape}"
+            f"model_fn: expected the model to map {tuple(x.shape)} {split} inputs to {want} logits, got {shape}"
         )
 
 

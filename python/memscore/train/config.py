@@ -38,25 +38,48 @@ def _as_xy(data: Any, name: str) -> tuple[Any, Any]:
         if not all(isinstance(it, (tuple, list)) and len(it) == 2 for it in items[:1]):
             raise TypeError(f"{name}: expected a Dataset of (input, label) pairs")
         x = torch.stack([torch.as_tensor(it[0]) for it in items])
-        y = torch.as_tensor([int(it[1]) for it in items])
+        # labels as they come (0-d tensors and numpy scalars unwrapped): a float label is
+        # checked below, never truncated
+        y = np.asarray([it[1].item() if hasattr(it[1], "item") else it[1] for it in items])
     else:
         raise TypeError(
             f"{name}: expected (inputs, labels) arrays/tensors or a torch Dataset, got {type(data).__name__}"
         )
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    if not isinstance(y, torch.Tensor):
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":  # strings, objects: torch would fail with no name
+            raise TypeError(f"{name}: expected 1-D integer class labels, got a {y.dtype} array")
+        y = torch.as_tensor(y)
     # uint8 images stay uint8 (4x smaller on the device); they are scaled per batch
     if not torch.is_floating_point(x) and x.dtype != torch.uint8:
         x = x.float()
-    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise TypeError(f"{name}: expected 1-D integer class labels, got shape {tuple(y.shape)} {y.dtype}")
+    y = _integer_labels(y, name)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"{name}: {x.shape[0]} inputs but {y.shape[0]} labels")
     if x.shape[0] == 0:
         raise ValueError(f"{name}: no examples")
     if x.dtype != torch.uint8 and not torch.isfinite(x).all():
         raise ValueError(f"{name}: inputs contain NaN or infinite values")
-    return x, y.long()
+    return x, y
+
+
+def _integer_labels(y: Any, name: str) -> Any:
+    """``y`` as int64 class labels: integers, or floats that are whole (``2.0``); a float
+    label that is not whole, NaN or infinite is an error naming the split and the index
+    (never truncated)."""
+    torch = _torch()
+    if y.ndim != 1 or y.dtype == torch.bool or y.dtype.is_complex:
+        raise TypeError(f"{name}: expected 1-D integer class labels, got shape {tuple(y.shape)} {y.dtype}")
+    if y.dtype.is_floating_point:
+        bad = ~torch.isfinite(y) | (y != torch.round(y)) | (y.abs() >= 2**62)
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0, 0])
+            raise ValueError(
+                f"{name}: expected integer class labels, got {float(y[i])!r} at index {i} "
+                f"({int(bad.sum())} non-integer label(s) in all)"
+            )
+    return y.long()
 
 
 @dataclass(frozen=True)

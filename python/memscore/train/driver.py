@@ -33,17 +33,23 @@ from typing import Any
 import numpy as np
 
 from .._validate import check_bool, check_int, check_optional_int
-from ..errors import StoreError
+from ..errors import DivergedError, StoreError
 from ..executors import ExecutorLike, as_executor
 from ..runs.store import RunStore
 from ..runs.store.format import run_rel
 from ..runs.store.merge import publish_run_bytes
 from .augment import query_views, resolve_augment
 from .config import TrainConfig, _as_xy, _torch
+from .models import init_model
 from .plan import SubsetPlan
-from .tasks import StoreRef, TrainJob, check_task, in_process, train_task
+from .settings import check_settings, record_settings, train_settings
+from .tasks import StoreRef, TrainJob, check_stored_run, check_task, in_process, train_task
 
-__all__ = ["create_store", "train_runs"]
+__all__ = ["MAX_INFERRED_CLASSES", "create_store", "train_runs"]
+
+MAX_INFERRED_CLASSES = 2**20
+"""The most classes :func:`create_store` infers from the labels (a larger count must be
+given as ``n_classes=``: a stray label of 10**9 would otherwise size the store for it)."""
 
 
 def create_store(
@@ -58,7 +64,8 @@ def create_store(
     train, test : tuple of arrays / tensors, or torch Dataset
         ``(inputs, labels)`` as :func:`train_runs` takes them; ``test`` may be None.
     n_classes : int, optional
-        Number of classes (default: the largest label + 1, at least 2).
+        Number of classes (default: the largest label + 1, at least 2, and at most
+        :data:`MAX_INFERRED_CLASSES` = 2**20: more must be given explicitly).
     metadata : dict, optional
         JSON-serializable description kept in the store.
 
@@ -69,17 +76,25 @@ def create_store(
     Raises
     ------
     TypeError, ValueError
-        Bad data, or labels outside ``0 .. n_classes - 1``.
+        Bad data (labels that are not integers: a float label must be whole), labels outside
+        ``0 .. n_classes - 1``, or a largest label that would infer more than 2**20 classes.
     StoreError
         A store already exists at ``path``.
     """
     _, y = _as_xy(train, "train")
     y_test = _as_xy(test, "test")[1] if test is not None else None
-    c = (
-        int(n_classes)
-        if n_classes is not None
-        else int(max(int(y.max()), -1 if y_test is None else int(y_test.max())) + 1)
-    )
+    if n_classes is not None:
+        c = check_int(n_classes, "n_classes", 1)
+    else:
+        split, top = max(
+            ("train", int(y.max())), ("test", -1 if y_test is None else int(y_test.max())), key=lambda t: t[1]
+        )
+        if top >= MAX_INFERRED_CLASSES:
+            raise ValueError(
+                f"{split} labels: the largest label is {top}, which would make n_classes {top + 1}, above "
+                f"{MAX_INFERRED_CLASSES} (2**20); pass n_classes= explicitly if that many classes are meant"
+            )
+        c = top + 1
     return RunStore.create(
         path,
         n_train=int(y.shape[0]),
@@ -266,6 +281,9 @@ def train_runs(
         A value out of range: a model whose output does not match the number of classes,
         labels out of range, an empty subset, NaN inputs. All are raised before any
         training starts.
+        The store holds runs trained with other settings (recorded in its
+        ``train_config.json``, see :mod:`memscore.train.settings`): the message names each
+        setting that differs; train them into a new store.
     StoreError
         The store was created for other examples, or holds a run with a plan run id but a
         different mask.
@@ -275,6 +293,10 @@ def train_runs(
         No cluster answers, no node has the resources of one task (``gpus_per_task``;
         in this process: a GPU asked for and none seen), a store directory the workers do
         not see (``storage="shared"``), or a task whose workers kept dying.
+    memscore.DivergedError
+        A run's training loss turned NaN or infinite (detected on the device, at the step it
+        happens): raised once every ensemble has trained, naming each such run, the epoch and
+        the step. The diverged runs are not stored; every other run is.
     KeyboardInterrupt
         Ctrl-C: the tasks are cancelled; the store holds whole runs only and the next
         call trains the missing ones.
@@ -311,8 +333,14 @@ def train_runs(
         label_smoothing=label_smoothing, nesterov=nesterov, grad_clip=grad_clip, precision=precision,
         compile=compile,
     )  # fmt: skip
-    resolve_augment(augment)
+    _, aug_name = resolve_augment(augment)
     query_views(query_augment)
+    # the settings the store's runs are trained with (model_fn is called once, for its
+    # description): a store filled with other ones is refused after the checks, before any run trains
+    settings = train_settings(
+        cfg, init_model(model_fn, cfg.seed, 0), augment=aug_name, normalize=normalize,
+        query_augment=query_augment, keep_logits=keep_logits,
+    )  # fmt: skip
     if data_on_device is not None:
         check_bool(data_on_device, "data_on_device")
     sizes = plan.masks.sum(axis=1)
@@ -339,23 +367,36 @@ def train_runs(
     common = (job, ex.share(plan), train_arg, test_arg)
     bar = _Progress(len(todo), progress and local)
     written: list[str] = []
+    diverged: dict[str, tuple[int, int]] = {}
     try:
         with in_process(job.token, bar.advance if local else None):
             # ---- the checks, where the tasks run (the device, the data); then one task per ensemble
             ((_, exact),) = ex.map(check_task, [common], desc="checks")
+            check_settings(store, settings)
+            record_settings(store, settings)  # the checks passed: these are the store's settings
             groups = _groups(todo, plan, cfg.batch_size, size, exact)
             tasks = ex.map(
                 train_task, [(*common, g) for g in groups], units=[len(g) for g in groups],
                 desc="training runs", unit="runs", progress=progress and not local,
             )  # fmt: skip
             # ---- merge: every run is published whole under its run id, as its task ends
-            for i, files in tasks:
+            for i, (files, lost) in tasks:
+                diverged.update(lost)
                 for rid, data in files.items():  # storage="object": the driver writes the runs
-                    publish_run_bytes(store.path / run_rel(rid), data, f"run {rid} from a worker")
-                written += [plan.run_ids[r] for r in groups[i]]
+                    if not publish_run_bytes(store.path / run_rel(rid), data, f"run {rid} from a worker"):
+                        store.refresh()  # another trainer stored it meanwhile: it must be this run
+                        check_stored_run(store, plan, plan.run_ids.index(rid))
+                written += [plan.run_ids[r] for r in groups[i] if plan.run_ids[r] not in lost]
     finally:
         bar.close()
         store.refresh()
+    if diverged:
+        where = ", ".join(f"{rid} at epoch {e} step {k}" for rid, (e, k) in sorted(diverged.items()))
+        raise DivergedError(
+            f"{len(diverged)} run(s) diverged (the training loss turned NaN or infinite): {where}; "
+            f"they were not stored, the other {len(written)} run(s) were. Lower lr, clip the gradients "
+            "(grad_clip=) or check the data"
+        )
     missing = sorted(set(written) - set(store.run_ids()))
     if missing:  # pragma: no cover - a task reported runs the store does not hold
         raise StoreError(f"{store.path}: runs {missing[:5]} were trained but are not in the store")
@@ -369,11 +410,7 @@ def _unfinished(plan: SubsetPlan, store: RunStore) -> list[int]:
     todo = []
     for r, rid in enumerate(plan.run_ids):
         if rid in existing:
-            if not np.array_equal(store.mask(rid), plan.masks[r]):
-                raise StoreError(
-                    f"{store.path}: run {rid} exists with a different mask: the store was filled by another plan"
-                )
-            _check_multiplicity(store, rid, plan, r)
+            check_stored_run(store, plan, r)
             continue
         todo.append(r)
     return todo
@@ -391,15 +428,3 @@ def _groups(todo: list[int], plan: SubsetPlan, batch_size: int, ensemble: int, e
         same = [r for r in todo if steps[r] == k]
         out += [same[i : i + ensemble] for i in range(0, len(same), ensemble)]
     return out
-
-
-def _check_multiplicity(store: RunStore, rid: str, plan: SubsetPlan, r: int) -> None:
-    """A stored run of a bootstrap plan must have the plan's draw counts (and a subset
-    plan's run none): otherwise the store was filled by another plan."""
-    have = store.multiplicity(rid)
-    want = plan.multiplicities
-    same = have is None if want is None else have is not None and np.array_equal(have, want[r])
-    if not same:
-        raise StoreError(
-            f"{store.path}: run {rid} exists with different bootstrap multiplicities: the store was filled by another plan"
-        )

@@ -88,6 +88,7 @@ class _Ensemble:
 
         self.E = len(models)
         self.cfg = cfg
+        self.diverged: dict[int, tuple[int, int]] = {}  # run -> (epoch, step): set by the training loop
         self.device = device
         params, buffers = stack_module_state([m.to(device) for m in models])
         self.names = list(params)
@@ -125,14 +126,18 @@ class _Ensemble:
             with torch._dynamo.config.patch(recompile_limit=2**20, accumulated_recompile_limit=2**20):
                 return self.train_forward(self.params, self.buffers, x)
 
-    def step(self, loss: Any) -> None:
+    def step(self, loss: Any, dead: Any = None) -> None:
         """Backward of the summed per-member ``loss`` and one optimizer step of every member
-        (per-member gradient clipping; the schedule advances by one step)."""
+        (per-member gradient clipping; the schedule advances by one step). ``dead`` (E,)
+        marks diverged members: with fp16's gradient scaler their gradients are zeroed, so
+        that their NaNs do not make the scaler skip every member's step."""
         torch = _torch()
         scaled = self.scaler.scale(loss) if self.scaler is not None else loss
         grads = torch.autograd.grad(scaled, self.params)
         with torch.no_grad():
             for p, g in zip(self.params, grads, strict=True):
+                if dead is not None and self.scaler is not None:
+                    g = torch.where(dead.view(-1, *([1] * (g.ndim - 1))), 0.0, g)
                 # vmap's weight gradients come transposed; the fused kernels need p's layout
                 p.grad = g.contiguous()
             if self.scaler is not None:

@@ -72,7 +72,9 @@ def _fit_group(
     advance: Callable[[float], None] | None = None,
 ) -> tuple[_Ensemble, dict[str, list[Any]]]:
     """Train the runs ``runs`` as one ensemble; returns it with the snapshots' outcomes.
-    ``advance(runs)`` is told the runs done (fractional: per epoch) as they progress."""
+    ``ens.diverged`` maps the runs whose loss turned non-finite to the (1-based) epoch and
+    step where it did first (their groupmates train on unaffected). ``advance(runs)`` is told the runs
+    done (fractional: per epoch) as they progress."""
     torch = _torch()
     E = len(runs)
     subsets = [plan.epoch_examples(r) for r in runs]  # a bootstrap draw k times appears k times
@@ -95,6 +97,10 @@ def _fit_group(
 
     if 0 in cfg.snapshot_epochs:
         snapshot()
+    # the first step (0-based, over all epochs) at which each member's loss was not finite,
+    # -1 while it is: kept on the device (no synchronization per step), read once at the end
+    diverged_at = torch.full((E,), -1, dtype=torch.int64, device=dev)
+    step = 0
     for epoch in range(1, cfg.epochs + 1):
         batches = [epoch_batches(s, cfg.batch_size, rng) for s, rng in zip(subsets, rngs, strict=True)]
         if any(len(b) != steps_per_epoch for b in batches):  # pragma: no cover - train_runs groups by step count
@@ -116,11 +122,18 @@ def _fit_group(
                 label_smoothing=cfg.label_smoothing,
             ).view(E, -1)  # fmt: skip
             # Each member's loss is the mean over its real batch.
-            ens.step(((per * wt).sum(1) / wt.sum(1)).sum())
+            loss = (per * wt).sum(1) / wt.sum(1)
+            bad = ~torch.isfinite(loss.detach())
+            diverged_at = torch.where(bad & (diverged_at < 0), step, diverged_at)
+            ens.step(loss.sum(), dead=diverged_at >= 0)
+            step += 1
         if advance is not None:
             advance(E / cfg.epochs)
         if epoch in cfg.snapshot_epochs:
             snapshot()
+    at = diverged_at.cpu().tolist()
+    diverged = {r: divmod(t, steps_per_epoch) for r, t in zip(runs, at, strict=True) if t >= 0}
+    ens.diverged = {r: (e + 1, k + 1) for r, (e, k) in diverged.items()}
     return ens, snaps
 
 
@@ -133,11 +146,13 @@ def _run_records(
     dev: Any,
     keep_logits: bool,
     advance: Callable[[float], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Train ``runs`` as one ensemble; per run, the arguments of
-    :meth:`RunStore.add_run <memscore.RunStore.add_run>` that record it."""
+) -> tuple[list[dict[str, Any]], dict[str, tuple[int, int]]]:
+    """Train ``runs`` as one ensemble; per run that trained to a finite loss, the arguments
+    of :meth:`RunStore.add_run <memscore.RunStore.add_run>` that record it; and the
+    diverged runs' (epoch, step) by run id."""
     torch = _torch()
     ens, snaps = _fit_group(model_fn, runs, plan, cfg, data, dev, advance)
+    diverged = ens.diverged
     z_tr = ens.logits(data.x.chunks(4096)).cpu().numpy()
     z_te = ens.logits(data.x_test.chunks(4096)).cpu().numpy() if data.x_test is not None else None
     stacked = {k: torch.stack(v, dim=1).numpy() for k, v in snaps.items()}  # (E, S, n)
@@ -151,6 +166,8 @@ def _run_records(
     meta = cfg.as_dict() | {"augment": data.aug_name, "query_views": len(data.views)}
     out = []
     for e, r in enumerate(runs):
+        if r in diverged:
+            continue
         snap = None
         if stacked:
             snap = {"epochs": np.array(cfg.snapshot_epochs)} | {k: v[e] for k, v in stacked.items()}
@@ -169,4 +186,4 @@ def _run_records(
                 multiplicity=None if plan.multiplicities is None else plan.multiplicities[r],
             )
         )
-    return out
+    return out, {plan.run_ids[r]: at for r, at in diverged.items()}

@@ -21,18 +21,31 @@ class DeviceInputs:
     turns it into the model's float input: uint8 divided by 255, then ``(x - mean) / std``
     per channel (the first axis of an example) when ``normalize`` is given.
 
+    Floating inputs are cast once to ``dtype`` (the model's parameter dtype: float64 numpy
+    arrays train a float32 model); integer inputs (uint8 images) stay as they are and become
+    float32 per batch.
+
     With ``on_device=False`` the inputs stay in host memory (pinned when the device is CUDA)
     and each step moves only its batches, every member's at once.
     """
 
     def __init__(
-        self, x: Any, device: Any, *, normalize: tuple[Sequence[float], Sequence[float]] | None, on_device: bool
+        self,
+        x: Any,
+        device: Any,
+        *,
+        normalize: tuple[Sequence[float], Sequence[float]] | None,
+        on_device: bool,
+        dtype: Any = None,
     ) -> None:
         torch = _torch()
         self.device = device
         self.on_device = on_device
         self.shape = tuple(x.shape[1:])
+        if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+            x = x.to(dtype)  # floating inputs in the model's parameter dtype (numpy's float64 too)
         self.dtype = x.dtype
+        self.float_dtype = x.dtype if x.is_floating_point() else torch.float32
         if on_device:
             self.x = x.to(device)
         else:
@@ -47,7 +60,7 @@ class DeviceInputs:
                     f"got {tuple(mean.shape)} and {tuple(std.shape)}"
                 )
             view = (c,) + (1,) * (len(self.shape) - 1)
-            self.mean, self.std = mean.reshape(view).to(device), std.reshape(view).to(device)
+            self.mean, self.std = (v.reshape(view).to(device, self.float_dtype) for v in (mean, std))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -62,7 +75,7 @@ class DeviceInputs:
         return xb.to(self.device, non_blocking=True).reshape(*idx.shape, *self.shape)
 
     def to_float(self, xb: Any) -> Any:
-        """A raw batch as float32 model input."""
+        """A raw batch as model input (floating inputs in their cast dtype, uint8 as float32)."""
         torch = _torch()
         if xb.dtype == torch.uint8:
             xb = xb.float().div_(255.0)

@@ -129,12 +129,30 @@ def init_model(model_fn: Callable[[], Any], seed: int, r: int) -> Any:
     -------
     torch.nn.Module
         What ``model_fn`` returns.
+
+    Raises
+    ------
+    TypeError
+        ``model_fn`` returned something other than a ``torch.nn.Module``.
     """
     torch = _torch()
     # the global RNG is seeded for the call: one thread at a time (ThreadExecutor)
     with _SEED_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(run_seed(seed, r, 0))
-        return model_fn()
+        model = model_fn()
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model_fn: expected it to return a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def param_dtype(model: Any) -> Any:
+    """The dtype of ``model``'s first floating parameter (float32 when it has none): the
+    dtype floating inputs are cast to."""
+    torch = _torch()
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
 
 
 def epoch_batches(subset: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:

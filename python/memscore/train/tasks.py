@@ -55,13 +55,13 @@ from .checks import (
 from .config import TrainConfig, _as_xy, _torch
 from .fit import _Data, _run_records
 from .inputs import DeviceInputs, load_data
-from .models import init_model
+from .models import init_model, param_dtype
 from .plan import SubsetPlan
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy.typing as npt
 
-__all__ = ["StoreRef", "TrainJob", "check_task", "in_process", "train_task"]
+__all__ = ["StoreRef", "TrainJob", "check_stored_run", "check_task", "in_process", "train_task"]
 
 
 @dataclass(frozen=True)
@@ -148,9 +148,11 @@ class _Prepared:
         self.y_train, self.y_test = y_tr, y_te  # on the CPU, for the checks
         self.n_classes = job.store.n_classes or int(max(int(y_tr.max()), -1 if y_te is None else int(y_te.max())) + 1)
         on = job.data_on_device
-        inputs = DeviceInputs(x_tr, self.dev, normalize=job.normalize, on_device=_fits(x_tr, self.dev, on))
+        # floating inputs (train and test alike) are cast once to the model's parameter dtype
+        dtype = param_dtype(init_model(job.model_fn, job.cfg.seed, 0))
+        inputs = DeviceInputs(x_tr, self.dev, normalize=job.normalize, on_device=_fits(x_tr, self.dev, on), dtype=dtype)
         test_inputs = (
-            DeviceInputs(x_te, self.dev, normalize=job.normalize, on_device=_fits(x_te, self.dev, on))
+            DeviceInputs(x_te, self.dev, normalize=job.normalize, on_device=_fits(x_te, self.dev, on), dtype=dtype)
             if x_te is not None
             else None
         )
@@ -200,6 +202,36 @@ def _prepared(job: TrainJob, train: Any, test: Any) -> _Prepared:
         return shared.prepared
 
 
+def check_stored_run(store: RunStore, plan: SubsetPlan, r: int) -> None:
+    """Run ``r`` of ``plan``, found in ``store`` (resumed, or stored by another trainer),
+    must have the plan's mask and bootstrap draw counts: otherwise the store was filled by
+    another plan.
+
+    Parameters
+    ----------
+    store : RunStore
+        The store (its run list refreshed).
+    plan : SubsetPlan
+        The plan.
+    r : int
+        The plan index of the stored run.
+
+    Raises
+    ------
+    StoreError
+        The stored run has another mask or other draw counts.
+    """
+    rid = plan.run_ids[r]
+    if not np.array_equal(store.mask(rid), plan.masks[r]):
+        raise StoreError(f"{store.path}: run {rid} exists with a different mask: the store was filled by another plan")
+    have, want = store.multiplicity(rid), plan.multiplicities
+    same = have is None if want is None else have is not None and np.array_equal(have, want[r])
+    if not same:
+        raise StoreError(
+            f"{store.path}: run {rid} exists with different bootstrap multiplicities: the store was filled by another plan"
+        )
+
+
 def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> bool:
     """The first task: check the device, the data, the store's examples, the
     augmentations and the model, where the training tasks will run.
@@ -236,20 +268,32 @@ def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> bool:
     _check_labels(p.y_train, p.n_classes, "train labels")
     if p.y_test is not None:
         _check_labels(p.y_test, p.n_classes, "test labels")
-    x = p.data.x
-    raw = x.raw(_torch().arange(min(2, len(x))))
-    _check_augment(p.data.aug, raw)
-    for v in p.data.views:
-        _check_augment(_ignore_generator(v), raw, "query_augment")
-    sample = x.to_float(raw)
-    first = init_model(job.model_fn, job.cfg.seed, 0)
-    _check_model(first.to(p.dev), sample, p.n_classes)
+    # every check on a full batch (batch_size examples) of each split the run reads: a
+    # shape or dtype that depends on the batch fails here, named, before the first step
+    torch = _torch()
+    first = init_model(job.model_fn, job.cfg.seed, 0).to(p.dev)
+    train_batch = None
+    labels = {"train": p.y_train, "test": p.y_test}
+    for split, x in (("train", p.data.x), ("test", p.data.x_test)):
+        if x is None:
+            continue
+        raw = x.raw(torch.arange(min(job.cfg.batch_size, len(x))))
+        if split == "train":
+            _check_augment(p.data.aug, raw)
+        for v in p.data.views:
+            _check_augment(_ignore_generator(v), raw, "query_augment")
+        batch = x.to_float(raw)
+        _check_model(first, batch, p.n_classes, split, labels)
+        train_batch = batch if split == "train" else train_batch
     if job.vmap_check:
-        _check_vmappable([first, init_model(job.model_fn, job.cfg.seed, 1)], sample, p.n_classes, job.cfg, p.dev)
+        models = [first, init_model(job.model_fn, job.cfg.seed, 1)]
+        _check_vmappable(models, train_batch, p.n_classes, job.cfg, p.dev)
     return _batch_dependent(first)
 
 
-def train_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any, runs: list[int]) -> dict[str, bytes]:
+def train_task(
+    job: TrainJob, plan: SubsetPlan, train: Any, test: Any, runs: list[int]
+) -> tuple[dict[str, bytes], dict[str, tuple[int, int]]]:
     """Train the plan's ``runs`` as one ensemble and publish them.
 
     Parameters
@@ -265,9 +309,12 @@ def train_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any, runs: lis
 
     Returns
     -------
-    dict of str to bytes
+    files : dict of str to bytes
         ``job.store.shared``: empty (the runs were written into the store, those already
         there kept). Otherwise the run files by run id, for the driver to publish.
+    diverged : dict of str to (int, int)
+        The runs whose loss turned NaN or infinite, not stored, with the (1-based) epoch
+        and step where it did first; the ensemble's other runs are stored.
     """
     shared = _IN_PROCESS.get(job.token)
     advance = shared.advance if shared is not None else None
@@ -275,25 +322,30 @@ def train_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any, runs: lis
     ref = job.store
     if ref.shared:
         store = RunStore.open(ref.path)
-        if set(ids) <= set(store.refresh()):  # a retried task whose runs all got stored
+        if set(ids) <= set(store.refresh()):  # a retried task, or another trainer stored them
+            for r in runs:
+                check_stored_run(store, plan, r)
             if advance is not None:
                 advance(len(runs))
-            return {}
+            return {}, {}
     p = _prepared(job, train, test)
     # the whole ensemble trains even when some of its runs are stored (an earlier attempt
     # of this task): the others are then exactly what an uninterrupted task gives
-    records = _run_records(job.model_fn, runs, plan, job.cfg, p.data, p.dev, job.keep_logits, advance)
+    records, diverged = _run_records(job.model_fn, runs, plan, job.cfg, p.data, p.dev, job.keep_logits, advance)
+    runs = [r for r in runs if plan.run_ids[r] not in diverged]  # the others are stored
     if ref.shared:
         have = set(store.refresh())
-        for rec in records:
-            if rec["run_id"] in have:
-                continue
-            try:
-                store.add_run(**rec)
-            except StoreError:
-                if rec["run_id"] not in store.refresh():  # not a concurrent writer of the same run
-                    raise
-        return {}
+        for r, rec in zip(runs, records, strict=True):
+            if rec["run_id"] not in have:
+                try:
+                    store.add_run(**rec)
+                    continue
+                except StoreError:
+                    if rec["run_id"] not in store.refresh():  # not a concurrent writer of the same run
+                        raise
+            # stored by an earlier attempt or another trainer meanwhile: kept if it is this run
+            check_stored_run(store, plan, r)
+        return {}, diverged
     tmp = tempfile.mkdtemp(prefix="memscore-train-")
     try:
         out = RunStore.create(
@@ -302,6 +354,6 @@ def train_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any, runs: lis
         )  # fmt: skip
         for rec in records:
             out.add_run(**rec)
-        return {rid: (out.path / run_rel(rid)).read_bytes() for rid in ids}
+        return {rec["run_id"]: (out.path / run_rel(rec["run_id"])).read_bytes() for rec in records}, diverged
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
