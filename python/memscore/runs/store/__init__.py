@@ -52,7 +52,8 @@ on one machine or several sharing a file system, can add runs to one store concu
 Default run ids start with the time in nanoseconds, so **runs are always listed sorted by
 run id**, which is insertion order for default ids; every array a store returns is indexed
 by runs in that order. A store object reads the run list taken at open / create,
-refreshed by :meth:`RunStore.refresh` and after its own :meth:`RunStore.add_run`.
+refreshed by :meth:`RunStore.refresh`; its own :meth:`RunStore.add_run` adds the new run
+to it (other writers' runs appear at the next refresh).
 
 The score methods stream over the runs in chunks, so their memory does not grow with the
 number of runs (except :meth:`RunStore.influence` and :meth:`RunStore.lira`, which need all

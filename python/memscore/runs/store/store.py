@@ -12,6 +12,7 @@ writing in :mod:`.write`, integrity in :mod:`.verify` and merging in :mod:`.merg
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -377,7 +378,9 @@ class RunStore(
             raise StoreError(f"{run_rel(run.run_id)}: run id already exists ({run.run_id!r})")
         if run.n_classes is not None and self._seen_classes is None and self.n_classes is None:
             self._seen_classes = run.n_classes
-        self.refresh()
+        # this object's snapshot gains its own run; a re-listing of runs/ here made adding
+        # n runs O(n^2) (40,000 runs: 19 min); other writers' runs come with refresh()
+        bisect.insort(self._ids, run.run_id)
         return run.run_id
 
     # ------------------------------------------------------------------ integrity
