@@ -29,6 +29,7 @@ __all__ = [
     "CorpusError",
     "DatasetError",
     "DivergedError",
+    "ImportFileError",
     "MemscoreError",
     "NotFittedError",
     "RunNotFoundError",
@@ -61,6 +62,14 @@ class DatasetError(MemscoreError):
     labels that disagree in number, labels that are not integers of the declared classes,
     images of another shape, a pickle that names code); the message names the file, the
     field, what was expected and what came."""
+
+
+class ImportFileError(MemscoreError, ValueError):
+    """A file another project wrote (a datamodels release, a LiRA log directory, TRAK,
+    dattri or Kronfluence scores) cannot be read, or holds what its format does not allow
+    (malformed JSON, a header that declares more bytes than the file has, a dtype or shape
+    other than the format's, values that do not fit float32, keep flags that are not 0/1);
+    the message names the file, what was expected and what came. Also a ``ValueError``."""
 
 
 class ClusterError(MemscoreError):
