@@ -526,13 +526,10 @@ def datamodels(
     if eval_store is not None:
         check_existing_dir(eval_store, "--eval")
     target = out if out is not None else store / "datamodels.npz"
+    _check_out_file(target, "--out" if out is not None else "STORE")
     s = RunStore.open(store)
-    evals = None if eval_store is None else RunStore.open(eval_store)  # bad --eval fails before the fit
-    if evals is not None and (evals.n_train, evals.n_test) != (s.n_train, s.n_test):
-        raise ValueError(
-            f"--eval: {eval_store} has {evals.n_train} training / {evals.n_test} test examples, "
-            f"STORE has {s.n_train} / {s.n_test} (evaluation runs must be of the same examples)"
-        )
+    # every input is read and checked before the fit, so that nothing is written for a bad one
+    evals = None if eval_store is None else _eval_runs(eval_store, kind, s.n_train, s.n_test)
     t0 = time.perf_counter()
     dm = s.datamodels(
         kind, val_fraction=val_fraction, seed=seed, n_lambdas=n_lambdas, lambda_ratio=lambda_ratio, executor=ex,
@@ -552,10 +549,71 @@ def datamodels(
     )
     if evals is not None:
         typer.echo(f"LDS on {eval_store} (95% bootstrap interval):")
+        from ..runs.lds import lds
+
+        masks, outcomes, groups = evals
         for name, att in (("datamodels", dm.weights), ("influence (Feldman–Zhang)", s.influence(kind))):
-            score = evals.lds(att, kind, executor=ex)
+            score = lds(att, masks, outcomes, groups=groups, executor=ex)
             lo, hi = score.ci
             typer.echo(f"  {name}: {score.mean:.3f} [{lo:.3f}, {hi:.3f}] over {score.n_subsets} subsets")
+
+
+def _check_out_file(target: Path, option: str) -> None:
+    """``target`` can be written: not a directory, in an existing writable directory.
+
+    Raises
+    ------
+    IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError
+        Named with ``option`` and the path given.
+    """
+    import errno
+    import os
+
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{option}: expected a file to write, got a directory", str(target))
+    if not parent.exists():
+        raise FileNotFoundError(errno.ENOENT, f"{option}: the directory of this file does not exist", str(target))
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{option}: the directory of this file is a file", str(target))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"{option}: the directory of this file is not writable", str(target))
+
+
+def _eval_runs(path: Path, kind: str, n_train: int, n_test: int) -> tuple[Any, Any, Any]:
+    """The packed masks, test outcomes ``kind`` and subset groups of every run of the
+    evaluation store ``path`` (``--eval``), read in full and checked as the LDS will use them.
+
+    Raises
+    ------
+    StoreError
+        A damaged store or run file (named).
+    ValueError
+        Other examples than STORE's, NaN / infinite outcomes, or fewer distinct subsets than
+        the LDS needs.
+    """
+    import numpy as np
+
+    from ..runs.lds import MIN_SUBSETS
+    from ..runs.store import RunStore
+    from ..runs.store.attribution import _mask_groups
+
+    evals = RunStore.open(path)
+    if (evals.n_train, evals.n_test) != (n_train, n_test):
+        raise ValueError(
+            f"--eval: {path} has {evals.n_train} training / {evals.n_test} test examples, "
+            f"STORE has {n_train} / {n_test} (evaluation runs must be of the same examples)"
+        )
+    masks, outcomes = evals._runs_of(None, kind)
+    if outcomes.dtype != np.bool_ and not np.isfinite(outcomes).all():
+        raise ValueError(f"--eval: {path} has NaN or infinite test outcomes ({kind})")
+    groups = _mask_groups(masks.bits)
+    subsets = int(groups.max()) + 1 if groups.size else 0
+    if subsets < MIN_SUBSETS:
+        raise ValueError(
+            f"--eval: {path} has {subsets} distinct training subsets, the LDS needs at least {MIN_SUBSETS}"
+        )
+    return masks, outcomes, groups
 
 
 @app.command()

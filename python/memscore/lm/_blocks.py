@@ -36,6 +36,7 @@ from .load import LoadedLM, ModelSpec, check_context
 __all__ = [
     "as_source",
     "block_bounds",
+    "check_finite_rows",
     "check_model",
     "materialize",
     "model_info",
@@ -81,6 +82,44 @@ def model_name(model: Any) -> str:
     if isinstance(model, (ModelSpec, LoadedLM)):
         return model.name
     return type(model).__name__
+
+
+def check_finite_rows(source: Any, bad: Any, start: int, what: str) -> None:
+    """Refuse non-finite model outputs: ``bad`` flags the rows of one batch (a bool array or
+    tensor, row ``i`` being sequence ``start + i`` of the whole input) whose outputs were NaN
+    or infinite; ``what`` says what was found, for the message. One check per batch, after the batch ran: on a GPU the flags stay on the
+    device until then.
+
+    Raises
+    ------
+    ValueError
+        A flagged row: names the model and the sequence rows (the first ten).
+    """
+    rows = [start + int(i) for i in _nonzero(bad)]
+    if not rows:
+        return
+    shown = ", ".join(map(str, rows[:10])) + (f", ... ({len(rows)} rows)" if len(rows) > 10 else "")
+    raise ValueError(
+        f"model {_label(source)}: {what} for sequences [{shown}]; "
+        "nothing is decoded or scored from them (diverged weights, or float16 overflow?)"
+    )
+
+
+def _nonzero(bad: Any) -> list[int]:
+    """Indices of the true entries of a bool array or tensor (one transfer from the device)."""
+    if hasattr(bad, "any") and not bool(bad.any()):
+        return []
+    arr = bad.cpu().numpy() if hasattr(bad, "cpu") else bad
+    return [int(i) for i in arr.nonzero()[0]]
+
+
+def _label(model: Any) -> str:
+    """The model as an error message names it: its folder / hub id, or its type."""
+    if isinstance(model, (ModelSpec, LoadedLM)):
+        return repr(model.name)
+    path = getattr(getattr(model, "config", None), "name_or_path", None)
+    kind = getattr(model, "__qualname__", None) or type(model).__name__
+    return f"{kind} ({path!r})" if isinstance(path, str) and path else str(kind)
 
 
 def task_device(device: Any, gpus: float) -> Any:

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from .._torch import require_torch
 from .._validate import check_int
 from ..executors import ExecutorLike
-from ._blocks import as_source, check_model, materialize, model_info, run_blocks
+from ._blocks import as_source, check_finite_rows, check_model, materialize, model_info, run_blocks
 from .load import LoadedLM
 from .scoring import _is_hf, model_logits
 
@@ -134,7 +134,9 @@ def greedy_continuations(
     Raises
     ------
     ValueError
-        Bad ``m`` or ``batch_size``, or prompts that are not an ``(N, k)`` integer matrix.
+        Bad ``m`` or ``batch_size``, prompts that are not an ``(N, k)`` integer matrix, or
+        NaN / infinite logits at a decoded position (the message names the model and the
+        rows of ``prompts``).
     memscore.ClusterError
         No worker has the GPUs of one task.
     """
@@ -188,11 +190,20 @@ def decode_block(
     model = materialize(source, device)
     # a copy: Ray hands out read-only arrays, which torch warns about
     block = np.array(prompts[start:stop], dtype=np.int64)
-    return _greedy(model, block, m, batch_size, device), model_info(model)
+    return _greedy(model, block, m, batch_size, device, source, start), model_info(model)
 
 
-def _greedy(model: Any, prompts: npt.NDArray[np.int64], m: int, batch_size: int, device: Any) -> npt.NDArray[np.int64]:
-    """The batched greedy loop over ``prompts`` (one block)."""
+def _greedy(
+    model: Any, prompts: npt.NDArray[np.int64], m: int, batch_size: int, device: Any, source: Any, offset: int
+) -> npt.NDArray[np.int64]:
+    """The batched greedy loop over ``prompts`` (one block, rows ``offset...`` of the input).
+
+    Raises
+    ------
+    ValueError
+        Non-finite logits at a decoded position (an argmax over NaN is token 0: never
+        decoded, never compared); checked once per batch.
+    """
     torch = require_torch("memscore.lm.extractable", extra="lm")
     dev = torch.device(device)
     hf = _is_hf(model)
@@ -204,11 +215,14 @@ def _greedy(model: Any, prompts: npt.NDArray[np.int64], m: int, batch_size: int,
     for start in range(0, prompts.shape[0], batch_size):
         ids = torch.as_tensor(prompts[start : start + batch_size], dtype=torch.long, device=dev)
         steps = []
+        bad = torch.zeros(ids.shape[0], dtype=torch.bool, device=dev)  # rows with non-finite logits
         with torch.no_grad():
             if hf:  # one pass over the prompt, then one token at a time from the cache
                 res = model(input_ids=ids, use_cache=True, **last_only)
                 for step in range(m):
-                    nxt = res.logits[:, -1].argmax(-1)
+                    last = res.logits[:, -1]
+                    bad |= ~torch.isfinite(last).all(-1).to(dev)
+                    nxt = last.argmax(-1)
                     steps.append(nxt)
                     if step + 1 < m:
                         cache = {cache_kw: getattr(res, cache_kw)}
@@ -216,9 +230,12 @@ def _greedy(model: Any, prompts: npt.NDArray[np.int64], m: int, batch_size: int,
             else:
                 seq = ids
                 for _ in range(m):
-                    nxt = model_logits(model, seq)[:, -1].argmax(-1)
+                    last = model_logits(model, seq)[:, -1]
+                    bad |= ~torch.isfinite(last).all(-1).to(dev)
+                    nxt = last.argmax(-1)
                     steps.append(nxt)
                     seq = torch.cat([seq, nxt[:, None]], dim=1)
+        check_finite_rows(source, bad, offset + start, "NaN or infinite logits")
         out[start : start + ids.shape[0]] = torch.stack(steps, dim=1).cpu().numpy()
     return out
 
@@ -296,7 +313,9 @@ def extractable(
     ------
     ValueError
         ``k + m`` longer than the model's context, a sequence shorter than ``k + m``, a token
-        id outside the model's vocabulary, bad ``k``, ``m`` or ``batch_size``.
+        id outside the model's vocabulary, bad ``k``, ``m`` or ``batch_size``, or NaN /
+        infinite logits at a decoded position (named: the model and the sequence rows;
+        such a sequence is never reported as memorized).
     memscore.ModelLoadError
         A named model that cannot be found or is no causal LM.
     memscore.ClusterError

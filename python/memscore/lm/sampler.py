@@ -12,6 +12,7 @@ enough samples. Duplicate counts come from the exact n-gram engine through
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,19 @@ from ..executors import ExecutorLike
 from ..ngrams.corpus import Corpus
 from ..ngrams.counting import ngram_stats
 
-__all__ = ["SampledSequences", "duplicate_counts", "log2_bin", "sample_sequences", "token_shard_arrays"]
+__all__ = [
+    "FewerSequencesWarning",
+    "SampledSequences",
+    "duplicate_counts",
+    "log2_bin",
+    "sample_sequences",
+    "token_shard_arrays",
+]
+
+
+class FewerSequencesWarning(UserWarning):
+    """:func:`sample_sequences` returns fewer windows than asked for (the corpus, or the
+    stratified pool, holds fewer); the message names both numbers."""
 
 
 @dataclass
@@ -180,7 +193,8 @@ def sample_sequences(
     corpus : Corpus
         A token corpus in the model's tokenization.
     n : int
-        Windows wanted (>= 1); fewer when the corpus has fewer.
+        Windows wanted (>= 1); fewer, with a :class:`FewerSequencesWarning` naming both
+        numbers, when the corpus (or the stratified ``pool``) has fewer.
     length : int
         Tokens per window (``k + m``, >= 1).
     stratify : bool, default False
@@ -205,6 +219,11 @@ def sample_sequences(
     ------
     ValueError
         A text corpus, bad sizes, or no document of ``length`` tokens.
+
+    Warns
+    -----
+    FewerSequencesWarning
+        Fewer than ``n`` windows come back.
     """
     check_int(n, "n", 1)
     check_int(length, "length", 1)
@@ -230,4 +249,15 @@ def sample_sequences(
         chosen = np.concatenate([rng.choice(np.flatnonzero(bins == b), size=take[b], replace=False) for b in todo])
         chosen.sort()
         tokens, shard, pos, counts = tokens[chosen], shard[chosen], pos[chosen], counts[chosen]
+    if tokens.shape[0] < n:
+        why = (
+            f"the stratified pool holds {tokens.shape[0]} (pool={draw})"
+            if stratify and draw < n and tokens.shape[0] == draw
+            else f"the corpus has only {tokens.shape[0]} window positions of {length} tokens"
+        )
+        warnings.warn(
+            f"sample_sequences: asked for n={n} windows, returning {tokens.shape[0]}: {why}",
+            FewerSequencesWarning,
+            stacklevel=2,
+        )
     return SampledSequences(tokens=tokens, shard=shard, position=pos, counts=counts)

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from .._torch import require_torch
 from .._validate import check_int
 from ..executors import ExecutorLike
-from ._blocks import as_source, check_model, materialize, run_blocks
+from ._blocks import as_source, check_finite_rows, check_model, materialize, run_blocks
 
 __all__ = ["logprob_block", "model_logits", "token_logprobs"]
 
@@ -110,7 +110,9 @@ def token_logprobs(
     Raises
     ------
     ValueError
-        Logits of the wrong shape, a bad ``batch_size``.
+        Logits of the wrong shape, a bad ``batch_size``, or a NaN log-probability at a
+        position of a sequence (NaN or +inf logits; the message names the model and the
+        sequences). ``-inf`` (a token of probability 0) is a value, not an error.
     memscore.ClusterError
         No worker has the GPUs of one task, or a task lost its worker too often.
 
@@ -147,7 +149,13 @@ def logprob_block(
     source: Any, device: Any, sequences: list[list[int]], start: int, stop: int, batch_size: int
 ) -> list[npt.NDArray[np.float64]]:
     """Task: the token log-probabilities of sequences ``start:stop``. ``source`` is the
-    model or a ``ModelSpec`` loaded here."""
+    model or a ``ModelSpec`` loaded here.
+
+    Raises
+    ------
+    ValueError
+        A NaN log-probability at a real (not padding) position; checked once per batch.
+    """
     torch = require_torch("token_logprobs")
     model = materialize(source, device)
     seqs = sequences[start:stop]
@@ -165,7 +173,11 @@ def logprob_block(
             logits = model_logits(model, ids_t.to(dev), mask_t.to(dev))
             logp = torch.log_softmax(logits.float(), dim=-1)
             lp = torch.full((len(batch), length), float("nan"), dtype=torch.float64)
-            lp[:, 1:] = logp[:, :-1].gather(2, ids_t[:, 1:].to(dev).unsqueeze(-1)).squeeze(-1).double().cpu()
+            got = logp[:, :-1].gather(2, ids_t[:, 1:].to(dev).unsqueeze(-1)).squeeze(-1)
+            # NaN or +inf logits give NaN log-probabilities; padding positions are not read
+            bad = (torch.isnan(got) & mask_t[:, 1:].to(dev).bool()).any(-1)
+            check_finite_rows(source, bad, start + first, "NaN log-probabilities (NaN or infinite logits)")
+            lp[:, 1:] = got.double().cpu()
         lp_np = lp.numpy()
         out.extend(lp_np[r, : len(s)].copy() for r, s in enumerate(batch))
     return out
