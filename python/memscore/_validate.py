@@ -161,7 +161,11 @@ def as_labels(x: Any, name: str, n: int) -> npt.NDArray[np.int64]:
 
 
 def check_runs(
-    masks: np.ndarray | PackedBits, outcomes: np.ndarray | PackedBits, outcome_name: str, same_cols: bool
+    masks: np.ndarray | PackedBits,
+    outcomes: np.ndarray | PackedBits,
+    outcome_name: str,
+    same_cols: bool,
+    masks_name: str = "masks",
 ) -> None:
     """Masks and outcomes must describe the same runs (and examples, for train outcomes).
 
@@ -175,6 +179,8 @@ def check_runs(
         The outcomes' argument name, for messages.
     same_cols : bool
         Outcomes are of the training examples (N columns), not of test examples.
+    masks_name : str, default "masks"
+        The masks' argument name, for messages (the user's, e.g. ``multiplicities``).
 
     Raises
     ------
@@ -182,14 +188,14 @@ def check_runs(
         No runs, or the shapes disagree.
     """
     if masks.shape[0] == 0:
-        raise ValueError("masks: need at least one run (R = 0)")
+        raise ValueError(f"{masks_name}: need at least one run (R = 0)")
     if outcomes.shape[0] != masks.shape[0]:
         raise ValueError(
-            f"{outcome_name}: has {outcomes.shape[0]} runs but masks has {masks.shape[0]} "
+            f"{outcome_name}: has {outcomes.shape[0]} runs but {masks_name} has {masks.shape[0]} "
             "(both are indexed [run, example])"
         )
     if same_cols and outcomes.shape[1] != masks.shape[1]:
-        raise ValueError(f"{outcome_name}: has {outcomes.shape[1]} examples but masks has {masks.shape[1]}")
+        raise ValueError(f"{outcome_name}: has {outcomes.shape[1]} examples but {masks_name} has {masks.shape[1]}")
 
 
 # ----------------------------------------------------------------------------- scalars
@@ -478,11 +484,20 @@ def check_class_labels(y: npt.NDArray[Any], name: str, n_classes: int | None = N
         raise ValueError(f"{name}: expected {want}, got range {lo}..{hi}")
 
 
-def check_summable(a: npt.NDArray[Any] | PackedBits, name: str, n_terms: int, *, squares: bool = False) -> None:
+def check_summable(
+    a: npt.NDArray[Any] | PackedBits,
+    name: str,
+    n_terms: int,
+    *,
+    squares: bool = False,
+    dtype: type[np.floating[Any]] = np.float64,
+    over: str = "runs",
+) -> None:
     """Refuse float values too large to sum.
 
     Summing ``n_terms`` of them (or of their squares, after a shift by another value of
-    ``a``) would overflow float64 and silently turn the estimate into inf or NaN.
+    ``a``) would overflow ``dtype`` (float64, or float32 where the core sums in float32)
+    and silently turn the estimate into inf, NaN or zero.
 
     Parameters
     ----------
@@ -494,6 +509,10 @@ def check_summable(a: npt.NDArray[Any] | PackedBits, name: str, n_terms: int, *,
         How many values one sum adds up (the number of runs).
     squares : bool, default False
         The estimator also sums squares (standard errors, LiRA's Gaussians).
+    dtype : numpy floating type, default float64
+        The type the sums are taken in.
+    over : str, default "runs"
+        What ``n_terms`` counts, for the message.
 
     Raises
     ------
@@ -510,14 +529,15 @@ def check_summable(a: npt.NDArray[Any] | PackedBits, name: str, n_terms: int, *,
     if not isinstance(a, np.ndarray) or a.dtype == np.bool_ or a.size == 0:
         return
     big = max(abs(float(a.max())), abs(float(a.min())))  # two passes, no (R, N) temporary
+    top = float(np.finfo(dtype).max)
     # Sums of (a - shift) over n_terms values: each term is at most 2 * big in size.
-    limit = float(np.finfo(np.float64).max) / (2.0 * max(n_terms, 1))
+    limit = top / (2.0 * max(n_terms, 1))
     if squares:
         # and (sum of terms)² in the variance: (n_terms * 2 * big)² must stay finite.
-        limit = min(limit, float(np.sqrt(np.finfo(np.float64).max)) / (2.0 * max(n_terms, 1)))
+        limit = min(limit, float(np.sqrt(top)) / (2.0 * max(n_terms, 1)))
     if big > limit:
         raise ValueError(
-            f"{name}: values up to {big:.3g} in magnitude would overflow float64 when summed over "
-            f"{n_terms} runs{' and squared' if squares else ''}; expected |{name}| <= {limit:.3g} "
-            "(rescale the outcomes)"
+            f"{name}: values up to {big:.3g} in magnitude would overflow {np.dtype(dtype).name} when summed over "
+            f"{n_terms} {over}{' and squared' if squares else ''}; expected |{name}| <= {limit:.3g} "
+            f"(rescale the {name})"
         )

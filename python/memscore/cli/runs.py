@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from .._validate import check_bool, check_choice, check_int, check_optional_int
+from .._validate import check_bool, check_choice, check_float, check_int, check_optional_int
 from ..executors import ExecutorLike
 from ._executor import executor_option, make_executor
 
@@ -521,6 +521,7 @@ def datamodels(
     from ._checks import check_existing_dir
 
     check_choice(kind, "--kind", ("phi", "correct"))
+    check_float(val_fraction, "--val-fraction", 0.0, 1.0, low_open=True, high_open=True)
     ex = make_executor(executor, cpus_per_task=cpus_per_task)
     check_existing_dir(store, "STORE")
     if eval_store is not None:

@@ -136,9 +136,21 @@ class KnnIndex:
     """
 
     def __init__(self, keys: ArrayLike, metric: str = "l2", *, threads: int | None = None) -> None:
+        self._prepare(keys, metric, threads, "keys")
+
+    @classmethod
+    def _of(cls, keys: ArrayLike, metric: str, name: str, threads: int | None = None) -> KnnIndex:
+        """An index over ``keys``, whose errors name them as the caller's argument ``name``
+        (``train`` for :func:`memscore.knn_shapley`)."""
+        index = cls.__new__(cls)
+        index._prepare(keys, metric, threads, name)
+        return index
+
+    def _prepare(self, keys: ArrayLike, metric: str, threads: int | None, name: str) -> None:
+        """Check ``keys`` (named ``name`` in messages), the metric and threads; build."""
         metric = _check_metric(metric)
-        src = to_numpy(keys, "keys")
-        a = as_vectors(src, "keys", allow_f16=True)
+        src = to_numpy(keys, name)
+        a = as_vectors(src, name, allow_f16=True)
         t = _check_threads(threads)
         if np.may_share_memory(a, src):
             # Pickling rebuilds the index from these keys: keep our own, so that changes

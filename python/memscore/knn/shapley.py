@@ -19,6 +19,9 @@ from .index import KnnIndex, _check_threads, as_vectors
 
 F64 = npt.NDArray[np.float64]
 
+#: The largest ``k`` (the core counts neighbours in 64 bits).
+MAX_K = 2**63 - 1
+
 __all__ = ["knn_shapley"]
 
 
@@ -48,7 +51,8 @@ def knn_shapley(
         ``(T, d)`` test (validation) points, T >= 1.
     test_labels : array_like of int, shape (T,)
     k : int, default 5
-        Neighbours of the classifier, >= 1 (``k >= N`` is allowed: every point counts).
+        Neighbours of the classifier, 1 to 2**63 - 1 (``k >= N`` is allowed: every point
+        counts).
     metric : {"l2", "ip", "cosine"}, default "l2"
         Distance for an array ``train``.
     threads : int, optional
@@ -64,7 +68,7 @@ def knn_shapley(
     TypeError
         Non-float features, non-integer labels or ``k``.
     ValueError
-        Shapes or dimensions disagree, NaN / infinite features, ``k < 1``.
+        Shapes or dimensions disagree, NaN / infinite features, ``k`` out of range.
 
     Examples
     --------
@@ -73,8 +77,8 @@ def knn_shapley(
     >>> memscore.knn_shapley(x, [0, 1, 1], np.array([[0.2]], dtype=np.float32), [0], k=1)
     array([1., 0., 0.])
     """
-    index = train if isinstance(train, KnnIndex) else KnnIndex(train, metric)
-    kk = check_int(k, "k", 1)
+    index = train if isinstance(train, KnnIndex) else KnnIndex._of(train, metric, "train")
+    kk = check_int(k, "k", 1, MAX_K)
     q = as_vectors(test, "test")
     if q.shape[1] != index.dim:
         raise ValueError(f"test: expected dimension {index.dim} (that of the training points), got {q.shape[1]}")

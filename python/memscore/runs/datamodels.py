@@ -31,7 +31,16 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_runs, to_numpy
+from .._validate import (
+    ArrayLike,
+    as_mask,
+    as_outcomes,
+    check_float,
+    check_int,
+    check_runs,
+    check_summable,
+    to_numpy,
+)
 from ..executors import Executor, ExecutorLike, as_executor
 from .bits import PackedBits
 
@@ -45,6 +54,10 @@ I64 = npt.NDArray[np.int64]
 #: stop on the path (``patience``) is decided per such block, so a split of the targets
 #: must fall on its multiples for the blocks to equal the one-call fit.
 CORE_BLOCK = 32
+
+#: Upper bounds of the solver settings: points on the λ path and sweeps per λ.
+MAX_LAMBDAS = 1000
+MAX_ITER = 10**6
 
 #: What one block's fit returns: weights, bias, lam, lam_max, val_mse, sweeps.
 BlockFit = tuple[F32, F64, F64, F64, F64, int]
@@ -87,15 +100,19 @@ class Datamodels:
         return pred
 
 
-def split_rows(n: int, fraction: float, seed: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+def split_rows(
+    n: int, fraction: float, seed: int, name: str = "fraction"
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """(kept, held-out) row indices: ``round(fraction * n)`` rows (at least one) drawn at random.
+
+    ``name`` is the caller's name of ``fraction``, for messages (``val_fraction``).
 
     Raises
     ------
     ValueError
         Fewer than two rows, or ``fraction`` outside (0, 1).
     """
-    frac = check_float(fraction, "fraction", 0.0, 1.0, low_open=True, high_open=True)
+    frac = check_float(fraction, name, 0.0, 1.0, low_open=True, high_open=True)
     if n < 2:
         raise ValueError(f"need at least two runs to hold some out, got {n}")
     n_out = min(max(1, round(frac * n)), n - 1)
@@ -104,9 +121,11 @@ def split_rows(n: int, fraction: float, seed: int) -> tuple[npt.NDArray[np.int64
 
 
 def _float_outcomes(x: Any, name: str) -> F64:
-    """Outcomes as finite float64 (bool correctness becomes 0 / 1)."""
-    a = as_outcomes(x, name)
-    return np.ascontiguousarray(a, dtype=np.float64)
+    """Outcomes as finite float64 (bool correctness becomes 0 / 1) whose sums over the runs
+    fit float32, the type the core fits in (larger ones would give inf λ and zero weights)."""
+    a = np.ascontiguousarray(as_outcomes(x, name), dtype=np.float64)
+    check_summable(a, name, a.shape[0], dtype=np.float32)
+    return a
 
 
 def datamodels(
@@ -146,14 +165,15 @@ def datamodels(
     seed : int, default 0
         Seed of that draw.
     n_lambdas : int, default 100
-        Points on the path (geometric from ``lam_max``; to ``lam`` when it is fixed).
+        Points on the path (geometric from ``lam_max``; to ``lam`` when it is fixed),
+        1 to 1000.
     lambda_ratio : float, default 1e-3
         Smallest λ of the path as a fraction of ``lam_max`` (path mode), in (0, 1].
     tol : float, default 1e-4
         A λ is done when no weight moved by more than ``tol`` x the largest weight of its
         target in a sweep (and the KKT conditions hold for the features left out).
     max_iter : int, default 1000
-        Sweeps per λ at most.
+        Sweeps per λ at most, 1 to 10**6.
     patience : int or None, default 10
         Without a fixed ``lam``: stop the path of a block of targets once none of them
         improved its held-out MSE for this many consecutive λ (smaller λ only overfit
@@ -178,8 +198,9 @@ def datamodels(
     TypeError
         Wrong dtypes.
     ValueError
-        Shapes disagree, NaN / infinite outcomes, ``lam <= 0``, too few runs to hold any out,
-        settings out of range.
+        Shapes disagree, NaN / infinite outcomes or outcomes too large for the float32 fit
+        (``|outcomes| * R`` beyond about 1.7e38), ``lam <= 0``, too few runs to hold any
+        out, settings out of range (``n_lambdas`` above 1000, ``max_iter`` above 10**6).
     memscore.ClusterError
         The executor's workers cannot run a task (or lost one too often).
 
@@ -215,7 +236,7 @@ def datamodels(
         if vy.shape[1] != t:
             raise ValueError(f"val_outcomes: has {vy.shape[1]} test examples but outcomes has {t}")
     elif lam_arr is None:
-        keep, held = split_rows(m.shape[0], val_fraction, check_int(seed, "seed"))
+        keep, held = split_rows(m.shape[0], val_fraction, check_int(seed, "seed"), "val_fraction")
         # The core reads both splits from the one mask matrix by row index: no copy of it.
         rows, val_rows = keep.astype(np.int64), held.astype(np.int64)
     ex.start(gpus=0)  # the fit runs on CPUs whatever gpus_per_task says
@@ -265,10 +286,10 @@ def check_settings(
         A setting of the wrong type or out of range (the message names it).
     """
     return {
-        "n_lambdas": check_int(n_lambdas, "n_lambdas", 1),
+        "n_lambdas": check_int(n_lambdas, "n_lambdas", 1, MAX_LAMBDAS),
         "lambda_ratio": check_float(lambda_ratio, "lambda_ratio", 0.0, 1.0, low_open=True),
         "tol": check_float(tol, "tol", 0.0, low_open=True),
-        "max_iter": check_int(max_iter, "max_iter", 1),
+        "max_iter": check_int(max_iter, "max_iter", 1, MAX_ITER),
         "patience": 0 if patience is None else check_int(patience, "patience", 1),
     }
 

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from .._validate import check_choice, check_int
+from .._validate import _describe, check_choice, check_int, to_numpy
 from ..errors import StoreError
 from .store import RunStore
 
@@ -130,6 +130,7 @@ def _data_oob(store: RunStore) -> F64:
 
 
 def _knn_shapley(store: RunStore, features: Any, k: int) -> F64:
+    from ..knn.index import KnnIndex
     from ..knn.shapley import knn_shapley
 
     if features is None:
@@ -139,7 +140,17 @@ def _knn_shapley(store: RunStore, features: Any, k: int) -> F64:
         )
     if store.test_labels is None:
         raise StoreError(f"{store.path}: knn_shapley needs the store's test_labels (the validation set)")
+    if not isinstance(features, (tuple, list)) or len(features) != 2:
+        raise TypeError(f"knn_features: expected a pair (train, test) of feature arrays, got {_describe(features)}")
     train, test = features
+    # the labels are the store's: a length that disagrees is the features' fault
+    for part, x, n in (("train", train, store.n_train), ("test", test, store.n_test)):
+        shape = (x.ntotal, x.dim) if isinstance(x, KnnIndex) else to_numpy(x, "knn_features").shape
+        if not shape or shape[0] != n:
+            raise ValueError(
+                f"knn_features: expected {part} features with one row per {part} example of the store "
+                f"({n}), got shape {shape}"
+            )
     return -knn_shapley(train, _labels(store), test, store.test_labels, k=k)
 
 
@@ -156,6 +167,18 @@ _METHODS: dict[str, Callable[[RunStore], F64]] = {
 
 LABEL_ISSUE_METHODS: tuple[str, ...] = (*_METHODS, "knn_shapley")
 """The methods :func:`label_issues` knows, in its default order."""
+
+
+def _method_names(method: object) -> list[str]:
+    """``method`` (a name or a sequence of names) as a list; each name is checked later."""
+    if isinstance(method, str):
+        return [method]
+    if not isinstance(method, Sequence):
+        raise TypeError(
+            f"method: expected a method name or a sequence of them (one of {list(LABEL_ISSUE_METHODS)}), "
+            f"got {_describe(method)}"
+        )
+    return list(method)
 
 
 def label_issues(
@@ -190,9 +213,12 @@ def label_issues(
 
     Raises
     ------
+    TypeError
+        ``method`` is neither a name nor a sequence of names, ``knn_features`` not a pair.
     ValueError
         An unknown method, a cleanlab method on fewer than two classes, ``knn_shapley``
-        without ``knn_features``.
+        without ``knn_features`` or with features of the wrong length (``knn_features``
+        is named, not the store's labels).
     StoreError
         The store lacks the labels or the data a method needs (the message says which).
     ImportError
@@ -200,7 +226,7 @@ def label_issues(
     """
     if not isinstance(store, RunStore):
         raise TypeError(f"store: expected a RunStore, got {type(store).__name__}")
-    names = [method] if isinstance(method, str) else list(method)
+    names = _method_names(method)
     if names == ["all"]:
         names = [m for m in LABEL_ISSUE_METHODS if m != "knn_shapley" or knn_features is not None]
         if not _bootstrap(store):

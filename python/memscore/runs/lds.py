@@ -24,7 +24,17 @@ import numpy as np
 import numpy.typing as npt
 
 from .._stats import spearman
-from .._validate import ArrayLike, as_mask, as_outcomes, check_float, check_int, check_real, check_runs, to_numpy
+from .._validate import (
+    ArrayLike,
+    as_mask,
+    as_outcomes,
+    check_float,
+    check_int,
+    check_real,
+    check_runs,
+    check_summable,
+    to_numpy,
+)
 from ..executors import Executor, ExecutorLike, as_executor
 from .bits import PackedBits
 
@@ -110,7 +120,9 @@ def lds(
     ----------
     attributions : array-like of float, shape (T, N)
         ``attributions[t, i]``: the effect of training example i on test example t. NaN
-        entries (no estimate, e.g. an influence restricted to same-class pairs) count as 0.
+        entries (no estimate, e.g. an influence restricted to same-class pairs) count as 0;
+        infinite entries, and values so large that a subset's sum would overflow float64,
+        are refused.
     masks : array-like of bool or PackedBits, shape (M, N)
         The subsets of the evaluation runs (not the runs the attribution was fitted on).
     outcomes : array-like of float or bool, shape (M, T)
@@ -140,8 +152,8 @@ def lds(
     TypeError
         Wrong dtypes.
     ValueError
-        ``attributions`` is not (T, N) for the masks' N and the outcomes' T, fewer than
-        three subsets, NaN outcomes, runs of a group with different masks, a negative
+        ``attributions`` is not (T, N) for the masks' N and the outcomes' T or holds
+        infinite or overflowing values, fewer than three subsets, NaN outcomes, runs of a group with different masks, a negative
         ``seed``.
     memscore.ClusterError
         The executor's workers cannot run a task.
@@ -164,6 +176,11 @@ def lds(
         raise ValueError(
             f"attributions: expected shape (T, N) = ({y.shape[1]}, {m.shape[1]}) from outcomes and masks, got {a.shape}"
         )
+    if np.isinf(a).any():
+        raise ValueError("attributions: expected finite numbers (NaN counts as 0), got infinite values")
+    # a subset's prediction sums up to N attributions (float64 in correlations)
+    att = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
+    check_summable(att, "attributions", a.shape[1], over="examples")
     n_boot = check_int(n_boot, "n_boot", 0)
     seed = check_int(seed, "seed", 0)
     level = check_float(confidence, "confidence", 0.0, 1.0, low_open=True, high_open=True)
@@ -173,7 +190,6 @@ def lds(
         raise ValueError(f"lds needs at least {MIN_SUBSETS} held-out subsets for a rank correlation, got {m.shape[0]}")
     ex = as_executor(executor)
     ex.start(gpus=0)  # CPU tasks whatever gpus_per_task says
-    att = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
     t = y.shape[1]
     masks_f = ex.share(m.astype(np.float64))
     blocks = _task_ranges(-(-t // TARGET_CHUNK), ex, TARGET_CHUNK, t)

@@ -108,10 +108,7 @@ class OutcomeStats:
         >>> (a + a).n_in.tolist()
         [2, 2]
         """
-        m = as_mask(masks, packed=True)
-        o = as_outcomes(outcomes, "outcomes", packed=True)
-        check_runs(m, o, "outcomes", same_cols=True)
-        check_summable(o, "outcomes", m.shape[0])
+        m, o = train_runs(masks, outcomes)
         return cls._from_checked(m, o, shift)
 
     @classmethod
@@ -250,13 +247,30 @@ def memorization(masks: RunsLike, outcomes: RunsLike, *, stderr: bool = False) -
     array([1., 1.])
     """
     want_se = check_bool(stderr, "stderr")
-    m = as_mask(masks, packed=True)
-    o = as_outcomes(outcomes, "outcomes", packed=True)
-    check_runs(m, o, "outcomes", same_cols=True)
-    check_summable(o, "outcomes", m.shape[0], squares=want_se)
+    m, o = train_runs(masks, outcomes, squares=want_se)
     stats = OutcomeStats._from_checked(m, o)
     mem = stats.memorization()
     return (mem, stats.memorization_stderr()) if want_se else mem
+
+
+def train_runs(
+    masks: RunsLike, outcomes: RunsLike, *, squares: bool = False, masks_name: str = "masks"
+) -> tuple[PackedBits, PackedBits | F64]:
+    """Checked packed masks and outcomes of the training examples, ``(R, N)`` each.
+
+    ``masks_name`` names the masks in messages as the caller's argument (Data-OOB's masks
+    come from ``multiplicities``); ``squares`` as :func:`memscore._validate.check_summable`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`memscore._validate.as_mask`, ``as_outcomes``, ``check_runs``, ``check_summable``.
+    """
+    m = as_mask(masks, masks_name, packed=True)
+    o = as_outcomes(outcomes, "outcomes", packed=True)
+    check_runs(m, o, "outcomes", same_cols=True, masks_name=masks_name)
+    check_summable(o, "outcomes", m.shape[0], squares=squares)
+    return m, o
 
 
 def holdout_accuracy(masks: RunsLike, outcomes: RunsLike, *, ratios: ArrayLike | None = None) -> F64:
@@ -295,10 +309,7 @@ def holdout_accuracy(masks: RunsLike, outcomes: RunsLike, *, ratios: ArrayLike |
     >>> memscore.holdout_accuracy(masks, np.array([[1, 1], [0, 1]], dtype=bool))
     array([0., 1.])
     """
-    m = as_mask(masks, packed=True)
-    o = as_outcomes(outcomes, "outcomes", packed=True)
-    check_runs(m, o, "outcomes", same_cols=True)
-    check_summable(o, "outcomes", m.shape[0])
+    m, o = train_runs(masks, outcomes)
     if ratios is None:
         return OutcomeStats._from_checked(m, o).mean_out()
     ra = to_numpy(ratios, "ratios")

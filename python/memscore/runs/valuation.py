@@ -20,7 +20,7 @@ import numpy.typing as npt
 from .. import _core
 from .._validate import ArrayLike, RunsLike, as_mask, as_outcomes, check_bool, check_summable, to_numpy
 from .bits import PackedBits
-from .scores import holdout_accuracy
+from .scores import OutcomeStats, train_runs
 
 F64 = npt.NDArray[np.float64]
 
@@ -181,4 +181,5 @@ def data_oob(multiplicities: ArrayLike, outcomes: RunsLike) -> F64:
         raise ValueError(f"multiplicities: expected a 2-D (runs, examples) array, got shape {w.shape}")
     if w.size and int(w.min()) < 0:
         raise ValueError(f"multiplicities: expected counts >= 0, got a minimum of {int(w.min())}")
-    return holdout_accuracy(w > 0, outcomes)
+    m, o = train_runs(w > 0, outcomes, masks_name="multiplicities")
+    return OutcomeStats._from_checked(m, o).mean_out()

@@ -143,7 +143,7 @@ class AttributionMethods(ReadMethods):
         solver = check_settings(**settings)
         rows = val_rows = None
         if lam_arr is None:
-            rows, val_rows = split_rows(len(ids), val_fraction, check_int(seed, "seed"))
+            rows, val_rows = split_rows(len(ids), val_fraction, check_int(seed, "seed"), "val_fraction")
         ex.start(gpus=0)
         ex.check_dir(self._path.resolve() / RUNS_DIR, write=False)
         blocks = target_blocks(t, ex, targets_per_task)
