@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING
 
 from . import _core
 from ._validate import check_int
-from .errors import ClusterError, CorpusError, DatasetError, DivergedError, MemscoreError, RunNotFoundError, StoreError
+from .errors import (
+    ClusterError,
+    CorpusError,
+    DatasetError,
+    DivergedError,
+    ImportFileError,
+    MemscoreError,
+    RunNotFoundError,
+    StoreError,
+)
 from .executors import LocalExecutor, RayExecutor, ThreadExecutor
 from .knn import KnnIndex, ResMem, extract_embeddings, knn, knn_shapley, tune_resmem
 from .ngrams import (
@@ -187,4 +196,4 @@ __all__ = [
 ]
 __all__ += ["Datamodels", "LDS", "datamodels", "lds"]
 __all__ += ["ClusterError", "LocalExecutor", "RayExecutor", "ThreadExecutor"]
-__all__ += ["DatasetError"]
+__all__ += ["DatasetError", "ImportFileError"]

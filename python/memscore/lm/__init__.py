@@ -27,7 +27,14 @@ from .load import (
     load_model,
     resolve_dtype,
 )
-from .sampler import SampledSequences, duplicate_counts, log2_bin, sample_sequences, token_shard_arrays
+from .sampler import (
+    FewerSequencesWarning,
+    SampledSequences,
+    duplicate_counts,
+    log2_bin,
+    sample_sequences,
+    token_shard_arrays,
+)
 from .scoring import model_logits, token_logprobs
 from .tokenize import tokenize_corpus
 
@@ -53,6 +60,7 @@ __all__ = [
     "plot_memorization_curve",
     "resolve_dtype",
     "sample_sequences",
+    "FewerSequencesWarning",
     "token_logprobs",
     "token_shard_arrays",
     "tokenize_corpus",
