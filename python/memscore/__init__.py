@@ -39,6 +39,7 @@ from .ngrams import (
 )
 from .runs import (
     LDS,
+    ConvergenceWarning,
     Datamodels,
     Disagreement,
     MembershipMetrics,
@@ -194,6 +195,6 @@ __all__ = [
     "knn_shapley",
     "data_oob",
 ]
-__all__ += ["Datamodels", "LDS", "datamodels", "lds"]
+__all__ += ["ConvergenceWarning", "Datamodels", "LDS", "datamodels", "lds"]
 __all__ += ["ClusterError", "LocalExecutor", "RayExecutor", "ThreadExecutor"]
 __all__ += ["DatasetError", "ImportFileError"]

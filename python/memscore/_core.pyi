@@ -206,7 +206,8 @@ def knn_shapley(
 
 __all__ += ["datamodels_fit"]
 
-# Datamodels: weights (T, n) float32, bias, lam, lam_max, val_mse (T,) float64, sweeps.
+# Datamodels: weights (T, n) float32, bias, lam, lam_max, val_mse (T,) float64, sweeps,
+# converged (T, n_lambdas) bool, steps (T,) uint64.
 def datamodels_fit(
     masks: npt.NDArray[np.uint8],
     outcomes: npt.NDArray[np.float64],
@@ -229,4 +230,6 @@ def datamodels_fit(
     npt.NDArray[np.float64],
     npt.NDArray[np.float64],
     int,
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.uint64],
 ]: ...

@@ -35,8 +35,9 @@ def test_datamodels_command_writes_weights_and_prints_lds(tmp_path, run_cli):
     with np.load(train.path / "datamodels.npz") as z:
         assert z["weights"].shape == (4, 30) and str(z["kind"]) == "phi" and int(z["runs"]) == 200
         np.testing.assert_allclose(z["weights"][:, :3], w[:, :3], atol=0.1)
-        assert set(z.files) >= {"bias", "lam", "lam_max", "val_mse"}
-    assert "datamodels of 4 test examples on 200 runs" in out
+        assert set(z.files) >= {"bias", "lam", "lam_max", "val_mse", "converged", "steps"}
+        assert z["converged"].shape == (4, 20) and z["converged"].all()
+    assert "datamodels of 4 test examples on 200 runs" in out and "stopped at" not in err
     lds = {line.split(":")[0].strip(): float(line.split(":")[1].split()[0]) for line in out.splitlines()[2:]}
     assert lds["datamodels"] > 0.8 and set(lds) == {"datamodels", "influence (Feldman–Zhang)"}
     assert "over 10 subsets" in out
@@ -53,6 +54,17 @@ def test_datamodels_command_bad_input(tmp_path, run_cli):
     assert code == 1 and "31 training / 4 test" in err and not (train.path / "datamodels.npz").exists()
     code, _, err = run_cli(["datamodels", str(train.path), "--val-fraction", "1.5"])
     assert code == 1 and "fraction" in err
+    for opt, value in (("--max-iter", "0"), ("--n-lambdas", "5000"), ("--tol", "-1")):
+        code, _, err = run_cli(["datamodels", str(train.path), opt, value])
+        assert code == 1 and opt in err and not (train.path / "datamodels.npz").exists()
+
+
+def test_datamodels_command_reports_a_lambda_cut_short(tmp_path, run_cli):
+    train, _, _ = _stores(tmp_path)
+    code, _, err = run_cli(["datamodels", str(train.path), "--n-lambdas", "10", "--max-iter", "1", "--tol", "1e-7"])
+    assert code == 0 and "stopped at --max-iter 1" in err
+    with np.load(train.path / "datamodels.npz") as z:
+        assert not z["converged"].all()
 
 
 @pytest.mark.parametrize("executor", ["threads:2", "ray"])

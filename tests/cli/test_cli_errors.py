@@ -266,6 +266,10 @@ def test_lm_memorization_errors_are_one_line(run_main, tmp_path):
     assert code == 1
     assert_one_line_error(err, "missing-model", "no such file or folder", "memscore lm memorization --help")
     assert not (tmp_path / "out").exists()
+    for opt, value in (("--k", "0"), ("--m", "-1"), ("--samples", "0"), ("--batch-size", "0"), ("--pool", "0")):
+        code, _, err = run_main(*base, "--model", str(tmp_path / "missing-model"), opt, value)
+        assert code == 1 and opt in err, (opt, err)
+        assert not (tmp_path / "out").exists()
 
 
 def test_lm_hub_name_without_network_says_pass_a_local_path(tmp_path):

@@ -121,6 +121,16 @@ def test_datamodels_refuses_val_outcomes_beyond_float32():
     assert "float32" in msg
 
 
+@pytest.mark.parametrize("executor", ["local", "threads:2"])
+def test_store_datamodels_refuses_stored_outcomes_beyond_float32(tmp_path, executor):
+    """The tasks that read the store themselves check what they read like datamodels()."""
+    store = memscore.RunStore.create(tmp_path / "s", n_train=MASKS.shape[1], n_test=1)
+    for m in MASKS:
+        store.add_run(m, test_phi=[3e37 * float(m[0])])
+    msg = raises_named(ValueError, "stored test_phi", store.datamodels, lam=0.01, executor=executor)
+    assert "float32" in msg and f"{len(MASKS)} runs" in msg
+
+
 def test_datamodels_large_outcomes_in_float32_range_still_fit():
     y = (2.0 * MASKS[:, [3]] + 1.0) * 1e30
     dm = memscore.datamodels(MASKS, y)

@@ -81,6 +81,81 @@ def test_held_out_split_and_packed_and_bool_inputs() -> None:
     np.testing.assert_array_equal(a.weights, b.weights)
 
 
+def _small_problem(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A small well-posed problem of one target: masks of any density, a few planted
+    weights, noise and offset at any scale (every fourth: 0/1 outcomes)."""
+    rng = np.random.default_rng(seed)
+    runs, n = int(rng.integers(20, 400)), int(rng.integers(2, 80))
+    m = rng.random((runs, n)) < rng.uniform(0.1, 0.9)
+    w = np.zeros(n)
+    idx = rng.choice(n, size=min(n, int(rng.integers(1, 5))), replace=False)
+    w[idx] = rng.normal(0, 1, len(idx))
+    scale, noise = 10 ** rng.uniform(-3, 3), 10 ** rng.uniform(-4, 0.5)
+    y = (m @ w + rng.normal(0, noise, runs) + rng.normal(0, 5)) * scale
+    if seed % 4 == 1:
+        y = (rng.random(runs) < 0.5).astype(float)
+    return m, y[:, None]
+
+
+# 116, 133, 141, 197, 249: λ = lam_max, where the f32 gradient of the top feature is within
+# rounding of λ and its weight cycled between 0 and ~1e-9 until max_iter (issue 26).
+@pytest.mark.parametrize("seed", [116, 133, 141, 197, 249, 0, 3, 6])
+def test_every_lambda_of_the_path_converges(seed: int) -> None:
+    import warnings
+
+    m, y = _small_problem(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", memscore.ConvergenceWarning)
+        fit = memscore.datamodels(m, y, n_lambdas=100, patience=None)
+    assert fit.converged.shape == (1, 100) and fit.all_converged
+    np.testing.assert_array_equal(fit.steps, [100])
+    # as few sweeps as scikit-learn needs, not max_iter at some λ
+    assert fit.sweeps < 100 * 50
+
+
+def _lasso_objective(m: np.ndarray, y: np.ndarray, weights: np.ndarray, bias: float, lam: float) -> float:
+    r = y - m @ weights - bias
+    return float(r @ r / (2 * len(r)) + lam * np.abs(weights).sum())
+
+
+def test_fixed_lambda_objective_is_sklearns() -> None:
+    """On the small problems, the objective at a fixed λ is scikit-learn's to its tol."""
+    for seed in (116, 141, 7, 10):
+        m, y = _small_problem(seed)
+        probe = memscore.datamodels(m, y, lam=1e300, n_lambdas=1)
+        for frac in (1.0, 0.9, 0.3, 0.01):
+            lam = float(probe.lam_max[0] * frac)
+            fit = memscore.datamodels(m, y, lam=lam, n_lambdas=20)
+            assert fit.all_converged
+            w, b, _ = ref.datamodels_lasso(m, y, lam=np.array([lam]), tol=1e-12, max_iter=100_000)
+
+            yy = float(((y - y.mean()) ** 2).mean())
+            ours = _lasso_objective(m, y[:, 0], fit.weights[0].astype(np.float64), fit.bias[0], lam)
+            gap = ours - _lasso_objective(m, y[:, 0], w[0], b[0], lam)
+            assert gap <= 1e-4 * yy, (seed, frac, gap / yy)
+
+
+def test_a_lambda_cut_short_is_reported() -> None:
+    m, y, _, _, _ = _problem(10, t=3)
+    m[:, 1] = m[:, 0] ^ (np.arange(len(m)) % 17 == 0)  # two nearly equal features: slow
+    with pytest.warns(memscore.ConvergenceWarning, match=r"max_iter=1 .*Datamodels.converged"):
+        fit = memscore.datamodels(m, y, lam=np.full(3, 1e-3), n_lambdas=4, max_iter=1, tol=1e-6)
+    assert fit.converged.shape == (3, 4) and not fit.all_converged
+    # enough sweeps: every λ converges, and nothing is said
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", memscore.ConvergenceWarning)
+        assert memscore.datamodels(m, y, lam=np.full(3, 1e-3), n_lambdas=4, tol=1e-6).all_converged
+
+
+def test_steps_of_a_path_stopped_early() -> None:
+    m, y, vm, vy, _ = _problem(2, t=9)
+    fit = memscore.datamodels(m, y, val_masks=vm, val_outcomes=vy, n_lambdas=60, patience=3)
+    assert fit.converged.shape == (9, 60) and fit.all_converged
+    assert (fit.steps < 60).all() and (fit.steps >= 4).all()
+
+
 def test_lam_at_lam_max_gives_zero_weights() -> None:
     m, y, _, _, _ = _problem(5, t=4)
     lmax = ref.lam_max(m, y)
@@ -286,7 +361,7 @@ def _executor(request: pytest.FixtureRequest, name: str, **settings: object) -> 
 
 
 def _assert_same_fit(a: memscore.Datamodels, b: memscore.Datamodels) -> None:
-    for f in ("weights", "bias", "lam", "lam_max", "val_mse"):
+    for f in ("weights", "bias", "lam", "lam_max", "val_mse", "converged", "steps"):
         np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
     assert a.sweeps == b.sweeps
 
@@ -303,7 +378,9 @@ def test_blocks_of_targets_equal_the_full_fit() -> None:
     fit = FitArgs(lam=None, rows=keep, val_rows=held, settings=check_settings(n_lambdas=25), threads=None)
     bits = PackedBits.pack(m).bits
     for t0, t1 in [(0, 32), (32, 96), (96, 101), (64, 101)]:
-        w, b, lam, lam_max, mse, _ = fit_block(bits, m.shape[1], np.ascontiguousarray(y[:, t0:t1]), None, None, fit)
+        w, b, lam, lam_max, mse, _, _, _ = fit_block(
+            bits, m.shape[1], np.ascontiguousarray(y[:, t0:t1]), None, None, fit
+        )
         np.testing.assert_array_equal(w, full.weights[t0:t1])
         for got, want in ((b, full.bias), (lam, full.lam), (lam_max, full.lam_max), (mse, full.val_mse)):
             np.testing.assert_array_equal(got, want[t0:t1])

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from .._io import atomic_write, write_json
+from .._validate import check_int
 from ._checks import check_output_dir
 from ._executor import executor_option, make_executor
 
@@ -83,6 +84,11 @@ def memorization(
     from ..ngrams.corpus import open_corpus
 
     check_output_dir(out, "--out")
+    # every option is checked before the corpus is read or a model loaded, and OUT written
+    for value, name in ((k, "--k"), (m, "--m"), (samples, "--samples"), (batch_size, "--batch-size")):
+        check_int(value, name, 1)
+    if pool is not None:
+        check_int(pool, "--pool", 1)
     ex = make_executor(executor, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
     gpus = ex.gpus_per_task
     dev = device if device is not None else ("cuda" if gpus > 0 else "cpu")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -499,6 +500,8 @@ def datamodels(
     val_fraction: float = typer.Option(0.1, help="Fraction of the runs held out to choose λ per test example."),
     n_lambdas: int = typer.Option(100, help="Points on the λ path."),
     lambda_ratio: float = typer.Option(1e-3, help="Smallest λ on the path, as a fraction of lam_max."),
+    tol: float = typer.Option(1e-4, help="A λ is done when no weight moved by more than tol x the largest."),
+    max_iter: int = typer.Option(1000, "--max-iter", help="Coordinate-descent sweeps per λ at most."),
     seed: int = typer.Option(0, help="Seed of the held-out draw."),
     eval_store: Path | None = typer.Option(
         None, "--eval", help="A store of evaluation runs: print the LDS of the datamodels and of influence on it."
@@ -517,11 +520,15 @@ def datamodels(
     import numpy as np
 
     from .._io import atomic_write
+    from ..runs.datamodels import MAX_ITER, MAX_LAMBDAS, ConvergenceWarning
     from ..runs.store import RunStore
     from ._checks import check_existing_dir
 
     check_choice(kind, "--kind", ("phi", "correct"))
     check_float(val_fraction, "--val-fraction", 0.0, 1.0, low_open=True, high_open=True)
+    check_float(tol, "--tol", 0.0, low_open=True)
+    check_int(max_iter, "--max-iter", 1, MAX_ITER)
+    check_int(n_lambdas, "--n-lambdas", 1, MAX_LAMBDAS)
     ex = make_executor(executor, cpus_per_task=cpus_per_task)
     check_existing_dir(store, "STORE")
     if eval_store is not None:
@@ -532,15 +539,18 @@ def datamodels(
     # every input is read and checked before the fit, so that nothing is written for a bad one
     evals = None if eval_store is None else _eval_runs(eval_store, kind, s.n_train, s.n_test)
     t0 = time.perf_counter()
-    dm = s.datamodels(
-        kind, val_fraction=val_fraction, seed=seed, n_lambdas=n_lambdas, lambda_ratio=lambda_ratio, executor=ex,
-        targets_per_task=targets_per_task,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # said below, in the command's words
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dm = s.datamodels(
+            kind, val_fraction=val_fraction, seed=seed, n_lambdas=n_lambdas, lambda_ratio=lambda_ratio, tol=tol,
+            max_iter=max_iter, executor=ex, targets_per_task=targets_per_task,
+        )  # fmt: skip
     took = time.perf_counter() - t0
     atomic_write(
         target,
         lambda f: np.savez(f, weights=dm.weights, bias=dm.bias, lam=dm.lam, lam_max=dm.lam_max,
-                           val_mse=dm.val_mse, kind=np.array(kind), runs=np.array(len(s))),
+                           val_mse=dm.val_mse, converged=dm.converged, steps=dm.steps, kind=np.array(kind),
+                           runs=np.array(len(s))),
     )  # fmt: skip
     nnz = (dm.weights != 0).sum(axis=1)
     typer.echo(
@@ -548,6 +558,11 @@ def datamodels(
         f"median {int(np.median(nnz))} nonzero weights of {dm.weights.shape[1]}, "
         f"mean held-out MSE {float(np.nanmean(dm.val_mse)):.4g} -> {target}"
     )
+    if not dm.all_converged:
+        bad = int((~dm.converged.all(axis=1)).sum())
+        typer.echo(
+            f"warning: {bad} test examples have a λ that stopped at --max-iter {max_iter} (see 'converged')", err=True
+        )
     if evals is not None:
         typer.echo(f"LDS on {eval_store} (95% bootstrap interval):")
         from ..runs.lds import lds

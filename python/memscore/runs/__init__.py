@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .._stats import spearman
 from .bits import PackedBits
-from .datamodels import Datamodels, datamodels
+from .datamodels import ConvergenceWarning, Datamodels, datamodels
 from .label_issues import LABEL_ISSUE_METHODS, label_issues
 from .lds import LDS, lds
 from .membership import MembershipMetrics, lira, membership_metrics
@@ -53,6 +53,7 @@ __all__ = [
     "true_class_probability",
     "LABEL_ISSUE_METHODS",
     "label_issues",
+    "ConvergenceWarning",
     "Datamodels",
     "datamodels",
     "LDS",

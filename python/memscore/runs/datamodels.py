@@ -23,6 +23,7 @@ were.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ from .._validate import (
 from ..executors import Executor, ExecutorLike, as_executor
 from .bits import PackedBits
 
-__all__ = ["CORE_BLOCK", "Datamodels", "datamodels", "fit_block", "split_rows", "target_blocks"]
+__all__ = ["CORE_BLOCK", "ConvergenceWarning", "Datamodels", "datamodels", "fit_block", "split_rows", "target_blocks"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -59,8 +60,14 @@ CORE_BLOCK = 32
 MAX_LAMBDAS = 1000
 MAX_ITER = 10**6
 
-#: What one block's fit returns: weights, bias, lam, lam_max, val_mse, sweeps.
-BlockFit = tuple[F32, F64, F64, F64, F64, int]
+#: What one block's fit returns: weights, bias, lam, lam_max, val_mse, sweeps, converged,
+#: steps.
+BlockFit = tuple[F32, F64, F64, F64, F64, int, npt.NDArray[np.bool_], I64]
+
+
+class ConvergenceWarning(UserWarning):
+    """Some λ of a datamodels path stopped at ``max_iter`` sweeps without meeting ``tol``
+    (its weights are the last iterate, not a solution): see ``Datamodels.converged``."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,13 @@ class Datamodels:
         Mean squared error on the held-out runs (NaN when none were used).
     sweeps : int
         Coordinate-descent sweeps run (summed over blocks of targets).
+    converged : ndarray of bool, shape (T, n_lambdas)
+        ``converged[t, k]``: step k of target t's λ path met ``tol`` within ``max_iter``
+        sweeps. Steps after the path stopped early (``patience``) are True: nothing was
+        cut short there.
+    steps : ndarray of int64, shape (T,)
+        Steps of each target's path that were run (``n_lambdas`` unless ``patience``
+        stopped the path).
     """
 
     weights: F32
@@ -90,6 +104,13 @@ class Datamodels:
     lam_max: F64
     val_mse: F64
     sweeps: int
+    converged: npt.NDArray[np.bool_]
+    steps: I64
+
+    @property
+    def all_converged(self) -> bool:
+        """Whether every λ of every target's path met ``tol``."""
+        return bool(self.converged.all())
 
     def predict(self, masks: ArrayLike | PackedBits) -> F64:
         """Predicted outcomes ``(R, T)`` of runs with the given ``(R, N)`` masks."""
@@ -170,10 +191,12 @@ def datamodels(
     lambda_ratio : float, default 1e-3
         Smallest λ of the path as a fraction of ``lam_max`` (path mode), in (0, 1].
     tol : float, default 1e-4
-        A λ is done when no weight moved by more than ``tol`` x the largest weight of its
-        target in a sweep (and the KKT conditions hold for the features left out).
+        A λ is done for a target when no weight moved by more than ``tol`` x its largest
+        weight in a sweep, or its duality gap is at most ``tol * ‖y_c‖² / R``
+        (scikit-learn's two tests), and the KKT conditions hold for the features left out.
     max_iter : int, default 1000
-        Sweeps per λ at most, 1 to 10**6.
+        Sweeps per λ at most, 1 to 10**6. A λ cut short there is reported in
+        ``Datamodels.converged`` and by a :class:`ConvergenceWarning`.
     patience : int or None, default 10
         Without a fixed ``lam``: stop the path of a block of targets once none of them
         improved its held-out MSE for this many consecutive λ (smaller λ only overfit
@@ -191,7 +214,13 @@ def datamodels(
     Returns
     -------
     Datamodels
-        Weights (T, N) float32, bias (T,), the chosen λ, ``lam_max``, the held-out MSE.
+        Weights (T, N) float32, bias (T,), the chosen λ, ``lam_max``, the held-out MSE,
+        and whether each λ of each target's path converged.
+
+    Warns
+    -----
+    ConvergenceWarning
+        Some λ of some target's path stopped at ``max_iter`` sweeps.
 
     Raises
     ------
@@ -248,7 +277,8 @@ def datamodels(
         (bits, m.n, _columns(y, t0, t1), vbits, None if vy is None else _columns(vy, t0, t1), fit.block(t0, t1))
         for t0, t1 in blocks
     ]
-    return merge_blocks(ex.map(fit_block, args, units=[t1 - t0 for t0, t1 in blocks], **map_kw(progress)), blocks, m.n)
+    done = ex.map(fit_block, args, units=[t1 - t0 for t0, t1 in blocks], **map_kw(progress))
+    return merge_blocks(done, blocks, m.n, settings)
 
 
 # ----------------------------------------------------------------------------- split, task, merge
@@ -367,13 +397,13 @@ def fit_block(
     Returns
     -------
     tuple
-        ``(weights, bias, lam, lam_max, val_mse, sweeps)`` of the block.
+        ``(weights, bias, lam, lam_max, val_mse, sweeps, converged, steps)`` of the block.
     """
     if fit.threads is not None and fit.threads != _core.get_num_threads():
         _core.set_num_threads(min(fit.threads, 4 * (os.cpu_count() or 1)))
     if fit.rows is not None and fit.val_rows is not None:
         y, val_y = np.ascontiguousarray(y[fit.rows]), np.ascontiguousarray(y[fit.val_rows])
-    w, b, lam, lam_max, mse, sweeps = _core.datamodels_fit(
+    w, b, lam, lam_max, mse, sweeps, converged, steps = _core.datamodels_fit(
         bits,
         y,
         n,
@@ -384,23 +414,41 @@ def fit_block(
         val_rows=fit.val_rows,
         **fit.settings,
     )
-    return w, b, lam, lam_max, mse, int(sweeps)
+    return w, b, lam, lam_max, mse, int(sweeps), converged, steps.astype(np.int64)
 
 
-def merge_blocks(results: Any, blocks: Sequence[tuple[int, int]], n: int) -> Datamodels:
+def merge_blocks(results: Any, blocks: Sequence[tuple[int, int]], n: int, settings: dict[str, Any]) -> Datamodels:
     """The :class:`Datamodels` of every target from ``(i, block fit)`` pairs (any order):
-    each block's rows put in place by its target range."""
+    each block's rows put in place by its target range. Warns (:class:`ConvergenceWarning`)
+    when some λ stopped at ``max_iter``."""
     t = blocks[-1][1]
     w = np.zeros((t, n), dtype=np.float32)
     vecs = [np.zeros(t), np.zeros(t), np.zeros(t), np.full(t, np.nan)]
+    converged = np.ones((t, settings["n_lambdas"]), dtype=bool)
+    steps = np.zeros(t, dtype=np.int64)
     sweeps = [0] * len(blocks)
-    for i, (bw, *cols, sw) in results:
+    for i, (bw, *cols, sw, ok, st) in results:
         t0, t1 = blocks[i]
         w[t0:t1] = bw
         for dst, src in zip(vecs, cols, strict=True):
             dst[t0:t1] = src
         sweeps[i] = sw
-    return Datamodels(weights=w, bias=vecs[0], lam=vecs[1], lam_max=vecs[2], val_mse=vecs[3], sweeps=sum(sweeps))
+        converged[t0:t1], steps[t0:t1] = ok, st
+    dm = Datamodels(
+        weights=w, bias=vecs[0], lam=vecs[1], lam_max=vecs[2], val_mse=vecs[3], sweeps=sum(sweeps),
+        converged=converged, steps=steps,
+    )  # fmt: skip
+    if not dm.all_converged:
+        bad = ~converged.all(axis=1)
+        warnings.warn(
+            f"datamodels: {int((~converged).sum())} λ steps, of {int(bad.sum())} of {t} targets (first: target "
+            f"{int(np.argmax(bad))}), stopped at max_iter={settings['max_iter']} sweeps without meeting "
+            f"tol={settings['tol']:g}; their weights are the last iterate (see Datamodels.converged; raise "
+            "max_iter or tol)",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return dm
 
 
 def _columns(y: F64, t0: int, t1: int) -> F64:

@@ -273,7 +273,8 @@ fn logit_confidence<'py>(
     Ok(out.into_pyarray(py))
 }
 
-/// (weights (T, n) float32, bias, lam, lam_max, val_mse (T,) float64, sweeps) of datamodels
+/// (weights (T, n) float32, bias, lam, lam_max, val_mse (T,) float64, sweeps, converged
+/// (T, n_lambdas) bool, steps (T,) uint64) of datamodels
 /// fitted on packed `(R, n)` masks and float64 `(R, T)` outcomes; `lam` fixes λ per target,
 /// else `val_masks` / `val_outcomes` choose it on the path. `rows` picks the fitting runs
 /// among the rows of `masks` and `val_rows` the held-out ones among those of `val_masks`
@@ -328,6 +329,8 @@ fn datamodels_fit<'py>(
         fit.lam_max.into_pyarray(py),
         fit.val_mse.into_pyarray(py),
         fit.sweeps,
+        matrix(py, fit.converged, t, n_lambdas)?,
+        fit.steps.into_iter().map(|s| s as u64).collect::<Vec<_>>().into_pyarray(py),
     ))
 }
 
@@ -348,6 +351,8 @@ type DatamodelsTuple<'py> = (
     Bound<'py, PyArray1<f64>>,
     Bound<'py, PyArray1<f64>>,
     u64,
+    Bound<'py, PyArray2<bool>>,
+    Bound<'py, PyArray1<u64>>,
 );
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

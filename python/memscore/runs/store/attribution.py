@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..._validate import check_int
+from ..._validate import check_int, check_summable
 from ...executors import ExecutorLike, as_executor
 from ..bits import PackedBits
 from ..datamodels import (
@@ -151,7 +151,7 @@ class AttributionMethods(ReadMethods):
         path = os.fspath(self._path.resolve())
         args = [(path, ids, name, t0, t1, fit.block(t0, t1)) for t0, t1 in blocks]
         done = ex.map(fit_store_block, args, units=[b - a for a, b in blocks], **map_kw(progress))
-        return merge_blocks(done, blocks, self._layout.n_train)
+        return merge_blocks(done, blocks, self._layout.n_train, solver)
 
     def _run_ids_of(self, run_ids: Sequence[str] | None, kind: str) -> tuple[list[str], str]:
         """The run ids (all when None, each checked to exist) and the stored name of the
@@ -252,6 +252,8 @@ def read_block(
         r += len(part)
     if not np.isfinite(y).all():
         raise ValueError(f"outcomes: the stored {name} contain NaN or infinite values")
+    # the core sums them in float32, as for datamodels() given the arrays
+    check_summable(y, f"stored {name}", len(ids), dtype=np.float32)
     return bits, layout.n_train, y
 
 
