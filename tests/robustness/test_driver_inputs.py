@@ -46,6 +46,20 @@ def test_float64_inputs_are_cast_to_the_model_dtype(tmp_path):
     np.testing.assert_array_equal(a.outcomes("test", "phi"), b.outcomes("test", "phi"))
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_float64_inputs_beyond_float32_are_refused(tmp_path, split):
+    """Finite in float64 but inf once cast to the float32 model: an error naming the split
+    and the largest value, not a model trained on inf."""
+    d, train, test = task()
+    x = (d.x_train if split == "train" else d.x_test).astype(np.float64)
+    x[1, 0] = 1e40
+    data = {"train": train, "test": test, split: (x, train[1] if split == "train" else test[1])}
+    store = create_store(tmp_path / "s", train, test)
+    with pytest.raises(ValueError, match=rf"^{split}: values up to 1e\+40 .* float32"):
+        train_runs(model_fn(d), data["train"], data["test"], SubsetPlan(d.n_train, 2, seed=0), store, **KW)
+    assert store.run_ids() == []
+
+
 def test_float32_train_with_float64_test_trains_every_ensemble(tmp_path):
     d, train, _ = task()
     plan = SubsetPlan(d.n_train, 4, seed=0)

@@ -25,6 +25,8 @@ class DeviceInputs:
     arrays train a float32 model); integer inputs (uint8 images) stay as they are and become
     float32 per batch.
 
+    ``name`` names the inputs in errors (``train``, ``test``).
+
     With ``on_device=False`` the inputs stay in host memory (pinned when the device is CUDA)
     and each step moves only its batches, every member's at once.
     """
@@ -37,13 +39,20 @@ class DeviceInputs:
         normalize: tuple[Sequence[float], Sequence[float]] | None,
         on_device: bool,
         dtype: Any = None,
+        name: str = "inputs",
     ) -> None:
         torch = _torch()
         self.device = device
         self.on_device = on_device
         self.shape = tuple(x.shape[1:])
         if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+            wide = x
             x = x.to(dtype)  # floating inputs in the model's parameter dtype (numpy's float64 too)
+            if not bool(torch.isfinite(x).all()):  # finite before: beyond the narrower type
+                raise ValueError(
+                    f"{name}: values up to {float(wide.abs().max()):.3g} in magnitude do not fit the model's "
+                    f"{str(dtype).removeprefix('torch.')} (largest {torch.finfo(dtype).max:.3g}); rescale the inputs"
+                )
         self.dtype = x.dtype
         self.float_dtype = x.dtype if x.is_floating_point() else torch.float32
         if on_device:

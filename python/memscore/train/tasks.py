@@ -150,9 +150,13 @@ class _Prepared:
         on = job.data_on_device
         # floating inputs (train and test alike) are cast once to the model's parameter dtype
         dtype = param_dtype(init_model(job.model_fn, job.cfg.seed, 0))
-        inputs = DeviceInputs(x_tr, self.dev, normalize=job.normalize, on_device=_fits(x_tr, self.dev, on), dtype=dtype)
+        inputs = DeviceInputs(
+            x_tr, self.dev, normalize=job.normalize, on_device=_fits(x_tr, self.dev, on), dtype=dtype, name="train"
+        )
         test_inputs = (
-            DeviceInputs(x_te, self.dev, normalize=job.normalize, on_device=_fits(x_te, self.dev, on), dtype=dtype)
+            DeviceInputs(
+                x_te, self.dev, normalize=job.normalize, on_device=_fits(x_te, self.dev, on), dtype=dtype, name="test"
+            )
             if x_te is not None
             else None
         )
