@@ -172,6 +172,8 @@ def run_training(
     data_overrides: dict[str, Any] | None = None,
     executor: ExecutorLike = None,
     bootstrap: bool = False,
+    until: list[str] | None = None,
+    round_runs: int | None = None,
     **overrides: Any,
 ) -> list[Path]:
     """Train ``runs`` runs of an embedded dataset into a store (or a sweep over widths).
@@ -209,6 +211,12 @@ def run_training(
         Show a progress bar.
     max_runs : int, optional
         Stop after this many new runs (resume later).
+    until : list of str, optional
+        Targets (``"memorization:reliability>=0.9"``): train in rounds of ``round_runs``
+        and stop once they all hold (``runs`` is then the budget; see
+        :func:`memscore.train.train_runs`).
+    round_runs : int, optional
+        Runs per round with ``until`` (default: one ensemble).
     data_overrides : dict, optional
         Arguments of the dataset function that replace the preset's.
     executor : None, str or memscore.executors.Executor, optional
@@ -265,6 +273,11 @@ def run_training(
         raise ValueError(f"width: expected different widths for a sweep, got {widths}")
     ensemble = check_int(ensemble, "ensemble", 1)
     max_runs = check_optional_int(max_runs, "max_runs", 0)
+    round_runs = check_optional_int(round_runs, "round_runs", 1)
+    if until:
+        from ..runs.forecast import parse_targets
+
+        parse_targets(until)  # a bad target fails before anything is made
     keep_logits = check_bool(keep_logits, "keep_logits")
     progress = check_bool(progress, "progress")
     recipe = {k: preset[k] for k in ("schedule", "step_epochs", "gamma", "label_smoothing", "nesterov", "grad_clip",
@@ -336,7 +349,8 @@ def run_training(
             optimizer=preset["optimizer"], momentum=preset["momentum"], weight_decay=preset["weight_decay"],
             ensemble=ensemble, device=device, snapshot_epochs=preset["snapshot_epochs"],
             keep_logits=keep_logits, seed=seed, progress=progress, max_runs=max_runs,
-            augment=preset["augment"], normalize=task.info.get("normalize"), **recipe,
+            augment=preset["augment"], normalize=task.info.get("normalize"), until=until or None,
+            round_runs=round_runs if until else None, **recipe,
         )  # fmt: skip
     return paths
 
@@ -406,6 +420,15 @@ def train(
     seed: int = typer.Option(0, help="Seed of the plan, initializations and batch order."),
     keep_logits: bool = typer.Option(False, help="Also store the final logits of every run."),
     max_runs: int | None = typer.Option(None, help="Stop after this many new runs (resume later)."),
+    until: list[str] | None = typer.Option(
+        None,
+        "--until",
+        help="Stop once this target holds, checked after every round (repeatable): memorization:reliability>=0.9; "
+        "--runs is then the budget. See 'memscore plan'.",
+    ),
+    round_runs: int | None = typer.Option(
+        None, "--round-runs", help="Runs per round with --until (default: --ensemble)."
+    ),
     bootstrap: bool = typer.Option(
         False, "--bootstrap", help="Bootstrap samples (n draws with replacement) instead of subsets, for Data-OOB."
     ),
@@ -448,7 +471,7 @@ def train(
         store, dataset=dataset or settings.pop("dataset", "modular"), widths=width or settings.pop("widths", None),
         runs=runs, keep=keep if keep is not None else settings.pop("keep", 0.5), ensemble=ensemble, device=device,
         seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=ex,
-        bootstrap=bootstrap, **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
+        bootstrap=bootstrap, until=until, round_runs=round_runs, **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")
 

@@ -177,6 +177,8 @@ def train_runs(
     runs: Sequence[int] | None = None,
     executor: ExecutorLike = None,
     compile: bool = False,
+    until: Any = None,
+    round_runs: int | None = None,
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
 
@@ -266,6 +268,16 @@ def train_runs(
     compile : bool, default False
         Compile the ensemble's training forward with ``torch.compile`` (same runs to float
         tolerance; see :class:`TrainConfig` and docs/training.md for when it pays off).
+    until : str, Target or sequence of them, optional
+        Train in rounds and stop once every target holds on the stored runs
+        (:class:`memscore.runs.forecast.Target`, e.g. ``"memorization:reliability>=0.9"``,
+        checked by :meth:`RunStore.target_values`), before the first round and after each;
+        or when ``max_runs`` new runs are trained, or the plan has none left. The runs
+        are the plan's next ones in plan order, so a call that stops after k runs stores
+        exactly the runs of the same call with ``max_runs=k`` and no ``until``; a later
+        call resumes from the store.
+    round_runs : int, optional
+        Runs per round with ``until`` (default: the runs of one ensemble).
 
     Returns
     -------
@@ -313,6 +325,11 @@ def train_runs(
     ['run-000000', 'run-000001']
     """
     _torch()  # a missing torch is reported before anything else
+    if until is not None:  # rounds of this same call, each a plain call with max_runs
+        call = {k: v for k, v in locals().items() if k not in ("until", "round_runs", "max_runs")}
+        return _train_until(call, until, round_runs, max_runs)
+    if round_runs is not None:
+        raise ValueError("round_runs: only applies with until= (got round_runs without until)")
     # ---- split: every argument is checked here, once; the tasks trust them
     ex = as_executor(executor)
     if not isinstance(plan, SubsetPlan):
@@ -400,6 +417,31 @@ def train_runs(
     missing = sorted(set(written) - set(store.run_ids()))
     if missing:  # pragma: no cover - a task reported runs the store does not hold
         raise StoreError(f"{store.path}: runs {missing[:5]} were trained but are not in the store")
+    return sorted(written)
+
+
+def _train_until(call: dict[str, Any], until: Any, round_runs: int | None, max_runs: int | None) -> list[str]:
+    """:func:`train_runs` in rounds until the targets hold (see its ``until``)."""
+    from ..runs.forecast import parse_targets
+
+    targets = parse_targets(until)
+    budget = check_optional_int(max_runs, "max_runs", 0)
+    ex = as_executor(call["executor"])
+    step = check_int(round_runs, "round_runs", 1) if round_runs is not None else (ex.runs_per_task or call["ensemble"])
+    call["executor"] = ex
+    store: RunStore = call["store"]
+    written: list[str] = []
+    while True:
+        store.refresh()
+        if all(ok for _, _, ok in store.target_values(targets, seed=call["seed"], executor=ex)):
+            break
+        n = step if budget is None else min(step, budget - len(written))
+        if n <= 0:
+            break
+        got = train_runs(**call, max_runs=n)
+        if not got:  # every run of the plan is in the store
+            break
+        written += got
     return sorted(written)
 
 

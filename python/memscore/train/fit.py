@@ -8,6 +8,7 @@ order come from the seed and ``r`` only, never from the ensemble it was grouped 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -151,6 +152,7 @@ def _run_records(
     of :meth:`RunStore.add_run <memscore.RunStore.add_run>` that record it; and the
     diverged runs' (epoch, step) by run id."""
     torch = _torch()
+    t0 = time.perf_counter()
     ens, snaps = _fit_group(model_fn, runs, plan, cfg, data, dev, advance)
     diverged = ens.diverged
     z_tr = ens.logits(data.x.chunks(4096)).cpu().numpy()
@@ -163,7 +165,14 @@ def _run_records(
             views[split] = np.stack(
                 [logit_confidence(ens.logits(x.chunks(4096, v)).cpu().numpy(), lab) for v in data.views], axis=-1
             )  # (E, n, K)
-    meta = cfg.as_dict() | {"augment": data.aug_name, "query_views": len(data.views)}
+    # the ensemble's training time shared by its runs: what a forecast prices runs at
+    seconds = (time.perf_counter() - t0) / len(runs)
+    meta = cfg.as_dict() | {
+        "augment": data.aug_name,
+        "query_views": len(data.views),
+        "train_seconds": seconds,
+        "device": str(dev),
+    }
     out = []
     for e, r in enumerate(runs):
         if r in diverged:

@@ -4,7 +4,7 @@ This module holds creating, opening, listing, adding runs, integrity and merging
 reading methods come from :class:`~.reading.ReadMethods` and the scores from one mixin
 per concept: :mod:`.memorization` (memorization, hold-out, the scores table),
 :mod:`.influence`, :mod:`.membership` (LiRA, RMIA), :mod:`.valuation` (run utility,
-Banzhaf, Data-OOB), :mod:`.snapshots` (training dynamics) and :mod:`.attribution`. Every
+Banzhaf, Data-OOB), :mod:`.snapshots` (training dynamics), :mod:`.attribution` and :mod:`.reliability` (are there enough runs?). Every
 scan runs on an executor through :mod:`.tasks`, accumulating with :mod:`.accumulate`. The format is described in :mod:`memscore.runs.store`;
 the field table in :mod:`.format`, reading run files in :mod:`.npz` and :mod:`.scan`,
 writing in :mod:`.write`, integrity in :mod:`.verify` and merging in :mod:`.merge`.
@@ -36,6 +36,7 @@ from .format import (
 from .influence import InfluenceMethods
 from .membership import MembershipMethods
 from .memorization import MemorizationMethods
+from .reliability import ReliabilityMethods
 from .scan import RunReader
 from .snapshots import SnapshotMethods
 from .valuation import ValuationMethods
@@ -49,7 +50,13 @@ F64 = npt.NDArray[np.float64]
 
 
 class RunStore(
-    MemorizationMethods, InfluenceMethods, MembershipMethods, ValuationMethods, SnapshotMethods, AttributionMethods
+    MemorizationMethods,
+    InfluenceMethods,
+    MembershipMethods,
+    ValuationMethods,
+    SnapshotMethods,
+    AttributionMethods,
+    ReliabilityMethods,
 ):
     """Masks and outcomes of many training runs, stored on disk (see :mod:`memscore.runs.store`).
 
