@@ -449,7 +449,7 @@ def gallery_sections(
 
     for title, idx, key in (
         ("Most memorized training examples", by_mem[:rows], "most-memorized"),
-        ("Least memorized training examples", by_mem[::-1][:rows], "least-memorized"),
+        ("Least memorized training examples", finite[np.argsort(mem[finite], kind="stable")][:rows], "least-memorized"),
     ):
         out.append(el("h3", title))
         out.append(_table(f"{id_prefix}{key}", header, [mem_row(int(i)) for i in idx]))
