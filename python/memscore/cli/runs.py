@@ -319,6 +319,8 @@ def run_training(
             },
             "plan": plan.as_dict() | {"keep": keep},
         }
+        if dataset in IMAGE_DATASETS:  # where the report finds the images (memscore report --data-root)
+            meta["data_root"] = str(Path(preset["root"]).resolve())
         if (path / "manifest.json").is_file():
             store = RunStore.open(path)
             if store.metadata.get("dataset") != meta["dataset"] or store.metadata.get("model") != meta["model"]:
@@ -504,15 +506,22 @@ def score(
 def report(
     store: Path = typer.Argument(..., help="Store or sweep directory."),
     out: Path | None = typer.Option(None, help="Report directory (default: STORE/report)."),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="torchvision's files of an image dataset (default: the --root of memscore train)."
+    ),
+    max_thumbnails: int = typer.Option(400, "--max-thumbnails", help="Example thumbnails written at most."),
 ) -> None:
-    """Write an HTML report with PNG plots (scores are computed first if missing)."""
+    """Write an HTML report with PNG plots and an example gallery (scores are computed first if missing)."""
     from ..runs.report import _plt, write_report
     from ._checks import check_existing_dir, check_output_dir
 
+    check_int(max_thumbnails, "--max-thumbnails", 0)
     check_existing_dir(store, "STORE")
+    if data_root is not None:
+        check_existing_dir(data_root, "--data-root")
     check_output_dir(out if out is not None else store / "report", "--out")
     _plt()  # matplotlib, before any scoring
-    page = write_report(store, out)
+    page = write_report(store, out, data_root=data_root, max_thumbnails=max_thumbnails)
     typer.echo(f"report: {page}")
 
 

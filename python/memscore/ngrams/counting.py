@@ -187,7 +187,7 @@ def ngram_stats(
     pairs : sequence of (a, b), optional
         Pairs of the same kinds; ``n`` may differ within a pair.
     progress : bool, default False
-        Show a progress bar (tqdm, on stderr): in process, of the input bytes consumed,
+        Show progress on stderr (:mod:`memscore._progress`): in process, of the input bytes consumed,
         with their rate and an ETA; on Ray, of the shards counted.
     executor : Executor or str, optional
         Who counts (:func:`memscore.executors.as_executor`: ``None`` / ``"local"``,

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from .. import _core
 from .._core import ProgressCounter
+from .._progress import ProgressBar
 from .corpus import Corpus
 from .normalizer import Normalizer
 from .stats import NgramStats
@@ -264,7 +265,7 @@ class QuerySet:
             A corpus of this set's kind and normalizer: a whole corpus or a subset of its
             shards (``corpus.shards()[i]``, or a sum of them).
         progress : bool or ProgressCounter, default False
-            ``True`` shows a progress bar (tqdm, on stderr) of the input bytes consumed; a
+            ``True`` shows progress (:mod:`memscore._progress`, on stderr) of the input bytes consumed; a
             :class:`ProgressCounter` receives those bytes instead (share one between
             concurrent counts and poll its ``value``).
 
@@ -333,20 +334,17 @@ class QuerySet:
 
 
 def with_bytes_bar(total: int, fn: Callable[[ProgressCounter | None], _T], progress: bool) -> _T:
-    """``fn(counter)``: with ``progress``, under a bar (tqdm, on stderr) of the ``total``
-    input bytes that ``counter`` receives from the engine (``fn`` runs in a worker
-    thread while this one draws the bar); without, ``fn(None)``."""
+    """``fn(counter)``: with ``progress``, under the progress display (:mod:`memscore._progress`,
+    on stderr) of the ``total`` input bytes that ``counter`` receives from the engine (``fn``
+    runs in a worker thread while this one draws); without, ``fn(None)``."""
     if not progress:
         return fn(None)
-    from tqdm.auto import tqdm
-
     counter = ProgressCounter()
-    with tqdm(total=total, unit="B", unit_scale=True, desc="ngrams") as bar:
-
-        def show(done: int) -> None:
-            bar.update(min(done, bar.total) - bar.n)
-
-        return _watch(lambda: fn(counter), counter, show)
+    bar = ProgressBar(total, "B", "ngrams", True, unit_scale=True)
+    try:
+        return _watch(lambda: fn(counter), counter, bar.set)
+    finally:
+        bar.close()
 
 
 def _watch(fn: Callable[[], _T], counter: ProgressCounter, show: Callable[[int], None], every: float = 0.2) -> _T:

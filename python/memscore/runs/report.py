@@ -26,11 +26,12 @@ import polars as pl
 
 from .._html import Markup, el, fmt, img, write_page
 from .._io import atomic_write, resolve_inside, write_json
-from .._plot import REPORT_CSS, table_html
+from .._plot import REPORT_CSS, pyplot, table_html
 from .._validate import check_int
 from ..errors import StoreError
 from ..executors import ExecutorLike
 from .datasets import DATASETS, TaskData, load_dataset
+from .gallery import ROWS, ExampleHook, Thumbnails, example_source, gallery_sections, membership_section
 from .membership import membership_metrics
 from .proxies import disagreement, proxy_table, trajectories
 from .removal import REMOVAL_FILE
@@ -319,14 +320,7 @@ def open_scored(path: str | os.PathLike[str]) -> tuple[Sweep | None, list[RunSto
 
 
 def _plt() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("memscore reports need matplotlib: pip install 'memscore[plot]'") from exc
-    return plt
+    return pyplot()
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -505,18 +499,32 @@ def lds_table(store: RunStore, eval_store: RunStore, kind: str = "phi") -> pl.Da
 
 
 def write_report(
-    path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, top_pairs: int = 20
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    top_pairs: int = 20,
+    examples: ExampleHook | None = None,
+    test_examples: ExampleHook | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    max_thumbnails: int = 400,
+    gallery_rows: int = ROWS,
+    membership: bool = True,
 ) -> Path:
-    """Write ``index.html`` and its PNG plots for a store or sweep directory.
+    """Write ``index.html``, its PNG plots and the example thumbnails for a store or sweep
+    directory: one folder that opens offline.
 
     Scores are computed (and written, as :func:`score_store` does) when the store has no
     ``scores.parquet`` yet. Sections: summary; memorization histogram split corrupted vs
-    clean; ROC of memorization as a corrupted-label detector; the highest-influence
-    train/test pairs; memorization vs hold-out accuracy; point-removal curves when the
-    store directory holds ``removal.parquet`` (:func:`memscore.runs.removal.write_removal_curve`);
-    proxy correlations; the LDS of influence and datamodels when the store has evaluation
-    runs in ``<store>/eval`` (:func:`lds_table`); and, for a sweep, memorization
-    trajectories across model sizes.
+    clean; ROC of memorization as a corrupted-label detector; memorization vs hold-out
+    accuracy; the example gallery (:mod:`memscore.runs.gallery`: the most and least
+    memorized training examples, the highest-influence train → test pairs, suspected
+    label issues, a datamodels store's top positive and negative training examples); the
+    membership ROC of LiRA and RMIA on log-log axes and the most exposed examples;
+    point-removal curves when the store directory holds ``removal.parquet``
+    (:func:`memscore.runs.removal.write_removal_curve`); proxy correlations; the LDS of
+    influence and datamodels when the store has evaluation runs in ``<store>/eval``
+    (:func:`lds_table`); and, for a sweep, memorization trajectories across model sizes.
+    Tables sort by a click on a column and filter by the box above them.
 
     Parameters
     ----------
@@ -525,7 +533,21 @@ def write_report(
     out : str or os.PathLike, optional
         Report directory (default: ``<path>/report``).
     top_pairs : int, default 20
-        Rows of the influence table.
+        Rows of the influence pairs' table.
+    examples, test_examples : callable, optional
+        ``index -> image array or str`` for training / test examples, for data memscore
+        cannot read from the store's metadata (:func:`memscore.runs.gallery.token_examples`
+        decodes token ids). Default: the dataset the store names (embedded datasets, and
+        torchvision's image files under ``data_root``).
+    data_root : str or os.PathLike, optional
+        torchvision's files of an image dataset (default: the root recorded by
+        ``memscore train --root``).
+    max_thumbnails : int, default 400
+        Thumbnails written at most, for the whole report.
+    gallery_rows : int, default 16
+        Rows of each gallery table.
+    membership : bool, default True
+        Draw the membership section (LiRA and RMIA read every run's phi once more).
 
     Returns
     -------
@@ -544,6 +566,11 @@ def write_report(
         The report cannot be written.
     """
     check_int(top_pairs, "top_pairs", 1)
+    check_int(max_thumbnails, "max_thumbnails", 0)
+    check_int(gallery_rows, "gallery_rows", 1)
+    for name, hook in (("examples", examples), ("test_examples", test_examples)):
+        if hook is not None and not callable(hook):
+            raise TypeError(f"{name}: expected a function index -> image array or str, got {type(hook).__name__}")
     sweep, stores = open_scored(path)
     out_dir = Path(out) if out is not None else Path(path) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -552,6 +579,8 @@ def write_report(
         tag = img(name, alt)  # a plain generated name, checked before anything is drawn
         plot(*args, resolve_inside(out_dir, name, "report figure"))
         return tag
+
+    written: dict[tuple[str, int], str] = {}
 
     parts: list[Any] = [el("h1", "memscore report"), el("p", str(Path(path).resolve()))]
     mems: dict[Any, np.ndarray] = {}
@@ -578,19 +607,15 @@ def write_report(
             )
         )
         pairs_path = store.path / "influence_pairs.parquet"
-        if pairs_path.is_file():
-            pairs = (
-                pl.read_parquet(pairs_path)
-                .filter(pl.col("rank") == 0)
-                .sort("influence", descending=True)
-                .head(top_pairs)
-            )
-            if "corrupted" in scores.columns:
-                pairs = pairs.with_columns(
-                    pl.Series("train_corrupted", scores["corrupted"].to_numpy()[pairs["train_index"].to_numpy()])
-                )
-            parts.append(el("h3", "Highest-influence train → test pairs"))
-            parts.append(table_html(pairs.drop("rank")))
+        pairs = pl.read_parquet(pairs_path) if pairs_path.is_file() else None
+        source = example_source(store, examples=examples, test_examples=test_examples, data_root=data_root)
+        # one cap for the whole report; a sweep's stores share the examples, so their files too
+        thumbs = Thumbnails(out_dir, source, max_thumbnails, written=written)
+        parts += gallery_sections(
+            store, scores, thumbs, pairs=pairs, rows=gallery_rows, top_pairs=top_pairs, id_prefix=tag
+        )
+        if membership:
+            parts += membership_section(store, scores, thumbs, figure, rows=gallery_rows, id_prefix=tag)
         removal_path = store.path / REMOVAL_FILE
         if removal_path.is_file():  # written by memscore.runs.removal.write_removal_curve
             parts.append(el("h3", "Point-removal curves"))

@@ -24,14 +24,13 @@ the task a Ray worker runs.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .._progress import ProgressBar
 from .._validate import check_bool, check_int, check_optional_int
 from ..errors import DivergedError, StoreError
 from ..executors import ExecutorLike, as_executor
@@ -107,38 +106,16 @@ def create_store(
 
 
 class _Progress:
-    """A tqdm bar counting finished runs (fractional while an ensemble trains), with runs/min."""
+    """Finished runs on the one progress display (fractional while an ensemble trains)."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self.lock = threading.Lock()  # ThreadExecutor's tasks advance it from their threads
-        self.bar = None
-        self.t0 = time.perf_counter()
-        self.done = 0.0
-        if enabled and total:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # pragma: no cover - tqdm comes with the train extra
-                return
-            self.bar = tqdm(
-                total=total,
-                unit="run",
-                desc="training runs",
-                dynamic_ncols=True,
-                bar_format="{l_bar}{bar}| {n:.1f}/{total} runs [{elapsed}<{remaining}{postfix}]",
-            )
+        self.bar = ProgressBar(total, "runs", "training runs", enabled)
 
     def advance(self, runs: float) -> None:
-        with self.lock:
-            step = min(runs, (self.bar.total if self.bar is not None else float("inf")) - self.done)
-            self.done += step
-            if self.bar is not None:
-                self.bar.update(step)
-                rate = self.done / max(time.perf_counter() - self.t0, 1e-9) * 60
-                self.bar.set_postfix_str(f"{rate:.1f} runs/min")
+        self.bar.update(runs)  # thread-safe; clamped to the total
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def train_runs(
@@ -220,8 +197,9 @@ def train_runs(
     seed : int, default 0
         Seeds every run's initialization and batch order (with the run's index).
     progress : bool, default True
-        Show a progress bar (tqdm) with runs done, runs/min and ETA (every epoch in this
-        process; every finished ensemble, with failed and retried tasks, on Ray).
+        Show progress (:mod:`memscore._progress`: a bar on a terminal, a line every 30 s
+        or 10% in a log) with runs done, runs/min and ETA (every epoch in this process;
+        every finished ensemble, with failed and retried tasks, on Ray).
     max_runs : int, optional
         Stop after this many new runs (for time-boxed jobs; resume later).
     schedule : str, default "constant"
