@@ -317,3 +317,25 @@ def test_plan_cli(tmp_path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert pl.read_parquet(out)["law"].item() == "1/sqrt(R)"
+
+
+def test_report_says_whether_there_are_enough_runs(tmp_path):
+    """The report's section: the reliability table and the forecast of RUN_TARGETS, or a
+    note when the store has too few runs to split."""
+    pytest.importorskip("matplotlib")
+    from memscore.runs.report import RUN_TARGETS, write_report
+
+    rng = np.random.default_rng(3)
+    for runs in (32, 4):
+        store = memscore.RunStore.create(tmp_path / f"s{runs}", n_train=60, n_test=10)
+        p_out = rng.uniform(0.2, 1.0, 60)
+        for _ in range(runs):
+            mask = rng.random(60) < 0.5
+            store.add_run(mask, train_correct=mask | (rng.random(60) < p_out), test_correct=rng.random(10) < 0.8)
+        page = write_report(store.path, membership=False).read_text()
+        section = page[page.index("Are there enough runs?") :]
+        if runs == 32:
+            assert "split_half_reliability" in section and "wall_hours" in section
+            assert section.count("<td>memorization:") == 2 and section.count("<td>holdout:") == len(RUN_TARGETS) - 2
+        else:
+            assert "too few to split" in section and "split_half_reliability" not in section
