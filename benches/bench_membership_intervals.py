@@ -2,6 +2,7 @@
 
     python benches/bench_membership_intervals.py                     # 1,000 replicates per setting
     python benches/bench_membership_intervals.py --replicates 200 --n-boot 200
+    python benches/bench_membership_intervals.py --rows 4,5           # only the "runs" rows
 
 Members score N(mu, 1), non-members N(0, 1): the true AUROC is Phi(mu / sqrt 2) and the
 true TPR at FPR f is 1 - Phi(Phi^-1(1 - f) - mu). Each replicate draws fresh scores,
@@ -51,12 +52,14 @@ def main() -> None:
     ap.add_argument("--replicates", type=int, default=1000)
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--ci", type=float, default=0.95)
+    ap.add_argument("--rows", default=None, help="comma-separated row indices of SETTINGS (default: all)")
     args = ap.parse_args()
+    rows = range(len(SETTINGS)) if args.rows is None else [int(r) for r in args.rows.split(",")]
     print(f"machine: {machine()}")
     print(f"{args.replicates} replicates, {args.n_boot} bootstrap replicates each, {args.ci:.0%} intervals\n")
     print("| metric | unit | members | non-members | mu | truth | coverage | 99% band | s / replicate |")
     print("|---|---|---:|---:|---:|---:|---:|---|---:|")
-    for metric, level, n_pos, n_neg, mu, unit in SETTINGS:
+    for metric, level, n_pos, n_neg, mu, unit in (SETTINGS[r] for r in rows):
         want = truth(metric, level, mu)
         key = "auc" if level is None else f"tpr_at_fpr_{level:g}"
         levels = (0.01,) if level is None else (level,)
