@@ -5,7 +5,8 @@
 - :mod:`memscore.cli.store`: ``memscore store verify | clean | merge`` (run stores);
 - :mod:`memscore.cli.ngrams`: ``memscore ngrams count | clean`` (the corpus n-gram engine);
 - :mod:`memscore.cli.taskgram`: ``memscore taskgram`` (the task-gram study);
-- :mod:`memscore.cli.lm`: ``memscore lm memorization`` (extractable memorization vs duplication).
+- :mod:`memscore.cli.lm`: ``memscore lm memorization`` (extractable memorization vs duplication),
+  ``memscore lm membership`` (membership scores per sequence).
 
 Needs the ``cli`` extra (typer, rich); training needs ``train`` (torch), reports ``plot``
 (matplotlib): ``pip install 'memscore[all]'`` installs everything.
@@ -45,7 +46,7 @@ def _build_app() -> typer.Typer:
         name="taskgram",
         help="Task-gram LM vs trained LMs: distributional memorization and generalization.",
     )
-    app.add_typer(lm.app, name="lm", help="Causal LMs: extractable memorization against corpus duplication.")
+    app.add_typer(lm.app, name="lm", help="Causal LMs: extractable memorization, membership scores.")
     return app
 
 

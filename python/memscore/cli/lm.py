@@ -5,6 +5,9 @@ each one's duplicates in the whole corpus, greedy-decodes every model from the f
 tokens and writes the per-sequence table, the memorized fraction per log2 duplicate-count
 bin and its plot (one curve per model). ``--executor`` runs the decoding as (model x block
 of sequences) tasks: ``--executor ray --gpus-per-task 1`` puts them on a cluster's GPUs.
+
+``memscore lm membership`` writes the membership scores of every sequence of a file
+(loss, zlib, Min-K%, Min-K%++ and, with ``--reference``, the reference ratio).
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from .._validate import check_int
 from ._checks import check_output_dir
 from ._executor import executor_option, make_executor
 
-app = typer.Typer(help="Causal language models: extractable memorization against corpus duplication.")
+app = typer.Typer(help="Causal language models: extractable memorization, membership scores.")
+
+
+#: The options every command that runs a model shares.
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(help="torch device (cpu, cuda, cuda:1); default cuda with --gpus-per-task > 0, else cpu"),
+]
+DtypeOption = Annotated[str, typer.Option(help="auto (bf16/fp16 on CUDA, fp32 on CPU), float32, bfloat16, float16")]
 
 
 @app.callback()
@@ -48,13 +59,8 @@ def memorization(
     ] = False,
     pool: Annotated[int | None, typer.Option(help="pool size with --stratify (default 20 x --samples)")] = None,
     batch_size: Annotated[int, typer.Option(help="prompts decoded together")] = 32,
-    device: Annotated[
-        str | None,
-        typer.Option(help="torch device (cpu, cuda, cuda:1); default cuda with --gpus-per-task > 0, else cpu"),
-    ] = None,
-    dtype: Annotated[
-        str, typer.Option(help="auto (bf16/fp16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
-    ] = "auto",
+    device: DeviceOption = None,
+    dtype: DtypeOption = "auto",
     revision: Annotated[str | None, typer.Option(help="hub revision (e.g. a Pythia checkpoint step143000)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
     progress: Annotated[bool, typer.Option(help="progress bars of the counting pass and the decoding")] = False,
@@ -158,3 +164,85 @@ def memorization(
         )
     console.print(t)
     console.print(f"wrote {out}/sequences.parquet, curve.csv, memorization.png, run.json")
+
+
+@app.command("membership")
+def membership(
+    model: Annotated[str, typer.Argument(help="HuggingFace model id or local folder (the target model)")],
+    texts: Annotated[
+        pathlib.Path,
+        typer.Option(help="the sequences: .jsonl (one document per line), .txt (one per line) or .npy (2-D token ids)"),
+    ],
+    out: Annotated[pathlib.Path, typer.Option("--out", "-o", help="output table (.parquet)")] = pathlib.Path(
+        "lm-membership.parquet"
+    ),
+    reference: Annotated[
+        str | None, typer.Option(help="reference model (id or folder): adds reference_loss and reference_ratio")
+    ] = None,
+    k: Annotated[float, typer.Option(help="Min-K% fraction of the predicted tokens, in (0, 1]")] = 0.2,
+    batch_size: Annotated[int, typer.Option(help="sequences per forward pass")] = 16,
+    device: DeviceOption = None,
+    dtype: DtypeOption = "auto",
+    text_field: Annotated[str, typer.Option(help="jsonl field of the documents")] = "text",
+    progress: Annotated[bool, typer.Option(help="progress bar of the forward passes")] = False,
+    executor: str = executor_option(),
+    gpus_per_task: Annotated[
+        float | None, typer.Option("--gpus-per-task", help="GPUs of one task (a model x block of sequences)")
+    ] = None,
+) -> None:
+    """Write OUT (one row per sequence: loss, min_k, min_k_plus_plus, zlib, reference_ratio).
+
+    Directions: min_k and min_k_plus_plus are higher for members; loss, zlib and
+    reference_ratio are lower for members (memscore.lm.HIGHER_IS_MEMBER)."""
+    import json
+
+    import numpy as np
+
+    from .._validate import check_float
+    from ..lm import ModelSpec, check_causal_lm, membership_scores
+
+    # every option is checked before a model is loaded or OUT written
+    check_float(k, "--k", 0.0, 1.0, low_open=True)
+    check_int(batch_size, "--batch-size", 1)
+    if out.suffix != ".parquet":
+        raise ValueError(f"--out: expected a .parquet file, got {str(out)!r}")
+    check_output_dir(out.parent, "--out (its folder)")
+    kinds = {".jsonl": "jsonl", ".txt": "txt", ".npy": "npy"}
+    if texts.suffix not in kinds:
+        raise ValueError(f"--texts: expected a .jsonl, .txt or .npy file, got {str(texts)!r}")
+    if not texts.is_file():
+        raise FileNotFoundError(f"--texts: no such file: {str(texts)!r}")
+    ex = make_executor(executor, gpus_per_task=gpus_per_task)
+    dev = device if device is not None else ("cuda" if ex.gpus_per_task > 0 else "cpu")
+    specs = [ModelSpec(name, dtype=dtype) for name in [model, *([reference] if reference else [])]]
+    tokenizers = [check_causal_lm(s.name)[1] for s in specs]
+    items: list[object]
+    if kinds[texts.suffix] == "npy":
+        ids = np.load(texts, allow_pickle=False)
+        if ids.ndim != 2 or ids.dtype.kind not in "iu":
+            raise ValueError(f"--texts: expected a 2-D integer token-id array, got {ids.dtype} of shape {ids.shape}")
+        items = list(ids)
+    elif kinds[texts.suffix] == "txt":
+        items = [line for line in texts.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        items = []
+        for n, line in enumerate(texts.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                doc = json.loads(line)
+                if not isinstance(doc, dict) or not isinstance(doc.get(text_field), str):
+                    raise ValueError(f"--texts: line {n} has no string field {text_field!r} (--text-field)")
+                items.append(doc[text_field])
+    table = membership_scores(
+        specs[0],
+        items,
+        reference=specs[1] if reference else None,
+        k=k,
+        tokenizer=tokenizers[0],
+        reference_tokenizer=tokenizers[1] if reference else None,
+        batch_size=batch_size,
+        device=dev,
+        executor=ex,
+        progress=progress,
+    )
+    atomic_write(out, lambda f: table.write_parquet(f))
+    typer.echo(f"wrote {out}: {table.height} sequences, columns {', '.join(table.columns)}")

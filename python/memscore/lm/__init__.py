@@ -5,7 +5,9 @@ memorization against corpus duplication (Carlini et al. 2023): :func:`extractabl
 (batched greedy decoding), :func:`sample_sequences` (windows of a token corpus with their
 exact duplicate counts from the n-gram engine), :func:`memorization_table` /
 :func:`memorization_curve` / :func:`plot_memorization_curve`. ``memscore lm memorization``
-is the command. Every heavy function takes ``executor=`` (local, threads, Ray) and
+is the command. Membership scores per sequence (loss, zlib, reference ratio, Min-K%,
+Min-K%++): :func:`membership_scores` / :func:`membership_from_logits`, ``memscore lm
+membership``. Every heavy function takes ``executor=`` (local, threads, Ray) and
 ``gpus_per_task=``: the sequences are split into blocks (and models), one task each, merged
 in row order, so the results are identical whichever executor runs them.
 
@@ -27,6 +29,7 @@ from .load import (
     load_model,
     resolve_dtype,
 )
+from .membership import HIGHER_IS_MEMBER, member_scores, membership_from_logits, membership_scores
 from .sampler import (
     FewerSequencesWarning,
     SampledSequences,
@@ -40,6 +43,7 @@ from .tokenize import tokenize_corpus
 
 __all__ = [
     "Extraction",
+    "HIGHER_IS_MEMBER",
     "LoadedLM",
     "ModelLoadError",
     "ModelSpec",
@@ -56,6 +60,9 @@ __all__ = [
     "log2_bin",
     "memorization_curve",
     "memorization_table",
+    "member_scores",
+    "membership_from_logits",
+    "membership_scores",
     "model_logits",
     "plot_memorization_curve",
     "resolve_dtype",

@@ -71,12 +71,7 @@ def as_token_matrix(sequences: Any, tokenizer: Any, length: int) -> npt.NDArray[
     else:
         rows = list(sequences)
     if rows and all(isinstance(r, str) for r in rows):
-        if tokenizer is None:
-            raise ValueError("sequences are strings: pass the model's tokenizer to encode them")
-        if hasattr(tokenizer, "encode_batch") and not hasattr(tokenizer, "batch_encode_plus"):
-            rows = [e.ids for e in tokenizer.encode_batch(rows, add_special_tokens=False)]
-        else:
-            rows = list(tokenizer(rows, add_special_tokens=False)["input_ids"])
+        rows = encode_texts(rows, tokenizer)
     out = np.zeros((len(rows), length), dtype=np.int64)
     for i, r in enumerate(rows):
         if isinstance(r, str):
@@ -90,6 +85,22 @@ def as_token_matrix(sequences: Any, tokenizer: Any, length: int) -> npt.NDArray[
             raise ValueError(f"sequences[{i}]: negative token id {int(a.min())}")
         out[i] = a[:length]
     return out
+
+
+def encode_texts(texts: list[str], tokenizer: Any) -> list[list[int]]:
+    """The token ids of each text (no special tokens added), with a transformers tokenizer
+    or a ``tokenizers.Tokenizer``.
+
+    Raises
+    ------
+    ValueError
+        No tokenizer.
+    """
+    if tokenizer is None:
+        raise ValueError("sequences are strings: pass the model's tokenizer to encode them")
+    if hasattr(tokenizer, "encode_batch") and not hasattr(tokenizer, "batch_encode_plus"):
+        return [list(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    return [list(r) for r in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def greedy_continuations(

@@ -145,6 +145,19 @@ def token_logprobs(
     return [lp for block in blocks for lp in block]
 
 
+def padded_batch(batch: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+    """``(ids, mask)``: ``(B, L)`` int64 tensors of the sequences right-padded with token 0
+    to the longest (at least 1), and the attention mask (1 = token, 0 = padding)."""
+    torch = require_torch("token_logprobs")
+    length = max(1, *(len(s) for s in batch))
+    ids_t = torch.zeros((len(batch), length), dtype=torch.long)
+    mask_t = torch.zeros((len(batch), length), dtype=torch.long)
+    for r, s in enumerate(batch):
+        ids_t[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask_t[r, : len(s)] = 1
+    return ids_t, mask_t
+
+
 def logprob_block(
     source: Any, device: Any, sequences: list[list[int]], start: int, stop: int, batch_size: int
 ) -> list[npt.NDArray[np.float64]]:
@@ -163,12 +176,8 @@ def logprob_block(
     out: list[npt.NDArray[np.float64]] = []
     for first in range(0, len(seqs), batch_size):
         batch = seqs[first : first + batch_size]
-        length = max(1, *(len(s) for s in batch))
-        ids_t = torch.zeros((len(batch), length), dtype=torch.long)
-        mask_t = torch.zeros((len(batch), length), dtype=torch.long)
-        for r, s in enumerate(batch):
-            ids_t[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask_t[r, : len(s)] = 1
+        ids_t, mask_t = padded_batch(batch)
+        length = ids_t.shape[1]
         with torch.no_grad():
             logits = model_logits(model, ids_t.to(dev), mask_t.to(dev))
             logp = torch.log_softmax(logits.float(), dim=-1)

@@ -16,7 +16,18 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from .._validate import ArrayLike, RunsLike, as_mask, as_outcomes, check_bool, check_float, check_runs, to_numpy
+from .._validate import (
+    ArrayLike,
+    RunsLike,
+    as_mask,
+    as_outcomes,
+    check_bool,
+    check_float,
+    check_int,
+    check_runs,
+    to_numpy,
+)
+from .references import score_with_references
 
 F64 = npt.NDArray[np.float64]
 
@@ -80,6 +91,8 @@ def rmia(
     online: bool = True,
     gamma: float = 1.0,
     offline_a: float = 0.3,
+    references: int | None = None,
+    seed: int = 0,
 ) -> F64:
     """RMIA membership scores (Zarifzadeh et al. 2024), higher = more likely a member.
 
@@ -91,6 +104,10 @@ def rmia(
     - ``Pr(z)`` the same over ``population[s, j]`` (every reference holds z out);
     - ``score[t, i] = mean_j [ probs[t, i] / Pr(x) >= gamma * population[t, j] / Pr(z) ]``,
       population examples with an undefined ratio (0 / 0) left out.
+
+    With ``references=k``, ``Pr(x)`` averages k seeded runs that held x out (online also k
+    that trained on it) instead of all other runs, and ``Pr(z)`` as many seeded runs
+    (:mod:`memscore.runs.references`).
 
     Parameters
     ----------
@@ -107,6 +124,10 @@ def rmia(
         Threshold of the pairwise likelihood ratio, > 0.
     offline_a : float, default 0.3
         The offline coefficient a, in [0, 1] (ignored online).
+    references : int, optional
+        Reference runs per example and side (>= 1); None (default): every other run.
+    seed : int, default 0
+        Which runs serve as the ``references`` (ignored without them).
 
     Returns
     -------
@@ -121,7 +142,8 @@ def rmia(
         ``offline_a``.
     ValueError
         Shapes disagree, no population example, probabilities outside [0, 1] or NaN,
-        ``gamma <= 0``, ``offline_a`` outside [0, 1].
+        ``gamma <= 0``, ``offline_a`` outside [0, 1]; ``references`` larger than some
+        example's runs on a side allow (the message names the example and counts).
 
     Examples
     --------
@@ -141,5 +163,17 @@ def rmia(
     check_runs(m, z, "population", same_cols=False)
     if z.shape[1] == 0:
         raise ValueError("population: need at least one population example (Z = 0), e.g. the test split")
+    if references is not None:
+        k = check_int(references, "references", 1)
+
+        def kernel(vm: npt.NDArray[np.bool_], vp: F64, vz: F64 | None) -> F64:
+            bits = as_mask(vm, packed=True)
+            got: F64 = _core.rmia_scores(
+                bits.bits, np.ascontiguousarray(vp), np.ascontiguousarray(vz), bits.n, online=on, gamma=g, offline_a=a
+            )
+            return got
+
+        sd = check_int(seed, "seed", 0)
+        return score_with_references(kernel, m.unpack(), p, z, k, online=on, seed=sd, name="rmia")
     out: F64 = _core.rmia_scores(m.bits, p, z, m.n, online=on, gamma=g, offline_a=a)
     return out

@@ -11,10 +11,16 @@ that of one process bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
 import numpy as np
+import polars as pl
 
 from ...executors import ExecutorLike
 from ..membership import lira as _lira
+from ..reference_budget import SCORES
+from ..reference_budget import reference_budget as _reference_budget
 from ..rmia import rmia as _rmia
 from ..rmia import true_class_probability
 from .accumulate import F64
@@ -34,7 +40,15 @@ class MembershipMethods(ReadMethods):
     """Membership scores of every run's training examples (a part of
     :class:`~memscore.RunStore`)."""
 
-    def lira(self, *, online: bool = True, fixed_variance: bool = False, executor: ExecutorLike = None) -> F64:
+    def lira(
+        self,
+        *,
+        online: bool = True,
+        fixed_variance: bool = False,
+        references: int | None = None,
+        seed: int = 0,
+        executor: ExecutorLike = None,
+    ) -> F64:
         """LiRA membership scores (R, n_train) on the stored train phi.
 
         Loads all masks (bit-packed) and phi and calls :func:`memscore.lira`; row r scores
@@ -44,6 +58,10 @@ class MembershipMethods(ReadMethods):
         ----------
         online, fixed_variance : bool
             As :func:`memscore.lira`.
+        references : int, optional
+            Shadow runs per example and side, as :func:`memscore.lira` (None: all).
+        seed : int, default 0
+            Which runs are the ``references``.
         executor : None, str or memscore.executors.Executor
             Who reads the runs (:func:`memscore.executors.as_executor`), by run ranges;
             the scores are computed here from all of them: identical under every executor.
@@ -54,6 +72,8 @@ class MembershipMethods(ReadMethods):
 
         Raises
         ------
+        ValueError
+            ``references`` larger than some example allows.
         StoreError
             No runs, a run without phi, or a damaged run file.
         TypeError
@@ -64,10 +84,18 @@ class MembershipMethods(ReadMethods):
         got = read_rows(self, ["mask_bits", "train_phi"], {}, executor)
         phi = got.rows("train_phi")
         assert isinstance(phi, np.ndarray)  # float fields come back as arrays, bits as PackedBits
-        return _lira(got.rows("mask_bits"), phi, online=online, fixed_variance=fixed_variance)
+        masks = got.rows("mask_bits")
+        return _lira(masks, phi, online=online, fixed_variance=fixed_variance, references=references, seed=seed)
 
     def rmia(
-        self, *, online: bool = True, gamma: float = 1.0, offline_a: float = 0.3, executor: ExecutorLike = None
+        self,
+        *,
+        online: bool = True,
+        gamma: float = 1.0,
+        offline_a: float = 0.3,
+        references: int | None = None,
+        seed: int = 0,
+        executor: ExecutorLike = None,
     ) -> F64:
         """RMIA membership scores (R, n_train), the test split as the population.
 
@@ -78,7 +106,7 @@ class MembershipMethods(ReadMethods):
 
         Parameters
         ----------
-        online, gamma, offline_a
+        online, gamma, offline_a, references, seed
             As :func:`memscore.rmia`.
         executor : None, str or memscore.executors.Executor
             As :meth:`lira` (the tasks also turn phi into probabilities).
@@ -90,14 +118,14 @@ class MembershipMethods(ReadMethods):
         Raises
         ------
         ValueError
-            No test examples to serve as the population.
+            No test examples to serve as the population; ``references`` larger than some
+            example allows.
         StoreError
             No runs, a run without train or test phi, or a damaged run file.
         TypeError, memscore.ClusterError
             As :meth:`lira`.
         """
-        if self._layout.n_test == 0:
-            raise ValueError("rmia: this store has no test examples (n_test = 0) to serve as the population")
+        self._need_population("rmia")
         maps = {"train_phi": phi_probability, "test_phi": phi_probability}
         got = read_rows(self, ["mask_bits", "train_phi", "test_phi"], maps, executor)
         return _rmia(
@@ -107,4 +135,68 @@ class MembershipMethods(ReadMethods):
             online=online,
             gamma=gamma,
             offline_a=offline_a,
+            references=references,
+            seed=seed,
         )
+
+    def reference_budget(
+        self,
+        *,
+        scores: Sequence[str] = SCORES,
+        ks: Sequence[int | Literal["all"]] | None = None,
+        online: bool = True,
+        seed: int = 0,
+        ci: float | None = 0.95,
+        n_boot: int = 1000,
+        fpr_levels: tuple[float, ...] = (0.01, 0.001, 0.0001),
+        executor: ExecutorLike = None,
+    ) -> pl.DataFrame:
+        """The reference-budget curve of the stored runs (:func:`memscore.runs.reference_budget.reference_budget`):
+        LiRA on the stored train phi and RMIA on its probabilities (the test split as the
+        population), with k = 1, 2, 4, ... references per example and with all of them.
+
+        Parameters
+        ----------
+        scores, ks, online, seed, ci, n_boot, fpr_levels
+            As :func:`~memscore.runs.reference_budget.reference_budget`.
+        executor : None, str or memscore.executors.Executor
+            Who reads the runs, as :meth:`lira`.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``score``, ``k`` (null: all references), ``auc``, ``tpr_at_fpr_<level>`` and
+            their intervals.
+
+        Raises
+        ------
+        ValueError
+            As the function; ``"rmia"`` on a store without test examples.
+        StoreError, TypeError, memscore.ClusterError
+            As :meth:`lira`.
+        """
+        if "rmia" in scores:
+            self._need_population("rmia")
+        fields = ["mask_bits", "train_phi"] + (["test_phi"] if "rmia" in scores else [])
+        got = read_rows(self, fields, {}, executor)
+        phi = np.asarray(got.rows("train_phi"))
+        rmia_inputs: dict[str, F64] = {}
+        if "rmia" in scores:
+            test_phi = np.asarray(got.rows("test_phi"))
+            rmia_inputs = {"probs": true_class_probability(phi), "population": true_class_probability(test_phi)}
+        return _reference_budget(
+            got.rows("mask_bits"),
+            phi=phi,
+            scores=scores,
+            ks=ks,
+            online=online,
+            seed=seed,
+            ci=ci,
+            n_boot=n_boot,
+            fpr_levels=fpr_levels,
+            **rmia_inputs,
+        )
+
+    def _need_population(self, what: str) -> None:
+        if self._layout.n_test == 0:
+            raise ValueError(f"{what}: this store has no test examples (n_test = 0) to serve as the population")
