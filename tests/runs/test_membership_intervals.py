@@ -207,3 +207,14 @@ def test_store_reference_budget(tmp_path: Path, rng):
     full = memscore.membership_metrics(store.rmia(), masks, fpr_levels=LEVELS)
     assert table.filter((table["score"] == "rmia") & table["k"].is_null())["auc"].item() == full.auc
     assert_allclose(store.lira(references=2, seed=5), memscore.lira(masks, phi, references=2, seed=5))
+
+
+def test_ties_of_infinite_scores_are_one_threshold():
+    """LiRA offline gives -inf; equal infinities are a tie (half credit), as equal finite
+    scores are: [-inf, -inf, 1] with members [T, F, T] has AUROC 0.75, not 1."""
+    got = memscore.membership_metrics(np.array([-np.inf, -np.inf, 1.0]), np.array([True, False, True]))
+    assert got.auc == pytest.approx(0.75)
+    finite = memscore.membership_metrics(np.array([-5.0, -5.0, 1.0]), np.array([True, False, True]))
+    assert finite.auc == pytest.approx(0.75)
+    top = memscore.membership_metrics(np.array([np.inf, np.inf, -1.0, 0.0]), np.array([True, False, False, True]))
+    assert top.auc == pytest.approx(0.625)

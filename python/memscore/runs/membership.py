@@ -285,7 +285,8 @@ def membership_metrics(
     order = np.argsort(-s, kind="stable")
     s, m, trials = s[order], m[order], trials[order]
     # One ROC point per distinct threshold (the last index of each run of equal scores).
-    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
+    # (`!=`, not np.diff: inf − inf is NaN, which would split a tie of infinite scores)
+    last = np.r_[np.nonzero(s[1:] != s[:-1])[0], s.size - 1]
     tp = np.cumsum(m)[last]
     fp = np.cumsum(~m)[last]
     tpr = np.r_[0.0, tp / n_pos]
