@@ -139,3 +139,11 @@ def test_train_cifar_from_torchvision_files_with_a_recipe(tmp_path):
            "--epochs", "1", "--width", "1", "--depth", "10", "--batch-size", "4", "--ensemble", "2")  # fmt: skip
     s = memscore.RunStore.open(store)
     assert len(s) == 2 and s.metadata["model"]["kind"] == "wrn" and s.n_train == 10
+    # the report's gallery reads the images back from the torchvision files `--root` recorded
+    pytest.importorskip("matplotlib")
+    from memscore.runs.report import write_report
+
+    page = write_report(store, membership=False)
+    thumbs = sorted(page.parent.glob("ex-train-*.png"))
+    assert thumbs and all(f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in thumbs)
+    assert 'class="thumb"' in page.read_text()
