@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _core, audit
+from . import _core
+from . import audit as audit
 from ._validate import check_int
 from .errors import (
     ClusterError,

@@ -185,14 +185,20 @@ def one_run_pvalue(m: int, r: int, v: int, epsilon: float, delta: float = 0.0) -
 
 
 def _pvalue(m: int, r: int, v: int, eps: float, delta: float) -> float:
+    return float(_pvalues(m, r, v, np.array([eps]), delta)[0])
+
+
+def _pvalues(m: int, r: int, v: int, eps: npt.NDArray[np.float64], delta: float) -> npt.NDArray[np.float64]:
+    """:func:`one_run_pvalue` at every ε of ``eps`` at once."""
     st = scipy_stats()
-    q = 1.0 / (1.0 + math.exp(-eps))
-    p = float(st.binom.sf(v - 1, r, q))
+    q = 1.0 / (1.0 + np.exp(-eps))
+    p = st.binom.sf(v - 1, r, q)
     if delta > 0.0 and v > 0:
-        # P[v > V ≥ v - i] for i = 1..v: running sums of the pmf from v - 1 down.
-        below = np.cumsum(st.binom.pmf(np.arange(v - 1, -1, -1), r, q))
-        p += 2.0 * m * delta * float(np.max(below / np.arange(1, v + 1)))
-    return min(p, 1.0)
+        # P[v > V ≥ v - i] for i = 1..v: running sums of the pmf from v - 1 down (one row per ε).
+        below = np.cumsum(st.binom.pmf(np.arange(v - 1, -1, -1)[None, :], r, q[:, None]), axis=1)
+        p = p + 2.0 * m * delta * np.max(below / np.arange(1, v + 1), axis=1)
+    out: npt.NDArray[np.float64] = np.minimum(p, 1.0)
+    return out
 
 
 def _epsilon(m: int, r: int, v: int, delta: float, alpha: float) -> float:
@@ -207,14 +213,14 @@ def _epsilon(m: int, r: int, v: int, delta: float, alpha: float) -> float:
         return eps0
     # The δ term only adds to the tail, so the bound is below eps0. Find the first grid
     # point whose p-value exceeds α, then the crossing inside its cell.
-    if _pvalue(m, r, v, 0.0, delta) > alpha:
-        return 0.0
     grid = np.linspace(0.0, eps0, _SCAN + 1)
-    lo = 0.0
-    for e in grid[1:]:
-        if _pvalue(m, r, v, float(e), delta) > alpha:
-            from scipy.optimize import brentq
+    above = np.flatnonzero(_pvalues(m, r, v, grid, delta) > alpha)
+    if above.size == 0:
+        return eps0  # p(eps0) = α exactly: no crossing below it
+    j = int(above[0])
+    if j == 0:
+        return 0.0
+    from scipy.optimize import brentq
 
-            return float(brentq(lambda x: _pvalue(m, r, v, x, delta) - alpha, lo, float(e), xtol=1e-9))
-        lo = float(e)
-    return eps0  # p(eps0) = α exactly: no crossing above it
+    lo, hi = float(grid[j - 1]), float(grid[j])
+    return float(brentq(lambda x: _pvalue(m, r, v, x, delta) - alpha, lo, hi, xtol=1e-9))

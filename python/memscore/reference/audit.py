@@ -147,7 +147,7 @@ def epsilon_split(
     delta: float = 0.0,
     alpha: float = 0.05,
     method: str = "clopper-pearson",
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
 ) -> tuple[float, float]:
     """(ε, threshold) of the split: a seeded random half of the members and of the
     non-members picks the threshold (the smallest of its scores with the best bound on
