@@ -123,12 +123,13 @@ def test_one_audited_run_end_to_end(tmp_path):
         None,
         plan,
         store,
-        epochs=30,
+        epochs=40,
         batch_size=64,
-        lr=0.1,
+        lr=3e-3,
+        optimizer="adam",
         progress=False,
     )
     phi = store.outcomes("train", "phi")[0, c.indices]
     np.testing.assert_array_equal(store.masks()[0, c.indices], c.included[0])
     r = one_run_epsilon(phi, c.included[0], k_pos=20, k_neg=20)
-    assert r.guesses == 40 and r.correct > 30 and r.epsilon > 0.0
+    assert r.guesses == 40 and r.correct >= 36 and r.epsilon > 1.0  # 39 of 40 and ε ≈ 2.06 here

@@ -150,8 +150,9 @@ def epsilon_split(
     seed: int | Sequence[int] = 0,
 ) -> tuple[float, float]:
     """(ε, threshold) of the split: a seeded random half of the members and of the
-    non-members picks the threshold (the smallest of its scores with the best bound on
-    it), the other half bounds it ("greater" direction)."""
+    non-members picks the threshold (the smallest of its scores with the best bound on it
+    at α / (2 x its number of distinct scores)), the other half bounds it at α/2
+    ("greater" direction)."""
     rng = np.random.default_rng(seed)
     pick: list[int] = []
     rest: list[int] = []
@@ -163,8 +164,9 @@ def epsilon_split(
     s_a = [scores[i] for i in pick]
     m_a = [members[i] for i in pick]
     best_t, best = 0.0, -1.0
-    for t in sorted(set(s_a)) or [0.0]:
-        crit = _bound(*rates(s_a, m_a, t), alpha / 2, delta, method)[0]
+    candidates = sorted(set(s_a)) or [0.0]
+    for t in candidates:  # ranked by their bound with a Bonferroni correction over the candidates
+        crit = _bound(*rates(s_a, m_a, t), alpha / (2 * len(candidates)), delta, method)[0]
         if crit > best:
             best_t, best = t, crit
     s_b = [scores[i] for i in rest]
