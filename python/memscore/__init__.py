@@ -3,7 +3,7 @@
 Three engines, one package: :mod:`memscore.runs` (scores across training runs, the run
 store, the training driver), :mod:`memscore.knn` (exact kNN, ResMem) and
 :mod:`memscore.ngrams` (corpus n-gram counts, the task-gram study). Their public names are
-re-exported here.
+re-exported here. :mod:`memscore.audit` turns membership scores into ε lower bounds.
 
 Scores aggregate the outcomes of many training runs on random subsets of the data
 (Feldman & Zhang 2020; Jiang et al. 2021; Carlini et al. 2022). Heavy work runs in a Rust
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import _core
+from . import audit as audit
 from ._validate import check_int
 from .errors import (
     ClusterError,

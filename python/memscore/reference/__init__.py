@@ -7,7 +7,7 @@ the yardstick for tests against the Rust core); ``pure`` holds pure-Python loops
 
 from __future__ import annotations
 
-from . import knn, rmia, valuation
+from . import audit, knn, rmia, valuation
 from .pure import influence_pure, memorization_pure
 from .scores import (
     FPR_LEVELS,
@@ -28,6 +28,7 @@ __all__ = [
     "influence",
     "influence_pure",
     "influence_topk",
+    "audit",
     "knn",
     "rmia",
     "valuation",

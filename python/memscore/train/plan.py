@@ -66,6 +66,11 @@ class SubsetPlan:
     Run ``r`` is named ``plan.run_ids[r] == f"run-{r:06d}"``, which is how a training driver
     recognizes runs already in a store.
 
+    ``independent=True`` (Poisson sampling, as one-run audits need, Steinke et al. 2023):
+    every example is in every run independently with probability ``keep`` (with
+    ``ratios``: its run's ratio), so subset sizes and runs per example vary; ``balanced``
+    does not apply. Examples may then have no in- or no out-runs (one run is a valid plan).
+
     ``repeats`` trains every subset several times (different seeds: the driver seeds run
     ``r`` by its index), as evaluation runs for the LDS are made: the plan then has
     ``n_runs * repeats`` runs, the copies of a subset next to each other, and
@@ -89,6 +94,8 @@ class SubsetPlan:
         Runs per subset (see above).
     bootstrap : bool, default False
         Bootstrap samples instead of subsets (see above).
+    independent : bool, default False
+        Independent inclusion of every example in every run (see above).
 
     Raises
     ------
@@ -116,12 +123,16 @@ class SubsetPlan:
         seed: int = 0,
         repeats: int = 1,
         bootstrap: bool = False,
+        independent: bool = False,
     ) -> None:
         n, r = check_int(n_examples, "n_examples", 1), check_int(n_runs, "n_runs", 1)
         repeats = check_int(repeats, "repeats", 1)
         balanced = check_bool(balanced, "balanced")
+        poisson = check_bool(independent, "independent")
         self._multiplicities: npt.NDArray[np.uint16] | None = None
         if check_bool(bootstrap, "bootstrap"):
+            if poisson:
+                raise ValueError("bootstrap=True and independent=True: choose one way to draw the runs")
             if ratios is not None:
                 raise ValueError("bootstrap=True draws n_examples with replacement; ratios do not apply (got ratios)")
             if repeats != 1:
@@ -142,7 +153,10 @@ class SubsetPlan:
         run_ratio = np.array([ratio_list[i % len(ratio_list)] for i in range(r)])
         for g, ratio in enumerate(ratio_list):
             rows = np.arange(g, r, len(ratio_list))
-            if balanced:
+            if poisson:
+                # One uniform per (run, example), drawn whether or not the plan is balanced.
+                masks[rows] = rng.random((rows.size, n)) < ratio
+            elif balanced:
                 m = int(round(ratio * rows.size))
                 if m == 0 or m == rows.size:
                     raise ValueError(
@@ -172,7 +186,8 @@ class SubsetPlan:
         self.n_runs = r
         self.keep = ratio_list[0] if ratios is None else None
         self.ratios = tuple(ratio_list)
-        self.balanced = bool(balanced)
+        self.balanced = bool(balanced) and not poisson
+        self.independent = poisson
         self.seed = seed
         self.repeats = repeats
 
@@ -222,6 +237,7 @@ class SubsetPlan:
         plan.keep = None
         plan.ratios = tuple(sorted(set(ratios.tolist())))
         plan.balanced = False
+        plan.independent = False
         plan.seed = check_int(seed, "seed", 0)
         plan.repeats = 1
         return plan
@@ -243,6 +259,7 @@ class SubsetPlan:
         self.keep = None
         self.ratios = (1.0,)
         self.balanced = False
+        self.independent = False
         self.seed = seed
 
     @property
@@ -300,7 +317,7 @@ class SubsetPlan:
         -------
         dict of str to object
             ``n_examples``, ``n_runs``, ``ratios``, ``balanced``, ``seed`` (and
-            ``bootstrap: True`` for a bootstrap plan).
+            ``bootstrap: True`` for a bootstrap plan, ``independent: True`` for a Poisson one).
         """
         out = {
             "n_examples": self.n_examples,
@@ -311,6 +328,8 @@ class SubsetPlan:
         }
         if self.repeats > 1:
             out["repeats"] = self.repeats
+        if self.independent:
+            out["independent"] = True
         return out | {"bootstrap": True} if self.bootstrap else out
 
     def __repr__(self) -> str:
@@ -322,5 +341,6 @@ class SubsetPlan:
             )
         return (
             f"SubsetPlan(n_examples={self.n_examples}, n_runs={self.n_runs}, ratios={list(self.ratios)}, "
-            f"balanced={self.balanced}, subset sizes {sizes.min()}..{sizes.max()})"
+            f"balanced={self.balanced}{', independent=True' if self.independent else ''}, "
+            f"subset sizes {sizes.min()}..{sizes.max()})"
         )

@@ -1,4 +1,4 @@
-"""Membership inference on a run store's runs: LiRA and RMIA views.
+"""Membership inference on a run store's runs: LiRA and RMIA views, and the per-example ε audit.
 
 :class:`MembershipMethods` is the part of :class:`~memscore.RunStore` that computes them.
 Every run is in turn the target and every other run a shadow (reference), so each score
@@ -12,11 +12,12 @@ that of one process bit for bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
+from ..._validate import check_choice
 from ...executors import ExecutorLike
 from ..membership import lira as _lira
 from ..reference_budget import SCORES
@@ -28,7 +29,10 @@ from .reading import ReadMethods
 from .scan import Stacked
 from .tasks import read_rows
 
-__all__ = ["MembershipMethods", "phi_probability"]
+__all__ = ["EPSILON_SCORES", "MembershipMethods", "phi_probability"]
+
+#: The per-run scores :meth:`MembershipMethods.epsilon` audits with.
+EPSILON_SCORES = ("lira", "rmia", "phi")
 
 
 def phi_probability(phi: Stacked) -> Stacked:
@@ -200,3 +204,71 @@ class MembershipMethods(ReadMethods):
     def _need_population(self, what: str) -> None:
         if self._layout.n_test == 0:
             raise ValueError(f"{what}: this store has no test examples (n_test = 0) to serve as the population")
+
+    def epsilon(
+        self,
+        score: str = "lira",
+        *,
+        delta: float = 0.0,
+        alpha: float = 0.05,
+        threshold: Any = None,
+        method: str = "clopper-pearson",
+        direction: str = "greater",
+        seed: int = 0,
+        online: bool = True,
+        executor: ExecutorLike = None,
+    ) -> pl.DataFrame:
+        """An ε lower bound per training example, its in-runs and out-runs as the trials.
+
+        Every run scores every example (row r of :meth:`lira`, :meth:`rmia`, or the stored
+        φ); :func:`memscore.audit.per_example_epsilon` bounds each example's ε from them.
+        LiRA and RMIA score run r with every *other* run as a shadow, so one example's
+        trials share their shadows and are not quite independent; ``score="phi"`` (each
+        run's own confidence, which depends on that run alone) meets the bound's
+        assumption exactly. docs/audit.md has the details.
+
+        Parameters
+        ----------
+        score : {"lira", "rmia", "phi"}, default "lira"
+            The per-run score: LiRA's or RMIA's (``online`` as there), or φ.
+        delta, alpha, threshold, method, direction, seed
+            As :func:`memscore.audit.per_example_epsilon`.
+        online : bool, default True
+            LiRA's or RMIA's online variant.
+        executor : None, str or memscore.executors.Executor
+            Who reads the runs (:meth:`lira`).
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per training example (``index`` as in :meth:`scores`), see
+            :func:`memscore.audit.per_example_epsilon`.
+
+        Raises
+        ------
+        ValueError
+            An unknown score; bad audit parameters.
+        StoreError
+            No runs, a run without phi, or a damaged run file.
+        ImportError
+            scipy is not installed.
+        """
+        from ...audit.per_example import per_example_epsilon
+
+        which = check_choice(score, "score", EPSILON_SCORES)
+        if which == "lira":
+            scores = self.lira(online=online, executor=executor)
+        elif which == "rmia":
+            scores = self.rmia(online=online, executor=executor)
+        else:
+            scores = self.outcomes("train", "phi")
+        return per_example_epsilon(
+            scores,
+            self.masks(),
+            delta=delta,
+            alpha=alpha,
+            threshold=threshold,
+            method=method,
+            direction=direction,
+            seed=seed,
+        )
