@@ -323,7 +323,8 @@ def test_report_says_whether_there_are_enough_runs(tmp_path):
     """The report's section: the reliability table and the forecast of RUN_TARGETS, or a
     note when the store has too few runs to split."""
     pytest.importorskip("matplotlib")
-    from memscore.runs.report import RUN_TARGETS, write_report
+    from memscore.runs.report import write_report
+    from memscore.runs.report_sections import RUN_TARGETS
 
     rng = np.random.default_rng(3)
     for runs in (32, 4):

@@ -35,6 +35,7 @@ from .gallery import ROWS, ExampleHook, Thumbnails, example_source, gallery_sect
 from .membership import membership_metrics
 from .proxies import disagreement, proxy_table, trajectories
 from .removal import REMOVAL_FILE
+from .report_sections import audit_section, enough_runs_section
 from .store import RunStore
 
 __all__ = ["Sweep", "open_scored", "score_store", "summarize", "write_report", "task_of"]
@@ -523,9 +524,10 @@ def write_report(
     point-removal curves when the store directory holds ``removal.parquet``
     (:func:`memscore.runs.removal.write_removal_curve`); proxy correlations; the LDS of
     influence and datamodels when the store has evaluation runs in ``<store>/eval``
-    (:func:`lds_table`); "Are there enough runs?" (:func:`enough_runs_section`: split-half
-    reliability and the runs each target needs); and, for a sweep, memorization
-    trajectories across model sizes.
+    (:func:`lds_table`); "Are there enough runs?" (split-half reliability and the runs each
+    target needs); the audit (an ε lower bound from the runs, per-example ε, the
+    reference-budget curve; :mod:`memscore.runs.report_sections`); and, for a sweep,
+    memorization trajectories across model sizes.
     Tables sort by a click on a column and filter by the box above them.
 
     Parameters
@@ -549,7 +551,7 @@ def write_report(
     gallery_rows : int, default 16
         Rows of each gallery table.
     membership : bool, default True
-        Draw the membership section (LiRA and RMIA read every run's phi once more).
+        Draw the membership and audit sections (LiRA and RMIA read every run's phi once more).
 
     Returns
     -------
@@ -632,6 +634,8 @@ def write_report(
             parts.append(el("h3", "Linear datamodeling score on the evaluation runs"))
             parts.append(table_html(lds_table(store, RunStore.open(eval_dir))))
         parts += enough_runs_section(store)
+        if membership:
+            parts += audit_section(store, figure, id_prefix=tag)
     if sweep is not None and len(stores) >= 2:
         traj = trajectories(mems)
         atomic_write(Path(path) / "trajectories.parquet", lambda f: traj.write_parquet(f))
@@ -644,37 +648,6 @@ def write_report(
     page = out_dir / "index.html"
     write_page(page, "memscore report", parts, REPORT_CSS)
     return page
-
-
-#: What "Are there enough runs?" forecasts (memscore.runs.forecast targets).
-RUN_TARGETS = ("memorization:reliability>=0.9", "memorization:stderr<=0.02", "holdout:reliability>=0.9")
-
-
-def enough_runs_section(store: RunStore, *, splits: int = 10) -> list[Any]:
-    """The report's "Are there enough runs?" section: the split-half reliability of the
-    run scores with the runs at hand (:meth:`RunStore.reliability`), and the runs each
-    target of :data:`RUN_TARGETS` needs (:meth:`RunStore.forecast`), with the wall time
-    and GPU-hours from the runs' measured seconds."""
-    out: list[Any] = [el("h3", "Are there enough runs?")]
-    if len(store) < 8:
-        out.append(el("p", f"{len(store)} runs: too few to split into halves and extrapolate (8 at least)."))
-        return out
-    scores = ["memorization", "holdout"] + (["influence"] if store.n_test else [])
-    table = store.reliability(scores, splits=splits, seed=0)
-    out.append(
-        el(
-            "p",
-            "Split-half reliability: the correlation of each score computed on two disjoint halves of "
-            "the runs, extended to all of them (Spearman–Brown); 1 means more runs would not change "
-            "the ranking. median_stderr is the typical standard error of one example's score.",
-        )
-    )
-    out.append(table_html(table.with_columns(pl.col("value", "low", "high").round(4))))
-    plan = store.forecast(list(RUN_TARGETS), splits=splits, seed=0)
-    keep = ["target", "current", "met", "runs", "runs_low", "runs_high", "law_fits", "wall_hours", "gpu_hours"]
-    out.append(el("p", "Runs each target needs, forecast from these runs (docs/reliability.md):"))
-    out.append(table_html(plan.select(keep).with_columns(pl.col("current", "wall_hours", "gpu_hours").round(4))))
-    return out
 
 
 def _read_summary(path: Path) -> dict[str, Any]:
