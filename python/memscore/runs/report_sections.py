@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -13,6 +13,7 @@ import polars as pl
 from .._html import Markup, el
 from .._plot import pyplot, save_figure, table_html
 from ..errors import StoreError
+from .references import max_references
 from .store import RunStore
 
 __all__ = ["RUN_TARGETS", "audit_section", "enough_runs_section"]
@@ -59,7 +60,8 @@ def audit_section(
     trial of LiRA online (:func:`memscore.audit.epsilon_lower_bound`: Clopper–Pearson bounds
     on FPR and FNR, the threshold chosen on a seeded half of the trials and bounded on the
     other), the histogram of per-example ε (:func:`memscore.audit.per_example_epsilon`), and
-    the reference-budget curve of LiRA and RMIA (:meth:`RunStore.reference_budget`).
+    the reference-budget curve of LiRA and RMIA (:meth:`RunStore.reference_budget`, at
+    k = 1, 4, 16, ... references per example, the most every example allows, and all).
 
     LiRA scores run r with every other run as a shadow, so the trials share their shadows
     and the bound is approximate (docs/audit.md); infinite scores keep their order (they
@@ -106,7 +108,11 @@ def audit_section(
 
     out.append(figure(f"{id_prefix}audit_epsilon_hist.png", "histogram of per-example epsilon", hist))
     which = ("lira", "rmia") if store.n_test else ("lira",)
-    budget = store.reference_budget(scores=which, ci=None)
+    # powers of 4, not of 2: each budget rescores every run as the target (the curve's cost)
+    largest, _, _ = max_references(masks, True)
+    ks: list[int | Literal["all"]] = [k for k in (1, 4, 16, 64, 256) if k < largest]
+    ks += [largest, "all"] if largest >= 1 else ["all"]
+    budget = store.reference_budget(scores=which, ks=ks, ci=None)
 
     def curve(path: Path) -> None:
         fig, ax = pyplot().subplots(figsize=(6.2, 3.6))
