@@ -99,10 +99,13 @@ def score_with_references(
     u, v = reference_keys((r, n), seed)
     cols = np.arange(n)
     out = np.empty((r, n))
+    # Per side, each column's k + 1 smallest keys once: the k smallest of the rows other than
+    # a target t are those, less t where t is among the first k (keys are distinct floats).
+    sides = [_ranked(np.where(~masks, u, np.inf), k)]
+    if online:
+        sides.append(_ranked(np.where(masks, u, np.inf), k))
     for t in range(r):
-        chosen = [_smallest(np.where(~masks, u, np.inf), t, k)]
-        if online:
-            chosen.append(_smallest(np.where(masks, u, np.inf), t, k))
+        chosen = [_without(top, t, k) for top in sides]
         refs = np.sort(np.concatenate(chosen), axis=0)  # each column's references in run order
         rows = np.vstack([np.full((1, n), t), refs])
         pop = None
@@ -115,11 +118,24 @@ def score_with_references(
     return out
 
 
-def _smallest(keys: F64, t: int, k: int) -> I64:
-    """Per column, the k rows other than ``t`` with the smallest keys, shape (k, N)."""
-    keys = keys.copy()
-    keys[t] = np.inf
+def _ranked(keys: F64, k: int) -> I64:
+    """Per column, the rows of the ``k + 1`` smallest keys in increasing key order, shape
+    ``(min(k + 1, R), N)``."""
+    r = keys.shape[0]
+    m = min(k + 1, r)
+    part = np.argpartition(keys, m - 1, axis=0)[:m] if m < r else np.tile(np.arange(r)[:, None], (1, keys.shape[1]))
+    order = np.argsort(np.take_along_axis(keys, part, axis=0), axis=0, kind="stable")
+    ranked: I64 = np.take_along_axis(part, order, axis=0).astype(np.int64)
+    return ranked
+
+
+def _without(ranked: I64, t: int, k: int) -> I64:
+    """Per column, the k rows other than ``t`` with the smallest keys, shape (k, N), from
+    :func:`_ranked`'s ``k + 1``: the first k, with t (if there) replaced by the (k+1)-th."""
     if k == 0:
-        return np.empty((0, keys.shape[1]), dtype=np.int64)
-    idx: I64 = np.argpartition(keys, k - 1, axis=0)[:k].astype(np.int64)
-    return idx
+        return np.empty((0, ranked.shape[1]), dtype=np.int64)
+    first: I64 = ranked[:k].copy()
+    hit = first == t
+    if hit.any():
+        first[hit] = np.broadcast_to(ranked[min(k, ranked.shape[0] - 1)], first.shape)[hit]
+    return first
