@@ -16,6 +16,10 @@ import numpy.typing as npt
 if TYPE_CHECKING:  # pragma: no cover
     from .runs.bits import PackedBits
 
+#: Bootstrap replicates at most (``n_boot``): each replicate holds a resample of the trials,
+#: and a few thousand already give intervals to the third digit.
+MAX_BOOT = 100_000
+
 #: An array argument: a numpy array or anything ``numpy.asarray`` takes (nested lists, torch
 #: CPU tensors and other objects with ``__array__``).
 ArrayLike: TypeAlias = npt.ArrayLike

@@ -211,3 +211,15 @@ def test_label_issues_features_not_a_pair(store):
 def test_label_issues_right_features_work(store):
     table = memscore.label_issues(store, "knn_shapley", knn_features=(X, Q))
     assert table.height == 6
+
+
+@pytest.mark.parametrize("which", ["membership_metrics", "lds"])
+def test_huge_n_boot_is_refused_before_allocating(which):
+    """n_boot = 10**12 replicates would ask numpy for terabytes: a ValueError naming it."""
+    rng = np.random.default_rng(0)
+    masks = rng.random((12, 6)) < 0.5
+    with pytest.raises(ValueError, match=r"^n_boot:"):
+        if which == "membership_metrics":
+            memscore.membership_metrics(rng.normal(size=(12, 6)), masks, ci=0.95, n_boot=10**12)
+        else:
+            memscore.lds(rng.normal(size=(3, 6)), masks, rng.normal(size=(12, 3)), n_boot=10**12)

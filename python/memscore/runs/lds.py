@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from .._stats import spearman
 from .._validate import (
+    MAX_BOOT,
     ArrayLike,
     as_mask,
     as_outcomes,
@@ -181,7 +182,7 @@ def lds(
     # a subset's prediction sums up to N attributions (float64 in correlations)
     att = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
     check_summable(att, "attributions", a.shape[1], over="examples")
-    n_boot = check_int(n_boot, "n_boot", 0)
+    n_boot = check_int(n_boot, "n_boot", 0, MAX_BOOT)
     seed = check_int(seed, "seed", 0)
     level = check_float(confidence, "confidence", 0.0, 1.0, low_open=True, high_open=True)
     if groups is not None:

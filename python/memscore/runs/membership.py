@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from .. import _core
 from .._validate import (
+    MAX_BOOT,
     ArrayLike,
     RunsLike,
     as_mask,
@@ -233,7 +234,7 @@ def membership_metrics(
     ci : float, optional
         Coverage of the bootstrap intervals, in (0, 1) (e.g. 0.95); None (default): none.
     n_boot : int, default 1000
-        Bootstrap replicates (>= 1), used with ``ci``.
+        Bootstrap replicates (1 to 100,000), used with ``ci``.
     seed : int, default 0
         Seed of the bootstrap.
 
@@ -264,7 +265,7 @@ def membership_metrics(
     check_real(sa, "scores")
     levels = tuple(check_float(f, "fpr_levels[]", 0.0, 1.0) for f in fpr_levels)
     level = None if ci is None else check_float(ci, "ci", 0.0, 1.0, low_open=True, high_open=True)
-    boots = check_int(n_boot, "n_boot", 1)
+    boots = check_int(n_boot, "n_boot", 1, MAX_BOOT)
     check_int(seed, "seed", 0)
     shape = np.shape(sa)
     s = np.asarray(sa, dtype=np.float64).ravel()

@@ -28,7 +28,7 @@ import numpy.typing as npt
 import polars as pl
 
 from .._stats import spearman
-from .._validate import check_float, check_int
+from .._validate import MAX_BOOT, check_float, check_int
 from ..executors import ExecutorLike, as_executor
 from .datamodels import datamodels
 from .lds import lds
@@ -532,7 +532,7 @@ def reliability(
     opts: dict[str, Any] = {
         "top_k": check_int(top_k, "top_k", 1),
         "influence_k": check_int(influence_k, "influence_k", 1),
-        "n_boot": check_int(n_boot, "n_boot", 0),
+        "n_boot": check_int(n_boot, "n_boot", 0, MAX_BOOT),
         "confidence": check_float(confidence, "confidence", 0.0, 1.0, low_open=True, high_open=True),
         "fpr_levels": tuple(check_float(f, "fpr_levels[]", 0.0, 1.0) for f in fpr_levels),
         "seed": check_int(seed, "seed", 0),
