@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from .._validate import check_bool, check_choice, check_float, check_int, check_optional_int
+from .._validate import check_bool, check_bytes, check_choice, check_float, check_int, check_optional_int
 from ..executors import ExecutorLike
 from ._executor import executor_option, make_executor
 
@@ -163,7 +163,7 @@ def run_training(
     widths: list[int] | None = None,
     runs: int = 256,
     keep: float = 0.5,
-    ensemble: int = 64,
+    ensemble: int | None = None,
     device: str = "auto",
     seed: int = 0,
     keep_logits: bool = False,
@@ -174,6 +174,8 @@ def run_training(
     bootstrap: bool = False,
     until: list[str] | None = None,
     round_runs: int | None = None,
+    strategy: str = "auto",
+    memory: Any = None,
     **overrides: Any,
 ) -> list[Path]:
     """Train ``runs`` runs of an embedded dataset into a store (or a sweep over widths).
@@ -196,8 +198,12 @@ def run_training(
         Training runs (random subsets).
     keep : float, default 0.5
         Fraction of the training set each run trains on, in (0, 1).
-    ensemble : int, default 64
-        Runs trained at once as one vmapped model.
+    ensemble : int, optional
+        Runs trained at once as one ensemble (default: sized to the memory).
+    strategy : {"auto", "vmap", "loop"}, default "auto"
+        How an ensemble trains its members (see :func:`memscore.train.train_runs`).
+    memory : int or str, optional
+        The memory an ensemble may use (``"8GiB"``; see :func:`memscore.train.train_runs`).
     device : str, default "auto"
         ``"auto"``, ``"cpu"``, ``"cuda"`` or another torch device.
     seed : int, default 0
@@ -250,7 +256,7 @@ def run_training(
     from ..runs.report import Sweep
     from ..runs.store import RunStore
     from ..train import DatasetSplit, SubsetPlan, TrainConfig, create_store, train_runs
-    from ..train.checks import _check_compile, _check_precision, _resolve_device
+    from ..train.checks import _check_compile, _check_precision, _check_strategy, _resolve_device
     from ._checks import check_output_dir
 
     # ---- every check first: nothing below the next marker runs on a bad argument
@@ -271,7 +277,9 @@ def run_training(
     widths = [check_int(w, "width", 1) for w in (widths or [preset["width"]])]
     if len(set(widths)) != len(widths):
         raise ValueError(f"width: expected different widths for a sweep, got {widths}")
-    ensemble = check_int(ensemble, "ensemble", 1)
+    ensemble = check_optional_int(ensemble, "ensemble", 1)
+    if memory is not None:
+        check_bytes(memory, "memory")
     max_runs = check_optional_int(max_runs, "max_runs", 0)
     round_runs = check_optional_int(round_runs, "round_runs", 1)
     if until:
@@ -287,6 +295,7 @@ def run_training(
         momentum=preset["momentum"], weight_decay=preset["weight_decay"],
         snapshot_epochs=tuple(preset["snapshot_epochs"]), seed=seed, **recipe,
     )  # fmt: skip
+    _check_strategy(strategy, preset["precision"])
     check_choice(preset["model"], "model", _MODELS)
     from ..train.augment import resolve_augment
 
@@ -352,7 +361,7 @@ def run_training(
             ensemble=ensemble, device=device, snapshot_epochs=preset["snapshot_epochs"],
             keep_logits=keep_logits, seed=seed, progress=progress, max_runs=max_runs,
             augment=preset["augment"], normalize=task.info.get("normalize"), until=until or None,
-            round_runs=round_runs if until else None, **recipe,
+            round_runs=round_runs if until else None, strategy=strategy, memory=memory, **recipe,
         )  # fmt: skip
     return paths
 
@@ -410,14 +419,22 @@ def train(
     step_epochs: str | None = typer.Option(None, help="Comma-separated epochs where the step schedule decays."),
     label_smoothing: float | None = typer.Option(None, help="Label smoothing of the training loss."),
     grad_clip: float | None = typer.Option(None, help="Clip each run's gradient to this L2 norm."),
-    precision: str | None = typer.Option(None, help="fp32, bf16 or fp16 (mixed precision needs CUDA)."),
+    precision: str | None = typer.Option(None, help="fp32, bf16 or fp16 (fp16 with a loss scale per run)."),
     compile: bool = typer.Option(
         False, "--compile", help="Compile the ensemble's training forward with torch.compile (see docs/training.md)."
     ),
     label_noise: float | None = typer.Option(None, help="Fraction of training labels flipped (mnist1d, images)."),
     root: Path | None = typer.Option(None, help="Directory of torchvision's dataset files."),
     download: bool = typer.Option(False, help="Download missing dataset files with torchvision."),
-    ensemble: int = typer.Option(64, help="Runs trained at once as one vmapped model."),
+    ensemble: int | None = typer.Option(
+        None, help="Runs trained at once as one ensemble (default: as many as fit --memory)."
+    ),
+    strategy: str = typer.Option(
+        "auto", help="auto (time each on this model and device), vmap (one vmapped model) or loop (member by member)."
+    ),
+    memory: str | None = typer.Option(
+        None, help="Memory an ensemble may use, e.g. 8GiB (default: 80%% of a GPU's free memory, half the host's)."
+    ),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, help="Seed of the plan, initializations and batch order."),
     keep_logits: bool = typer.Option(False, help="Also store the final logits of every run."),
@@ -473,7 +490,8 @@ def train(
         store, dataset=dataset or settings.pop("dataset", "modular"), widths=width or settings.pop("widths", None),
         runs=runs, keep=keep if keep is not None else settings.pop("keep", 0.5), ensemble=ensemble, device=device,
         seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=ex,
-        bootstrap=bootstrap, until=until, round_runs=round_runs, **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
+        bootstrap=bootstrap, until=until, round_runs=round_runs, strategy=strategy, memory=memory,
+        **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")
 
@@ -669,7 +687,7 @@ def demo(
     out: Path = typer.Option(Path("memscore-demo"), help="Directory for the store and the report."),
     quick: bool = typer.Option(False, help="A one-minute version: 64 runs instead of 256."),
     runs: int | None = typer.Option(None, help="Number of runs (default 256, or 64 with --quick)."),
-    ensemble: int = typer.Option(64, help="Runs trained at once."),
+    ensemble: int | None = typer.Option(None, help="Runs trained at once (default: as many as fit the memory)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
@@ -684,7 +702,7 @@ def demo(
 
     t0 = time.perf_counter()
     n_runs = check_int(runs, "--runs", 2) if runs is not None else (64 if quick else 256)
-    check_int(ensemble, "--ensemble", 1)
+    check_optional_int(ensemble, "--ensemble", 1)
     check_output_dir(out, "--out")
     _plt()  # the report needs matplotlib: say so before minutes of training, not after
     store_path = out / f"store-{n_runs}-runs"  # plans differ by run count; this keeps resuming safe
