@@ -92,6 +92,7 @@ def test_every_strategy_equals_the_plain_loop(tmp_path, strategy):
 def test_auto_times_every_strategy_once_and_reuses_the_measurement(tmp_path, monkeypatch):
     from memscore.train import autotune
 
+    monkeypatch.setattr(autotune, "_MEASURED", {})  # this process's earlier measurements
     x, y = signals()
     plan = SubsetPlan(len(y), 6, keep=0.5, seed=0)
     kw = dict(epochs=1, batch_size=8, lr=0.1, progress=False, ensemble=2)

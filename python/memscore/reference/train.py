@@ -154,7 +154,7 @@ def train_sequential(
                     )  # fmt: skip
                 t += 1
                 xb = x_tr[b]
-                if drawn is not None:
+                if drawn is not None and isinstance(aug, Augmentation):
                     xb = aug.apply(xb, {k: v[0, i : i + b.numel()] for k, v in drawn.items()})
                 elif aug is not None:
                     xb = aug(xb, gen)

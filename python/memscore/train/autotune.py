@@ -1,11 +1,13 @@
 """How ensembles train on the device at hand: the strategy, timed on the real model and batch,
 and the sizes, from a measured per-member memory footprint.
 
-- **Strategy** (``train_runs(strategy="auto")``): a few warm steps of every strategy of
-  :data:`~memscore.train.ensemble.STRATEGIES` on throwaway copies of the first runs' models,
-  on the real batch size, augmentation and device; the fastest per member-step wins. The
-  measurement is recorded in the store (:data:`TUNING`) and reused by later calls with the
-  same model, batch, precision and device.
+- **Strategy** (``train_runs(strategy="auto")``): a few steps of every strategy of
+  :data:`~memscore.train.ensemble.STRATEGIES` on throwaway copies of the first runs' models
+  (:data:`PROBE_MEMBERS`), on the real batch size, augmentation and device, within about
+  :data:`PROBE_SECONDS` each; the fastest per member-step wins. The
+  measurement is recorded in the store (:data:`TUNING`) and kept for the process: later
+  calls with the same model, batch, precision, augmentation and device reuse it, so they
+  take the same floating-point path.
 - **Ensemble size** (``ensemble=None``): the most members whose state (parameters, gradients,
   optimizer state) and activations fit the memory budget (``memory=``; by default 80% of the
   device's free memory on CUDA, half the available memory on the CPU). The activations of
@@ -32,7 +34,10 @@ from .._validate import check_bytes
 from .config import TrainConfig, _torch
 from .ensemble import STRATEGIES, _Ensemble
 
-__all__ = ["TUNING", "Tuning", "activation_bytes", "memory_budget", "record", "recorded", "size_ensemble", "tune"]
+__all__ = [
+    "TUNING", "Tuning", "activation_bytes", "known_tunings", "memory_budget", "record", "remember", "size_ensemble",
+    "tune",
+]  # fmt: skip
 
 TUNING = "train_tuning.json"
 """The file, in a store's directory, holding the last strategy measurement of its training."""
@@ -41,8 +46,15 @@ TUNING = "train_tuning.json"
 #: and a GPU little, while the last group of a plan grows.
 MAX_MEMBERS = {"cpu": 64, "cuda": 256}
 
-#: Probe members per strategy timing, warm steps and timed steps.
-PROBE_MEMBERS, PROBE_WARM, PROBE_STEPS = 4, 1, 2
+_MEASURED: dict[str, tuple[str, dict[str, float]]] = {}
+"""This process's measurements by key: every later call with the same model, batch, precision,
+augmentation and device takes the same strategy (the same floating-point path), whichever
+store or executor it trains for."""
+
+#: Probe members per strategy timing, and its time budget: steps repeat until it is spent (at
+#: most :data:`PROBE_MAX_STEPS`), the first discarded when there is more than one (on CUDA
+#: always: it pays cuDNN's algorithm search), the fastest kept.
+PROBE_MEMBERS, PROBE_SECONDS, PROBE_MAX_STEPS = 2, 0.3, 5
 
 
 @dataclass(frozen=True)
@@ -158,9 +170,9 @@ def eval_chunk(act_bytes: int, batch_size: int, members: int, budget: int) -> in
 def _probe_seconds(
     model_fn: Callable[[], Any], cfg: TrainConfig, data: Any, dev: Any, strategy: str, members: int
 ) -> float:
-    """Seconds per member-step of ``strategy``: :data:`PROBE_WARM` warm and
-    :data:`PROBE_STEPS` timed steps (the fastest) of ``members`` throwaway members on the
-    first examples, augmented as training augments them."""
+    """Seconds per member-step of ``strategy`` on ``members`` throwaway members and the
+    first examples, augmented as training augments them: steps until :data:`PROBE_SECONDS`
+    are spent (a slow model takes one, on the CPU), the fastest after the first."""
     from .augment import Augmentation
     from .fit import _loss_fn
     from .models import init_model
@@ -173,8 +185,8 @@ def _probe_seconds(
     idx = torch.arange(b, device=where).repeat(members, 1)
     keys = torch.arange(members, dtype=torch.int64, device=where)
     w = torch.ones(members, b, device=dev)
-    best = float("inf")
-    for i in range(PROBE_WARM + PROBE_STEPS):
+    times: list[float] = []
+    while len(times) < PROBE_MAX_STEPS and (sum(times) < PROBE_SECONDS or (dev.type == "cuda" and len(times) < 2)):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t0 = time.perf_counter()
@@ -185,9 +197,8 @@ def _probe_seconds(
         ens.train_step(data.x.to_float(xb), _loss_fn(cfg, y, w, w.sum(1)))
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        if i >= PROBE_WARM:
-            best = min(best, time.perf_counter() - t0)
-    return best / members
+        times.append(time.perf_counter() - t0)
+    return min(times[1:] or times) / members
 
 
 def tune(
@@ -199,7 +210,7 @@ def tune(
     strategy: str,
     ensemble: int | None,
     memory: Any,
-    known: dict[str, Any] | None = None,
+    known: list[dict[str, Any]] | None = None,
     strategies: tuple[str, ...] = STRATEGIES,
     augment: str = "none",
 ) -> Tuning:
@@ -221,10 +232,10 @@ def tune(
         Members per ensemble, or None to size them from memory.
     memory : int, str or None
         The memory budget (:func:`memory_budget`).
-    known : dict, optional
-        The store's previous measurement (:data:`TUNING`): when it was taken with the same
-        model, batch, precision, augmentation and device, its strategy is reused rather
-        than timed again.
+    known : list of dict, optional
+        Earlier measurements (:func:`known_tunings`: the store's, then the calling
+        process's): the first taken with the same model, batch, precision, augmentation
+        and device is reused rather than timed again.
     strategies : tuple of str
         The strategies ``"auto"`` chooses from (``("loop",)`` for a model vmap cannot run).
     augment : str
@@ -250,13 +261,18 @@ def tune(
     if strategy == "auto" and len(strategies) == 1:
         strategy = strategies[0]
     elif strategy == "auto":
-        if known is not None and known.get("key") == key and known.get("strategy") in strategies:
-            strategy, timings, source = known["strategy"], dict(known.get("timings", {})), "store"
+        cached = _MEASURED.get(json.dumps(key, sort_keys=True))
+        same = [k for k in known or [] if k.get("key") == key and k.get("strategy") in strategies]
+        if same:
+            strategy, timings, source = same[0]["strategy"], dict(same[0].get("timings", {})), "store"
+        elif cached is not None and cached[0] in strategies:
+            (strategy, timings), source = cached, "measured"
         else:
             cap = ensemble or MAX_MEMBERS.get(dev.type, 64)
             members = min(PROBE_MEMBERS, cap, size_ensemble(params * 4, act, budget, "vmap", cap))
             timings = {s: _probe_seconds(model_fn, cfg, data, dev, s, members) for s in strategies}
             strategy, source = min(timings, key=lambda s: timings[s]), "measured"
+            _MEASURED[json.dumps(key, sort_keys=True)] = (strategy, timings)
     member = params * _state_copies(cfg, strategy)
     if ensemble is None:
         ensemble = size_ensemble(member, act, budget, strategy, MAX_MEMBERS.get(dev.type, 64))
@@ -279,14 +295,21 @@ def tuning_key(model: Any, cfg: TrainConfig, augment: str, dev: Any) -> dict[str
     }
 
 
-def recorded(store_path: Any) -> dict[str, Any] | None:
-    """The store's last measured tuning (:data:`TUNING`), or None."""
-    path = Path(store_path) / TUNING
+def known_tunings(store_path: Any) -> list[dict[str, Any]]:
+    """The measurements a call hands its tasks: the store's last one (:data:`TUNING`), then
+    this process's (a Ray worker's check then reuses what the driver measured)."""
+    out = [{"key": json.loads(k), "strategy": s, "timings": t} for k, (s, t) in _MEASURED.items()]
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads((Path(store_path) / TUNING).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("source") == "measured" else None
+        return out
+    return [data, *out] if isinstance(data, dict) and data.get("source") == "measured" else out
+
+
+def remember(tuning: Tuning) -> None:
+    """Keep a worker's measurement in this process too (the next call reuses it)."""
+    if tuning.source == "measured" and tuning.key:
+        _MEASURED.setdefault(json.dumps(tuning.key, sort_keys=True), (tuning.strategy, dict(tuning.timings)))
 
 
 def record(store_path: Any, tuning: Tuning) -> None:

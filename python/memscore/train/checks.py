@@ -166,14 +166,14 @@ def _check_strategy(strategy: Any, precision: str) -> str:
     from .._validate import check_choice
     from .ensemble import STRATEGIES
 
-    strategy = check_choice(strategy, "strategy", ("auto", *STRATEGIES))
-    if strategy == "vmap" and precision != "fp32":
+    name: str = check_choice(strategy, "strategy", ("auto", *STRATEGIES))
+    if name == "vmap" and precision != "fp32":
         # torch.func.vmap dispatches below autocast: every op would silently run in float32
         raise ValueError(
             f"strategy: 'vmap' cannot train in {precision} (torch.func.vmap ignores autocast, so the ensemble "
             "would run in float32); use strategy='loop' or 'auto', which trains mixed precision member by member"
         )
-    return strategy
+    return name
 
 
 def _check_compile(dev: Any) -> None:

@@ -39,7 +39,7 @@ from ..runs.store import RunStore
 from ..runs.store.format import run_rel
 from ..runs.store.merge import publish_run_bytes
 from .augment import query_views, resolve_augment
-from .autotune import record, recorded
+from .autotune import known_tunings, record, remember
 from .checks import _check_strategy
 from .config import TrainConfig, _as_xy, _torch
 from .models import init_model
@@ -382,7 +382,7 @@ def train_runs(
         token=uuid.uuid4().hex, model_fn=model_fn, cfg=cfg, store=StoreRef.of(store, shared=ex.shares_files),
         device=device, keep_logits=keep_logits, augment=augment, normalize=normalize,
         data_on_device=data_on_device, query_augment=query_augment, vmap_check=fixed is None or fixed > 1,
-        strategy=strategy, ensemble=fixed, memory=memory, known=recorded(store.path) if strategy == "auto" else None,
+        strategy=strategy, ensemble=fixed, memory=memory, known=known_tunings(store.path) if strategy == "auto" else None,
     )  # fmt: skip
     # data given as arrays travels once (Ray's object store); data functions run in the tasks
     train_arg, test_arg = (src if src is None or callable(src) else ex.share(src) for src in (train, test))
@@ -399,6 +399,7 @@ def train_runs(
             record_settings(store, settings)  # the checks passed: these are the store's settings
             if tuning.source == "measured":
                 record(store.path, tuning)
+                remember(tuning)
             # every task trains with the strategy and sizes the check found on the device
             common = (dataclasses.replace(job, tuning=tuning), plan_arg, train_arg, test_arg)
             groups = _groups(todo, plan, cfg.batch_size, tuning.ensemble, exact)

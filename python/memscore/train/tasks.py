@@ -124,8 +124,8 @@ class TrainJob:
         Check that the model runs in a vmapped ensemble (ensembles of more than one run).
     strategy, ensemble, memory
         As :func:`~memscore.train.train_runs` takes them.
-    known : dict, optional
-        The store's last strategy measurement (:data:`memscore.train.autotune.TUNING`).
+    known : list of dict, optional
+        Earlier strategy measurements (:func:`memscore.train.autotune.known_tunings`).
     tuning : Tuning, optional
         Set by the driver from :func:`check_task`'s answer: the strategy and sizes every
         training task uses.
@@ -145,7 +145,7 @@ class TrainJob:
     strategy: str = "auto"
     ensemble: int | None = None
     memory: Any = None
-    known: dict[str, Any] | None = None
+    known: list[dict[str, Any]] | None = None
     tuning: Tuning | None = None
 
 
