@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 import re
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +420,7 @@ def write_megatron(
     head += len(cast).to_bytes(8, "little") + docs.size.to_bytes(8, "little")
     body = b"".join(c.tobytes() for c in cast)
     p = Path(prefix)
+    p.parent.mkdir(parents=True, exist_ok=True)
     if not cast:
         pointers = np.zeros(0, dtype="<i8")
     atomic_write(
