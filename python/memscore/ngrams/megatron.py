@@ -409,19 +409,20 @@ def write_megatron(
         raise ValueError(f"parts: expected an int >= 1, got {parts!r}")
     dt = np.dtype(dtype).newbyteorder("<")
     rows = [np.asarray(r) for r in sequences]
-    cast = [r.astype(dt) for r in rows]
-    if any(not np.array_equal(a, c) for a, c in zip(rows, cast, strict=True)):
+    flat = np.concatenate(rows) if rows else np.zeros(0, dtype=dt)
+    body_arr = flat.astype(dt)
+    if not np.array_equal(body_arr, flat):
         raise ValueError(f"sequences: values that {dtype} cannot hold")
-    sizes = np.array([r.size for r in cast], dtype="<i4")
+    sizes = np.fromiter((r.size for r in rows), dtype="<i4", count=len(rows))
     pointers = (np.concatenate([[0], np.cumsum(sizes[:-1], dtype=np.int64)]) * dt.itemsize).astype("<i8")
-    docs = np.arange(len(cast) + 1) if doc_index is None else np.asarray(doc_index)
+    docs = np.arange(len(rows) + 1) if doc_index is None else np.asarray(doc_index)
     docs = docs.astype("<i8")
     head = MAGIC + (1).to_bytes(8, "little") + bytes([_WRITE_CODES[dtype]])
-    head += len(cast).to_bytes(8, "little") + docs.size.to_bytes(8, "little")
-    body = b"".join(c.tobytes() for c in cast)
+    head += len(rows).to_bytes(8, "little") + docs.size.to_bytes(8, "little")
+    body = body_arr.tobytes()
     p = Path(prefix)
     p.parent.mkdir(parents=True, exist_ok=True)
-    if not cast:
+    if not rows:
         pointers = np.zeros(0, dtype="<i8")
     atomic_write(
         p.with_name(p.name + ".idx"), lambda f: f.write(head + sizes.tobytes() + pointers.tobytes() + docs.tobytes())
