@@ -15,13 +15,12 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("matplotlib")
 
 import polars as pl  # noqa: E402
+from lm_tiny import save_with_tokenizer, tiny_neox  # noqa: E402
 
 import memscore.lm as lm  # noqa: E402
 from memscore.lm.planted import fit_causal_lm  # noqa: E402
 from memscore.ngrams import Corpus  # noqa: E402
 from memscore.ngrams.megatron import write_megatron  # noqa: E402
-
-from lm_tiny import save_with_tokenizer, tiny_neox  # noqa: E402
 
 VOCAB, LENGTH, K, M = 64, 12, 6, 6
 BACKGROUND, PLANTED, COPIES = 200, 4, 60
