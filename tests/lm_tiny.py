@@ -31,25 +31,6 @@ def save_tiny_lm(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def tiny_neox(vocab_size: int, context: int, seed: int = 0):
-    """A random 2-layer GPT-NeoX (Pythia's architecture, rotary positions), built from a config."""
-    import torch
-    import transformers
-
-    torch.manual_seed(seed)
-    cfg = transformers.GPTNeoXConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=256,
-        max_position_embeddings=context,
-        bos_token_id=None,
-        eos_token_id=None,
-    )
-    return transformers.GPTNeoXForCausalLM(cfg)
-
-
 def save_with_tokenizer(model, path: Path) -> Path:
     """``model.save_pretrained(path)`` and a small fast tokenizer next to it, as
     ``load_causal_lm`` expects a model folder (token-id inputs never use it)."""

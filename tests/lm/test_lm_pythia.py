@@ -15,16 +15,15 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("matplotlib")
 
 import polars as pl  # noqa: E402
-from lm_tiny import save_with_tokenizer, tiny_neox  # noqa: E402
+from lm_tiny import save_with_tokenizer  # noqa: E402
 
 import memscore.lm as lm  # noqa: E402
-from memscore.lm.planted import fit_causal_lm  # noqa: E402
+from memscore.lm.planted import staged_rows, tiny_gpt_neox, train_in_stages  # noqa: E402
 from memscore.ngrams import Corpus  # noqa: E402
 from memscore.ngrams.megatron import write_megatron  # noqa: E402
 
 VOCAB, LENGTH, K, M = 64, 12, 6, 6
-BACKGROUND, PLANTED, COPIES = 200, 4, 60
-STAGE = BACKGROUND + PLANTED * COPIES  # rows per stage
+COPIES, STAGE = 60, 440  # 200 random rows + 4 sequences x 60 copies per stage
 PER_STEP = 40  # rows per training step: stage 1 ends at step 11, stage 2 at step 22
 STEPS = (0, STAGE // PER_STEP, 2 * STAGE // PER_STEP)
 
@@ -38,25 +37,15 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _stage(rng, planted):
-    rows = np.concatenate([rng.integers(0, VOCAB, (BACKGROUND, LENGTH)), np.repeat(planted, COPIES, axis=0)])
-    return rows[rng.permutation(len(rows))]
-
-
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory):
     d = tmp_path_factory.mktemp("pythia")
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, VOCAB, (PLANTED, LENGTH))
-    b = rng.integers(0, VOCAB, (PLANTED, LENGTH))
-    rows = np.concatenate([_stage(rng, a), _stage(rng, b)])
-    prefix = write_megatron(d / "data" / "document", list(rows), "uint16", parts=3)
-    model = tiny_neox(VOCAB, LENGTH, seed=0)
-    save_with_tokenizer(model, d / "model" / f"step{STEPS[0]}")
-    for s in (1, 2):  # each stage trains on its own rows (several epochs: a tiny model, few rows)
-        fit_causal_lm(model, rows[(s - 1) * STAGE : s * STAGE], epochs=4, lr=3e-3, seed=s)
-        save_with_tokenizer(model, d / "model" / f"step{STEPS[s]}")
-    return d, prefix, rows, a, b
+    st = staged_rows(vocab_size=VOCAB, length=LENGTH, background=200, per_stage=4, copies=COPIES, seed=0)
+    assert st.stage_rows == STAGE
+    prefix = write_megatron(d / "data" / "document", list(st.rows), "uint16", parts=3)
+    model = tiny_gpt_neox(VOCAB, LENGTH, seed=0)
+    train_in_stages(model, st, lambda mdl, s: save_with_tokenizer(mdl, d / "model" / f"step{STEPS[s]}"))
+    return d, prefix, st.rows, st.planted[0], st.planted[1]
 
 
 def _which(rows, planted):
@@ -85,7 +74,7 @@ def test_protocol_finds_planted_rows_at_their_steps(staged):
     )
     assert table.height == 3 * len(rows)
     ia, ib = _which(rows, a), _which(rows, b)
-    assert len(ia) == len(ib) == PLANTED * COPIES
+    assert len(ia) == len(ib) == 4 * COPIES
     dup = table.filter(pl.col("step") == STEPS[0])["duplicates"].to_numpy()
     assert (dup[ia] == COPIES).all() and (dup[ib] == COPIES).all()
 
