@@ -42,6 +42,7 @@ MODULES = [
     "memscore.knn.resmem",
     "memscore.knn.embeddings",
     "memscore.ngrams.counting",
+    "memscore.ngrams.corpus",
     "memscore.taskgram.metrics",
     "memscore.taskgram.tglm",
     "memscore.taskgram.pipeline",
@@ -59,6 +60,7 @@ NEEDS_TORCH = [
     "memscore.lm.scoring",
     "memscore.lm.load",
     "memscore.lm._blocks",
+    "memscore.lm.pythia",
 ]
 
 
