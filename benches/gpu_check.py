@@ -153,7 +153,7 @@ def ensemble_step(fn: Any, cfg: TrainConfig, data: Any, dev: torch.device, membe
     t = [0]
 
     def step() -> None:
-        xb, yb, wb, total = epochs.batch(idx, drawn, t[0] % epochs.steps)
+        xb, yb, wb, total, _ = epochs.batch(idx, drawn, t[0] % epochs.steps)
         ens.train_step(xb, fit._loss_fn(cfg, yb, wb, total))
         t[0] += 1
 

@@ -176,6 +176,10 @@ def run_training(
     round_runs: int | None = None,
     strategy: str = "auto",
     memory: Any = None,
+    teacher: Path | None = None,
+    distill_alpha: float = 0.5,
+    distill_temperature: float = 4.0,
+    distill_start_epoch: int = 0,
     **overrides: Any,
 ) -> list[Path]:
     """Train ``runs`` runs of an embedded dataset into a store (or a sweep over widths).
@@ -204,6 +208,11 @@ def run_training(
         How an ensemble trains its members (see :func:`memscore.train.train_runs`).
     memory : int or str, optional
         The memory an ensemble may use (``"8GiB"``; see :func:`memscore.train.train_runs`).
+    teacher : pathlib.Path, optional
+        Distill: a store of teacher runs (paired by run id) or a ``.npy`` file of
+        ``(n_train, C)`` teacher logits (:class:`memscore.train.Distillation`).
+    distill_alpha, distill_temperature, distill_start_epoch : float, float, int
+        The distillation's ``alpha``, ``temperature`` and ``start_epoch``.
     device : str, default "auto"
         ``"auto"``, ``"cpu"``, ``"cuda"`` or another torch device.
     seed : int, default 0
@@ -296,6 +305,7 @@ def run_training(
         snapshot_epochs=tuple(preset["snapshot_epochs"]), seed=seed, **recipe,
     )  # fmt: skip
     _check_strategy(strategy, preset["precision"])
+    distill = _distillation(teacher, distill_alpha, distill_temperature, distill_start_epoch, preset["epochs"])
     check_choice(preset["model"], "model", _MODELS)
     from ..train.augment import resolve_augment
 
@@ -361,9 +371,34 @@ def run_training(
             ensemble=ensemble, device=device, snapshot_epochs=preset["snapshot_epochs"],
             keep_logits=keep_logits, seed=seed, progress=progress, max_runs=max_runs,
             augment=preset["augment"], normalize=task.info.get("normalize"), until=until or None,
-            round_runs=round_runs if until else None, strategy=strategy, memory=memory, **recipe,
+            round_runs=round_runs if until else None, strategy=strategy, memory=memory, distill=distill, **recipe,
         )  # fmt: skip
     return paths
+
+
+def _distillation(teacher: Path | None, alpha: float, temperature: float, start_epoch: int, epochs: int) -> Any:
+    """The :class:`~memscore.train.Distillation` of ``--teacher`` (a store or a ``.npy`` of
+    logits) and its settings; None without a teacher."""
+    if teacher is None:
+        return None
+    import numpy as np
+
+    from ..runs.store import RunStore
+    from ..train import Distillation
+
+    teacher = Path(teacher)
+    if (teacher / "manifest.json").is_file():
+        source: Any = RunStore.open(teacher)
+    elif teacher.suffix == ".npy" and teacher.is_file():
+        try:
+            source = np.load(teacher, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--teacher: cannot read {teacher} as a .npy array of logits ({exc})") from exc
+    else:
+        raise ValueError(f"--teacher: expected a run store directory or a .npy file of (n_train, C) logits, got {teacher}")
+    out = Distillation(source, alpha=alpha, temperature=temperature, start_epoch=start_epoch)
+    check_int(start_epoch, "start_epoch", 0, epochs)
+    return out
 
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -435,6 +470,12 @@ def train(
     memory: str | None = typer.Option(
         None, help="Memory an ensemble may use, e.g. 8GiB (default: 80%% of a GPU's free memory, half the host's)."
     ),
+    teacher: Path | None = typer.Option(
+        None, help="Distill from a teacher: a run store (runs paired by run id) or a .npy of (n_train, C) logits."
+    ),
+    distill_alpha: float = typer.Option(0.5, help="Weight of the distillation term, in [0, 1]."),
+    distill_temperature: float = typer.Option(4.0, help="Softmax temperature of the distillation term."),
+    distill_start_epoch: int = typer.Option(0, help="Epochs of plain cross-entropy before distillation starts."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, help="Seed of the plan, initializations and batch order."),
     keep_logits: bool = typer.Option(False, help="Also store the final logits of every run."),
@@ -490,7 +531,9 @@ def train(
         store, dataset=dataset or settings.pop("dataset", "modular"), widths=width or settings.pop("widths", None),
         runs=runs, keep=keep if keep is not None else settings.pop("keep", 0.5), ensemble=ensemble, device=device,
         seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=ex,
-        bootstrap=bootstrap, until=until, round_runs=round_runs, strategy=strategy, memory=memory,
+        bootstrap=bootstrap, until=until, round_runs=round_runs, strategy=strategy, memory=memory, teacher=teacher,
+        distill_alpha=distill_alpha, distill_temperature=distill_temperature,
+        distill_start_epoch=distill_start_epoch,
         **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")

@@ -66,6 +66,7 @@ def train_sequential(
     return_state: bool = False,
     device: Any = "cpu",
     precision: str = "fp32",
+    distill: Any = None,
 ) -> dict[int, Any]:
     """Train runs of ``plan`` one after the other, with a plain ``torch.optim`` loop.
 
@@ -91,6 +92,12 @@ def train_sequential(
         Where the model trains (the plain loop on the ensemble's own device).
     precision : {"fp32", "bf16", "fp16"}, default "fp32"
         Autocast precision (fp16 with one ``GradScaler`` per run).
+    distill : memscore.train.Distillation, optional
+        Learn from a teacher: from epoch ``start_epoch + 1`` on, each batch's loss is
+        ``(1 - alpha) * CE + alpha * tau**2 * KL(softmax(t / tau) || softmax(s / tau))``,
+        averaged over the batch, with ``t`` the teacher's logits: run ``r``'s own teacher
+        run of a store, the rows of a logits array (both of the unaugmented examples), or
+        a module's outputs on the augmented batch.
 
     Returns
     -------
@@ -133,6 +140,11 @@ def train_sequential(
             opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         else:
             raise ValueError(f"optimizer: expected 'sgd', 'adam' or 'adamw', got {optimizer!r}")
+        teacher = None  # the stored logits this run learns from, (n, C)
+        if distill is not None and distill.kind == "store":
+            teacher = torch.from_numpy(distill.teacher.outcomes("train", "logits", runs=[plan.run_ids[r]])[0]).to(dev)
+        elif distill is not None and distill.kind == "logits":
+            teacher = torch.from_numpy(distill.teacher).to(dev)
         key = torch.tensor([run_seed(seed, r, 1)], device=dev)  # batch order, built-in augmentations
         gen = torch.Generator().manual_seed(run_seed(seed, r, 2))  # a user's augmentation callable
         scaler = torch.amp.GradScaler(dev.type) if precision == "fp16" else None
@@ -159,9 +171,22 @@ def train_sequential(
                 elif aug is not None:
                     xb = aug(xb, gen)
                 with autocast():
-                    loss = torch.nn.functional.cross_entropy(
-                        model(as_input(xb)).float(), y_tr[b], label_smoothing=label_smoothing
-                    )
+                    z = model(as_input(xb)).float()
+                if distill is not None and distill.alpha > 0 and epoch > distill.start_epoch:
+                    if teacher is not None:
+                        t_logits = teacher[b]
+                    else:  # a module: its outputs on the same augmented batch
+                        distill.teacher.to(dev).eval()
+                        with torch.no_grad():
+                            t_logits = distill.teacher(as_input(xb)).float()
+                    # Hinton et al.'s blend, written out: KL(p_t || p_s) = sum p_t (log p_t - log p_s)
+                    tau, a = distill.temperature, distill.alpha
+                    log_pt = torch.log_softmax(t_logits / tau, dim=-1)
+                    kl = (log_pt.exp() * (log_pt - torch.log_softmax(z / tau, dim=-1))).sum(-1).mean()
+                    ce = torch.nn.functional.cross_entropy(z, y_tr[b], label_smoothing=label_smoothing)
+                    loss = (1 - a) * ce + a * tau * tau * kl
+                else:
+                    loss = torch.nn.functional.cross_entropy(z, y_tr[b], label_smoothing=label_smoothing)
                 opt.zero_grad()
                 if scaler is None:
                     loss.backward()

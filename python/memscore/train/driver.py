@@ -42,6 +42,7 @@ from .augment import query_views, resolve_augment
 from .autotune import known_tunings, record, remember
 from .checks import _check_strategy
 from .config import TrainConfig, _as_xy, _torch
+from .distill import Distillation
 from .models import init_model
 from .plan import SubsetPlan
 from .settings import check_settings, record_settings, train_settings
@@ -161,6 +162,7 @@ def train_runs(
     round_runs: int | None = None,
     strategy: str = "auto",
     memory: Any = None,
+    distill: Distillation | None = None,
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
 
@@ -279,6 +281,12 @@ def train_runs(
         The memory an ensemble may use, in bytes or as ``"8GiB"`` (default: 80% of the free
         memory of a CUDA device, half the available memory of the host): sizes the ensemble
         (when ``ensemble`` is not given) and the eval passes.
+    distill : Distillation, optional
+        Train the runs as students of a teacher (:class:`memscore.train.Distillation`: a
+        store of teacher runs paired by run id, one set of logits, or a module), on
+        ``(1 - alpha) * CE + alpha * tau**2 * KL(teacher || student)`` from
+        ``start_epoch`` on. Each run's metadata records the teacher and the settings under
+        ``"distill"``; a store holds runs of one distillation setting (or none).
 
     Returns
     -------
@@ -296,7 +304,9 @@ def train_runs(
         training starts.
         The store holds runs trained with other settings (recorded in its
         ``train_config.json``, see :mod:`memscore.train.settings`): the message names each
-        setting that differs; train them into a new store.
+        setting that differs; train them into a new store. A teacher that does not fit
+        (another class count or shape, a teacher run missing, trained on another subset or
+        stored without logits; ``start_epoch`` beyond ``epochs``).
     StoreError
         The store was created for other examples, or holds a run with a plan run id but a
         different mask.
@@ -358,9 +368,15 @@ def train_runs(
     query_views(query_augment)
     # the settings the store's runs are trained with (model_fn is called once, for its
     # description): a store filled with other ones is refused after the checks, before any run trains
+    if distill is not None:
+        if not isinstance(distill, Distillation):
+            raise TypeError(f"distill: expected a memscore.train.Distillation, got {type(distill).__name__}")
+        distill.check(n_train=store.n_train, n_classes=store.n_classes or 0, labels=store.train_labels,
+                      epochs=cfg.epochs)  # fmt: skip
     settings = train_settings(
         cfg, init_model(model_fn, cfg.seed, 0), augment=aug_name, normalize=normalize,
         query_augment=query_augment, keep_logits=keep_logits,
+        distill=None if distill is None else distill.describe(),
     )  # fmt: skip
     if data_on_device is not None:
         check_bool(data_on_device, "data_on_device")
@@ -373,6 +389,8 @@ def train_runs(
         todo = [r for r in todo if r in only]
     if max_runs is not None:
         todo = todo[:max_runs]
+    if distill is not None:
+        distill.check_runs(plan, todo)  # every student's teacher run, before any training
 
     ex.start()  # the cluster answers, and has the resources of one task
     local = ex.in_process
@@ -383,6 +401,7 @@ def train_runs(
         device=device, keep_logits=keep_logits, augment=augment, normalize=normalize,
         data_on_device=data_on_device, query_augment=query_augment, vmap_check=fixed is None or fixed > 1,
         strategy=strategy, ensemble=fixed, memory=memory, known=known_tunings(store.path) if strategy == "auto" else None,
+        distill=distill,
     )  # fmt: skip
     # data given as arrays travels once (Ray's object store); data functions run in the tasks
     train_arg, test_arg = (src if src is None or callable(src) else ex.share(src) for src in (train, test))

@@ -18,6 +18,7 @@ from ..runs.outcomes import logit_confidence
 from .augment import Augmentation
 from .checks import _batch_dependent
 from .config import TrainConfig, _torch
+from .distill import Distillation, distill_loss
 from .ensemble import _Ensemble, snapshot_outcomes_torch
 from .inputs import DeviceInputs
 from .models import init_model, run_seed
@@ -87,8 +88,9 @@ class _Epochs:
                      for k, v in aug.draw_epoch(self.keys, epoch, idx.shape[1]).items()}  # fmt: skip
         return idx, drawn
 
-    def batch(self, idx: Any, drawn: dict[str, Any] | None, t: int) -> tuple[Any, Any, Any, Any]:
-        """Step ``t``'s float inputs (E, w, ...), labels, weights and real-example counts."""
+    def batch(self, idx: Any, drawn: dict[str, Any] | None, t: int) -> tuple[Any, Any, Any, Any, Any]:
+        """Step ``t``'s float inputs (E, w, ...), labels, weights, real-example counts and
+        example indices."""
         lo = t * self.b
         sl = slice(lo, lo + self.width[t])
         it = idx[:, sl]
@@ -102,20 +104,61 @@ class _Epochs:
                 k = min(self.b, self.sizes[e] - lo)
                 xb[e, :k] = data.aug(xb[e, :k], g)
         yb = data.y[it.to(data.y.device, non_blocking=True)]
-        return data.x.to_float(xb), yb, self.weight[:, sl], self.total[:, t]
+        return data.x.to_float(xb), yb, self.weight[:, sl], self.total[:, t], it
 
 
-def _loss_fn(cfg: TrainConfig, yb: Any, wb: Any, total: Any) -> Callable[[Any, slice], Any]:
-    """Each member's loss: the mean cross-entropy over its real examples (padding weighs 0)."""
+def _loss_fn(
+    cfg: TrainConfig, yb: Any, wb: Any, total: Any, teacher: Any = None, distill: Distillation | None = None
+) -> Callable[[Any, slice], Any]:
+    """Each member's loss: the mean over its real examples (padding weighs 0) of the
+    cross-entropy, or with ``teacher`` logits (E, b, C) of ``distill``'s blend."""
     torch = _torch()
 
     def loss(logits: Any, members: slice) -> Any:
-        per = torch.nn.functional.cross_entropy(
-            logits.flatten(0, 1), yb[members].flatten(), reduction="none", label_smoothing=cfg.label_smoothing
-        ).view(logits.shape[0], -1)
+        if teacher is not None and distill is not None:
+            per = distill_loss(
+                logits, teacher[members], yb[members], alpha=distill.alpha, temperature=distill.temperature,
+                label_smoothing=cfg.label_smoothing,
+            )  # fmt: skip
+        else:
+            per = torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1), yb[members].flatten(), reduction="none", label_smoothing=cfg.label_smoothing
+            ).view(logits.shape[0], -1)
         return (per * wb[members]).sum(1) / total[members]
 
     return loss
+
+
+class _Teacher:
+    """The teacher logits of each step's batches: gathered on the device from stored logits
+    (per member from a teacher store, shared from an array), or a teacher module's outputs
+    on the same augmented batch the students see."""
+
+    def __init__(self, distill: Distillation | None, plan: SubsetPlan, runs: list[int], dev: Any) -> None:
+        self.distill = distill if distill is not None and distill.alpha > 0 else None  # alpha 0: the plain runs
+        self.stored = self.module = None
+        if self.distill is None:
+            return
+        if self.distill.kind == "module":
+            self.module = self.distill.teacher.to(dev).eval()
+        else:
+            self.stored = self.distill.logits_for(plan, runs, dev)  # (E, n, C) or (n, C)
+
+    def active(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (1-based) trains on the distillation loss."""
+        return self.distill is not None and epoch > self.distill.start_epoch
+
+    def logits(self, idx: Any, xb: Any) -> Any:
+        """(E, b, C) teacher logits of the batch: examples ``idx`` (E, b), float inputs ``xb``."""
+        torch = _torch()
+        if self.module is not None:
+            with torch.no_grad():
+                z = self.module(xb.flatten(0, 1)).float()
+            return z.view(*xb.shape[:2], -1)
+        it = idx.to(self.stored.device, non_blocking=True)
+        if self.stored.ndim == 2:
+            return self.stored[it]
+        return self.stored[torch.arange(it.shape[0], device=it.device)[:, None], it]
 
 
 def _fit_group(
@@ -128,6 +171,7 @@ def _fit_group(
     advance: Callable[[float], None] | None = None,
     strategy: str = "vmap",
     chunk: int = 4096,
+    distill: Distillation | None = None,
 ) -> tuple[_Ensemble, dict[str, Any], dict[str, Any]]:
     """Train the runs ``runs`` as one ensemble; returns it with the snapshots' outcomes
     ((E, S, n) CPU tensors by name) and the final eval logits the last snapshot computed (by
@@ -135,12 +179,14 @@ def _fit_group(
     whose loss turned non-finite to the (1-based) epoch and step where it did first (their
     groupmates train on unaffected). ``advance(runs)`` is told the runs done (fractional:
     per epoch) as they progress. The step loop never waits for the device: the outcomes
-    stay there until the end."""
+    stay there until the end. ``distill`` trains the members on a teacher's soft labels
+    (:mod:`memscore.train.distill`)."""
     torch = _torch()
     E = len(runs)
     models = [init_model(model_fn, cfg.seed, r) for r in runs]
     epochs = _Epochs(runs, plan, cfg, data, dev, pad=cfg.compile and not _batch_dependent(models[0]))
     ens = _Ensemble(models, cfg, dev, epochs.steps, strategy)
+    teacher = _Teacher(distill, plan, runs, dev)
     snaps: dict[str, list[Any]] = {}
     last: dict[str, Any] = {}
 
@@ -167,9 +213,11 @@ def _fit_group(
     step = 0
     for epoch in range(1, cfg.epochs + 1):
         idx, drawn = epochs.epoch(epoch)
+        distilling = teacher.active(epoch)
         for t in range(epochs.steps):
-            xb, yb, wb, total = epochs.batch(idx, drawn, t)
-            loss = ens.train_step(xb, _loss_fn(cfg, yb, wb, total), dead=diverged_at >= 0)
+            xb, yb, wb, total, it = epochs.batch(idx, drawn, t)
+            tb = teacher.logits(it, xb) if distilling else None
+            loss = ens.train_step(xb, _loss_fn(cfg, yb, wb, total, tb, teacher.distill), dead=diverged_at >= 0)
             if ens.scaler is None:
                 diverged_at = torch.where(~torch.isfinite(loss) & (diverged_at < 0), step, diverged_at)
             else:
@@ -200,13 +248,14 @@ def _run_records(
     advance: Callable[[float], None] | None = None,
     strategy: str = "vmap",
     chunk: int = 4096,
+    distill: Distillation | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, tuple[int, int]]]:
     """Train ``runs`` as one ensemble (``strategy``; eval passes ``chunk`` examples at a
     time); per run that trained to a finite loss, the arguments of :meth:`RunStore.add_run
     <memscore.RunStore.add_run>` that record it; and the diverged runs' (epoch, step) by
     run id."""
     t0 = time.perf_counter()
-    ens, snaps, last = _fit_group(model_fn, runs, plan, cfg, data, dev, advance, strategy, chunk)
+    ens, snaps, last = _fit_group(model_fn, runs, plan, cfg, data, dev, advance, strategy, chunk, distill)
     diverged = ens.diverged
     # the last snapshot's logits when it was taken after the last epoch: not computed twice
     z_tr = (last["train"] if "train" in last else ens.logits(data.x.chunks(chunk))).cpu().numpy()
@@ -245,7 +294,7 @@ def _run_records(
                 test_logits=None if z_te is None else z_te[e],
                 subset_ratio=float(plan.subset_ratios[r]),
                 run_id=plan.run_ids[r],
-                metadata={**meta, "run": r},
+                metadata={**meta, "run": r, **_distill_record(distill, plan.run_ids[r])},
                 keep_logits=keep_logits,
                 snapshots=snap,
                 train_phi_views=None if views["train"] is None else views["train"][e],
@@ -254,3 +303,13 @@ def _run_records(
             )
         )
     return out, {plan.run_ids[r]: at for r, at in diverged.items()}
+
+
+def _distill_record(distill: Distillation | None, run_id: str) -> dict[str, Any]:
+    """What a distilled run's metadata records under ``"distill"`` (its teacher run too)."""
+    if distill is None:
+        return {}
+    rec = distill.describe()
+    if distill.kind == "store":
+        rec["teacher"]["run_id"] = run_id
+    return {"distill": rec}

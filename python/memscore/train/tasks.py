@@ -54,6 +54,7 @@ from .checks import (
     _resolve_device,
 )
 from .config import TrainConfig, _as_xy, _torch
+from .distill import Distillation
 from .ensemble import STRATEGIES
 from .fit import _Data, _run_records
 from .inputs import DeviceInputs, load_data
@@ -129,6 +130,8 @@ class TrainJob:
     tuning : Tuning, optional
         Set by the driver from :func:`check_task`'s answer: the strategy and sizes every
         training task uses.
+    distill : Distillation, optional
+        The students' teacher (:mod:`memscore.train.distill`).
     """
 
     token: str
@@ -147,6 +150,7 @@ class TrainJob:
     memory: Any = None
     known: list[dict[str, Any]] | None = None
     tuning: Tuning | None = None
+    distill: Distillation | None = None
 
 
 class _Prepared:
@@ -351,7 +355,9 @@ def _halving(
     tuning = job.tuning
     strategy, chunk = (tuning.strategy, tuning.chunk) if tuning is not None else ("vmap", 4096)
     try:
-        return _run_records(job.model_fn, runs, plan, job.cfg, p.data, p.dev, job.keep_logits, advance, strategy, chunk)
+        return _run_records(
+            job.model_fn, runs, plan, job.cfg, p.data, p.dev, job.keep_logits, advance, strategy, chunk, job.distill
+        )
     except Exception as exc:
         if not _is_oom(exc):
             raise
