@@ -395,7 +395,9 @@ def _distillation(teacher: Path | None, alpha: float, temperature: float, start_
         except (OSError, ValueError) as exc:
             raise ValueError(f"--teacher: cannot read {teacher} as a .npy array of logits ({exc})") from exc
     else:
-        raise ValueError(f"--teacher: expected a run store directory or a .npy file of (n_train, C) logits, got {teacher}")
+        raise ValueError(
+            f"--teacher: expected a run store directory or a .npy file of (n_train, C) logits, got {teacher}"
+        )
     out = Distillation(source, alpha=alpha, temperature=temperature, start_epoch=start_epoch)
     check_int(start_epoch, "start_epoch", 0, epochs)
     return out

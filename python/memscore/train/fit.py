@@ -136,7 +136,8 @@ class _Teacher:
 
     def __init__(self, distill: Distillation | None, plan: SubsetPlan, runs: list[int], dev: Any) -> None:
         self.distill = distill if distill is not None and distill.alpha > 0 else None  # alpha 0: the plain runs
-        self.stored = self.module = None
+        self.stored: Any = None
+        self.module: Any = None
         if self.distill is None:
             return
         if self.distill.kind == "module":
