@@ -9,6 +9,9 @@ minibatches, torch.optim), in one process on the same data.
     python benches/bench_train.py --model resnet     # CIFAR ResNet on synthetic 32x32 uint8 images, crop-flip
     python benches/bench_train.py --model resnet1d --compile   # also the ensemble with torch.compile
     python benches/bench_train.py --strategies --model mlp,resnet1d,resnet   # auto vs vmap vs loop, batch 128
+    python benches/bench_train.py --distill --model mlp,resnet1d,resnet      # a distilled run's cost vs a plain one
+
+The plain loop runs on ``--device`` too (like for like on a GPU).
 
 With ``--compile`` the compiled ensemble is timed twice in the same process: cold (the
 first call pays dynamo + inductor's compilation) and warm (inductor's caches filled; a new
@@ -56,10 +59,14 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time the ensemble with torch.compile (cold, warm)")
     ap.add_argument("--strategies", action="store_true",
                     help="train_runs with strategy=auto, vmap and loop (medians of --repeats), for each --model")  # fmt: skip
+    ap.add_argument("--distill", action="store_true",
+                    help="plain vs distilled runs (stored teacher logits), medians of --repeats, for each --model")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     if a.strategies:
         return bench_strategies(a)
+    if a.distill:
+        return bench_distill(a)
     if a.model not in ("mlp", "resnet1d", "resnet"):
         ap.error("--model: mlp, resnet1d or resnet (a comma list only with --strategies)")
     if a.model != "mlp":
@@ -106,7 +113,7 @@ def race(fn, train, test, plan, kw, a, runs, seq_runs, n_classes):  # type: igno
         t_ens = time.perf_counter() - t0
         z_ens = store.outcomes("train", "logits")[:seq_runs]
     t0 = time.perf_counter()
-    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), **kw)
+    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), device=a.device, **kw)  # same device
     t_seq = (time.perf_counter() - t0) * runs / seq_runs
     return t_ens, t_seq, z_ens, ref
 
@@ -255,6 +262,40 @@ def bench_strategies(a: argparse.Namespace) -> None:
         print(f"  times (s): { {k: [round(t, 2) for t in v] for k, v in times.items()} }")
     print()
     print(table(rows, ["model", "vmap", "loop", "auto", "auto chose", "loop vs vmap", "auto vs the faster"]))
+
+
+def bench_distill(a: argparse.Namespace) -> None:
+    """The cost of distilling from stored teacher logits: train_runs with and without
+    ``distill=`` on the same model, data and plan (the teacher store trained first, untimed,
+    which also fixes the strategy for the process), alternating, medians of --repeats."""
+    import statistics
+
+    from memscore.train import Distillation
+
+    print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads; device {a.device}\n")
+    rows = []
+    for model in a.model.split(","):
+        fn, train, test, plan, kw, desc = strategy_setup(model, a)
+        n_classes = None if model == "mlp" else 10
+        steps = int(np.ceil(plan.masks.sum(1).mean() / kw["batch_size"])) * kw["epochs"]
+        print(f"{model}: {desc}, {plan.n_runs} runs x {steps} steps of batch {kw['batch_size']}")
+        with tempfile.TemporaryDirectory() as tmp:
+            teacher = create_store(Path(tmp) / "t", train, test, n_classes=n_classes)
+            train_runs(fn, train, test, plan, teacher, device=a.device, progress=False, keep_logits=True, **kw)
+            times: dict[str, list[float]] = {"plain": [], "distilled": []}
+            for i in range(1 if a.quick else a.repeats):
+                for arm in times:
+                    store = create_store(Path(tmp) / f"{arm}-{i}", train, test, n_classes=n_classes)
+                    d = Distillation(teacher, alpha=0.5, temperature=4.0) if arm == "distilled" else None
+                    t0 = time.perf_counter()
+                    train_runs(fn, train, test, plan, store, device=a.device, progress=False, distill=d, **kw)
+                    times[arm].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append({"model": model, "plain": fmt_time(med["plain"]), "distilled": fmt_time(med["distilled"]),
+                     "distilled / plain": f"{med['distilled'] / med['plain']:.3f}x"})  # fmt: skip
+        print(f"  times (s): { {k: [round(t, 2) for t in v] for k, v in times.items()} }")
+    print()
+    print(table(rows, ["model", "plain", "distilled", "distilled / plain"]))
 
 
 if __name__ == "__main__":
