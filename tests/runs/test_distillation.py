@@ -6,6 +6,7 @@ input gets a named error."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -257,3 +258,42 @@ def test_summary_json_ready(arms):
     for df in (effect.by_trajectory, effect.confidence, effect.arms):
         json.loads(df.write_json())
     assert "DistillationEffect(1258 examples" in repr(effect)
+
+
+# ----------------------------------------------------------------------------- report section
+
+
+def test_report_distillation_section(arms, tmp_path):
+    """The section appears only given a distilled store: the arms table, both figures and
+    the largest drops, most negative delta first, with the computed numbers."""
+    pytest.importorskip("matplotlib")
+    from memscore.runs.report import write_report
+
+    p, d, t = arms["plain"], arms["distilled"], arms["teacher"]
+    page = write_report(p.path, tmp_path / "r", membership=False, distilled=d.path, teacher=t, gallery_rows=5)
+    html = page.read_text()
+    section = html[html.index("<h2>Distillation</h2>") :]
+    for name in ("distillation_delta.png", "distillation_confidence.png"):
+        assert name in section and (page.parent / name).read_bytes()[:4] == b"\x89PNG"
+    effect = memscore.distillation_effect(p, d, teacher=t)
+    drops = effect.table.filter(pl.col("delta").is_not_nan()).sort("delta", maintain_order=True).head(5)
+    table = section[section.index('id="distillation-drops"') :]
+    shown = [int(i) for i in re.findall(r'<tr><td>.*?</td><td data-v="[^"]*">(\d+)</td>', table)]
+    assert shown == drops["index"].to_list()
+    assert f"{effect.arms['test_accuracy'][1]:.4f}" in section  # the distilled arm's accuracy
+    assert "the paired runs of" in section and "Student against teacher confidence" in section
+    plain_only = write_report(p.path, tmp_path / "r2", membership=False).read_text()
+    assert "Distillation" not in plain_only
+
+
+def test_report_refuses_a_bad_distilled_store_before_drawing(arms, tmp_path):
+    pytest.importorskip("matplotlib")
+    from memscore.runs.report import write_report
+
+    p = arms["plain"]
+    other = _like(p, tmp_path / "o", labels=(p.train_labels + 1) % 10)
+    with pytest.raises(ValueError, match=r"^distilled: expected the train labels of plain"):
+        write_report(p.path, tmp_path / "r", distilled=other)
+    assert not (tmp_path / "r" / "index.html").exists() and not list((tmp_path / "r").glob("*.png"))
+    with pytest.raises(ValueError, match=r"^plain_size: only for a sweep"):
+        write_report(p.path, tmp_path / "r", distilled=arms["distilled"], plain_size=4)

@@ -41,7 +41,7 @@ from .rmia import true_class_probability
 from .scores import OutcomeStats
 from .store import RunStore
 
-__all__ = ["ATTACKS", "DistillationEffect", "distillation_effect", "teacher_store_of"]
+__all__ = ["ATTACKS", "Arms", "as_store", "DistillationEffect", "check_arms", "distillation_effect", "teacher_store_of"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -117,8 +117,16 @@ def _all_row(by_trajectory: pl.DataFrame) -> str:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _as_store(x: Any, name: str) -> RunStore:
-    """A run store given as one or as its directory."""
+def as_store(x: Any, name: str) -> RunStore:
+    """A run store given as one or as its directory.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is neither (the message names ``name``).
+    StoreError
+        The directory holds no readable store.
+    """
     if isinstance(x, RunStore):
         return x
     if isinstance(x, (str, os.PathLike)):
@@ -263,7 +271,7 @@ def _size_memorization(
     for size, v in trajectories.items():
         name = f"trajectories[{size!r}]"
         if isinstance(v, (RunStore, str, os.PathLike)):
-            s = _as_store(v, name)
+            s = as_store(v, name)
             _check_same_examples(plain, s, name)
             _check_runs(s, name)
             out[size] = np.asarray(s.memorization(kind, chunk_runs=chunk_runs, executor=executor))
@@ -277,6 +285,58 @@ def _size_memorization(
             raise ValueError(f"{name}: contains infinite values (memorization lies in [-1, 1]; NaN is undefined)")
         out[size] = np.asarray(a, dtype=np.float64)
     return out
+
+
+@dataclass(frozen=True)
+class Arms:
+    """The checked inputs of :func:`distillation_effect` (:func:`check_arms`).
+
+    Attributes
+    ----------
+    plain, distilled : RunStore
+        The two arms.
+    teacher : RunStore or None
+        The teacher's store.
+    rows : ndarray of int64 or None
+        The row of each distilled run's teacher in ``teacher``'s run list.
+    logits : ndarray of float64 or None
+        ``(n_train,)`` teacher probability of each label, from given logits.
+    """
+
+    plain: RunStore
+    distilled: RunStore
+    teacher: RunStore | None
+    rows: npt.NDArray[np.int64] | None
+    logits: F64 | None
+
+
+def check_arms(plain: Any, distilled: Any, teacher: Any = None) -> Arms:
+    """Open and check the arms and the teacher of :func:`distillation_effect` (its parameters
+    and errors), reading no more than the masks: a caller that scores much else first (the
+    report) refuses bad input before that work.
+
+    Returns
+    -------
+    Arms
+    """
+    p = as_store(plain, "plain")
+    d = as_store(distilled, "distilled")
+    _check_same_examples(p, d, "distilled")
+    _check_runs(p, "plain")
+    _check_runs(d, "distilled")
+    t_store: RunStore | None = None
+    logits: F64 | None = None
+    rows: npt.NDArray[np.int64] | None = None
+    if teacher is None:
+        t_store = teacher_store_of(d)
+    elif isinstance(teacher, (RunStore, str, os.PathLike)):
+        t_store = as_store(teacher, "teacher")
+    else:
+        logits = _teacher_logits(teacher, p)
+    if t_store is not None:
+        _check_same_examples(p, t_store, "teacher")
+        rows = _paired_rows(t_store, d)
+    return Arms(p, d, t_store, rows, logits)
 
 
 # ----------------------------------------------------------------------------- reading runs
@@ -559,9 +619,6 @@ def distillation_effect(
     >>> effect.arms["arm"].to_list()
     ['plain', 'distilled']
     """
-    p = _as_store(plain, "plain")
-    d = _as_store(distilled, "distilled")
-    _check_same_examples(p, d, "distilled")
     which = check_choice(kind, "kind", ("correct", "phi"))
     n_bins = check_int(bins, "bins", 1, 10_000)
     how = check_choice(attack, "attack", ATTACKS)
@@ -570,23 +627,11 @@ def distillation_effect(
     sd = check_int(seed, "seed", 0)
     chunk = check_int(chunk_runs, "chunk_runs", 1)
     check_float(tol, "tol", 0.0, low_open=True)
+    # every input is checked before the runs are read
+    arms_in = check_arms(plain, distilled, teacher)
+    p, d, t_store, rows, t_logit_conf = arms_in.plain, arms_in.distilled, arms_in.teacher, arms_in.rows, arms_in.logits
     if how == "rmia" and p.n_test == 0:
         raise ValueError("attack='rmia': the stores have no test examples to serve as its population")
-    _check_runs(p, "plain")
-    _check_runs(d, "distilled")
-    # every input is checked before the runs are read
-    t_store: RunStore | None = None
-    t_logit_conf: F64 | None = None
-    rows: npt.NDArray[np.int64] | None = None
-    if teacher is None:
-        t_store = teacher_store_of(d)
-    elif isinstance(teacher, (RunStore, str, os.PathLike)):
-        t_store = _as_store(teacher, "teacher")
-    else:
-        t_logit_conf = _teacher_logits(teacher, p)
-    if t_store is not None:
-        _check_same_examples(p, t_store, "teacher")
-        rows = _paired_rows(t_store, d)
     mems = None if trajectories is None else _size_memorization(trajectories, p, which, chunk, executor)
     traj = None if mems is None else classify_trajectories(mems, tol=tol)["trajectory"]
 
