@@ -56,7 +56,7 @@ def _runs(s):
 
 def test_columns_equal_the_reference_loops(arms):
     p, d, t = arms["plain"], arms["distilled"], arms["teacher"]
-    effect = memscore.distillation_effect(p, d, teacher=t, ci=None)
+    effect = memscore.distillation_effect(p, d, teacher=t)
     want = ref.per_example(_runs(p), _runs(d), p.train_labels, teacher=(t.masks(), t.outcomes("train", "logits")))
     table = effect.table
     assert table.height == p.n_train and table["index"].to_list() == list(range(p.n_train))
@@ -71,7 +71,7 @@ def test_columns_equal_the_reference_loops(arms):
 
 def test_phi_memorization_and_the_stores_own_scores(arms):
     p, d = arms["plain"], arms["distilled"]
-    effect = memscore.distillation_effect(p, d, kind="phi", ci=None)
+    effect = memscore.distillation_effect(p, d, kind="phi")
     mem, se = p.memorization("phi", stderr=True)
     np.testing.assert_array_equal(effect.table["mem_plain"].to_numpy(), mem)
     want_se = np.sqrt(se**2 + d.memorization("phi", stderr=True)[1] ** 2)
@@ -98,7 +98,7 @@ def test_trajectory_classes_and_their_mean_delta(arms):
 
 def test_confidence_bins_on_train_and_test(arms):
     p, d, t = arms["plain"], arms["distilled"], arms["teacher"]
-    effect = memscore.distillation_effect(p, d, teacher=t, bins=5, ci=None)
+    effect = memscore.distillation_effect(p, d, teacher=t, bins=5)
     conf = effect.confidence
     assert conf["split"].unique(maintain_order=True).to_list() == ["train", "test"]
     train = conf.filter(pl.col("split") == "train")
@@ -131,7 +131,7 @@ def test_arms_accuracy_and_membership(arms):
         )
         assert row["auroc_low"] <= row["auroc"] <= row["auroc_high"]
     assert rows["teacher"]["test_accuracy"] > rows["plain"]["test_accuracy"]  # width 64 against width 4
-    rmia = memscore.distillation_effect(p, d, attack="rmia", ci=None).arms
+    rmia = memscore.distillation_effect(p, d, attack="rmia").arms
     assert rmia["attack"].to_list() == ["rmia", "rmia"] and rmia["auroc_low"].is_null().all()
     assert rmia["auroc"][0] == pytest.approx(memscore.membership_metrics(p.rmia(), p.masks()).auc)
 
@@ -139,7 +139,7 @@ def test_arms_accuracy_and_membership(arms):
 def test_teacher_logits_array(arms):
     p, d, t = arms["plain"], arms["distilled"], arms["teacher"]
     logits = t.outcomes("train", "logits")[0]
-    effect = memscore.distillation_effect(p, d, teacher=logits, ci=None)
+    effect = memscore.distillation_effect(p, d, teacher=logits)
     want = ref.label_probability(logits, p.train_labels)
     np.testing.assert_allclose(effect.table["teacher_conf"].to_numpy(), want, rtol=1e-12)
     assert effect.teacher == "logits" and effect.confidence["split"].unique().to_list() == ["train"]
@@ -157,8 +157,8 @@ def test_teacher_from_the_distilled_runs_metadata(arms, tmp_path):
     for k, rid in enumerate(d.run_ids()):
         copy.add_run(d.mask(rid), train_logits=logits[0][k], test_logits=logits[1][k], keep_logits=True, run_id=rid,
                      metadata={"distill": spec})  # fmt: skip
-    got = memscore.distillation_effect(p, copy, ci=None)
-    want = memscore.distillation_effect(p, d, teacher=t, ci=None)
+    got = memscore.distillation_effect(p, copy)
+    want = memscore.distillation_effect(p, d, teacher=t)
     assert got.teacher == want.teacher
     assert got.table.equals(want.table)
     spec["teacher"]["store"] = str(tmp_path / "gone")
@@ -236,6 +236,7 @@ def test_bad_teacher_logits(arms):
         ({"bins": 0}, ValueError, r"^bins:"),
         ({"attack": "mia"}, ValueError, r"^attack: expected one of"),
         ({"ci": 1.0}, ValueError, r"^ci:"),
+        ({"ci": None}, TypeError, r"^ci:"),
         ({"n_boot": 0}, ValueError, r"^n_boot:"),
         ({"tol": 0.0}, ValueError, r"^tol:"),
         ({"trajectories": [1, 2]}, TypeError, r"^trajectories: expected a mapping"),
@@ -254,7 +255,7 @@ def test_bad_settings_are_named(arms, kw, err, pattern):
 
 def test_summary_json_ready(arms):
     """The summary tables serialize as they are (the CLI prints them)."""
-    effect = memscore.distillation_effect(arms["plain"], arms["distilled"], teacher=arms["teacher"], ci=None)
+    effect = memscore.distillation_effect(arms["plain"], arms["distilled"], teacher=arms["teacher"])
     for df in (effect.by_trajectory, effect.confidence, effect.arms):
         json.loads(df.write_json())
     assert "DistillationEffect(1258 examples" in repr(effect)

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from .._validate import check_choice, check_int
+from .._validate import MAX_BOOT, check_choice, check_int
 from ._executor import executor_option, make_executor
 
 __all__ = ["app", "teacher_arg"]
@@ -59,6 +59,9 @@ def distill_effect(
     kind: str = typer.Option("correct", help="Outcome of memorization: correct or phi."),
     attack: str = typer.Option("lira", help="Membership attack of the arms: lira or rmia."),
     bins: int = typer.Option(10, help="Bins of the teacher's confidence."),
+    n_boot: int | None = typer.Option(
+        None, "--n-boot", help="Bootstrap replicates of the attack's intervals over runs (default: none)."
+    ),
     executor: str = executor_option(),
 ) -> None:
     """Write memorization, its change under distillation, and the confidences of plain, student
@@ -71,6 +74,8 @@ def distill_effect(
     check_choice(kind, "--kind", ("correct", "phi"))
     check_choice(attack, "--attack", ("lira", "rmia"))
     check_int(bins, "--bins", 1, 10_000)
+    if n_boot is not None:
+        check_int(n_boot, "--n-boot", 1, MAX_BOOT)
     ex = make_executor(executor)
     check_existing_dir(plain, "PLAIN")
     check_existing_dir(distilled, "DISTILLED")
@@ -84,14 +89,15 @@ def distill_effect(
         sw = Sweep.open(sweep)
         sizes = dict(zip(sw.sizes, sw.stores, strict=True))
     effect = distillation_effect(
-        plain, distilled, teacher=t, trajectories=sizes, kind=kind, attack=attack, bins=bins, executor=ex
+        plain, distilled, teacher=t, trajectories=sizes, kind=kind, attack=attack, bins=bins, n_boot=n_boot, executor=ex
     )
     atomic_write(out, lambda f: effect.table.write_parquet(f))
     typer.echo(f"{effect.table.height} training examples -> {out}  (teacher: {effect.teacher or 'none'})")
     for row in effect.arms.iter_rows(named=True):
+        span = "" if row["auroc_low"] is None else f" [{row['auroc_low']:.4f}, {row['auroc_high']:.4f}]"
         typer.echo(
             f"{row['arm']}: {row['runs']} runs, test accuracy {row['test_accuracy']:.4f}, "
-            f"{row['attack']} AUROC {row['auroc']:.4f}, TPR at 0.1% FPR {row['tpr_at_fpr_0.001']:.4f}, "
+            f"{row['attack']} AUROC {row['auroc']:.4f}{span}, TPR at 0.1% FPR {row['tpr_at_fpr_0.001']:.4f}, "
             f"mean memorization {row['mean_memorization']:.4f}"
         )
     for row in effect.by_trajectory.iter_rows(named=True):
