@@ -298,3 +298,34 @@ def test_report_refuses_a_bad_distilled_store_before_drawing(arms, tmp_path):
     assert not (tmp_path / "r" / "index.html").exists() and not list((tmp_path / "r").glob("*.png"))
     with pytest.raises(ValueError, match=r"^plain_size: only for a sweep"):
         write_report(p.path, tmp_path / "r", distilled=arms["distilled"], plain_size=4)
+
+
+def test_edge_examples_match_the_reference(tmp_path):
+    """Examples in every run, in none, in one: NaN where a side is missing, as the loops say."""
+    rng = np.random.default_rng(1)
+    n, c, runs = 9, 3, 5
+    y = rng.integers(0, c, n)
+    stores = [
+        memscore.RunStore.create(tmp_path / name, n_train=n, n_test=2, train_labels=y, test_labels=[0, 1], n_classes=c)
+        for name in ("p", "d", "t")
+    ]
+    masks = rng.random((runs, n)) < 0.5
+    masks[:, 0], masks[:, 1], masks[:, 2] = True, False, np.arange(runs) == 0
+    logits = {}
+    for s in stores:
+        z = rng.normal(size=(runs, n, c)) * 3
+        z[:, 3] = 0.0  # ties: uniform probabilities
+        logits[s.path.name] = z
+        for r in range(runs):
+            s.add_run(
+                masks[r], train_logits=z[r], test_logits=rng.normal(size=(2, c)), run_id=f"r{r}", keep_logits=True
+            )
+    p, d, t = stores
+    effect = memscore.distillation_effect(p, d, teacher=t, executor="threads:2")
+    want = ref.per_example(_runs(p), _runs(d), y, teacher=(masks, logits["t"]))
+    for col, values in want.items():
+        np.testing.assert_allclose(effect.table[col].to_numpy(), values, atol=1e-6, equal_nan=True, err_msg=col)
+    assert np.isnan(effect.table["mem_plain"][0]) and np.isnan(effect.table["plain_conf"][1])
+    assert np.isnan(effect.table["delta_stderr"][2]) and not np.isnan(effect.table["plain_conf"][2])
+    assert effect.table["student_conf"][3] == pytest.approx(1 / c)
+    assert effect.table.equals(memscore.distillation_effect(p, d, teacher=t, chunk_runs=2).table)
