@@ -28,6 +28,7 @@ MODULES = [
     "memscore.runs.store.influence",
     "memscore.runs.datamodels",
     "memscore.runs.lds",
+    "memscore.runs.distillation",
     "memscore.runs.store.attribution",
     "memscore.runs.reliability",
     "memscore.runs.forecast",

@@ -43,6 +43,7 @@ from .runs import (
     ConvergenceWarning,
     Datamodels,
     Disagreement,
+    DistillationEffect,
     MembershipMetrics,
     OutcomeStats,
     PackedBits,
@@ -51,6 +52,7 @@ from .runs import (
     data_oob,
     datamodels,
     disagreement,
+    distillation_effect,
     holdout_accuracy,
     influence,
     label_issues,
@@ -199,3 +201,4 @@ __all__ = [
 __all__ += ["ConvergenceWarning", "Datamodels", "LDS", "datamodels", "lds"]
 __all__ += ["ClusterError", "LocalExecutor", "RayExecutor", "ThreadExecutor"]
 __all__ += ["DatasetError", "ImportFileError"]
+__all__ += ["DistillationEffect", "distillation_effect"]

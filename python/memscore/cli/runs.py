@@ -573,18 +573,36 @@ def report(
         None, "--data-root", help="torchvision's files of an image dataset (default: the --root of memscore train)."
     ),
     max_thumbnails: int = typer.Option(400, "--max-thumbnails", help="Example thumbnails written at most."),
+    distilled: Path | None = typer.Option(
+        None, help="A store of distilled runs over the same examples: adds the Distillation section."
+    ),
+    teacher: Path | None = typer.Option(
+        None, help="Their teacher: a store or .npy (n_train, C) logits (default: the store the runs record)."
+    ),
+    plain_size: str | None = typer.Option(
+        None, "--plain-size", help="For a sweep: the size of the plain arm (default: the distilled store's model)."
+    ),
 ) -> None:
     """Write an HTML report with PNG plots and an example gallery (scores are computed first if missing)."""
     from ..runs.report import _plt, write_report
     from ._checks import check_existing_dir, check_output_dir
+    from .distill import teacher_arg
 
     check_int(max_thumbnails, "--max-thumbnails", 0)
     check_existing_dir(store, "STORE")
     if data_root is not None:
         check_existing_dir(data_root, "--data-root")
+    if distilled is not None:
+        check_existing_dir(distilled, "--distilled")
+    elif teacher is not None or plain_size is not None:
+        raise ValueError("--teacher, --plain-size: they describe a --distilled store, and none was given")
     check_output_dir(out if out is not None else store / "report", "--out")
+    t = teacher_arg(teacher)
     _plt()  # matplotlib, before any scoring
-    page = write_report(store, out, data_root=data_root, max_thumbnails=max_thumbnails)
+    page = write_report(
+        store, out, data_root=data_root, max_thumbnails=max_thumbnails, distilled=distilled, teacher=t,
+        plain_size=plain_size,
+    )  # fmt: skip
     typer.echo(f"report: {page}")
 
 
@@ -617,7 +635,7 @@ def datamodels(
     from .._io import atomic_write
     from ..runs.datamodels import MAX_ITER, MAX_LAMBDAS, ConvergenceWarning
     from ..runs.store import RunStore
-    from ._checks import check_existing_dir
+    from ._checks import check_existing_dir, check_out_file
 
     check_choice(kind, "--kind", ("phi", "correct"))
     check_float(val_fraction, "--val-fraction", 0.0, 1.0, low_open=True, high_open=True)
@@ -629,7 +647,7 @@ def datamodels(
     if eval_store is not None:
         check_existing_dir(eval_store, "--eval")
     target = out if out is not None else store / "datamodels.npz"
-    _check_out_file(target, "--out" if out is not None else "STORE")
+    check_out_file(target, "--out" if out is not None else "STORE")
     s = RunStore.open(store)
     # every input is read and checked before the fit, so that nothing is written for a bad one
     evals = None if eval_store is None else _eval_runs(eval_store, kind, s.n_train, s.n_test)
@@ -667,28 +685,6 @@ def datamodels(
             score = lds(att, masks, outcomes, groups=groups, executor=ex)
             lo, hi = score.ci
             typer.echo(f"  {name}: {score.mean:.3f} [{lo:.3f}, {hi:.3f}] over {score.n_subsets} subsets")
-
-
-def _check_out_file(target: Path, option: str) -> None:
-    """``target`` can be written: not a directory, in an existing writable directory.
-
-    Raises
-    ------
-    IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError
-        Named with ``option`` and the path given.
-    """
-    import errno
-    import os
-
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"{option}: expected a file to write, got a directory", str(target))
-    if not parent.exists():
-        raise FileNotFoundError(errno.ENOENT, f"{option}: the directory of this file does not exist", str(target))
-    if not parent.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"{option}: the directory of this file is a file", str(target))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, f"{option}: the directory of this file is not writable", str(target))
 
 
 def _eval_runs(path: Path, kind: str, n_train: int, n_test: int) -> tuple[Any, Any, Any]:
