@@ -85,27 +85,34 @@ def main() -> None:
 
 
 def report(a: argparse.Namespace, d: Any, widths: list[int]) -> None:
-    """The study's tables from the trained arms (memscore.distillation_effect)."""
+    """The study's tables from the trained arms (:func:`memscore.distillation_effect`),
+    printed as Markdown and written to OUT/study.json."""
     import memscore
 
     teacher = RunStore.open(a.out / f"plain-{a.teacher_width}")
     plains = {w: RunStore.open(a.out / f"plain-{w}") for w in widths}
+    flipped = np.asarray(d.corrupted, dtype=bool)
     out: dict[str, Any] = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}}
     for w in a.students:
         effect = memscore.distillation_effect(
-            plains[w], RunStore.open(a.out / f"student-{w}"), teacher=teacher,
-            trajectories={v: plains[v] for v in widths if v != a.teacher_width},
+            plains[w], RunStore.open(a.out / f"student-{w}"), teacher=teacher, trajectories=plains, tol=a.tol,
         )  # fmt: skip
         t = effect.table
-        flipped = np.asarray(d.corrupted)
-        row: dict[str, Any] = {"student_width": w}
+        means = {}
         for name, sel in (("all", np.ones_like(flipped)), ("clean", ~flipped), ("flipped", flipped)):
-            row[name] = {c: float(np.nanmean(t[c].to_numpy()[sel])) for c in ("mem_plain", "mem_distilled", "delta",
-                                                                                 "teacher_conf", "plain_conf",
-                                                                                 "student_conf", "deviation")}  # fmt: skip
-        row["summary"] = effect.summary_dict() if hasattr(effect, "summary_dict") else str(effect)
-        out[f"student-{w}"] = row
-        print(json.dumps(row, default=str, indent=1), flush=True)
+            means[name] = {c: round(float(np.nanmean(t[c].to_numpy()[sel])), 4)
+                           for c in ("mem_plain", "mem_distilled", "delta", "teacher_conf", "plain_conf",
+                                     "student_conf", "deviation")}  # fmt: skip
+        print(f"\n## student width {w} (teacher width {a.teacher_width}, alpha {a.alpha}, tau {a.temperature})")
+        print("\nmeans by label kind:", json.dumps(means))
+        import polars as pl
+
+        with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True,
+                       tbl_rows=100, tbl_cols=20, float_precision=4):  # fmt: skip
+            for name in ("by_trajectory", "confidence", "arms"):
+                print(f"\n{name}:\n{getattr(effect, name)}")
+        out[f"student-{w}"] = {"means": means, **{name: getattr(effect, name).to_dicts()
+                                                  for name in ("by_trajectory", "confidence", "arms")}}  # fmt: skip
     (a.out / "study.json").write_text(json.dumps(out, default=str, indent=1))
 
 

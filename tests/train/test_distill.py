@@ -224,3 +224,28 @@ def test_cli_train_with_a_teacher(tmp_path):
         res = runner.invoke(app, ["train", str(tmp_path / "b"), *common, *args])
         assert res.exit_code != 0 and words in str(res.exception), (res.output, res.exception)
         assert not (tmp_path / "b").exists()
+
+
+def test_distillation_effect_on_really_distilled_runs(tmp_path):
+    """The analysis side on students trained by the driver: the teacher comes from the runs'
+    metadata, pairs by run id, and the report section is drawn."""
+    import memscore
+    from memscore.datasets import digits
+
+    d = digits(label_noise=0.1, seed=0)
+    train, test = (d.x_train, d.y_train), (d.x_test, d.y_test)
+    plan = SubsetPlan(d.n_train, 6, keep=0.5, seed=0)
+    kw = dict(epochs=3, batch_size=64, lr=0.05, seed=0, progress=False)
+    stores = {}
+    for name, width in (("teacher", 64), ("plain", 16)):
+        stores[name] = create_store(tmp_path / name, train, test, n_classes=10)
+        train_runs(lambda w=width: mlp(d.n_features, 10, width=w), train, test, plan, stores[name], **kw)
+    dist = create_store(tmp_path / "dist", train, test, n_classes=10)
+    train_runs(lambda: mlp(d.n_features, 10, width=16), train, test, plan, dist,
+               distill=Distillation(stores["teacher"], alpha=0.8, temperature=4.0), **kw)  # fmt: skip
+    effect = memscore.distillation_effect(stores["plain"], dist)  # the teacher from the runs' metadata
+    t = effect.table
+    assert t.height == d.n_train and {"teacher_conf", "deviation", "delta"} <= set(t.columns)
+    np.testing.assert_allclose(t["deviation"].to_numpy(), t["student_conf"].to_numpy() - t["teacher_conf"].to_numpy())
+    assert set(effect.arms["arm"].to_list()) >= {"plain", "distilled"}
+    assert effect.confidence.height > 0 and np.isfinite(t["mem_distilled"].to_numpy()).any()

@@ -378,26 +378,18 @@ def run_training(
 
 def _distillation(teacher: Path | None, alpha: float, temperature: float, start_epoch: int, epochs: int) -> Any:
     """The :class:`~memscore.train.Distillation` of ``--teacher`` (a store or a ``.npy`` of
-    logits) and its settings; None without a teacher."""
-    if teacher is None:
-        return None
-    import numpy as np
-
+    logits, :func:`memscore.cli.distill.teacher_arg`) and its settings; None without one."""
     from ..runs.store import RunStore
     from ..train import Distillation
+    from .distill import teacher_arg
 
-    teacher = Path(teacher)
-    if (teacher / "manifest.json").is_file():
-        source: Any = RunStore.open(teacher)
-    elif teacher.suffix == ".npy" and teacher.is_file():
-        try:
-            source = np.load(teacher, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"--teacher: cannot read {teacher} as a .npy array of logits ({exc})") from exc
-    else:
-        raise ValueError(
-            f"--teacher: expected a run store directory or a .npy file of (n_train, C) logits, got {teacher}"
-        )
+    source = teacher_arg(None if teacher is None else Path(teacher))
+    if source is None:
+        return None
+    if isinstance(source, Path):
+        if not (source / "manifest.json").is_file():
+            raise ValueError(f"--teacher: {source} is a directory but not a run store (no manifest.json)")
+        source = RunStore.open(source)
     out = Distillation(source, alpha=alpha, temperature=temperature, start_epoch=start_epoch)
     check_int(start_epoch, "start_epoch", 0, epochs)
     return out
