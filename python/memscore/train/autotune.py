@@ -3,7 +3,8 @@ and the sizes, from a measured per-member memory footprint.
 
 - **Strategy** (``train_runs(strategy="auto")``): a few steps of every strategy of
   :data:`~memscore.train.ensemble.STRATEGIES` on throwaway copies of the first runs' models
-  (:data:`PROBE_MEMBERS`), on the real batch size, augmentation and device, within about
+  (:data:`PROBE_MEMBERS`: up to 8 for vmap, 2 for the loop), on the real batch size,
+  augmentation and device, within about
   :data:`PROBE_SECONDS` each; the fastest per member-step wins. The
   measurement is recorded in the store (:data:`TUNING`) and kept for the process: later
   calls with the same model, batch, precision, augmentation and device reuse it, so they
@@ -51,10 +52,12 @@ _MEASURED: dict[str, tuple[str, dict[str, float]]] = {}
 augmentation and device takes the same strategy (the same floating-point path), whichever
 store or executor it trains for."""
 
-#: Probe members per strategy timing, and its time budget: steps repeat until it is spent (at
-#: most :data:`PROBE_MAX_STEPS`), the first discarded when there is more than one (on CUDA
-#: always: it pays cuDNN's algorithm search), the fastest kept.
-PROBE_MEMBERS, PROBE_SECONDS, PROBE_MAX_STEPS = 2, 0.3, 5
+#: Probe members per strategy timing (``vmap``'s cost per member falls as members are added,
+#: the loop's does not: vmap is timed nearer the real ensemble size), and the time budget:
+#: steps repeat until it is spent (at most :data:`PROBE_MAX_STEPS`), the first discarded when
+#: there is more than one (on CUDA always: it pays cuDNN's algorithm search), the fastest kept.
+PROBE_MEMBERS = {"vmap": 8, "loop": 2}
+PROBE_SECONDS, PROBE_MAX_STEPS = 0.3, 5
 
 
 @dataclass(frozen=True)
@@ -269,8 +272,9 @@ def tune(
             (strategy, timings), source = cached, "measured"
         else:
             cap = ensemble or MAX_MEMBERS.get(dev.type, 64)
-            members = min(PROBE_MEMBERS, cap, size_ensemble(params * 4, act, budget, "vmap", cap))
-            timings = {s: _probe_seconds(model_fn, cfg, data, dev, s, members) for s in strategies}
+            fits = size_ensemble(params * _state_copies(cfg, "vmap"), act, budget, "vmap", cap)
+            timings = {s: _probe_seconds(model_fn, cfg, data, dev, s, min(PROBE_MEMBERS[s], cap, fits))
+                       for s in strategies}  # fmt: skip
             strategy, source = min(timings, key=lambda s: timings[s]), "measured"
             _MEASURED[json.dumps(key, sort_keys=True)] = (strategy, timings)
     member = params * _state_copies(cfg, strategy)
