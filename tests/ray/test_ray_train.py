@@ -193,3 +193,21 @@ def test_bootstrap_plan_on_every_executor(request, tmp_path, name):
     assert store.verify() == [] and np.array_equal(store.multiplicities(), boot.multiplicities)
     assert np.array_equal(store.outcomes("train", "logits"), single.outcomes("train", "logits"))
     assert np.array_equal(store.data_oob(), single.data_oob(), equal_nan=True)
+
+
+@pytest.mark.parametrize("executor", ["threads:2", "ray"])
+def test_distilled_runs_are_the_same_on_every_executor(request, tmp_path, plan, local, executor):
+    """Students of the local store's runs (paired by run id) train alike in this process, on
+    threads and on Ray workers, which read their teacher runs from the shared store."""
+    from memscore.train import Distillation
+
+    if executor == "ray":
+        pytest.importorskip("ray")
+        request.getfixturevalue("ray_cluster")
+    d = Distillation(local, alpha=0.6, temperature=3.0)
+    here = _new_store(tmp_path / "here")
+    train_runs(MODEL, TRAIN(), TEST(), plan, here, ensemble=PER_TASK, distill=d, **KW)
+    there = _new_store(tmp_path / "there")
+    train_runs(MODEL, TRAIN, TEST, plan, there, executor=executor, ensemble=PER_TASK, distill=d, **KW)
+    _same_runs(there, here, plan)
+    assert there.run_metadata("run-000001")["distill"]["teacher"]["run_id"] == "run-000001"
