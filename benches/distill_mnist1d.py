@@ -74,7 +74,7 @@ def main() -> None:
     plan = SubsetPlan(d.n_train, a.runs, keep=0.5, seed=0)
     widths = sorted(set(a.widths) | set(a.students) | {a.teacher_width})
     if not a.report_only:
-        stores = {w: train_arm(a.out / f"plain-{w}", w, d, plan, a) for w in [a.teacher_width, *widths]}
+        stores = {w: train_arm(a.out / f"plain-{w}", w, d, plan, a) for w in dict.fromkeys([a.teacher_width, *widths])}
         distill = Distillation(stores[a.teacher_width], alpha=a.alpha, temperature=a.temperature,
                                start_epoch=a.start_epoch)  # fmt: skip
         for w in a.students:
