@@ -8,6 +8,9 @@ of sequences) tasks: ``--executor ray --gpus-per-task 1`` puts them on a cluster
 
 ``memscore lm membership`` writes the membership scores of every sequence of a file
 (loss, zlib, Min-K%, Min-K%++ and, with ``--reference``, the reference ratio).
+
+``memscore lm trace`` traces generations to the corpus through its index: maximal
+matching spans, the longest match at each token, n-novelty; a Parquet table and an HTML view.
 """
 
 from __future__ import annotations
@@ -246,3 +249,41 @@ def membership(
     )
     atomic_write(out, lambda f: table.write_parquet(f))
     typer.echo(f"wrote {out}: {table.height} sequences, columns {', '.join(table.columns)}")
+
+
+@app.command("trace")
+def trace_cmd(
+    index: Annotated[pathlib.Path, typer.Option("--index", help="A corpus index (memscore ngrams index).")],
+    generations: Annotated[
+        pathlib.Path,
+        typer.Option("--generations", exists=True, dir_okay=False, help="jsonl: 'tokens' (ids) or 'text', and 'id'."),
+    ],
+    out: Annotated[pathlib.Path, typer.Option("--out", help="Output directory (trace.parquet, trace.html).")],
+    tokenizer: Annotated[
+        pathlib.Path | None, typer.Option("--tokenizer", help="tokenizer.json of the corpus (for 'text' items).")
+    ] = None,
+    min_len: Annotated[int, typer.Option("--min-len", help="Shortest span kept.")] = 8,
+    max_count: Annotated[
+        int | None, typer.Option("--max-count", help="Keep spans occurring at most this often.")
+    ] = None,
+    n_docs: Annotated[int, typer.Option("--n-docs", help="Occurrences listed per span.")] = 3,
+    max_n: Annotated[int, typer.Option("--max-n", help="Novelty for n = 1..max-n.")] = 8,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the index's checksums on open.")] = True,
+) -> None:
+    """Trace generations to the corpus: OUT/trace.parquet (spans, longest match per token,
+    n-novelty per generation) and OUT/trace.html (the spans highlighted)."""
+    from ..lm.trace import trace, write_trace_html
+    from ..ngrams.index import CorpusIndex
+    from ._tokens import read_token_items
+
+    check_output_dir(out, "--out")
+    for value, name in ((min_len, "--min-len"), (n_docs, "--n-docs"), (max_n, "--max-n")):
+        check_int(value, name, 0 if name == "--n-docs" else 1)
+    items = read_token_items(generations, tokenizer, "--generations")
+    idx = CorpusIndex.open(index, verify=verify)
+    table = trace(idx, items.tokens, ids=items.ids, min_len=min_len, max_count=max_count, n_docs=n_docs, max_n=max_n)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "trace.parquet", lambda f: table.write_parquet(f))
+    write_trace_html(table, out / "trace.html", token_strings=items.strings, min_len=min_len)
+    n_spans = sum(len(s) for s in table["spans"].to_list())
+    typer.echo(f"{table.height} generations, {n_spans} spans -> {out / 'trace.parquet'}, {out / 'trace.html'}")

@@ -25,9 +25,10 @@ longest match at each position and the maximal matching spans of a text.
 from __future__ import annotations
 
 from ._paths import TOKEN_OFFSETS_SUFFIX
+from .contamination import contamination
 from .corpus import Corpus, open_corpus
-from .index import CorpusIndex, InfgramProb
 from .counting import cooccurrence, count_ngrams, document_frequency, ngram_stats
+from .index import CorpusIndex, InfgramProb
 from .normalizer import ENGLISH_STOPWORDS, Normalizer
 from .queries import ProgressCounter, QuerySet
 from .stats import NgramStats
@@ -42,6 +43,7 @@ __all__ = [
     "ProgressCounter",
     "QuerySet",
     "TOKEN_OFFSETS_SUFFIX",
+    "contamination",
     "cooccurrence",
     "count_ngrams",
     "document_frequency",

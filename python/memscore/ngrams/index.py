@@ -31,7 +31,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -65,10 +65,12 @@ def _shard_arrays(shard: _Shard) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
         tokens = np.memmap(path, dtype=f"<u{size}", mode="r", offset=at, shape=(n,)) if n else np.zeros(0, f"<u{size}")
     if isinstance(offs, tuple):  # (path, byte offset, width, signed, n)
         path, at, width, signed, n = offs
-        raw = np.memmap(path, dtype=f"<{'i' if signed else 'u'}{width}", mode="r", offset=at, shape=(n,)) if n else []
-        raw = np.asarray(raw)
+        dt = f"<{'i' if signed else 'u'}{width}"
+        raw: np.ndarray = (
+            np.asarray(np.memmap(path, dtype=dt, mode="r", offset=at, shape=(n,))) if n else np.zeros(0, dt)
+        )
         if raw.size and signed and raw.min() < 0:
-            raise CorpusIndexError(f"{shard.name}: document offsets must not be negative, got {raw.min()}")
+            raise CorpusError(f"{shard.name}: document offsets must not be negative, got {raw.min()}")
         offs = raw.astype(np.uint64)
     return tokens, np.ascontiguousarray(offs, dtype=np.uint64)
 
@@ -100,7 +102,9 @@ class _PartPlan:
     token_end: int
 
 
-def _plan_shard(shard: int, n_tokens: int, offsets: npt.NDArray[np.uint64], width: int, cap: int | None) -> list[_PartPlan]:
+def _plan_shard(
+    shard: int, n_tokens: int, offsets: npt.NDArray[np.uint64], width: int, cap: int | None
+) -> list[_PartPlan]:
     """Cut a shard into parts of whole documents whose build fits ``cap`` bytes."""
     n_docs = len(offsets)
     if n_docs == 0 and n_tokens > 0:
@@ -123,7 +127,7 @@ def _plan_shard(shard: int, n_tokens: int, offsets: npt.NDArray[np.uint64], widt
     ends = np.append(offsets[1:], np.uint64(n_tokens)).astype(np.int64)
     # position of each document's end in the text with separators, from the part's first document
     text_end = ends + np.arange(n_docs, dtype=np.int64)
-    plans = []
+    plans: list[_PartPlan] = []
     d = 0
     while d < n_docs:
         base = int(offsets[d]) + d
@@ -231,7 +235,8 @@ def _texts(texts: Any, what: str) -> tuple[npt.NDArray[np.uint32], npt.NDArray[n
     return flat, starts, lens
 
 
-class InfgramProb(NamedTuple):
+@dataclass(frozen=True)
+class InfgramProb:
     """An ∞-gram probability: ``prob = count / total``, from the longest suffix of the
     context (``suffix_len`` tokens) that is followed by a token somewhere in the corpus."""
 
@@ -370,9 +375,7 @@ class CorpusIndex:
         return cls.open(directory, verify=verify)
 
     @classmethod
-    def open(
-        cls, path: str | os.PathLike[str], *, corpus: Corpus | None = None, verify: bool = True
-    ) -> CorpusIndex:
+    def open(cls, path: str | os.PathLike[str], *, corpus: Corpus | None = None, verify: bool = True) -> CorpusIndex:
         """Open the index in ``path`` (memory-mapped).
 
         Parameters
@@ -410,7 +413,9 @@ class CorpusIndex:
         except (OSError, ValueError) as exc:
             raise CorpusIndexError(f"{mpath}: cannot read the manifest ({exc})") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise CorpusIndexError(f"{mpath}: expected format {FORMAT!r}, got {manifest.get('format') if isinstance(manifest, dict) else manifest!r}")
+            raise CorpusIndexError(
+                f"{mpath}: expected format {FORMAT!r}, got {manifest.get('format') if isinstance(manifest, dict) else manifest!r}"
+            )
         if manifest.get("version") != VERSION:
             raise CorpusIndexError(f"{mpath}: expected version {VERSION}, got {manifest.get('version')!r}")
         try:
@@ -854,6 +859,30 @@ def novelty_from_matches(lm: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.fl
     L = len(lm)
     for k in range(1, min(n, L) + 1):
         out[k - 1] = float(np.mean(lm[: L - k + 1] < k))
+    return out
+
+
+def covered_by_matches(lm: npt.NDArray[np.int64], min_len: int) -> npt.NDArray[np.bool_]:
+    """Which tokens lie in a corpus match of at least ``min_len`` tokens: token ``i`` does
+    when some ``j <= i`` has ``lm[j] >= min_len`` and ``j + lm[j] > i`` (the union of the
+    maximal spans at least ``min_len`` long).
+
+    Parameters
+    ----------
+    lm : numpy.ndarray
+        Longest match lengths (:meth:`CorpusIndex.longest_match`).
+    min_len : int
+        The shortest match that counts.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, one per token.
+    """
+    lm = np.asarray(lm, dtype=np.int64)
+    pos = np.arange(len(lm), dtype=np.int64)
+    ends = np.where(lm >= min_len, pos + lm, 0)
+    out: npt.NDArray[np.bool_] = np.maximum.accumulate(ends) > pos if len(lm) else np.zeros(0, dtype=bool)
     return out
 
 

@@ -322,6 +322,7 @@ def maximal_spans(
     -------
     list of (int, int, int)
     """
+
     def occurs(a: int, b: int) -> bool:
         return count_ngrams(docs, [list(tokens[a:b])])[0] > 0
 

@@ -92,8 +92,7 @@ fn separator32(tokens: &[u32]) -> u32 {
 
 fn try_vec<T: Clone>(n: usize, fill: T, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::memory(what, n as u128 * std::mem::size_of::<T>() as u128))?;
+    v.try_reserve_exact(n).map_err(|_| Error::memory(what, n as u128 * std::mem::size_of::<T>() as u128))?;
     v.resize(n, fill);
     Ok(v)
 }
@@ -102,9 +101,8 @@ fn try_vec<T: Clone>(n: usize, fill: T, what: &str) -> Result<Vec<T>> {
 fn layout<S: Copy, T: Copy>(tokens: &[S], offsets: &[u64], sep: T, conv: impl Fn(S) -> T) -> Result<Vec<T>> {
     let n = tokens.len() + offsets.len().saturating_sub(1);
     let mut text = Vec::new();
-    text.try_reserve_exact(n).map_err(|_| {
-        Error::memory("the index text", n as u128 * std::mem::size_of::<T>() as u128)
-    })?;
+    text.try_reserve_exact(n)
+        .map_err(|_| Error::memory("the index text", n as u128 * std::mem::size_of::<T>() as u128))?;
     for (d, &o) in offsets.iter().enumerate() {
         if d > 0 {
             text.push(sep);

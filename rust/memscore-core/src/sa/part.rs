@@ -182,11 +182,8 @@ impl Part {
         let sep = self.meta.separator;
         let mut prev = 0u64;
         for (d, &s) in self.docs.iter().enumerate() {
-            let ok = if d == 0 {
-                s == 0
-            } else {
-                s > prev && s <= self.meta.text_len && self.token(s as usize - 1) == sep
-            };
+            let ok =
+                if d == 0 { s == 0 } else { s > prev && s <= self.meta.text_len && self.token(s as usize - 1) == sep };
             if !ok {
                 return Err(Error::index(&path, format!("document {d} starts at {s}, which is no document start")));
             }

@@ -261,9 +261,10 @@ impl SuffixIndex {
         if q.is_empty() {
             return Ok(0);
         }
-        self.parts.iter().try_fold(0u64, |acc, e| {
-            with_view!(&e.part, v => { let (lo, hi) = v.range(q)?; Ok(acc + (hi - lo) as u64) })
-        })
+        self.parts.iter().try_fold(
+            0u64,
+            |acc, e| with_view!(&e.part, v => { let (lo, hi) = v.range(q)?; Ok(acc + (hi - lo) as u64) }),
+        )
     }
 
     /// Counts of many n-grams (`tokens[starts[i]..starts[i + 1]]`), in parallel.
