@@ -88,6 +88,9 @@ fn occ_arrays<'py>(py: Python<'py>, occ: &[Occurrence]) -> OccArrays<'py> {
     )
 }
 
+/// (tokens, counts) of the tokens that follow a prefix.
+type NextTuple<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
 /// An opened corpus index (its parts memory-mapped).
 #[pyclass(module = "memscore._core", name = "SuffixIndexCore", frozen)]
 pub struct SuffixIndexCore {
@@ -196,7 +199,7 @@ impl SuffixIndexCore {
         &self,
         py: Python<'py>,
         q: Vec<u32>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<NextTuple<'py>> {
         let ix = &self.inner;
         let nt = enter(py, None, |_| ix.next_tokens(&q))?;
         Ok((
