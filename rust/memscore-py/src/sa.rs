@@ -5,14 +5,15 @@
 
 use std::path::PathBuf;
 
+use memscore_core::pool::Cancel;
 use memscore_core::sa::build::{self, Input};
 use memscore_core::sa::part::{Part, PartMeta};
-use memscore_core::sa::query::{Entry, Occurrence, SuffixIndex};
+use memscore_core::sa::query::{Entry, Occurrence, SuffixIndex, SMALL_BATCH};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use crate::errors::enter;
+use crate::errors::{enter, IntoPyResult};
 use crate::runs::slice1;
 
 /// A token array of either width, as numpy holds it.
@@ -150,7 +151,13 @@ impl SuffixIndexCore {
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let (t, s) = (slice1(&tokens, "tokens")?, slice1(&starts, "starts")?);
         let ix = &self.inner;
-        Ok(enter(py, None, |cancel| ix.count_many(t, s, cancel))?.into_pyarray(py))
+        let out = if s.len() <= SMALL_BATCH {
+            // microseconds of work: no hand-off to the pool (see `enter`)
+            py.detach(|| ix.count_many(t, s, &Cancel::new())).py()?
+        } else {
+            enter(py, None, |cancel| ix.count_many(t, s, cancel))?
+        };
+        Ok(out.into_pyarray(py))
     }
 
     /// Documents containing each query.
@@ -195,11 +202,7 @@ impl SuffixIndexCore {
     }
 
     /// (tokens, counts) of the tokens that follow `q`.
-    fn next_tokens<'py>(
-        &self,
-        py: Python<'py>,
-        q: Vec<u32>,
-    ) -> PyResult<NextTuple<'py>> {
+    fn next_tokens<'py>(&self, py: Python<'py>, q: Vec<u32>) -> PyResult<NextTuple<'py>> {
         let ix = &self.inner;
         let nt = enter(py, None, |_| ix.next_tokens(&q))?;
         Ok((
@@ -211,7 +214,7 @@ impl SuffixIndexCore {
     /// (count of suffix + token, occurrences of the suffix followed by a token, suffix length).
     fn infgram(&self, py: Python<'_>, context: Vec<u32>, token: u32) -> PyResult<(u64, u64, usize)> {
         let ix = &self.inner;
-        enter(py, None, |_| ix.infgram(&context, token))
+        py.detach(|| ix.infgram(&context, token)).py()
     }
 
     /// Longest match at each position of each text `tokens[starts[i]..starts[i + 1]]`,

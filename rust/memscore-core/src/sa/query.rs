@@ -17,6 +17,10 @@ use super::Tok;
 use crate::error::{Error, Result};
 use crate::pool::Cancel;
 
+/// Batches of at most this many queries run on the calling thread (no pool hand-off: a
+/// single count takes microseconds).
+pub const SMALL_BATCH: usize = 64;
+
 /// An opened part and where it sits in the corpus.
 #[derive(Debug)]
 pub struct Entry {
@@ -115,10 +119,21 @@ impl<T: Tok> View<'_, T> {
 
     /// The range of suffixes starting with `q` (separators allowed in `q`).
     fn range_raw(&self, q: &[u32]) -> Result<(usize, usize)> {
-        let n = self.sa.len();
-        let lo = self.bound(0, n, q, 0, false)?;
-        let hi = self.bound(lo, n, q, 0, true)?;
-        Ok((lo, hi))
+        // narrow to one suffix that starts with q, then find the two ends on either side
+        let (mut lo, mut hi) = (0, self.sa.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.cmp(self.ptr(mid)?, q, 0) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => {
+                    let a = self.bound(lo, mid, q, 0, false)?;
+                    let b = self.bound(mid + 1, hi, q, 0, true)?;
+                    return Ok((a, b));
+                }
+            }
+        }
+        Ok((lo, lo))
     }
 
     /// The range of suffixes starting with the n-gram `q` within one document.
@@ -270,6 +285,9 @@ impl SuffixIndex {
     /// Counts of many n-grams (`tokens[starts[i]..starts[i + 1]]`), in parallel.
     pub fn count_many(&self, tokens: &[u32], starts: &[u64], cancel: &Cancel) -> Result<Vec<i64>> {
         let queries = split(tokens, starts)?;
+        if queries.len() <= SMALL_BATCH {
+            return queries.iter().map(|q| self.count(q).map(|c| c as i64)).collect();
+        }
         queries
             .par_chunks(1024)
             .map(|chunk| {
