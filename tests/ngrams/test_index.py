@@ -324,3 +324,36 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(Exception, match="offset"):
         CorpusIndex.build(Corpus.from_tokens(np.arange(5, dtype=np.uint16), [0, 9]), tmp_path / "t")
     assert not Path(tmp_path / "t" / "manifest.json").exists()
+
+
+def test_count_equals_streaming_on_10000_queries(tmp_path):
+    """The benchmark's kind of corpus (Zipf ids, copied documents) at a test's size:
+    10,000 queries, n = 1..64, some absent; a memory cap cuts the shards into parts."""
+    rng = np.random.default_rng(11)
+    vocab = 5000
+    cdf = np.cumsum(1.0 / np.arange(1, vocab + 1) ** 1.1)
+    tokens = np.searchsorted(cdf / cdf[-1], rng.random(400_000)).astype(np.uint16)
+    lens = np.clip(rng.lognormal(5.0, 1.0, size=4000).astype(np.int64), 1, 5000)
+    lens = lens[: int(np.searchsorted(np.cumsum(lens), len(tokens)))]
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    for d in rng.choice(len(offsets) // 2, size=40, replace=False):  # copies of documents
+        src = int(rng.integers(0, 20))
+        k = int(min(offsets[d + 1] - offsets[d], offsets[src + 1] - offsets[src]))
+        tokens[offsets[d] : offsets[d] + k] = tokens[offsets[src] : offsets[src] + k]
+    cut = len(offsets) // 2
+    corpus = Corpus.from_tokens(tokens[: offsets[cut]], offsets[:cut]) + Corpus.from_tokens(
+        tokens[offsets[cut] :], offsets[cut:] - offsets[cut]
+    )
+    idx = CorpusIndex.build(corpus, tmp_path / "i", memory=2 * ((1 << 20) + 6 * 120_000), executor="threads:2")
+    assert len(idx.manifest["parts"]) >= 3
+    qs = []
+    for _ in range(10_000):
+        n = int(rng.integers(1, 65))
+        if rng.random() < 0.9:
+            p = int(rng.integers(0, len(tokens) - n))
+            qs.append(tokens[p : p + n].tolist())
+        else:
+            qs.append(rng.integers(0, vocab, size=n).tolist())
+    got, want = idx.count(qs), count_ngrams(corpus, qs)
+    assert got.tolist() == want.tolist()
+    assert (want == 0).sum() > 1000 and (want > 1).sum() > 300
