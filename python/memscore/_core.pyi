@@ -234,7 +234,9 @@ def datamodels_fit(
     npt.NDArray[np.uint64],
 ]: ...
 
-# -- corpus index (rust/memscore-py/src/sa.rs)
+# ---------------------------------------------------------------- corpus index (memscore.ngrams.index)
+
+__all__ += ["SuffixIndexCore", "sa_build_part", "sa_content_checksum", "sa_peak_bytes"]
 
 _Occurrences = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]
 

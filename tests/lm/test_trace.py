@@ -99,3 +99,18 @@ def test_trace_command(tmp_path, rng):
     assert f"w{docs[3][0]}" in page and "[UNK]" in page  # the tokenizer's own tokens show
     r = runner.invoke(app, args)  # text without --tokenizer
     assert r.exit_code != 0 and "tokenizer" in str(r.exception)
+
+
+def test_extraction_sample_with_index(tmp_path, rng):
+    """The extraction study's duplicate counts from the index equal those of a pass."""
+    from memscore.lm import duplicate_counts, sample_sequences
+
+    docs, corpus, _ = corpus_and_generations(rng)
+    idx = CorpusIndex.build(corpus, tmp_path / "idx")
+    a = sample_sequences(corpus, 200, 6, stratify=True, seed=4)
+    b = sample_sequences(corpus, 200, 6, stratify=True, seed=4, index=idx)
+    assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.counts, b.counts)
+    assert duplicate_counts(corpus, a.tokens, index=idx).tolist() == ref.count_ngrams(docs, a.tokens.tolist())
+    other = Corpus.from_tokens(np.arange(10, dtype=np.uint16), [0])
+    with pytest.raises(Exception, match="shard|other tokens|documents"):
+        duplicate_counts(other, a.tokens, index=idx)

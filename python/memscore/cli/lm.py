@@ -73,6 +73,10 @@ def memorization(
         float | None, typer.Option("--gpus-per-task", help="GPUs of one task (a model x block of sequences)")
     ] = None,
     cpus_per_task: Annotated[float | None, typer.Option("--cpus-per-task", help="CPUs of one task")] = None,
+    index: Annotated[
+        pathlib.Path | None,
+        typer.Option("--index", help="the token corpus's index (memscore ngrams index): duplicates counted from it"),
+    ] = None,
 ) -> None:
     """Write OUT/sequences.parquet (one row per model and sequence), OUT/curve.csv (memorized
     fraction per duplicate-count bin and model), OUT/memorization.png and OUT/run.json."""
@@ -120,8 +124,21 @@ def memorization(
         if len(vocabs) > 1:
             raise ValueError("--model: a text --corpus is tokenized once, so every model must share one tokenizer")
         token_corpus = tokenize_corpus(corpus, checked[0][1], out / "tokens", text_field=text_field)
+    corpus_index = None
+    if index is not None:
+        from ..ngrams.index import CorpusIndex
+
+        corpus_index = CorpusIndex.open(index, corpus=token_corpus)
     sample = sample_sequences(
-        token_corpus, samples, k + m, stratify=stratify, pool=pool, seed=seed, progress=progress, executor=ex
+        token_corpus,
+        samples,
+        k + m,
+        stratify=stratify,
+        pool=pool,
+        seed=seed,
+        progress=progress,
+        executor=ex,
+        index=corpus_index,
     )
     table = memorization_table(specs, sample, k, m, batch_size=batch_size, device=dev, executor=ex, progress=progress)
     curve = memorization_curve(table)
