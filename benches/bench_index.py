@@ -23,7 +23,7 @@ infini-gram's engine is not run: its pip package queries indexes made by its own
 scripts (a C++ build), which this script does not build.
 
     python benches/bench_index.py --tokens 500_000_000      # the issue's scale (~20 GB disk)
-    python benches/bench_index.py --tokens 20_000_000       # a quick run
+    python benches/bench_index.py --quick                   # a smoke run (2 M tokens)
 """
 
 from __future__ import annotations
@@ -141,7 +141,10 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None, help="where the corpus and indexes go (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the corpus and indexes")
     ap.add_argument("--no-tokengrams", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="2 M tokens, 1,000 queries: a smoke run")
     args = ap.parse_args()
+    if args.quick:
+        args.tokens, args.queries = 2_000_000, 1000
     root = args.dir or Path(tempfile.mkdtemp(prefix="memscore-bench-index-", dir="/tmp"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}; memscore threads {memscore.get_num_threads()}; cpu_info {memscore.cpu_info()}")
