@@ -357,3 +357,49 @@ def test_count_equals_streaming_on_10000_queries(tmp_path):
     got, want = idx.count(qs), count_ngrams(corpus, qs)
     assert got.tolist() == want.tolist()
     assert (want == 0).sum() > 1000 and (want > 1).sum() > 300
+
+
+def test_text_corpus_through_its_tokenizer(tmp_path):
+    """jsonl (gz), in-memory texts and whole text files, indexed through a subword
+    tokenizer: the streaming engine (which tokenizes in Rust) gives the same statistics."""
+    tokenizers = pytest.importorskip("tokenizers")
+    import gzip
+
+    from tokenizers import models, normalizers, pre_tokenizers, trainers
+
+    from memscore.ngrams import Normalizer
+
+    rng = np.random.default_rng(2)
+    words = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "naïve", "café"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 30)))) for _ in range(120)]
+    tok = tokenizers.Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=60, special_tokens=["[UNK]"], show_progress=False))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    sub = Normalizer.from_tokenizer(tmp_path / "tokenizer.json")
+    with gzip.open(tmp_path / "a.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": t}) + "\n" for t in texts[:60])
+    (tmp_path / "b.txt").write_text(texts[60], encoding="utf-8")
+    corpus = (
+        Corpus.from_jsonl(tmp_path / "a.jsonl.gz", normalizer=sub)
+        + Corpus.from_text_files(tmp_path / "b.txt", normalizer=sub)
+        + Corpus.from_texts(texts[61:], normalizer=sub)
+    )
+    idx = CorpusIndex.build(corpus, tmp_path / "idx")
+    queries = ["the cat", "cat sat on", "mat", "naïve café", "dog dog"]
+    pairs = [("the cat", "dog"), ("mat", "far")]
+    a, b = ngram_stats(corpus, queries, pairs), ngram_stats(corpus, queries, pairs, index=idx)
+    assert b.counts.tolist() == a.counts.tolist() and a.counts.sum() > 0
+    assert b.doc_freq.tolist() == a.doc_freq.tolist()
+    assert b.cooccurrence.tolist() == a.cooccurrence.tolist()
+    assert (b.n_documents, b.n_tokens) == (a.n_documents, a.n_tokens) == (len(texts), idx.n_tokens)
+    ids = [list(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+    for d in (0, 60, 119):
+        assert idx.document(d).tolist() == ids[d]
+    CorpusIndex.open(tmp_path / "idx", corpus=corpus)
+    changed = Corpus.from_texts(texts[61:-1] + ["cat"], normalizer=sub)
+    with pytest.raises(IndexMismatchError):
+        idx.check_corpus(corpus.shards()[0] + corpus.shards()[1] + changed)
+    with pytest.raises(ValueError, match="split='file'"):
+        CorpusIndex.build(Corpus.from_text_files(tmp_path / "b.txt", split="line", normalizer=sub), tmp_path / "x")

@@ -1,5 +1,6 @@
-"""A corpus index: suffix arrays over a token corpus, built once, that answer exact n-gram
-queries in milliseconds (:class:`CorpusIndex`).
+"""A corpus index: suffix arrays over a token corpus (or a text corpus through its subword
+tokenizer), built once, that answer exact n-gram queries in milliseconds
+(:class:`CorpusIndex`).
 
 The streaming engine (:func:`memscore.ngrams.ngram_stats`) reads the whole corpus for
 every batch of queries; the index reads it once to build, then answers each count with two
@@ -25,10 +26,11 @@ which writes one part atomically) -> merge (the manifest, in corpus order).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,9 @@ from .. import _core
 from .._io import write_json
 from ..errors import CorpusError, CorpusIndexError, IndexMismatchError
 from ..executors import ExecutorLike, as_executor
+from ._documents import documents
 from .corpus import Corpus, _Shard
+from .normalizer import Normalizer
 from .queries import QuerySet, _token_query_arrays
 from .stats import NgramStats
 
@@ -75,16 +79,60 @@ def _shard_arrays(shard: _Shard) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
     return tokens, np.ascontiguousarray(offs, dtype=np.uint64)
 
 
-def _check_token_corpus(corpus: Any) -> Corpus:
+def _text_arrays(shard: _Shard, normalizer: Normalizer, skip_errors: bool) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
+    """(token ids, document offsets) of a text shard, tokenized by the corpus's subword
+    normalizer a thousand documents at a time."""
+    sub = normalizer._subword
+    assert sub is not None  # checked by _check_corpus
+    if shard.kind == "texts":
+        docs: Iterator[str] = iter(shard.payload)
+    else:
+        field = shard.option if shard.kind == "jsonl" else "text"
+        docs = documents(Path(shard.payload), field, skip_errors=skip_errors)
+    pieces: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    while batch := list(itertools.islice(docs, 1000)):
+        flat, starts = sub.batch_ids(batch)
+        pieces.append(flat)
+        lengths.append(np.diff(starts.astype(np.int64)))
+    dtype = np.uint16 if sub.vocab_size <= 2**16 else np.uint32
+    tokens = np.concatenate(pieces).astype(dtype) if pieces else np.zeros(0, dtype)
+    lens = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.uint64) if len(lens) else np.zeros(0, np.uint64)
+    return tokens, offsets
+
+
+def _arrays(corpus: Corpus) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
+    """(tokens, document offsets) of a one-shard corpus."""
+    shard = corpus._shards[0]
+    if corpus.kind == "tokens":
+        return _shard_arrays(shard)
+    assert corpus.normalizer is not None
+    return _text_arrays(shard, corpus.normalizer, corpus.skip_errors)
+
+
+def _check_corpus(corpus: Any) -> Corpus:
+    """A corpus the index can be built from: token ids, or text through a subword tokenizer."""
     if not isinstance(corpus, Corpus):
         raise TypeError(f"corpus: expected a memscore.ngrams.Corpus, got {type(corpus).__name__}")
-    if corpus.kind != "tokens":
-        raise ValueError(
-            "corpus: the index is built over token ids; expected a token corpus (Corpus.from_tokens, "
-            "Corpus.from_token_files), got a text corpus: tokenize it first (memscore.lm.tokenize_corpus, "
-            "`memscore lm tokenize`)"
-        )
+    if corpus.kind == "text":
+        if corpus.normalizer is None or not corpus.normalizer.is_subword:
+            raise ValueError(
+                "corpus: a text corpus is indexed through its subword tokenizer (a normalizer from "
+                "Normalizer.from_tokenizer), got word normalization, which has no fixed vocabulary; use a "
+                "tokenizer, or tokenize the corpus first (memscore.lm.tokenize_corpus)"
+            )
+        for sh in corpus._shards:
+            if sh.kind == "text" and sh.option != "file":
+                raise ValueError(
+                    f"corpus: text files are indexed one document per file (split='file'), got split="
+                    f"{sh.option!r} for {sh.name}; tokenize them first (memscore.lm.tokenize_corpus)"
+                )
     return corpus
+
+
+def _normalizer_desc(corpus: Corpus) -> dict[str, Any] | None:
+    return corpus.normalizer.describe() if corpus.kind == "text" and corpus.normalizer is not None else None
 
 
 # ------------------------------------------------------------------ the build: split -> task -> merge
@@ -143,8 +191,11 @@ def _plan_shard(
 
 
 def _part_input(corpus: Corpus, plan: _PartPlan) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
-    """The tokens and rebased document offsets of one planned part."""
-    tokens, offsets = _shard_arrays(corpus._shards[0])
+    """The tokens and rebased document offsets of one planned part (``doc_end < 0``: the
+    whole shard, for text shards, whose size is known once tokenized)."""
+    tokens, offsets = _arrays(corpus)
+    if plan.doc_end < 0:
+        return tokens, offsets
     part_offsets = offsets[plan.doc_start : plan.doc_end] - np.uint64(plan.token_start)
     return tokens[plan.token_start : plan.token_end], np.ascontiguousarray(part_offsets)
 
@@ -160,7 +211,7 @@ def _build_task(corpus: Corpus, plan: _PartPlan, directory: str, source: dict[st
         "file": plan.name,
         "shard": plan.shard,
         "doc_start": plan.doc_start,
-        "doc_end": plan.doc_end,
+        "doc_end": plan.doc_end if plan.doc_end >= 0 else int(len(offsets)),
         "token_start": plan.token_start,
         "text_len": int(text_len),
         "n_tokens": int(n_tokens),
@@ -185,8 +236,8 @@ def _done(directory: Path, plan: _PartPlan, corpus: Corpus, source: dict[str, An
         return None
     same = (
         entry.get("source") == source
-        and (entry.get("doc_start"), entry.get("doc_end"), entry.get("token_start"))
-        == (plan.doc_start, plan.doc_end, plan.token_start)
+        and (entry.get("doc_start"), entry.get("token_start")) == (plan.doc_start, plan.token_start)
+        and (plan.doc_end < 0 or entry.get("doc_end") == plan.doc_end)
         and all((directory / f"{plan.name}{ext}").is_file() for ext in (".tokens", ".sa", ".docs"))
     )
     if same and not source["files"]:  # in memory: no file identity, compare the content
@@ -302,7 +353,10 @@ class CorpusIndex:
         Parameters
         ----------
         corpus : Corpus
-            A token corpus (uint16 or uint32 ids).
+            A token corpus (uint16 or uint32 ids), or a text corpus with a subword
+            normalizer (:meth:`Normalizer.from_tokenizer`): in-memory texts, jsonl files and
+            whole text files (``split="file"``), tokenized in the task, one part per shard
+            (``memory`` does not cut them; their tokens are held in memory).
         path : str or path
             The index directory (created if missing).
         executor : Executor or str, optional
@@ -325,13 +379,14 @@ class CorpusIndex:
         TypeError
             ``corpus`` is not a :class:`Corpus`.
         ValueError
-            A text corpus, a bad ``memory``, or a document longer than ``memory`` allows.
+            A text corpus with word normalization or text files split by line / paragraph,
+            a bad ``memory``, or a document longer than ``memory`` allows.
         memscore.CorpusError
             A shard cannot be read, or its document offsets are invalid.
         MemoryError
             A part's build does not fit in memory (pass ``memory`` to cut shards).
         """
-        corpus = _check_token_corpus(corpus)
+        corpus = _check_corpus(corpus)
         if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
             raise ValueError(f"memory: expected a positive number of bytes, got {memory!r}")
         ex = as_executor(executor)
@@ -339,10 +394,14 @@ class CorpusIndex:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / MANIFEST).unlink(missing_ok=True)  # the index is incomplete until the new manifest lands
         cap = None if memory is None else memory // (ex.workers() if ex.in_process else 1)
-        sources = corpus.sources()
+        norm = _normalizer_desc(corpus)
+        sources = [{**src, "normalizer": norm} for src in corpus.sources()]
         shards = corpus.shards()
         plans: list[_PartPlan] = []
         for i, sh in enumerate(shards):
+            if corpus.kind == "text":  # one part: its size is known once tokenized, in the task
+                plans.append(_PartPlan(f"part-{i:05d}-00000", i, 0, -1, 0, -1))
+                continue
             tokens, offsets = _shard_arrays(sh._shards[0])
             plans.extend(_plan_shard(i, len(tokens), offsets, tokens.dtype.itemsize, cap))
         entries: list[dict[str, Any] | None] = [_done(directory, p, shards[p.shard], sources[p.shard]) for p in plans]
@@ -352,7 +411,7 @@ class CorpusIndex:
                 ex.check_dir(str(directory), write=True)
             ex.start()
             args = [(ex.share(shards[plans[k].shard]), plans[k], str(directory), sources[plans[k].shard]) for k in todo]
-            units = [float(plans[k].token_end - plans[k].token_start) for k in todo]
+            units = [float(max(1, plans[k].token_end - plans[k].token_start)) for k in todo]
             for i, entry in ex.map(_build_task, args, units=units, desc="index", unit="tokens"):
                 entries[todo[i]] = entry
         parts = [e for e in entries if e is not None]
@@ -364,7 +423,8 @@ class CorpusIndex:
                 "kind": corpus.kind,
                 "n_shards": corpus.n_shards,
                 "shards": corpus.shard_names,
-                "sources": sources,
+                "normalizer": norm,
+                "sources": corpus.sources(),
                 "checksum": _corpus_checksum(parts),
             },
             "n_tokens": sum(p["n_tokens"] for p in parts),
@@ -471,7 +531,7 @@ class CorpusIndex:
         memscore.IndexMismatchError
             The corpus differs from the one in the manifest (the message says where).
         """
-        corpus = _check_token_corpus(corpus)
+        corpus = _check_corpus(corpus)
         want = self._manifest["corpus"]
         where = f"corpus index {self.path}"
         if corpus.shard_names != want["shards"]:
@@ -479,16 +539,21 @@ class CorpusIndex:
                 f"{where}: built from shards {want['shards'][:3]}{'...' if len(want['shards']) > 3 else ''}, "
                 f"got {corpus.shard_names[:3]}{'...' if corpus.n_shards > 3 else ''}"
             )
+        if corpus.kind != want.get("kind", "tokens") or _normalizer_desc(corpus) != want.get("normalizer"):
+            raise IndexMismatchError(f"{where}: built from a {want.get('kind')} corpus with another tokenization")
         sources = corpus.sources()
         for i, (got, had) in enumerate(zip(sources, want["sources"], strict=True)):
             if got["files"] != had["files"]:
                 raise IndexMismatchError(f"{where}: shard {i} ({got['shard']}) changed on disk since the build")
         shards = corpus.shards()
+        cache: dict[int, tuple[np.ndarray, npt.NDArray[np.uint64]]] = {}
         for p in self._manifest["parts"]:
             if sources[p["shard"]]["files"] and not content:
                 continue
             plan = _PartPlan(p["file"], p["shard"], p["doc_start"], p["doc_end"], p["token_start"], 0)
-            tokens, offsets = _shard_arrays(shards[plan.shard]._shards[0])
+            if plan.shard not in cache:
+                cache = {plan.shard: _arrays(shards[plan.shard])}  # parts of one shard are consecutive
+            tokens, offsets = cache[plan.shard]
             end = int(offsets[plan.doc_end]) if plan.doc_end < len(offsets) else len(tokens)
             got_sum = _core.sa_content_checksum(
                 tokens[plan.token_start : end],
@@ -498,7 +563,7 @@ class CorpusIndex:
                 raise IndexMismatchError(
                     f"{where}: shard {plan.shard} ({want['shards'][plan.shard]}) holds other tokens than the index"
                 )
-        if sum(len(_shard_arrays(s._shards[0])[1]) for s in shards) != self.n_docs:
+        if corpus.kind == "tokens" and sum(len(_shard_arrays(s._shards[0])[1]) for s in shards) != self.n_docs:
             raise IndexMismatchError(f"{where}: the corpus has another number of documents than the index")
 
     # -- what it is
