@@ -239,7 +239,7 @@ def clean(
     ),
     older_than: float = typer.Option(3600.0, "--older-than", help="Seconds: remove temporary files older than this."),
 ) -> None:
-    """Remove the .tmp-* files an interrupted count left in OUT and OUT/partials."""
+    """Remove the .tmp-* files an interrupted count (or index build) left in OUT and OUT/partials."""
     if not out.is_dir():
         typer.echo(f"error: {out}: not a directory", err=True)
         raise typer.Exit(2)

@@ -213,7 +213,11 @@ struct Staged {
 
 impl Staged {
     fn create(dest: PathBuf) -> Result<Staged> {
-        let tmp = PathBuf::from(format!("{}.tmp-{}", dest.display(), std::process::id()));
+        // `.tmp-<unique>-<name>` in the same directory: the package's temporary-file
+        // convention (`memscore ngrams clean` removes leftovers of killed writers)
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dest.with_file_name(format!(".tmp-{}-{nanos:x}-{name}", std::process::id()));
         let file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
         Ok(Staged { tmp, dest, out: Some(BufWriter::with_capacity(1 << 22, file)), hash: Xxh3::new() })
     }
