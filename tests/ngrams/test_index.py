@@ -313,8 +313,6 @@ def test_damaged_index_gives_named_errors(tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="text corpus"):
-        CorpusIndex.build(Corpus.from_texts(["a b"]), tmp_path / "t")
     with pytest.raises(TypeError, match="Corpus"):
         CorpusIndex.build([1, 2], tmp_path / "t")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="memory"):
@@ -403,3 +401,38 @@ def test_text_corpus_through_its_tokenizer(tmp_path):
         idx.check_corpus(corpus.shards()[0] + corpus.shards()[1] + changed)
     with pytest.raises(ValueError, match="split='file'"):
         CorpusIndex.build(Corpus.from_text_files(tmp_path / "b.txt", split="line", normalizer=sub), tmp_path / "x")
+
+
+def test_word_corpus_through_a_vocabulary(tmp_path):
+    """Word normalization (stopwords, punctuation, case): the index numbers the corpus's
+    words in one vocabulary and gives the streaming engine's statistics for text queries;
+    a query with a word absent from the corpus counts 0."""
+    from memscore.ngrams import Normalizer
+
+    rng = np.random.default_rng(4)
+    words = ["The", "cat", "sat", "on", "a", "MAT!", "dog", "ran", "far,", "and", "naïve", "café"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 25)))) for _ in range(150)]
+    norm = Normalizer(stopwords="english")
+    with open(tmp_path / "a.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": t}) + "\n" for t in texts[:70])
+    corpus = Corpus.from_jsonl(tmp_path / "a.jsonl", normalizer=norm) + Corpus.from_texts(texts[70:], normalizer=norm)
+    idx = CorpusIndex.build(corpus, tmp_path / "idx", executor="threads:2")
+    assert idx.vocab == sorted({w for t in texts for w in norm(t)})
+    queries = ["cat", "the cat sat", "mat dog", "naïve café", "far and away", "unicorn"]
+    pairs = [("cat", "dog"), ("mat", "unicorn"), ("ran far", "café")]
+    a, b = ngram_stats(corpus, queries, pairs), ngram_stats(corpus, queries, pairs, index=idx)
+    assert b.counts.tolist() == a.counts.tolist() and a.counts[0] > 0 and a.counts[-1] == 0
+    assert b.doc_freq.tolist() == a.doc_freq.tolist()
+    assert b.cooccurrence.tolist() == a.cooccurrence.tolist() and a.cooccurrence[0] > 0
+    assert (b.n_documents, b.n_tokens) == (a.n_documents, a.n_tokens)
+    assert [idx.vocab[i] for i in idx.document(75)] == norm(texts[75])
+    # reopened: the vocabulary comes back; a damaged vocabulary is a named error
+    again = CorpusIndex.open(tmp_path / "idx", corpus=corpus)
+    assert ngram_stats(corpus, queries, pairs, index=again).counts.tolist() == a.counts.tolist()
+    with pytest.raises(IndexMismatchError, match="unicorn"):
+        again.check_corpus(corpus.shards()[0] + Corpus.from_texts(texts[70:-1] + ["unicorn"], normalizer=norm))
+    with pytest.raises(IndexMismatchError, match="tokenization"):
+        again.check_corpus(Corpus.from_jsonl(tmp_path / "a.jsonl") + Corpus.from_texts(texts[70:]))
+    (tmp_path / "idx" / "vocab.json").write_text('["x"]')
+    with pytest.raises(CorpusIndexError, match="vocab"):
+        CorpusIndex.open(tmp_path / "idx")

@@ -40,7 +40,7 @@ import numpy.typing as npt
 import polars as pl
 
 from .. import _core
-from .._io import write_json
+from .._io import atomic_write, write_json
 from ..errors import CorpusError, CorpusIndexError, IndexMismatchError
 from ..executors import ExecutorLike, as_executor
 from ._documents import documents
@@ -54,6 +54,8 @@ __all__ = ["CorpusIndex", "InfgramProb"]
 FORMAT = "memscore-corpus-index"
 VERSION = 1
 MANIFEST = "manifest.json"
+#: A word corpus's vocabulary: a JSON list, the word of each token id.
+VOCAB = "vocab.json"
 _NO_LIMIT = 2**63 - 1
 
 
@@ -79,36 +81,62 @@ def _shard_arrays(shard: _Shard) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
     return tokens, np.ascontiguousarray(offs, dtype=np.uint64)
 
 
-def _text_arrays(shard: _Shard, normalizer: Normalizer, skip_errors: bool) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
-    """(token ids, document offsets) of a text shard, tokenized by the corpus's subword
-    normalizer a thousand documents at a time."""
-    sub = normalizer._subword
-    assert sub is not None  # checked by _check_corpus
+def _shard_documents(shard: _Shard, skip_errors: bool) -> Iterator[str]:
     if shard.kind == "texts":
-        docs: Iterator[str] = iter(shard.payload)
-    else:
-        field = shard.option if shard.kind == "jsonl" else "text"
-        docs = documents(Path(shard.payload), field, skip_errors=skip_errors)
+        return iter(shard.payload)
+    return documents(Path(shard.payload), shard.option if shard.kind == "jsonl" else "text", skip_errors=skip_errors)
+
+
+def _text_arrays(
+    shard: _Shard, normalizer: Normalizer, skip_errors: bool, vocab: dict[str, int] | None = None
+) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
+    """(token ids, document offsets) of a text shard, tokenized a thousand documents at a
+    time by the corpus's subword normalizer, or normalized into words numbered by
+    ``vocab``."""
+    sub = normalizer._subword
+    docs = _shard_documents(shard, skip_errors)
     pieces: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
     while batch := list(itertools.islice(docs, 1000)):
-        flat, starts = sub.batch_ids(batch)
-        pieces.append(flat)
-        lengths.append(np.diff(starts.astype(np.int64)))
-    dtype = np.uint16 if sub.vocab_size <= 2**16 else np.uint32
+        if sub is not None:
+            flat, starts = sub.batch_ids(batch)
+            pieces.append(flat)
+            lengths.append(np.diff(starts.astype(np.int64)))
+        else:  # words: ids from the index's vocabulary (every word of the corpus is in it)
+            assert vocab is not None
+            words = normalizer.batch(batch)
+            pieces.append(np.fromiter((vocab[w] for ws in words for w in ws), dtype=np.uint32))
+            lengths.append(np.array([len(ws) for ws in words], dtype=np.int64))
+    size = sub.vocab_size if sub is not None else len(vocab or ())
+    dtype = np.uint16 if size <= 2**16 - 1 else np.uint32
     tokens = np.concatenate(pieces).astype(dtype) if pieces else np.zeros(0, dtype)
     lens = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.uint64) if len(lens) else np.zeros(0, np.uint64)
     return tokens, offsets
 
 
-def _arrays(corpus: Corpus) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
-    """(tokens, document offsets) of a one-shard corpus."""
+def _arrays(corpus: Corpus, vocab: dict[str, int] | None = None) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
+    """(tokens, document offsets) of a one-shard corpus (``vocab``: of a word corpus)."""
     shard = corpus._shards[0]
     if corpus.kind == "tokens":
         return _shard_arrays(shard)
     assert corpus.normalizer is not None
-    return _text_arrays(shard, corpus.normalizer, corpus.skip_errors)
+    return _text_arrays(shard, corpus.normalizer, corpus.skip_errors, vocab)
+
+
+def _words_task(corpus: Corpus) -> list[str]:
+    """The task of a word corpus's first pass: the distinct words of one shard, sorted."""
+    assert corpus.normalizer is not None
+    seen: set[str] = set()
+    docs = _shard_documents(corpus._shards[0], corpus.skip_errors)
+    while batch := list(itertools.islice(docs, 1000)):
+        for ws in corpus.normalizer.batch(batch):
+            seen.update(ws)
+    return sorted(seen)
+
+
+def _is_words(corpus: Corpus) -> bool:
+    return corpus.kind == "text" and corpus.normalizer is not None and not corpus.normalizer.is_subword
 
 
 def _check_corpus(corpus: Any) -> Corpus:
@@ -116,12 +144,6 @@ def _check_corpus(corpus: Any) -> Corpus:
     if not isinstance(corpus, Corpus):
         raise TypeError(f"corpus: expected a memscore.ngrams.Corpus, got {type(corpus).__name__}")
     if corpus.kind == "text":
-        if corpus.normalizer is None or not corpus.normalizer.is_subword:
-            raise ValueError(
-                "corpus: a text corpus is indexed through its subword tokenizer (a normalizer from "
-                "Normalizer.from_tokenizer), got word normalization, which has no fixed vocabulary; use a "
-                "tokenizer, or tokenize the corpus first (memscore.lm.tokenize_corpus)"
-            )
         for sh in corpus._shards:
             if sh.kind == "text" and sh.option != "file":
                 raise ValueError(
@@ -190,20 +212,25 @@ def _plan_shard(
     return plans
 
 
-def _part_input(corpus: Corpus, plan: _PartPlan) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
+def _part_input(
+    corpus: Corpus, plan: _PartPlan, vocab: dict[str, int] | None = None
+) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
     """The tokens and rebased document offsets of one planned part (``doc_end < 0``: the
     whole shard, for text shards, whose size is known once tokenized)."""
-    tokens, offsets = _arrays(corpus)
+    tokens, offsets = _arrays(corpus, vocab)
     if plan.doc_end < 0:
         return tokens, offsets
     part_offsets = offsets[plan.doc_start : plan.doc_end] - np.uint64(plan.token_start)
     return tokens[plan.token_start : plan.token_end], np.ascontiguousarray(part_offsets)
 
 
-def _build_task(corpus: Corpus, plan: _PartPlan, directory: str, source: dict[str, Any]) -> dict[str, Any]:
+def _build_task(
+    corpus: Corpus, plan: _PartPlan, directory: str, source: dict[str, Any], vocab: dict[str, int] | None
+) -> dict[str, Any]:
     """The task: build one part (files written atomically by the core), then its entry
-    ``P.json``; return the entry. ``corpus`` holds the part's shard only."""
-    tokens, offsets = _part_input(corpus, plan)
+    ``P.json``; return the entry. ``corpus`` holds the part's shard only; ``vocab`` numbers
+    the words of a word corpus."""
+    tokens, offsets = _part_input(corpus, plan, vocab)
     content = _core.sa_content_checksum(tokens, offsets)
     prefix = os.path.join(directory, plan.name)
     text_len, n_tokens, n_docs, tw, sw, sep, (c_tok, c_sa, c_docs) = _core.sa_build_part(tokens, offsets, prefix)
@@ -227,7 +254,9 @@ def _build_task(corpus: Corpus, plan: _PartPlan, directory: str, source: dict[st
     return entry
 
 
-def _done(directory: Path, plan: _PartPlan, corpus: Corpus, source: dict[str, Any]) -> dict[str, Any] | None:
+def _done(
+    directory: Path, plan: _PartPlan, corpus: Corpus, source: dict[str, Any], vocab: dict[str, int] | None
+) -> dict[str, Any] | None:
     """The entry of a part built earlier from the same input, or None (resume)."""
     path = directory / f"{plan.name}.json"
     try:
@@ -241,7 +270,7 @@ def _done(directory: Path, plan: _PartPlan, corpus: Corpus, source: dict[str, An
         and all((directory / f"{plan.name}{ext}").is_file() for ext in (".tokens", ".sa", ".docs"))
     )
     if same and not source["files"]:  # in memory: no file identity, compare the content
-        tokens, offsets = _part_input(corpus, plan)
+        tokens, offsets = _part_input(corpus, plan, vocab)
         same = entry.get("content_checksum") == f"{_core.sa_content_checksum(tokens, offsets):016x}"
     return entry if same else None
 
@@ -324,10 +353,13 @@ class CorpusIndex:
     [2, 1, 3, 2]
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], core: Any) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], core: Any, vocab: list[str] | None = None) -> None:
         self.path = path
         self._manifest = manifest
         self._core = core
+        #: A word corpus's vocabulary: the word of each token id (None for token ids).
+        self.vocab = vocab
+        self._word_ids = None if vocab is None else {w: i for i, w in enumerate(vocab)}
         self._token_dtype = np.uint16 if all(p["token_width"] == 2 for p in manifest["parts"]) else np.uint32
 
     # -- build and open
@@ -353,10 +385,12 @@ class CorpusIndex:
         Parameters
         ----------
         corpus : Corpus
-            A token corpus (uint16 or uint32 ids), or a text corpus with a subword
-            normalizer (:meth:`Normalizer.from_tokenizer`): in-memory texts, jsonl files and
-            whole text files (``split="file"``), tokenized in the task, one part per shard
-            (``memory`` does not cut them; their tokens are held in memory).
+            A token corpus (uint16 or uint32 ids), or a text corpus (in-memory texts, jsonl
+            files, whole text files: ``split="file"``), tokenized in the task by its
+            normalizer, one part per shard (``memory`` does not cut them; their tokens are
+            held in memory): a subword normalizer gives the tokenizer's ids, word
+            normalization ids of one vocabulary of the corpus's words (a first pass over
+            every shard; :attr:`vocab`).
         path : str or path
             The index directory (created if missing).
         executor : Executor or str, optional
@@ -379,8 +413,8 @@ class CorpusIndex:
         TypeError
             ``corpus`` is not a :class:`Corpus`.
         ValueError
-            A text corpus with word normalization or text files split by line / paragraph,
-            a bad ``memory``, or a document longer than ``memory`` allows.
+            Text files split by line or paragraph, a bad ``memory``, or a document longer
+            than ``memory`` allows.
         memscore.CorpusError
             A shard cannot be read, or its document offsets are invalid.
         MemoryError
@@ -395,8 +429,21 @@ class CorpusIndex:
         (directory / MANIFEST).unlink(missing_ok=True)  # the index is incomplete until the new manifest lands
         cap = None if memory is None else memory // (ex.workers() if ex.in_process else 1)
         norm = _normalizer_desc(corpus)
-        sources = [{**src, "normalizer": norm} for src in corpus.sources()]
         shards = corpus.shards()
+        vocab: dict[str, int] | None = None
+        vocab_sha = None
+        if _is_words(corpus):
+            # words get ids from one vocabulary over every shard (a first pass), sorted, so
+            # the ids do not depend on who read which shard first
+            ex.start()
+            words: set[str] = set()
+            for _, ws in ex.map(_words_task, [(sh,) for sh in shards], desc="vocabulary", unit="shards"):
+                words.update(ws)
+            vocab = {w: i for i, w in enumerate(sorted(words))}
+            data = json.dumps(sorted(words), ensure_ascii=False).encode("utf-8")
+            vocab_sha = hashlib.sha256(data).hexdigest()
+            atomic_write(directory / VOCAB, lambda f: f.write(data))
+        sources = [{**src, "normalizer": norm, "vocab": vocab_sha} for src in corpus.sources()]
         plans: list[_PartPlan] = []
         for i, sh in enumerate(shards):
             if corpus.kind == "text":  # one part: its size is known once tokenized, in the task
@@ -404,13 +451,19 @@ class CorpusIndex:
                 continue
             tokens, offsets = _shard_arrays(sh._shards[0])
             plans.extend(_plan_shard(i, len(tokens), offsets, tokens.dtype.itemsize, cap))
-        entries: list[dict[str, Any] | None] = [_done(directory, p, shards[p.shard], sources[p.shard]) for p in plans]
+        entries: list[dict[str, Any] | None] = [
+            _done(directory, p, shards[p.shard], sources[p.shard], vocab) for p in plans
+        ]
         todo = [k for k, e in enumerate(entries) if e is None]
         if todo:
             if not ex.in_process:
                 ex.check_dir(str(directory), write=True)
             ex.start()
-            args = [(ex.share(shards[plans[k].shard]), plans[k], str(directory), sources[plans[k].shard]) for k in todo]
+            shared_vocab = ex.share(vocab)
+            args = [
+                (ex.share(shards[plans[k].shard]), plans[k], str(directory), sources[plans[k].shard], shared_vocab)
+                for k in todo
+            ]
             units = [float(max(1, plans[k].token_end - plans[k].token_start)) for k in todo]
             for i, entry in ex.map(_build_task, args, units=units, desc="index", unit="tokens"):
                 entries[todo[i]] = entry
@@ -424,6 +477,7 @@ class CorpusIndex:
                 "n_shards": corpus.n_shards,
                 "shards": corpus.shard_names,
                 "normalizer": norm,
+                "vocab_sha256": vocab_sha,
                 "sources": corpus.sources(),
                 "checksum": _corpus_checksum(parts),
             },
@@ -506,8 +560,18 @@ class CorpusIndex:
                 raise ValueError("n_docs / n_tokens differ from the sum over the parts")
         except (KeyError, TypeError, ValueError) as exc:
             raise CorpusIndexError(f"{mpath}: malformed manifest ({exc})") from None
+        vocab = None
+        if manifest["corpus"].get("vocab_sha256"):
+            vpath = directory / VOCAB
+            try:
+                raw = vpath.read_bytes()
+            except OSError as exc:
+                raise CorpusIndexError(f"{vpath}: cannot read the vocabulary ({exc})") from None
+            if hashlib.sha256(raw).hexdigest() != manifest["corpus"]["vocab_sha256"]:
+                raise CorpusIndexError(f"{vpath}: checksum differs from the manifest's: the file is damaged")
+            vocab = json.loads(raw)
         core = _core.SuffixIndexCore(specs, verify)
-        idx = cls(directory, manifest, core)
+        idx = cls(directory, manifest, core, vocab)
         if corpus is not None:
             idx.check_corpus(corpus)
         return idx
@@ -552,7 +616,10 @@ class CorpusIndex:
                 continue
             plan = _PartPlan(p["file"], p["shard"], p["doc_start"], p["doc_end"], p["token_start"], 0)
             if plan.shard not in cache:
-                cache = {plan.shard: _arrays(shards[plan.shard])}  # parts of one shard are consecutive
+                try:
+                    cache = {plan.shard: _arrays(shards[plan.shard], self._word_ids)}  # a shard's parts are consecutive
+                except KeyError as exc:  # a word the indexed corpus does not have
+                    raise IndexMismatchError(f"{where}: shard {plan.shard} holds the word {exc}, absent from the index") from None
             tokens, offsets = cache[plan.shard]
             end = int(offsets[plan.doc_end]) if plan.doc_end < len(offsets) else len(tokens)
             got_sum = _core.sa_content_checksum(
@@ -617,8 +684,21 @@ class CorpusIndex:
         """
         self.check_corpus(corpus)
         qs.check_corpus(corpus)
-        assert qs._flat is not None and qs._starts is not None  # a token corpus
-        flat, full, q = qs._flat, qs._starts, qs.n_queries
+        unknown_q, unknown_p = qs.unknown_queries, qs.unknown_pairs
+        if qs._text is not None:  # words: ids from the index's vocabulary; an unknown word never occurs
+            ids = self._word_ids or {}
+            grams = [[ids.get(w, -1) for w in g] for g in qs._text]
+            absent = np.array([min(g) < 0 for g in grams], dtype=bool)
+            lens = np.array([len(g) for g in grams], dtype=np.int64)
+            full = np.concatenate([[0], np.cumsum(lens)]).astype(np.uint64)
+            flat = np.fromiter((max(x, 0) for g in grams for x in g), dtype=np.uint32, count=int(lens.sum()))
+            unknown_q = np.flatnonzero(absent[: qs.n_queries])
+            pa = qs._pair_idx
+            unknown_p = np.flatnonzero(absent[pa[:, 0].astype(np.int64)] | absent[pa[:, 1].astype(np.int64)])
+        else:
+            assert qs._flat is not None and qs._starts is not None
+            flat, full = qs._flat, qs._starts
+        q = qs.n_queries
         qflat, qstarts = flat[: int(full[q])], full[:q]
         counts = np.asarray(self._core.count(qflat, qstarts), dtype=np.int64)
         df = np.asarray(self._core.doc_freq(qflat, qstarts), dtype=np.int64)
@@ -637,9 +717,9 @@ class CorpusIndex:
             shards=corpus.shard_names,
             sources=corpus.sources(),
         )
-        stats.counts[qs.unknown_queries] = 0
-        stats.doc_freq[qs.unknown_queries] = 0
-        stats.cooccurrence[qs.unknown_pairs] = 0
+        stats.counts[unknown_q] = 0
+        stats.doc_freq[unknown_q] = 0
+        stats.cooccurrence[unknown_p] = 0
         return stats
 
     def count(self, queries: Sequence[Any] | npt.NDArray[np.integer[Any]]) -> npt.NDArray[np.int64]:
