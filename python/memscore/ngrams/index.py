@@ -17,6 +17,7 @@ Layout of an index directory (open formats, little-endian, no headers):
   ``sa_width`` bytes each, as few as the part needs), ``P.docs`` (uint64 start of each
   document in ``P.tokens``) and ``P.json`` (the part's manifest entry, written when its
   files are complete: a rebuild skips parts that have it).
+- ``vocab.json`` (word corpora only): the word of each token id.
 
 The build runs one task per part on an executor (:mod:`memscore.executors`): split (plan
 the parts: whole documents, each within the memory cap) -> task (:func:`_build_task`,
@@ -65,6 +66,8 @@ _NO_LIMIT = 2**63 - 1
 def _shard_arrays(shard: _Shard) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
     """(tokens, document offsets) of a token shard: token files memory-mapped, offsets
     as uint64."""
+    if shard.kind != "tokens":  # a source this module does not read yet: say so, never guess
+        raise CorpusIndexError(f"{shard.name}: shards of kind {shard.kind!r} cannot be indexed yet")
     tokens, offs = shard.payload
     if isinstance(tokens, tuple):  # (path, byte offset, itemsize, n) of a little-endian file
         path, at, size, n = tokens
@@ -619,7 +622,9 @@ class CorpusIndex:
                 try:
                     cache = {plan.shard: _arrays(shards[plan.shard], self._word_ids)}  # a shard's parts are consecutive
                 except KeyError as exc:  # a word the indexed corpus does not have
-                    raise IndexMismatchError(f"{where}: shard {plan.shard} holds the word {exc}, absent from the index") from None
+                    raise IndexMismatchError(
+                        f"{where}: shard {plan.shard} holds the word {exc}, absent from the index"
+                    ) from None
             tokens, offsets = cache[plan.shard]
             end = int(offsets[plan.doc_end]) if plan.doc_end < len(offsets) else len(tokens)
             got_sum = _core.sa_content_checksum(
