@@ -427,6 +427,12 @@ class CorpusIndex:
         if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0):
             raise ValueError(f"memory: expected a positive number of bytes, got {memory!r}")
         ex = as_executor(executor)
+        if not ex.in_process:
+            relative = [f for sh in corpus._shards for f in sh.files if not os.path.isabs(f)]
+            if relative:  # workers run in other directories
+                raise ValueError(
+                    f"corpus: workers outside this process need the shard files by absolute path, got {relative[0]!r}"
+                )
         directory = Path(path).absolute()
         directory.mkdir(parents=True, exist_ok=True)
         (directory / MANIFEST).unlink(missing_ok=True)  # the index is incomplete until the new manifest lands
