@@ -1,5 +1,5 @@
-"""The corpus index (suffix arrays) against the streaming engine and tokengrams, one run,
-same corpus.
+"""The corpus index (suffix arrays) against the streaming engine, tokengrams and
+infini-gram, one run, same corpus.
 
 Generates a synthetic token corpus on disk (uint16 ids, Zipf-distributed over a Pythia-size
 vocabulary, documents of log-normal length, 2% of the documents copied 2-200 times so long
@@ -19,8 +19,10 @@ n-grams repeat), in ``--shards`` .npy shards under ``--dir`` (deleted afterwards
 - break-even: the number of query batches after which build + index queries cost less than
   streaming each batch.
 
-infini-gram's engine is not run: its pip package queries indexes made by its own indexing
-scripts (a C++ build), which this script does not build.
+- infini-gram (``pip install infini-gram``; bench-only): its own indexer (the
+  ``rust_indexing`` binary its package ships) on the same documents, written in its layout
+  (step 1 of its indexer tokenizes with a hub tokenizer; here its files are written
+  directly), then its engine's count latency; its counts are checked against memscore's.
 
     python benches/bench_index.py --tokens 500_000_000      # the issue's scale (~20 GB disk)
     python benches/bench_index.py --quick                   # a smoke run (2 M tokens)
@@ -29,6 +31,7 @@ scripts (a C++ build), which this script does not build.
 from __future__ import annotations
 
 import argparse
+import resource
 import json
 import shutil
 import subprocess
@@ -127,6 +130,59 @@ def latencies(fn, queries: list[list[int]]) -> np.ndarray:
     return out
 
 
+def infinigram(
+    root: Path, files: list[Path], queries: list[list[int]], n_tokens: int, want: np.ndarray
+) -> dict[str, str]:
+    """Build infini-gram's index (step 2 of its indexer; step 1, tokenizing with a hub
+    tokenizer, is replaced by writing its files directly) in a child process, check its
+    counts against memscore's, and time them."""
+    ig = root / "ig"
+    ig.mkdir()
+    at = 0
+    with open(ig / "tokenized.0", "wb") as ds, open(ig / "offset.0", "wb") as od:
+        for f in files:
+            tokens = np.load(f, mmap_mode="r")
+            starts = np.load(f.with_name(f.name[: -len(".npy")] + ".offsets.npy")).astype(np.int64)
+            sizes = 2 * (np.append(starts[1:], len(tokens)) - starts) + 2
+            od.write((at + np.concatenate([[0], np.cumsum(sizes)[:-1]])).astype("<u8").tobytes())
+            at += int(sizes.sum())
+            body = np.empty(len(tokens) + len(starts), dtype="<u2")  # 0xFFFF before each document
+            pos = starts + np.arange(len(starts))
+            body[pos] = 0xFFFF
+            mask = np.ones(len(body), dtype=bool)
+            mask[pos] = False
+            body[mask] = tokens
+            ds.write(body.tobytes())
+    cmd = f"-m infini_gram.indexing --data_dir {ig} --save_dir {ig} --temp_dir {ig} --token_dtype u16 --cpus 2 --mem 12 --ulimit {resource.getrlimit(resource.RLIMIT_NOFILE)[1]}"
+    t0 = time.perf_counter()
+    res = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", sys.executable, *cmd.split()], capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"infini-gram indexing failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    rss = int(res.stderr.strip().splitlines()[-1]) * 1024  # GNU time: peak RSS of the indexer, KiB
+    from infini_gram.engine import InfiniGramEngine
+
+    engine = InfiniGramEngine(index_dir=str(ig), eos_token_id=0, version=4, token_dtype="u16")
+    warm([ig / "tokenized.0", ig / "table.0"])
+    got = [engine.count(input_ids=q)["count"] for q in queries]
+    print(f"infini-gram counts equal memscore's on {int(np.sum(np.asarray(got) == want))} of {len(queries)} queries")
+    lat = latencies(lambda q: engine.count(input_ids=q), queries)
+    size = sum((ig / n).stat().st_size for n in ("tokenized.0", "table.0", "offset.0"))
+    return {
+        "engine": "infini-gram 2.6.0 (its indexer, its engine)",
+        "build": fmt_time(seconds),
+        "build rate": f"{n_tokens / seconds / 1e6:.2f} M tok/s",
+        "peak RSS": f"{rss / 2**30:.2f} GiB",
+        "bytes/token": f"{size / n_tokens:.2f}",
+        "count p50": ms(float(np.percentile(lat, 50))),
+        "count p99": ms(float(np.percentile(lat, 99))),
+        "count mean": ms(float(lat.mean())),
+        "10k batch": fmt_time(float(lat.sum())) + " (one call each)",
+    }
+
+
 def ms(x: float) -> str:
     return f"{x * 1e3:.3f} ms"
 
@@ -141,6 +197,7 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None, help="where the corpus and indexes go (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the corpus and indexes")
     ap.add_argument("--no-tokengrams", action="store_true")
+    ap.add_argument("--no-infinigram", action="store_true")
     ap.add_argument("--quick", action="store_true", help="2 M tokens, 1,000 queries: a smoke run")
     args = ap.parse_args()
     if args.quick:
@@ -244,6 +301,18 @@ out = {{"seconds": time.perf_counter() - t0}}
                         "10k batch": fmt_time(tbatch),
                     }
                 )
+        # -- infini-gram: its own indexer (rust_indexing, from the pip package) on the same
+        # documents written in its v4 layout (each document after a 0xFFFF separator)
+        if not args.no_infinigram:
+            try:
+                import infini_gram  # noqa: F401
+
+                have_ig = True
+            except ImportError:
+                have_ig = False
+                print("infini-gram not installed (pip install infini-gram): skipped")
+            if have_ig:
+                rows.append(infinigram(root, files, queries, build["n_tokens"], want))
         cols = [
             "engine",
             "build",
