@@ -31,8 +31,8 @@ n-grams repeat), in ``--shards`` .npy shards under ``--dir`` (deleted afterwards
 from __future__ import annotations
 
 import argparse
-import resource
 import json
+import resource
 import shutil
 import subprocess
 import sys

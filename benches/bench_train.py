@@ -8,6 +8,10 @@ minibatches, torch.optim), in one process on the same data.
     python benches/bench_train.py --model resnet1d   # residual 1-D CNN + BatchNorm on MNIST-1D, shifts
     python benches/bench_train.py --model resnet     # CIFAR ResNet on synthetic 32x32 uint8 images, crop-flip
     python benches/bench_train.py --model resnet1d --compile   # also the ensemble with torch.compile
+    python benches/bench_train.py --strategies --model mlp,resnet1d,resnet   # auto vs vmap vs loop, batch 128
+    python benches/bench_train.py --distill --model mlp,resnet1d,resnet      # a distilled run's cost vs a plain one
+
+The plain loop runs on ``--device`` too (like for like on a GPU).
 
 With ``--compile`` the compiled ensemble is timed twice in the same process: cold (the
 first call pays dynamo + inductor's compilation) and warm (inductor's caches filled; a new
@@ -50,10 +54,21 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
-    ap.add_argument("--model", choices=["mlp", "resnet1d", "resnet"], default="mlp")
+    ap.add_argument("--model", default="mlp", help="mlp, resnet1d or resnet (comma-separated with --strategies)")
     ap.add_argument("--examples", type=int, default=1024, help="training examples (resnet1d, resnet)")
     ap.add_argument("--compile", action="store_true", help="also time the ensemble with torch.compile (cold, warm)")
+    ap.add_argument("--strategies", action="store_true",
+                    help="train_runs with strategy=auto, vmap and loop (medians of --repeats), for each --model")  # fmt: skip
+    ap.add_argument("--distill", action="store_true",
+                    help="plain vs distilled runs (stored teacher logits), medians of --repeats, for each --model")  # fmt: skip
+    ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
+    if a.strategies:
+        return bench_strategies(a)
+    if a.distill:
+        return bench_distill(a)
+    if a.model not in ("mlp", "resnet1d", "resnet"):
+        ap.error("--model: mlp, resnet1d or resnet (a comma list only with --strategies)")
     if a.model != "mlp":
         return bench_cnn(a)
     pre = dict(PRESETS["modular"])
@@ -98,7 +113,7 @@ def race(fn, train, test, plan, kw, a, runs, seq_runs, n_classes):  # type: igno
         t_ens = time.perf_counter() - t0
         z_ens = store.outcomes("train", "logits")[:seq_runs]
     t0 = time.perf_counter()
-    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), **kw)
+    ref = train_sequential(fn, train, test, plan, runs=range(seq_runs), device=a.device, **kw)  # same device
     t_seq = (time.perf_counter() - t0) * runs / seq_runs
     return t_ens, t_seq, z_ens, ref
 
@@ -171,6 +186,116 @@ def bench_compiled(fn, train, test, plan, kw, a, runs, t_ens, z_ens):  # type: i
                      "max |logit diff| vs eager": f"{diff:.1e}"})  # fmt: skip
     print()
     print(table(rows, ["impl", "time", "runs/min", "vs eager ensemble", "max |logit diff| vs eager"]))
+
+
+def strategy_setup(model: str, a: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The model, data, plan and settings of one --strategies row (batch 128 unless given)."""
+    from memscore.datasets import mnist1d
+    from memscore.models import cifar_resnet, resnet1d
+
+    bs = a.batch_size or 128
+    runs = 4 if a.quick else a.runs
+    if model == "mlp":
+        pre = dict(PRESETS["modular"])
+        d = modular_arithmetic(**pre.pop("data"))
+        fn = lambda: mlp(d.n_features, d.n_classes, width=a.width or pre["width"], activation=pre["activation"])  # noqa: E731
+        kw = dict(epochs=a.epochs or (1 if a.quick else 4), batch_size=bs, lr=pre["lr"], optimizer=pre["optimizer"],
+                  weight_decay=pre["weight_decay"], seed=0)  # fmt: skip
+        return (
+            fn,
+            (d.x_train, d.y_train),
+            (d.x_test, d.y_test),
+            SubsetPlan(d.n_train, runs, keep=0.5, seed=0),
+            kw,
+            f"MLP {d.n_features}->{a.width or pre['width']}->{d.n_classes} on modular addition ({d.n_train} examples)",
+        )
+    n = 256 if a.quick else a.examples
+    if model == "resnet1d":
+        d = mnist1d(int(n / 0.8), 0.1, seed=0)
+        fn = lambda: resnet1d(10, width=a.width or 16)  # noqa: E731
+        train, test, aug = (d.x_train, d.y_train), (d.x_test, d.y_test), "shift"
+        desc = f"residual 1-D CNN + BatchNorm (width {a.width or 16}) on MNIST-1D ({d.n_train} examples)"
+    else:
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        y = rng.integers(0, 10, n)
+        fn = lambda: cifar_resnet(10, width=a.width or 16, depth=20)  # noqa: E731
+        train, test, aug = (x, y), (x[:64], y[:64]), "crop-flip"
+        desc = f"CIFAR ResNet-20 (width {a.width or 16}) on synthetic 32x32 uint8 images ({n} examples)"
+    kw = dict(epochs=a.epochs or 1, batch_size=bs, lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine",
+              augment=aug, seed=0)  # fmt: skip
+    return fn, train, test, SubsetPlan(len(train[1]), runs, keep=0.5, seed=0), kw, desc
+
+
+def bench_strategies(a: argparse.Namespace) -> None:
+    """train_runs with strategy="auto" (its timing probe included: a fresh store each time),
+    "vmap" and "loop", for each model: medians of --repeats, and auto against the faster."""
+    import statistics
+
+    print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads; device {a.device}")
+    import memscore
+
+    print(f"memscore kernels: {memscore.cpu_info()}\n")
+    rows = []
+    for model in a.model.split(","):
+        fn, train, test, plan, kw, desc = strategy_setup(model, a)
+        steps = int(np.ceil(plan.masks.sum(1).mean() / kw["batch_size"])) * kw["epochs"]
+        print(f"{model}: {desc}, {plan.n_runs} runs x {steps} steps of batch {kw['batch_size']}")
+        times: dict[str, list[float]] = {"vmap": [], "loop": [], "auto": []}
+        chosen = set()
+        for _ in range(1 if a.quick else a.repeats):
+            for strategy in times:
+                with tempfile.TemporaryDirectory() as tmp:
+                    store = create_store(Path(tmp) / "s", train, test, n_classes=None if model == "mlp" else 10)
+                    t0 = time.perf_counter()
+                    train_runs(fn, train, test, plan, store, device=a.device, progress=False, strategy=strategy,
+                               ensemble=min(a.ensemble, plan.n_runs), **kw)  # fmt: skip
+                    times[strategy].append(time.perf_counter() - t0)
+                    if strategy == "auto":
+                        chosen.add(store.run_metadata(store.run_ids()[0])["strategy"])
+        med = {k: statistics.median(v) for k, v in times.items()}
+        best = min(med["vmap"], med["loop"])
+        rows.append({"model": model, "vmap": fmt_time(med["vmap"]), "loop": fmt_time(med["loop"]),
+                     "auto": fmt_time(med["auto"]), "auto chose": ",".join(sorted(chosen)),
+                     "loop vs vmap": f"{med['vmap'] / med['loop']:.2f}x",
+                     "auto vs the faster": f"{best / med['auto']:.2f}x"})  # fmt: skip
+        print(f"  times (s): { {k: [round(t, 2) for t in v] for k, v in times.items()} }")
+    print()
+    print(table(rows, ["model", "vmap", "loop", "auto", "auto chose", "loop vs vmap", "auto vs the faster"]))
+
+
+def bench_distill(a: argparse.Namespace) -> None:
+    """The cost of distilling from stored teacher logits: train_runs with and without
+    ``distill=`` on the same model, data and plan (the teacher store trained first, untimed,
+    which also fixes the strategy for the process), alternating, medians of --repeats."""
+    import statistics
+
+    from memscore.train import Distillation
+
+    print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads; device {a.device}\n")
+    rows = []
+    for model in a.model.split(","):
+        fn, train, test, plan, kw, desc = strategy_setup(model, a)
+        n_classes = None if model == "mlp" else 10
+        steps = int(np.ceil(plan.masks.sum(1).mean() / kw["batch_size"])) * kw["epochs"]
+        print(f"{model}: {desc}, {plan.n_runs} runs x {steps} steps of batch {kw['batch_size']}")
+        with tempfile.TemporaryDirectory() as tmp:
+            teacher = create_store(Path(tmp) / "t", train, test, n_classes=n_classes)
+            train_runs(fn, train, test, plan, teacher, device=a.device, progress=False, keep_logits=True, **kw)
+            times: dict[str, list[float]] = {"plain": [], "distilled": []}
+            for i in range(1 if a.quick else a.repeats):
+                for arm in times:
+                    store = create_store(Path(tmp) / f"{arm}-{i}", train, test, n_classes=n_classes)
+                    d = Distillation(teacher, alpha=0.5, temperature=4.0) if arm == "distilled" else None
+                    t0 = time.perf_counter()
+                    train_runs(fn, train, test, plan, store, device=a.device, progress=False, distill=d, **kw)
+                    times[arm].append(time.perf_counter() - t0)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append({"model": model, "plain": fmt_time(med["plain"]), "distilled": fmt_time(med["distilled"]),
+                     "distilled / plain": f"{med['distilled'] / med['plain']:.3f}x"})  # fmt: skip
+        print(f"  times (s): { {k: [round(t, 2) for t in v] for k, v in times.items()} }")
+    print()
+    print(table(rows, ["model", "plain", "distilled", "distilled / plain"]))
 
 
 if __name__ == "__main__":

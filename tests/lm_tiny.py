@@ -29,3 +29,16 @@ def save_tiny_lm(path: Path, seed: int = 0) -> Path:
     )
     fast.save_pretrained(path)
     return path
+
+
+def save_with_tokenizer(model, path: Path) -> Path:
+    """``model.save_pretrained(path)`` and a small fast tokenizer next to it, as
+    ``load_causal_lm`` expects a model folder (token-id inputs never use it)."""
+    import transformers
+
+    from memscore.taskgram import train_tokenizer
+
+    model.save_pretrained(path)
+    tok = train_tokenizer(["a b c d e f g"] * 3, vocab_size=16)
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(path)
+    return path

@@ -28,6 +28,7 @@ MODULES = [
     "memscore.runs.store.influence",
     "memscore.runs.datamodels",
     "memscore.runs.lds",
+    "memscore.runs.distillation",
     "memscore.runs.store.attribution",
     "memscore.runs.reliability",
     "memscore.runs.forecast",
@@ -42,6 +43,7 @@ MODULES = [
     "memscore.knn.resmem",
     "memscore.knn.embeddings",
     "memscore.ngrams.counting",
+    "memscore.ngrams.corpus",
     "memscore.taskgram.metrics",
     "memscore.taskgram.tglm",
     "memscore.taskgram.pipeline",
@@ -59,6 +61,7 @@ NEEDS_TORCH = [
     "memscore.lm.scoring",
     "memscore.lm.load",
     "memscore.lm._blocks",
+    "memscore.lm.pythia",
 ]
 
 

@@ -46,6 +46,7 @@ from .runs import (
     ConvergenceWarning,
     Datamodels,
     Disagreement,
+    DistillationEffect,
     MembershipMetrics,
     OutcomeStats,
     PackedBits,
@@ -54,6 +55,7 @@ from .runs import (
     data_oob,
     datamodels,
     disagreement,
+    distillation_effect,
     holdout_accuracy,
     influence,
     label_issues,
@@ -205,3 +207,4 @@ __all__ = [
 __all__ += ["ConvergenceWarning", "Datamodels", "LDS", "datamodels", "lds"]
 __all__ += ["ClusterError", "LocalExecutor", "RayExecutor", "ThreadExecutor"]
 __all__ += ["DatasetError", "ImportFileError"]
+__all__ += ["DistillationEffect", "distillation_effect"]

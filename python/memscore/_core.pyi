@@ -163,13 +163,18 @@ class SubwordCore:
 
 def english_stopword_list() -> list[str]: ...
 def ngram_count_tokens(
-    # (name, tokens array | (path, byte offset, itemsize, n_tokens),
-    #  offsets array | (path, byte offset, width, signed, n_docs))
+    # (name, tokens array | (path, byte offset, itemsize, n_tokens)
+    #        | ([part paths read as one file], byte offset, numpy dtype name, n_tokens),
+    #  offsets array | (path, byte offset, width, signed, n_docs)
+    #        | ("megatron", idx path, n_seqs, n_doc_index_entries, token width))
     shards: list[
         tuple[
             str,
-            npt.NDArray[np.uint16] | npt.NDArray[np.uint32] | tuple[str, int, int, int],
-            npt.NDArray[np.uint64] | tuple[str, int, int, bool, int],
+            npt.NDArray[np.uint16]
+            | npt.NDArray[np.uint32]
+            | tuple[str, int, int, int]
+            | tuple[list[str], int, str, int],
+            npt.NDArray[np.uint64] | tuple[str, int, int, bool, int] | tuple[str, str, int, int, int],
         ]
     ],
     q_tokens: npt.NDArray[np.uint32],

@@ -293,6 +293,56 @@ def check_int(x: object, name: str, minimum: int | None = None, maximum: int | N
     return v
 
 
+_BYTE_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 10**3, "KIB": 2**10, "M": 2**20, "MB": 10**6, "MIB": 2**20,
+               "G": 2**30, "GB": 10**9, "GIB": 2**30, "T": 2**40, "TB": 10**12, "TIB": 2**40}  # fmt: skip
+
+
+def check_bytes(x: object, name: str) -> int:
+    """A memory size as a positive number of bytes: an integer, or a string such as
+    ``"512MiB"``, ``"8GB"`` or ``"2G"`` (binary for K/M/G/T and KiB/..., decimal for KB/...).
+
+    Parameters
+    ----------
+    x : object
+        The size.
+    name : str
+        The argument's name, used in the error message.
+
+    Returns
+    -------
+    int
+        The size in bytes.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is neither an integer nor a string.
+    ValueError
+        A string that is not a size, or a size below one byte.
+
+    Examples
+    --------
+    >>> check_bytes("1.5GiB", "memory"), check_bytes(4096, "memory")
+    (1610612736, 4096)
+    >>> check_bytes("lots", "memory")
+    Traceback (most recent call last):
+    ...
+    ValueError: memory: expected a size such as 4096, '512MiB' or '8GB', got 'lots'
+    """
+    import re
+
+    if isinstance(x, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", x)
+        unit = m.group(2).upper() if m else ""
+        if m is None or unit not in _BYTE_UNITS:
+            raise ValueError(f"{name}: expected a size such as 4096, '512MiB' or '8GB', got {x!r}")
+        v = int(float(m.group(1)) * _BYTE_UNITS[unit])
+        if v < 1:
+            raise ValueError(f"{name}: expected a size of at least one byte, got {x!r}")
+        return v
+    return check_int(x, name, 1)
+
+
 def check_float(
     x: object,
     name: str,

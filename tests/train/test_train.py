@@ -281,15 +281,17 @@ def test_bad_input_is_caught_before_training(tmp_path):
         return torch.nn.Sequential(torch.nn.Linear(d.n_features, d.n_classes), Branchy())
 
     with pytest.raises(ValueError, match="module '1' Branchy cannot run in a vmapped ensemble"):
-        train_runs(unvmappable, train, test, plan, store, **kw)
+        train_runs(unvmappable, train, test, plan, store, strategy="vmap", **kw)
     with pytest.raises(ValueError, match="augment: expected a batch of the input's shape"):
         train_runs(model_fn_for(d), train, test, plan, store, augment=lambda x, g: x[:, :-1], **kw)
     with pytest.raises(ValueError, match="augment: expected one of"):
         train_runs(model_fn_for(d), train, test, plan, store, augment="mixup", **kw)
     with pytest.raises(ValueError, match="schedule"):
         train_runs(model_fn_for(d), train, test, plan, store, schedule="exponential", **kw)
-    with pytest.raises(ValueError, match="needs a CUDA device"):
-        train_runs(model_fn_for(d), train, test, plan, store, precision="bf16", device="cpu", **kw)
+    with pytest.raises(ValueError, match="strategy: expected one of \\['auto', 'vmap', 'loop'\\], got 'grouped'"):
+        train_runs(model_fn_for(d), train, test, plan, store, strategy="grouped", **kw)
+    with pytest.raises(ValueError, match="memory: expected a size"):
+        train_runs(model_fn_for(d), train, test, plan, store, memory="lots", **kw)
     with pytest.raises(ValueError, match="precision"):
         train_runs(model_fn_for(d), train, test, plan, store, precision="int8", **kw)
     with pytest.raises(ValueError, match="nesterov"):

@@ -2,6 +2,7 @@
 
 - :mod:`memscore.cli.runs`: ``memscore train | score | report | datamodels | demo`` (the runs engine);
 - :mod:`memscore.cli.plan`: ``memscore plan`` (the runs each score needs);
+- :mod:`memscore.cli.distill`: ``memscore distill-effect`` (what distillation did to each example);
 - :mod:`memscore.cli.store`: ``memscore store verify | clean | merge`` (run stores);
 - :mod:`memscore.cli.ngrams`: ``memscore ngrams count | clean`` (the corpus n-gram engine);
 - :mod:`memscore.cli.taskgram`: ``memscore taskgram`` (the task-gram study);
@@ -28,7 +29,7 @@ __all__ = ["app", "main"]
 def _build_app() -> typer.Typer:
     import typer
 
-    from . import lm, ngrams, plan, runs, store, taskgram
+    from . import distill, lm, ngrams, plan, runs, store, taskgram
 
     app = typer.Typer(
         help="memscore: per-example memorization, influence and training-dynamics scores across many training runs.",
@@ -37,6 +38,7 @@ def _build_app() -> typer.Typer:
     )
     app.add_typer(runs.app)  # train, score, report, datamodels, demo at the top level
     app.add_typer(plan.app)  # plan: the runs a target needs
+    app.add_typer(distill.app)  # distill-effect: distillation's effect per example
     app.add_typer(store.app, name="store", help="Check, clean and merge run stores.")
     app.add_typer(
         ngrams.app, name="ngrams", help="Count n-grams, document frequencies and co-occurrences over corpus shards."

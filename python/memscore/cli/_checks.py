@@ -6,7 +6,7 @@ import errno
 import os
 from pathlib import Path
 
-__all__ = ["check_output_dir", "check_existing_dir"]
+__all__ = ["check_existing_dir", "check_out_file", "check_output_dir"]
 
 
 def check_output_dir(path: Path, option: str) -> None:
@@ -56,3 +56,22 @@ def check_existing_dir(path: Path, option: str) -> None:
         raise NotADirectoryError(
             errno.ENOTDIR, f"{option} must be a store or sweep directory, but this is a file", str(p)
         )
+
+
+def check_out_file(target: Path, option: str) -> None:
+    """``target`` can be written: not a directory, in an existing writable directory.
+
+    Raises
+    ------
+    IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError
+        Named with ``option`` and the path given.
+    """
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{option}: expected a file to write, got a directory", str(target))
+    if not parent.exists():
+        raise FileNotFoundError(errno.ENOENT, f"{option}: the directory of this file does not exist", str(target))
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, f"{option}: the directory of this file is a file", str(target))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, f"{option}: the directory of this file is not writable", str(target))

@@ -6,6 +6,10 @@ tokens and writes the per-sequence table, the memorized fraction per log2 duplic
 bin and its plot (one curve per model). ``--executor`` runs the decoding as (model x block
 of sequences) tasks: ``--executor ray --gpus-per-task 1`` puts them on a cluster's GPUs.
 
+With ``--rows A:B`` it runs the Pythia protocol instead (Biderman et al. 2023): the training
+rows A..B-1 of a Megatron (or token) corpus, in training order, scored at every ``--revision
+step…`` checkpoint of one model; one Parquet table, a per-checkpoint summary and three plots.
+
 ``memscore lm membership`` writes the membership scores of every sequence of a file
 (loss, zlib, Min-K%, Min-K%++ and, with ``--reference``, the reference ratio).
 
@@ -48,8 +52,8 @@ def memorization(
     corpus: Annotated[
         str,
         typer.Option(
-            help="token corpus in the models' tokenization (NAME.npy shards with NAME.offsets.npy sidecars), or "
-            "jsonl / text files tokenized with the first model's tokenizer into OUT/tokens (a file, directory or glob)"
+            help="token corpus in the models' tokenization (a Megatron .idx/.bin prefix, NAME.npy shards with "
+            "NAME.offsets.npy sidecars), or jsonl / text files tokenized with the first model's tokenizer into OUT/tokens (a file, directory or glob)"
         ),
     ],
     model: Annotated[list[str], typer.Option(help="HuggingFace model id or local folder; repeat for a size series")],
@@ -64,7 +68,26 @@ def memorization(
     batch_size: Annotated[int, typer.Option(help="prompts decoded together")] = 32,
     device: DeviceOption = None,
     dtype: DtypeOption = "auto",
-    revision: Annotated[str | None, typer.Option(help="hub revision (e.g. a Pythia checkpoint step143000)")] = None,
+    revision: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="hub revision (a Pythia checkpoint step143000), or a subfolder MODEL/REVISION of a local model "
+            "folder; repeat with --rows to follow the rows across checkpoints"
+        ),
+    ] = None,
+    rows: Annotated[
+        str | None,
+        typer.Option(
+            help="A:B (or A:B:STEP): score these training rows (Megatron sequences in training order) at every "
+            "--revision (the Pythia protocol) instead of sampling windows"
+        ),
+    ] = None,
+    rows_per_step: Annotated[
+        int, typer.Option(help="with --rows: rows per training step (Pythia: 1024), for which rows a step has seen")
+    ] = 1024,
+    duplicates: Annotated[
+        bool, typer.Option(help="with --rows: count each row's k + m tokens over the whole corpus (one pass)")
+    ] = True,
     seed: Annotated[int, typer.Option(help="seed of the sample")] = 0,
     progress: Annotated[bool, typer.Option(help="progress bars of the counting pass and the decoding")] = False,
     text_field: Annotated[str, typer.Option(help="jsonl field of the documents of a text --corpus")] = "text",
@@ -79,7 +102,11 @@ def memorization(
     ] = None,
 ) -> None:
     """Write OUT/sequences.parquet (one row per model and sequence), OUT/curve.csv (memorized
-    fraction per duplicate-count bin and model), OUT/memorization.png and OUT/run.json."""
+    fraction per duplicate-count bin and model), OUT/memorization.png and OUT/run.json.
+
+    With --rows: OUT/memorization.parquet (one row per checkpoint and training row),
+    OUT/checkpoints.csv, OUT/score_vs_step.png, OUT/score_vs_duplicates.png,
+    OUT/precision_recall.png and OUT/run.json."""
     from rich.console import Console
     from rich.table import Table
 
@@ -100,6 +127,31 @@ def memorization(
     # every option is checked before the corpus is read or a model loaded, and OUT written
     for value, name in ((k, "--k"), (m, "--m"), (samples, "--samples"), (batch_size, "--batch-size")):
         check_int(value, name, 1)
+    if rows is not None:
+        _memorization_rows(
+            corpus,
+            model,
+            out,
+            k,
+            m,
+            rows,
+            list(revision) if revision else [None],
+            rows_per_step,
+            duplicates,
+            batch_size,
+            device,
+            dtype,
+            progress,
+            executor,
+            gpus_per_task,
+            cpus_per_task,
+        )
+        return
+    if revision is not None and len(revision) > 1:
+        raise typer.BadParameter(
+            "--revision: several checkpoints are followed with --rows A:B (the same training rows)"
+        )
+    one_revision = revision[0] if revision else None
     if pool is not None:
         check_int(pool, "--pool", 1)
     ex = make_executor(executor, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
@@ -108,8 +160,8 @@ def memorization(
     # the models go to the tasks by name: each task loads its model's weights (in this
     # process one model at a time, on a cluster on its worker's device); here only the
     # configs and tokenizers are read, and every check runs before any sampling or decoding
-    specs = [ModelSpec(name, dtype=dtype, revision=revision) for name in model]
-    checked = [check_causal_lm(s.name, revision=revision) for s in specs]
+    specs = [ModelSpec(name, dtype=dtype, revision=one_revision) for name in model]
+    checked = [check_causal_lm(s.name, revision=one_revision) for s in specs]
     for config, _ in checked:
         check_context(SimpleNamespace(config=config), k + m)
     # in process, a device or dtype this machine lacks fails now (a cluster's workers check theirs)
@@ -155,7 +207,7 @@ def memorization(
                 "n_params": n_params.get(s.name),
                 "device": str(dev),
                 "dtype": used_dtype,
-                "revision": revision,
+                "revision": one_revision,
             }
             for s in specs
         ],
@@ -184,6 +236,124 @@ def memorization(
         )
     console.print(t)
     console.print(f"wrote {out}/sequences.parquet, curve.csv, memorization.png, run.json")
+
+
+def _memorization_rows(
+    corpus: str,
+    model: list[str],
+    out: pathlib.Path,
+    k: int,
+    m: int,
+    rows: str,
+    revisions: list[str | None],
+    rows_per_step: int,
+    duplicates: bool,
+    batch_size: int,
+    device: str | None,
+    dtype: str,
+    progress: bool,
+    executor: str,
+    gpus_per_task: float | None,
+    cpus_per_task: float | None,
+) -> None:
+    """``memscore lm memorization --rows``: the Pythia protocol (see the module docstring)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..lm import (
+        check_causal_lm,
+        checkpoint_summary,
+        memorization_over_checkpoints,
+        parse_rows,
+        plot_checkpoints,
+        resolve_dtype,
+        revision_model,
+        training_sequences,
+    )
+    from ..lm.load import check_context
+    from ..ngrams.corpus import open_corpus
+
+    if len(model) != 1:
+        raise typer.BadParameter("--model: --rows follows one model across its --revision checkpoints; give one")
+    check_int(rows_per_step, "--rows-per-step", 1)
+    try:
+        idx = parse_rows(rows)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rows") from exc
+    ex = make_executor(executor, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
+    dev = device if device is not None else ("cuda" if ex.gpus_per_task > 0 else "cpu")
+    specs = [revision_model(model[0], r, dtype) for r in revisions]
+    for s in specs:  # configs and tokenizers only: every check before any decoding
+        config, _ = check_causal_lm(s.name, revision=s.revision)
+        check_context(SimpleNamespace(config=config), k + m)
+    used_dtype = resolve_dtype(dtype, dev) if ex.in_process else dtype
+    ex.start(gpus=ex.gpus_per_task)
+    if not ex.in_process:  # workers read the shards from other directories
+        corpus = os.path.abspath(corpus)
+        out = out.resolve()
+    token_corpus = open_corpus(corpus)
+    if token_corpus.kind != "tokens":
+        raise typer.BadParameter(
+            f"--corpus: --rows reads training rows of a token corpus (a Megatron .idx/.bin prefix or .npy shards), "
+            f"got {token_corpus.kind} files",
+        )
+    sequences = training_sequences(token_corpus, idx, length=k + m)
+    table = memorization_over_checkpoints(
+        specs,
+        sequences,
+        k,
+        m,
+        revisions=revisions,
+        corpus=token_corpus if duplicates else None,
+        row_ids=idx,
+        rows_per_step=rows_per_step,
+        batch_size=batch_size,
+        device=dev,
+        executor=ex,
+        progress=progress,
+    )
+    summary = checkpoint_summary(table)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "memorization.parquet", lambda f: table.write_parquet(f))
+    atomic_write(out / "checkpoints.csv", lambda f: summary.write_csv(f))
+    plot_checkpoints(table, out, title=f"rows {rows}, k = {k}, m = {m}")
+    write_json(
+        out / "run.json",
+        {
+            "corpus": corpus,
+            "model": model[0],
+            "revisions": revisions,
+            "rows": rows,
+            "n_rows": int(idx.size),
+            "rows_per_step": rows_per_step,
+            "k": k,
+            "m": m,
+            "duplicates": duplicates,
+            "device": str(dev),
+            "dtype": used_dtype,
+            "executor": executor,
+            "gpus_per_task": ex.gpus_per_task,
+        },
+    )
+    console = Console()
+    t = Table(title=f"memorization of rows {rows} by checkpoint (rows seen by each)")
+    for c in ("revision", "step", "rows seen", "memorized", "mean score", "precision", "recall"):
+        t.add_column(c)
+    for r in summary.iter_rows(named=True):
+        t.add_row(
+            str(r["revision"]),
+            str(r["step"]),
+            str(r["n"]),
+            f"{r['memorized']:.3f}",
+            f"{r['mean_score']:.3f}",
+            f"{r['precision']:.3f}",
+            f"{r['recall']:.3f}",
+        )
+    console.print(t)
+    console.print(
+        f"wrote {out}/memorization.parquet, checkpoints.csv, score_vs_step.png, score_vs_duplicates.png, "
+        "precision_recall.png, run.json"
+    )
 
 
 @app.command("membership")

@@ -125,7 +125,10 @@ def _partial_name(shard: Corpus, key: str) -> str:
 @app.command("count")
 def count(
     corpus: str = typer.Option(
-        ..., "--corpus", help="Directory, glob or file of shards (.jsonl[.gz|.zst], .txt, .npy)."
+        ...,
+        "--corpus",
+        help="Directory, glob or file of shards (.jsonl[.gz|.zst], .txt, .npy, .parquet, .arrow, a Megatron .idx/.bin "
+        "or its prefix, a datasets save_to_disk folder).",
     ),
     queries: Path = typer.Option(
         ..., "--queries", exists=True, dir_okay=False, help="Queries: one per line, or .json."
@@ -134,7 +137,9 @@ def count(
     pairs: Path | None = typer.Option(
         None, "--pairs", exists=True, dir_okay=False, help="Pairs: 'a<TAB>b' per line, or .json."
     ),
-    text_field: str = typer.Option("text", "--text-field", help="JSON field holding the document text."),
+    text_field: str = typer.Option(
+        "text", "--text-field", help="JSON field / Parquet or Arrow column holding the document text."
+    ),
     stopwords: str | None = typer.Option(None, "--stopwords", help="'english', or a file with one stopword per line."),
     split: str = typer.Option("paragraph", "--split", help="Text files: file, paragraph or line."),
     on_error: str = typer.Option("raise", "--on-error", help="raise, or skip (and count) bad lines."),

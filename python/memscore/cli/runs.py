@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from .._validate import check_bool, check_choice, check_float, check_int, check_optional_int
+from .._validate import check_bool, check_bytes, check_choice, check_float, check_int, check_optional_int
 from ..executors import ExecutorLike
 from ._executor import executor_option, make_executor
 
@@ -163,7 +163,7 @@ def run_training(
     widths: list[int] | None = None,
     runs: int = 256,
     keep: float = 0.5,
-    ensemble: int = 64,
+    ensemble: int | None = None,
     device: str = "auto",
     seed: int = 0,
     keep_logits: bool = False,
@@ -174,6 +174,12 @@ def run_training(
     bootstrap: bool = False,
     until: list[str] | None = None,
     round_runs: int | None = None,
+    strategy: str = "auto",
+    memory: Any = None,
+    teacher: Path | None = None,
+    distill_alpha: float = 0.5,
+    distill_temperature: float = 4.0,
+    distill_start_epoch: int = 0,
     **overrides: Any,
 ) -> list[Path]:
     """Train ``runs`` runs of an embedded dataset into a store (or a sweep over widths).
@@ -196,8 +202,17 @@ def run_training(
         Training runs (random subsets).
     keep : float, default 0.5
         Fraction of the training set each run trains on, in (0, 1).
-    ensemble : int, default 64
-        Runs trained at once as one vmapped model.
+    ensemble : int, optional
+        Runs trained at once as one ensemble (default: sized to the memory).
+    strategy : {"auto", "vmap", "loop"}, default "auto"
+        How an ensemble trains its members (see :func:`memscore.train.train_runs`).
+    memory : int or str, optional
+        The memory an ensemble may use (``"8GiB"``; see :func:`memscore.train.train_runs`).
+    teacher : pathlib.Path, optional
+        Distill: a store of teacher runs (paired by run id) or a ``.npy`` file of
+        ``(n_train, C)`` teacher logits (:class:`memscore.train.Distillation`).
+    distill_alpha, distill_temperature, distill_start_epoch : float, float, int
+        The distillation's ``alpha``, ``temperature`` and ``start_epoch``.
     device : str, default "auto"
         ``"auto"``, ``"cpu"``, ``"cuda"`` or another torch device.
     seed : int, default 0
@@ -250,7 +265,7 @@ def run_training(
     from ..runs.report import Sweep
     from ..runs.store import RunStore
     from ..train import DatasetSplit, SubsetPlan, TrainConfig, create_store, train_runs
-    from ..train.checks import _check_compile, _check_precision, _resolve_device
+    from ..train.checks import _check_compile, _check_precision, _check_strategy, _resolve_device
     from ._checks import check_output_dir
 
     # ---- every check first: nothing below the next marker runs on a bad argument
@@ -271,7 +286,9 @@ def run_training(
     widths = [check_int(w, "width", 1) for w in (widths or [preset["width"]])]
     if len(set(widths)) != len(widths):
         raise ValueError(f"width: expected different widths for a sweep, got {widths}")
-    ensemble = check_int(ensemble, "ensemble", 1)
+    ensemble = check_optional_int(ensemble, "ensemble", 1)
+    if memory is not None:
+        check_bytes(memory, "memory")
     max_runs = check_optional_int(max_runs, "max_runs", 0)
     round_runs = check_optional_int(round_runs, "round_runs", 1)
     if until:
@@ -287,6 +304,8 @@ def run_training(
         momentum=preset["momentum"], weight_decay=preset["weight_decay"],
         snapshot_epochs=tuple(preset["snapshot_epochs"]), seed=seed, **recipe,
     )  # fmt: skip
+    _check_strategy(strategy, preset["precision"])
+    distill = _distillation(teacher, distill_alpha, distill_temperature, distill_start_epoch, preset["epochs"])
     check_choice(preset["model"], "model", _MODELS)
     from ..train.augment import resolve_augment
 
@@ -352,9 +371,28 @@ def run_training(
             ensemble=ensemble, device=device, snapshot_epochs=preset["snapshot_epochs"],
             keep_logits=keep_logits, seed=seed, progress=progress, max_runs=max_runs,
             augment=preset["augment"], normalize=task.info.get("normalize"), until=until or None,
-            round_runs=round_runs if until else None, **recipe,
+            round_runs=round_runs if until else None, strategy=strategy, memory=memory, distill=distill, **recipe,
         )  # fmt: skip
     return paths
+
+
+def _distillation(teacher: Path | None, alpha: float, temperature: float, start_epoch: int, epochs: int) -> Any:
+    """The :class:`~memscore.train.Distillation` of ``--teacher`` (a store or a ``.npy`` of
+    logits, :func:`memscore.cli.distill.teacher_arg`) and its settings; None without one."""
+    from ..runs.store import RunStore
+    from ..train import Distillation
+    from .distill import teacher_arg
+
+    source = teacher_arg(None if teacher is None else Path(teacher))
+    if source is None:
+        return None
+    if isinstance(source, Path):
+        if not (source / "manifest.json").is_file():
+            raise ValueError(f"--teacher: {source} is a directory but not a run store (no manifest.json)")
+        source = RunStore.open(source)
+    out = Distillation(source, alpha=alpha, temperature=temperature, start_epoch=start_epoch)
+    check_int(start_epoch, "start_epoch", 0, epochs)
+    return out
 
 
 def _summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -410,14 +448,28 @@ def train(
     step_epochs: str | None = typer.Option(None, help="Comma-separated epochs where the step schedule decays."),
     label_smoothing: float | None = typer.Option(None, help="Label smoothing of the training loss."),
     grad_clip: float | None = typer.Option(None, help="Clip each run's gradient to this L2 norm."),
-    precision: str | None = typer.Option(None, help="fp32, bf16 or fp16 (mixed precision needs CUDA)."),
+    precision: str | None = typer.Option(None, help="fp32, bf16 or fp16 (fp16 with a loss scale per run)."),
     compile: bool = typer.Option(
         False, "--compile", help="Compile the ensemble's training forward with torch.compile (see docs/training.md)."
     ),
     label_noise: float | None = typer.Option(None, help="Fraction of training labels flipped (mnist1d, images)."),
     root: Path | None = typer.Option(None, help="Directory of torchvision's dataset files."),
     download: bool = typer.Option(False, help="Download missing dataset files with torchvision."),
-    ensemble: int = typer.Option(64, help="Runs trained at once as one vmapped model."),
+    ensemble: int | None = typer.Option(
+        None, help="Runs trained at once as one ensemble (default: as many as fit --memory)."
+    ),
+    strategy: str = typer.Option(
+        "auto", help="auto (time each on this model and device), vmap (one vmapped model) or loop (member by member)."
+    ),
+    memory: str | None = typer.Option(
+        None, help="Memory an ensemble may use, e.g. 8GiB (default: 80%% of a GPU's free memory, half the host's)."
+    ),
+    teacher: Path | None = typer.Option(
+        None, help="Distill from a teacher: a run store (runs paired by run id) or a .npy of (n_train, C) logits."
+    ),
+    distill_alpha: float = typer.Option(0.5, help="Weight of the distillation term, in [0, 1]."),
+    distill_temperature: float = typer.Option(4.0, help="Softmax temperature of the distillation term."),
+    distill_start_epoch: int = typer.Option(0, help="Epochs of plain cross-entropy before distillation starts."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, help="Seed of the plan, initializations and batch order."),
     keep_logits: bool = typer.Option(False, help="Also store the final logits of every run."),
@@ -473,7 +525,10 @@ def train(
         store, dataset=dataset or settings.pop("dataset", "modular"), widths=width or settings.pop("widths", None),
         runs=runs, keep=keep if keep is not None else settings.pop("keep", 0.5), ensemble=ensemble, device=device,
         seed=seed, keep_logits=keep_logits, max_runs=max_runs, data_overrides=data_overrides, executor=ex,
-        bootstrap=bootstrap, until=until, round_runs=round_runs, **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
+        bootstrap=bootstrap, until=until, round_runs=round_runs, strategy=strategy, memory=memory, teacher=teacher,
+        distill_alpha=distill_alpha, distill_temperature=distill_temperature,
+        distill_start_epoch=distill_start_epoch,
+        **{k: v for k, v in settings.items() if k not in ("dataset", "widths", "keep")},
     )  # fmt: skip
     typer.echo(f"trained into {', '.join(map(str, paths))} in {time.perf_counter() - t0:.1f} s")
 
@@ -510,18 +565,36 @@ def report(
         None, "--data-root", help="torchvision's files of an image dataset (default: the --root of memscore train)."
     ),
     max_thumbnails: int = typer.Option(400, "--max-thumbnails", help="Example thumbnails written at most."),
+    distilled: Path | None = typer.Option(
+        None, help="A store of distilled runs over the same examples: adds the Distillation section."
+    ),
+    teacher: Path | None = typer.Option(
+        None, help="Their teacher: a store or .npy (n_train, C) logits (default: the store the runs record)."
+    ),
+    plain_size: str | None = typer.Option(
+        None, "--plain-size", help="For a sweep: the size of the plain arm (default: the distilled store's model)."
+    ),
 ) -> None:
     """Write an HTML report with PNG plots and an example gallery (scores are computed first if missing)."""
     from ..runs.report import _plt, write_report
     from ._checks import check_existing_dir, check_output_dir
+    from .distill import teacher_arg
 
     check_int(max_thumbnails, "--max-thumbnails", 0)
     check_existing_dir(store, "STORE")
     if data_root is not None:
         check_existing_dir(data_root, "--data-root")
+    if distilled is not None:
+        check_existing_dir(distilled, "--distilled")
+    elif teacher is not None or plain_size is not None:
+        raise ValueError("--teacher, --plain-size: they describe a --distilled store, and none was given")
     check_output_dir(out if out is not None else store / "report", "--out")
+    t = teacher_arg(teacher)
     _plt()  # matplotlib, before any scoring
-    page = write_report(store, out, data_root=data_root, max_thumbnails=max_thumbnails)
+    page = write_report(
+        store, out, data_root=data_root, max_thumbnails=max_thumbnails, distilled=distilled, teacher=t,
+        plain_size=plain_size,
+    )  # fmt: skip
     typer.echo(f"report: {page}")
 
 
@@ -554,7 +627,7 @@ def datamodels(
     from .._io import atomic_write
     from ..runs.datamodels import MAX_ITER, MAX_LAMBDAS, ConvergenceWarning
     from ..runs.store import RunStore
-    from ._checks import check_existing_dir
+    from ._checks import check_existing_dir, check_out_file
 
     check_choice(kind, "--kind", ("phi", "correct"))
     check_float(val_fraction, "--val-fraction", 0.0, 1.0, low_open=True, high_open=True)
@@ -566,7 +639,7 @@ def datamodels(
     if eval_store is not None:
         check_existing_dir(eval_store, "--eval")
     target = out if out is not None else store / "datamodels.npz"
-    _check_out_file(target, "--out" if out is not None else "STORE")
+    check_out_file(target, "--out" if out is not None else "STORE")
     s = RunStore.open(store)
     # every input is read and checked before the fit, so that nothing is written for a bad one
     evals = None if eval_store is None else _eval_runs(eval_store, kind, s.n_train, s.n_test)
@@ -604,28 +677,6 @@ def datamodels(
             score = lds(att, masks, outcomes, groups=groups, executor=ex)
             lo, hi = score.ci
             typer.echo(f"  {name}: {score.mean:.3f} [{lo:.3f}, {hi:.3f}] over {score.n_subsets} subsets")
-
-
-def _check_out_file(target: Path, option: str) -> None:
-    """``target`` can be written: not a directory, in an existing writable directory.
-
-    Raises
-    ------
-    IsADirectoryError, FileNotFoundError, NotADirectoryError, PermissionError
-        Named with ``option`` and the path given.
-    """
-    import errno
-    import os
-
-    parent = target.parent if str(target.parent) else Path(".")
-    if target.is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"{option}: expected a file to write, got a directory", str(target))
-    if not parent.exists():
-        raise FileNotFoundError(errno.ENOENT, f"{option}: the directory of this file does not exist", str(target))
-    if not parent.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"{option}: the directory of this file is a file", str(target))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(errno.EACCES, f"{option}: the directory of this file is not writable", str(target))
 
 
 def _eval_runs(path: Path, kind: str, n_train: int, n_test: int) -> tuple[Any, Any, Any]:
@@ -669,7 +720,7 @@ def demo(
     out: Path = typer.Option(Path("memscore-demo"), help="Directory for the store and the report."),
     quick: bool = typer.Option(False, help="A one-minute version: 64 runs instead of 256."),
     runs: int | None = typer.Option(None, help="Number of runs (default 256, or 64 with --quick)."),
-    ensemble: int = typer.Option(64, help="Runs trained at once."),
+    ensemble: int | None = typer.Option(None, help="Runs trained at once (default: as many as fit the memory)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, help="Seed."),
 ) -> None:
@@ -684,7 +735,7 @@ def demo(
 
     t0 = time.perf_counter()
     n_runs = check_int(runs, "--runs", 2) if runs is not None else (64 if quick else 256)
-    check_int(ensemble, "--ensemble", 1)
+    check_optional_int(ensemble, "--ensemble", 1)
     check_output_dir(out, "--out")
     _plt()  # the report needs matplotlib: say so before minutes of training, not after
     store_path = out / f"store-{n_runs}-runs"  # plans differ by run count; this keeps resuming safe

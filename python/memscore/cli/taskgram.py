@@ -64,9 +64,14 @@ def taskgram(
     ] = None,
     corpus: Annotated[
         str | None,
-        typer.Option(help="your corpus instead of the embedded texts: jsonl / text shards (file, directory or glob)"),
+        typer.Option(
+            help="your corpus instead of the embedded texts: jsonl / text / Parquet / Arrow shards or a datasets "
+            "save_to_disk folder (file, directory or glob)"
+        ),
     ] = None,
-    text_field: Annotated[str, typer.Option(help="jsonl field of --corpus documents")] = "text",
+    text_field: Annotated[
+        str, typer.Option(help="jsonl field / Parquet or Arrow column of --corpus documents")
+    ] = "text",
     model: Annotated[
         list[str] | None,
         typer.Option(help="HuggingFace causal LM (hub id or local folder) to score; repeat for a size series"),

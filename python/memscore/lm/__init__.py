@@ -5,7 +5,12 @@ memorization against corpus duplication (Carlini et al. 2023): :func:`extractabl
 (batched greedy decoding), :func:`sample_sequences` (windows of a token corpus with their
 exact duplicate counts from the n-gram engine), :func:`memorization_table` /
 :func:`memorization_curve` / :func:`plot_memorization_curve`. ``memscore lm memorization``
-is the command. Membership scores per sequence (loss, zlib, reference ratio, Min-K%,
+is the command. The Pythia protocol (Biderman et al. 2023): :func:`training_sequences` (rows
+by their position in the training order, from Megatron ``.idx``/``.bin`` files),
+:func:`memorization_scores` / :func:`memorization_over_checkpoints` (exact match, score and
+duplicates of the same rows at several ``revision="step…"`` checkpoints),
+:func:`checkpoint_summary` / :func:`plot_checkpoints`; ``memscore lm memorization --rows``.
+Membership scores per sequence (loss, zlib, reference ratio, Min-K%,
 Min-K%++): :func:`membership_scores` / :func:`membership_from_logits`, ``memscore lm
 membership``. Tracing generations to the corpus through its index (:func:`trace`,
 :func:`write_trace_html`, ``memscore lm trace``). Every heavy function takes ``executor=`` (local, threads, Ray) and
@@ -31,6 +36,18 @@ from .load import (
     resolve_dtype,
 )
 from .membership import HIGHER_IS_MEMBER, member_scores, membership_from_logits, membership_scores
+from .pythia import (
+    PYTHIA_ROWS_PER_STEP,
+    PYTHIA_SEQUENCE_LENGTH,
+    checkpoint_summary,
+    memorization_over_checkpoints,
+    memorization_scores,
+    parse_rows,
+    plot_checkpoints,
+    revision_model,
+    revision_step,
+    training_sequences,
+)
 from .sampler import (
     FewerSequencesWarning,
     SampledSequences,
@@ -46,6 +63,16 @@ from .trace import trace, write_trace_html
 __all__ = [
     "Extraction",
     "HIGHER_IS_MEMBER",
+    "PYTHIA_ROWS_PER_STEP",
+    "PYTHIA_SEQUENCE_LENGTH",
+    "checkpoint_summary",
+    "memorization_over_checkpoints",
+    "memorization_scores",
+    "parse_rows",
+    "plot_checkpoints",
+    "revision_model",
+    "revision_step",
+    "training_sequences",
     "LoadedLM",
     "ModelLoadError",
     "ModelSpec",

@@ -1,7 +1,9 @@
 """A planted-duplication corpus and a small training loop: the offline check of the
 memorization-vs-duplication measurement (sequences planted 1, 10 and 100 times among
 random documents; a tiny LM trained on them should extract the often-planted ones more
-often). Used by the tests and by the README figure."""
+often). Used by the tests and by the README figure. Staged training (:func:`staged_rows`,
+:func:`train_in_stages`): a tiny model trained block by block on rows in training order,
+a checkpoint per block, for the Pythia protocol (:mod:`memscore.lm.pythia`)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,15 @@ from .._validate import check_int
 from ..ngrams.corpus import Corpus
 from .scoring import model_logits
 
-__all__ = ["PlantedCorpus", "fit_causal_lm", "planted_corpus"]
+__all__ = [
+    "PlantedCorpus",
+    "StagedRows",
+    "fit_causal_lm",
+    "planted_corpus",
+    "staged_rows",
+    "tiny_gpt_neox",
+    "train_in_stages",
+]
 
 
 @dataclass
@@ -127,3 +137,124 @@ def fit_causal_lm(
         losses.append(float(loss.detach()))
     model.eval()
     return losses
+
+
+@dataclass
+class StagedRows:
+    """Training rows in order for :func:`train_in_stages`: ``stages`` blocks of
+    ``stage_rows`` rows; block ``s`` holds random rows (each once) and ``planted[s]``'s
+    sequences repeated ``copies`` times, shuffled. A model trained block by block memorizes
+    the sequences of a block once it has trained on it."""
+
+    rows: npt.NDArray[np.int64]
+    planted: list[npt.NDArray[np.int64]]
+    stage_rows: int
+    copies: int
+
+
+def staged_rows(
+    *,
+    vocab_size: int = 64,
+    length: int = 12,
+    stages: int = 2,
+    background: int = 200,
+    per_stage: int = 4,
+    copies: int = 60,
+    seed: int = 0,
+) -> StagedRows:
+    """Rows for a staged training run (see :class:`StagedRows`).
+
+    Parameters
+    ----------
+    vocab_size, length : int
+        Token ids ``0..vocab_size-1``, tokens per row.
+    stages : int, default 2
+    background : int, default 200
+        Random rows per stage.
+    per_stage : int, default 4
+        Sequences planted in each stage.
+    copies : int, default 60
+        Copies of each planted sequence (all in its stage).
+    seed : int, default 0
+
+    Returns
+    -------
+    StagedRows
+    """
+    for v, name in ((vocab_size, "vocab_size"), (length, "length"), (stages, "stages"), (copies, "copies")):
+        check_int(v, name, 1)
+    check_int(background, "background", 0)
+    check_int(per_stage, "per_stage", 1)
+    rng = np.random.default_rng(seed)
+    blocks, planted = [], []
+    for _ in range(stages):
+        seqs = rng.integers(0, vocab_size, (per_stage, length))
+        block = np.concatenate([rng.integers(0, vocab_size, (background, length)), np.repeat(seqs, copies, axis=0)])
+        blocks.append(block[rng.permutation(len(block))])
+        planted.append(seqs.astype(np.int64))
+    return StagedRows(np.concatenate(blocks).astype(np.int64), planted, background + per_stage * copies, copies)
+
+
+def train_in_stages(
+    model: Any,
+    staged: StagedRows,
+    save: Any,
+    *,
+    epochs: float = 4.0,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+) -> None:
+    """Train ``model`` on the blocks of ``staged`` one after another (``epochs`` passes over
+    each: a tiny model needs several), calling ``save(model, s)`` before the first block
+    (``s = 0``) and after each block ``s = 1, 2, ...``: the checkpoints of the run.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A causal LM.
+    staged : StagedRows
+    save : callable
+        ``save(model, stage)``.
+    epochs, lr, batch_size
+        As in :func:`fit_causal_lm`.
+    """
+    save(model, 0)
+    n = staged.stage_rows
+    for s in range(1, len(staged.planted) + 1):
+        fit_causal_lm(model, staged.rows[(s - 1) * n : s * n], epochs=epochs, lr=lr, batch_size=batch_size, seed=s)
+        save(model, s)
+
+
+def tiny_gpt_neox(
+    vocab_size: int, context: int, *, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0
+) -> Any:
+    """A randomly initialized GPT-NeoX (Pythia's architecture: rotary positions, parallel
+    attention and MLP) built from a config, no download.
+
+    Parameters
+    ----------
+    vocab_size, context : int
+        Vocabulary and longest sequence.
+    hidden, layers, heads : int
+        Width, depth, attention heads (Pythia-160m: 768, 12, 12).
+    seed : int, default 0
+
+    Returns
+    -------
+    transformers.GPTNeoXForCausalLM
+    """
+    torch = require_torch("tiny_gpt_neox", extra="lm")
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = transformers.GPTNeoXConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=context,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    return transformers.GPTNeoXForCausalLM(cfg)

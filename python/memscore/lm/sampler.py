@@ -68,7 +68,8 @@ def token_shard_arrays(corpus: Corpus) -> list[tuple[npt.NDArray[Any], npt.NDArr
     Parameters
     ----------
     corpus : Corpus
-        A token corpus (:meth:`Corpus.from_tokens` / :meth:`Corpus.from_token_files`).
+        A token corpus (:meth:`Corpus.from_tokens` / :meth:`Corpus.from_token_files` /
+        :meth:`Corpus.from_megatron`: its ``.bin`` memory-mapped, in parts as one array).
 
     Returns
     -------
@@ -86,6 +87,9 @@ def token_shard_arrays(corpus: Corpus) -> list[tuple[npt.NDArray[Any], npt.NDArr
         )
     out = []
     for s in corpus._shards:
+        if s.kind == "megatron":  # the .bin (parts) memory-mapped, the documents' first tokens
+            out.append((s.payload.tokens(), s.payload.doc_starts()))
+            continue
         if s.files:  # token file + sidecar
             tokens = np.load(s.files[0], mmap_mode="r", allow_pickle=False)
             offsets = np.asarray(np.load(s.files[1], mmap_mode="r", allow_pickle=False), dtype=np.int64)

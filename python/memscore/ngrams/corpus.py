@@ -1,5 +1,6 @@
-"""Corpus sources: token arrays and ``.npy`` token shards, jsonl / text files (plain, gz,
-zst) and in-memory texts, as a list of shards the engine streams."""
+"""Corpus sources: token arrays, ``.npy`` token shards and Megatron ``.idx``/``.bin``
+datasets; jsonl / text files (plain, gz, zst), Parquet and Arrow files, HuggingFace
+datasets and in-memory texts; as a list of shards the engine streams."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ Source = dict[str, Any]
 
 @dataclass(frozen=True)
 class _Shard:
-    kind: str  # "tokens", "texts", "jsonl", "text"
+    kind: str  # "tokens", "megatron", "texts", "jsonl", "text", "parquet", "arrow", "hf"
     name: str
-    payload: Any = field(repr=False)  # (tokens, offsets) | list[str] | path
+    payload: Any = field(repr=False)  # (tokens, offsets) | MegatronFiles | list[str] | path | dataset
     option: str = ""  # text field / split
     nbytes: int = 0
     files: tuple[str, ...] = ()  # the files read (token shard and its sidecar, or the text file)
@@ -39,6 +40,8 @@ class _Shard:
             st = os.stat(f)
             files.append({"path": str(Path(f).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
         option_name = {"jsonl": "text_field", "text": "split"}.get(self.kind, "option")
+        if self.kind in ("parquet", "arrow", "hf"):
+            option_name = "text_field"
         return {
             "shard": self.name,
             "kind": self.kind,
@@ -46,6 +49,12 @@ class _Shard:
             "on_error": "skip" if skip_errors else "raise",
             "files": files,
         }
+
+    def token_args(self) -> tuple[Any, Any]:
+        """(tokens, document offsets) of a token shard, as the engine reads them."""
+        if self.kind == "megatron":
+            return self.payload.engine_args()  # type: ignore[no-any-return]
+        return self.payload  # type: ignore[no-any-return]
 
 
 def _expand(paths: Paths, exts: tuple[str, ...], what: str) -> list[Path]:
@@ -85,6 +94,13 @@ def _check_on_error(on_error: str) -> bool:
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
     return on_error == "skip"
+
+
+def _check_text_options(text_field: str, on_error: str) -> bool:
+    """Check the options of a columnar / jsonl text source; return whether to skip bad rows."""
+    if not isinstance(text_field, str) or not text_field:
+        raise ValueError(f"text_field: expected a non-empty str, got {text_field!r}")
+    return _check_on_error(on_error)
 
 
 def _as_normalizer(normalizer: Normalizer | None) -> Normalizer:
@@ -138,7 +154,8 @@ def _offsets_array(offsets: Any, name: str) -> np.ndarray:
 class Corpus:
     """A list of shards, all tokens (``kind == "tokens"``) or all text (``kind == "text"``).
 
-    Build one with :meth:`from_tokens`, :meth:`from_token_files`, :meth:`from_jsonl`,
+    Build one with :meth:`from_tokens`, :meth:`from_token_files`, :meth:`from_megatron`,
+    :meth:`from_jsonl`, :meth:`from_parquet`, :meth:`from_arrow`, :meth:`from_hf_dataset`,
     :meth:`from_text_files` or :meth:`from_texts`; combine corpora of one kind with ``+``.
     Corpora pickle (Ray, multiprocessing, joblib): shards are plain data (file paths,
     arrays, texts) and the normalizer pickles as its settings.
@@ -265,6 +282,70 @@ class Corpus:
         return cls(shards, "tokens", None)
 
     @classmethod
+    def from_megatron(cls, prefix_or_paths: Paths) -> Corpus:
+        """Megatron-LM / GPT-NeoX ``MMapIndexedDataset`` files (``PREFIX.idx`` + ``PREFIX.bin``),
+        read in place: the engine streams the ``.bin`` a few MB at a time and the index's
+        arrays as it goes, so nothing is converted and memory does not grow with the corpus.
+
+        Documents are the index's documents (its document index groups sequences); the
+        sequences themselves are the rows :func:`memscore.lm.training_sequences` reads.
+        A ``.bin`` stored in numbered parts (``PREFIX-00000-of-00020.bin`` ... as in Pythia's
+        preshuffled Pile) is read in place as their concatenation. Every dtype code of the
+        format is read (uint8, int8, int16, int32, int64, the float codes, uint16, and the
+        uint32 / uint64 codes some forks add); each value must be a token id in
+        ``0 .. 2**32 - 1``.
+
+        Parameters
+        ----------
+        prefix_or_paths : path, glob or iterable of paths
+            Dataset prefixes (``DIR/document``), their ``.idx`` or ``.bin`` files, a
+            directory (every ``*.idx`` in it) or a glob; one shard per prefix.
+
+        Returns
+        -------
+        Corpus
+            A token corpus, one shard per dataset.
+
+        Raises
+        ------
+        memscore.CorpusError
+            A missing ``.idx`` / ``.bin`` (or part), a wrong magic, an unknown version or
+            dtype code, a truncated ``.idx`` or ``.bin``. Damage inside the arrays (a pointer
+            that does not follow the sizes, a document index that decreases, sizes that do
+            not add up to the ``.bin``, a negative token) is raised, naming the file, by the
+            count that meets it.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, pathlib
+        >>> from memscore.ngrams import Corpus, count_ngrams
+        >>> from memscore.ngrams.megatron import write_megatron
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> prefix = write_megatron(d / "doc", [np.array([5, 6, 7]), np.array([6, 7])], "uint16")
+        >>> count_ngrams(Corpus.from_megatron(prefix), [[6, 7], [7, 6]]).tolist()
+        [2, 0]
+        """
+        from .megatron import find_prefixes, open_megatron
+
+        items: list[PathLike] = (
+            [prefix_or_paths] if isinstance(prefix_or_paths, (str, os.PathLike)) else list(prefix_or_paths)
+        )
+        if not items:
+            raise ValueError("Corpus.from_megatron: no paths given")
+        shards = []
+        seen: set[Path] = set()
+        for it in items:
+            if not isinstance(it, (str, os.PathLike)):
+                raise TypeError(f"Corpus.from_megatron: expected paths (str or Path), got {type(it).__name__}")
+            for prefix in find_prefixes(it):
+                if prefix.resolve() in seen:
+                    continue  # PREFIX.idx and PREFIX.bin named together
+                seen.add(prefix.resolve())
+                mf = open_megatron(prefix)
+                shards.append(_Shard("megatron", str(prefix), mf, "", mf.bin_bytes, (mf.idx, *mf.parts)))
+        return cls(shards, "tokens", None)
+
+    @classmethod
     def from_jsonl(
         cls,
         paths: Paths,
@@ -305,12 +386,158 @@ class Corpus:
         memscore.CorpusError
             No matching files.
         """
-        if not isinstance(text_field, str) or not text_field:
-            raise ValueError(f"text_field: expected a non-empty str, got {text_field!r}")
-        skip = _check_on_error(on_error)
+        skip = _check_text_options(text_field, on_error)
         files = _expand(paths, _JSONL_EXT, "Corpus.from_jsonl")
         shards = [_Shard("jsonl", str(p), str(p), text_field, p.stat().st_size, (str(p),)) for p in files]
         return cls(shards, "text", _as_normalizer(normalizer), skip)
+
+    @classmethod
+    def from_parquet(
+        cls,
+        paths: Paths,
+        text_field: str = "text",
+        normalizer: Normalizer | None = None,
+        *,
+        on_error: Literal["raise", "skip"] = "raise",
+    ) -> Corpus:
+        """Parquet files (FineWeb, Dolma...), one document per row in the string column
+        ``text_field``, read one row group at a time (any compression pyarrow reads), so
+        memory follows a row group, not the file. Counts equal those of the same texts read
+        as jsonl.
+
+        Parameters
+        ----------
+        paths : path, glob or iterable of paths
+            A ``.parquet`` file, a directory, a glob, or a list.
+        text_field : str, default "text"
+            The column holding the document.
+        normalizer : Normalizer, optional
+            Default: ``Normalizer()``.
+        on_error : {"raise", "skip"}, default "raise"
+            What a null text does (skipped ones are counted in ``NgramStats.n_skipped``).
+
+        Returns
+        -------
+        Corpus
+            A text corpus, one shard per file.
+
+        Raises
+        ------
+        ValueError
+            Empty ``text_field`` or bad ``on_error``.
+        memscore.CorpusError
+            No matching files, a file that is not Parquet, no such column or not strings.
+        """
+        from .arrow_text import check_parquet
+
+        skip = _check_text_options(text_field, on_error)
+        shards = []
+        for p in _expand(paths, (".parquet", ".pq"), "Corpus.from_parquet"):
+            nbytes = check_parquet(str(p), text_field)
+            shards.append(_Shard("parquet", str(p), str(p), text_field, nbytes, (str(p),)))
+        return cls(shards, "text", _as_normalizer(normalizer), skip)
+
+    @classmethod
+    def from_arrow(
+        cls,
+        paths: Paths,
+        text_field: str = "text",
+        normalizer: Normalizer | None = None,
+        *,
+        on_error: Literal["raise", "skip"] = "raise",
+    ) -> Corpus:
+        """Arrow IPC files or streams (``.arrow``, as in HuggingFace ``datasets`` caches),
+        memory-mapped, one document per row of the string column ``text_field``.
+
+        Parameters
+        ----------
+        paths : path, glob or iterable of paths
+            An ``.arrow`` file, a directory, a glob, or a list.
+        text_field, normalizer, on_error
+            As in :meth:`from_parquet`.
+
+        Returns
+        -------
+        Corpus
+            A text corpus, one shard per file.
+
+        Raises
+        ------
+        ValueError, memscore.CorpusError
+            As in :meth:`from_parquet`.
+        """
+        from .arrow_text import arrow_nbytes, check_arrow
+
+        skip = _check_text_options(text_field, on_error)
+        shards = []
+        for p in _expand(paths, (".arrow",), "Corpus.from_arrow"):
+            check_arrow(str(p), text_field)
+            shards.append(_Shard("arrow", str(p), str(p), text_field, arrow_nbytes(str(p)), (str(p),)))
+        return cls(shards, "text", _as_normalizer(normalizer), skip)
+
+    @classmethod
+    def from_hf_dataset(
+        cls,
+        dataset: Any,
+        text_field: str = "text",
+        normalizer: Normalizer | None = None,
+        *,
+        on_error: Literal["raise", "skip"] = "raise",
+    ) -> Corpus:
+        """A HuggingFace ``datasets`` dataset, one document per row of ``text_field``: a
+        loaded ``datasets.Dataset`` (memory-mapped Arrow; its ``select`` / ``shuffle``
+        views are respected), an ``IterableDataset`` (streamed), or the folder a
+        ``Dataset.save_to_disk`` wrote (loaded where it is counted, so a Ray worker opens
+        the files itself). Needs the ``datasets`` package (the ``hf`` extra).
+
+        Parameters
+        ----------
+        dataset : datasets.Dataset, datasets.IterableDataset or path
+            The dataset (one shard), or a ``save_to_disk`` folder.
+        text_field, normalizer, on_error
+            As in :meth:`from_parquet`.
+
+        Returns
+        -------
+        Corpus
+            A one-shard text corpus.
+
+        Raises
+        ------
+        TypeError
+            ``dataset`` is neither a dataset nor a path (a ``DatasetDict``: pick a split).
+        ValueError, memscore.CorpusError
+            As in :meth:`from_parquet`; a folder that is no saved dataset.
+        """
+        from .arrow_text import dataset_files, load_dataset_folder
+
+        skip = _check_text_options(text_field, on_error)
+        name = "<hf dataset>"
+        if isinstance(dataset, (str, os.PathLike)):
+            name = os.fspath(dataset)
+            loaded = load_dataset_folder(name)
+            payload: Any = str(Path(name).resolve()) if Path(name).is_absolute() else name
+        else:
+            loaded = payload = dataset
+        if hasattr(loaded, "keys") and not hasattr(loaded, "iter"):
+            raise TypeError(
+                f"dataset: expected a datasets.Dataset or IterableDataset, got a {type(loaded).__name__} "
+                f"(pick a split: dataset[{next(iter(loaded.keys()), 'train')!r}])"
+            )
+        if not hasattr(loaded, "iter"):
+            raise TypeError(
+                f"dataset: expected a datasets.Dataset, IterableDataset or folder, got {type(loaded).__name__}"
+            )
+        features = getattr(loaded, "features", None)
+        if features is not None:
+            if text_field not in features:
+                raise CorpusError(f"{name}: no column {text_field!r} (text_field); columns {list(features)}")
+            dtype = getattr(features[text_field], "dtype", None)
+            if dtype not in ("string", "large_string"):
+                raise CorpusError(f"{name}: column {text_field!r} holds {features[text_field]}, expected strings")
+        files = dataset_files(payload)
+        nbytes = int(getattr(getattr(loaded, "data", None), "nbytes", 0) or 0)
+        return cls([_Shard("hf", name, payload, text_field, nbytes, files)], "text", _as_normalizer(normalizer), skip)
 
     @classmethod
     def from_text_files(
@@ -475,22 +702,26 @@ def open_corpus(
     split: Literal["file", "paragraph", "line"] = "file",
     on_error: Literal["raise", "skip"] = "raise",
 ) -> Corpus:
-    """A corpus from a file, directory or glob, its reader chosen by the files' names: token
-    ``.npy`` shards (:meth:`Corpus.from_token_files`), text files
-    (:meth:`Corpus.from_text_files`), else jsonl (:meth:`Corpus.from_jsonl`).
+    """A corpus from a file, directory or glob, its reader chosen by the files' names:
+    Megatron datasets (``.idx`` / ``.bin``, or a prefix whose ``.idx`` exists:
+    :meth:`Corpus.from_megatron`), token ``.npy`` shards (:meth:`Corpus.from_token_files`),
+    Parquet (:meth:`Corpus.from_parquet`), Arrow files or a folder written by
+    ``datasets.Dataset.save_to_disk`` (:meth:`Corpus.from_arrow` /
+    :meth:`Corpus.from_hf_dataset`), text files (:meth:`Corpus.from_text_files`), else
+    jsonl (:meth:`Corpus.from_jsonl`).
 
     Parameters
     ----------
     spec : str or path
-        A file, a directory or a glob.
+        A file, a directory, a glob or a Megatron prefix.
     text_field : str, default "text"
-        The jsonl field holding the document.
+        The jsonl field / Parquet or Arrow column holding the document.
     normalizer : Normalizer, optional
         For text corpora.
     split : {"file", "paragraph", "line"}, default "file"
         How text files are cut into documents.
     on_error : {"raise", "skip"}, default "raise"
-        Malformed jsonl lines / undecodable text.
+        Malformed jsonl lines / undecodable text / null texts.
 
     Returns
     -------
@@ -498,9 +729,19 @@ def open_corpus(
     """
     text = os.fspath(spec)
     p = Path(text)
+    if p.is_dir() and (p / "state.json").is_file() and (p / "dataset_info.json").is_file():
+        return Corpus.from_hf_dataset(p, text_field=text_field, normalizer=normalizer, on_error=on_error)
     names = [q.name for q in p.iterdir()] if p.is_dir() else [text]
+    if not p.exists() and not any(ch in text for ch in "*?[") and Path(text + ".idx").is_file():
+        names = [text + ".idx"]  # a Megatron prefix
+    if any(n.endswith((".idx", ".bin")) for n in names):
+        return Corpus.from_megatron(text)
     if any(n.endswith(".npy") for n in names) and not any(".jsonl" in n or n.endswith(".txt") for n in names):
         return Corpus.from_token_files(text)
+    if any(n.endswith(".parquet") for n in names):
+        return Corpus.from_parquet(text, text_field=text_field, normalizer=normalizer, on_error=on_error)
+    if any(n.endswith(".arrow") for n in names):
+        return Corpus.from_arrow(text, text_field=text_field, normalizer=normalizer, on_error=on_error)
     if any(n.endswith((".txt", ".txt.gz", ".txt.zst")) for n in names) and not any(".jsonl" in n for n in names):
         return Corpus.from_text_files(text, split=split, normalizer=normalizer, on_error=on_error)
     return Corpus.from_jsonl(text, text_field=text_field, normalizer=normalizer, on_error=on_error)

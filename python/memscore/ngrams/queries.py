@@ -17,6 +17,7 @@ import numpy.typing as npt
 from .. import _core
 from .._core import ProgressCounter
 from .._progress import ProgressBar
+from .arrow_text import BATCHED_KINDS, prefetch, text_batches
 from .corpus import Corpus
 from .normalizer import Normalizer
 from .stats import NgramStats
@@ -297,22 +298,10 @@ class QuerySet:
         sources = corpus.sources()  # before reading: a file changed during the pass will not match
         if corpus.kind == "tokens":
             assert self._flat is not None and self._starts is not None
-            arg = [(s.name, s.payload[0], s.payload[1]) for s in shards]
+            arg = [(s.name, *s.token_args()) for s in shards]
             t = _core.ngram_count_tokens(arg, self._flat, self._starts, self._pair_idx, counter)
-        elif self._text is not None:
-            assert corpus.normalizer is not None
-            targ = [(s.kind, s.payload, s.option) for s in shards]
-            t = _core.ngram_count_text(
-                targ, corpus.normalizer._core, self._text, self._pair_idx, corpus.skip_errors, counter
-            )
         else:
-            # subword normalizer: documents are tokenized by the Rust tokenizers crate in the scan
-            sub = corpus.normalizer._subword if corpus.normalizer is not None else None
-            assert sub is not None and self._flat is not None and self._starts is not None
-            targ = [(s.kind, s.payload, s.option) for s in shards]
-            t = _core.ngram_count_subword(
-                targ, sub, self._flat, self._starts, self._pair_idx, corpus.skip_errors, counter
-            )
+            t = self._text_pass(corpus, counter)
         counts, df, co, nd, nt, ns = t
         q = self.n_queries
         stats = NgramStats(
@@ -331,6 +320,34 @@ class QuerySet:
         stats.doc_freq[self.unknown_queries] = 0
         stats.cooccurrence[self.unknown_pairs] = 0
         return stats
+
+    def _text_pass(self, corpus: Corpus, counter: ProgressCounter | None) -> tuple[Any, ...]:
+        """The engine's tuple for a text corpus: the shards the engine reads itself (jsonl,
+        text files, texts) in one pass, then each columnar shard (Parquet, Arrow, datasets)
+        batch by batch, the next batch read meanwhile; the tuples add up (documents never
+        span two batches)."""
+        norm = corpus.normalizer
+        assert norm is not None
+
+        def engine(targ: list[tuple[str, Any, str]]) -> tuple[Any, ...]:
+            if self._text is not None:
+                return _core.ngram_count_text(targ, norm._core, self._text, self._pair_idx, corpus.skip_errors, counter)
+            # subword normalizer: documents are tokenized by the Rust tokenizers crate in the scan
+            assert norm._subword is not None and self._flat is not None and self._starts is not None
+            return _core.ngram_count_subword(
+                targ, norm._subword, self._flat, self._starts, self._pair_idx, corpus.skip_errors, counter
+            )
+
+        direct = [s for s in corpus._shards if s.kind not in BATCHED_KINDS]
+        batched = [s for s in corpus._shards if s.kind in BATCHED_KINDS]
+        total = engine([(s.kind, s.payload, s.option) for s in direct]) if direct or not batched else None
+        for s in batched:
+            for texts, skipped in prefetch(text_batches(s.kind, s.payload, s.option, corpus.skip_errors, s.name)):
+                t = engine([("texts", texts, "")])
+                t = (*t[:5], t[5] + skipped)
+                total = t if total is None else tuple(a + b for a, b in zip(total, t, strict=True))
+        assert total is not None
+        return total
 
 
 def with_bytes_bar(total: int, fn: Callable[[ProgressCounter | None], _T], progress: bool) -> _T:

@@ -7,7 +7,7 @@ the yardstick for tests against the Rust core); ``pure`` holds pure-Python loops
 
 from __future__ import annotations
 
-from . import audit, knn, rmia, valuation
+from . import audit, distillation, knn, rmia, valuation
 from .pure import influence_pure, memorization_pure
 from .scores import (
     FPR_LEVELS,
@@ -29,6 +29,7 @@ __all__ = [
     "influence_pure",
     "influence_topk",
     "audit",
+    "distillation",
     "knn",
     "rmia",
     "valuation",

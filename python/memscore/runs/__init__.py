@@ -13,6 +13,8 @@
 - :mod:`~memscore.runs.rmia`: RMIA membership scores;
 - :mod:`~memscore.runs.label_issues`: every detector's ranking of likely wrong labels.
 - :mod:`~memscore.runs.datamodels`, :mod:`~memscore.runs.lds`: datamodels and the linear datamodeling score.
+- :mod:`~memscore.runs.distillation`: what distillation does to each example (memorization,
+  confidence, membership) against runs trained on the labels.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from .._stats import spearman
 from .bits import PackedBits
 from .datamodels import ConvergenceWarning, Datamodels, datamodels
+from .distillation import DistillationEffect, distillation_effect
 from .label_issues import LABEL_ISSUE_METHODS, label_issues
 from .lds import LDS, lds
 from .membership import MembershipMetrics, lira, membership_metrics
@@ -59,4 +62,6 @@ __all__ = [
     "LDS",
     "lds",
     "data_oob",
+    "DistillationEffect",
+    "distillation_effect",
 ]

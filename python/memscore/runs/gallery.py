@@ -43,8 +43,8 @@ from .membership import MembershipMetrics, membership_metrics
 from .store import RunStore
 
 __all__ = [
-    "ExampleHook", "Examples", "example_source", "gallery_sections", "membership_section", "per_example_auc",
-    "predicted_labels", "token_examples",
+    "ExampleHook", "Examples", "example_source", "example_table", "gallery_sections", "label_value",
+    "membership_section", "per_example_auc", "predicted_labels", "token_examples",
 ]  # fmt: skip
 
 F64 = npt.NDArray[np.float64]
@@ -380,7 +380,8 @@ def _flags(scores: pl.DataFrame, q: int) -> dict[str, npt.NDArray[np.bool_]]:
 # ----------------------------------------------------------------------------- sections
 
 
-def _table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "") -> Markup:
+def example_table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "") -> Markup:
+    """A sortable table of examples with a filter box above it (and ``note`` before it)."""
     head = el("thead", el("tr", *(el("th", h) for h in header)))
     body = el("tbody", *(el("tr", *(cell(v) for v in row)) for row in rows))
     box = el("input", type="search", class_="filter", placeholder="filter rows", aria_label="filter rows")
@@ -388,7 +389,8 @@ def _table(table_id: str, header: Sequence[str], rows: Sequence[Sequence[Any]], 
     return Markup((el("p", note, class_="note") if note else "") + box + table)
 
 
-def _label(v: Any) -> Any:
+def label_value(v: Any) -> Any:
+    """A label for a table cell: an int, or None where missing (null or NaN)."""
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
 
 
@@ -443,7 +445,7 @@ def gallery_sections(
     cols = {c: scores[c].to_list() for c in ("memorization_stderr", "holdout_accuracy", "n_in", "n_out")}
 
     def mem_row(i: int) -> list[Any]:
-        return [thumbs.cell("train", i), i, _label(labels[i]), *([int(clean[i])] if clean is not None else []),
+        return [thumbs.cell("train", i), i, label_value(labels[i]), *([int(clean[i])] if clean is not None else []),
                 float(mem[i]), cols["memorization_stderr"][i], cols["holdout_accuracy"][i], cols["n_in"][i],
                 cols["n_out"][i]]  # fmt: skip
 
@@ -452,7 +454,7 @@ def gallery_sections(
         ("Least memorized training examples", finite[np.argsort(mem[finite], kind="stable")][:rows], "least-memorized"),
     ):
         out.append(el("h3", title))
-        out.append(_table(f"{id_prefix}{key}", header, [mem_row(int(i)) for i in idx]))
+        out.append(example_table(f"{id_prefix}{key}", header, [mem_row(int(i)) for i in idx]))
 
     # influence pairs
     if pairs is not None and pairs.height:
@@ -460,7 +462,7 @@ def gallery_sections(
         top = top.head(check_int(top_pairs, "top_pairs", 1))
         out.append(el("h3", "Highest-influence train → test pairs"))
         out.append(
-            _table(
+            example_table(
                 f"{id_prefix}influence-pairs",
                 [
                     "train example",
@@ -477,12 +479,12 @@ def gallery_sections(
                     [
                         thumbs.cell("train", int(r["train_index"])),
                         int(r["train_index"]),
-                        _label(r["train_label"]),
+                        label_value(r["train_label"]),
                         *([int(clean[r["train_index"]])] if clean is not None else []),
                         "→",
                         thumbs.cell("test", int(r["test_index"])),
                         int(r["test_index"]),
-                        _label(r["test_label"]),
+                        label_value(r["test_label"]),
                         float(r["influence"]),
                     ]  # fmt: skip
                     for r in top.iter_rows(named=True)
@@ -513,7 +515,7 @@ def gallery_sections(
             f"given one)."
         )
         out.append(
-            _table(
+            example_table(
                 f"{id_prefix}label-issues",
                 [
                     "example",
@@ -578,7 +580,7 @@ def _datamodel_section(
                                        el("td", f"index {int(j)}, label {label}"))))
         )  # fmt: skip
         out.append(
-            _table(
+            example_table(
                 f"{id_prefix}datamodel-{int(j)}",
                 ["sign", "train example", "train index", "train label", "weight"],
                 [
@@ -670,14 +672,14 @@ def membership_section(
     mem = scores["memorization"].to_list()
     out.append(el("h3", "Training examples most exposed to membership inference"))
     out.append(
-        _table(
+        example_table(
             f"{id_prefix}membership-exposed",
             ["example", "index", "label", *(f"AUC {n}" for n in aucs), "memorization"],
             [
                 [
                     thumbs.cell("train", int(i)),
                     int(i),
-                    _label(labels[i]),
+                    label_value(labels[i]),
                     *(float(a[i]) for a in aucs.values()),
                     mem[i],
                 ]  # fmt: skip

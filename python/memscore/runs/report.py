@@ -31,14 +31,16 @@ from .._validate import check_int
 from ..errors import StoreError
 from ..executors import ExecutorLike
 from .datasets import DATASETS, TaskData, load_dataset
+from .distillation import as_store, check_arms, distillation_effect
 from .gallery import ROWS, ExampleHook, Thumbnails, example_source, gallery_sections, membership_section
 from .membership import membership_metrics
 from .proxies import disagreement, proxy_table, trajectories
 from .removal import REMOVAL_FILE
+from .report_distillation import distillation_section
 from .report_sections import audit_section, enough_runs_section
 from .store import RunStore
 
-__all__ = ["Sweep", "open_scored", "score_store", "summarize", "write_report", "task_of"]
+__all__ = ["Sweep", "open_scored", "plain_arm", "score_store", "summarize", "write_report", "task_of"]
 
 SWEEP_FILE = "sweep.json"
 #: What a sweep size may be written as (it names the PNG files of its store in a report).
@@ -317,6 +319,50 @@ def open_scored(path: str | os.PathLike[str]) -> tuple[Sweep | None, list[RunSto
     return None, [RunStore.open(path)]
 
 
+def plain_arm(sweep: Sweep | None, stores: list[RunStore], distilled: RunStore, plain_size: Any = None) -> RunStore:
+    """The report's store that is the plain arm against ``distilled``.
+
+    Parameters
+    ----------
+    sweep : Sweep or None
+        The report's sweep (None: one store).
+    stores : list of RunStore
+        The report's stores.
+    distilled : RunStore
+        The distilled arm.
+    plain_size : optional
+        A sweep size; by default the sweep store whose ``metadata["model"]`` equals the
+        distilled store's.
+
+    Returns
+    -------
+    RunStore
+
+    Raises
+    ------
+    ValueError
+        ``plain_size`` for a single store or not a size of the sweep; no sweep store or
+        several match the distilled store's model.
+    """
+    if sweep is None:
+        if plain_size is not None:
+            raise ValueError(f"plain_size: only for a sweep (the report is of one store), got {plain_size!r}")
+        return stores[0]
+    sizes = [str(s) for s in sweep.sizes]
+    if plain_size is not None:
+        if str(plain_size) not in sizes:
+            raise ValueError(f"plain_size: expected one of the sweep's sizes {sweep.sizes}, got {plain_size!r}")
+        return stores[sizes.index(str(plain_size))]
+    model = distilled.metadata.get("model")
+    found = [s for s in stores if model is not None and s.metadata.get("model") == model]
+    if len(found) != 1:
+        raise ValueError(
+            f"plain_size: {len(found)} of the sweep's stores have the distilled store's model ({model!r}); "
+            f"name the plain arm's size, one of {sweep.sizes}"
+        )
+    return found[0]
+
+
 # ----------------------------------------------------------------------------- plots
 
 
@@ -510,6 +556,9 @@ def write_report(
     max_thumbnails: int = 400,
     gallery_rows: int = ROWS,
     membership: bool = True,
+    distilled: RunStore | str | os.PathLike[str] | None = None,
+    teacher: Any = None,
+    plain_size: Any = None,
 ) -> Path:
     """Write ``index.html``, its PNG plots and the example thumbnails for a store or sweep
     directory: one folder that opens offline.
@@ -526,8 +575,11 @@ def write_report(
     influence and datamodels when the store has evaluation runs in ``<store>/eval``
     (:func:`lds_table`); "Are there enough runs?" (split-half reliability and the runs each
     target needs); the audit (an ε lower bound from the runs, per-example ε, the
-    reference-budget curve; :mod:`memscore.runs.report_sections`); and, for a sweep,
-    memorization trajectories across model sizes.
+    reference-budget curve; :mod:`memscore.runs.report_sections`); for a sweep,
+    memorization trajectories across model sizes; and, given a ``distilled`` store, the
+    "Distillation" section (:mod:`memscore.runs.report_distillation`): the arms' test
+    accuracy and membership exposure, the change of memorization per example and per
+    trajectory class, student against teacher confidence, the largest drops.
     Tables sort by a click on a column and filter by the box above them.
 
     Parameters
@@ -552,6 +604,15 @@ def write_report(
         Rows of each gallery table.
     membership : bool, default True
         Draw the membership and audit sections (LiRA and RMIA read every run's phi once more).
+    distilled : RunStore or path, optional
+        A store of distilled runs over the same examples: adds the "Distillation" section
+        (:func:`memscore.distillation_effect`), its plain arm the report's store (for a sweep,
+        see ``plain_size``; the sweep's memorization gives the trajectories).
+    teacher : RunStore, path or (n_train, C) logits, optional
+        The teacher of ``distilled`` (default: the store its runs record).
+    plain_size : optional
+        For a sweep: the size whose store is the plain arm. Default: the store whose
+        ``metadata["model"]`` equals the distilled store's (``memscore train`` records it).
 
     Returns
     -------
@@ -566,6 +627,9 @@ def write_report(
         matplotlib is not installed.
     StoreError
         ``path`` is not a readable store or sweep.
+    ValueError
+        A ``distilled`` or ``teacher`` that :func:`memscore.distillation_effect` refuses; no
+        sweep store matches ``plain_size``.
     OSError
         The report cannot be written.
     """
@@ -576,6 +640,11 @@ def write_report(
         if hook is not None and not callable(hook):
             raise TypeError(f"{name}: expected a function index -> image array or str, got {type(hook).__name__}")
     sweep, stores = open_scored(path)
+    # a bad distilled store or teacher is refused before anything is scored or drawn
+    arms = None
+    if distilled is not None:
+        d_store = as_store(distilled, "distilled")
+        arms = check_arms(plain_arm(sweep, stores, d_store, plain_size), d_store, teacher)
     out_dir = Path(out) if out is not None else Path(path) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -645,6 +714,15 @@ def write_report(
         )
         counts = traj.group_by("trajectory").len().sort("len", descending=True)
         parts.append(table_html(counts))
+    if arms is not None:
+        sizes = mems if sweep is not None and len(stores) >= 2 else None
+        t = arms.teacher if arms.teacher is not None else teacher  # a store, given or recorded; or logits
+        effect = distillation_effect(arms.plain, arms.distilled, teacher=t, trajectories=sizes)
+        source = example_source(arms.plain, examples=examples, test_examples=test_examples, data_root=data_root)
+        thumbs = Thumbnails(out_dir, source, max_thumbnails, written=written)
+        parts += distillation_section(
+            effect, thumbs, figure, plain=str(arms.plain.path), distilled=str(arms.distilled.path), rows=gallery_rows
+        )
     page = out_dir / "index.html"
     write_page(page, "memscore report", parts, REPORT_CSS)
     return page

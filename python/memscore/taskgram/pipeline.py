@@ -113,7 +113,7 @@ class PipelineConfig:
         Free-form notes kept with the results.
     corpus : str, optional
         A user corpus (anything :func:`memscore.ngrams.corpus.open_corpus` reads: jsonl /
-        text / token shards, a directory or a glob) instead of the embedded texts; needs
+        text / Parquet / Arrow shards, a datasets folder, a directory or a glob) instead of the embedded texts; needs
         ``task_specs`` and ``models``.
     text_field : str
         The jsonl field of ``corpus``'s documents.
@@ -521,7 +521,7 @@ def run_pipeline(
         corpus = open_corpus(cfg.corpus, text_field=cfg.text_field, normalizer=norm)
         if corpus.kind != "text":
             raise ValueError(
-                f"corpus: the task-gram study counts normalized words; expected jsonl or text files, got {corpus.kind} "
+                f"corpus: the task-gram study counts normalized words; expected jsonl, text, Parquet or Arrow files, got {corpus.kind} "
                 f"shards in {cfg.corpus!r}"
             )
         if corpus.nbytes == 0:

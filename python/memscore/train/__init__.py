@@ -10,6 +10,7 @@ torch (``pip install 'memscore[train]'``).
 from __future__ import annotations
 
 from .config import TrainConfig
+from .distill import Distillation
 from .driver import MAX_INFERRED_CLASSES, create_store, train_runs
 from .ensemble import snapshot_outcomes_torch
 from .inputs import DatasetSplit
@@ -19,6 +20,7 @@ from .plan import SubsetPlan
 __all__ = [
     "MAX_INFERRED_CLASSES",
     "DatasetSplit",
+    "Distillation",
     "SubsetPlan",
     "TrainConfig",
     "create_store",

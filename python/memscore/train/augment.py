@@ -2,11 +2,12 @@
 
 An augmentation is a callable ``augment(x, generator) -> x`` on one run's batch: it draws
 its randomness from ``generator`` (a CPU ``torch.Generator`` seeded by ``(seed, run index)``)
-and keeps the batch's shape and dtype. The built-ins split the call into :meth:`draw` (the
-run's random parameters, from its own generator) and :meth:`apply` (elementwise over the
-examples), so the ensemble draws every member's parameters from that member's generator and
-then augments all members' batches in one tensor operation; a run's draws, hence the run,
-do not depend on the ensemble it was trained in.
+and keeps the batch's shape and dtype. The built-ins (:class:`Augmentation`) declare their
+random parameters as integer ranges and split the call into a draw and :meth:`apply`
+(elementwise over the examples): the ensemble draws a whole epoch of every member's
+parameters at once on the device (:meth:`Augmentation.draw_epoch`, counter-based:
+:mod:`memscore.train.randomness`) and then augments all members' batches in one tensor
+operation; a run's draws, hence the run, do not depend on the ensemble it was trained in.
 """
 
 from __future__ import annotations
@@ -16,19 +17,33 @@ from typing import Any
 
 from .._validate import check_int
 from .config import _torch
+from .randomness import draw_ints
 
 __all__ = ["AUGMENTATIONS", "QUERY_VIEWS", "Augmentation", "CropFlip", "Shift", "query_views", "resolve_augment"]
 
 
 class Augmentation:
     """Base of the built-in augmentations: ``aug(x, g) == aug.apply(x, aug.draw(len(x), g))``,
-    where :meth:`apply` may also take a stack of several runs' batches (leading dims)."""
+    where :meth:`apply` may also take a stack of several runs' batches (leading dims).
+
+    A subclass sets :attr:`ranges`, its random parameters as inclusive integer ranges, and
+    :meth:`apply`; training draws the parameters with :meth:`draw_epoch`."""
 
     name = "augmentation"
+    #: Each random parameter's inclusive integer range, by name (in draw order).
+    ranges: dict[str, tuple[int, int]] = {}
 
-    def draw(self, n: int, generator: Any) -> dict[str, Any]:  # pragma: no cover - abstract
+    def draw(self, n: int, generator: Any) -> dict[str, Any]:
         """Random parameters for ``n`` examples, drawn from ``generator`` (CPU tensors)."""
-        raise NotImplementedError
+        torch = _torch()
+        return {k: torch.randint(lo, hi + 1, (n,), generator=generator) for k, (lo, hi) in self.ranges.items()}
+
+    def draw_epoch(self, keys: Any, epoch: int, n: int) -> dict[str, Any]:
+        """Every run's parameters for the ``n`` positions of an epoch's order, on ``keys``'
+        device: ``(E, n)`` int64 each (counter-based, :func:`~memscore.train.randomness.draw_ints`,
+        streams 1, 2, ... in :attr:`ranges` order). Position ``j`` is the ``j``-th example the
+        run sees in the epoch."""
+        return {k: draw_ints(keys, epoch, n, 1 + i, lo, hi) for i, (k, (lo, hi)) in enumerate(self.ranges.items())}
 
     def apply(self, x: Any, params: dict[str, Any]) -> Any:  # pragma: no cover - abstract
         """Augment ``x`` (shape ``(..., n, *example)``) with parameters of shape ``(..., n)``."""
@@ -46,12 +61,7 @@ class CropFlip(Augmentation):
 
     def __init__(self, pad: int = 4) -> None:
         self.pad = check_int(pad, "pad", 0)
-
-    def draw(self, n: int, generator: Any) -> dict[str, Any]:
-        torch = _torch()
-        off = torch.randint(0, 2 * self.pad + 1, (2, n), generator=generator)
-        flip = torch.rand(n, generator=generator) < 0.5
-        return {"dy": off[0], "dx": off[1], "flip": flip}
+        self.ranges = {"dy": (0, 2 * self.pad), "dx": (0, 2 * self.pad), "flip": (0, 1)}
 
     def apply(self, x: Any, params: dict[str, Any]) -> Any:
         torch = _torch()
@@ -61,6 +71,7 @@ class CropFlip(Augmentation):
         p = self.pad
         xp = torch.nn.functional.pad(x.reshape(-1, c, h, w), (p, p, p, p))
         dy, dx, flip = (params[k].reshape(-1).to(x.device) for k in ("dy", "dx", "flip"))
+        flip = flip.bool()
         cols = torch.arange(w, device=x.device)
         cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]  # (B, W)
         rows = torch.arange(h, device=x.device) + dy[:, None]  # (B, H)
@@ -78,10 +89,7 @@ class Shift(Augmentation):
 
     def __init__(self, max_shift: int = 4) -> None:
         self.max_shift = check_int(max_shift, "max_shift", 0)
-
-    def draw(self, n: int, generator: Any) -> dict[str, Any]:
-        torch = _torch()
-        return {"shift": torch.randint(-self.max_shift, self.max_shift + 1, (n,), generator=generator)}
+        self.ranges = {"shift": (-self.max_shift, self.max_shift)}
 
     def apply(self, x: Any, params: dict[str, Any]) -> Any:
         torch = _torch()

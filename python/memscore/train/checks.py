@@ -150,14 +150,30 @@ def _resolve_device(device: Any) -> Any:
 
 
 def _check_precision(precision: str, dev: Any) -> None:
-    """Mixed precision needs CUDA (and bf16 a GPU with bf16); the CPU trains in fp32."""
+    """Mixed precision on a GPU must be one it has (bf16 needs Ampere or newer); the CPU
+    autocasts in both (bf16 is fast where the CPU has AVX-512 BF16 or AMX, fp16 is slow:
+    for tests of the mixed-precision path more than for training)."""
     torch = _torch()
-    if precision == "fp32":
+    if precision == "fp32" or dev.type != "cuda":
         return
-    if dev.type != "cuda":
-        raise ValueError(f"precision: {precision!r} needs a CUDA device; on {dev.type} training is fp32")
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision: 'bf16' is not supported by {torch.cuda.get_device_name(dev)}; use 'fp16'")
+
+
+def _check_strategy(strategy: Any, precision: str) -> str:
+    """A training strategy (``"auto"`` or one of :data:`~memscore.train.ensemble.STRATEGIES`)
+    that can train in ``precision``."""
+    from .._validate import check_choice
+    from .ensemble import STRATEGIES
+
+    name: str = check_choice(strategy, "strategy", ("auto", *STRATEGIES))
+    if name == "vmap" and precision != "fp32":
+        # torch.func.vmap dispatches below autocast: every op would silently run in float32
+        raise ValueError(
+            f"strategy: 'vmap' cannot train in {precision} (torch.func.vmap ignores autocast, so the ensemble "
+            "would run in float32); use strategy='loop' or 'auto', which trains mixed precision member by member"
+        )
+    return name
 
 
 def _check_compile(dev: Any) -> None:

@@ -126,7 +126,7 @@ class TrainConfig:
     grad_clip : float, optional
         Clip each run's gradient to this global L2 norm (``torch.nn.utils.clip_grad_norm_``).
     precision : {"fp32", "bf16", "fp16"}, default "fp32"
-        Autocast precision of the forward pass (CUDA only; fp16 with a gradient scaler).
+        Autocast precision of the forward pass (fp16 with a loss scale per member).
     compile : bool, default False
         Compile the ensemble's vmapped training forward with ``torch.compile`` (the same runs
         to float tolerance; one compilation per ensemble and batch shape, which on a CPU takes

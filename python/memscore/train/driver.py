@@ -24,6 +24,7 @@ the task a Ray worker runs.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,14 +32,17 @@ from typing import Any
 import numpy as np
 
 from .._progress import ProgressBar
-from .._validate import check_bool, check_int, check_optional_int
+from .._validate import check_bool, check_bytes, check_int, check_optional_int
 from ..errors import DivergedError, StoreError
 from ..executors import ExecutorLike, as_executor
 from ..runs.store import RunStore
 from ..runs.store.format import run_rel
 from ..runs.store.merge import publish_run_bytes
 from .augment import query_views, resolve_augment
+from .autotune import known_tunings, record, remember
+from .checks import _check_strategy
 from .config import TrainConfig, _as_xy, _torch
+from .distill import Distillation
 from .models import init_model
 from .plan import SubsetPlan
 from .settings import check_settings, record_settings, train_settings
@@ -131,7 +135,7 @@ def train_runs(
     optimizer: str = "sgd",
     momentum: float = 0.9,
     weight_decay: float = 0.0,
-    ensemble: int = 64,
+    ensemble: int | None = None,
     device: Any = "auto",
     snapshot_epochs: Sequence[int] = (),
     grand: bool = False,
@@ -156,6 +160,9 @@ def train_runs(
     compile: bool = False,
     until: Any = None,
     round_runs: int | None = None,
+    strategy: str = "auto",
+    memory: Any = None,
+    distill: Distillation | None = None,
 ) -> list[str]:
     """Train every run of ``plan`` (skipping runs already in ``store``) and store each one.
 
@@ -182,8 +189,11 @@ def train_runs(
         SGD momentum.
     weight_decay : float, default 0.0
         Weight decay.
-    ensemble : int, default 64
-        Runs trained at once as one vmapped model.
+    ensemble : int, optional
+        Runs trained at once as one ensemble. Default: as many as fit ``memory`` (at most 64
+        on the CPU, 256 on CUDA), from a measured per-member footprint
+        (:mod:`memscore.train.autotune`). An out-of-memory error halves the group and
+        trains on; runs do not depend on their grouping.
     device : str or torch.device, default "auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, or a torch.device.
     snapshot_epochs : sequence of int, default ()
@@ -222,7 +232,10 @@ def train_runs(
     normalize : (mean, std), optional
         Per-channel normalization applied per batch after uint8 inputs are scaled to [0, 1].
     precision : {"fp32", "bf16", "fp16"}, default "fp32"
-        Autocast precision on CUDA (fp16 with a gradient scaler); the CPU trains in fp32.
+        Autocast precision of the forward pass. fp16 scales each run's loss on its own
+        (``GradScaler``'s rule, one scale per member): a run whose gradients overflow skips
+        its own step, never its groupmates'. On the CPU both autocast too (bf16 is fast with
+        AVX-512 BF16 or AMX; fp16 is slow there).
     data_on_device : bool, optional
         Hold the training inputs on the device (default: when they take less than a quarter of
         its free memory); otherwise in pinned host memory, moving each step's batches.
@@ -256,6 +269,24 @@ def train_runs(
         call resumes from the store.
     round_runs : int, optional
         Runs per round with ``until`` (default: the runs of one ensemble).
+    strategy : {"auto", "vmap", "loop"}, default "auto"
+        How an ensemble runs its members' forward and backward passes
+        (:data:`memscore.train.ensemble.STRATEGIES`): ``"vmap"``, one vmapped model (fast for
+        MLPs and small CNNs; convolutions become grouped convolutions), or ``"loop"``, member
+        by member (the plain model's kernels). ``"auto"`` times a few warm steps of each on
+        the real model, batch and device and takes the fastest; the measurement is recorded
+        in the store (``train_tuning.json``) and reused by later calls. Every strategy trains
+        the same runs.
+    memory : int or str, optional
+        The memory an ensemble may use, in bytes or as ``"8GiB"`` (default: 80% of the free
+        memory of a CUDA device, half the available memory of the host): sizes the ensemble
+        (when ``ensemble`` is not given) and the eval passes.
+    distill : Distillation, optional
+        Train the runs as students of a teacher (:class:`memscore.train.Distillation`: a
+        store of teacher runs paired by run id, one set of logits, or a module), on
+        ``(1 - alpha) * CE + alpha * tau**2 * KL(teacher || student)`` from
+        ``start_epoch`` on. Each run's metadata records the teacher and the settings under
+        ``"distill"``; a store holds runs of one distillation setting (or none).
 
     Returns
     -------
@@ -273,7 +304,9 @@ def train_runs(
         training starts.
         The store holds runs trained with other settings (recorded in its
         ``train_config.json``, see :mod:`memscore.train.settings`): the message names each
-        setting that differs; train them into a new store.
+        setting that differs; train them into a new store. A teacher that does not fit
+        (another class count or shape, a teacher run missing, trained on another subset or
+        stored without logits; ``start_epoch`` beyond ``epochs``).
     StoreError
         The store was created for other examples, or holds a run with a plan run id but a
         different mask.
@@ -314,8 +347,11 @@ def train_runs(
         raise TypeError(f"plan: expected a memscore.train.SubsetPlan, got {type(plan).__name__}")
     if not isinstance(store, RunStore):
         raise TypeError(f"store: expected a memscore.RunStore, got {type(store).__name__}")
-    ensemble = check_int(ensemble, "ensemble", 1)
-    size = ex.runs_per_task or ensemble  # runs per ensemble, one ensemble per task
+    ensemble = check_optional_int(ensemble, "ensemble", 1)
+    strategy = _check_strategy(strategy, precision)
+    if memory is not None:
+        check_bytes(memory, "memory")
+    fixed = ex.runs_per_task or ensemble  # runs per ensemble when given; else sized on the device
     keep_logits = check_bool(keep_logits, "keep_logits")
     progress = check_bool(progress, "progress")
     max_runs = check_optional_int(max_runs, "max_runs", 0)
@@ -332,9 +368,15 @@ def train_runs(
     query_views(query_augment)
     # the settings the store's runs are trained with (model_fn is called once, for its
     # description): a store filled with other ones is refused after the checks, before any run trains
+    if distill is not None:
+        if not isinstance(distill, Distillation):
+            raise TypeError(f"distill: expected a memscore.train.Distillation, got {type(distill).__name__}")
+        distill.check(n_train=store.n_train, n_classes=store.n_classes or 0, labels=store.train_labels,
+                      epochs=cfg.epochs)  # fmt: skip
     settings = train_settings(
         cfg, init_model(model_fn, cfg.seed, 0), augment=aug_name, normalize=normalize,
         query_augment=query_augment, keep_logits=keep_logits,
+        distill=None if distill is None else distill.describe(),
     )  # fmt: skip
     if data_on_device is not None:
         check_bool(data_on_device, "data_on_device")
@@ -347,6 +389,8 @@ def train_runs(
         todo = [r for r in todo if r in only]
     if max_runs is not None:
         todo = todo[:max_runs]
+    if distill is not None:
+        distill.check_runs(plan, todo)  # every student's teacher run, before any training
 
     ex.start()  # the cluster answers, and has the resources of one task
     local = ex.in_process
@@ -355,21 +399,29 @@ def train_runs(
     job = TrainJob(
         token=uuid.uuid4().hex, model_fn=model_fn, cfg=cfg, store=StoreRef.of(store, shared=ex.shares_files),
         device=device, keep_logits=keep_logits, augment=augment, normalize=normalize,
-        data_on_device=data_on_device, query_augment=query_augment, vmap_check=size > 1,
+        data_on_device=data_on_device, query_augment=query_augment, vmap_check=fixed is None or fixed > 1,
+        strategy=strategy, ensemble=fixed, memory=memory, known=known_tunings(store.path) if strategy == "auto" else None,
+        distill=distill,
     )  # fmt: skip
     # data given as arrays travels once (Ray's object store); data functions run in the tasks
     train_arg, test_arg = (src if src is None or callable(src) else ex.share(src) for src in (train, test))
-    common = (job, ex.share(plan), train_arg, test_arg)
+    plan_arg = ex.share(plan)
+    common = (job, plan_arg, train_arg, test_arg)
     bar = _Progress(len(todo), progress and local)
     written: list[str] = []
     diverged: dict[str, tuple[int, int]] = {}
     try:
         with in_process(job.token, bar.advance if local else None):
             # ---- the checks, where the tasks run (the device, the data); then one task per ensemble
-            ((_, exact),) = ex.map(check_task, [common], desc="checks")
+            ((_, (exact, tuning)),) = ex.map(check_task, [common], desc="checks")
             check_settings(store, settings)
             record_settings(store, settings)  # the checks passed: these are the store's settings
-            groups = _groups(todo, plan, cfg.batch_size, size, exact)
+            if tuning.source == "measured":
+                record(store.path, tuning)
+                remember(tuning)
+            # every task trains with the strategy and sizes the check found on the device
+            common = (dataclasses.replace(job, tuning=tuning), plan_arg, train_arg, test_arg)
+            groups = _groups(todo, plan, cfg.batch_size, tuning.ensemble, exact)
             tasks = ex.map(
                 train_task, [(*common, g) for g in groups], units=[len(g) for g in groups],
                 desc="training runs", unit="runs", progress=progress and not local,
@@ -405,7 +457,11 @@ def _train_until(call: dict[str, Any], until: Any, round_runs: int | None, max_r
     targets = parse_targets(until)
     budget = check_optional_int(max_runs, "max_runs", 0)
     ex = as_executor(call["executor"])
-    step = check_int(round_runs, "round_runs", 1) if round_runs is not None else (ex.runs_per_task or call["ensemble"])
+    step = (
+        check_int(round_runs, "round_runs", 1)
+        if round_runs is not None
+        else (ex.runs_per_task or call["ensemble"] or 64)
+    )
     call["executor"] = ex
     store: RunStore = call["store"]
     written: list[str] = []

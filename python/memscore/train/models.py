@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 from .config import _torch
 
-__all__ = ["epoch_batches", "init_model", "mlp", "run_seed"]
+__all__ = ["init_model", "mlp", "run_seed"]
 
 _SEED_LOCK = threading.Lock()
 
@@ -153,30 +153,3 @@ def param_dtype(model: Any) -> Any:
         if p.is_floating_point():
             return p.dtype
     return torch.float32
-
-
-def epoch_batches(subset: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """One epoch of a run's minibatches.
-
-    Parameters
-    ----------
-    subset : ndarray of int
-        The run's training examples.
-    batch_size : int
-        Examples per batch (the last batch may be smaller).
-    rng : numpy.random.Generator
-        The run's batch-order generator.
-
-    Returns
-    -------
-    list of ndarray of int
-        A fresh permutation of ``subset`` cut into batches.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> [b.size for b in epoch_batches(np.arange(5), 2, np.random.default_rng(0))]
-    [2, 2, 1]
-    """
-    perm = subset[rng.permutation(subset.size)]
-    return [perm[i : i + batch_size] for i in range(0, perm.size, batch_size)]

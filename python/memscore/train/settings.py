@@ -30,6 +30,7 @@ TRAIN_CONFIG = "train_config.json"
 """The file, in the store's directory, holding the settings its runs were trained with."""
 
 _SAME_RUNS = ("compile",)  # settings that give the same runs
+_ADDED: dict[str, Any] = {"distill": None}  # settings recorded only when set, and their unset value
 
 
 def model_description(model: Any) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def train_settings(
     normalize: tuple[Sequence[float], Sequence[float]] | None,
     query_augment: Any,
     keep_logits: bool,
+    distill: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The settings of a training call, as JSON values (what :data:`TRAIN_CONFIG` holds).
 
@@ -64,6 +66,9 @@ def train_settings(
         The augmentation's name.
     normalize, query_augment, keep_logits
         As :func:`~memscore.train.train_runs` takes them.
+    distill : dict, optional
+        :meth:`Distillation.describe <memscore.train.Distillation.describe>` of a distilled
+        call (recorded under ``"distill"``; a plain call records no such key).
 
     Returns
     -------
@@ -81,6 +86,8 @@ def train_settings(
         keep_logits=bool(keep_logits),
         model=model_description(model),
     )
+    if distill is not None:
+        out["distill"] = distill
     result: dict[str, Any] = json.loads(json.dumps(out))  # as it reads back
     return result
 
@@ -127,12 +134,14 @@ def check_settings(store: RunStore, settings: dict[str, Any]) -> None:
     if have is None:
         return
     differ = [k for k in settings if k in have and have[k] != settings[k]]
+    # settings newer than the store's record: a key it lacks was not set there
+    differ += [k for k, v in settings.items() if k not in have and k in _ADDED and v != _ADDED[k]]
     if source == TRAIN_CONFIG:
         differ += [k for k in have if k not in settings]
     if differ:
         parts = []
         for k in differ:
-            a, b = have.get(k, "(unset)"), settings.get(k, "(unset)")
+            a, b = have.get(k, _ADDED.get(k, "(unset)")), settings.get(k, _ADDED.get(k, "(unset)"))
             if k == "model" and isinstance(a, dict) and isinstance(b, dict):
                 a, b = (f"{m.get('class')} with {m.get('parameters')} parameters" for m in (a, b))
                 if a == b:

@@ -39,6 +39,7 @@ from ..errors import StoreError
 from ..runs.store import RunStore
 from ..runs.store.format import run_rel
 from .augment import query_views, resolve_augment
+from .autotune import Tuning, tune
 from .checks import (
     _batch_dependent,
     _check_augment,
@@ -53,10 +54,13 @@ from .checks import (
     _resolve_device,
 )
 from .config import TrainConfig, _as_xy, _torch
+from .distill import Distillation
+from .ensemble import STRATEGIES
 from .fit import _Data, _run_records
 from .inputs import DeviceInputs, load_data
 from .models import init_model, param_dtype
 from .plan import SubsetPlan
+from .writer import RunWriter
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy.typing as npt
@@ -119,6 +123,15 @@ class TrainJob:
         As :func:`~memscore.train.train_runs` takes them.
     vmap_check : bool
         Check that the model runs in a vmapped ensemble (ensembles of more than one run).
+    strategy, ensemble, memory
+        As :func:`~memscore.train.train_runs` takes them.
+    known : list of dict, optional
+        Earlier strategy measurements (:func:`memscore.train.autotune.known_tunings`).
+    tuning : Tuning, optional
+        Set by the driver from :func:`check_task`'s answer: the strategy and sizes every
+        training task uses.
+    distill : Distillation, optional
+        The students' teacher (:mod:`memscore.train.distill`).
     """
 
     token: str
@@ -132,6 +145,12 @@ class TrainJob:
     data_on_device: bool | None
     query_augment: Any
     vmap_check: bool
+    strategy: str = "auto"
+    ensemble: int | None = None
+    memory: Any = None
+    known: list[dict[str, Any]] | None = None
+    tuning: Tuning | None = None
+    distill: Distillation | None = None
 
 
 class _Prepared:
@@ -165,12 +184,14 @@ class _Prepared:
 
 
 class _Shared:
-    """What the tasks of one call share in the driver's process."""
+    """What the tasks of one call share in the driver's process: the prepared data, the
+    progress callback, and the background writer of their runs."""
 
     def __init__(self, advance: Callable[[float], None] | None) -> None:
         self.lock = threading.Lock()
         self.prepared: _Prepared | None = None
         self.advance = advance
+        self.writer = RunWriter()
 
 
 _IN_PROCESS: dict[str, _Shared] = {}
@@ -189,11 +210,15 @@ def in_process(token: str, advance: Callable[[float], None] | None) -> Iterator[
         Told the runs done as they progress (thread-safe: ThreadExecutor calls it from
         several threads).
     """
-    _IN_PROCESS[token] = _Shared(advance)
+    shared = _IN_PROCESS[token] = _Shared(advance)
     try:
         yield
-    finally:
+    except BaseException:
         _IN_PROCESS.pop(token, None)
+        shared.writer.close(raise_errors=False)  # the finished runs are written; the first error stands
+        raise
+    _IN_PROCESS.pop(token, None)
+    shared.writer.close()  # every run trained is written (or its write error raised) on return
 
 
 def _prepared(job: TrainJob, train: Any, test: Any) -> _Prepared:
@@ -236,7 +261,7 @@ def check_stored_run(store: RunStore, plan: SubsetPlan, r: int) -> None:
         )
 
 
-def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> bool:
+def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> tuple[bool, Tuning]:
     """The first task: check the device, the data, the store's examples, the
     augmentations and the model, where the training tasks will run.
 
@@ -251,9 +276,11 @@ def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> bool:
 
     Returns
     -------
-    bool
+    exact : bool
         Whether the model's training forward mixes the examples of a batch (BatchNorm):
         then ensembles group runs of the same subset size (no padded examples).
+    tuning : Tuning
+        The strategy and sizes of the ensembles (:func:`memscore.train.autotune.tune`).
 
     Raises
     ------
@@ -289,10 +316,63 @@ def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> bool:
         batch = x.to_float(raw)
         _check_model(first, batch, p.n_classes, split, labels)
         train_batch = batch if split == "train" else train_batch
-    if job.vmap_check:
+    # mixed precision trains member by member: torch.func.vmap ignores autocast
+    strategies = STRATEGIES if job.cfg.precision == "fp32" else ("loop",)
+    if job.vmap_check and job.strategy in ("auto", "vmap") and "vmap" in strategies:
         models = [first, init_model(job.model_fn, job.cfg.seed, 1)]
-        _check_vmappable(models, train_batch, p.n_classes, job.cfg, p.dev)
-    return _batch_dependent(first)
+        try:
+            _check_vmappable(models, train_batch, p.n_classes, job.cfg, p.dev)
+        except ValueError:
+            if job.strategy == "vmap":
+                raise
+            strategies = ("loop",)  # auto: a model vmap cannot run trains member by member
+    if p.dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: the fastest convolution, found once
+    tuning = tune(
+        job.model_fn, job.cfg, p.data, p.dev, strategy=job.strategy, ensemble=job.ensemble, memory=job.memory,
+        known=job.known, strategies=strategies, augment=p.data.aug_name,
+    )  # fmt: skip
+    return _batch_dependent(first), tuning
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is the device (or the host) running out of memory."""
+    torch = _torch()
+    if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        s in msg for s in ("out of memory", "not enough memory", "can't allocate memory")
+    )
+
+
+def _halving(
+    job: TrainJob, runs: list[int], plan: SubsetPlan, p: _Prepared, advance: Callable[[float], None] | None
+) -> tuple[list[dict[str, Any]], dict[str, tuple[int, int]]]:
+    """:func:`~memscore.train.fit._run_records` of ``runs``; an out-of-memory error trains
+    each half of the group instead (runs do not depend on their grouping), down to one run."""
+    torch = _torch()
+    tuning = job.tuning
+    strategy, chunk = (tuning.strategy, tuning.chunk) if tuning is not None else ("vmap", 4096)
+    try:
+        return _run_records(
+            job.model_fn, runs, plan, job.cfg, p.data, p.dev, job.keep_logits, advance, strategy, chunk, job.distill
+        )
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+        if len(runs) == 1:
+            raise MemoryError(
+                f"one run ({plan.run_ids[runs[0]]}) does not fit the memory of {p.dev} at batch_size="
+                f"{job.cfg.batch_size} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "lower batch_size or the model's size"
+            ) from exc
+    if p.dev.type == "cuda":
+        torch.cuda.empty_cache()
+    half = len(runs) // 2
+    a, lost_a = _halving(job, runs[:half], plan, p, advance)
+    b, lost_b = _halving(job, runs[half:], plan, p, advance)
+    return a + b, {**lost_a, **lost_b}
 
 
 def train_task(
@@ -335,20 +415,27 @@ def train_task(
     p = _prepared(job, train, test)
     # the whole ensemble trains even when some of its runs are stored (an earlier attempt
     # of this task): the others are then exactly what an uninterrupted task gives
-    records, diverged = _run_records(job.model_fn, runs, plan, job.cfg, p.data, p.dev, job.keep_logits, advance)
+    records, diverged = _halving(job, runs, plan, p, advance)
     runs = [r for r in runs if plan.run_ids[r] not in diverged]  # the others are stored
     if ref.shared:
-        have = set(store.refresh())
-        for r, rec in zip(runs, records, strict=True):
-            if rec["run_id"] not in have:
-                try:
-                    store.add_run(**rec)
-                    continue
-                except StoreError:
-                    if rec["run_id"] not in store.refresh():  # not a concurrent writer of the same run
-                        raise
-            # stored by an earlier attempt or another trainer meanwhile: kept if it is this run
-            check_stored_run(store, plan, r)
+
+        def write() -> None:
+            have = set(store.refresh())
+            for r, rec in zip(runs, records, strict=True):
+                if rec["run_id"] not in have:
+                    try:
+                        store.add_run(**rec)
+                        continue
+                    except StoreError:
+                        if rec["run_id"] not in store.refresh():  # not a concurrent writer of the same run
+                            raise
+                # stored by an earlier attempt or another trainer meanwhile: kept if it is this run
+                check_stored_run(store, plan, r)
+
+        if shared is not None:
+            shared.writer.submit(write)  # the next ensemble trains while these runs are written
+        else:
+            write()
         return {}, diverged
     tmp = tempfile.mkdtemp(prefix="memscore-train-")
     try:

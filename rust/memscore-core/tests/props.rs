@@ -98,7 +98,14 @@ proptest! {
         std::fs::write(&opath, &bytes).unwrap();
         let ix = Index::build(&[1], &[0, 1], &[]).unwrap();
         let offsets = Offsets::File { path: opath.clone(), start: 0, width, signed, n_docs };
-        let shard = Shard::TokenFile { name: "s".into(), path: tpath, start: 0, wide: false, n_tokens, offsets };
+        let shard = Shard::TokenFile {
+            name: "s".into(),
+            parts: vec![tpath],
+            start: 0,
+            dtype: memscore_core::ngram::token_file::TokenType::U16,
+            n_tokens,
+            offsets,
+        };
         let _ = count(&[shard], &ix, None, None);
         let _ = std::fs::remove_dir_all(&dir);
     }

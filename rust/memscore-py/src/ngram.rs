@@ -9,6 +9,7 @@ use memscore_core::ngram::count::Stats;
 use memscore_core::ngram::normalize::{english_stopwords, Normalizer};
 use memscore_core::ngram::source::{self, Offsets, Progress, Shard, Split, TextCtx, TextTokens};
 use memscore_core::ngram::subword::Subword;
+use memscore_core::ngram::token_file::{MegatronIndex, TokenType};
 use memscore_core::Error;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
@@ -101,22 +102,27 @@ fn pair_list(pairs: &PyReadonlyArray2<'_, u64>) -> PyResult<Vec<(u64, u64)>> {
 enum TokArr<'py> {
     U16(PyReadonlyArray1<'py, u16>),
     U32(PyReadonlyArray1<'py, u32>),
-    /// (path, byte offset of the first token, itemsize 2 | 4, number of tokens)
-    File(PathBuf, u64, usize, usize),
+    /// (parts read as one file, byte offset of the first token, element type, number of tokens)
+    File(Vec<PathBuf>, u64, TokenType, usize),
 }
 
 enum OffArr<'py> {
     Mem(PyReadonlyArray1<'py, u64>),
     /// (path, byte offset of the first value, width 4 | 8, signed, number of documents)
     File(PathBuf, u64, usize, bool, usize),
+    /// the arrays of a Megatron `.idx` whose header Python read
+    Megatron(MegatronIndex),
 }
 
 /// Count query n-grams (flat u32 ids + u64 starts) and pairs ((P, 2) u64 indices into the
-/// n-grams) over token shards `[(name, tokens, doc offsets), ...]`; `tokens` is a
-/// uint16 | uint32 array, or `(path, byte offset, itemsize, n_tokens)` of a little-endian
-/// token file read in pieces; `doc offsets` a uint64 array, or (with a token file)
-/// `(path, byte offset, width, signed, n_docs)` of a little-endian integer file. Returns (counts, doc_freq, cooccurrence, n_documents,
-/// n_tokens, n_skipped).
+/// n-grams) over token shards `[(name, tokens, doc offsets), ...]`. `tokens` is a
+/// uint16 | uint32 array; or `(path, byte offset, itemsize 2 | 4, n_tokens)` of a
+/// little-endian token file; or `([part paths], byte offset, numpy dtype name, n_tokens)`
+/// of a token file stored in parts read as one (any [`TokenType`]); both read in pieces.
+/// `doc offsets` is a uint64 array; or (with a token file) `(path, byte offset, width,
+/// signed, n_docs)` of a little-endian integer file; or `("megatron", idx path, n_seqs,
+/// n_doc_index_entries, token width)` of a Megatron index whose header was checked.
+/// Returns (counts, doc_freq, cooccurrence, n_documents, n_tokens, n_skipped).
 #[pyfunction]
 #[pyo3(signature = (shards, q_tokens, q_starts, pairs, progress=None))]
 fn ngram_count_tokens<'py>(
@@ -131,6 +137,15 @@ fn ngram_count_tokens<'py>(
     for (name, tok, offs) in shards {
         let offs = if let Ok(a) = offs.extract::<PyReadonlyArray1<'py, u64>>() {
             OffArr::Mem(a)
+        } else if let Ok((tag, path, n_seqs, n_entries, width)) =
+            offs.extract::<(String, PathBuf, usize, usize, usize)>()
+        {
+            if tag != "megatron" || ![1, 2, 4, 8].contains(&width) {
+                return Err(PyValueError::new_err(format!(
+                    "{name}: bad Megatron index description ({tag:?}, {width})"
+                )));
+            }
+            OffArr::Megatron(MegatronIndex { path, n_seqs, n_entries, width })
         } else if let Ok((p, at, width, signed, n)) = offs.extract::<(PathBuf, u64, usize, bool, usize)>() {
             if width != 4 && width != 8 {
                 return Err(PyValueError::new_err(format!("{name}: offset width must be 4 or 8, got {width}")));
@@ -146,13 +161,20 @@ fn ngram_count_tokens<'py>(
         } else if let Ok(a) = tok.extract::<PyReadonlyArray1<'py, u32>>() {
             TokArr::U32(a)
         } else if let Ok((p, at, size, n)) = tok.extract::<(PathBuf, u64, usize, usize)>() {
-            if size != 2 && size != 4 {
-                return Err(PyValueError::new_err(format!("{name}: token itemsize must be 2 or 4, got {size}")));
-            }
-            TokArr::File(p, at, size, n)
+            let dtype = match size {
+                2 => TokenType::U16,
+                4 => TokenType::U32,
+                _ => return Err(PyValueError::new_err(format!("{name}: token itemsize must be 2 or 4, got {size}"))),
+            };
+            TokArr::File(vec![p], at, dtype, n)
+        } else if let Ok((parts, at, dtype, n)) = tok.extract::<(Vec<PathBuf>, u64, String, usize)>() {
+            let ty = TokenType::parse(&dtype)
+                .ok_or_else(|| PyValueError::new_err(format!("{name}: unknown token dtype {dtype:?}")))?;
+            TokArr::File(parts, at, ty, n)
         } else {
             return Err(PyValueError::new_err(format!(
-                "{name}: tokens must be a 1-D uint16 or uint32 array or (path, offset, itemsize, n)"
+                "{name}: tokens must be a 1-D uint16 or uint32 array, (path, offset, itemsize, n) or \
+                 ([parts], offset, dtype, n)"
             )));
         };
         arrays.push((name, t, offs));
@@ -164,10 +186,11 @@ fn ngram_count_tokens<'py>(
             OffArr::File(p, at, width, signed, n) => {
                 Offsets::File { path: p.clone(), start: *at, width: *width, signed: *signed, n_docs: *n }
             }
+            OffArr::Megatron(ix) => Offsets::Megatron(ix.clone()),
         };
         let mem_offsets = || match &off_src {
             Offsets::Mem(o) => Ok(*o),
-            Offsets::File { .. } => Err(PyValueError::new_err(format!("{name}: an offsets file needs a token file"))),
+            _ => Err(PyValueError::new_err(format!("{name}: an offsets file needs a token file"))),
         };
         sh.push(match t {
             TokArr::U16(a) => {
@@ -176,11 +199,11 @@ fn ngram_count_tokens<'py>(
             TokArr::U32(a) => {
                 Shard::Tokens32 { name: name.clone(), tokens: slice1(a, "tokens")?, offsets: mem_offsets()? }
             }
-            TokArr::File(p, at, size, n) => Shard::TokenFile {
+            TokArr::File(parts, at, dtype, n) => Shard::TokenFile {
                 name: name.clone(),
-                path: p.clone(),
+                parts: parts.clone(),
                 start: *at,
-                wide: *size == 4,
+                dtype: *dtype,
                 n_tokens: *n,
                 offsets: off_src.clone(),
             },

@@ -6,7 +6,7 @@ as they were added, over the store object's snapshot of the run list.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -167,8 +167,8 @@ class ReadMethods:
         got = load(self._reader, self._ids, ["mask_bits"], unpack=not packed)["mask_bits"]
         return got
 
-    def outcomes(self, split: str = "train", kind: str = "correct") -> np.ndarray:
-        """Outcomes of all runs in the snapshot, in run-id order.
+    def outcomes(self, split: str = "train", kind: str = "correct", *, runs: Sequence[str] | None = None) -> np.ndarray:
+        """Outcomes of all runs in the snapshot, in run-id order (or of the runs ``runs``).
 
         Parameters
         ----------
@@ -180,6 +180,8 @@ class ReadMethods:
             ((R, n, C) float32; only runs added with ``keep_logits=True`` have them) or
             ``"phi_views"`` ((R, n, K) float64 confidences on K augmented views, for
             :func:`memscore.lira`; runs added with ``*_phi_views``).
+        runs : sequence of str, optional
+            Only these runs, in this order (one read of each run file).
 
         Returns
         -------
@@ -191,9 +193,16 @@ class ReadMethods:
             Bad ``split`` / ``kind``.
         StoreError
             A run lacks that field (the message names its file) or is damaged.
+        RunNotFoundError
+            A run of ``runs`` is not in the store.
         """
         name = self._field_name(split, kind)
-        out = load(self._reader, self._ids, [name])[name]
+        ids = self._ids
+        if runs is not None:
+            ids = list(runs)
+            for rid in ids:
+                self._check_exists(rid)
+        out = load(self._reader, ids, [name])[name]
         assert isinstance(out, np.ndarray)
         return out
 

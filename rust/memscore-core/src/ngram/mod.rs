@@ -22,3 +22,4 @@ mod punct_table;
 pub mod source;
 pub mod subword;
 pub mod table;
+pub mod token_file;

@@ -25,6 +25,7 @@ use super::index::Index;
 use super::normalize::Normalizer;
 use super::subword::Subword;
 use super::table::BucketMap;
+use super::token_file::{MegatronIndex, Span, TokenType};
 use crate::error::{Error, Result};
 use crate::pool::Cancel;
 
@@ -42,6 +43,9 @@ pub enum Offsets<'a> {
         signed: bool,
         n_docs: usize,
     },
+    /// The documents of a Megatron `.idx` (the token file is its `.bin`), streamed and
+    /// checked as the count goes.
+    Megatron(MegatronIndex),
 }
 
 /// How a text file is cut into documents.
@@ -68,13 +72,14 @@ pub enum Shard<'a> {
         tokens: &'a [u32],
         offsets: &'a [u64],
     },
-    /// A file of little-endian u16 (`wide == false`) or u32 tokens starting at byte
-    /// `start` (an `.npy` body): read unit by unit, so memory does not grow with the file.
+    /// A file of little-endian `dtype` tokens starting at byte `start` (an `.npy` body, a
+    /// Megatron `.bin`), stored whole or in `parts` read in place as their concatenation:
+    /// read unit by unit, so memory does not grow with the file.
     TokenFile {
         name: String,
-        path: PathBuf,
+        parts: Vec<PathBuf>,
         start: u64,
-        wide: bool,
+        dtype: TokenType,
         n_tokens: usize,
         offsets: Offsets<'a>,
     },
@@ -720,6 +725,11 @@ fn units(shards: &[Shard<'_>]) -> Result<Vec<Unit>> {
             Shard::TokenFile { name, n_tokens, offsets, .. } => match offsets {
                 Offsets::Mem(o) => out.extend(mem_units(*n_tokens, o)),
                 f @ Offsets::File { .. } => out.extend(file_units(s, name, f, *n_tokens)?),
+                Offsets::Megatron(ix) => {
+                    let mut sp = Splitter { shard: s, lo: 0, a: 0, out: Vec::new() };
+                    ix.walk(*n_tokens, |d, o| sp.doc(d, o as usize))?;
+                    out.extend(sp.finish(ix.n_docs(), *n_tokens));
+                }
             },
             Shard::Tokens16 { tokens, offsets, .. } => out.extend(mem_units(tokens.len(), offsets)),
             Shard::Tokens32 { tokens, offsets, .. } => out.extend(mem_units(tokens.len(), offsets)),
@@ -737,22 +747,13 @@ fn units(shards: &[Shard<'_>]) -> Result<Vec<Unit>> {
     Ok(out)
 }
 
-/// Read `len` bytes of a token file at `at` into `sc.bytes`.
-fn read_tokens(sc: &mut Scratch, name: &str, path: &Path, at: u64, len: usize) -> Result<()> {
-    let mut f = File::open(path).map_err(|e| Error::corpus(name, 0, format!("cannot open: {e}")))?;
-    sc.bytes.resize(len, 0);
-    let res = {
-        use std::io::{Seek, SeekFrom};
-        f.seek(SeekFrom::Start(at)).and_then(|_| f.read_exact(&mut sc.bytes))
-    };
-    res.map_err(|e| Error::corpus(name, 0, format!("cannot read tokens at byte {at}: {e}")))
-}
-
 /// What every work unit shares: the stop flag (set on the first error) and the progress.
 struct Env<'a> {
     stop: &'a AtomicBool,
     cancel: &'a Cancel,
     progress: Option<&'a Progress>,
+    /// per shard, the parts of a token file (sizes read once)
+    spans: &'a [Option<Span>],
 }
 
 impl Env<'_> {
@@ -787,8 +788,11 @@ fn process(
             token_docs(acc, ix, &tokens[u.a..u.b], u.a, &offsets[u.lo..u.hi]);
             env.advance(((u.b - u.a) * 4) as u64);
         }
-        Shard::TokenFile { name, path, start, wide, offsets, .. } => {
-            let size = if *wide { 4 } else { 2 };
+        Shard::TokenFile { name, start, dtype, n_tokens, offsets, .. } => {
+            let span = env.spans[u.shard]
+                .as_ref()
+                .ok_or_else(|| Error::Invalid("internal: a token file without its parts".into()))?;
+            let size = dtype.width();
             let mut offs = std::mem::take(&mut sc.offs);
             let res = (|| -> Result<()> {
                 let offs_unit: &[u64] = match offsets {
@@ -797,16 +801,35 @@ fn process(
                         read_offsets(&mut offs, &mut sc.bytes, name, f, u.lo, u.hi)?;
                         &offs
                     }
+                    Offsets::Megatron(ix) => {
+                        ix.doc_starts(u.lo, u.hi, *n_tokens, &mut offs)?;
+                        &offs
+                    }
                 };
-                read_tokens(sc, name, path, start + (u.a * size) as u64, (u.b - u.a) * size)?;
-                if *wide {
-                    sc.tok32.clear();
-                    sc.tok32.extend(sc.bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
-                    token_docs(acc, ix, &sc.tok32, u.a, offs_unit);
-                } else {
-                    sc.tok16.clear();
-                    sc.tok16.extend(sc.bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])));
-                    token_docs(acc, ix, &sc.tok16, u.a, offs_unit);
+                let at = start + (u.a * size) as u64;
+                sc.bytes.resize((u.b - u.a) * size, 0);
+                span.read_at(at, &mut sc.bytes)?;
+                match dtype {
+                    TokenType::U16 => {
+                        sc.tok16.clear();
+                        sc.tok16.extend(sc.bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])));
+                        token_docs(acc, ix, &sc.tok16, u.a, offs_unit);
+                    }
+                    _ => {
+                        sc.tok32.clear();
+                        if let Err((k, v)) = dtype.decode(&sc.bytes, &mut sc.tok32) {
+                            let (file, byte) = span.locate(at + (k * size) as u64);
+                            return Err(Error::corpus(
+                                &file,
+                                0,
+                                format!(
+                                    "token {} of {name} is {v}, not a token id (0 ..= 4294967295) at byte {byte}",
+                                    u.a + k
+                                ),
+                            ));
+                        }
+                        token_docs(acc, ix, &sc.tok32, u.a, offs_unit);
+                    }
                 }
                 Ok(())
             })();
@@ -849,11 +872,12 @@ pub fn count_with(
     progress: Option<&Progress>,
     cancel: &Cancel,
 ) -> Result<Stats> {
-    for sh in shards {
+    let mut spans: Vec<Option<Span>> = vec![None; shards.len()];
+    for (k, sh) in shards.iter().enumerate() {
         match sh {
             Shard::Tokens16 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
             Shard::Tokens32 { name, tokens, offsets } => check_offsets(name, tokens.len(), offsets)?,
-            Shard::TokenFile { name, path, start, wide, n_tokens, offsets } => {
+            Shard::TokenFile { name, parts, start, dtype, n_tokens, offsets } => {
                 match offsets {
                     Offsets::Mem(o) => check_offsets(name, *n_tokens, o)?,
                     Offsets::File { width, .. } => {
@@ -861,10 +885,19 @@ pub fn count_with(
                             return Err(Error::Invalid(format!("{name}: offset width must be 4 or 8, got {width}")));
                         }
                     }
+                    Offsets::Megatron(ix) => {
+                        if ix.width != dtype.width() {
+                            return Err(Error::Invalid(format!(
+                                "{name}: index of {}-byte tokens over a file of {}-byte tokens",
+                                ix.width,
+                                dtype.width()
+                            )));
+                        }
+                    }
                 }
-                let need = *start as u128 + *n_tokens as u128 * if *wide { 4 } else { 2 };
-                let have =
-                    std::fs::metadata(path).map_err(|e| Error::corpus(name, 0, format!("cannot open: {e}")))?.len();
+                let span = Span::open(name, parts)?;
+                let need = *start as u128 + *n_tokens as u128 * dtype.width() as u128;
+                let have = span.len();
                 if (have as u128) < need {
                     return Err(Error::corpus(
                         name,
@@ -872,6 +905,7 @@ pub fn count_with(
                         format!("truncated: {n_tokens} tokens need {need} bytes, the file has {have}"),
                     ));
                 }
+                spans[k] = Some(span);
             }
             _ => {}
         }
@@ -880,7 +914,7 @@ pub fn count_with(
     let threads = rayon::current_num_threads().min(work.len()).max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let env = Env { stop: &stop, cancel, progress };
+    let env = Env { stop: &stop, cancel, progress, spans: &spans };
     let results: Vec<Result<Totals>> = (0..threads)
         .into_par_iter()
         .map(|_| {
@@ -1050,9 +1084,9 @@ mod tests {
             for o in [Offsets::Mem(&offs), ofile.clone()] {
                 let sh = |n: usize| Shard::TokenFile {
                     name: "f".into(),
-                    path: path.clone(),
+                    parts: vec![path.clone()],
                     start: 13,
-                    wide,
+                    dtype: if wide { TokenType::U32 } else { TokenType::U16 },
                     n_tokens: n,
                     offsets: o.clone(),
                 };
@@ -1073,15 +1107,139 @@ mod tests {
             std::fs::write(&opath, &bad).unwrap();
             let sh = Shard::TokenFile {
                 name: "f".into(),
-                path: path.clone(),
+                parts: vec![path.clone()],
                 start: 13,
-                wide,
+                dtype: if wide { TokenType::U32 } else { TokenType::U16 },
                 n_tokens: toks.len(),
                 offsets: ofile,
             };
             let e = count(&[sh], &ix, None, None).unwrap_err();
             assert!(e.to_string().contains("must not decrease: offset[300]"), "{e}");
         }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Write a Megatron `.idx` (header, sizes, pointers, document index) of `seqs` grouped
+    /// into documents by `doc_idx`, and the `.bin` of their tokens as `dtype` in `n_parts`.
+    fn write_megatron(
+        dir: &Path,
+        seqs: &[Vec<u32>],
+        doc_idx: &[i64],
+        dtype: TokenType,
+        n_parts: usize,
+    ) -> (MegatronIndex, Vec<PathBuf>) {
+        let w = dtype.width();
+        let mut bin = Vec::new();
+        let mut idx = b"MMIDIDX\0\0".to_vec();
+        idx.extend_from_slice(&1u64.to_le_bytes());
+        idx.push(0); // the dtype code is read by Python, not here
+        idx.extend_from_slice(&(seqs.len() as u64).to_le_bytes());
+        idx.extend_from_slice(&(doc_idx.len() as u64).to_le_bytes());
+        for s in seqs {
+            idx.extend_from_slice(&(s.len() as i32).to_le_bytes());
+        }
+        for s in seqs {
+            idx.extend_from_slice(&(bin.len() as i64).to_le_bytes());
+            for &t in s {
+                match dtype {
+                    TokenType::U16 => bin.extend_from_slice(&(t as u16).to_le_bytes()),
+                    TokenType::I32 => bin.extend_from_slice(&(t as i32).to_le_bytes()),
+                    TokenType::F64 => bin.extend_from_slice(&(t as f64).to_le_bytes()),
+                    _ => bin.extend_from_slice(&(t as u8).to_le_bytes()),
+                }
+            }
+        }
+        for &d in doc_idx {
+            idx.extend_from_slice(&d.to_le_bytes());
+        }
+        let ipath = dir.join(format!("m{}.idx", w));
+        std::fs::write(&ipath, &idx).unwrap();
+        let per = bin.len().div_ceil(n_parts);
+        let parts = (0..n_parts)
+            .map(|k| {
+                let p = dir.join(format!("m{w}-{k:05}-of-{n_parts:05}.bin"));
+                std::fs::write(&p, &bin[(k * per).min(bin.len())..((k + 1) * per).min(bin.len())]).unwrap();
+                p
+            })
+            .collect();
+        (MegatronIndex { path: ipath, n_seqs: seqs.len(), n_entries: doc_idx.len(), width: w }, parts)
+    }
+
+    #[test]
+    fn megatron_matches_in_memory_tokens() {
+        let ix = Index::build(&[1, 1, 2, 2, 3, 9], &[0, 1, 3, 5, 6], &[(0, 2), (1, 3)]).unwrap();
+        // 3000 sequences of 0..40 tokens (some empty), in documents of 1..4 sequences, with
+        // empty documents too
+        let seqs: Vec<Vec<u32>> =
+            (0..3000u32).map(|i| (0..(i * 7) % 41).map(|j| (i * 31 + j * 7) % 11).collect()).collect();
+        let mut doc_idx = vec![0i64];
+        let mut s = 0i64;
+        while s < seqs.len() as i64 {
+            s = (s + 1 + s % 4).min(seqs.len() as i64);
+            doc_idx.push(s);
+            if s % 5 == 0 {
+                doc_idx.push(s); // an empty document
+            }
+        }
+        let mut toks = Vec::new();
+        let mut offs = Vec::new();
+        for w in doc_idx.windows(2) {
+            offs.push(toks.len() as u64);
+            for q in &seqs[w[0] as usize..w[1] as usize] {
+                toks.extend_from_slice(q);
+            }
+        }
+        let mem =
+            count(&[Shard::Tokens32 { name: "m".into(), tokens: &toks, offsets: &offs }], &ix, None, None).unwrap();
+        let dir = std::env::temp_dir().join(format!("memscore-megatron-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (dtype, n_parts) in [(TokenType::U16, 3), (TokenType::I32, 1), (TokenType::F64, 5), (TokenType::U8, 2)] {
+            let (mx, parts) = write_megatron(&dir, &seqs, &doc_idx, dtype, n_parts);
+            let sh = |n: usize, mx: &MegatronIndex| Shard::TokenFile {
+                name: "mg".into(),
+                parts: parts.clone(),
+                start: 0,
+                dtype,
+                n_tokens: n,
+                offsets: Offsets::Megatron(mx.clone()),
+            };
+            assert_eq!(count(&[sh(toks.len(), &mx)], &ix, None, None).unwrap(), mem, "{dtype:?}");
+            // a .bin shorter than the index's sizes
+            let e = count(&[sh(toks.len() + 1, &mx)], &ix, None, None).unwrap_err();
+            assert!(e.to_string().contains("truncated"), "{e}");
+            let e = count(&[sh(toks.len() - 1, &mx)], &ix, None, None).unwrap_err();
+            assert!(e.to_string().contains("add up to"), "{e}");
+            // damaged arrays: a pointer, a size, the document index
+            let good = std::fs::read(&mx.path).unwrap();
+            let n = seqs.len();
+            for (at, what) in [
+                (34 + 4 * n + 8 * 1234, "pointers[1234]"),
+                (34 + 4 * 77, "sizes[77]"),
+                (34 + 12 * n + 8 * 100, "doc_idx"),
+            ] {
+                let mut bad = good.clone();
+                bad[at..at + 4].copy_from_slice(&(-3i32).to_le_bytes());
+                std::fs::write(&mx.path, &bad).unwrap();
+                let e = count(&[sh(toks.len(), &mx)], &ix, None, None).unwrap_err();
+                assert!(e.to_string().contains(what) || e.to_string().contains("document index"), "{what}: {e}");
+                assert!(e.to_string().contains(&mx.path.display().to_string()), "{e}");
+            }
+            std::fs::write(&mx.path, &good).unwrap();
+        }
+        // a negative token of an int32 .bin is named with its file and position
+        let mut neg = seqs.clone();
+        neg[2998][3] = u32::MAX; // -1 as i32
+        let (mx, parts) = write_megatron(&dir, &neg, &doc_idx, TokenType::I32, 2);
+        let sh = Shard::TokenFile {
+            name: "mg".into(),
+            parts: parts.clone(),
+            start: 0,
+            dtype: TokenType::I32,
+            n_tokens: toks.len(),
+            offsets: Offsets::Megatron(mx),
+        };
+        let e = count(&[sh], &ix, None, None).unwrap_err().to_string();
+        assert!(e.contains("is -1, not a token id") && e.contains("-00001-of-00002.bin"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 

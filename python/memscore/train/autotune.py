@@ -1,0 +1,324 @@
+"""How ensembles train on the device at hand: the strategy, timed on the real model and batch,
+and the sizes, from a measured per-member memory footprint.
+
+- **Strategy** (``train_runs(strategy="auto")``): a few steps of every strategy of
+  :data:`~memscore.train.ensemble.STRATEGIES` on throwaway copies of the first runs' models
+  (:data:`PROBE_MEMBERS`: up to 8 for vmap, 2 for the loop), on the real batch size,
+  augmentation and device, within about
+  :data:`PROBE_SECONDS` each; the fastest per member-step wins. The
+  measurement is recorded in the store (:data:`TUNING`) and kept for the process: later
+  calls with the same model, batch, precision, augmentation and device reuse it, so they
+  take the same floating-point path.
+- **Ensemble size** (``ensemble=None``): the most members whose state (parameters, gradients,
+  optimizer state) and activations fit the memory budget (``memory=``; by default 80% of the
+  device's free memory on CUDA, half the available memory on the CPU). The activations of
+  one member's training step are measured, not guessed: the bytes of the tensors autograd
+  saves for the backward (``torch.autograd.graph.saved_tensors_hooks``), on every device.
+- **Eval chunk**: the examples per eval-mode logits pass, from the same measurement.
+
+Strategies and sizes never change a run: every strategy trains the same runs, and runs do
+not depend on their grouping. An out-of-memory error despite the sizing halves the group
+(:func:`memscore.train.tasks.train_task`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._validate import check_bytes
+from .config import TrainConfig, _torch
+from .ensemble import STRATEGIES, _Ensemble
+
+__all__ = [
+    "TUNING", "Tuning", "activation_bytes", "known_tunings", "memory_budget", "record", "remember", "size_ensemble",
+    "tune",
+]  # fmt: skip
+
+TUNING = "train_tuning.json"
+"""The file, in a store's directory, holding the last strategy measurement of its training."""
+
+#: The most members per ensemble when sizing from memory: beyond these the CPU gains nothing
+#: and a GPU little, while the last group of a plan grows.
+MAX_MEMBERS = {"cpu": 64, "cuda": 256}
+
+_MEASURED: dict[str, tuple[str, dict[str, float]]] = {}
+"""This process's measurements by key: every later call with the same model, batch, precision,
+augmentation and device takes the same strategy (the same floating-point path), whichever
+store or executor it trains for."""
+
+#: Probe members per strategy timing (``vmap``'s cost per member falls as members are added,
+#: the loop's does not: vmap is timed nearer the real ensemble size), and the time budget:
+#: steps repeat until it is spent (at most :data:`PROBE_MAX_STEPS`), the first discarded when
+#: there is more than one (on CUDA always: it pays cuDNN's algorithm search), the fastest kept.
+PROBE_MEMBERS = {"vmap": 8, "loop": 2}
+PROBE_SECONDS, PROBE_MAX_STEPS = 0.3, 5
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The strategy and sizes an ensemble of a job trains with, and how they were chosen.
+
+    Parameters
+    ----------
+    strategy : str
+        ``"vmap"`` or ``"loop"``.
+    ensemble : int
+        Members per ensemble.
+    chunk : int
+        Examples per eval-mode logits pass.
+    member_bytes : int
+        One member's state: parameters, gradients and optimizer state.
+    activation_bytes : int
+        The activations one member's training step saves for its backward (measured).
+    budget : int
+        The memory budget the sizes fit (bytes).
+    timings : dict of str to float
+        Seconds per member-step of each timed strategy (empty when none was timed).
+    source : str
+        ``"measured"``, ``"store"`` (a previous measurement reused) or ``"given"``.
+    key : dict
+        What the measurement depends on (:func:`tuning_key`).
+    """
+
+    strategy: str
+    ensemble: int
+    chunk: int
+    member_bytes: int
+    activation_bytes: int
+    budget: int
+    timings: dict[str, float] = field(default_factory=dict)
+    source: str = "given"
+    key: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The tuning as JSON values."""
+        return dataclasses.asdict(self)
+
+
+def memory_budget(dev: Any, memory: Any = None) -> int:
+    """The bytes an ensemble may use on ``dev``: ``memory`` (bytes or ``"8GiB"``) when given;
+    else 80% of the free memory of a CUDA device, or half the available memory of the host."""
+    if memory is not None:
+        return check_bytes(memory, "memory")
+    torch = _torch()
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free * 0.8)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):  # not Linux: the physical memory
+        import os
+
+        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(avail * 0.5)
+
+
+def activation_bytes(model: Any, x: Any, y: Any, cfg: TrainConfig, dev: Any) -> int:
+    """The bytes autograd saves for the backward of one training step of ``model`` on the
+    batch ``x`` (labels ``y``), under the precision's autocast: the activations a member
+    holds between its forward and its backward. The parameters themselves are not counted."""
+    from .ensemble import autocast
+
+    torch = _torch()
+    own = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: Any) -> Any:
+        s = t.untyped_storage()
+        if s.data_ptr() not in own:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(cfg, dev):
+        loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+    del loss
+    return int(sum(seen.values()))
+
+
+def _state_copies(cfg: TrainConfig, strategy: str) -> int:
+    """Copies of the parameters a member keeps: itself, its gradient, the optimizer's state,
+    the loop's gradient buffer, and fp16's saved state for a skipped step."""
+    opt = 2 if cfg.optimizer in ("adam", "adamw") else int(cfg.momentum > 0)
+    return 2 + opt + (strategy == "loop") + (1 + opt) * (cfg.precision == "fp16")
+
+
+def size_ensemble(member_bytes: int, act_bytes: int, budget: int, strategy: str, cap: int) -> int:
+    """The most members (at most ``cap``, at least 1) whose training fits ``budget`` bytes:
+    each member's state, plus twice the activations (saved tensors and the backward's
+    transients) of every member at once (``vmap``) or of one member at a time (``loop``)."""
+    if strategy == "vmap":
+        n = budget // max(1, member_bytes + 2 * act_bytes)
+    else:
+        n = (budget - 2 * act_bytes) // max(1, member_bytes)
+    return int(max(1, min(cap, n)))
+
+
+def eval_chunk(act_bytes: int, batch_size: int, members: int, budget: int) -> int:
+    """Examples per eval-mode logits pass: ``members`` members' activations of a chunk within
+    a quarter of the budget (a no-grad pass holds a few layers' outputs, not all of them),
+    between 256 and 16,384, a multiple of 256."""
+    per_example = max(1, act_bytes // max(1, batch_size))
+    n = budget // 4 // max(1, members * per_example) * 4  # a forward keeps ~1/4 of the saved layers alive
+    return int(min(16384, max(256, n // 256 * 256)))
+
+
+def _probe_seconds(
+    model_fn: Callable[[], Any], cfg: TrainConfig, data: Any, dev: Any, strategy: str, members: int
+) -> float:
+    """Seconds per member-step of ``strategy`` on ``members`` throwaway members and the
+    first examples, augmented as training augments them: steps until :data:`PROBE_SECONDS`
+    are spent (a slow model takes one, on the CPU), the fastest after the first."""
+    from .augment import Augmentation
+    from .fit import _loss_fn
+    from .models import init_model
+
+    torch = _torch()
+    cfg = dataclasses.replace(cfg, compile=False)
+    ens = _Ensemble([init_model(model_fn, cfg.seed, r) for r in range(members)], cfg, dev, 1, strategy)
+    b = min(cfg.batch_size, len(data.x))
+    where = data.x.device if data.x.on_device else torch.device("cpu")
+    idx = torch.arange(b, device=where).repeat(members, 1)
+    keys = torch.arange(members, dtype=torch.int64, device=where)
+    w = torch.ones(members, b, device=dev)
+    times: list[float] = []
+    while len(times) < PROBE_MAX_STEPS and (sum(times) < PROBE_SECONDS or (dev.type == "cuda" and len(times) < 2)):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        xb = data.x.raw(idx)
+        if isinstance(data.aug, Augmentation):
+            xb = data.aug.apply(xb, {k: v.to(xb.device) for k, v in data.aug.draw_epoch(keys, 1, b).items()})
+        y = data.y[idx.to(data.y.device)]
+        ens.train_step(data.x.to_float(xb), _loss_fn(cfg, y, w, w.sum(1)))
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        times.append(time.perf_counter() - t0)
+    return min(times[1:] or times) / members
+
+
+def tune(
+    model_fn: Callable[[], Any],
+    cfg: TrainConfig,
+    data: Any,
+    dev: Any,
+    *,
+    strategy: str,
+    ensemble: int | None,
+    memory: Any,
+    known: list[dict[str, Any]] | None = None,
+    strategies: tuple[str, ...] = STRATEGIES,
+    augment: str = "none",
+) -> Tuning:
+    """The strategy and sizes of a job's ensembles (see the module docstring).
+
+    Parameters
+    ----------
+    model_fn : callable
+        Builds a run's model.
+    cfg : TrainConfig
+        The training settings.
+    data : memscore.train.fit._Data
+        The job's data on its device.
+    dev : torch.device
+        The device.
+    strategy : {"auto", "vmap", "loop"}
+        A strategy, or ``"auto"`` to time them.
+    ensemble : int or None
+        Members per ensemble, or None to size them from memory.
+    memory : int, str or None
+        The memory budget (:func:`memory_budget`).
+    known : list of dict, optional
+        Earlier measurements (:func:`known_tunings`: the store's, then the calling
+        process's): the first taken with the same model, batch, precision, augmentation
+        and device is reused rather than timed again.
+    strategies : tuple of str
+        The strategies ``"auto"`` chooses from (``("loop",)`` for a model vmap cannot run).
+    augment : str
+        The augmentation's name (part of the measurement's key).
+
+    Returns
+    -------
+    Tuning
+    """
+    from .models import init_model
+
+    torch = _torch()
+    budget = memory_budget(dev, memory)
+    model = init_model(model_fn, cfg.seed, 0).to(dev)
+    b = min(cfg.batch_size, len(data.x))
+    idx = torch.arange(b)
+    xb = data.x.to_float(data.x.raw(idx))
+    act = activation_bytes(model, xb, data.y[idx.to(data.y.device)], cfg, dev)
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    timings: dict[str, float] = {}
+    source = "given"
+    key = tuning_key(model, cfg, augment, dev)
+    if strategy == "auto" and len(strategies) == 1:
+        strategy = strategies[0]
+    elif strategy == "auto":
+        cached = _MEASURED.get(json.dumps(key, sort_keys=True))
+        same = [k for k in known or [] if k.get("key") == key and k.get("strategy") in strategies]
+        if same:
+            strategy, timings, source = same[0]["strategy"], dict(same[0].get("timings", {})), "store"
+        elif cached is not None and cached[0] in strategies:
+            (strategy, timings), source = cached, "measured"
+        else:
+            cap = ensemble or MAX_MEMBERS.get(dev.type, 64)
+            fits = size_ensemble(params * _state_copies(cfg, "vmap"), act, budget, "vmap", cap)
+            timings = {s: _probe_seconds(model_fn, cfg, data, dev, s, min(PROBE_MEMBERS[s], cap, fits))
+                       for s in strategies}  # fmt: skip
+            strategy, source = min(timings, key=lambda s: timings[s]), "measured"
+            _MEASURED[json.dumps(key, sort_keys=True)] = (strategy, timings)
+    member = params * _state_copies(cfg, strategy)
+    if ensemble is None:
+        ensemble = size_ensemble(member, act, budget, strategy, MAX_MEMBERS.get(dev.type, 64))
+    chunk = eval_chunk(act, b, ensemble if strategy == "vmap" else 1, budget)
+    return Tuning(strategy, int(ensemble), chunk, int(member), act, budget, timings, source, key)
+
+
+def tuning_key(model: Any, cfg: TrainConfig, augment: str, dev: Any) -> dict[str, Any]:
+    """What a strategy measurement depends on: the model, the batch, the precision, the
+    augmentation and the device (a measurement under other ones is not reused)."""
+    torch = _torch()
+    device = str(dev) + (f" {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "")
+    return {
+        "device": device,
+        "model": [f"{type(model).__module__}.{type(model).__qualname__}", sum(p.numel() for p in model.parameters())],
+        "batch_size": cfg.batch_size,
+        "precision": cfg.precision,
+        "compile": cfg.compile,
+        "augment": augment,
+    }
+
+
+def known_tunings(store_path: Any) -> list[dict[str, Any]]:
+    """The measurements a call hands its tasks: the store's last one (:data:`TUNING`), then
+    this process's (a Ray worker's check then reuses what the driver measured)."""
+    out = [{"key": json.loads(k), "strategy": s, "timings": t} for k, (s, t) in _MEASURED.items()]
+    try:
+        data = json.loads((Path(store_path) / TUNING).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return out
+    return [data, *out] if isinstance(data, dict) and data.get("source") == "measured" else out
+
+
+def remember(tuning: Tuning) -> None:
+    """Keep a worker's measurement in this process too (the next call reuses it)."""
+    if tuning.source == "measured" and tuning.key:
+        _MEASURED.setdefault(json.dumps(tuning.key, sort_keys=True), (tuning.strategy, dict(tuning.timings)))
+
+
+def record(store_path: Any, tuning: Tuning) -> None:
+    """Record a measured ``tuning`` in the store (atomically replaced: the latest wins)."""
+    from .._io import atomic_write
+
+    data = json.dumps(tuning.as_dict(), indent=1, sort_keys=True, allow_nan=False).encode()
+    atomic_write(Path(store_path) / TUNING, lambda f: f.write(data))
