@@ -436,3 +436,47 @@ def test_word_corpus_through_a_vocabulary(tmp_path):
     (tmp_path / "idx" / "vocab.json").write_text('["x"]')
     with pytest.raises(CorpusIndexError, match="vocab"):
         CorpusIndex.open(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("dtype, parts", [("uint16", 1), ("uint16", 3), ("int32", 1), ("int64", 2)])
+def test_megatron_datasets(tmp_path, dtype, parts):
+    """Megatron .idx/.bin datasets (whole or in parts, any integer dtype), documents of
+    several sequences: the index counts what the streaming engine counts."""
+    from memscore.ngrams.megatron import write_megatron
+
+    rng = np.random.default_rng(6)
+    rows = [rng.integers(0, 7, size=int(rng.integers(0, 40))) for _ in range(60)]
+    doc_index = np.array([0, 3, 3, 10, 25, 41, 60])  # first row of each document, then the row count
+    prefix = write_megatron(tmp_path / "data" / "document", rows, dtype, doc_index=doc_index, parts=parts)
+    corpus = Corpus.from_megatron(prefix)
+    idx = CorpusIndex.build(corpus, tmp_path / "idx")
+    docs = [
+        np.concatenate(rows[a:b]).tolist() if b > a else [] for a, b in zip(doc_index[:-1], doc_index[1:], strict=True)
+    ]
+    qs = random_queries(rng, docs, 7, 300)
+    assert idx.count(qs).tolist() == count_ngrams(corpus, qs).tolist() == ref.count_ngrams(docs, qs)
+    assert [idx.document(d).tolist() for d in range(len(docs))] == docs
+    CorpusIndex.open(tmp_path / "idx", corpus=corpus).check_corpus(corpus, content=True)
+
+
+def test_parquet_text_corpus(tmp_path):
+    """Parquet text shards (row group by row group) through a word normalizer."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from memscore.ngrams import Normalizer
+
+    rng = np.random.default_rng(8)
+    words = ["alpha", "beta", "gamma", "delta", "the", "and"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 12)))) for _ in range(90)]
+    pq.write_table(pa.table({"text": texts}), tmp_path / "a.parquet", row_group_size=20)
+    corpus = Corpus.from_parquet(tmp_path / "a.parquet", normalizer=Normalizer(stopwords="english"))
+    idx = CorpusIndex.build(corpus, tmp_path / "idx")
+    queries = ["alpha beta", "gamma", "delta alpha gamma", "beta beta"]
+    a, b = (
+        ngram_stats(corpus, queries, [("alpha", "gamma")]),
+        ngram_stats(corpus, queries, [("alpha", "gamma")], index=idx),
+    )
+    assert b.counts.tolist() == a.counts.tolist() and a.counts.sum() > 0
+    assert b.doc_freq.tolist() == a.doc_freq.tolist() and b.cooccurrence.tolist() == a.cooccurrence.tolist()
+    assert (b.n_documents, b.n_tokens) == (a.n_documents, a.n_tokens)

@@ -45,7 +45,9 @@ from .._io import atomic_write, write_json
 from ..errors import CorpusError, CorpusIndexError, IndexMismatchError
 from ..executors import ExecutorLike, as_executor
 from ._documents import documents
+from .arrow_text import BATCHED_KINDS, text_batches
 from .corpus import Corpus, _Shard
+from .megatron import MegatronFiles
 from .normalizer import Normalizer
 from .queries import QuerySet, _token_query_arrays
 from .stats import NgramStats
@@ -66,6 +68,8 @@ _NO_LIMIT = 2**63 - 1
 def _shard_arrays(shard: _Shard) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
     """(tokens, document offsets) of a token shard: token files memory-mapped, offsets
     as uint64."""
+    if shard.kind == "megatron":
+        return _megatron_arrays(shard.payload)
     if shard.kind != "tokens":  # a source this module does not read yet: say so, never guess
         raise CorpusIndexError(f"{shard.name}: shards of kind {shard.kind!r} cannot be indexed yet")
     tokens, offs = shard.payload
@@ -87,7 +91,24 @@ def _shard_arrays(shard: _Shard) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
 def _shard_documents(shard: _Shard, skip_errors: bool) -> Iterator[str]:
     if shard.kind == "texts":
         return iter(shard.payload)
+    if shard.kind in BATCHED_KINDS:  # Parquet, Arrow, datasets: batch by batch
+        batches = text_batches(shard.kind, shard.payload, shard.option, skip_errors, shard.name)
+        return (t for texts, _ in batches for t in texts)
     return documents(Path(shard.payload), shard.option if shard.kind == "jsonl" else "text", skip_errors=skip_errors)
+
+
+def _megatron_arrays(mf: MegatronFiles) -> tuple[np.ndarray, npt.NDArray[np.uint64]]:
+    """(tokens, document starts) of a Megatron dataset: a whole uint16 / uint32 ``.bin``
+    memory-mapped; a ``.bin`` in parts or of another dtype read into memory as uint32 (its
+    values checked to be token ids)."""
+    tokens = mf.tokens()
+    if not (isinstance(tokens, np.ndarray) and tokens.dtype.kind == "u" and tokens.dtype.itemsize in (2, 4)):
+        raw = b"".join(Path(p).read_bytes() for p in mf.parts)
+        values = np.frombuffer(raw, dtype=np.dtype(mf.dtype).newbyteorder("<"), count=mf.n_tokens)
+        if values.size and (values.min() < 0 or values.max() > 2**32 - 1 or (values % 1 != 0).any()):
+            raise CorpusError(f"{mf.parts[0]}: holds values that are no token ids ({values.min()}..{values.max()})")
+        tokens = values.astype(np.uint16 if values.size == 0 or values.max() < 2**16 else np.uint32)
+    return tokens, np.ascontiguousarray(mf.doc_starts(), dtype=np.uint64)
 
 
 def _text_arrays(
@@ -388,8 +409,9 @@ class CorpusIndex:
         Parameters
         ----------
         corpus : Corpus
-            A token corpus (uint16 or uint32 ids), or a text corpus (in-memory texts, jsonl
-            files, whole text files: ``split="file"``), tokenized in the task by its
+            A token corpus (uint16 or uint32 ids; ``.npy`` shards, arrays, Megatron
+            datasets), or a text corpus (in-memory texts, jsonl, whole text files:
+            ``split="file"``, Parquet, Arrow, datasets), tokenized in the task by its
             normalizer, one part per shard (``memory`` does not cut them; their tokens are
             held in memory): a subword normalizer gives the tokenizer's ids, word
             normalization ids of one vocabulary of the corpus's words (a first pass over
