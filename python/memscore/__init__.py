@@ -20,9 +20,11 @@ from ._validate import check_int
 from .errors import (
     ClusterError,
     CorpusError,
+    CorpusIndexError,
     DatasetError,
     DivergedError,
     ImportFileError,
+    IndexMismatchError,
     MemscoreError,
     RunNotFoundError,
     StoreError,
@@ -31,6 +33,7 @@ from .executors import LocalExecutor, RayExecutor, ThreadExecutor
 from .knn import KnnIndex, ResMem, extract_embeddings, knn, knn_shapley, tune_resmem
 from .ngrams import (
     Corpus,
+    CorpusIndex,
     NgramStats,
     Normalizer,
     cooccurrence,
@@ -155,6 +158,9 @@ else:
 __all__ = [
     "Corpus",
     "CorpusError",
+    "CorpusIndex",
+    "CorpusIndexError",
+    "IndexMismatchError",
     "Disagreement",
     "disagreement",
     "proxy_table",

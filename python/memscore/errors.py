@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING
 __all__ = [
     "ClusterError",
     "CorpusError",
+    "CorpusIndexError",
     "DatasetError",
     "DivergedError",
     "ImportFileError",
+    "IndexMismatchError",
     "MemscoreError",
     "NotFittedError",
     "RunNotFoundError",
@@ -55,6 +57,17 @@ class RunNotFoundError(StoreError, KeyError):
 
 class CorpusError(MemscoreError):
     """A corpus shard cannot be read or parsed."""
+
+
+class CorpusIndexError(MemscoreError):
+    """A corpus index is missing, unfinished or damaged: no manifest, a manifest of another
+    format, a part file missing, of the wrong size, or whose checksum differs; the message
+    names the file."""
+
+
+class IndexMismatchError(CorpusIndexError):
+    """A corpus index was built from another corpus than the one given (other shards,
+    files changed since the build, other tokens)."""
 
 
 class DatasetError(MemscoreError):

@@ -88,6 +88,13 @@ def test_cli_memorization(trained, tmp_path):
     assert top["fraction"].to_list() == [1.0, 0.0]  # trained memorized the 100x ones, untrained did not
     assert (out / "memorization.png").stat().st_size > 1000
     assert json.loads((out / "run.json").read_text())["k"] == K
+    # the duplicates from the corpus's index: the same table
+    from memscore.ngrams import Corpus, CorpusIndex
+
+    CorpusIndex.build(Corpus.from_token_files(d / "corpus.npy"), tmp_path / "idx")
+    r = CliRunner().invoke(app, [*args[:5], str(tmp_path / "out-index"), *args[6:], "--index", str(tmp_path / "idx")])
+    assert r.exit_code == 0, r.output
+    assert pl.read_parquet(tmp_path / "out-index" / "sequences.parquet").equals(table)
 
     # an error before any model runs: k + m past the context
     r = CliRunner().invoke(app, [*args[:10], "--k", "10", "--m", "10"])

@@ -194,3 +194,19 @@ def test_relative_shard_paths(request, tmp_path, monkeypatch, kind):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert NgramStats.read_parquet(tmp_path / "o" / "merged.parquet").counts.tolist() == [int(want.counts[0])]
+
+
+@pytest.mark.parametrize("kind", EXECUTORS)
+def test_index_built_on_any_executor_is_the_same(request, tmp_path, kind):
+    """A corpus index built part by part on any executor (Ray workers writing the parts)
+    has the files of a local build, byte for byte."""
+    from memscore.ngrams import CorpusIndex
+
+    corpus = _token_shards(tmp_path / "c")
+    local = CorpusIndex.build(corpus, tmp_path / "local")
+    idx = CorpusIndex.build(corpus, tmp_path / kind, executor=_executor(request, kind), memory=6 * (1 << 20))
+    assert idx.count(QUERIES).tolist() == local.count(QUERIES).tolist()
+    for p in local.manifest["parts"]:
+        for ext in (".tokens", ".sa", ".docs"):
+            name = p["file"] + ext
+            assert (tmp_path / kind / name).read_bytes() == (tmp_path / "local" / name).read_bytes()

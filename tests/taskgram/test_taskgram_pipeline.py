@@ -39,7 +39,7 @@ def test_bibles_load_and_align():
         load_bible("niv")
 
 
-def test_taskgram_scores_equal_reference_counts_on_real_text():
+def test_taskgram_scores_equal_reference_counts_on_real_text(tmp_path):
     norm = default_normalizer()
     kjv = load_bible("kjv")
     docs = [kjv[v] for v in sorted(kjv)[:400]]
@@ -54,6 +54,9 @@ def test_taskgram_scores_equal_reference_counts_on_real_text():
     assert got.height == pairs.height and (got["c_x"] > 0).any() and (got["c_xy"] > 0).any()
     want = taskgram_logprob({"doc_freq": got["c_x"].to_numpy(), "cooccurrence": got["c_xy"].to_numpy()}, alpha=0.5)
     assert got["logp_tg"].to_list() == pytest.approx(want.tolist())
+    # from the corpus's index (its words numbered by one vocabulary): the same scores
+    idx = ngrams.CorpusIndex.build(corpus, tmp_path / "idx")
+    assert taskgram_scores(pairs, corpus, alpha=0.5, index=idx).equals(got)
 
 
 def test_run_pipeline_quick(tmp_path):

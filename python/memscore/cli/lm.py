@@ -12,6 +12,9 @@ step…`` checkpoint of one model; one Parquet table, a per-checkpoint summary a
 
 ``memscore lm membership`` writes the membership scores of every sequence of a file
 (loss, zlib, Min-K%, Min-K%++ and, with ``--reference``, the reference ratio).
+
+``memscore lm trace`` traces generations to the corpus through its index: maximal
+matching spans, the longest match at each token, n-novelty; a Parquet table and an HTML view.
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ def memorization(
         float | None, typer.Option("--gpus-per-task", help="GPUs of one task (a model x block of sequences)")
     ] = None,
     cpus_per_task: Annotated[float | None, typer.Option("--cpus-per-task", help="CPUs of one task")] = None,
+    index: Annotated[
+        pathlib.Path | None,
+        typer.Option("--index", help="the token corpus's index (memscore ngrams index): duplicates counted from it"),
+    ] = None,
 ) -> None:
     """Write OUT/sequences.parquet (one row per model and sequence), OUT/curve.csv (memorized
     fraction per duplicate-count bin and model), OUT/memorization.png and OUT/run.json.
@@ -169,8 +176,21 @@ def memorization(
         if len(vocabs) > 1:
             raise ValueError("--model: a text --corpus is tokenized once, so every model must share one tokenizer")
         token_corpus = tokenize_corpus(corpus, checked[0][1], out / "tokens", text_field=text_field)
+    corpus_index = None
+    if index is not None:
+        from ..ngrams.index import CorpusIndex
+
+        corpus_index = CorpusIndex.open(index, corpus=token_corpus)
     sample = sample_sequences(
-        token_corpus, samples, k + m, stratify=stratify, pool=pool, seed=seed, progress=progress, executor=ex
+        token_corpus,
+        samples,
+        k + m,
+        stratify=stratify,
+        pool=pool,
+        seed=seed,
+        progress=progress,
+        executor=ex,
+        index=corpus_index,
     )
     table = memorization_table(specs, sample, k, m, batch_size=batch_size, device=dev, executor=ex, progress=progress)
     curve = memorization_curve(table)
@@ -416,3 +436,41 @@ def membership(
     )
     atomic_write(out, lambda f: table.write_parquet(f))
     typer.echo(f"wrote {out}: {table.height} sequences, columns {', '.join(table.columns)}")
+
+
+@app.command("trace")
+def trace_cmd(
+    index: Annotated[pathlib.Path, typer.Option("--index", help="A corpus index (memscore ngrams index).")],
+    generations: Annotated[
+        pathlib.Path,
+        typer.Option("--generations", exists=True, dir_okay=False, help="jsonl: 'tokens' (ids) or 'text', and 'id'."),
+    ],
+    out: Annotated[pathlib.Path, typer.Option("--out", help="Output directory (trace.parquet, trace.html).")],
+    tokenizer: Annotated[
+        pathlib.Path | None, typer.Option("--tokenizer", help="tokenizer.json of the corpus (for 'text' items).")
+    ] = None,
+    min_len: Annotated[int, typer.Option("--min-len", help="Shortest span kept.")] = 8,
+    max_count: Annotated[
+        int | None, typer.Option("--max-count", help="Keep spans occurring at most this often.")
+    ] = None,
+    n_docs: Annotated[int, typer.Option("--n-docs", help="Occurrences listed per span.")] = 3,
+    max_n: Annotated[int, typer.Option("--max-n", help="Novelty for n = 1..max-n.")] = 8,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the index's checksums on open.")] = True,
+) -> None:
+    """Trace generations to the corpus: OUT/trace.parquet (spans, longest match per token,
+    n-novelty per generation) and OUT/trace.html (the spans highlighted)."""
+    from ..lm.trace import trace, write_trace_html
+    from ..ngrams.index import CorpusIndex
+    from ._tokens import read_token_items
+
+    check_output_dir(out, "--out")
+    for value, name in ((min_len, "--min-len"), (n_docs, "--n-docs"), (max_n, "--max-n")):
+        check_int(value, name, 0 if name == "--n-docs" else 1)
+    items = read_token_items(generations, tokenizer, "--generations")
+    idx = CorpusIndex.open(index, verify=verify)
+    table = trace(idx, items.tokens, ids=items.ids, min_len=min_len, max_count=max_count, n_docs=n_docs, max_n=max_n)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "trace.parquet", lambda f: table.write_parquet(f))
+    write_trace_html(table, out / "trace.html", token_strings=items.strings, min_len=min_len)
+    n_spans = sum(len(s) for s in table["spans"].to_list())
+    typer.echo(f"{table.height} generations, {n_spans} spans -> {out / 'trace.parquet'}, {out / 'trace.html'}")

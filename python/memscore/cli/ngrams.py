@@ -21,18 +21,23 @@ Every file is written under a unique ``.tmp-<uuid>`` name and renamed into place
 temporary files. A killed run can leave ``.tmp-*`` files behind: ``memscore ngrams clean
 OUT`` removes those older than an hour (``--all`` for every one, when no run is going).
 
+``index`` builds a corpus index (:class:`memscore.ngrams.CorpusIndex`) of token shards;
+``contamination`` measures, per benchmark item, the share of its tokens in verbatim corpus
+matches of at least N tokens, from an index.
+
 Queries file: one query per line (text corpora), or a ``.json`` list of strings or of
 token-id lists. Pairs file: one ``a<TAB>b`` per line, or a ``.json`` list of ``[a, b]``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import typer
 
@@ -239,7 +244,7 @@ def clean(
     ),
     older_than: float = typer.Option(3600.0, "--older-than", help="Seconds: remove temporary files older than this."),
 ) -> None:
-    """Remove the .tmp-* files an interrupted count left in OUT and OUT/partials."""
+    """Remove the .tmp-* files an interrupted count (or index build) left in OUT and OUT/partials."""
     if not out.is_dir():
         typer.echo(f"error: {out}: not a directory", err=True)
         raise typer.Exit(2)
@@ -248,3 +253,70 @@ def clean(
     for p in removed:
         typer.echo(f"removed {p}")
     typer.echo(f"{len(removed)} temporary files removed")
+
+
+def _write_bytes(data: bytes, fh: IO[bytes]) -> None:
+    fh.write(data)
+
+
+def _bytes(text: str) -> int:
+    """``8G``, ``512M``, ``4096`` -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, flags=re.IGNORECASE)
+    if not m:
+        raise typer.BadParameter(f"--memory: expected bytes such as 8G, 512M or 1000000, got {text!r}")
+    scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[m.group(2).upper()]
+    return int(float(m.group(1)) * scale)
+
+
+@app.command("index")
+def index_cmd(
+    corpus: str = typer.Option(..., "--corpus", help="Directory, glob or file of token shards (.npy + .offsets.npy)."),
+    out: Path = typer.Option(..., "--out", help="The index directory (made if missing; a rerun resumes)."),
+    memory: str | None = typer.Option(None, "--memory", help="Memory the builds may hold (e.g. 16G): cuts shards."),
+    executor: str = typer.Option("threads", "--executor", help=COUNT_EXECUTOR_HELP),
+) -> None:
+    """Build a corpus index (suffix arrays, one or more parts per shard) in OUT."""
+    from ..ngrams.index import CorpusIndex
+
+    ex = _count_executor(executor, None, None)
+    if not ex.in_process:
+        corpus = os.path.abspath(corpus)
+    c = open_corpus(corpus)
+    idx = CorpusIndex.build(c, out, executor=ex, memory=None if memory is None else _bytes(memory))
+    typer.echo(
+        f"{idx.n_tokens:,} tokens, {idx.n_docs:,} documents, {len(idx.manifest['parts'])} parts, "
+        f"{idx.nbytes / max(1, idx.n_tokens):.2f} bytes/token -> {out}"
+    )
+
+
+@app.command("contamination")
+def contamination_cmd(
+    index: Path = typer.Option(..., "--index", help="A corpus index (memscore ngrams index)."),
+    benchmark: Path = typer.Option(
+        ..., "--benchmark", exists=True, dir_okay=False, help="jsonl: 'tokens' (ids) or 'text', and 'id'."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output directory (contamination.parquet, clean/contaminated.jsonl)."),
+    tokenizer: Path | None = typer.Option(None, "--tokenizer", help="tokenizer.json of the corpus (for 'text' items)."),
+    n: int = typer.Option(13, "--n", help="Shortest verbatim match that counts."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Contaminated when this share of tokens is covered."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the index's checksums on open."),
+) -> None:
+    """Per benchmark item, the share of its tokens in corpus matches of at least N tokens:
+    OUT/contamination.parquet, and the items split into OUT/clean.jsonl and
+    OUT/contaminated.jsonl (the lines as given)."""
+    from ..ngrams.contamination import contamination
+    from ..ngrams.index import CorpusIndex
+    from ._checks import check_output_dir
+    from ._tokens import read_token_items
+
+    check_output_dir(out, "--out")
+    items = read_token_items(benchmark, tokenizer, "--benchmark")
+    idx = CorpusIndex.open(index, verify=verify)
+    table = contamination(idx, items.tokens, n=n, threshold=threshold, ids=items.ids)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "contamination.parquet", table.write_parquet)
+    flags = table["contaminated"].to_list()
+    for name, keep in (("clean.jsonl", False), ("contaminated.jsonl", True)):
+        data = "".join(line + "\n" for line, f in zip(items.lines, flags, strict=True) if f is keep).encode("utf-8")
+        atomic_write(out / name, functools.partial(_write_bytes, data))
+    typer.echo(f"{len(flags)} items: {sum(flags)} contaminated (n = {n}, threshold {threshold}) -> {out}")

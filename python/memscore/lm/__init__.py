@@ -12,7 +12,8 @@ duplicates of the same rows at several ``revision="step…"`` checkpoints),
 :func:`checkpoint_summary` / :func:`plot_checkpoints`; ``memscore lm memorization --rows``.
 Membership scores per sequence (loss, zlib, reference ratio, Min-K%,
 Min-K%++): :func:`membership_scores` / :func:`membership_from_logits`, ``memscore lm
-membership``. Every heavy function takes ``executor=`` (local, threads, Ray) and
+membership``. Tracing generations to the corpus through its index (:func:`trace`,
+:func:`write_trace_html`, ``memscore lm trace``). Every heavy function takes ``executor=`` (local, threads, Ray) and
 ``gpus_per_task=``: the sequences are split into blocks (and models), one task each, merged
 in row order, so the results are identical whichever executor runs them.
 
@@ -57,6 +58,7 @@ from .sampler import (
 )
 from .scoring import model_logits, token_logprobs
 from .tokenize import tokenize_corpus
+from .trace import trace, write_trace_html
 
 __all__ = [
     "Extraction",
@@ -98,4 +100,6 @@ __all__ = [
     "token_logprobs",
     "token_shard_arrays",
     "tokenize_corpus",
+    "trace",
+    "write_trace_html",
 ]

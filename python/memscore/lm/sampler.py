@@ -23,6 +23,7 @@ from .._validate import check_int
 from ..executors import ExecutorLike
 from ..ngrams.corpus import Corpus
 from ..ngrams.counting import ngram_stats
+from ..ngrams.index import CorpusIndex
 
 __all__ = [
     "FewerSequencesWarning",
@@ -107,7 +108,12 @@ def _window_starts(n_tokens: int, offsets: npt.NDArray[np.int64], length: int) -
 
 
 def duplicate_counts(
-    corpus: Corpus, tokens: npt.NDArray[np.int64], *, progress: bool = False, executor: ExecutorLike = None
+    corpus: Corpus,
+    tokens: npt.NDArray[np.int64],
+    *,
+    progress: bool = False,
+    executor: ExecutorLike = None,
+    index: CorpusIndex | None = None,
 ) -> npt.NDArray[np.int64]:
     """Occurrences in ``corpus`` of each row of ``tokens`` (the one counting call of the
     memorization measurements, on ``executor``'s workers: :func:`ngram_stats`).
@@ -123,6 +129,8 @@ def duplicate_counts(
     executor : Executor or str, optional
         Who counts the shards (:func:`memscore.executors.as_executor`; default: one pass in
         this process).
+    index : CorpusIndex, optional
+        The corpus's index: the counts come from it (no pass over the corpus), equal.
 
     Returns
     -------
@@ -131,7 +139,7 @@ def duplicate_counts(
     """
     if tokens.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    return ngram_stats(corpus, [row for row in tokens], progress=progress, executor=executor).counts
+    return ngram_stats(corpus, [row for row in tokens], progress=progress, executor=executor, index=index).counts
 
 
 def log2_bin(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -189,6 +197,7 @@ def sample_sequences(
     seed: int = 0,
     progress: bool = False,
     executor: ExecutorLike = None,
+    index: CorpusIndex | None = None,
 ) -> SampledSequences:
     """Draw ``n`` token windows of ``length`` tokens from a token corpus and count them.
 
@@ -214,6 +223,9 @@ def sample_sequences(
         Who counts the windows' duplicates over the corpus shards
         (:func:`memscore.executors.as_executor`; default: one pass in this process). The
         draw itself is cheap and stays in this process.
+    index : CorpusIndex, optional
+        The corpus's index (:class:`memscore.ngrams.CorpusIndex`): the duplicate counts
+        come from it instead of a pass over the corpus, with the same values.
 
     Returns
     -------
@@ -238,7 +250,7 @@ def sample_sequences(
     rng = np.random.default_rng(seed)
     draw = (pool if pool is not None else 20 * n) if stratify else n
     tokens, shard, pos = _uniform(shards, length, draw, rng)
-    counts = duplicate_counts(corpus, tokens, progress=progress, executor=executor)
+    counts = duplicate_counts(corpus, tokens, progress=progress, executor=executor, index=index)
     if stratify and tokens.shape[0] > n:
         bins = log2_bin(counts)
         labels = np.unique(bins)

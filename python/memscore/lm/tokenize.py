@@ -12,54 +12,19 @@ document boundary, so no separator is needed.
 from __future__ import annotations
 
 import functools
-import gzip
-import io
 import itertools
-import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from .._io import atomic_write
-from ..errors import CorpusError
+from ..ngrams._documents import documents
 from ..ngrams._paths import JSONL_EXT, TEXT_EXT, Paths
 from ..ngrams.corpus import Corpus, _expand
 
 __all__ = ["tokenize_corpus"]
-
-
-def _open_text(path: Path) -> IO[str]:
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    if name.endswith((".zst", ".zstd")):
-        try:
-            import zstandard
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(f"{path}: reading .zst needs the zstandard package: pip install zstandard") from exc
-        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
-def _documents(path: Path, text_field: str) -> Iterator[str]:
-    is_jsonl = any(path.name.lower().endswith(e) for e in JSONL_EXT)
-    with _open_text(path) as f:
-        if not is_jsonl:
-            yield f.read()
-            return
-        for k, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                doc = json.loads(line)[text_field]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise CorpusError(f"{path}, line {k}: expected a JSON object with a string {text_field!r}") from exc
-            if not isinstance(doc, str):
-                raise CorpusError(f"{path}, line {k}: expected a string {text_field!r}, got {type(doc).__name__}")
-            yield doc
 
 
 def _encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
@@ -74,7 +39,7 @@ def _tokenize_file(
     """(flat tokens, document starts) of one file, tokenized ``batch_size`` documents at a time."""
     pieces: list[np.ndarray] = []
     batch: list[str] = []
-    docs = _documents(path, text_field)
+    docs = documents(path, text_field)
     while True:
         batch = list(itertools.islice(docs, batch_size))
         if not batch:

@@ -16,13 +16,19 @@ Counts of separate shards add up: :meth:`NgramStats.merge` sums partial results,
 :meth:`NgramStats.write_parquet` stores as Parquet. A :class:`QuerySet` prepares queries
 and pairs once and counts any subset of shards with them (``qs.count(corpus.shards()[i])``);
 ``memscore ngrams count`` is built on it.
+
+A :class:`CorpusIndex` (suffix arrays, built once) answers the same counts without
+reading the corpus again, plus positions, next-token counts, ∞-gram probabilities, the
+longest match at each position and the maximal matching spans of a text.
 """
 
 from __future__ import annotations
 
 from ._paths import TOKEN_OFFSETS_SUFFIX
+from .contamination import contamination
 from .corpus import Corpus, open_corpus
 from .counting import cooccurrence, count_ngrams, document_frequency, ngram_stats
+from .index import CorpusIndex, InfgramProb
 from .normalizer import ENGLISH_STOPWORDS, Normalizer
 from .queries import ProgressCounter, QuerySet
 from .stats import NgramStats
@@ -30,11 +36,14 @@ from .stats import NgramStats
 __all__ = [
     "ENGLISH_STOPWORDS",
     "Corpus",
+    "CorpusIndex",
+    "InfgramProb",
     "NgramStats",
     "Normalizer",
     "ProgressCounter",
     "QuerySet",
     "TOKEN_OFFSETS_SUFFIX",
+    "contamination",
     "cooccurrence",
     "count_ngrams",
     "document_frequency",

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from .._core import ProgressCounter
 from ..executors import Executor, ExecutorLike, as_executor
 from .corpus import Corpus
+from .index import CorpusIndex
 from .queries import QuerySet, with_bytes_bar
 from .stats import NgramStats
 
@@ -172,9 +173,10 @@ def ngram_stats(
     *,
     progress: bool = False,
     executor: ExecutorLike = None,
+    index: CorpusIndex | None = None,
 ) -> NgramStats:
     """Occurrence counts and document frequency of ``queries`` and document co-occurrence
-    of ``pairs``, in one pass over ``corpus``.
+    of ``pairs``, in one pass over ``corpus`` (or from its :class:`CorpusIndex`).
 
     Parameters
     ----------
@@ -197,6 +199,10 @@ def ngram_stats(
         prepared queries shared once, e.g. through Ray's object store) and the results are
         merged in shard order (:func:`count_shards`). The counts are identical either way.
         Ray workers need the shard files by absolute path.
+    index : CorpusIndex, optional
+        The index of ``corpus`` (:meth:`CorpusIndex.build`): the counts come from it, with
+        no pass over the corpus, and are the same. Checked against ``corpus``
+        (:meth:`CorpusIndex.check_corpus`).
 
     Returns
     -------
@@ -214,6 +220,8 @@ def ngram_stats(
         An unreadable shard.
     memscore.ClusterError
         The cluster cannot be reached or lacks the resources of a task.
+    memscore.IndexMismatchError
+        ``index`` was built from another corpus.
 
     Warns
     -----
@@ -238,6 +246,10 @@ def ngram_stats(
     else:
         qs = QuerySet(corpus, queries, pairs)
     qs.check_corpus(corpus)
+    if index is not None:
+        if not isinstance(index, CorpusIndex):
+            raise TypeError(f"index: expected a memscore.ngrams.CorpusIndex, got {type(index).__name__}")
+        return index.stats(qs, corpus)
     # one task of the whole corpus (one pass) where that is fastest; else one piece per shard
     pieces = [corpus] if _one_task(ex) or corpus.n_shards == 0 else corpus.shards()
     parts = count_shards(qs, pieces, ex, progress=progress)

@@ -16,8 +16,14 @@ __all__ = [
     "cooccurrence",
     "count_ngrams",
     "document_frequency",
+    "infgram_prob",
     "jsonl_texts",
+    "longest_match",
+    "maximal_spans",
+    "next_tokens",
     "normalize",
+    "novelty",
+    "positions",
     "punct_ranges",
     "stats",
 ]
@@ -196,3 +202,167 @@ def jsonl_texts(lines: Iterable[str], field: str = "text") -> list[str]:
     list of str
     """
     return [json.loads(line)[field] for line in lines if line.strip()]
+
+
+# ------------------------------------------------------------------ corpus-index queries
+
+
+def positions(docs: Sequence[Sequence[int]], gram: Sequence[int]) -> list[tuple[int, int]]:
+    """Every ``(document, offset)`` where ``gram`` starts, in corpus order.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of int
+        Token documents.
+    gram : sequence of int
+        The n-gram (n >= 1).
+
+    Returns
+    -------
+    list of (int, int)
+    """
+    n = len(gram)
+    return [(d, i) for d, doc in enumerate(docs) for i in range(len(doc) - n + 1) if list(doc[i : i + n]) == list(gram)]
+
+
+def next_tokens(docs: Sequence[Sequence[int]], prefix: Sequence[int]) -> dict[int, int]:
+    """How often each token follows ``prefix`` inside a document.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of int
+        Token documents.
+    prefix : sequence of int
+        The prefix (may be empty: every token counts).
+
+    Returns
+    -------
+    dict of int to int
+    """
+    n = len(prefix)
+    out: dict[int, int] = {}
+    for doc in docs:
+        for i in range(len(doc) - n):
+            if list(doc[i : i + n]) == list(prefix):
+                out[doc[i + n]] = out.get(doc[i + n], 0) + 1
+    return out
+
+
+def infgram_prob(docs: Sequence[Sequence[int]], context: Sequence[int], token: int) -> tuple[int, int, int]:
+    """The ∞-gram estimate: the longest suffix of ``context`` that some token follows in a
+    document, and ``(count of that suffix followed by token, occurrences of the suffix
+    followed by any token, suffix length)``.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of int
+        Token documents.
+    context : sequence of int
+        The context.
+    token : int
+        The next token.
+
+    Returns
+    -------
+    (int, int, int)
+    """
+    for k in range(len(context), -1, -1):
+        nxt = next_tokens(docs, list(context[len(context) - k :]))
+        total = sum(nxt.values())
+        if total > 0 or k == 0:
+            return nxt.get(token, 0), total, k
+    raise AssertionError("unreachable")
+
+
+def longest_match(docs: Sequence[Sequence[int]], tokens: Sequence[int]) -> list[int]:
+    """For each position ``i``, the largest ``l`` such that ``tokens[i:i+l]`` occurs inside
+    a document.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of int
+        Token documents.
+    tokens : sequence of int
+        The text.
+
+    Returns
+    -------
+    list of int
+    """
+    out = []
+    for i in range(len(tokens)):
+        best = 0
+        for doc in docs:
+            for j in range(len(doc)):
+                length = 0
+                while i + length < len(tokens) and j + length < len(doc) and doc[j + length] == tokens[i + length]:
+                    length += 1
+                best = max(best, length)
+        out.append(best)
+    return out
+
+
+def maximal_spans(
+    docs: Sequence[Sequence[int]], tokens: Sequence[int], min_len: int = 1, max_count: int | None = None
+) -> list[tuple[int, int, int]]:
+    """The spans ``tokens[a:b]`` that occur in a document while neither ``tokens[a-1:b]``
+    nor ``tokens[a:b+1]`` does, at least ``min_len`` long and occurring at most
+    ``max_count`` times: ``(a, b, count)`` by start.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of int
+        Token documents.
+    tokens : sequence of int
+        The text.
+    min_len : int, default 1
+    max_count : int, optional
+
+    Returns
+    -------
+    list of (int, int, int)
+    """
+
+    def occurs(a: int, b: int) -> bool:
+        return count_ngrams(docs, [list(tokens[a:b])])[0] > 0
+
+    out = []
+    n = len(tokens)
+    for a in range(n):
+        for b in range(a + 1, n + 1):
+            if not occurs(a, b):
+                continue
+            if (a > 0 and occurs(a - 1, b)) or (b < n and occurs(a, b + 1)):
+                continue
+            c = count_ngrams(docs, [list(tokens[a:b])])[0]
+            if b - a >= min_len and (max_count is None or c <= max_count):
+                out.append((a, b, c))
+    return out
+
+
+def novelty(docs: Sequence[Sequence[int]], tokens: Sequence[int], n: int) -> list[float]:
+    """For k = 1..n, the share of the k-grams of ``tokens`` (one per start) that occur in
+    no document; NaN when the text has no k-gram.
+
+    Parameters
+    ----------
+    docs : sequence of sequence of int
+        Token documents.
+    tokens : sequence of int
+        The text.
+    n : int
+        The largest k.
+
+    Returns
+    -------
+    list of float
+    """
+    out = []
+    for k in range(1, n + 1):
+        grams = [list(tokens[i : i + k]) for i in range(len(tokens) - k + 1)]
+        if not grams:
+            out.append(float("nan"))
+            continue
+        absent = sum(1 for g in grams if count_ngrams(docs, [g])[0] == 0)
+        out.append(absent / len(grams))
+    return out

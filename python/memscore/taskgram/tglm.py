@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from .._validate import check_float
 from ..executors import ExecutorLike, as_executor
+
+if TYPE_CHECKING:
+    from ..ngrams.index import CorpusIndex
 
 __all__ = ["per_example", "taskgram_logprob", "taskgram_scores"]
 
@@ -174,6 +177,7 @@ def taskgram_scores(
     alpha: float = 1.0,
     progress: bool = False,
     executor: ExecutorLike = None,
+    index: CorpusIndex | None = None,
 ) -> pl.DataFrame:
     """Count every pair of :func:`~memscore.taskgram.extract_pairs`'s output in ``corpus`` in one pass.
 
@@ -196,6 +200,9 @@ def taskgram_scores(
         Who counts (as in :func:`memscore.ngrams.ngram_stats`: the default one pass in this
         process, ``"threads"``, ``"ray"``... one task per ``shards_per_task`` shards of
         ``corpus``); the counts and scores are identical whichever runs them.
+    index : CorpusIndex, optional
+        The corpus's index (:class:`memscore.ngrams.CorpusIndex`; a token corpus, or text
+        through a subword tokenizer): the counts come from it instead of a pass, equal.
 
     Returns
     -------
@@ -232,7 +239,7 @@ def taskgram_scores(
         )
     xs = uniq["x"].unique(maintain_order=True).to_list()
     pair_list = list(zip(uniq["x"].to_list(), uniq["y"].to_list(), strict=True))
-    stats = ngram_stats(corpus, queries=xs, pairs=pair_list, progress=progress, executor=ex)
+    stats = ngram_stats(corpus, queries=xs, pairs=pair_list, progress=progress, executor=ex, index=index)
     _warn_unmatched(stats, len(xs), alpha)
     df_x = pl.DataFrame({"x": xs, "c_x": np.asarray(stats.doc_freq, dtype=np.int64)})
     counted = uniq.with_columns(pl.Series("c_xy", np.asarray(stats.cooccurrence, dtype=np.int64))).join(

@@ -7,6 +7,7 @@
 //! | [`Error::Invalid`] | `ValueError` |
 //! | [`Error::Corpus`] | `memscore.CorpusError` |
 //! | [`Error::Io`] | `OSError` |
+//! | [`Error::Index`] | `memscore.CorpusIndexError` |
 //! | [`Error::Memory`] | `MemoryError` |
 //! | [`Error::Cancelled`] | `KeyboardInterrupt` |
 
@@ -19,6 +20,8 @@ pub enum Error {
     Invalid(String),
     /// A corpus shard cannot be read or parsed: file, 1-based line (0 when unknown), message.
     Corpus { path: String, line: u64, msg: String },
+    /// A corpus index on disk is damaged or inconsistent: the file and what is wrong.
+    Index { path: String, msg: String },
     /// An I/O error outside a corpus (path empty when unknown).
     Io { path: String, kind: std::io::ErrorKind, msg: String },
     /// An allocation failed: what it was for and how many bytes it asked (0 when unknown).
@@ -33,6 +36,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub(crate) fn corpus(path: &str, line: u64, msg: impl Into<String>) -> Self {
         Error::Corpus { path: path.to_string(), line, msg: msg.into() }
+    }
+
+    pub(crate) fn index(path: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Index { path: path.into(), msg: msg.into() }
     }
 
     /// An allocation of `bytes` bytes for `what` failed.
@@ -51,6 +58,7 @@ impl fmt::Display for Error {
             },
             Error::Corpus { path, line, msg } if *line > 0 => write!(f, "{path}, line {line}: {msg}"),
             Error::Corpus { path, msg, .. } => write!(f, "{path}: {msg}"),
+            Error::Index { path, msg } => write!(f, "corpus index {path}: {msg}"),
             Error::Io { path, msg, .. } if path.is_empty() => write!(f, "{msg}"),
             Error::Io { path, msg, .. } => write!(f, "{path}: {msg}"),
             Error::Memory { what, bytes: 0 } => write!(f, "cannot allocate memory for {what}"),

@@ -20,5 +20,6 @@ pub mod knn;
 pub mod ngram;
 pub mod pool;
 pub mod runs;
+pub mod sa;
 
 pub use error::{Error, Result};

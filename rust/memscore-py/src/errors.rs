@@ -13,10 +13,10 @@ use pyo3::prelude::*;
 /// How often the waiting thread looks for a pending signal (Ctrl-C).
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
-/// `memscore.CorpusError(msg)`, or the error met importing it.
-fn corpus_error(msg: String) -> PyErr {
+/// `memscore.errors.<class>(msg)`, or the error met importing it.
+fn memscore_error(class: &str, msg: String) -> PyErr {
     Python::attach(|py| {
-        match py.import("memscore.errors").and_then(|m| m.getattr("CorpusError")).and_then(|c| c.call1((msg,))) {
+        match py.import("memscore.errors").and_then(|m| m.getattr(class)).and_then(|c| c.call1((msg,))) {
             Ok(v) => PyErr::from_value(v),
             Err(err) => err,
         }
@@ -24,13 +24,14 @@ fn corpus_error(msg: String) -> PyErr {
 }
 
 /// The Python exception of a core error:
-/// Invalid → ValueError, Corpus → memscore.CorpusError, Io → OSError (the subclass of its
+/// Invalid → ValueError, Corpus → memscore.CorpusError, Index → memscore.CorpusIndexError, Io → OSError (the subclass of its
 /// kind, e.g. FileNotFoundError), Memory → MemoryError, Cancelled → KeyboardInterrupt.
 pub(crate) fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
         Error::Invalid(_) => PyValueError::new_err(msg),
-        Error::Corpus { .. } => corpus_error(msg),
+        Error::Corpus { .. } => memscore_error("CorpusError", msg),
+        Error::Index { .. } => memscore_error("CorpusIndexError", msg),
         Error::Io { kind, .. } => std::io::Error::new(kind, msg).into(),
         Error::Memory { .. } => PyMemoryError::new_err(msg),
         Error::Cancelled => PyKeyboardInterrupt::new_err(msg),

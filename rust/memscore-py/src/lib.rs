@@ -1,4 +1,4 @@
-//! PyO3 glue for memscore-core, one file per engine (`runs`, `knn`, `ngram`) plus `errors`
+//! PyO3 glue for memscore-core, one file per engine (`runs`, `knn`, `ngram`, `sa`: the corpus index) plus `errors`
 //! (the one error conversion and the one `enter` helper: GIL released, memscore's pool,
 //! Ctrl-C, error mapping). No algorithms and no orchestration live here: the binding turns
 //! numpy arrays into slices and calls one core function.
@@ -10,6 +10,7 @@ mod errors;
 mod knn;
 mod ngram;
 mod runs;
+mod sa;
 
 use pyo3::prelude::*;
 
@@ -43,6 +44,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runs::register(m)?;
     knn::register(m)?;
     ngram::register(m)?;
+    sa::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
