@@ -5,7 +5,8 @@ and the sizes, from a measured per-member memory footprint.
   :data:`~memscore.train.ensemble.STRATEGIES` on throwaway copies of the first runs' models
   (:data:`PROBE_MEMBERS`: up to 8 for vmap, 2 for the loop), on the real batch size,
   augmentation and device, within about
-  :data:`PROBE_SECONDS` each; the fastest per member-step wins. The
+  :data:`PROBE_SECONDS` each, for a training step and for an eval-mode logits pass; the
+  strategy with the smallest predicted time per run (its steps and its eval passes) wins. The
   measurement is recorded in the store (:data:`TUNING`) and kept for the process: later
   calls with the same model, batch, precision, augmentation and device reuse it, so they
   take the same floating-point path.
@@ -79,7 +80,8 @@ class Tuning:
     budget : int
         The memory budget the sizes fit (bytes).
     timings : dict of str to float
-        Seconds per member-step of each timed strategy (empty when none was timed).
+        Each timed strategy's predicted seconds per run: its steps and eval passes at the
+        probe's speed (empty when none was timed).
     source : str
         ``"measured"``, ``"store"`` (a previous measurement reused) or ``"given"``.
     key : dict
@@ -172,10 +174,11 @@ def eval_chunk(act_bytes: int, batch_size: int, members: int, budget: int) -> in
 
 def _probe_seconds(
     model_fn: Callable[[], Any], cfg: TrainConfig, data: Any, dev: Any, strategy: str, members: int
-) -> float:
-    """Seconds per member-step of ``strategy`` on ``members`` throwaway members and the
-    first examples, augmented as training augments them: steps until :data:`PROBE_SECONDS`
-    are spent (a slow model takes one, on the CPU), the fastest after the first."""
+) -> tuple[float, float]:
+    """Seconds per member-step of ``strategy`` (``members`` throwaway members, the first
+    examples, augmented as training augments them) and per member and example of an
+    eval-mode logits pass: each repeated until :data:`PROBE_SECONDS` are spent (a slow model
+    takes one step, on the CPU), the fastest after the first kept."""
     from .augment import Augmentation
     from .fit import _loss_fn
     from .models import init_model
@@ -188,20 +191,29 @@ def _probe_seconds(
     idx = torch.arange(b, device=where).repeat(members, 1)
     keys = torch.arange(members, dtype=torch.int64, device=where)
     w = torch.ones(members, b, device=dev)
-    times: list[float] = []
-    while len(times) < PROBE_MAX_STEPS and (sum(times) < PROBE_SECONDS or (dev.type == "cuda" and len(times) < 2)):
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
+    chunk = data.x.to_float(data.x.raw(torch.arange(min(256, len(data.x)), device=where)))
+
+    def step() -> None:
         xb = data.x.raw(idx)
         if isinstance(data.aug, Augmentation):
             xb = data.aug.apply(xb, {k: v.to(xb.device) for k, v in data.aug.draw_epoch(keys, 1, b).items()})
         y = data.y[idx.to(data.y.device)]
         ens.train_step(data.x.to_float(xb), _loss_fn(cfg, y, w, w.sum(1)))
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        times.append(time.perf_counter() - t0)
-    return min(times[1:] or times) / members
+
+    def fastest(fn: Callable[[], Any]) -> float:
+        times: list[float] = []
+        while len(times) < PROBE_MAX_STEPS and (sum(times) < PROBE_SECONDS or (dev.type == "cuda" and len(times) < 2)):
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            t0 = time.perf_counter()
+            fn()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            times.append(time.perf_counter() - t0)
+        return min(times[1:] or times)
+
+    train = fastest(step) / members
+    return train, fastest(lambda: ens.logits([chunk])) / (members * int(chunk.shape[0]))
 
 
 def tune(
@@ -216,6 +228,7 @@ def tune(
     known: list[dict[str, Any]] | None = None,
     strategies: tuple[str, ...] = STRATEGIES,
     augment: str = "none",
+    examples_per_epoch: int | None = None,
 ) -> Tuning:
     """The strategy and sizes of a job's ensembles (see the module docstring).
 
@@ -243,6 +256,10 @@ def tune(
         The strategies ``"auto"`` chooses from (``("loop",)`` for a model vmap cannot run).
     augment : str
         The augmentation's name (part of the measurement's key).
+    examples_per_epoch : int, optional
+        A run's examples per epoch (default: half the training set): with the eval passes
+        (train and test examples at every snapshot and at the end), what a run's predicted
+        time weighs the probe's step and eval times by.
 
     Returns
     -------
@@ -273,8 +290,15 @@ def tune(
         else:
             cap = ensemble or MAX_MEMBERS.get(dev.type, 64)
             fits = size_ensemble(params * _state_copies(cfg, "vmap"), act, budget, "vmap", cap)
-            timings = {s: _probe_seconds(model_fn, cfg, data, dev, s, min(PROBE_MEMBERS[s], cap, fits))
-                       for s in strategies}  # fmt: skip
+            # a run's predicted seconds: its steps, and its eval passes (short trainings are
+            # dominated by the passes, where the strategies rank differently)
+            per_epoch = examples_per_epoch if examples_per_epoch is not None else max(1, len(data.x) // 2)
+            steps = cfg.epochs * -(-per_epoch // b)
+            passes = len(cfg.snapshot_epochs) + int(cfg.epochs not in cfg.snapshot_epochs) + len(data.views)
+            evals = passes * (len(data.x) + (len(data.x_test) if data.x_test is not None else 0))
+            for s in strategies:
+                step_s, eval_s = _probe_seconds(model_fn, cfg, data, dev, s, min(PROBE_MEMBERS[s], cap, fits))
+                timings[s] = steps * step_s + evals * eval_s
             strategy, source = min(timings, key=lambda s: timings[s]), "measured"
             _MEASURED[json.dumps(key, sort_keys=True)] = (strategy, timings)
     member = params * _state_copies(cfg, strategy)

@@ -331,6 +331,7 @@ def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> tuple[
     tuning = tune(
         job.model_fn, job.cfg, p.data, p.dev, strategy=job.strategy, ensemble=job.ensemble, memory=job.memory,
         known=job.known, strategies=strategies, augment=p.data.aug_name,
+        examples_per_epoch=int(np.mean([plan.epoch_size(r) for r in range(plan.n_runs)])),
     )  # fmt: skip
     return _batch_dependent(first), tuning
 
