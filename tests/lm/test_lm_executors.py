@@ -103,10 +103,19 @@ def test_greedy_and_table_across_models(model_dir, sequences, tmp_path, kind, re
 
 @pytest.mark.parametrize("kind", ["local", "threads", "ray"])
 def test_token_logprobs_identical(model_dir, kind, request):
+    import torch
+
     loaded = lm.load_causal_lm(model_dir)
     rng = np.random.default_rng(1)
     seqs = [rng.integers(0, VOCAB, n).tolist() for n in (3, 9, 1, 6, 0, 12, 5, 7, 2, 30, 4)]
-    want = lm.token_logprobs(loaded.model, seqs, batch_size=3)
+    # A Ray worker of a 1-CPU task runs torch on one thread (Ray sets OMP_NUM_THREADS=1), and a
+    # GEMM's reduction order depends on the thread count: bit for bit means on as many threads.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if kind == "ray" else threads)
+    try:
+        want = lm.token_logprobs(loaded.model, seqs, batch_size=3)
+    finally:
+        torch.set_num_threads(threads)
     for model in (loaded.model, str(model_dir), loaded):
         got = lm.token_logprobs(model, seqs, batch_size=3, executor=_executor(kind, request))
         assert len(got) == len(want)

@@ -170,5 +170,5 @@ def test_token_corpus_is_refused_for_the_taskgram_study(setup, tmp_path):
     np.save(tmp_path / "t.npy", np.arange(10, dtype=np.uint16))
     np.save(tmp_path / "t.offsets.npy", np.array([0]))
     cfg = PipelineConfig(corpus=str(tmp_path / "t.npy"), models=(models[0],), task_specs=(str(d / "recall.parquet"),))
-    with pytest.raises(ValueError, match="expected jsonl or text files, got tokens"):
+    with pytest.raises(ValueError, match="expected jsonl, text, Parquet or Arrow files, got tokens"):
         run_pipeline(None, cfg)
