@@ -84,6 +84,127 @@ pub fn pack_rows(data: &[bool], rows: usize, cols: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The bits of 64 consecutive rows as one word per column, word-major: `words[w * cols + i]`
+/// has bit `q` set when `matrix[64 w + q, i]` is (rows past the end count as zero). The
+/// layout the lookup-table sums read ([`crate::runs::masked_sums`]): one pass over the
+/// runs `64 w..64 w + 64` reads a contiguous row of words, one per example, and byte `k`
+/// of a word is the example's bits for runs `64 w + 8 k..64 w + 8 k + 8`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunWords {
+    n_rows: usize,
+    n_cols: usize,
+    words: Vec<u64>,
+}
+
+/// Transposes the 8 x 8 bit matrix held in `x` (bit `8 i + j` is element `(i, j)`) in
+/// three steps of swaps (Hacker's Delight, 7-3).
+#[inline(always)]
+fn transpose8(mut x: u64) -> u64 {
+    let t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    let t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    let t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^ t ^ (t << 28)
+}
+
+/// The words of the 8 columns of packed byte `b` over the 64 rows `src` (byte `b` of each
+/// row; an empty row counts as zero): word `c` has bit `q` set when column `8 b + c` is set
+/// in row `q`.
+#[inline(always)]
+fn column_words(src: &[&[u8]; 64], b: usize) -> [u64; 8] {
+    let mut col = [0u64; 8];
+    for k in 0..8 {
+        // Byte q of x is row 8 k + q's byte (bit 7 - c of it is column 8 b + c); transposed
+        // and byte-swapped, byte c holds column 8 b + c with row 8 k + q in bit q, which is
+        // byte k of that column's word.
+        let x = u64::from_le_bytes(std::array::from_fn(|q| src[8 * k + q].get(b).copied().unwrap_or(0)));
+        let y = transpose8(x).swap_bytes().to_le_bytes();
+        for (c, word) in col.iter_mut().enumerate() {
+            *word |= (y[c] as u64) << (8 * k);
+        }
+    }
+    col
+}
+
+impl RunWords {
+    /// Transpose a row-packed matrix, in parallel over the words of 64 rows.
+    pub fn from_packed(p: PackedRows<'_>) -> Result<Self> {
+        let (rows, cols, stride) = (p.rows, p.cols, p.stride);
+        let mut words = try_filled("run words", checked_size("run words", rows.div_ceil(64), cols)?, 0u64)?;
+        if cols == 0 {
+            return Ok(Self { n_rows: rows, n_cols: cols, words });
+        }
+        words.par_chunks_mut(cols).enumerate().for_each(|(w, out)| {
+            let src: [&[u8]; 64] = std::array::from_fn(|q| {
+                let r = 64 * w + q;
+                if r < rows {
+                    &p.bytes[r * stride..(r + 1) * stride]
+                } else {
+                    &[]
+                }
+            });
+            for (b, dst) in out.chunks_mut(8).enumerate() {
+                dst.copy_from_slice(&column_words(&src, b)[..dst.len()]);
+            }
+        });
+        Ok(Self { n_rows: rows, n_cols: cols, words })
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+    pub fn n_cols(&self) -> usize {
+        self.n_cols
+    }
+    /// Number of words of 64 rows, `ceil(n_rows / 64)`.
+    pub fn n_words(&self) -> usize {
+        self.n_rows.div_ceil(64)
+    }
+
+    /// The words of rows `64 w..64 w + 64`, one per column.
+    #[inline]
+    pub fn row(&self, w: usize) -> &[u64] {
+        &self.words[w * self.n_cols..(w + 1) * self.n_cols]
+    }
+
+    /// Number of set bits in each column (in parallel over ranges of columns).
+    pub fn counts(&self) -> Vec<u32> {
+        let mut out = vec![0u32; self.n_cols];
+        out.par_chunks_mut(PACK_BYTES * 8).enumerate().for_each(|(chunk, out)| {
+            let c0 = chunk * PACK_BYTES * 8;
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("popcnt") {
+                // SAFETY: the feature was just detected.
+                return unsafe { self.count_popcnt(c0, out) };
+            }
+            self.count_into(c0, out)
+        });
+        out
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    unsafe fn count_popcnt(&self, c0: usize, out: &mut [u32]) {
+        self.count_into(c0, out)
+    }
+
+    /// Adds the set bits of columns `c0..c0 + out.len()` into `out`.
+    #[inline(always)]
+    fn count_into(&self, c0: usize, out: &mut [u32]) {
+        for w in 0..self.n_words() {
+            for (c, &x) in out.iter_mut().zip(&self.row(w)[c0..]) {
+                *c += x.count_ones();
+            }
+        }
+    }
+
+    /// Value of bit (row, col).
+    pub fn get(&self, row: usize, col: usize) -> bool {
+        (self.row(row / 64)[col] >> (row % 64)) & 1 == 1
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BitColumns {
     n_rows: usize,
@@ -125,30 +246,23 @@ impl BitColumns {
         if cols == 0 || rows == 0 {
             return Ok(Self { n_rows: rows, n_cols: cols, n_words, words });
         }
-        let data = p.bytes;
         words.par_chunks_mut(8 * PACK_BYTES * n_words).enumerate().for_each(|(chunk, out)| {
             let b0 = chunk * PACK_BYTES;
             let width = out.len() / n_words; // matrix columns in this chunk
-            let nb = width.div_ceil(8); // byte columns in this chunk
-                                        // acc[c]: the word of column 8 * b0 + c for the current 64 rows. Each byte
-                                        // spreads its 8 bits over 8 neighbouring words (a fixed-length loop that
-                                        // vectorizes).
-            let mut acc = vec![0u64; 8 * nb];
             for w in 0..rows.div_ceil(64) {
-                acc.iter_mut().for_each(|a| *a = 0);
-                let r_end = ((w + 1) * 64).min(rows);
-                for r in w * 64..r_end {
-                    let bit = (r - w * 64) as u32;
-                    let at = source(r) * stride + b0;
-                    let row = &data[at..at + nb];
-                    for (a, &b) in acc.chunks_exact_mut(8).zip(row) {
-                        for (j, x) in a.iter_mut().enumerate() {
-                            *x |= (((b >> (7 - j)) & 1) as u64) << bit;
-                        }
+                let src: [&[u8]; 64] = std::array::from_fn(|q| {
+                    let r = 64 * w + q;
+                    if r < rows {
+                        let at = source(r) * stride;
+                        &p.bytes[at..at + stride]
+                    } else {
+                        &[]
                     }
-                }
-                for (c, &a) in acc.iter().take(width).enumerate() {
-                    out[c * n_words + w] = a;
+                });
+                for b in 0..width.div_ceil(8) {
+                    for (c, &word) in column_words(&src, b0 + b).iter().enumerate().take(width - 8 * b) {
+                        out[(8 * b + c) * n_words + w] = word;
+                    }
                 }
             }
         });
@@ -229,6 +343,17 @@ mod tests {
                     assert_eq!(p.get(rr, col), data[rr * c + col]);
                     assert_eq!(row[col] == 1, data[rr * c + col]);
                 }
+            }
+            let rw = RunWords::from_packed(p).unwrap();
+            assert_eq!(rw.counts(), b.counts());
+            for rr in 0..r {
+                for col in 0..c {
+                    assert_eq!(rw.get(rr, col), data[rr * c + col]);
+                }
+            }
+            // Padding rows of the last word are zero.
+            if r % 64 != 0 && c > 0 {
+                assert!(rw.row(r / 64).iter().all(|&x| x >> (r % 64) == 0));
             }
             let comp = b.complement();
             let counts = b.counts();

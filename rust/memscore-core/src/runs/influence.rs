@@ -2,17 +2,18 @@
 //! `infl[j, i] = mean(outcome_j | runs with i) - mean(outcome_j | runs without i)`.
 //!
 //! Binary outcomes go through bit-packed AND + popcount (`a = #runs with i where test j
-//! was correct`, then `infl = a / n_in - (total_j - a) / n_out`); real outcomes through a
-//! masked-sum GEMM (`S = C^T M`). Both produce the matrix tile by tile, so the full matrix
+//! was correct`, then `infl = a / n_in - (total_j - a) / n_out`); real outcomes through
+//! bit-matrix sums by 8-run lookup tables (`S = C^T M`, [`super::masked_sums`]). Both produce the matrix tile by tile, so the full matrix
 //! and the streaming top-k share one evaluator and the top-k never holds more than a tile.
 
 use rayon::prelude::*;
 
+use super::masked_sums::masked_sums;
 use super::popcount::{kernel_for, Kernel1x4};
 use super::sums::{check_shape, diff_stderr, sample_var};
 use super::topk::TopK;
-use crate::bits::{BitColumns, PackedRows};
-use crate::cpu::popcount_level;
+use crate::bits::{BitColumns, PackedRows, RunWords};
+use crate::cpu::{popcount_level, vector_level, VectorLevel};
 use crate::error::{check_len, checked_size, ensure, try_filled, try_with_capacity, Result};
 use crate::pool::Cancel;
 
@@ -164,6 +165,7 @@ impl<'a> BoolEval<'a> {
 const SUB_TILE: usize = 512;
 
 impl TileEval for BoolEval<'_> {
+    #[inline(always)]
     fn eval<O: OutFloat>(
         &self,
         j0: usize,
@@ -220,8 +222,8 @@ impl TileEval for BoolEval<'_> {
 // ---------------------------------------------------------------- real outcomes
 
 struct FloatEval<'a> {
-    /// Masks as 0/1 f64, `(R, N)` row-major.
-    masks: Vec<f64>,
+    /// Masks as bytes of 8 runs per example (the layout the lookup-table sums read).
+    masks: RunWords,
     /// Test outcomes centred per test example (influence is shift invariant; centring
     /// keeps the sums of squares well conditioned), `(R, T)`, and their squares.
     centred: Vec<f64>,
@@ -231,12 +233,13 @@ struct FloatEval<'a> {
     /// Sum over all runs of the centred outcome (zero up to rounding) and of its square.
     total: Vec<f64>,
     total_sq: Vec<f64>,
+    level: VectorLevel,
     args: InfluenceArgs<'a>,
 }
 
 impl<'a> FloatEval<'a> {
     fn new(masks: PackedRows<'_>, outcomes: &[f64], args: InfluenceArgs<'a>, stderr: bool) -> Result<Self> {
-        let (r, n, t) = (args.runs, args.n_train, args.n_test);
+        let (r, t) = (args.runs, args.n_test);
         let mut mean = vec![0.0; t];
         for row in outcomes.chunks_exact(t.max(1)).take(r) {
             for (m, &x) in mean.iter_mut().zip(row) {
@@ -261,56 +264,21 @@ impl<'a> FloatEval<'a> {
                 total_sq[k] += row[k] * row[k];
             }
         }
-        // Masks as 0 / 1 floats, unpacked row by row straight from the packed bits.
-        let mut mf = try_filled("influence masks (float)", checked_size("masks", r, n)?, 0.0f64)?;
-        let mut n_in = vec![0.0; n];
-        for (q, row) in mf.chunks_exact_mut(n.max(1)).take(r).enumerate() {
-            masks.unpack_into(q, 0, row);
-            for (c, &m) in n_in.iter_mut().zip(row.iter()) {
-                *c += m;
-            }
-        }
+        let masks = RunWords::from_packed(masks)?;
+        let n_in: Vec<f64> = masks.counts().into_iter().map(|c| c as f64).collect();
         let n_out = n_in.iter().map(|&c| r as f64 - c).collect();
-        let masks = mf;
-        Ok(Self { masks, centred, squares, n_in, n_out, total, total_sq, args })
+        Ok(Self { masks, centred, squares, n_in, n_out, total, total_sq, level: vector_level(), args })
     }
 
     /// `dst (j1-j0, i1-i0) = src[:, j0..j1]^T @ masks[:, i0..i1]`.
     fn masked_sums(&self, src: &[f64], j0: usize, j1: usize, i0: usize, i1: usize, dst: &mut [f64]) {
-        let (r, n, t) = (self.args.runs as isize, self.args.n_train as isize, self.args.n_test as isize);
-        let (m, nn) = (j1 - j0, i1 - i0);
-        if r == 0 {
-            dst.iter_mut().for_each(|x| *x = 0.0);
-            return;
-        }
-        // SAFETY: strides describe the row-major buffers exactly; dst holds m * nn values.
-        unsafe {
-            gemm::gemm(
-                m,
-                nn,
-                r as usize,
-                dst.as_mut_ptr(),
-                1,
-                nn as isize,
-                false,
-                src.as_ptr().add(j0),
-                t,
-                1,
-                self.masks.as_ptr().add(i0),
-                1,
-                n,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        let ld = i1 - i0;
+        masked_sums(&self.masks, src, self.args.n_test, (j0, j1), (i0, i1), dst, ld, self.level);
     }
 }
 
 impl TileEval for FloatEval<'_> {
+    #[inline(always)]
     fn eval<O: OutFloat>(
         &self,
         j0: usize,
@@ -350,6 +318,38 @@ impl TileEval for FloatEval<'_> {
 
 // ---------------------------------------------------------------- drivers
 
+/// `eval.eval(...)` compiled for the vector level: the epilogue (a division per pair) is
+/// most of the time outside the popcount kernel, and vectorizes with the level's registers.
+#[allow(clippy::too_many_arguments)]
+fn eval_at<O: OutFloat, E: TileEval>(
+    eval: &E,
+    level: VectorLevel,
+    (j0, j1, i0, i1): (usize, usize, usize, usize),
+    infl: &mut [O],
+    ld: usize,
+    se: Option<&mut [O]>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512<O: OutFloat, E: TileEval>(e: &E, t: [usize; 4], x: &mut [O], ld: usize, se: Option<&mut [O]>) {
+            e.eval(t[0], t[1], t[2], t[3], x, ld, se)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<O: OutFloat, E: TileEval>(e: &E, t: [usize; 4], x: &mut [O], ld: usize, se: Option<&mut [O]>) {
+            e.eval(t[0], t[1], t[2], t[3], x, ld, se)
+        }
+        match level {
+            // SAFETY: levels above portable are only chosen where the CPU has them.
+            VectorLevel::Avx512 => return unsafe { avx512(eval, [j0, j1, i0, i1], infl, ld, se) },
+            VectorLevel::Avx2 => return unsafe { avx2(eval, [j0, j1, i0, i1], infl, ld, se) },
+            VectorLevel::Portable => {}
+        }
+    }
+    let _ = level;
+    eval.eval(j0, j1, i0, i1, infl, ld, se)
+}
+
 fn test_tile_rows(n_test: usize) -> usize {
     // Enough tasks to keep every thread busy, each a multiple of the 4-row micro-kernel.
     let threads = rayon::current_num_threads().max(1);
@@ -371,9 +371,17 @@ fn full_matrix<O: OutFloat, E: TileEval>(
         return Ok(());
     }
     let rows = test_tile_rows(t);
+    let level = vector_level();
+    let blocks = t.div_ceil(rows);
+    let tasks = 4 * rayon::current_num_threads().max(1);
+    if blocks < tasks {
+        // Few test rows (a Banzhaf value is one): split the train columns instead, each
+        // task through a small tile buffer, then copy the tiles into place.
+        return split_columns(eval, args, out, se, tasks.div_ceil(blocks));
+    }
     let se_chunks: Vec<Option<&mut [O]>> = match se {
         Some(s) => s.chunks_mut(rows * n).map(Some).collect(),
-        None => (0..t.div_ceil(rows)).map(|_| None).collect(),
+        None => (0..blocks).map(|_| None).collect(),
     };
     out.par_chunks_mut(rows * n).zip(se_chunks).enumerate().for_each(|(b, (dst, mut se_dst))| {
         let j0 = b * rows;
@@ -382,9 +390,53 @@ fn full_matrix<O: OutFloat, E: TileEval>(
             return;
         }
         // One call per block of test rows, written straight into the output.
-        eval.eval(j0, j1, 0, n, dst, n, se_dst.as_deref_mut());
+        eval_at(eval, level, (j0, j1, 0, n), dst, n, se_dst.as_deref_mut());
     });
     args.check_cancel()
+}
+
+/// The full matrix with the train columns split into `parts` ranges per block of test rows.
+fn split_columns<O: OutFloat, E: TileEval>(
+    eval: &E,
+    args: &InfluenceArgs,
+    out: &mut [O],
+    mut se: Option<&mut [O]>,
+    parts: usize,
+) -> Result<()> {
+    let (n, t) = (args.n_train, args.n_test);
+    let rows = test_tile_rows(t);
+    let level = vector_level();
+    // Ranges of whole 64-column steps, so that tiles start on word boundaries.
+    let width = n.div_ceil(parts).next_multiple_of(64);
+    let tiles: Vec<(usize, usize)> =
+        (0..t.div_ceil(rows)).flat_map(|b| (0..n.div_ceil(width)).map(move |c| (b * rows, c * width))).collect();
+    let done: Vec<(Vec<O>, Option<Vec<O>>)> = tiles
+        .par_iter()
+        .map(|&(j0, i0)| {
+            let (j1, i1) = ((j0 + rows).min(t), (i0 + width).min(n));
+            let size = (j1 - j0) * (i1 - i0);
+            if args.cancelled() {
+                return (Vec::new(), None);
+            }
+            let mut tile = vec![O::from_f64(0.0); size];
+            let mut tile_se = se.is_some().then(|| vec![O::from_f64(0.0); size]);
+            eval_at(eval, level, (j0, j1, i0, i1), &mut tile, i1 - i0, tile_se.as_deref_mut());
+            (tile, tile_se)
+        })
+        .collect();
+    args.check_cancel()?;
+    for (&(j0, i0), (tile, tile_se)) in tiles.iter().zip(done) {
+        let w = (i0 + width).min(n) - i0;
+        for (q, row) in tile.chunks_exact(w).enumerate() {
+            out[(j0 + q) * n + i0..][..w].copy_from_slice(row);
+        }
+        if let (Some(se), Some(tile_se)) = (se.as_deref_mut(), tile_se) {
+            for (q, row) in tile_se.chunks_exact(w).enumerate() {
+                se[(j0 + q) * n + i0..][..w].copy_from_slice(row);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The number of columns a top-`k` over `n_train` examples returns: `min(k, max(n_train, 1))`.
@@ -401,6 +453,7 @@ fn top_k<E: TileEval>(eval: &E, args: &InfluenceArgs, k: usize) -> Result<(Vec<i
     ensure!(k >= 1, "top_k must be at least 1, got {k}");
     let k = clamp_k(k, n);
     let rows = test_tile_rows(t);
+    let level = vector_level();
     let size = checked_size("top-k output", t, k)?;
     let mut idx = try_filled("top-k indices", size, -1i64)?;
     let mut val = try_filled("top-k values", size, f64::NAN)?;
@@ -418,7 +471,7 @@ fn top_k<E: TileEval>(eval: &E, args: &InfluenceArgs, k: usize) -> Result<(Vec<i
             }
             let i1 = (i0 + TILE_TRAIN).min(n);
             let w = i1 - i0;
-            eval.eval::<f64>(j0, j1, i0, i1, &mut buf[..(j1 - j0) * w], w, None);
+            eval_at::<f64, E>(eval, level, (j0, j1, i0, i1), &mut buf[..(j1 - j0) * w], w, None);
             for (jj, heap) in heaps.iter_mut().enumerate() {
                 for (c, &v) in buf[jj * w..(jj + 1) * w].iter().enumerate() {
                     heap.push(v, (i0 + c) as i64);

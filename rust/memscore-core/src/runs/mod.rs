@@ -6,6 +6,7 @@ pub mod confidence;
 pub mod influence;
 pub mod lasso;
 pub mod lira;
+pub mod masked_sums;
 pub mod popcount;
 pub mod rmia;
 pub mod sums;
