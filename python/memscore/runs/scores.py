@@ -44,11 +44,19 @@ __all__ = [
 ]
 
 
+# Float outcome rows as a run store holds them (float32) or as validated (float64).
+FloatRows = npt.NDArray[np.float64] | npt.NDArray[np.float32]
+
+
 def _float_outcomes(o: Any) -> F64:
     """Float64 outcomes from validated outcomes (packed bools or float64)."""
     if isinstance(o, PackedBits):
         return np.unpackbits(o.bits, axis=1, count=o.n).astype(np.float64)
     return np.ascontiguousarray(o, dtype=np.float64)
+
+
+def _is_float32(o: Any) -> bool:
+    return isinstance(o, np.ndarray) and o.dtype == np.float32
 
 
 def _core_outcomes(o: Any) -> Any:
@@ -112,18 +120,30 @@ class OutcomeStats:
         return cls._from_checked(m, o, shift)
 
     @classmethod
-    def _from_checked(cls, m: PackedBits, o: PackedBits | F64, shift: ArrayLike | None = None) -> OutcomeStats:
+    def _from_checked(cls, m: PackedBits, o: PackedBits | FloatRows, shift: ArrayLike | None = None) -> OutcomeStats:
         """:meth:`from_runs` on arrays already checked by ``as_mask`` / ``as_outcomes``."""
         n = m.shape[1]
         if isinstance(o, PackedBits) and shift is None:
             raw = _core.outcome_sums_bool(m.bits, o.bits, n)
             sh = np.zeros(n)
         else:
-            o = _float_outcomes(o)
-            sh = o[0].copy() if shift is None else np.ascontiguousarray(to_numpy(shift, "shift"), dtype=np.float64)
+            # float32 rows (as a run store holds them) are widened by the core as it reads.
+            o = np.ascontiguousarray(o) if _is_float32(o) else _float_outcomes(o)
+            sh = (
+                o[0].astype(np.float64)
+                if shift is None
+                else np.ascontiguousarray(to_numpy(shift, "shift"), dtype=np.float64)
+            )
             if sh.shape != (n,):
                 raise ValueError(f"shift: expected shape ({n},), got {sh.shape}")
             raw = _core.outcome_sums_f64(m.bits, o, n, sh)
+            # Non-finite outcomes (or squares past float64) leave non-finite sums: one
+            # check of N sums instead of a pass over the (R, N) outcomes.
+            bad = ~(np.isfinite(raw[4]) & np.isfinite(raw[5]) & np.isfinite(raw[2]) & np.isfinite(raw[3]))
+            if bad.any():
+                raise ValueError(
+                    f"outcomes: NaN, infinite, or too large to sum the squares of (example {int(np.argmax(bad))})"
+                )
         n_in, n_out, s_in, s_out, q_in, q_out = raw
         return cls(n_in.astype(np.int64), n_out.astype(np.int64), s_in, s_out, q_in, q_out, sh)
 

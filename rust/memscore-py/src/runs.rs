@@ -76,19 +76,26 @@ fn outcome_sums_bool<'py>(
     Ok(sums_tuple(py, s))
 }
 
-/// Same for a float64 outcome `(R, n)`, sums taken of `outcome - shift`.
+/// Same for a float64 or float32 outcome `(R, n)`, sums taken of `outcome - shift`.
 #[pyfunction]
 #[pyo3(signature = (masks, outcomes, n, shift=None))]
 fn outcome_sums_f64<'py>(
     py: Python<'py>,
     masks: PyReadonlyArray2<'py, u8>,
-    outcomes: PyReadonlyArray2<'py, f64>,
+    outcomes: &Bound<'py, PyAny>,
     n: usize,
     shift: Option<PyReadonlyArray1<'py, f64>>,
 ) -> PyResult<SumsTuple<'py>> {
-    let (m, o) = (packed(&masks, n, "masks")?, slice(&outcomes, "outcomes")?);
+    let m = packed(&masks, n, "masks")?;
     let sh = shift.as_ref().map(|s| slice1(s, "shift")).transpose()?;
-    let s = enter(py, None, |_| sums::outcome_sums_f64(m, o, sh))?;
+    let s = if let Ok(o) = outcomes.extract::<PyReadonlyArray2<'py, f32>>() {
+        let o = slice(&o, "outcomes")?;
+        enter(py, None, |_| sums::outcome_sums_f64(m, o, sh))?
+    } else {
+        let o = outcomes.extract::<PyReadonlyArray2<'py, f64>>()?;
+        let o = slice(&o, "outcomes")?;
+        enter(py, None, |_| sums::outcome_sums_f64(m, o, sh))?
+    };
     Ok(sums_tuple(py, s))
 }
 

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..bits import PackedBits
+from ..scores import FloatRows
 from .format import Layout, outcome_name
 from .scan import GroupedStats, RunReader, RunRecord, SnapshotStats, Stacked, ratio_keys, stack_records
 
@@ -115,13 +116,14 @@ class ScoreScan(Accumulator):
 
     def feed(self, recs: list[RunRecord]) -> None:
         """Add one chunk of records."""
-        got = stack_records(self.layout, recs, self.names)
+        # Float outcomes stay as stored (float32): the sums widen them as they read.
+        got = stack_records(self.layout, recs, self.names, decode=False)
         m = packed(got["mask_bits"])
         self.stats.add(m, outcome(got[self.name]), ratio_keys(r.meta for r in recs))
         if self.phi is not self.stats and self.has_phi:
             self.has_phi = all("train_phi" in r.arrays for r in recs)
             if self.has_phi:
-                self.phi.add(m, outcome(stack_records(self.layout, recs, ["train_phi"])["train_phi"]))
+                self.phi.add(m, outcome(stack_records(self.layout, recs, ["train_phi"], decode=False)["train_phi"]))
         if self.has_snap:
             self.has_snap = all(SnapshotStats.has(r) for r in recs)
             if self.has_snap:
@@ -203,8 +205,10 @@ def packed(x: Stacked) -> PackedBits:
     return x
 
 
-def outcome(x: Stacked) -> PackedBits | F64:
-    """A stacked outcome: packed bits, or float64."""
+def outcome(x: Stacked) -> PackedBits | FloatRows:
+    """A stacked outcome: packed bits, or floats (float32 kept as stored, else float64)."""
     if isinstance(x, PackedBits):
+        return x
+    if x.dtype == np.float32:
         return x
     return np.asarray(x, dtype=np.float64)

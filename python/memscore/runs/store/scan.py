@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from ...errors import StoreError
 from ..bits import PackedBits
-from ..scores import OutcomeStats, mean_over_groups
+from ..scores import FloatRows, OutcomeStats, mean_over_groups
 from .format import FIELDS, Layout, run_rel
 from .npz import NpzFile
 
@@ -154,7 +154,7 @@ class RunReader:
         return rec
 
 
-def stack(layout: Layout, name: str, rows: list[np.ndarray], *, unpack: bool = True) -> Stacked:
+def stack(layout: Layout, name: str, rows: list[np.ndarray], *, unpack: bool = True, decode: bool = True) -> Stacked:
     """Stack one field's rows of several runs (decoded; packed rows kept packed if asked).
 
     Parameters
@@ -168,6 +168,9 @@ def stack(layout: Layout, name: str, rows: list[np.ndarray], *, unpack: bool = T
     unpack : bool
         Unpack bit fields to bool; with False a 1-D bit field comes back as
         :class:`PackedBits` and snapshot bits as ``(R, S, ceil(n/8))`` uint8.
+    decode : bool
+        Widen float fields to their decoded dtype (float64); with False they keep the
+        stored dtype (float32), for the sums that widen as they read.
 
     Returns
     -------
@@ -192,6 +195,8 @@ def stack(layout: Layout, name: str, rows: list[np.ndarray], *, unpack: bool = T
         return st if f.snapshot else PackedBits(st, layout.n_of(f))
     if f.packed:
         return np.stack([layout.decode(f, r) for r in rows])
+    if not decode:
+        return np.stack(rows)
     return np.stack(rows).astype(f.decoded, copy=False)
 
 
@@ -249,15 +254,16 @@ class GroupedStats:
         self._shift: F64 | None = None
         self._bool = True
 
-    def add(self, masks: PackedBits, outcomes: PackedBits | F64, keys: F64 | None = None) -> None:
+    def add(self, masks: PackedBits, outcomes: PackedBits | FloatRows, keys: F64 | None = None) -> None:
         """Add one chunk of runs.
 
         Parameters
         ----------
         masks : PackedBits
             ``(r, n)`` masks of the chunk.
-        outcomes : PackedBits or ndarray of float64
-            ``(r, n)`` bool (packed) or float outcomes.
+        outcomes : PackedBits or ndarray of float64 or float32
+            ``(r, n)`` bool (packed) or float outcomes, as read from the store (their
+            shapes checked by the reader; finiteness is checked on the sums).
         keys : ndarray of float64, optional
             ``(r,)`` group key of each run (its subset ratio; -1 where none); needed
             when ``grouped``.
@@ -277,7 +283,7 @@ class GroupedStats:
                 sh = None
                 if not isinstance(og, PackedBits):
                     sh = self._group_shift.setdefault(g, og[0].astype(np.float64, copy=True))
-                st = OutcomeStats.from_runs(mg, og, shift=sh)
+                st = OutcomeStats._from_checked(mg, og, sh)
                 prev = self._groups.get(g)
                 self._groups[g] = st if prev is None else prev + st
         if self._want_total and not (is_bool and self._grouped):
@@ -286,7 +292,7 @@ class GroupedStats:
                 if self._shift is None:
                     self._shift = outcomes[0].astype(np.float64, copy=True)
                 sh = self._shift
-            st = OutcomeStats.from_runs(masks, outcomes, shift=sh)
+            st = OutcomeStats._from_checked(masks, outcomes, sh)
             self._total = st if self._total is None else self._total + st
 
     def seed_shifts(self, total: F64 | None, groups: Mapping[float, F64]) -> None:
@@ -518,9 +524,12 @@ def scan(
         feed([reader.read(rid, names, optional) for rid in part])
 
 
-def stack_records(layout: Layout, recs: Sequence[RunRecord], names: Iterable[str]) -> dict[str, Stacked]:
-    """The named fields of a chunk of records, stacked, bits kept packed."""
-    return {n: stack(layout, n, [r.arrays[n] for r in recs], unpack=False) for n in names}
+def stack_records(
+    layout: Layout, recs: Sequence[RunRecord], names: Iterable[str], *, decode: bool = True
+) -> dict[str, Stacked]:
+    """The named fields of a chunk of records, stacked, bits kept packed (floats as stored
+    with ``decode=False``)."""
+    return {n: stack(layout, n, [r.arrays[n] for r in recs], unpack=False, decode=decode) for n in names}
 
 
 def ratio_keys(metas: Iterable[Mapping[str, Any]]) -> F64:

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::COL_CHUNK;
 use crate::bits::PackedRows;
+use crate::cpu::{vector_level, VectorLevel};
 use crate::error::{check_len, ensure, try_filled, Result};
 
 /// Sample variance (ddof=1) of `n` values from their sum and sum of squares; NaN below
@@ -179,17 +180,35 @@ pub fn outcome_sums_bool(masks: PackedRows<'_>, outcomes: PackedRows<'_>) -> Res
     Ok(out)
 }
 
+/// An outcome's element type: float64, or float32 as runs store it (widened exactly).
+pub trait Real: Copy + Send + Sync {
+    fn to_f64(self) -> f64;
+}
+impl Real for f64 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+impl Real for f32 {
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
 /// Sums of a real-valued outcome `(R, N)` split by packed masks, shifted by `shift[i]`
 /// per example (pass the first run's outcome, or any typical value, to keep the sum of
 /// squares well conditioned; the same shift must be used for every chunk whose sums are
 /// added together).
-pub fn outcome_sums_f64(masks: PackedRows<'_>, outcomes: &[f64], shift: Option<&[f64]>) -> Result<OutcomeSums> {
+pub fn outcome_sums_f64<T: Real>(masks: PackedRows<'_>, outcomes: &[T], shift: Option<&[f64]>) -> Result<OutcomeSums> {
     let (runs, n) = (masks.rows(), masks.cols());
     check_len("outcomes", outcomes.len(), runs, n)?;
     if let Some(s) = shift {
         ensure!(s.len() == n, "shift: expected {n} values, got {}", s.len());
     }
     let mut out = OutcomeSums::zeros(n)?;
+    let level = vector_level();
     out.n_in
         .par_chunks_mut(COL_CHUNK)
         .zip(out.n_out.par_chunks_mut(COL_CHUNK))
@@ -205,30 +224,106 @@ pub fn outcome_sums_f64(masks: PackedRows<'_>, outcomes: &[f64], shift: Option<&
             let sh = shift.map_or(&zero[..], |s| &s[c0..c0 + w]);
             // Sums over all runs, then the in-part; out = all - in (exact for counts,
             // and the float sums stay well conditioned thanks to the shift).
-            let (mut s_all, mut q_all) = (vec![0.0f64; w], vec![0.0f64; w]);
-            let mut cnt = vec![0u64; w];
-            let mut m = vec![0.0f64; w];
-            for r in 0..runs {
-                masks.unpack_into(r, c0, &mut m);
-                let o = &outcomes[r * n + c0..r * n + c0 + w];
-                for k in 0..w {
-                    let x = o[k] - sh[k];
-                    let mf = m[k];
-                    cnt[k] += mf as u64;
-                    s_in[k] += mf * x;
-                    q_in[k] += mf * x * x;
-                    s_all[k] += x;
-                    q_all[k] += x * x;
-                }
+            let mut acc = FloatSums { cnt: vec![0.0; w], s_in, q_in, s_all: vec![0.0; w], q_all: vec![0.0; w] };
+            match level {
+                // SAFETY: levels above portable are only chosen where the CPU has them.
+                #[cfg(target_arch = "x86_64")]
+                VectorLevel::Avx512 => unsafe { acc.add_runs_avx512(masks, outcomes, sh, c0) },
+                #[cfg(target_arch = "x86_64")]
+                VectorLevel::Avx2 => unsafe { acc.add_runs_avx2(masks, outcomes, sh, c0) },
+                _ => acc.add_runs(masks, outcomes, sh, c0),
             }
             for k in 0..w {
-                n_in[k] = cnt[k];
-                n_out[k] = runs as u64 - cnt[k];
-                s_out[k] = s_all[k] - s_in[k];
-                q_out[k] = q_all[k] - q_in[k];
+                n_in[k] = acc.cnt[k] as u64;
+                n_out[k] = runs as u64 - n_in[k];
+                s_out[k] = acc.s_all[k] - acc.s_in[k];
+                q_out[k] = acc.q_all[k] - acc.q_in[k];
             }
         });
     Ok(out)
+}
+
+/// `BIT_LANES[b][j]`: bit `7 - j` of `b` (column `j` of a packed byte) as 0.0 / 1.0.
+static BIT_LANES: [[f64; 8]; 256] = {
+    let mut t = [[0.0; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut j = 0;
+        while j < 8 {
+            t[b][j] = ((b >> (7 - j)) & 1) as f64;
+            j += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// Running sums of one chunk of columns for [`outcome_sums_f64`] (counts as f64: exact
+/// below 2^53 runs, and they vectorize with the sums).
+struct FloatSums<'a> {
+    cnt: Vec<f64>,
+    s_in: &'a mut [f64],
+    q_in: &'a mut [f64],
+    s_all: Vec<f64>,
+    q_all: Vec<f64>,
+}
+
+impl FloatSums<'_> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn add_runs_avx512<T: Real>(&mut self, masks: PackedRows<'_>, outcomes: &[T], sh: &[f64], c0: usize) {
+        self.add_runs(masks, outcomes, sh, c0)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn add_runs_avx2<T: Real>(&mut self, masks: PackedRows<'_>, outcomes: &[T], sh: &[f64], c0: usize) {
+        self.add_runs(masks, outcomes, sh, c0)
+    }
+
+    /// Adds every run's outcomes of columns `c0..c0 + w`, 8 columns (one mask byte) at a time.
+    #[inline(always)]
+    fn add_runs<T: Real>(&mut self, masks: PackedRows<'_>, outcomes: &[T], sh: &[f64], c0: usize) {
+        let (n, w) = (masks.cols(), self.cnt.len());
+        let stride = masks.stride();
+        for r in 0..masks.rows() {
+            let mrow = &masks.bytes()[r * stride + c0 / 8..];
+            let orow = &outcomes[r * n + c0..r * n + c0 + w];
+            let full = w / 8;
+            for b in 0..full {
+                // Whole bytes as fixed-length lanes the compiler turns into vectors.
+                let m = &BIT_LANES[mrow[b] as usize];
+                let at = 8 * b..8 * b + 8;
+                let o: &[T; 8] = orow[at.clone()].try_into().expect("8 lanes");
+                let h: &[f64; 8] = sh[at.clone()].try_into().expect("8 lanes");
+                let cnt: &mut [f64; 8] = (&mut self.cnt[at.clone()]).try_into().expect("8 lanes");
+                let s_in: &mut [f64; 8] = (&mut self.s_in[at.clone()]).try_into().expect("8 lanes");
+                let q_in: &mut [f64; 8] = (&mut self.q_in[at.clone()]).try_into().expect("8 lanes");
+                let s_all: &mut [f64; 8] = (&mut self.s_all[at.clone()]).try_into().expect("8 lanes");
+                let q_all: &mut [f64; 8] = (&mut self.q_all[at]).try_into().expect("8 lanes");
+                // On local copies: the compiler cannot tell these rows apart in memory.
+                let (mut c, mut si, mut qi, mut sa, mut qa) = (*cnt, *s_in, *q_in, *s_all, *q_all);
+                for l in 0..8 {
+                    let x = o[l].to_f64() - h[l];
+                    c[l] += m[l];
+                    si[l] += m[l] * x;
+                    qi[l] += m[l] * x * x;
+                    sa[l] += x;
+                    qa[l] += x * x;
+                }
+                (*cnt, *s_in, *q_in, *s_all, *q_all) = (c, si, qi, sa, qa);
+            }
+            for k in 8 * full..w {
+                let m = BIT_LANES[mrow[full] as usize][k - 8 * full];
+                let x = orow[k].to_f64() - sh[k];
+                self.cnt[k] += m;
+                self.s_in[k] += m * x;
+                self.q_in[k] += m * x * x;
+                self.s_all[k] += x;
+                self.q_all[k] += x * x;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
