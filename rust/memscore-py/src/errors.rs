@@ -61,7 +61,26 @@ pub(crate) fn enter<T: Send>(
     threads: Option<usize>,
     f: impl FnOnce(&Cancel) -> memscore_core::Result<T> + Send,
 ) -> PyResult<T> {
+    enter_sized(py, threads, usize::MAX, f)
+}
+
+/// Work (in the caller's units: bits, values) below which [`enter_sized`] runs the kernel
+/// on this thread: it ends in well under a millisecond, so there is no Ctrl-C to wait for,
+/// and spawning the watcher thread would cost more than the work.
+const INLINE_WORK: usize = 1 << 20;
+
+/// [`enter`] for a kernel of about `work` units: small ones skip the watcher thread.
+pub(crate) fn enter_sized<T: Send>(
+    py: Python<'_>,
+    threads: Option<usize>,
+    work: usize,
+    f: impl FnOnce(&Cancel) -> memscore_core::Result<T> + Send,
+) -> PyResult<T> {
     let pool = pool::resolve(threads).py()?;
+    if work < INLINE_WORK {
+        let cancel = Cancel::new();
+        return py.detach(|| pool.install(|| f(&cancel))).py();
+    }
     let cancel = Cancel::new();
     let mut interrupt: Option<PyErr> = None;
     let res = py.detach(|| {

@@ -12,7 +12,7 @@ use numpy::{
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::errors::{enter, IntoPyResult};
+use crate::errors::{enter, enter_sized, IntoPyResult};
 
 pub(crate) fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray2<'_, T>, name: &str) -> PyResult<&'a [T]> {
     a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be C-contiguous")))
@@ -72,7 +72,7 @@ fn outcome_sums_bool<'py>(
     n: usize,
 ) -> PyResult<SumsTuple<'py>> {
     let (m, o) = (packed(&masks, n, "masks")?, packed(&outcomes, n, "outcomes")?);
-    let s = enter(py, None, |_| sums::outcome_sums_bool(m, o))?;
+    let s = enter_sized(py, None, m.rows().saturating_mul(n), |_| sums::outcome_sums_bool(m, o))?;
     Ok(sums_tuple(py, s))
 }
 
@@ -90,11 +90,11 @@ fn outcome_sums_f64<'py>(
     let sh = shift.as_ref().map(|s| slice1(s, "shift")).transpose()?;
     let s = if let Ok(o) = outcomes.extract::<PyReadonlyArray2<'py, f32>>() {
         let o = slice(&o, "outcomes")?;
-        enter(py, None, |_| sums::outcome_sums_f64(m, o, sh))?
+        enter_sized(py, None, o.len(), |_| sums::outcome_sums_f64(m, o, sh))?
     } else {
         let o = outcomes.extract::<PyReadonlyArray2<'py, f64>>()?;
         let o = slice(&o, "outcomes")?;
-        enter(py, None, |_| sums::outcome_sums_f64(m, o, sh))?
+        enter_sized(py, None, o.len(), |_| sums::outcome_sums_f64(m, o, sh))?
     };
     Ok(sums_tuple(py, s))
 }
@@ -160,7 +160,8 @@ fn full_into<'py, O: influence::OutFloat + numpy::Element + Default>(
 ) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
     let (t, n) = (args.n_test, args.n_train);
     // Allocated fallibly here (a MemoryError naming the size, never a null array).
-    let (out, se) = enter(py, None, |cancel| {
+    let work = masks.rows().saturating_mul(n).saturating_mul(t.max(1));
+    let (out, se) = enter_sized(py, None, work, |cancel| {
         let size = checked_size("influence matrix", t, n)?;
         let mut out = try_filled("the influence matrix", size, O::default())?;
         let mut se = if stderr { Some(try_filled("the standard errors", size, O::default())?) } else { None };

@@ -374,10 +374,12 @@ fn full_matrix<O: OutFloat, E: TileEval>(
     let level = vector_level();
     let blocks = t.div_ceil(rows);
     let tasks = 4 * rayon::current_num_threads().max(1);
-    if blocks < tasks {
-        // Few test rows (a Banzhaf value is one): split the train columns instead, each
-        // task through a small tile buffer, then copy the tiles into place.
-        return split_columns(eval, args, out, se, tasks.div_ceil(blocks));
+    // Few test rows (a Banzhaf value is one): split the train columns instead, each task
+    // through a small tile buffer, then copy the tiles into place; ranges of at least
+    // 2,048 columns, so each amortizes the lookup tables it builds.
+    let parts = tasks.div_ceil(blocks).min(n.div_ceil(2048));
+    if blocks < tasks && parts > 1 {
+        return split_columns(eval, args, out, se, parts);
     }
     let se_chunks: Vec<Option<&mut [O]>> = match se {
         Some(s) => s.chunks_mut(rows * n).map(Some).collect(),
