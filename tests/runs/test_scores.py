@@ -328,3 +328,35 @@ def test_larger_float_influence_matches_reference(rng):
     idx, val = memscore.influence(masks, outcomes, top_k=3)
     full = ref.influence(masks, outcomes)
     assert_close(val, -np.sort(-full, axis=1)[:, :3], tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("r", "n", "t"), [(131, 5000, 1), (131, 5000, 3), (70, 4500, 37), (64, 2049, 16), (9, 7000, 2)]
+)
+def test_real_valued_influence_equals_the_reference_across_table_and_split_paths(r, n, t):
+    # The lookup-table kernel: runs not a multiple of 8 or 64 (zero padding rows), value
+    # columns in groups of 16, 8, 4, 2, 1, and few test rows splitting the train columns
+    # across threads (N above 2,048 per part); labels and standard errors on the same path.
+    rng = np.random.default_rng(r + n + t)
+    masks = rng.random((r, n)) < 0.45
+    y = rng.standard_normal((r, t)) * 3.0 + 100.0
+    tr, te = rng.integers(0, 3, n), rng.integers(0, 3, t)
+    got, se = memscore.influence(masks, y, stderr=True, dtype=np.float64)
+    want, want_se = ref.influence(masks, y, stderr=True)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(se, want_se, rtol=1e-7, atol=1e-12)
+    lab = memscore.influence(masks, y, train_labels=tr, test_labels=te, dtype=np.float64)
+    np.testing.assert_allclose(lab, ref.influence(masks, y, train_labels=tr, test_labels=te), rtol=1e-9, atol=1e-9)
+    top_i, top_v = memscore.influence(masks, y, top_k=3)
+    order = np.argsort(-np.nan_to_num(want, nan=-np.inf), axis=1, kind="stable")[:, :3]
+    np.testing.assert_allclose(top_v, np.take_along_axis(want, order, axis=1), rtol=1e-9, atol=1e-9)
+
+
+def test_banzhaf_on_many_columns_equals_the_reference_form():
+    rng = np.random.default_rng(5)
+    masks = rng.random((300, 9000)) < 0.5
+    u = rng.random(300)
+    m = masks.astype(float)
+    n_in = m.sum(0)
+    want = (u @ m) / n_in - (u @ (1 - m)) / (300 - n_in)
+    np.testing.assert_allclose(memscore.banzhaf(masks, u), want, rtol=1e-10, atol=1e-12)
