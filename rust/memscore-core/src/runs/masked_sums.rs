@@ -18,10 +18,13 @@ use crate::cpu::VectorLevel;
 /// Widest group of value columns a lookup covers (two AVX-512 registers of f64).
 const MAX_LANES: usize = 16;
 /// Bytes of accumulators per tile of examples. Each tile rebuilds the tables of every word
-/// (8 × 256 rows of up to 16 f64, 256 KiB), so small tiles spend their time building;
-/// 1 MiB measured fastest on a Zen 5 core with 1 MiB of L2 (256 KiB: 0.6x, 4 MiB: about
-/// the same, `examples/profile_masked_sums.rs`).
-const ACC_BYTES: usize = 1024 * 1024;
+/// (8 × 256 rows of up to 16 f64, 256 KiB), so the larger the tile the better, up to whole
+/// ranges of examples (`examples/profile_masked_sums.rs` on a Zen 5 core, T=256, thread CPU
+/// time: 256 KiB 52, 1 MiB 73, 4 MiB 80, 16 MiB 84 G run-pairs/s). The lookups then stream
+/// their accumulators and read the tables from L2 at about 31 bytes a cycle: the limit of
+/// this kernel (one f64 table entry, 8 bytes, per 8 runs of one value column). Rows of 32
+/// columns measured the same, rows of 8 a little slower.
+const ACC_BYTES: usize = 4096 * 1024;
 
 /// `dst[(j - j0) * ld + (i - i0)] = sum_r bit(r, i) * values[r * n_values + j]` for `j` in
 /// `j0..j1` and `i` in `i0..i1`; `masks` holds `(R, N)` as columns of run bits and
