@@ -56,7 +56,9 @@ def _check_threads(threads: Any) -> int | None:
     return int(threads)
 
 
-def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> npt.NDArray[np.floating[Any]]:
+def as_vectors(
+    x: Any, name: str, *, allow_f16: bool = False, check_finite: bool = True
+) -> npt.NDArray[np.floating[Any]]:
     """A C-contiguous, finite, non-empty 2-D float32 array (float16 kept if allowed).
 
     Parameters
@@ -67,6 +69,9 @@ def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> npt.NDArray[np.
         Argument name used in error messages.
     allow_f16 : bool, default False
         Keep float16 input as float16 instead of converting it.
+    check_finite : bool, default True
+        Refuse NaN / infinite values here; False leaves that check to the Rust core (the
+        one-shot search finds them in its pass over the keys, saving a pass).
 
     Returns
     -------
@@ -93,7 +98,7 @@ def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> npt.NDArray[np.
         raise TypeError(f"{name}: expected float16, float32 or float64, got dtype {a.dtype}")
     else:
         a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
+    if check_finite and not np.isfinite(a).all():
         raise ValueError(f"{name}: contains NaN or infinite values")
     return a
 
@@ -279,7 +284,15 @@ def knn(
     """
     metric = _check_metric(metric)
     qa = as_vectors(queries, "queries")
-    index = KnnIndex(keys, metric, threads=threads)
-    if qa.shape[1] != index.dim:
-        raise ValueError(f"queries and keys: dimensions differ ({qa.shape[1]} vs {index.dim})")
-    return index.search(qa, k, threads=threads)
+    # float32 keys are searched where they lie: no copy, and the core's norm pass refuses
+    # NaN / infinite values (float64 keys are converted, float16 ones go through an index).
+    ka = as_vectors(keys, "keys", allow_f16=True, check_finite=False)
+    t = _check_threads(threads)
+    if qa.shape[1] != ka.shape[1]:
+        raise ValueError(f"queries and keys: dimensions differ ({qa.shape[1]} vs {ka.shape[1]})")
+    if ka.dtype == np.float16:
+        if not np.isfinite(ka).all():
+            raise ValueError("keys: contains NaN or infinite values")
+        return KnnIndex(ka, metric, threads=t).search(qa, k, threads=t)
+    k = _check_k(k, ka.shape[0])
+    return _core.knn(qa, ka, k, metric, threads=t)

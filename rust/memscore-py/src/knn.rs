@@ -19,7 +19,7 @@ type Found<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 /// Exact brute-force kNN index (float32 keys, or float16 keys passed as uint16 bits).
 #[pyclass(name = "KnnIndexCore", module = "memscore._core", frozen)]
 pub struct PyKnnIndex {
-    inner: KnnIndex,
+    inner: KnnIndex<'static>,
 }
 
 #[pymethods]
@@ -105,8 +105,35 @@ impl PyKnnIndex {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyKnnIndex>()?;
+    m.add_function(wrap_pyfunction!(knn, m)?)?;
     m.add_function(wrap_pyfunction!(knn_shapley, m)?)?;
     Ok(())
+}
+
+/// One-shot exact search: the keys are read where they lie (not copied) for this call.
+/// (distances (Q, k) float32, indices (Q, k) int64), nearest first.
+#[pyfunction]
+#[pyo3(signature = (queries, keys, k, metric="l2", *, threads=None))]
+fn knn<'py>(
+    py: Python<'py>,
+    queries: PyReadonlyArray2<'py, f32>,
+    keys: PyReadonlyArray2<'py, f32>,
+    k: usize,
+    metric: &str,
+    threads: Option<usize>,
+) -> PyResult<Found<'py>> {
+    let m = Metric::parse(metric).py()?;
+    let (q, n, d) = (queries.shape()[0], keys.shape()[0], keys.shape()[1]);
+    if queries.shape()[1] != d {
+        return Err(PyValueError::new_err(format!(
+            "queries and keys: dimensions differ ({} vs {d})",
+            queries.shape()[1]
+        )));
+    }
+    let qs = contiguous(&queries, "queries")?;
+    let ks = contiguous(&keys, "keys")?;
+    let r = enter(py, threads, |cancel| memscore_core::knn::knn_with(qs, q, ks, n, d, k, m, cancel))?;
+    Ok((r.distances.into_pyarray(py).reshape([q, k])?, r.indices.into_pyarray(py).reshape([q, k])?))
 }
 
 /// (N,) exact KNN-Shapley values of the index's keys for the test points `queries`.
