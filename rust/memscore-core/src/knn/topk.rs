@@ -164,29 +164,35 @@ impl<'a> Heaps<'a> {
         if m == 0 {
             return;
         }
-        for (j, col) in block.chunks_exact(m).enumerate() {
-            let a = if add.is_empty() { 0.0 } else { add[j] };
-            let key = base + j as i64;
-            let (vec16, rest) = col.as_chunks::<16>();
-            for (c, v) in vec16.iter().enumerate() {
-                let i0 = r0 + 16 * c;
-                let t: [f32; 16] = match self.thr[i0..i0 + 16].try_into() {
-                    Ok(t) => t,
-                    Err(_) => continue,
-                };
+        let n = block.len() / m;
+        let add_at = |j: usize| if add.is_empty() { 0.0 } else { add[j] };
+        // 16 rows at a time, key after key: their thresholds stay in a register until a
+        // push changes one of them.
+        for c in 0..m / 16 {
+            let i0 = r0 + 16 * c;
+            let mut t: [f32; 16] = [0.0; 16];
+            t.copy_from_slice(&self.thr[i0..i0 + 16]);
+            for j in 0..n {
+                let Some(v) = block[j * m + 16 * c..].first_chunk::<16>() else { break };
+                let a = add_at(j);
                 // All 16 compares at once (an OR over lanes: vector compare + mask test).
                 if v.iter().zip(&t).fold(false, |any, (&s, &t)| any | (s + a < t)) {
                     for (l, &s) in v.iter().enumerate() {
                         if s + a < self.thr[i0 + l] {
-                            self.push(i0 + l, s + a, key);
+                            self.push(i0 + l, s + a, base + j as i64);
                         }
                     }
+                    t.copy_from_slice(&self.thr[i0..i0 + 16]);
                 }
             }
-            let i0 = r0 + 16 * vec16.len();
-            for (l, &s) in rest.iter().enumerate() {
-                if s + a < self.thr[i0 + l] {
-                    self.push(i0 + l, s + a, key);
+        }
+        for i in 16 * (m / 16)..m {
+            let mut t = self.thr[r0 + i];
+            for j in 0..n {
+                let s = block[j * m + i] + add_at(j);
+                if s < t {
+                    self.push(r0 + i, s, base + j as i64);
+                    t = self.thr[r0 + i];
                 }
             }
         }
