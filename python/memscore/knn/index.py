@@ -157,16 +157,21 @@ class KnnIndex:
         src = to_numpy(keys, name)
         a = as_vectors(src, name, allow_f16=True)
         t = _check_threads(threads)
-        if np.may_share_memory(a, src):
-            # Pickling rebuilds the index from these keys: keep our own, so that changes
-            # the caller makes to its array later cannot change the unpickled index.
+        if metric == "cosine" and np.may_share_memory(a, src):
+            # See `_build`: keep our own, so that changes the caller makes to its array
+            # later cannot change the unpickled index.
             a = a.copy()
-        a.flags.writeable = False
         self._build(a, metric, t)
 
     def _build(self, a: np.ndarray, metric: str, threads: int | None) -> None:
         """Prepare the core index over the checked keys ``a`` (float32 or float16)."""
-        self._keys = a
+        # Pickling rebuilds the index from its keys. The core keeps its own copy, exactly
+        # the keys for l2 and ip, so it gives them back then; cosine keys are stored as
+        # unit rows, so those indexes keep the keys given (a private, read-only array).
+        self._keys: np.ndarray | None = None
+        if metric == "cosine":
+            a.flags.writeable = False
+            self._keys = a
         self._threads = threads
         if a.dtype == np.float16:
             self._core = _core.KnnIndexCore(a.view(np.uint16), metric, f16_bits=True, threads=threads)
@@ -176,11 +181,15 @@ class KnnIndex:
     # The Rust index cannot be pickled; its constructor inputs can, and rebuild it exactly
     # (for multiprocessing, joblib and Ray).
     def __getstate__(self) -> dict[str, Any]:
-        return {"keys": self._keys, "metric": self.metric, "threads": self._threads}
+        keys = self._keys
+        if keys is None:
+            keys = self._core.keys()
+            if self._core.is_f16:
+                keys = keys.view(np.float16)
+        return {"keys": keys, "metric": self.metric, "threads": self._threads}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         keys = np.array(state["keys"])  # unpickled arrays may be read-only views of the pickle
-        keys.flags.writeable = False
         self._build(keys, _check_metric(state["metric"]), _check_threads(state["threads"]))
 
     @property

@@ -101,6 +101,18 @@ impl PyKnnIndex {
     fn is_f16(&self) -> bool {
         self.inner.is_f16()
     }
+
+    /// A copy of the stored keys: (N, d) float32, or uint16 float16 bits (cosine: unit rows).
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let shape = [self.inner.ntotal(), self.inner.dim()];
+        if let Some(v) = self.inner.keys_f32() {
+            return Ok(numpy::PyArray1::from_slice(py, v).reshape(shape)?.into_any());
+        }
+        match self.inner.keys_f16_bits() {
+            Some(v) => Ok(numpy::PyArray1::from_slice(py, v).reshape(shape)?.into_any()),
+            None => Err(PyValueError::new_err("internal: the index holds no keys")),
+        }
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -515,6 +515,22 @@ impl<'a> KnnIndex<'a> {
         matches!(self.keys, Keys::F16(_))
     }
 
+    /// The stored float32 keys (n × d, row-major; unit rows for cosine), if float32.
+    pub fn keys_f32(&self) -> Option<&[f32]> {
+        match &self.keys {
+            Keys::F32(v) => Some(v),
+            Keys::F16(_) => None,
+        }
+    }
+
+    /// The stored float16 keys as their raw bits (unit rows for cosine), if float16.
+    pub fn keys_f16_bits(&self) -> Option<&[u16]> {
+        match &self.keys {
+            Keys::F16(v) => Some(v.reinterpret_cast()),
+            Keys::F32(_) => None,
+        }
+    }
+
     /// Override the tile sizes (benchmarks and tests; results do not depend on them).
     pub fn set_blocking(&mut self, blocking: Blocking) -> Result<()> {
         ensure!(blocking.query_tile > 0 && blocking.key_block > 0, "blocking: tile sizes must be >= 1");

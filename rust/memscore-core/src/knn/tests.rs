@@ -271,3 +271,24 @@ fn cosine_distances_are_never_negative_and_overflow_is_refused() {
     let got = knn(&[3e38f32, 0.0], 1, &[0.0f32, 3e38, 3e38, 1.0], 2, 2, 1, Metric::Cosine).unwrap();
     assert_eq!(got.indices, vec![1]);
 }
+
+#[test]
+fn stored_keys_are_the_given_ones_for_l2_and_ip() {
+    let (n, d) = (30, 5);
+    let keys = floats(n * d, 71);
+    let bits: Vec<u16> = keys.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+    for metric in [Metric::L2, Metric::InnerProduct] {
+        let a = KnnIndex::new(&keys, n, d, metric).unwrap();
+        assert_eq!(a.keys_f32(), Some(&keys[..]));
+        assert_eq!(a.keys_f16_bits(), None);
+        let b = KnnIndex::new_f16(&bits, n, d, metric).unwrap();
+        assert_eq!(b.keys_f16_bits(), Some(&bits[..]));
+        assert_eq!(b.keys_f32(), None);
+    }
+    // Cosine keys are stored as unit rows.
+    let c = KnnIndex::new(&keys, n, d, Metric::Cosine).unwrap();
+    let unit = c.keys_f32().unwrap();
+    for r in unit.chunks(d) {
+        assert!((sqnorm64(r) - 1.0).abs() < 1e-6);
+    }
+}
