@@ -10,6 +10,7 @@ import numpy.typing as npt
 __all__ = [
     "KnnIndexCore",
     "__version__",
+    "knn",
     "cpu_info",
     "get_num_threads",
     "influence_full",
@@ -124,6 +125,16 @@ class KnnIndexCore:
     def metric(self) -> str: ...
     @property
     def is_f16(self) -> bool: ...
+    def keys(self) -> npt.NDArray[np.float32] | npt.NDArray[np.uint16]: ...
+
+def knn(
+    queries: npt.NDArray[np.float32],
+    keys: npt.NDArray[np.float32],
+    k: int,
+    metric: str = "l2",
+    *,
+    threads: int | None = None,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
 
 # ---------------------------------------------------------------- corpus n-grams (memscore.ngrams)
 

@@ -151,6 +151,10 @@ def test_matches_faiss_flat(rng):
         (lambda x, y: knn(y, x.astype(bool), 2), TypeError, "keys"),
         (lambda x, y: knn(y, np.where(x > 0, np.nan, x), 2), ValueError, "NaN or infinite"),
         (lambda x, y: knn(np.full_like(y, np.inf), x, 2), ValueError, "NaN or infinite"),
+        # The one-shot search finds bad keys in its own pass over them (no numpy check).
+        (lambda x, y: knn(y, np.where(x > 0, np.inf, x), 2, metric="ip"), ValueError, "keys: contains NaN"),
+        (lambda x, y: knn(y, np.where(x > 0, -np.inf, x), 2, metric="cosine"), ValueError, "keys: contains NaN"),
+        (lambda x, y: knn(y, np.where(x > 0, np.nan, x).astype(np.float16), 2), ValueError, "keys: contains NaN"),
         (lambda x, y: knn(y, x[:0], 1), ValueError, "non-empty"),
         (lambda x, y: knn(y[:0], x, 1), ValueError, "non-empty"),
         (lambda x, y: knn(y, x[:, :0], 1), ValueError, "non-empty"),

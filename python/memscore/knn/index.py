@@ -56,7 +56,9 @@ def _check_threads(threads: Any) -> int | None:
     return int(threads)
 
 
-def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> npt.NDArray[np.floating[Any]]:
+def as_vectors(
+    x: Any, name: str, *, allow_f16: bool = False, check_finite: bool = True
+) -> npt.NDArray[np.floating[Any]]:
     """A C-contiguous, finite, non-empty 2-D float32 array (float16 kept if allowed).
 
     Parameters
@@ -67,6 +69,9 @@ def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> npt.NDArray[np.
         Argument name used in error messages.
     allow_f16 : bool, default False
         Keep float16 input as float16 instead of converting it.
+    check_finite : bool, default True
+        Refuse NaN / infinite values here; False leaves that check to the Rust core (the
+        one-shot search finds them in its pass over the keys, saving a pass).
 
     Returns
     -------
@@ -93,7 +98,7 @@ def as_vectors(x: Any, name: str, *, allow_f16: bool = False) -> npt.NDArray[np.
         raise TypeError(f"{name}: expected float16, float32 or float64, got dtype {a.dtype}")
     else:
         a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
+    if check_finite and not np.isfinite(a).all():
         raise ValueError(f"{name}: contains NaN or infinite values")
     return a
 
@@ -152,16 +157,21 @@ class KnnIndex:
         src = to_numpy(keys, name)
         a = as_vectors(src, name, allow_f16=True)
         t = _check_threads(threads)
-        if np.may_share_memory(a, src):
-            # Pickling rebuilds the index from these keys: keep our own, so that changes
-            # the caller makes to its array later cannot change the unpickled index.
+        if metric == "cosine" and np.may_share_memory(a, src):
+            # See `_build`: keep our own, so that changes the caller makes to its array
+            # later cannot change the unpickled index.
             a = a.copy()
-        a.flags.writeable = False
         self._build(a, metric, t)
 
     def _build(self, a: np.ndarray, metric: str, threads: int | None) -> None:
         """Prepare the core index over the checked keys ``a`` (float32 or float16)."""
-        self._keys = a
+        # Pickling rebuilds the index from its keys. The core keeps its own copy, exactly
+        # the keys for l2 and ip, so it gives them back then; cosine keys are stored as
+        # unit rows, so those indexes keep the keys given (a private, read-only array).
+        self._keys: np.ndarray | None = None
+        if metric == "cosine":
+            a.flags.writeable = False
+            self._keys = a
         self._threads = threads
         if a.dtype == np.float16:
             self._core = _core.KnnIndexCore(a.view(np.uint16), metric, f16_bits=True, threads=threads)
@@ -171,11 +181,15 @@ class KnnIndex:
     # The Rust index cannot be pickled; its constructor inputs can, and rebuild it exactly
     # (for multiprocessing, joblib and Ray).
     def __getstate__(self) -> dict[str, Any]:
-        return {"keys": self._keys, "metric": self.metric, "threads": self._threads}
+        keys = self._keys
+        if keys is None:
+            keys = self._core.keys()
+            if self._core.is_f16:
+                keys = keys.view(np.float16)
+        return {"keys": keys, "metric": self.metric, "threads": self._threads}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         keys = np.array(state["keys"])  # unpickled arrays may be read-only views of the pickle
-        keys.flags.writeable = False
         self._build(keys, _check_metric(state["metric"]), _check_threads(state["threads"]))
 
     @property
@@ -279,7 +293,15 @@ def knn(
     """
     metric = _check_metric(metric)
     qa = as_vectors(queries, "queries")
-    index = KnnIndex(keys, metric, threads=threads)
-    if qa.shape[1] != index.dim:
-        raise ValueError(f"queries and keys: dimensions differ ({qa.shape[1]} vs {index.dim})")
-    return index.search(qa, k, threads=threads)
+    # float32 keys are searched where they lie: no copy, and the core's norm pass refuses
+    # NaN / infinite values (float64 keys are converted, float16 ones go through an index).
+    ka = as_vectors(keys, "keys", allow_f16=True, check_finite=False)
+    t = _check_threads(threads)
+    if qa.shape[1] != ka.shape[1]:
+        raise ValueError(f"queries and keys: dimensions differ ({qa.shape[1]} vs {ka.shape[1]})")
+    if ka.dtype == np.float16:
+        if not np.isfinite(ka).all():
+            raise ValueError("keys: contains NaN or infinite values")
+        return KnnIndex(ka, metric, threads=t).search(qa, k, threads=t)
+    k = _check_k(k, ka.shape[0])
+    return _core.knn(qa, ka, k, metric, threads=t)

@@ -19,7 +19,7 @@ type Found<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 /// Exact brute-force kNN index (float32 keys, or float16 keys passed as uint16 bits).
 #[pyclass(name = "KnnIndexCore", module = "memscore._core", frozen)]
 pub struct PyKnnIndex {
-    inner: KnnIndex,
+    inner: KnnIndex<'static>,
 }
 
 #[pymethods]
@@ -101,12 +101,51 @@ impl PyKnnIndex {
     fn is_f16(&self) -> bool {
         self.inner.is_f16()
     }
+
+    /// A copy of the stored keys: (N, d) float32, or uint16 float16 bits (cosine: unit rows).
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let shape = [self.inner.ntotal(), self.inner.dim()];
+        if let Some(v) = self.inner.keys_f32() {
+            return Ok(numpy::PyArray1::from_slice(py, v).reshape(shape)?.into_any());
+        }
+        match self.inner.keys_f16_bits() {
+            Some(v) => Ok(numpy::PyArray1::from_slice(py, v).reshape(shape)?.into_any()),
+            None => Err(PyValueError::new_err("internal: the index holds no keys")),
+        }
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyKnnIndex>()?;
+    m.add_function(wrap_pyfunction!(knn, m)?)?;
     m.add_function(wrap_pyfunction!(knn_shapley, m)?)?;
     Ok(())
+}
+
+/// One-shot exact search: the keys are read where they lie (not copied) for this call.
+/// (distances (Q, k) float32, indices (Q, k) int64), nearest first.
+#[pyfunction]
+#[pyo3(signature = (queries, keys, k, metric="l2", *, threads=None))]
+fn knn<'py>(
+    py: Python<'py>,
+    queries: PyReadonlyArray2<'py, f32>,
+    keys: PyReadonlyArray2<'py, f32>,
+    k: usize,
+    metric: &str,
+    threads: Option<usize>,
+) -> PyResult<Found<'py>> {
+    let m = Metric::parse(metric).py()?;
+    let (q, n, d) = (queries.shape()[0], keys.shape()[0], keys.shape()[1]);
+    if queries.shape()[1] != d {
+        return Err(PyValueError::new_err(format!(
+            "queries and keys: dimensions differ ({} vs {d})",
+            queries.shape()[1]
+        )));
+    }
+    let qs = contiguous(&queries, "queries")?;
+    let ks = contiguous(&keys, "keys")?;
+    let r = enter(py, threads, |cancel| memscore_core::knn::knn_with(qs, q, ks, n, d, k, m, cancel))?;
+    Ok((r.distances.into_pyarray(py).reshape([q, k])?, r.indices.into_pyarray(py).reshape([q, k])?))
 }
 
 /// (N,) exact KNN-Shapley values of the index's keys for the test points `queries`.

@@ -2,23 +2,26 @@
 //! fused per-query top-k.
 //!
 //! For a tile of queries and a block of keys the kernel computes, with one GEMM call
-//! (the `gemm` crate, which picks AVX-512 / AVX2+FMA / SSE micro-kernels at run time),
+//! (the `gemm` crate's micro-kernels at the search's vector level: AVX-512, AVX2 + FMA or
+//! scalar, see [`product`]),
 //!
-//! * `l2`:     `s = ‖x‖² − 2 q·x`  (the block is pre-filled with the key norms)
+//! * `l2`:     `s = ‖x‖² − 2 q·x`  (the product `−2 q·x`, then the key norms added per row)
 //! * `ip`:     `s = −q·x`
 //! * `cosine`: `s = −q̂·x̂`         (keys normalised once when the index is built)
 //!
-//! into a small per-task buffer (tile × block: at most 512 × 2048 floats, 4 MiB) and offers each row to a
-//! bounded max-heap of the k smallest `s` before the next block overwrites it. The
-//! `Q × N` distance matrix never exists.
+//! into a small per-task buffer (one row per query, `key_block` scores long) and offers
+//! each row to a bounded max-heap of the k smallest `s` before the next block overwrites
+//! it: blocks of 16 scores are compared with the heap's threshold at once, so almost all
+//! of them are rejected by one vector compare. The `Q × N` distance matrix never exists.
 //!
 //! Exactness. float32 GEMM scores carry round-off that grows with the norms, not with
 //! the distances: with values ≈ 100 that differ by ≈ 0.01, `‖x‖² − 2q·x + ‖q‖²` cancels
 //! to noise. So
 //!
-//! * for `l2` the keys' mean `μ` (computed in f64) is subtracted from keys and queries
-//!   when it is large against their spread (translation does not change L2 neighbours);
-//!   the centred key block is formed on the fly, so the stored keys stay the caller's;
+//! * for `l2` the keys' mean `μ` (computed in f64, rounded to float32) is subtracted from
+//!   keys and queries when it is large against their spread (translation does not change
+//!   L2 neighbours); the centred key block is formed on the fly, so the stored keys stay
+//!   the caller's;
 //! * each query keeps more candidates than `k` (`k + max(k / 4, 8)`); those that can be in
 //!   the top k are re-ranked with distances recomputed in f64 from the original vectors; the returned distances are these true
 //!   distances (`Σ (q − x)²`, `q·x`, `1 − q̂·x̂` clamped to `[0, 2]`);
@@ -33,21 +36,28 @@
 //! many queries → one task per query tile over all keys; few queries (Q = 1, say) →
 //! the keys are cut into ranges whose top-k lists are merged. Each GEMM runs
 //! single-threaded inside its task. Ties break toward the lower key index.
+//!
+//! Building an index reads the keys once (float64 row norms and column sums in one pass;
+//! a second pass only when centring). [`knn`], the one-shot search, borrows the caller's
+//! keys instead of copying them (cosine keys are normalised into a copy).
 
+pub mod product;
 pub mod shapley;
 mod topk;
+
+use std::borrow::Cow;
 
 /// Query tiles per thread to aim for (load balance when other processes share the cores).
 const TILES_PER_THREAD: usize = 4;
 
-use gemm::{gemm, Parallelism};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
+use crate::cpu::{vector_level, vector_levels, VectorLevel};
 use crate::error::{ensure, Error, Result};
 use crate::pool::Cancel;
-use topk::Heap;
+use topk::{Heap, Heaps};
 
 /// Distance used by the search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,10 +90,11 @@ impl Metric {
     }
 }
 
-/// Key storage: float32, or float16 converted to float32 one block at a time.
+/// Key storage: float32 (the index's own, or the caller's for a one-shot search), or
+/// float16 converted to float32 one block at a time.
 #[derive(Debug, Clone)]
-enum Keys {
-    F32(Vec<f32>),
+enum Keys<'a> {
+    F32(Cow<'a, [f32]>),
     F16(Vec<f16>),
 }
 
@@ -103,20 +114,56 @@ impl Default for Blocking {
 }
 
 /// A prepared set of keys: row-major layout, squared norms (l2) or unit rows (cosine).
+///
+/// `KnnIndex<'static>` owns its keys ([`KnnIndex::new`]); [`KnnIndex::borrowed`] searches
+/// the caller's float32 keys in place for as long as they are borrowed.
 #[derive(Debug, Clone)]
-pub struct KnnIndex {
+pub struct KnnIndex<'a> {
     n: usize,
     d: usize,
     metric: Metric,
-    keys: Keys,
+    keys: Keys<'a>,
     /// Squared norms of the (centred) keys for `l2`; empty otherwise.
     norms: Vec<f32>,
-    /// `l2`: the keys' mean, subtracted from keys and queries before the GEMM (None when
-    /// the mean is small against the spread and centring would only cost time).
-    center: Option<Vec<f64>>,
+    /// `l2`: the keys' mean (rounded to float32), subtracted from keys and queries before
+    /// the GEMM (None when the mean is small against the spread and centring would only
+    /// cost time). Any translation keeps L2 neighbours; norms are those of the rows as
+    /// centred in float32, which the GEMM sees.
+    center: Option<Vec<f32>>,
     /// Largest norm of a key as the GEMM sees it (centred for l2, unit for cosine).
     radius: f64,
     blocking: Blocking,
+    /// Instruction set of the GEMM and the vector loops.
+    level: VectorLevel,
+}
+
+/// `$name(level, args…)` runs the `#[inline(always)]` function `$body` compiled for
+/// `level`'s instruction set, so that its loops vectorize with that level's registers.
+macro_rules! leveled {
+    ($(#[$doc:meta])* fn $name:ident = $body:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        $(#[$doc])*
+        fn $name(level: VectorLevel, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn v4($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            unsafe fn v3($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            match level {
+                // SAFETY: `Avx512` / `Avx2` are only chosen on machines that have them
+                // (`vector_level`, or `set_level`, which checks `vector_levels`).
+                #[cfg(target_arch = "x86_64")]
+                VectorLevel::Avx512 => unsafe { v4($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                VectorLevel::Avx2 => unsafe { v3($($arg),*) },
+                _ => $body($($arg),*),
+            }
+        }
+    };
 }
 
 /// Unit round-off of float32.
@@ -130,9 +177,11 @@ fn below_f32_limit(x: f64) -> bool {
 }
 
 /// Exact (f64) score of query `q` and key `x` in the search's order (smaller is nearer):
-/// `Σ (q − x)²` for l2, `−q·x` for ip and cosine (unit rows).
-#[inline]
-fn exact_score(metric: Metric, q: &[f32], x: &[f32]) -> f64 {
+/// `Σ (q − x)²` for l2, `−q·x` for ip and cosine (unit rows). The same bits at every
+/// vector level: lane `j` sums terms `j, j + 8, …` in order and the lanes are added in
+/// order (Rust never fuses a multiply and an add on its own).
+#[inline(always)]
+fn exact_score_body(metric: Metric, q: &[f32], x: &[f32]) -> f64 {
     // Eight independent f64 sums over lanes: the loop vectorizes and the additions
     // pipeline instead of waiting on each other.
     const L: usize = 8;
@@ -172,37 +221,126 @@ fn exact_score(metric: Metric, q: &[f32], x: &[f32]) -> f64 {
     }
 }
 
+leveled!(
+    /// [`exact_score_body`] at a vector level.
+    fn exact_score = exact_score_body(metric: Metric, q: &[f32], x: &[f32]) -> f64
+);
+
 fn by_score_then_index(a: &(f64, i64), b: &(f64, i64)) -> std::cmp::Ordering {
     a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1))
 }
 
-/// Mean of the rows (f64), the mean squared distance to it and whether centring pays off.
-fn mean_and_spread(rows: &[f32], d: usize) -> (Vec<f64>, bool) {
-    let n = rows.len() / d;
-    let sum = rows
-        .par_chunks(d)
-        .fold(
-            || vec![0.0f64; d],
-            |mut acc, r| {
-                acc.iter_mut().zip(r).for_each(|(a, &v)| *a += v as f64);
-                acc
-            },
-        )
-        .reduce(
-            || vec![0.0f64; d],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
-    let mu: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
-    let spread: f64 =
-        rows.par_chunks(d).map(|r| r.iter().zip(&mu).map(|(&v, m)| (v as f64 - m).powi(2)).sum::<f64>()).sum::<f64>()
-            / n as f64;
-    let mu2: f64 = mu.iter().map(|m| m * m).sum();
-    // Centring costs one pass over each key block per query tile; it is worth it when
-    // the offset dominates the spread (the cancellation grows with ‖μ‖² / spread).
-    (mu, mu2 > spread / 64.0)
+/// Rows per task of the passes over the keys (fixed, so that float64 sums do not depend on
+/// the number of threads).
+const STATS_ROWS: usize = 1024;
+
+/// Squared norm of `row` in f64 (no round-off of its own that matters: the float32
+/// squares are exact in f64). Eight independent lanes, so that the loop vectorizes.
+#[inline(always)]
+fn sqnorm64(row: &[f32]) -> f64 {
+    const L: usize = 8;
+    let mut acc = [0.0f64; L];
+    let c = row.chunks_exact(L);
+    let tail: f64 = c.remainder().iter().map(|&v| (v as f64) * (v as f64)).sum();
+    for a in c {
+        for j in 0..L {
+            acc[j] += a[j] as f64 * a[j] as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Squared norms of the rows of `chunk` appended to `norms`; their column sums added to
+/// `sums` unless it is empty.
+#[inline(always)]
+fn stats_body(chunk: &[f32], d: usize, norms: &mut Vec<f64>, sums: &mut [f64]) {
+    for r in chunk.chunks_exact(d) {
+        norms.push(sqnorm64(r));
+        if !sums.is_empty() {
+            sums.iter_mut().zip(r).for_each(|(s, &v)| *s += v as f64);
+        }
+    }
+}
+
+leveled!(
+    /// [`stats_body`] at a vector level.
+    fn stats_at = stats_body(chunk: &[f32], d: usize, norms: &mut Vec<f64>, sums: &mut [f64])
+);
+
+/// Squared norms (f64) of `rows - centre` as float32 rows, the GEMM's view of them.
+#[inline(always)]
+fn centred_norms_body(chunk: &[f32], centre: &[f32], norms: &mut Vec<f64>, buf: &mut [f32]) {
+    for r in chunk.chunks_exact(centre.len()) {
+        buf.iter_mut().zip(r).zip(centre).for_each(|((o, &v), &m)| *o = v - m);
+        norms.push(sqnorm64(buf));
+    }
+}
+
+leveled!(
+    /// [`centred_norms_body`] at a vector level.
+    fn centred_norms_at = centred_norms_body(chunk: &[f32], centre: &[f32], norms: &mut Vec<f64>, buf: &mut [f32])
+);
+
+/// `out = rows - centre` row by row in float32 (`out` may be `rows` widened from f16).
+#[inline(always)]
+fn centre_body(rows: &[f32], centre: &[f32], out: &mut [f32]) {
+    for (o, r) in out.chunks_exact_mut(centre.len()).zip(rows.chunks_exact(centre.len())) {
+        o.iter_mut().zip(r).zip(centre).for_each(|((o, &v), &m)| *o = v - m);
+    }
+}
+
+leveled!(
+    /// [`centre_body`] at a vector level.
+    fn centre_at = centre_body(rows: &[f32], centre: &[f32], out: &mut [f32])
+);
+
+/// In-place [`centre_body`].
+#[inline(always)]
+fn centre_in_place_body(rows: &mut [f32], centre: &[f32]) {
+    for r in rows.chunks_exact_mut(centre.len()) {
+        r.iter_mut().zip(centre).for_each(|(o, &m)| *o -= m);
+    }
+}
+
+leveled!(
+    /// [`centre_in_place_body`] at a vector level.
+    fn centre_in_place_at = centre_in_place_body(rows: &mut [f32], centre: &[f32])
+);
+
+/// Squared norms (f64) of the rows of `data` and, when `sums`, their column sums (f64):
+/// one parallel pass.
+fn row_stats(level: VectorLevel, data: &[f32], d: usize, sums: bool) -> (Vec<f64>, Vec<f64>) {
+    let parts: Vec<(Vec<f64>, Vec<f64>)> = data
+        .par_chunks(STATS_ROWS * d)
+        .map(|chunk| {
+            let mut norms = Vec::with_capacity(chunk.len() / d);
+            let mut s = vec![0.0f64; if sums { d } else { 0 }];
+            stats_at(level, chunk, d, &mut norms, &mut s);
+            (norms, s)
+        })
+        .collect();
+    let mut norms = Vec::with_capacity(data.len() / d);
+    let mut total = vec![0.0f64; if sums { d } else { 0 }];
+    for (n, s) in parts {
+        norms.extend_from_slice(&n);
+        total.iter_mut().zip(&s).for_each(|(t, v)| *t += v);
+    }
+    (norms, total)
+}
+
+/// Squared norms of the rows of `data` centred on `centre` (float32 arithmetic).
+fn centred_norms(level: VectorLevel, data: &[f32], centre: &[f32]) -> Vec<f64> {
+    let d = centre.len();
+    let parts: Vec<Vec<f64>> = data
+        .par_chunks(STATS_ROWS * d)
+        .map(|chunk| {
+            let mut norms = Vec::with_capacity(chunk.len() / d);
+            let mut buf = vec![0.0f32; d];
+            centred_norms_at(level, chunk, centre, &mut norms, &mut buf);
+            norms
+        })
+        .collect();
+    parts.concat()
 }
 
 /// Result of a search: `(Q, k)` row-major distances and key indices, nearest first.
@@ -216,16 +354,11 @@ pub struct Neighbors {
 /// how many slots of each row are filled.
 type Partial = (Vec<f32>, Vec<i64>, Vec<usize>);
 
-fn sqnorm64(row: &[f32]) -> f64 {
-    // Accumulate in f64 so that the norm does not add round-off of its own.
-    row.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
-}
-
-fn normalize(row: &mut [f32]) {
-    // In f64 throughout: the squared norm of large rows does not fit float32.
-    let n = sqnorm64(row).sqrt();
-    if n > 0.0 {
-        row.iter_mut().for_each(|v| *v = (*v as f64 / n) as f32);
+/// Divide `row` by its norm `norm` (in f64: the squared norm of large rows does not fit
+/// float32); zero rows stay zero.
+fn normalize(row: &mut [f32], norm: f64) {
+    if norm > 0.0 {
+        row.iter_mut().for_each(|v| *v = (*v as f64 / norm) as f32);
     }
 }
 
@@ -246,78 +379,123 @@ fn check_shape(name: &str, len: usize, rows: usize, d: usize) -> Result<()> {
     crate::error::check_len(name, len, rows, d)
 }
 
-impl KnnIndex {
-    /// Index `n` float32 keys of dimension `d` (row-major `keys`, `n * d` values).
-    pub fn new(keys: &[f32], n: usize, d: usize, metric: Metric) -> Result<KnnIndex> {
-        check_shape("keys", keys.len(), n, d)?;
-        let mut data = crate::error::try_with_capacity("the kNN keys", keys.len())?;
-        data.extend_from_slice(keys);
-        let (norms, center) = Self::prepare(&mut data, d, metric);
-        let radius = Self::radius(&data, d, metric, &norms);
-        check_radius(radius)?;
-        let norms = norms.into_iter().map(|v| v as f32).collect();
-        Ok(KnnIndex { n, d, metric, keys: Keys::F32(data), norms, center, radius, blocking: Blocking::default() })
-    }
+/// Largest value of `v` (0 for none); NaN is never the largest.
+fn largest(v: &[f64]) -> f64 {
+    v.iter().cloned().fold(0.0, f64::max)
+}
 
-    /// Squared norms (of the centred rows, l2) and the centre; unit rows for cosine.
-    fn prepare(data: &mut [f32], d: usize, metric: Metric) -> (Vec<f64>, Option<Vec<f64>>) {
-        match metric {
-            Metric::L2 => {
-                let (mu, centre) = mean_and_spread(data, d);
-                if centre {
-                    let norms = data
-                        .par_chunks(d)
-                        .map(|r| r.iter().zip(&mu).map(|(&v, m)| ((v as f64 - m) as f32 as f64).powi(2)).sum())
-                        .collect();
-                    (norms, Some(mu))
-                } else {
-                    (data.par_chunks(d).map(sqnorm64).collect(), None)
-                }
-            }
-            Metric::Cosine => {
-                data.par_chunks_mut(d).for_each(normalize);
-                (Vec::new(), None)
-            }
-            Metric::InnerProduct => (Vec::new(), None),
+/// What the search needs besides the keys: norms, centre and radius (see [`KnnIndex`]).
+struct Prepared {
+    keys: Option<Vec<f32>>,
+    norms: Vec<f32>,
+    center: Option<Vec<f32>>,
+    radius: f64,
+}
+
+/// Norms, centre and radius of float32 keys `data` (n × d), read once (twice when
+/// centring); cosine keys are normalised into `Prepared::keys`. Errors on keys that are
+/// not finite or whose squared norms overflow float32.
+fn prepare(level: VectorLevel, data: &[f32], d: usize, metric: Metric) -> Result<Prepared> {
+    let n = data.len() / d;
+    let (sq, sums) = row_stats(level, data, d, metric == Metric::L2);
+    // A row with a NaN or infinite value has a non-finite norm (squares of finite float32
+    // values cannot overflow float64).
+    ensure!(sq.iter().all(|v| v.is_finite()), "keys: contains NaN or infinite values");
+    let mut out = Prepared { keys: None, norms: Vec::new(), center: None, radius: 0.0 };
+    match metric {
+        Metric::L2 => {
+            let mu: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+            let mu2: f64 = mu.iter().map(|m| m * m).sum();
+            // Mean squared distance to the mean: E‖x‖² − ‖μ‖² (its cancellation only
+            // matters when the spread is far below ‖μ‖², where centring is chosen anyway).
+            let spread = (sq.iter().sum::<f64>() / n as f64 - mu2).max(0.0);
+            // Centring costs one pass over each key block per query tile; it is worth it
+            // when the offset dominates the spread (the cancellation grows with ‖μ‖² / spread).
+            let norms = if mu2 > spread / 64.0 {
+                let centre: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
+                let norms = centred_norms(level, data, &centre);
+                out.center = Some(centre);
+                norms
+            } else {
+                sq
+            };
+            out.radius = largest(&norms).sqrt();
+            out.norms = norms.into_iter().map(|v| v as f32).collect();
+        }
+        Metric::InnerProduct => out.radius = largest(&sq).sqrt(),
+        Metric::Cosine => {
+            let mut unit = crate::error::try_with_capacity("the kNN keys", data.len())?;
+            unit.extend_from_slice(data);
+            unit.par_chunks_mut(d).zip(sq.par_iter()).for_each(|(r, &s)| normalize(r, s.sqrt()));
+            out.radius = largest(&row_stats(level, &unit, d, false).0).sqrt();
+            out.keys = Some(unit);
         }
     }
+    check_radius(out.radius)?;
+    Ok(out)
+}
 
-    /// Largest norm of a key as the GEMM sees it.
-    fn radius(data: &[f32], d: usize, metric: Metric, norms: &[f64]) -> f64 {
-        let max2 = match metric {
-            Metric::L2 => norms.iter().cloned().fold(0.0, f64::max),
-            _ => data.par_chunks(d).map(sqnorm64).reduce(|| 0.0, f64::max),
+impl KnnIndex<'static> {
+    /// Index `n` float32 keys of dimension `d` (row-major `keys`, `n * d` values), copied.
+    pub fn new(keys: &[f32], n: usize, d: usize, metric: Metric) -> Result<KnnIndex<'static>> {
+        check_shape("keys", keys.len(), n, d)?;
+        let level = vector_level();
+        let mut p = prepare(level, keys, d, metric)?;
+        let data = match p.keys.take() {
+            Some(own) => own,
+            None => {
+                let mut data = crate::error::try_with_capacity("the kNN keys", keys.len())?;
+                data.extend_from_slice(keys);
+                data
+            }
         };
-        max2.sqrt()
+        Ok(Self::assemble(n, d, metric, Keys::F32(Cow::Owned(data)), p, level))
     }
 
     /// Index float16 keys given as their raw bits (numpy's `float16.view(uint16)`).
     ///
     /// Keys stay float16 in memory (half the size) and are widened to float32 one block
     /// at a time during the search; norms are those of the float16 values.
-    pub fn new_f16(bits: &[u16], n: usize, d: usize, metric: Metric) -> Result<KnnIndex> {
+    pub fn new_f16(bits: &[u16], n: usize, d: usize, metric: Metric) -> Result<KnnIndex<'static>> {
         check_shape("keys", bits.len(), n, d)?;
+        let level = vector_level();
         let mut data: Vec<f16> = crate::error::try_with_capacity("the kNN keys", bits.len())?;
         data.extend(bits.iter().map(|&b| f16::from_bits(b)));
         ensure!(data.iter().all(|v| v.is_finite()), "keys: contains NaN or infinite values");
-        if metric == Metric::Cosine {
-            data.par_chunks_mut(d).for_each(|r| {
-                let mut w = vec![0.0f32; r.len()];
-                r.convert_to_f32_slice(&mut w);
-                normalize(&mut w);
-                r.convert_from_f32_slice(&w);
-            });
-        }
         // Norms, centre and radius from the widened values (exactly the stored ones).
         let mut wide = vec![0.0f32; data.len()];
         data.convert_to_f32_slice(&mut wide);
-        let (norms, center) =
-            Self::prepare(&mut wide, d, if metric == Metric::Cosine { Metric::InnerProduct } else { metric });
-        let radius = Self::radius(&wide, d, metric, &norms);
+        let mut p = prepare(level, &wide, d, metric)?;
+        if let Some(unit) = p.keys.take() {
+            // Cosine: the unit rows rounded to float16 are the stored keys; the radius is theirs.
+            data.convert_from_f32_slice(&unit);
+            data.convert_to_f32_slice(&mut wide);
+            p.radius = largest(&row_stats(level, &wide, d, false).0).sqrt();
+            check_radius(p.radius)?;
+        }
         drop(wide);
-        check_radius(radius)?;
-        let norms = norms.into_iter().map(|v| v as f32).collect();
-        Ok(KnnIndex { n, d, metric, keys: Keys::F16(data), norms, center, radius, blocking: Blocking::default() })
+        Ok(Self::assemble(n, d, metric, Keys::F16(data), p, level))
+    }
+}
+
+impl<'a> KnnIndex<'a> {
+    /// Index the caller's float32 keys without copying them (l2 and ip; cosine keys are
+    /// normalised into a copy): for a one-shot search, see [`knn`].
+    pub fn borrowed(keys: &'a [f32], n: usize, d: usize, metric: Metric) -> Result<KnnIndex<'a>> {
+        check_shape("keys", keys.len(), n, d)?;
+        let level = vector_level();
+        let mut p = prepare(level, keys, d, metric)?;
+        let data = match p.keys.take() {
+            Some(own) => Cow::Owned(own),
+            None => Cow::Borrowed(keys),
+        };
+        Ok(Self::assemble(n, d, metric, Keys::F32(data), p, level))
+    }
+
+    /// The index over `keys` with what [`prepare`] found (its `keys` already taken).
+    fn assemble(n: usize, d: usize, metric: Metric, keys: Keys<'a>, p: Prepared, level: VectorLevel) -> KnnIndex<'a> {
+        let Prepared { norms, center, radius, .. } = p;
+        KnnIndex { n, d, metric, keys, norms, center, radius, blocking: Blocking::default(), level }
     }
 
     pub fn ntotal(&self) -> usize {
@@ -337,6 +515,22 @@ impl KnnIndex {
         matches!(self.keys, Keys::F16(_))
     }
 
+    /// The stored float32 keys (n × d, row-major; unit rows for cosine), if float32.
+    pub fn keys_f32(&self) -> Option<&[f32]> {
+        match &self.keys {
+            Keys::F32(v) => Some(v),
+            Keys::F16(_) => None,
+        }
+    }
+
+    /// The stored float16 keys as their raw bits (unit rows for cosine), if float16.
+    pub fn keys_f16_bits(&self) -> Option<&[u16]> {
+        match &self.keys {
+            Keys::F16(v) => Some(v.reinterpret_cast()),
+            Keys::F32(_) => None,
+        }
+    }
+
     /// Override the tile sizes (benchmarks and tests; results do not depend on them).
     pub fn set_blocking(&mut self, blocking: Blocking) -> Result<()> {
         ensure!(blocking.query_tile > 0 && blocking.key_block > 0, "blocking: tile sizes must be >= 1");
@@ -344,8 +538,16 @@ impl KnnIndex {
         Ok(())
     }
 
+    /// Run the search's GEMM and vector loops at `level` (tests and benchmarks; results do
+    /// not depend on it). Levels this machine lacks are refused.
+    pub fn set_level(&mut self, level: VectorLevel) -> Result<()> {
+        ensure!(vector_levels().contains(&level), "level: {level:?} is not supported by this CPU");
+        self.level = level;
+        Ok(())
+    }
+
     /// Key row `j` as float32 (widened into `buf` for float16 keys).
-    fn key_row<'a>(&'a self, j: usize, buf: &'a mut [f32]) -> &'a [f32] {
+    fn key_row<'b>(&'b self, j: usize, buf: &'b mut [f32]) -> &'b [f32] {
         let d = self.d;
         match &self.keys {
             Keys::F32(v) => &v[j * d..(j + 1) * d],
@@ -355,7 +557,6 @@ impl KnnIndex {
             }
         }
     }
-
     /// The `k` nearest keys of each of the `q` queries (row-major, `q * d` values).
     pub fn search(&self, queries: &[f32], q: usize, k: usize) -> Result<Neighbors> {
         self.search_with(queries, q, k, &Cancel::new())
@@ -371,30 +572,30 @@ impl KnnIndex {
         // Queries as the GEMM sees them: centred (l2 with a centre), unit (cosine), or
         // as given; `qnorm` is their norm (f64), which bounds the float32 error.
         let mut qdata: Vec<f32> = Vec::new();
-        let mut qnorm: Vec<f64> = vec![0.0; q];
+        let level = self.level;
         match (self.metric, &self.center) {
             (Metric::L2, Some(mu)) => {
                 qdata = crate::error::try_filled("centred queries", queries.len(), 0.0f32)?;
-                qdata.par_chunks_mut(d).zip(queries.par_chunks(d)).zip(qnorm.par_iter_mut()).for_each(
-                    |((out, row), qn)| {
-                        let mut acc = 0.0f64;
-                        for ((o, &v), m) in out.iter_mut().zip(row).zip(mu) {
-                            let c = v as f64 - m;
-                            acc += c * c;
-                            *o = c as f32;
-                        }
-                        *qn = acc.sqrt();
-                    },
-                );
+                qdata
+                    .par_chunks_mut(STATS_ROWS * d)
+                    .zip(queries.par_chunks(STATS_ROWS * d))
+                    .for_each(|(out, rows)| centre_at(level, rows, mu, out));
             }
             (Metric::Cosine, _) => {
                 qdata = crate::error::try_with_capacity("normalized queries", queries.len())?;
                 qdata.extend_from_slice(queries);
-                qdata.par_chunks_mut(d).for_each(normalize);
-                qnorm.par_iter_mut().zip(qdata.par_chunks(d)).for_each(|(qn, r)| *qn = sqnorm64(r).sqrt());
+                qdata.par_chunks_mut(d).for_each(|r| {
+                    let n = sqnorm64(r).sqrt();
+                    normalize(r, n)
+                });
             }
-            _ => qnorm.par_iter_mut().zip(queries.par_chunks(d)).for_each(|(qn, r)| *qn = sqnorm64(r).sqrt()),
+            _ => {}
         }
+        let qnorm: Vec<f64> = row_stats(level, if qdata.is_empty() { queries } else { &qdata }, d, false)
+            .0
+            .into_iter()
+            .map(f64::sqrt)
+            .collect();
         let gq: &[f32] = if qdata.is_empty() { queries } else { &qdata };
         for (j, &qn) in qnorm.iter().enumerate() {
             let bound = match self.metric {
@@ -424,8 +625,11 @@ impl KnnIndex {
         let threads = rayon::current_num_threads().max(1);
         let kb = self.blocking.key_block.min(self.n);
         // At least four tiles per thread when there are enough queries, so that a thread
-        // slowed by other processes does not hold up the whole search.
-        let mt = self.blocking.query_tile.min(q.div_ceil(TILES_PER_THREAD * threads).max(64)).min(q).max(1);
+        // slowed by other processes does not hold up the whole search; tiles are whole
+        // micro-kernel row blocks (`sub` queries), except the last.
+        let sub = product::kernel_rows(self.level).max(1);
+        let mt = self.blocking.query_tile.min(q.div_ceil(TILES_PER_THREAD * threads).max(64));
+        let mt = mt.div_ceil(sub).saturating_mul(sub).min(q).max(1);
         let n_tiles = q.div_ceil(mt);
         let n_blocks = self.n.div_ceil(kb);
         let want_tasks = 2 * threads;
@@ -433,6 +637,8 @@ impl KnnIndex {
         let blocks_per_split = n_blocks.div_ceil(splits);
         let splits = n_blocks.div_ceil(blocks_per_split);
 
+        // The queries transposed (coordinate-major), the layout the GEMM reads them in.
+        let qt = transpose(gq, q, d)?;
         let tasks: Vec<(usize, usize)> = (0..n_tiles).flat_map(|t| (0..splits).map(move |s| (t, s))).collect();
         let parts: Vec<Result<Partial>> = tasks
             .par_iter()
@@ -442,7 +648,7 @@ impl KnnIndex {
                 let q1 = (q0 + mt).min(q);
                 let k0 = s * blocks_per_split * kb;
                 let k1 = ((s + 1) * blocks_per_split * kb).min(self.n);
-                self.scan_task(&gq[q0 * d..q1 * d], q1 - q0, k0, k1, kk.min(k1 - k0), kb)
+                self.scan_task(&qt, q, q0, q1 - q0, k0, k1, kk.min(k1 - k0), kb)
             })
             .collect();
 
@@ -512,7 +718,7 @@ impl KnnIndex {
             let mut exact: Vec<(f64, i64)> = cands
                 .iter()
                 .take_while(|c| c.0 as f64 + offset <= limit)
-                .map(|&(_, i)| (exact_score(self.metric, qrow, self.key_row(i as usize, &mut buf)), i))
+                .map(|&(_, i)| (exact_score(self.level, self.metric, qrow, self.key_row(i as usize, &mut buf)), i))
                 .collect();
             exact.sort_unstable_by(by_score_then_index);
             // Every key outside the candidates has an approximate score >= the worst kept
@@ -522,8 +728,9 @@ impl KnnIndex {
                 return exact;
             }
         }
-        let mut exact: Vec<(f64, i64)> =
-            (0..self.n).map(|i| (exact_score(self.metric, qrow, self.key_row(i, &mut buf)), i as i64)).collect();
+        let mut exact: Vec<(f64, i64)> = (0..self.n)
+            .map(|i| (exact_score(self.level, self.metric, qrow, self.key_row(i, &mut buf)), i as i64))
+            .collect();
         if k < exact.len() {
             exact.select_nth_unstable_by(k - 1, by_score_then_index);
         }
@@ -532,23 +739,41 @@ impl KnnIndex {
         exact
     }
 
-    /// Top-`kk` of `rows` queries over keys `k0..k1`: sorted per-row `(score, index)`
-    /// slots of width `kk` plus the number filled per row.
-    fn scan_task(&self, queries: &[f32], rows: usize, k0: usize, k1: usize, kk: usize, kb: usize) -> Result<Partial> {
+    /// Top-`kk` of queries `q0..q0 + rows` (columns of the transposed queries `qt`, whose
+    /// rows are `ldq` long) over keys `k0..k1`: sorted per-row `(score, index)` slots of
+    /// width `kk` plus the number filled per row.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_task(
+        &self,
+        qt: &[f32],
+        ldq: usize,
+        q0: usize,
+        rows: usize,
+        k0: usize,
+        k1: usize,
+        kk: usize,
+        kb: usize,
+    ) -> Result<Partial> {
         let d = self.d;
+        let level = self.level;
         let size = crate::error::checked_size("search tile", rows, kk)?;
         let mut scores = crate::error::try_filled("kNN tile scores", size, 0.0f32)?;
         let mut idx = crate::error::try_filled("kNN tile indices", size, 0i64)?;
         let mut lens = vec![0usize; rows];
-        let mut buf = vec![0.0f32; rows * kb];
+        // Queries per GEMM: one micro-kernel row block (64 with AVX-512, 16 with AVX2).
+        // The driver then reads the keys in place (no copy into panels); one block
+        // measured faster than two (both sizes skip the copy).
+        let sub = product::kernel_rows(level).clamp(1, rows.max(1));
+        let mut buf =
+            crate::error::try_filled("kNN tile scores", crate::error::checked_size("search tile", sub, kb)?, 0.0f32)?;
         let mut widened = match (&self.keys, &self.center) {
             (Keys::F32(_), None) => Vec::new(),
             _ => vec![0.0f32; kb * d],
         };
-        let (beta, prefill) = match self.metric {
-            Metric::L2 => (-2.0f32, true),
-            _ => (-1.0f32, false),
-        };
+        // l2: the product holds −2 q·x and each key's norm is added to its scores; ip and
+        // cosine score −q·x.
+        let beta = if self.metric == Metric::L2 { -2.0f32 } else { -1.0f32 };
+        let mut heaps = Heaps::new(&mut scores, &mut idx, &mut lens, kk);
         let mut b0 = k0;
         while b0 < k1 {
             let b1 = (b0 + kb).min(k1);
@@ -556,64 +781,29 @@ impl KnnIndex {
             let block: &[f32] = match (&self.keys, &self.center) {
                 (Keys::F32(v), None) => &v[b0 * d..b1 * d],
                 (Keys::F32(v), Some(mu)) => {
-                    for (out, row) in widened[..nb * d].chunks_exact_mut(d).zip(v[b0 * d..b1 * d].chunks_exact(d)) {
-                        for ((o, &x), m) in out.iter_mut().zip(row).zip(mu) {
-                            *o = (x as f64 - m) as f32;
-                        }
-                    }
+                    centre_at(level, &v[b0 * d..b1 * d], mu, &mut widened[..nb * d]);
                     &widened[..nb * d]
                 }
                 (Keys::F16(v), centre) => {
                     v[b0 * d..b1 * d].convert_to_f32_slice(&mut widened[..nb * d]);
                     if let Some(mu) = centre {
-                        for row in widened[..nb * d].chunks_exact_mut(d) {
-                            for (o, m) in row.iter_mut().zip(mu) {
-                                *o = (*o as f64 - m) as f32;
-                            }
-                        }
+                        centre_in_place_at(level, &mut widened[..nb * d], mu);
                     }
                     &widened[..nb * d]
                 }
             };
-            let out = &mut buf[..rows * nb];
-            if prefill {
-                let norms = &self.norms[b0..b1];
-                out.chunks_exact_mut(nb).for_each(|row| row.copy_from_slice(norms));
-            }
-            // SAFETY: dst is rows×nb row-major (rs = nb, cs = 1) inside `out`; lhs is the
-            // rows×d query tile (rs = d, cs = 1); rhs is the d×nb transpose of the key
-            // block (element (i, j) = block[j*d + i]: rs = 1, cs = d). All extents were
-            // checked above, and the three buffers do not overlap.
-            unsafe {
-                gemm(
-                    rows,
-                    nb,
-                    d,
-                    out.as_mut_ptr(),
-                    1,
-                    nb as isize,
-                    prefill,
-                    queries.as_ptr(),
-                    1,
-                    d as isize,
-                    block.as_ptr(),
-                    d as isize,
-                    1,
-                    1.0f32,
-                    beta,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
-            }
-            for r in 0..rows {
-                let mut h = Heap::new(&mut scores[r * kk..(r + 1) * kk], &mut idx[r * kk..(r + 1) * kk], lens[r]);
-                h.scan(&out[r * nb..(r + 1) * nb], b0 as i64);
-                lens[r] = h.len();
+            let add: &[f32] = if self.metric == Metric::L2 { &self.norms[b0..b1] } else { &[] };
+            let mut s0 = 0;
+            while s0 < rows {
+                let m = sub.min(rows - s0);
+                let out = &mut buf[..m * nb];
+                product::scores(level, &qt[q0 + s0..], ldq, m, block, nb, d, beta, out)?;
+                heaps.offer(level, out, s0, m, add, b0 as i64);
+                s0 += m;
             }
             b0 = b1;
         }
+        drop(heaps);
         for r in 0..rows {
             let h = Heap::new(&mut scores[r * kk..(r + 1) * kk], &mut idx[r * kk..(r + 1) * kk], lens[r]);
             lens[r] = h.into_sorted();
@@ -622,9 +812,44 @@ impl KnnIndex {
     }
 }
 
-/// One-shot search: index `keys` (n × d) and search `queries` (q × d) for `k` neighbours.
+/// `rows` (q × d, row-major) transposed to d × q.
+fn transpose(rows: &[f32], q: usize, d: usize) -> Result<Vec<f32>> {
+    let mut out = crate::error::try_filled("transposed queries", rows.len(), 0.0f32)?;
+    // 16 rows at a time: the writes to each output row stay contiguous.
+    for (b, chunk) in rows.chunks(16 * d).enumerate() {
+        for (i, r) in chunk.chunks_exact(d).enumerate() {
+            for (p, &v) in r.iter().enumerate() {
+                out[p * q + 16 * b + i] = v;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One-shot search: index `keys` (n × d, borrowed: not copied) and search `queries`
+/// (q × d) for `k` neighbours.
 pub fn knn(queries: &[f32], q: usize, keys: &[f32], n: usize, d: usize, k: usize, metric: Metric) -> Result<Neighbors> {
-    KnnIndex::new(keys, n, d, metric)?.search(queries, q, k)
+    knn_with(queries, q, keys, n, d, k, metric, &Cancel::new())
+}
+
+/// [`knn`] that stops with `Error::Cancelled` once `cancel` is set.
+#[allow(clippy::too_many_arguments)]
+pub fn knn_with(
+    queries: &[f32],
+    q: usize,
+    keys: &[f32],
+    n: usize,
+    d: usize,
+    k: usize,
+    metric: Metric,
+    cancel: &Cancel,
+) -> Result<Neighbors> {
+    // Shape checks first: a bad query shape should not wait for a pass over the keys.
+    check_shape("queries", queries.len(), q, d)?;
+    check_shape("keys", keys.len(), n, d)?;
+    ensure!(k >= 1 && k <= n, "k: expected 1 <= k <= number of keys ({n}), got {k}");
+    cancel.check()?;
+    KnnIndex::borrowed(keys, n, d, metric)?.search_with(queries, q, k, cancel)
 }
 
 #[cfg(test)]

@@ -48,18 +48,21 @@ fn floats(len: usize, seed: u64) -> Vec<f32> {
 fn check_exact(q: usize, n: usize, d: usize, k: usize, metric: Metric, blocking: Blocking, seed: u64) {
     let keys = ints(n * d, seed, 5);
     let queries = ints(q * d, seed + 1, 5);
+    let (wd, wi) = naive(&queries, &keys, d, k, metric);
     let mut index = KnnIndex::new(&keys, n, d, metric).unwrap();
     index.set_blocking(blocking).unwrap();
-    let got = index.search(&queries, q, k).unwrap();
-    let (wd, wi) = naive(&queries, &keys, d, k, metric);
-    if metric != Metric::Cosine {
-        assert_eq!(got.indices, wi, "q={q} n={n} d={d} k={k} {metric:?} {blocking:?}");
-        for (a, b) in got.distances.iter().zip(&wd) {
-            assert_eq!(*a as f64, *b);
-        }
-    } else {
-        for (a, b) in got.distances.iter().zip(&wd) {
-            assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
+    for level in crate::cpu::vector_levels() {
+        index.set_level(level).unwrap();
+        let got = index.search(&queries, q, k).unwrap();
+        if metric != Metric::Cosine {
+            assert_eq!(got.indices, wi, "q={q} n={n} d={d} k={k} {metric:?} {blocking:?} {level:?}");
+            for (a, b) in got.distances.iter().zip(&wd) {
+                assert_eq!(*a as f64, *b);
+            }
+        } else {
+            for (a, b) in got.distances.iter().zip(&wd) {
+                assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
+            }
         }
     }
 }
@@ -73,6 +76,53 @@ fn exact_on_integer_data_with_many_ties() {
             for b in [small, big] {
                 check_exact(q, n, d, k, metric, b, (q * n + d + k) as u64);
             }
+        }
+    }
+}
+
+/// Query counts around the GEMM's row blocks (16 with AVX2, 64 with AVX-512) and the
+/// tiles: every vector level, the borrowed and the owned index give the same bits.
+#[test]
+fn every_level_and_layout_gives_the_same_result() {
+    let (n, d, k) = (1500, 37, 9);
+    let keys = floats(n * d, 51);
+    for q in [1, 15, 17, 64, 150] {
+        let queries = floats(q * d, 52 + q as u64);
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            let want = knn(&queries, q, &keys, n, d, k, metric).unwrap();
+            let (_, wi) = naive(&queries, &keys, d, k, metric);
+            if metric != Metric::Cosine {
+                assert_eq!(want.indices, wi, "q={q} {metric:?}");
+            }
+            let mut own = KnnIndex::new(&keys, n, d, metric).unwrap();
+            let mut lent = KnnIndex::borrowed(&keys, n, d, metric).unwrap();
+            for level in crate::cpu::vector_levels() {
+                for blocking in [Blocking::default(), Blocking { query_tile: 20, key_block: 100 }] {
+                    for index in [&mut own, &mut lent] {
+                        index.set_level(level).unwrap();
+                        index.set_blocking(blocking).unwrap();
+                        assert_eq!(index.search(&queries, q, k).unwrap(), want, "q={q} {metric:?} {level:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn non_finite_keys_are_refused() {
+    let d = 3;
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let mut keys = floats(5 * d, 61);
+        keys[7] = bad;
+        for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+            for r in
+                [KnnIndex::new(&keys, 5, d, metric).map(|_| ()), KnnIndex::borrowed(&keys, 5, d, metric).map(|_| ())]
+            {
+                let e = r.unwrap_err().to_string();
+                assert!(e.contains("keys: contains NaN or infinite values"), "{e}");
+            }
+            assert!(knn(&keys[..d], 1, &keys, 5, d, 1, metric).is_err());
         }
     }
 }
@@ -220,4 +270,25 @@ fn cosine_distances_are_never_negative_and_overflow_is_refused() {
     // Huge cosine rows are normalised in f64 (not turned into zero vectors).
     let got = knn(&[3e38f32, 0.0], 1, &[0.0f32, 3e38, 3e38, 1.0], 2, 2, 1, Metric::Cosine).unwrap();
     assert_eq!(got.indices, vec![1]);
+}
+
+#[test]
+fn stored_keys_are_the_given_ones_for_l2_and_ip() {
+    let (n, d) = (30, 5);
+    let keys = floats(n * d, 71);
+    let bits: Vec<u16> = keys.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+    for metric in [Metric::L2, Metric::InnerProduct] {
+        let a = KnnIndex::new(&keys, n, d, metric).unwrap();
+        assert_eq!(a.keys_f32(), Some(&keys[..]));
+        assert_eq!(a.keys_f16_bits(), None);
+        let b = KnnIndex::new_f16(&bits, n, d, metric).unwrap();
+        assert_eq!(b.keys_f16_bits(), Some(&bits[..]));
+        assert_eq!(b.keys_f32(), None);
+    }
+    // Cosine keys are stored as unit rows.
+    let c = KnnIndex::new(&keys, n, d, Metric::Cosine).unwrap();
+    let unit = c.keys_f32().unwrap();
+    for r in unit.chunks(d) {
+        assert!((sqnorm64(r) - 1.0).abs() < 1e-6);
+    }
 }
