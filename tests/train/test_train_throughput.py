@@ -20,8 +20,9 @@ from memscore.train import SubsetPlan
 
 torch = pytest.importorskip("torch")
 
+from train_tiny import TOL, images, signals, tiny_resnet  # noqa: E402
+
 from memscore import RunStore  # noqa: E402
-from memscore.models import cifar_resnet  # noqa: E402
 from memscore.reference.train import splitmix_bits, train_sequential  # noqa: E402
 from memscore.train import create_store, fit, mlp, tasks, train_runs  # noqa: E402
 from memscore.train.autotune import TUNING  # noqa: E402
@@ -30,27 +31,7 @@ from memscore.train.inputs import DeviceInputs  # noqa: E402
 from memscore.train.randomness import draw_bits, epoch_order  # noqa: E402
 from memscore.train.writer import RunWriter  # noqa: E402
 
-TOL = dict(rtol=2e-4, atol=2e-4)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def images(n=24, size=8, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.integers(0, 100, (n, 3, size, size)).astype(np.uint8)
-    for i, c in enumerate(y):
-        x[i, c % 3, : size // 2, : size // 2] += 120
-    return x, y
-
-
-def tiny_resnet():
-    return cifar_resnet(3, width=2, depth=8)
-
-
-def signals(n=40, d=6, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    return (rng.normal(size=(n, d)) + y[:, None]).astype(np.float32), y
 
 
 # ---- the randomness: counter-based, the same on every device and for every grouping
