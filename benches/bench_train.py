@@ -40,7 +40,8 @@ from _util import fmt_time, machine, table  # noqa: E402
 from memscore.cli.runs import PRESETS  # noqa: E402
 from memscore.datasets import modular_arithmetic  # noqa: E402
 from memscore.reference.train import train_sequential  # noqa: E402
-from memscore.train import SubsetPlan, create_store, mlp, train_runs  # noqa: E402
+from memscore.train import SubsetPlan, autotune, create_store, mlp, train_runs  # noqa: E402
+from memscore.train.autotune import TUNING  # noqa: E402
 
 
 def main() -> None:
@@ -242,9 +243,10 @@ def bench_strategies(a: argparse.Namespace) -> None:
         steps = int(np.ceil(plan.masks.sum(1).mean() / kw["batch_size"])) * kw["epochs"]
         print(f"{model}: {desc}, {plan.n_runs} runs x {steps} steps of batch {kw['batch_size']}")
         times: dict[str, list[float]] = {"vmap": [], "loop": [], "auto": []}
-        chosen = set()
+        chosen, probe = set(), []
         for _ in range(1 if a.quick else a.repeats):
             for strategy in times:
+                autotune._MEASURED.clear()  # every auto call times the strategies: its probe is in its time
                 with tempfile.TemporaryDirectory() as tmp:
                     store = create_store(Path(tmp) / "s", train, test, n_classes=None if model == "mlp" else 10)
                     t0 = time.perf_counter()
@@ -253,15 +255,24 @@ def bench_strategies(a: argparse.Namespace) -> None:
                     times[strategy].append(time.perf_counter() - t0)
                     if strategy == "auto":
                         chosen.add(store.run_metadata(store.run_ids()[0])["strategy"])
+                        rec = json.loads((store.path / TUNING).read_text())
+                        probe.append(rec["probe"]["seconds"])
+                        print(f"  auto: {rec['strategy']} (predicted s/run "
+                              + ", ".join(f"{k} {v:.3f}" for k, v in rec["timings"].items()) + "; timed "
+                              + ", ".join(f"{k} at {v['members']} of {v['ensemble']}" for k, v in rec["probe"].items()
+                                          if k != "seconds")
+                              + f"; probe {rec['probe']['seconds']:.2f} s of {times['auto'][-1]:.2f} s)")  # fmt: skip
         med = {k: statistics.median(v) for k, v in times.items()}
         best = min(med["vmap"], med["loop"])
         rows.append({"model": model, "vmap": fmt_time(med["vmap"]), "loop": fmt_time(med["loop"]),
                      "auto": fmt_time(med["auto"]), "auto chose": ",".join(sorted(chosen)),
+                     "auto's probe": f"{statistics.median(probe):.2f} s ({statistics.median(probe) / med['auto']:.1%})",
                      "loop vs vmap": f"{med['vmap'] / med['loop']:.2f}x",
                      "auto vs the faster": f"{best / med['auto']:.2f}x"})  # fmt: skip
         print(f"  times (s): { {k: [round(t, 2) for t in v] for k, v in times.items()} }")
     print()
-    print(table(rows, ["model", "vmap", "loop", "auto", "auto chose", "loop vs vmap", "auto vs the faster"]))
+    print(table(rows, ["model", "vmap", "loop", "auto", "auto chose", "auto's probe", "loop vs vmap",
+                       "auto vs the faster"]))  # fmt: skip
 
 
 def bench_distill(a: argparse.Namespace) -> None:

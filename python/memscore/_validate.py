@@ -7,6 +7,7 @@ result is C-contiguous so the core can take it as a flat slice without copying a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union, overload
 
@@ -318,7 +319,7 @@ def check_bytes(x: object, name: str) -> int:
     TypeError
         ``x`` is neither an integer nor a string.
     ValueError
-        A string that is not a size, or a size below one byte.
+        A string that is not a size, a size below one byte, or one beyond a float's range.
 
     Examples
     --------
@@ -336,7 +337,11 @@ def check_bytes(x: object, name: str) -> int:
         unit = m.group(2).upper() if m else ""
         if m is None or unit not in _BYTE_UNITS:
             raise ValueError(f"{name}: expected a size such as 4096, '512MiB' or '8GB', got {x!r}")
-        v = int(float(m.group(1)) * _BYTE_UNITS[unit])
+        f = float(m.group(1)) * _BYTE_UNITS[unit]
+        if not math.isfinite(f):  # int(inf) would raise OverflowError
+            shown = x if len(x) <= 40 else f"{x[:20]}...{x[-8:]}"
+            raise ValueError(f"{name}: expected a size such as 4096, '512MiB' or '8GB', got {shown!r}: too large")
+        v = int(f)
         if v < 1:
             raise ValueError(f"{name}: expected a size of at least one byte, got {x!r}")
         return v

@@ -13,32 +13,13 @@ from memscore.train import SubsetPlan
 
 torch = pytest.importorskip("torch")
 
+from train_tiny import TOL, images, signals, tiny_resnet  # noqa: E402
+
 from memscore import RunStore  # noqa: E402
 from memscore.models import cifar_resnet  # noqa: E402
 from memscore.reference.train import train_sequential  # noqa: E402
 from memscore.train import Distillation, create_store, mlp, train_runs  # noqa: E402
 from memscore.train.settings import TRAIN_CONFIG  # noqa: E402
-
-TOL = dict(rtol=2e-4, atol=2e-4)
-
-
-def images(n=24, size=8, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.integers(0, 100, (n, 3, size, size)).astype(np.uint8)
-    for i, c in enumerate(y):
-        x[i, c % 3, : size // 2, : size // 2] += 120
-    return x, y
-
-
-def tiny_resnet():
-    return cifar_resnet(3, width=2, depth=8)
-
-
-def signals(n=40, d=6, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    return (rng.normal(size=(n, d)) + y[:, None]).astype(np.float32), y
 
 
 def teacher_store(path, fn, data, plan, **kw):
@@ -86,6 +67,39 @@ def test_an_array_or_a_module_teacher_equals_the_plain_loop(tmp_path, kind):
     np.testing.assert_allclose(store.outcomes("train", "logits"), np.stack([ref[r][0] for r in range(3)]), **TOL)
     key = "logits_sha256" if kind == "logits" else "module_sha256"
     assert key in store.run_metadata("run-000000")["distill"]["teacher"]
+
+
+def test_a_module_teacher_is_neither_moved_nor_put_in_eval_mode(tmp_path):
+    moved = []
+
+    class Spy(torch.nn.Sequential):  # Module.to (any device) and .eval() go through these
+        def _apply(self, fn, *a, **k):
+            moved.append(id(self))
+            return super()._apply(fn, *a, **k)
+
+        def train(self, mode=True):
+            moved.append((id(self), mode))
+            return super().train(mode)
+
+    x, y = images(n=16)
+    plan = SubsetPlan(len(y), 2, keep=0.5, seed=0)
+    torch.manual_seed(0)
+    net = Spy(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+    net(torch.zeros(2, 3, 8, 8))  # materialize the lazy layer; BatchNorm's statistics move
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    moved.clear()
+    d = Distillation(net, alpha=0.5)
+    kw = dict(epochs=1, batch_size=4, lr=0.1, augment="crop-flip", seed=0)
+    store = create_store(tmp_path / "s", (x, y), n_classes=3)
+    train_runs(tiny_resnet, (x, y), None, plan, store, distill=d, keep_logits=True, progress=False, **kw)
+    ref = train_sequential(tiny_resnet, (x, y), None, plan, distill=d, **kw)
+    assert id(net) not in moved and (id(net), False) not in moved and net.training
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state[k]), k  # the teacher ran in eval mode: its statistics did not move
+    copy = d.module_on(torch.device("cpu"))
+    assert copy is not net and not copy.training and not any(p.requires_grad for p in copy.parameters())
+    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(copy.parameters(), net.parameters(), strict=True))
+    np.testing.assert_allclose(store.outcomes("train", "logits"), np.stack([ref[r][0] for r in range(2)]), **TOL)
 
 
 def test_alpha_zero_gives_exactly_the_plain_runs(tmp_path):
@@ -174,6 +188,12 @@ def test_bad_teachers_fail_before_anything_is_written(tmp_path):
         (lambda: Distillation(other_examples), "teacher: .* holds 41 training examples"),
         (lambda: Distillation(five), "teacher: .* has 5 classes"),
         (lambda: Distillation(np.full((40, 3), np.nan)), "teacher: the logits hold NaN or inf"),
+        # finite in float64, inf in the float32 the students train in
+        (lambda: Distillation(np.full((40, 3), 1e39)), "teacher: expected logits within float32's range"),
+        (
+            lambda: Distillation(torch.full((40, 3), -1e300, dtype=torch.float64)),
+            r"got 120 beyond it; first at example 0",
+        ),
         (lambda: Distillation(np.zeros((40, 4))), r"teacher: expected logits of shape \(40, 3\)"),
         (lambda: Distillation(np.zeros(40)), r"teacher: expected \(n_train, C\) real logits"),
         (lambda: Distillation(logits, alpha=1.5), "alpha"),

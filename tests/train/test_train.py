@@ -142,14 +142,19 @@ def test_ensemble_equals_one_model_at_a_time(tmp_path, optimizer, lr, wd):
 def test_runs_are_grouped_by_steps_per_epoch():
     from types import SimpleNamespace
 
-    from memscore.train.driver import _groups
+    from memscore.train.tasks import group_runs, most_alike
 
     sizes = [30, 31, 29, 40, 41, 30, 50]
     masks = np.array([[True] * s + [False] * (60 - s) for s in sizes])
-    groups = _groups(list(range(7)), SimpleNamespace(masks=masks, epoch_size=lambda r: int(masks[r].sum())), 10, 2)
+    plan = SimpleNamespace(masks=masks, epoch_size=lambda r: int(masks[r].sum()))
+    groups = group_runs(list(range(7)), plan, 10, 2)
     assert sorted(r for g in groups for r in g) == list(range(7))
     assert all(len(g) <= 2 and len({-(-sizes[r] // 10) for r in g}) == 1 for g in groups)
     assert groups == [[0, 2], [5], [1, 3], [4, 6]]
+    # the largest groups with no size limit: by steps (runs 0, 2 and 5 take 3 steps), and by
+    # subset size (runs 0 and 5 hold 30 examples)
+    assert most_alike(list(range(7)), plan, 10) == (7, 3, 2)
+    assert most_alike([3, 4, 6], plan, 10) == (3, 2, 1) and most_alike([], plan, 10) == (0, 0, 0)
 
 
 def test_resume_after_interruption_reaches_the_same_store(tmp_path):

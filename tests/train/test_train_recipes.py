@@ -11,27 +11,13 @@ from memscore.train import SubsetPlan
 
 torch = pytest.importorskip("torch")
 
-from memscore.models import cifar_resnet, resnet1d  # noqa: E402
+from train_tiny import TOL, images, tiny_resnet  # noqa: E402
+
+from memscore.models import resnet1d  # noqa: E402
 from memscore.reference.train import train_sequential  # noqa: E402
 from memscore.train import create_store, train_runs  # noqa: E402
 from memscore.train.augment import CropFlip, Shift  # noqa: E402
 from memscore.train.schedules import lr_factor  # noqa: E402
-
-TOL = dict(rtol=2e-4, atol=2e-4)
-
-
-def images(n=25, size=8, classes=3, seed=0):
-    """uint8 CIFAR-shaped images whose class is a bright quadrant (learnable in a few steps)."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.integers(0, 100, (n, 3, size, size)).astype(np.uint8)
-    for i, c in enumerate(y):
-        x[i, c % 3, : size // 2, : size // 2] += 120
-    return x, y
-
-
-def tiny_resnet():
-    return cifar_resnet(3, width=2, depth=8)
 
 
 def run_both(model_fn, train, plan, ensemble, tmp_path, name, **kw):

@@ -20,8 +20,9 @@ from memscore.train import SubsetPlan
 
 torch = pytest.importorskip("torch")
 
+from train_tiny import TOL, images, signals, tiny_resnet  # noqa: E402
+
 from memscore import RunStore  # noqa: E402
-from memscore.models import cifar_resnet  # noqa: E402
 from memscore.reference.train import splitmix_bits, train_sequential  # noqa: E402
 from memscore.train import create_store, fit, mlp, tasks, train_runs  # noqa: E402
 from memscore.train.autotune import TUNING  # noqa: E402
@@ -30,27 +31,7 @@ from memscore.train.inputs import DeviceInputs  # noqa: E402
 from memscore.train.randomness import draw_bits, epoch_order  # noqa: E402
 from memscore.train.writer import RunWriter  # noqa: E402
 
-TOL = dict(rtol=2e-4, atol=2e-4)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def images(n=24, size=8, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = rng.integers(0, 100, (n, 3, size, size)).astype(np.uint8)
-    for i, c in enumerate(y):
-        x[i, c % 3, : size // 2, : size // 2] += 120
-    return x, y
-
-
-def tiny_resnet():
-    return cifar_resnet(3, width=2, depth=8)
-
-
-def signals(n=40, d=6, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    return (rng.normal(size=(n, d)) + y[:, None]).astype(np.float32), y
 
 
 # ---- the randomness: counter-based, the same on every device and for every grouping
@@ -106,7 +87,7 @@ def test_auto_times_every_strategy_once_and_reuses_the_measurement(tmp_path, mon
     def no_probe(*a, **k):
         raise AssertionError("the recorded measurement should be reused")
 
-    monkeypatch.setattr(autotune, "_probe_seconds", no_probe)
+    monkeypatch.setattr(autotune, "_time_strategies", no_probe)
     train_runs(lambda: mlp(6, 3, width=8), (x, y), None, plan, store, **kw)  # resumes: no timing
     assert {store.run_metadata(r)["strategy"] for r in store.run_ids()} == {rec["strategy"]}
     # another batch size is another measurement
@@ -114,6 +95,84 @@ def test_auto_times_every_strategy_once_and_reuses_the_measurement(tmp_path, mon
     (other.path / TUNING).write_text(json.dumps(rec))
     with pytest.raises(AssertionError, match="reused"):
         train_runs(lambda: mlp(6, 3, width=8), (x, y), None, plan, other, **{**kw, "batch_size": 4})
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1e9])
+def test_auto_times_vmap_at_the_ensemble_size_the_job_uses_within_its_budget(tmp_path, monkeypatch, fraction):
+    from memscore.train import autotune
+
+    monkeypatch.setattr(autotune, "_MEASURED", {})
+    monkeypatch.setattr(autotune, "PROBE_FRACTION", fraction)  # no time to spare, or all of it
+    x, y = signals(n=48)
+    plan = SubsetPlan(len(y), 12, keep=0.5, seed=0)
+    store = create_store(tmp_path / "s", (x, y), n_classes=3)
+    # 5 runs to train: the ensembles (sized from memory, at most 64) hold 5
+    train_runs(lambda: mlp(6, 3, width=8), (x, y), None, plan, store, max_runs=5, epochs=1, batch_size=8, lr=0.1,
+               progress=False)  # fmt: skip
+    rec = json.loads((store.path / TUNING).read_text())
+    assert rec["ensemble"] == 5 and {store.run_metadata(r)["ensemble_size"] for r in store.run_ids()} == {5}
+    assert rec["probe"]["vmap"]["ensemble"] == rec["probe"]["loop"]["ensemble"] == 5
+    assert rec["probe"]["vmap"]["members"] == (2 if fraction == 0 else 5) and rec["probe"]["loop"]["members"] == 1
+    assert 0 < rec["probe"]["seconds"] and all(rec["probe"][s]["step_s"] > 0 for s in ("vmap", "loop"))
+
+
+def test_the_probe_grows_vmap_toward_the_ensemble_size_while_the_budget_lasts(monkeypatch):
+    """The probe's decisions, on fake timings: vmap is timed again at the job's ensemble size
+    or at the largest power of two that fits the budget (PROBE_FRACTION of the job's
+    predicted time), and each strategy is predicted from its last timing."""
+    from types import SimpleNamespace
+
+    from memscore.train import autotune
+
+    timed, clock = [], [0.0]
+
+    def measure(self, members, chunk):  # vmap's cost per member halves from 8 members on
+        timed.append((self.strategy, members, chunk))
+        self.members, self.eval = members, 0.0
+        self.step = 1.0 if self.strategy == "loop" or members < 8 else 0.5
+        clock[0] += 2.5 * members * self.step  # what _Probe.cost predicts, after the fact
+
+    monkeypatch.setattr(autotune._Probe, "measure", measure)
+    monkeypatch.setattr(autotune, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    data = SimpleNamespace(x=[0] * 48, x_test=None, views=[])
+    chunk = lambda s, m: 1024 // m  # noqa: E731
+    # 12 runs of 3 steps an epoch at 1 s a member-step: a budget of 0.02 * 12 * 3 * epochs s, of
+    # which the first timings (vmap at 2 members, the loop at 1) take 7.5 s
+    for epochs, want in ((10, [2]), (25, [2, 4]), (40, [2, 8]), (60, [2, 12])):
+        timed.clear()
+        cfg = TrainConfig(epochs=epochs, batch_size=8, lr=0.1)
+        got, probe = autotune._time_strategies(
+            None, cfg, data, torch.device("cpu"), {"vmap": 12, "loop": 12}, chunk, runs=12, examples_per_epoch=24
+        )
+        assert [m for s, m, _ in timed if s == "vmap"] == want, epochs
+        assert [(m, c) for s, m, c in timed if s == "loop"] == [(1, 1024)]
+        assert probe["vmap"]["members"] == want[-1] and probe["vmap"]["ensemble"] == 12
+        assert probe["seconds"] <= max(7.5, 0.02 * 12 * 3 * epochs)
+        assert got == {"vmap": 3 * epochs * (0.5 if want[-1] >= 8 else 1.0), "loop": 3 * epochs * 1.0}
+
+    # out of memory at a larger size (the sizing erred): the probe keeps what it timed
+    def tight(self, members, chunk):
+        if members > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        measure(self, members, chunk)
+
+    monkeypatch.setattr(autotune._Probe, "measure", tight)
+    cfg = TrainConfig(epochs=60, batch_size=8, lr=0.1)
+    got, probe = autotune._time_strategies(
+        None, cfg, data, torch.device("cpu"), {"vmap": 12, "loop": 12}, chunk, runs=12, examples_per_epoch=24
+    )
+    assert probe["vmap"]["members"] == 2 and got["vmap"] == 3 * 60 * 1.0
+
+
+def test_cpu_eval_passes_hold_a_bounded_number_of_member_examples():
+    from memscore.train.autotune import CPU_EVAL_MEMBER_EXAMPLES, eval_chunk
+
+    budget = 2**34
+    assert eval_chunk(1000, 100, 1, budget) == 16384  # CUDA: as many as fit a quarter of the budget
+    for members in (1, 2, 8, 32, 64, 1000):
+        got = eval_chunk(1000, 100, members, budget, "cpu")
+        assert got == max(16, CPU_EVAL_MEMBER_EXAMPLES // members), members
+    assert eval_chunk(10**9, 1, 1, 2**20, "cpu") == 256  # the memory's chunk when it is smaller
 
 
 def test_auto_trains_a_model_vmap_cannot_run_member_by_member(tmp_path):

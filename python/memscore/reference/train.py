@@ -106,6 +106,7 @@ def train_sequential(
         ``{r: (train_logits, test_logits, state)}`` with ``return_state``.
     """
     import contextlib
+    import copy
 
     torch = require_torch("memscore.reference.train")
     dev = torch.device(device)
@@ -128,6 +129,11 @@ def train_sequential(
             xb = (xb - mean) / std
         return xb
 
+    # a module teacher runs as a copy on the device, in eval mode: the user's module is not moved
+    # nor switched to eval mode
+    t_module: Any = None
+    if distill is not None and distill.kind == "module":
+        t_module = copy.deepcopy(distill.teacher).to(dev).eval()
     out: dict[int, Any] = {}
     for r in range(plan.n_runs) if runs is None else runs:
         model = init_model(model_fn, seed, r).to(dev)
@@ -176,9 +182,8 @@ def train_sequential(
                     if teacher is not None:
                         t_logits = teacher[b]
                     else:  # a module: its outputs on the same augmented batch
-                        distill.teacher.to(dev).eval()
                         with torch.no_grad():
-                            t_logits = distill.teacher(as_input(xb)).float()
+                            t_logits = t_module(as_input(xb)).float()
                     # Hinton et al.'s blend, written out: KL(p_t || p_s) = sum p_t (log p_t - log p_s)
                     tau, a = distill.temperature, distill.alpha
                     log_pt = torch.log_softmax(t_logits / tau, dim=-1)

@@ -17,7 +17,8 @@ The teacher is one of:
 - an ``(n_train, C)`` array of logits: one teacher for every student (e.g. a model trained
   on all the data).
 - a ``torch.nn.Module``, run in eval mode on the device, on the same augmented batch the
-  student sees.
+  student sees. The training runs a copy of it (:meth:`Distillation.module_on`): the
+  module given is not moved to the device nor switched to eval mode.
 
 Stored logits (a store or an array) are the teacher's outputs on the **unaugmented**
 inputs: an augmented batch is matched with the soft labels of its original examples. A
@@ -59,7 +60,7 @@ class Distillation:
     ------
     ValueError
         ``alpha`` outside [0, 1], ``temperature`` not a finite number > 0, ``start_epoch`` < 0,
-        or a logits array that is not 2-D or not finite.
+        or a logits array that is not 2-D, not finite, or beyond float32's range.
     TypeError
         A teacher of another type.
 
@@ -102,7 +103,17 @@ class Distillation:
                 raise ValueError(
                     f"teacher: the logits hold NaN or inf ({int(bad.sum())} values; first at example {i}, class {c})"
                 )
-            object.__setattr__(self, "teacher", np.ascontiguousarray(z, dtype=np.float32))
+            # the students train in float32: a finite float64 beyond its range would become inf
+            with np.errstate(over="ignore"):
+                z32 = np.ascontiguousarray(z, dtype=np.float32)
+            big = ~np.isfinite(z32)
+            if big.any():
+                i, c = (int(v) for v in np.argwhere(big)[0])
+                raise ValueError(
+                    f"teacher: expected logits within float32's range (|z| <= {float(np.finfo(np.float32).max):.4g}), "
+                    f"got {int(big.sum())} beyond it; first at example {i}, class {c}: {float(z[i, c])!r}"
+                )
+            object.__setattr__(self, "teacher", z32)
             return
         raise TypeError(
             f"teacher: expected a memscore.RunStore, an (n_train, C) logits array or a torch.nn.Module, "
@@ -184,6 +195,20 @@ class Distillation:
                 raise ValueError(
                     f"teacher: run {rid} of {t.path} was stored without logits (train with keep_logits=True)"
                 )
+
+    def module_on(self, device: Any) -> Any:
+        """A module teacher as the students' ensemble runs it: a copy (``copy.deepcopy``) on
+        ``device``, in eval mode, its parameters without gradients. The user's module is
+        neither moved nor switched to eval mode (a move and a move back would race when
+        several ensembles train at once on threads, and would leave the module moved if the
+        training failed); each ensemble holds its own copy while it trains."""
+        import copy
+
+        if self.kind != "module":
+            raise ValueError(f"module_on: the teacher is {self.kind}, not a module")
+        module = copy.deepcopy(self.teacher).to(device).eval()
+        module.requires_grad_(False)
+        return module
 
     def logits_for(self, plan: Any, runs: list[int], device: Any) -> Any:
         """The stored teacher logits the members of ``runs`` learn from, on ``device``:

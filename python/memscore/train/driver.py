@@ -46,7 +46,7 @@ from .distill import Distillation
 from .models import init_model
 from .plan import SubsetPlan
 from .settings import check_settings, record_settings, train_settings
-from .tasks import StoreRef, TrainJob, check_stored_run, check_task, in_process, train_task
+from .tasks import StoreRef, TrainJob, check_stored_run, check_task, group_runs, in_process, most_alike, train_task
 
 __all__ = ["MAX_INFERRED_CLASSES", "create_store", "train_runs"]
 
@@ -401,7 +401,7 @@ def train_runs(
         device=device, keep_logits=keep_logits, augment=augment, normalize=normalize,
         data_on_device=data_on_device, query_augment=query_augment, vmap_check=fixed is None or fixed > 1,
         strategy=strategy, ensemble=fixed, memory=memory, known=known_tunings(store.path) if strategy == "auto" else None,
-        distill=distill,
+        distill=distill, alike=most_alike(todo, plan, cfg.batch_size),
     )  # fmt: skip
     # data given as arrays travels once (Ray's object store); data functions run in the tasks
     train_arg, test_arg = (src if src is None or callable(src) else ex.share(src) for src in (train, test))
@@ -421,7 +421,7 @@ def train_runs(
                 remember(tuning)
             # every task trains with the strategy and sizes the check found on the device
             common = (dataclasses.replace(job, tuning=tuning), plan_arg, train_arg, test_arg)
-            groups = _groups(todo, plan, cfg.batch_size, tuning.ensemble, exact)
+            groups = group_runs(todo, plan, cfg.batch_size, tuning.ensemble, exact)
             tasks = ex.map(
                 train_task, [(*common, g) for g in groups], units=[len(g) for g in groups],
                 desc="training runs", unit="runs", progress=progress and not local,
@@ -490,17 +490,3 @@ def _unfinished(plan: SubsetPlan, store: RunStore) -> list[int]:
             continue
         todo.append(r)
     return todo
-
-
-def _groups(todo: list[int], plan: SubsetPlan, batch_size: int, ensemble: int, exact: bool = False) -> list[list[int]]:
-    """Runs grouped into ensembles of at most ``ensemble`` runs that take the same number of
-    steps per epoch, ``ceil(subset size / batch_size)``: every member then steps at every
-    step and the optimizer needs no masking. With ``exact`` (BatchNorm: a padded example
-    would enter the batch statistics) runs are grouped by subset size, so that every
-    member's last batch has the same size too. Runs do not depend on their grouping."""
-    steps = {r: plan.epoch_size(r) if exact else -(-plan.epoch_size(r) // batch_size) for r in todo}
-    out: list[list[int]] = []
-    for k in sorted(set(steps.values())):
-        same = [r for r in todo if steps[r] == k]
-        out += [same[i : i + ensemble] for i in range(0, len(same), ensemble)]
-    return out

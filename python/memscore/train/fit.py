@@ -141,7 +141,7 @@ class _Teacher:
         if self.distill is None:
             return
         if self.distill.kind == "module":
-            self.module = self.distill.teacher.to(dev).eval()
+            self.module = self.distill.module_on(dev)
         else:
             self.stored = self.distill.logits_for(plan, runs, dev)  # (E, n, C) or (n, C)
 

@@ -65,7 +65,9 @@ from .writer import RunWriter
 if TYPE_CHECKING:  # pragma: no cover
     import numpy.typing as npt
 
-__all__ = ["StoreRef", "TrainJob", "check_stored_run", "check_task", "in_process", "train_task"]
+__all__ = [
+    "StoreRef", "TrainJob", "check_stored_run", "check_task", "group_runs", "in_process", "most_alike", "train_task",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,11 @@ class TrainJob:
         As :func:`~memscore.train.train_runs` takes them.
     known : list of dict, optional
         Earlier strategy measurements (:func:`memscore.train.autotune.known_tunings`).
+    alike : (int, int, int), optional
+        The runs the call trains, and the most of them that can train in one ensemble,
+        grouped by steps per epoch and by subset size (BatchNorm) (:func:`most_alike`): the
+        strategy is timed at the ensemble size the call will use, within a share of its
+        predicted time.
     tuning : Tuning, optional
         Set by the driver from :func:`check_task`'s answer: the strategy and sizes every
         training task uses.
@@ -149,6 +156,7 @@ class TrainJob:
     ensemble: int | None = None
     memory: Any = None
     known: list[dict[str, Any]] | None = None
+    alike: tuple[int, int, int] | None = None
     tuning: Tuning | None = None
     distill: Distillation | None = None
 
@@ -261,6 +269,33 @@ def check_stored_run(store: RunStore, plan: SubsetPlan, r: int) -> None:
         )
 
 
+def group_runs(
+    todo: list[int], plan: SubsetPlan, batch_size: int, ensemble: int, exact: bool = False
+) -> list[list[int]]:
+    """Runs grouped into ensembles of at most ``ensemble`` runs that take the same number of
+    steps per epoch, ``ceil(subset size / batch_size)``: every member then steps at every
+    step and the optimizer needs no masking. With ``exact`` (BatchNorm: a padded example
+    would enter the batch statistics) runs are grouped by subset size, so that every
+    member's last batch has the same size too. Runs do not depend on their grouping."""
+    steps = {r: plan.epoch_size(r) if exact else -(-plan.epoch_size(r) // batch_size) for r in todo}
+    out: list[list[int]] = []
+    for k in sorted(set(steps.values())):
+        same = [r for r in todo if steps[r] == k]
+        out += [same[i : i + ensemble] for i in range(0, len(same), ensemble)]
+    return out
+
+
+def most_alike(todo: list[int], plan: SubsetPlan, batch_size: int) -> tuple[int, int, int]:
+    """The runs ``todo`` counts, and the largest groups :func:`group_runs` can make of them
+    (with no size limit): by steps per epoch, and by subset size (``exact``)."""
+    big = len(todo) + 1
+    return (
+        len(todo),
+        max((len(g) for g in group_runs(todo, plan, batch_size, big)), default=0),
+        max((len(g) for g in group_runs(todo, plan, batch_size, big, exact=True)), default=0),
+    )
+
+
 def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> tuple[bool, Tuning]:
     """The first task: check the device, the data, the store's examples, the
     augmentations and the model, where the training tasks will run.
@@ -328,12 +363,15 @@ def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> tuple[
             strategies = ("loop",)  # auto: a model vmap cannot run trains member by member
     if p.dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: the fastest convolution, found once
+    exact = _batch_dependent(first)
     tuning = tune(
         job.model_fn, job.cfg, p.data, p.dev, strategy=job.strategy, ensemble=job.ensemble, memory=job.memory,
         known=job.known, strategies=strategies, augment=p.data.aug_name,
         examples_per_epoch=int(np.mean([plan.epoch_size(r) for r in range(plan.n_runs)])),
+        largest_group=None if not job.alike else job.alike[1 + int(exact)] or None,
+        runs=None if not job.alike else job.alike[0] or None,
     )  # fmt: skip
-    return _batch_dependent(first), tuning
+    return exact, tuning
 
 
 def _is_oom(exc: BaseException) -> bool:
