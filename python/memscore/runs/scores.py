@@ -45,7 +45,7 @@ __all__ = [
 
 
 def _float_outcomes(o: Any) -> F64:
-    """Float64 outcomes from validated outcomes (packed bools or float64)."""
+    """Float64 outcomes from validated outcomes (packed bools, bools or float64)."""
     if isinstance(o, PackedBits):
         return np.unpackbits(o.bits, axis=1, count=o.n).astype(np.float64)
     return np.ascontiguousarray(o, dtype=np.float64)
@@ -112,18 +112,28 @@ class OutcomeStats:
         return cls._from_checked(m, o, shift)
 
     @classmethod
-    def _from_checked(cls, m: PackedBits, o: PackedBits | F64, shift: ArrayLike | None = None) -> OutcomeStats:
-        """:meth:`from_runs` on arrays already checked by ``as_mask`` / ``as_outcomes``."""
+    def _from_checked(
+        cls, m: PackedBits | npt.NDArray[Any], o: PackedBits | npt.NDArray[Any], shift: ArrayLike | None = None
+    ) -> OutcomeStats:
+        """:meth:`from_runs` on arrays already checked by :func:`train_runs`: both packed,
+        or both as numpy holds them (bool or uint16 masks, nonzero = in; bool or float64
+        outcomes), which the core reads without packing."""
         n = m.shape[1]
-        if isinstance(o, PackedBits) and shift is None:
+        if isinstance(o, PackedBits) and isinstance(m, PackedBits) and shift is None:
             raw = _core.outcome_sums_bool(m.bits, o.bits, n)
             sh = np.zeros(n)
+        elif not isinstance(m, PackedBits) and isinstance(o, np.ndarray) and o.dtype == np.bool_ and shift is None:
+            raw = _core.outcome_sums_dense(m, o)
+            sh = np.zeros(n)
         else:
-            o = _float_outcomes(o)
-            sh = o[0].copy() if shift is None else np.ascontiguousarray(to_numpy(shift, "shift"), dtype=np.float64)
+            of = _float_outcomes(o)
+            sh = of[0].copy() if shift is None else np.ascontiguousarray(to_numpy(shift, "shift"), dtype=np.float64)
             if sh.shape != (n,):
                 raise ValueError(f"shift: expected shape ({n},), got {sh.shape}")
-            raw = _core.outcome_sums_f64(m.bits, o, n, sh)
+            if isinstance(m, PackedBits):
+                raw = _core.outcome_sums_f64(m.bits, of, n, sh)
+            else:
+                raw = _core.outcome_sums_dense(m, of, sh)
         n_in, n_out, s_in, s_out, q_in, q_out = raw
         return cls(n_in.astype(np.int64), n_out.astype(np.int64), s_in, s_out, q_in, q_out, sh)
 
@@ -255,9 +265,12 @@ def memorization(masks: RunsLike, outcomes: RunsLike, *, stderr: bool = False) -
 
 def train_runs(
     masks: RunsLike, outcomes: RunsLike, *, squares: bool = False, masks_name: str = "masks"
-) -> tuple[PackedBits, PackedBits | F64]:
-    """Checked packed masks and outcomes of the training examples, ``(R, N)`` each.
+) -> tuple[PackedBits | npt.NDArray[np.bool_], PackedBits | npt.NDArray[Any]]:
+    """Checked masks and outcomes of the training examples, ``(R, N)`` each.
 
+    Both come back packed (:class:`PackedBits`) when either arrives packed; otherwise both
+    stay as numpy holds them (bool masks, bool or float64 outcomes), which the core reads
+    directly: packing two byte-per-value arrays would cost more than the sums themselves.
     ``masks_name`` names the masks in messages as the caller's argument (Data-OOB's masks
     come from ``multiplicities``); ``squares`` as :func:`memscore._validate.check_summable`.
 
@@ -266,8 +279,12 @@ def train_runs(
     TypeError, ValueError
         As :func:`memscore._validate.as_mask`, ``as_outcomes``, ``check_runs``, ``check_summable``.
     """
-    m = as_mask(masks, masks_name, packed=True)
-    o = as_outcomes(outcomes, "outcomes", packed=True)
+    m: PackedBits | npt.NDArray[np.bool_]
+    o: PackedBits | npt.NDArray[Any]
+    if isinstance(masks, PackedBits) or isinstance(outcomes, PackedBits):
+        m, o = as_mask(masks, masks_name, packed=True), as_outcomes(outcomes, "outcomes", packed=True)
+    else:
+        m, o = as_mask(masks, masks_name), as_outcomes(outcomes, "outcomes")
     check_runs(m, o, "outcomes", same_cols=True, masks_name=masks_name)
     check_summable(o, "outcomes", m.shape[0], squares=squares)
     return m, o
