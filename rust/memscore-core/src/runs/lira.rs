@@ -174,25 +174,26 @@ fn column_sides(
     n: usize,
     c0: usize,
     w: usize,
-    buf: &mut Vec<Vec<f64>>,
+    buf: &mut Vec<f64>,
 ) -> Vec<(Side, Side)> {
-    buf.resize_with(2 * w, Vec::new);
-    for v in buf.iter_mut() {
-        v.clear();
-    }
-    let (ins, outs) = buf.split_at_mut(w);
+    // Column k's in-values go to buf[k * runs ..], its out-values to buf[(w + k) * runs ..].
+    // Every value is written to both and only the count of its side moves on, so the
+    // gather has no branch on the (unpredictable) membership.
+    buf.resize(2 * w * runs, 0.0);
+    let (ins, outs) = buf.split_at_mut(w * runs);
+    let (mut n_in, mut n_out) = (vec![0usize; w], vec![0usize; w]);
     for r in 0..runs {
-        let row = r * n + c0;
-        for k in 0..w {
-            let x = phi[row + k];
-            if masks.get(r, c0 + k) {
-                ins[k].push(x)
-            } else {
-                outs[k].push(x)
-            }
+        let row = &phi[r * n + c0..r * n + c0 + w];
+        for (k, &x) in row.iter().enumerate() {
+            let member = usize::from(masks.get(r, c0 + k));
+            ins[k * runs + n_in[k]] = x;
+            outs[k * runs + n_out[k]] = x;
+            n_in[k] += member;
+            n_out[k] += 1 - member;
         }
     }
-    ins.iter_mut().zip(outs.iter_mut()).map(|(a, b)| (Side::new(a), Side::new(b))).collect()
+    let (ins, outs) = (ins.chunks_exact_mut(runs), outs.chunks_exact_mut(runs));
+    ins.zip(outs).enumerate().map(|(k, (a, b))| (Side::new(&mut a[..n_in[k]]), Side::new(&mut b[..n_out[k]]))).collect()
 }
 
 /// Pooled (population) standard deviation per target run and side, over all examples,
@@ -215,7 +216,7 @@ fn pooled_sigmas(masks: &PackedRows<'_>, phi: &[f64], runs: usize, n: usize) -> 
         .into_par_iter()
         .map(|g| {
             let mut acc = zero();
-            let mut buf = Vec::new();
+            let mut buf: Vec<f64> = Vec::new();
             for chunk in g * GROUP..((g + 1) * GROUP).min(n_chunks) {
                 let c0 = chunk * CHUNK;
                 let w = CHUNK.min(n - c0);
@@ -292,7 +293,10 @@ pub fn lira(
             for (k, ((si, so), [whole_in, whole_out])) in sides.iter().zip(&whole).enumerate() {
                 let x = phi[r * n + c0 + k];
                 let member = masks.get(r, c0 + k);
-                let fit_out = if member { *whole_out } else { Fit::new(so, Some(x), want_ln) };
+                // The target's own side less its value, the other side whole; chosen by
+                // selects rather than branches (membership is a coin flip per score).
+                let own = Fit::new(if member { si } else { so }, Some(x), want_ln);
+                let (fit_in, fit_out) = if member { (own, *whole_out) } else { (*whole_in, own) };
                 let (sd_out, ln_out) = match &pooled {
                     Some(p) => (p.out_sd[r], p.out_ln[r]),
                     None => (fit_out.sd, fit_out.ln_sd),
@@ -306,7 +310,6 @@ pub fn lira(
                         }
                     }
                     LiraMode::Online => {
-                        let fit_in = if member { Fit::new(si, Some(x), want_ln) } else { *whole_in };
                         let (sd_in, ln_in) = match &pooled {
                             Some(p) => (p.in_sd[r], p.in_ln[r]),
                             None => (fit_in.sd, fit_in.ln_sd),

@@ -69,8 +69,11 @@ fn column_sums(x: &[f64], runs: usize, cols: usize) -> Result<Vec<f64>> {
 /// finds its bucket by arithmetic and binary-searches only within it. The count is exact:
 /// the same as a binary search over all values sorted.
 pub(crate) struct RankIndex {
-    /// The finite values, sorted.
+    /// The finite values, sorted, then two +inf sentinels (so that a bucket's first two
+    /// slots can always be read).
     sorted: Vec<f64>,
+    /// How many values are finite.
+    finite: usize,
     /// Values that are -inf / +inf.
     neg_inf: usize,
     pos_inf: usize,
@@ -97,7 +100,16 @@ fn order_key(v: f64) -> u64 {
 impl RankIndex {
     /// An empty index; [`RankIndex::rebuild`] fills it.
     pub fn new() -> Self {
-        Self { sorted: Vec::new(), neg_inf: 0, pos_inf: 0, base: 0, shift: 0, start: Vec::new(), spare: Vec::new() }
+        Self {
+            sorted: Vec::new(),
+            finite: 0,
+            neg_inf: 0,
+            pos_inf: 0,
+            base: 0,
+            shift: 0,
+            start: Vec::new(),
+            spare: Vec::new(),
+        }
     }
 
     /// Index `values` (NaN dropped). Buffers are reused across calls.
@@ -158,12 +170,15 @@ impl RankIndex {
                 self.sorted[a..z].sort_unstable_by(f64::total_cmp);
             }
         }
+        self.finite = len;
+        self.sorted.try_reserve(2).map_err(|_| crate::Error::memory("RMIA population ratios", 16))?;
+        self.sorted.extend([f64::INFINITY; 2]);
         Ok(())
     }
 
     /// Number of indexed values (NaN excluded).
     pub fn len(&self) -> usize {
-        self.sorted.len() + self.neg_inf + self.pos_inf
+        self.finite + self.neg_inf + self.pos_inf
     }
 
     /// Whether no value was indexed.
@@ -175,10 +190,10 @@ impl RankIndex {
     #[inline]
     pub fn count_le(&self, q: f64) -> usize {
         // -inf <= any q; +inf <= q only for q = +inf; finite values by their bucket.
-        let finite = if self.sorted.is_empty() || q == f64::NEG_INFINITY {
+        let finite = if self.finite == 0 || q == f64::NEG_INFINITY {
             0
         } else if q == f64::INFINITY {
-            self.sorted.len()
+            self.finite
         } else {
             let k = order_key(q);
             if k < self.base {
@@ -186,10 +201,17 @@ impl RankIndex {
             } else {
                 let b = ((k - self.base) >> self.shift) as usize;
                 if b + 1 >= self.start.len() - 1 {
-                    self.sorted.len()
+                    self.finite
                 } else {
                     let (a, z) = (self.start[b] as usize, self.start[b + 1] as usize);
-                    a + self.sorted[a..z].partition_point(|&g| g <= q)
+                    if z - a <= 2 {
+                        // Most buckets hold at most two values: counted without a branch
+                        // (a mispredicted one cost more than the rest of the query).
+                        let (s0, s1) = (self.sorted[a], self.sorted[a + 1]);
+                        a + usize::from((a < z) & (s0 <= q)) + usize::from((a + 1 < z) & (s1 <= q))
+                    } else {
+                        a + self.sorted[a..z].partition_point(|&g| g <= q)
+                    }
                 }
             }
         };
@@ -232,8 +254,15 @@ pub fn rmia(
     let s = sums::outcome_sums_f64(masks, probs, None)?;
     let pop_sum = column_sums(pop, runs, n_pop)?;
     let refs = (runs - 1) as f64;
+    // Counts as floats once, not a u64 conversion per score.
+    let n_out: Vec<f64> = s.n_out.iter().map(|&c| c as f64).collect();
+    let n_out = &n_out;
     let masks = &masks;
-    out.par_chunks_mut(n).enumerate().try_for_each_init(RankIndex::new, |index, (t, row)| -> Result<()> {
+    // Sums over every run (online), taken once.
+    let sum_all: Vec<f64> = s.sum_in.iter().zip(&s.sum_out).map(|(a, b)| a + b).collect();
+    let sum_all = &sum_all;
+    let init = || (RankIndex::new(), vec![0u8; n]);
+    out.par_chunks_mut(n).enumerate().try_for_each_init(init, |(index, own_in), (t, row)| -> Result<()> {
         if cancel.is_cancelled() {
             return Ok(());
         }
@@ -247,21 +276,28 @@ pub fn rmia(
             return Ok(());
         }
         let total = index.len() as f64;
-        for (i, o) in row.iter_mut().enumerate() {
-            let x = probs[t * n + i];
-            let mean = if params.online {
-                (s.sum_in[i] + s.sum_out[i] - x) / refs
-            } else {
-                let own_out = !masks.get(t, i);
-                let k = s.n_out[i] - u64::from(own_out);
-                if k == 0 {
+        if params.online {
+            for ((o, &x), &sum) in row.iter_mut().zip(&probs[t * n..(t + 1) * n]).zip(sum_all) {
+                let ratio = x / params.marginal((sum - x) / refs);
+                if !ratio.is_nan() {
+                    *o = index.count_le(ratio) as f64 / total;
+                }
+            }
+        } else {
+            // The target's membership row as 0 / 1 bytes, unpacked once.
+            masks.unpack_into(t, 0, own_in);
+            for (i, o) in row.iter_mut().enumerate() {
+                let x = probs[t * n + i];
+                let own_out = own_in[i] == 0;
+                // n_out as f64 less 1.0 is exactly (n_out - 1) as f64 (counts below 2^53).
+                let k = n_out[i] - f64::from(u8::from(own_out));
+                if k == 0.0 {
                     continue;
                 }
-                (s.sum_out[i] - if own_out { x } else { 0.0 }) / k as f64
-            };
-            let ratio = x / params.marginal(mean);
-            if !ratio.is_nan() {
-                *o = index.count_le(ratio) as f64 / total;
+                let ratio = x / params.marginal((s.sum_out[i] - if own_out { x } else { 0.0 }) / k);
+                if !ratio.is_nan() {
+                    *o = index.count_le(ratio) as f64 / total;
+                }
             }
         }
         Ok(())
