@@ -21,6 +21,7 @@ __all__ = [
     "knn_shapley",
     "outcome_sums_bool",
     "outcome_sums_f64",
+    "outcome_sums_dense",
     "stderr_from_sums",
     "set_num_threads",
 ]
@@ -46,6 +47,14 @@ def outcome_sums_f64(
     masks: npt.NDArray[np.uint8],
     outcomes: npt.NDArray[np.float64] | npt.NDArray[np.float32],
     n: int,
+    shift: npt.NDArray[np.float64] | None = None,
+) -> _Sums: ...
+
+# The same with nothing packed: (R, n) bool masks or uint16 draw counts (nonzero = in), and
+# (R, n) bool outcomes or float64 outcomes summed as outcome - shift.
+def outcome_sums_dense(
+    masks: npt.NDArray[np.bool_] | npt.NDArray[np.uint16],
+    outcomes: npt.NDArray[np.bool_] | npt.NDArray[np.float64],
     shift: npt.NDArray[np.float64] | None = None,
 ) -> _Sums: ...
 def stderr_from_sums(

@@ -55,6 +55,16 @@ def test_data_oob_matches_reference(rng):
     assert_allclose(memscore.data_oob(w, phi), ref.data_oob(w, phi), atol=1e-10)
     packed = memscore.PackedBits.pack(correct)
     assert_allclose(memscore.data_oob(w, packed), ref.data_oob(w, correct), atol=1e-12)
+    # SubsetPlan's uint16 counts are read by the core as they are (nonzero = drawn): the
+    # same values, bool and float outcomes, counts above 255 and 256 (a low byte of 0).
+    w16 = w.astype(np.uint16)
+    w16[0, :3] = [256, 512, 257]
+    w64 = w16.astype(np.int64)
+    for outcomes in (correct, phi, packed):
+        assert_allclose(memscore.data_oob(w16, outcomes), memscore.data_oob(w64, outcomes), atol=1e-12)
+    assert_allclose(memscore.data_oob(w16, correct), ref.data_oob(w64, correct), atol=1e-12)
+    with pytest.raises(ValueError, match="outcomes"):
+        memscore.data_oob(w16, correct[:, :5])
 
 
 def test_data_oob_edge_cases():

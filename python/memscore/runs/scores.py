@@ -49,7 +49,7 @@ FloatRows = npt.NDArray[np.float64] | npt.NDArray[np.float32]
 
 
 def _float_outcomes(o: Any) -> F64:
-    """Float64 outcomes from validated outcomes (packed bools or float64)."""
+    """Float64 outcomes from validated outcomes (packed bools, bools or float64)."""
     if isinstance(o, PackedBits):
         return np.unpackbits(o.bits, axis=1, count=o.n).astype(np.float64)
     return np.ascontiguousarray(o, dtype=np.float64)
@@ -120,23 +120,38 @@ class OutcomeStats:
         return cls._from_checked(m, o, shift)
 
     @classmethod
-    def _from_checked(cls, m: PackedBits, o: PackedBits | FloatRows, shift: ArrayLike | None = None) -> OutcomeStats:
-        """:meth:`from_runs` on arrays already checked by ``as_mask`` / ``as_outcomes``."""
+    def _from_checked(
+        cls,
+        m: PackedBits | npt.NDArray[Any],
+        o: PackedBits | FloatRows | npt.NDArray[Any],
+        shift: ArrayLike | None = None,
+    ) -> OutcomeStats:
+        """:meth:`from_runs` on arrays already checked by :func:`train_runs`: both packed,
+        or both as numpy holds them (bool or uint16 masks, nonzero = in; bool or float64
+        outcomes), which the core reads without packing; float32 outcomes as a run store
+        holds them (with packed masks)."""
         n = m.shape[1]
-        if isinstance(o, PackedBits) and shift is None:
+        if isinstance(o, PackedBits) and isinstance(m, PackedBits) and shift is None:
             raw = _core.outcome_sums_bool(m.bits, o.bits, n)
+            sh = np.zeros(n)
+        elif not isinstance(m, PackedBits) and isinstance(o, np.ndarray) and o.dtype == np.bool_ and shift is None:
+            raw = _core.outcome_sums_dense(m, o)
             sh = np.zeros(n)
         else:
             # float32 rows (as a run store holds them) are widened by the core as it reads.
-            o = np.ascontiguousarray(o) if _is_float32(o) else _float_outcomes(o)
+            packed_masks = isinstance(m, PackedBits)
+            of = np.ascontiguousarray(o) if packed_masks and _is_float32(o) else _float_outcomes(o)
             sh = (
-                o[0].astype(np.float64)
+                of[0].astype(np.float64)
                 if shift is None
                 else np.ascontiguousarray(to_numpy(shift, "shift"), dtype=np.float64)
             )
             if sh.shape != (n,):
                 raise ValueError(f"shift: expected shape ({n},), got {sh.shape}")
-            raw = _core.outcome_sums_f64(m.bits, o, n, sh)
+            if isinstance(m, PackedBits):
+                raw = _core.outcome_sums_f64(m.bits, of, n, sh)
+            else:
+                raw = _core.outcome_sums_dense(m, of, sh)
             # Non-finite outcomes leave non-finite sums: one check of N sums instead of a
             # pass over the (R, N) outcomes. (Squares may overflow where the plain score
             # does not need them; the standard error's check is the caller's.)
@@ -276,9 +291,12 @@ def memorization(masks: RunsLike, outcomes: RunsLike, *, stderr: bool = False) -
 
 def train_runs(
     masks: RunsLike, outcomes: RunsLike, *, squares: bool = False, masks_name: str = "masks"
-) -> tuple[PackedBits, PackedBits | F64]:
-    """Checked packed masks and outcomes of the training examples, ``(R, N)`` each.
+) -> tuple[PackedBits | npt.NDArray[np.bool_], PackedBits | npt.NDArray[Any]]:
+    """Checked masks and outcomes of the training examples, ``(R, N)`` each.
 
+    Both come back packed (:class:`PackedBits`) when either arrives packed; otherwise both
+    stay as numpy holds them (bool masks, bool or float64 outcomes), which the core reads
+    directly: packing two byte-per-value arrays would cost more than the sums themselves.
     ``masks_name`` names the masks in messages as the caller's argument (Data-OOB's masks
     come from ``multiplicities``); ``squares`` as :func:`memscore._validate.check_summable`.
 
@@ -287,8 +305,12 @@ def train_runs(
     TypeError, ValueError
         As :func:`memscore._validate.as_mask`, ``as_outcomes``, ``check_runs``, ``check_summable``.
     """
-    m = as_mask(masks, masks_name, packed=True)
-    o = as_outcomes(outcomes, "outcomes", packed=True)
+    m: PackedBits | npt.NDArray[np.bool_]
+    o: PackedBits | npt.NDArray[Any]
+    if isinstance(masks, PackedBits) or isinstance(outcomes, PackedBits):
+        m, o = as_mask(masks, masks_name, packed=True), as_outcomes(outcomes, "outcomes", packed=True)
+    else:
+        m, o = as_mask(masks, masks_name), as_outcomes(outcomes, "outcomes")
     check_runs(m, o, "outcomes", same_cols=True, masks_name=masks_name)
     check_summable(o, "outcomes", m.shape[0], squares=squares)
     return m, o

@@ -18,7 +18,16 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from .._validate import ArrayLike, RunsLike, as_mask, as_outcomes, check_bool, check_summable, to_numpy
+from .._validate import (
+    ArrayLike,
+    RunsLike,
+    as_mask,
+    as_outcomes,
+    check_bool,
+    check_runs,
+    check_summable,
+    to_numpy,
+)
 from .bits import PackedBits
 from .scores import OutcomeStats, train_runs
 
@@ -179,6 +188,14 @@ def data_oob(multiplicities: ArrayLike, outcomes: RunsLike) -> F64:
         raise TypeError(f"multiplicities: expected integer draw counts, got dtype {w.dtype}")
     if w.ndim != 2:
         raise ValueError(f"multiplicities: expected a 2-D (runs, examples) array, got shape {w.shape}")
+    if w.dtype == np.uint16 and not isinstance(outcomes, PackedBits):
+        # SubsetPlan's draw counts: the core reads them as masks (nonzero = drawn) as they
+        # are, which saves a pass over them and the (R, N) bool array of ``w > 0``.
+        dense = as_outcomes(outcomes, "outcomes")
+        counts = np.ascontiguousarray(w)
+        check_runs(counts, dense, "outcomes", same_cols=True, masks_name="multiplicities")
+        check_summable(dense, "outcomes", w.shape[0])
+        return OutcomeStats._from_checked(counts, dense).mean_out()
     if w.size and int(w.min()) < 0:
         raise ValueError(f"multiplicities: expected counts >= 0, got a minimum of {int(w.min())}")
     m, o = train_runs(w > 0, outcomes, masks_name="multiplicities")

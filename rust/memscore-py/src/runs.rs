@@ -99,6 +99,51 @@ fn outcome_sums_f64<'py>(
     Ok(sums_tuple(py, s))
 }
 
+/// The same sums with the masks and outcomes as numpy holds them, nothing packed: `masks`
+/// a `(R, n)` bool array or uint16 draw counts (nonzero = in), `outcomes` `(R, n)` bool, or
+/// float64 with sums taken of `outcome - shift` (bool outcomes take no shift).
+#[pyfunction]
+#[pyo3(signature = (masks, outcomes, shift=None))]
+fn outcome_sums_dense<'py>(
+    py: Python<'py>,
+    masks: &Bound<'py, PyAny>,
+    outcomes: &Bound<'py, PyAny>,
+    shift: Option<PyReadonlyArray1<'py, f64>>,
+) -> PyResult<SumsTuple<'py>> {
+    let sh = shift.as_ref().map(|s| slice1(s, "shift")).transpose()?;
+    if let Ok(m) = masks.extract::<PyReadonlyArray2<'py, bool>>() {
+        let (r, n) = dims(&m);
+        dense_sums(py, &sums::DenseRows::new("masks", slice(&m, "masks")?, r, n).py()?, outcomes, sh)
+    } else if let Ok(m) = masks.extract::<PyReadonlyArray2<'py, u16>>() {
+        let (r, n) = dims(&m);
+        dense_sums(py, &sums::DenseRows::new("masks", slice(&m, "masks")?, r, n).py()?, outcomes, sh)
+    } else {
+        Err(PyValueError::new_err("masks must be a 2-D bool or uint16 array"))
+    }
+}
+
+fn dense_sums<'py, M: sums::ZeroOneRows>(
+    py: Python<'py>,
+    masks: &M,
+    outcomes: &Bound<'py, PyAny>,
+    shift: Option<&[f64]>,
+) -> PyResult<SumsTuple<'py>> {
+    let s = if let Ok(o) = outcomes.extract::<PyReadonlyArray2<'py, bool>>() {
+        if shift.is_some() {
+            return Err(PyValueError::new_err("shift: bool outcomes are summed unshifted"));
+        }
+        let (r, n) = dims(&o);
+        let o = sums::DenseRows::new("outcomes", slice(&o, "outcomes")?, r, n).py()?;
+        enter(py, None, |_| sums::outcome_sums_zero_one(masks, &o))?
+    } else if let Ok(o) = outcomes.extract::<PyReadonlyArray2<'py, f64>>() {
+        let o = slice(&o, "outcomes")?;
+        enter(py, None, |_| sums::outcome_sums_f64_rows(masks, o, shift))?
+    } else {
+        return Err(PyValueError::new_err("outcomes must be a 2-D bool or float64 array"));
+    };
+    Ok(sums_tuple(py, s))
+}
+
 /// Standard error of `mean_in - mean_out` per example from the sums of the two groups.
 #[pyfunction]
 fn stderr_from_sums<'py>(
@@ -366,6 +411,7 @@ type DatamodelsTuple<'py> = (
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(outcome_sums_bool, m)?)?;
     m.add_function(wrap_pyfunction!(outcome_sums_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(outcome_sums_dense, m)?)?;
     m.add_function(wrap_pyfunction!(stderr_from_sums, m)?)?;
     m.add_function(wrap_pyfunction!(influence_full, m)?)?;
     m.add_function(wrap_pyfunction!(influence_topk, m)?)?;

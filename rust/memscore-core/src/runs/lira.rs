@@ -1,10 +1,10 @@
 //! LiRA membership scores (Carlini et al. 2022) with exact leave-one-out shadows.
 //!
-//! For target run `r` and example `i` the shadow models are all runs except `r`. Per
-//! example the in- and out-values of phi are sorted once; removing the target's own value
-//! from a sorted list moves the median by at most one rank, and mean / sum of squares are
-//! downdated in O(1), so every (run, example) score costs O(log R) instead of a fresh
-//! median over R - 1 shadows.
+//! For target run `r` and example `i` the shadow models are all runs except `r`. Removing
+//! the target's own value from a side moves its median by at most one rank, so per example
+//! and side only the three order statistics around the median are selected (O(R), no
+//! sort), and mean / sum of squares are downdated in O(1): every (run, example) score costs
+//! O(1) instead of a fresh median over R - 1 shadows.
 
 use rayon::prelude::*;
 
@@ -28,38 +28,75 @@ pub enum LiraMode {
     Offline,
 }
 
-/// Sorted values of one side (in or out) of one example, with mean and sum of squares.
+/// One side (in or out) of one example: its count, mean, sum of squares, and the few
+/// order statistics around its median that every leave-one-out median is made of.
+///
+/// Removing one value `x` from `n` sorted values moves the median by at most one rank, so
+/// the medians of the full side and of the side less any one of its values all lie among
+/// the order statistics `lo ..= lo + 2` with `lo = (n - 2) / 2`. They are found by
+/// selection in O(n) rather than a sort, and each (target, example) then costs O(1).
 struct Side {
-    sorted: Vec<f64>,
+    n: usize,
     mean: f64,
     ss: f64,
+    /// Rank of `near[0]` in the sorted side.
+    lo: usize,
+    /// Order statistics `lo, lo + 1, lo + 2` (those past `n - 1` unused).
+    near: [f64; 3],
 }
 
 impl Side {
-    fn new(mut v: Vec<f64>) -> Self {
-        v.sort_by(f64::total_cmp);
-        let n = v.len() as f64;
-        let mean = if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / n };
+    /// The side of the values `v` (reordered in place).
+    fn new(v: &mut [f64]) -> Self {
+        let n = v.len();
+        let mean = if n == 0 { f64::NAN } else { v.iter().sum::<f64>() / n as f64 };
         let ss = v.iter().map(|x| (x - mean) * (x - mean)).sum();
-        Self { sorted: v, mean, ss }
+        let lo = n.saturating_sub(2) / 2;
+        let mut near = [f64::NAN; 3];
+        if n > 0 {
+            // Selection leaves the lo-th smallest at lo and larger-or-equal values after it;
+            // the next order statistics are the smallest of those.
+            let (_, &mut a, rest) = v.select_nth_unstable_by(lo, f64::total_cmp);
+            near[0] = a;
+            let want = (n - 1 - lo).min(2);
+            if want > 0 {
+                let (_, &mut b, rest) = rest.select_nth_unstable_by(0, f64::total_cmp);
+                near[1] = b;
+                if want > 1 {
+                    near[2] = rest.iter().copied().min_by(f64::total_cmp).unwrap_or(f64::NAN);
+                }
+            }
+        }
+        Self { n, mean, ss, lo, near }
     }
 
-    fn n(&self) -> usize {
-        self.sorted.len()
+    /// The `k`-th smallest value (`lo <= k <= lo + 2`, `k < n`).
+    #[inline(always)]
+    fn at(&self, k: usize) -> f64 {
+        self.near[k - self.lo]
     }
 
     /// (count, median, mean, sum of squares) with `removed` taken out of the set.
+    #[inline]
     fn without(&self, removed: Option<f64>) -> (usize, f64, f64, f64) {
-        let n = self.n();
+        let n = self.n;
         match removed {
-            None => (n, median_of(n, |k| self.sorted[k]), self.mean, self.ss),
+            None => (n, median_of(n, |k| self.at(k)), self.mean, self.ss),
             Some(x) => {
                 let m = n - 1;
                 if m == 0 {
                     return (0, f64::NAN, f64::NAN, 0.0);
                 }
-                let p = self.sorted.partition_point(|&v| v < x);
-                let get = |k: usize| if k < p { self.sorted[k] } else { self.sorted[k + 1] };
+                // With p the number of values below x, the k-th of the rest is the k-th of
+                // all for k < p, else the (k + 1)-th; and k < p exactly when that value < x.
+                let get = |k: usize| {
+                    let v = self.at(k);
+                    if v < x {
+                        v
+                    } else {
+                        self.at(k + 1)
+                    }
+                };
                 let mean2 = (self.mean * n as f64 - x) / m as f64;
                 // One value left has no spread; say so exactly rather than via a downdate
                 // that can leave rounding residue (which the sigma floor would magnify).
@@ -69,6 +106,34 @@ impl Side {
             }
         }
     }
+}
+
+/// A side's Gaussian for one target: count, median, floored sigma and its logarithm.
+#[derive(Clone, Copy)]
+struct Fit {
+    n: usize,
+    med: f64,
+    sd: f64,
+    ln_sd: f64,
+}
+
+impl Fit {
+    /// The fit of `side` with the target's value `removed` (None: not on this side);
+    /// `ln` says whether the logarithm is wanted (else NaN).
+    #[inline]
+    fn new(side: &Side, removed: Option<f64>, ln: bool) -> Self {
+        let (n, med, _, ss) = side.without(removed);
+        let sd = (ss / n as f64).sqrt().max(SIGMA_FLOOR);
+        Self { n, med, sd, ln_sd: if ln { sd.ln() } else { f64::NAN } }
+    }
+}
+
+/// Pooled sigmas per target run (floored) and their logarithms.
+struct Pooled {
+    in_sd: Vec<f64>,
+    in_ln: Vec<f64>,
+    out_sd: Vec<f64>,
+    out_ln: Vec<f64>,
 }
 
 fn median_of(m: usize, get: impl Fn(usize) -> f64) -> f64 {
@@ -101,22 +166,34 @@ struct SyncPtr(*mut f64);
 unsafe impl Sync for SyncPtr {}
 unsafe impl Send for SyncPtr {}
 
-/// Per-column in/out sides for columns `c0..c0+w`.
-fn column_sides(masks: &PackedRows<'_>, phi: &[f64], runs: usize, n: usize, c0: usize, w: usize) -> Vec<(Side, Side)> {
-    let mut ins: Vec<Vec<f64>> = vec![Vec::new(); w];
-    let mut outs: Vec<Vec<f64>> = vec![Vec::new(); w];
+/// Per-column in/out sides for columns `c0..c0+w`; `buf` holds the gathered values.
+fn column_sides(
+    masks: &PackedRows<'_>,
+    phi: &[f64],
+    runs: usize,
+    n: usize,
+    c0: usize,
+    w: usize,
+    buf: &mut Vec<f64>,
+) -> Vec<(Side, Side)> {
+    // Column k's in-values go to buf[k * runs ..], its out-values to buf[(w + k) * runs ..].
+    // Every value is written to both and only the count of its side moves on, so the
+    // gather has no branch on the (unpredictable) membership.
+    buf.resize(2 * w * runs, 0.0);
+    let (ins, outs) = buf.split_at_mut(w * runs);
+    let (mut n_in, mut n_out) = (vec![0usize; w], vec![0usize; w]);
     for r in 0..runs {
-        let row = r * n + c0;
-        for k in 0..w {
-            let x = phi[row + k];
-            if masks.get(r, c0 + k) {
-                ins[k].push(x)
-            } else {
-                outs[k].push(x)
-            }
+        let row = &phi[r * n + c0..r * n + c0 + w];
+        for (k, &x) in row.iter().enumerate() {
+            let member = usize::from(masks.get(r, c0 + k));
+            ins[k * runs + n_in[k]] = x;
+            outs[k * runs + n_out[k]] = x;
+            n_in[k] += member;
+            n_out[k] += 1 - member;
         }
     }
-    ins.into_iter().zip(outs).map(|(a, b)| (Side::new(a), Side::new(b))).collect()
+    let (ins, outs) = (ins.chunks_exact_mut(runs), outs.chunks_exact_mut(runs));
+    ins.zip(outs).enumerate().map(|(k, (a, b))| (Side::new(&mut a[..n_in[k]]), Side::new(&mut b[..n_out[k]]))).collect()
 }
 
 /// Pooled (population) standard deviation per target run and side, over all examples,
@@ -139,10 +216,11 @@ fn pooled_sigmas(masks: &PackedRows<'_>, phi: &[f64], runs: usize, n: usize) -> 
         .into_par_iter()
         .map(|g| {
             let mut acc = zero();
+            let mut buf: Vec<f64> = Vec::new();
             for chunk in g * GROUP..((g + 1) * GROUP).min(n_chunks) {
                 let c0 = chunk * CHUNK;
                 let w = CHUNK.min(n - c0);
-                let sides = column_sides(masks, phi, runs, n, c0, w);
+                let sides = column_sides(masks, phi, runs, n, c0, w, &mut buf);
                 let mut part = zero();
                 for r in 0..runs {
                     for (k, (si, so)) in sides.iter().enumerate() {
@@ -187,46 +265,60 @@ pub fn lira(
     ensure!(runs >= 1, "lira needs at least one run");
     let mut out = try_filled("LiRA scores", runs * n, f64::NAN)?;
     let masks = &masks;
-    let pooled = fixed_variance.then(|| pooled_sigmas(masks, phi, runs, n));
+    let pooled = fixed_variance.then(|| {
+        let (in_sd, out_sd) = pooled_sigmas(masks, phi, runs, n);
+        let floor_ln = |v: &Vec<f64>| -> (Vec<f64>, Vec<f64>) {
+            let sd: Vec<f64> = v.iter().map(|s| s.max(SIGMA_FLOOR)).collect();
+            let ln = sd.iter().map(|s| s.ln()).collect();
+            (sd, ln)
+        };
+        let ((in_sd, in_ln), (out_sd, out_ln)) = (floor_ln(&in_sd), floor_ln(&out_sd));
+        Pooled { in_sd, in_ln, out_sd, out_ln }
+    });
+    let want_ln = mode == LiraMode::Online && pooled.is_none();
     let dst = SyncPtr(out.as_mut_ptr());
     let dst = &dst;
-    (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|chunk| {
+    (0..n.div_ceil(CHUNK)).into_par_iter().for_each_init(Vec::new, |buf, chunk| {
         if cancel.is_cancelled() {
             return;
         }
         let c0 = chunk * CHUNK;
         let w = CHUNK.min(n - c0);
-        let sides = column_sides(masks, phi, runs, n, c0, w);
+        let sides = column_sides(masks, phi, runs, n, c0, w, buf);
+        // The side a target is not on is the whole side: its fit is the same for every
+        // target, so it is taken once per column (a logarithm per score saved).
+        let whole: Vec<[Fit; 2]> =
+            sides.iter().map(|(si, so)| [Fit::new(si, None, true), Fit::new(so, None, true)]).collect();
         for r in 0..runs {
-            for (k, (si, so)) in sides.iter().enumerate() {
+            for (k, ((si, so), [whole_in, whole_out])) in sides.iter().zip(&whole).enumerate() {
                 let x = phi[r * n + c0 + k];
                 let member = masks.get(r, c0 + k);
-                let (no, med_out, _, ss_out) = so.without((!member).then_some(x));
-                let sd_out = match &pooled {
-                    Some((_, p)) => p[r],
-                    None => (ss_out / no as f64).sqrt(),
-                }
-                .max(SIGMA_FLOOR);
+                // The target's own side less its value, the other side whole; chosen by
+                // selects rather than branches (membership is a coin flip per score).
+                let own = Fit::new(if member { si } else { so }, Some(x), want_ln);
+                let (fit_in, fit_out) = if member { (own, *whole_out) } else { (*whole_in, own) };
+                let (sd_out, ln_out) = match &pooled {
+                    Some(p) => (p.out_sd[r], p.out_ln[r]),
+                    None => (fit_out.sd, fit_out.ln_sd),
+                };
                 let score = match mode {
                     LiraMode::Offline => {
-                        if no == 0 {
+                        if fit_out.n == 0 {
                             f64::NAN
                         } else {
-                            log_ndtr((x - med_out) / sd_out)
+                            log_ndtr((x - fit_out.med) / sd_out)
                         }
                     }
                     LiraMode::Online => {
-                        let (ni, med_in, _, ss_in) = si.without(member.then_some(x));
-                        let sd_in = match &pooled {
-                            Some((p, _)) => p[r],
-                            None => (ss_in / ni as f64).sqrt(),
-                        }
-                        .max(SIGMA_FLOOR);
-                        if ni == 0 || no == 0 {
+                        let (sd_in, ln_in) = match &pooled {
+                            Some(p) => (p.in_sd[r], p.in_ln[r]),
+                            None => (fit_in.sd, fit_in.ln_sd),
+                        };
+                        if fit_in.n == 0 || fit_out.n == 0 {
                             f64::NAN
                         } else {
-                            let (zi, zo) = ((x - med_in) / sd_in, (x - med_out) / sd_out);
-                            sd_out.ln() - sd_in.ln() - 0.5 * zi * zi + 0.5 * zo * zo
+                            let (zi, zo) = ((x - fit_in.med) / sd_in, (x - fit_out.med) / sd_out);
+                            ln_out - ln_in - 0.5 * zi * zi + 0.5 * zo * zo
                         }
                     }
                 };
@@ -283,6 +375,78 @@ mod tests {
                     (g.is_nan() && want.is_nan()) || (g - want).abs() <= 1e-6 * want.abs().max(1.0),
                     "{g} vs {want}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn selected_medians_match_a_sort() {
+        // Every size from 0 to 12, ties (values from a small set, -0.0 beside 0.0), every
+        // value removed in turn: the median of the rest equals the sorted rest's median.
+        let pool = [-1.5, -0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 3.25, -7.0];
+        for n in 0..13usize {
+            for seed in 0..5usize {
+                let v: Vec<f64> = (0..n).map(|k| pool[(k * 7 + seed * 5 + k * k) % pool.len()]).collect();
+                let side = Side::new(&mut v.clone());
+                assert_eq!(side.n, n);
+                let mut all = v.clone();
+                let (cnt, med, _, _) = side.without(None);
+                assert_eq!(cnt, n);
+                let want = median(&mut all);
+                assert!(med == want || (med.is_nan() && want.is_nan()), "n={n}: {med} vs {want}");
+                for i in 0..n {
+                    let mut rest: Vec<f64> = v.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &x)| x).collect();
+                    let (cnt, med, mean, ss) = side.without(Some(v[i]));
+                    assert_eq!(cnt, n - 1);
+                    if n == 1 {
+                        assert!(med.is_nan());
+                        continue;
+                    }
+                    let m = rest.iter().sum::<f64>() / rest.len() as f64;
+                    let q: f64 = rest.iter().map(|x| (x - m) * (x - m)).sum();
+                    assert_eq!(med, median(&mut rest), "n={n}, removed {}", v[i]);
+                    assert!((mean - m).abs() < 1e-12 && (ss - q).abs() < 1e-9, "{mean} {m} {ss} {q}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn offline_and_pooled_match_direct_leave_one_out_with_ties() {
+        // Few distinct values (ties at the medians), sides as small as one shadow.
+        let (r, n) = (6usize, 40usize);
+        let masks: Vec<bool> = (0..r * n).map(|k| (k * 11 + 3) % 5 < 2).collect();
+        let phi: Vec<f64> = (0..r * n).map(|k| ((k * 7 % 4) as f64) - 1.0).collect();
+        let packed = crate::bits::pack_rows(&masks, r, n).unwrap();
+        let m = PackedRows::new("m", &packed, r, n).unwrap();
+        let off = lira(m, &phi, LiraMode::Offline, false, &Cancel::new()).unwrap();
+        let on_fixed = lira(m, &phi, LiraMode::Online, true, &Cancel::new()).unwrap();
+        let (p_in, p_out) = pooled_sigmas(&m, &phi, r, n);
+        for t in 0..r {
+            for i in 0..n {
+                let side = |member: bool| -> Vec<f64> {
+                    (0..r).filter(|&s| s != t && masks[s * n + i] == member).map(|s| phi[s * n + i]).collect()
+                };
+                let (mut vin, mut vout) = (side(true), side(false));
+                let x = phi[t * n + i];
+                let got = off[t * n + i];
+                if vout.is_empty() {
+                    assert!(got.is_nan());
+                } else {
+                    let mu = vout.iter().sum::<f64>() / vout.len() as f64;
+                    let sd = (vout.iter().map(|y| (y - mu) * (y - mu)).sum::<f64>() / vout.len() as f64).sqrt();
+                    let want = log_ndtr((x - median(&mut vout)) / sd.max(SIGMA_FLOOR));
+                    assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{got} vs {want}");
+                }
+                let got = on_fixed[t * n + i];
+                if vin.is_empty() || vout.is_empty() {
+                    assert!(got.is_nan());
+                } else {
+                    let (si, so) = (p_in[t].max(SIGMA_FLOOR), p_out[t].max(SIGMA_FLOOR));
+                    let (zi, zo) = ((x - median(&mut vin)) / si, (x - median(&mut vout)) / so);
+                    let want = so.ln() - si.ln() - 0.5 * zi * zi + 0.5 * zo * zo;
+                    assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{got} vs {want}");
+                }
             }
         }
     }

@@ -14,13 +14,14 @@
 //! ratio(z) >= gamma`, written without the division so that `ratio(z) = 0` counts).
 //!
 //! Sums over all runs are taken once ([`sums::outcome_sums_f64`]) and the target's own
-//! value is subtracted, so a target costs O((N + Z) log Z) instead of O(R (N + Z)).
+//! value is subtracted, so a target costs O(N + Z) (expected: its population ratios are
+//! bucketed by their bit patterns, [`RankIndex`]) instead of O(R (N + Z)).
 
 use rayon::prelude::*;
 
 use super::sums;
 use crate::bits::PackedRows;
-use crate::error::{check_len, ensure, try_filled, try_with_capacity, Result};
+use crate::error::{check_len, ensure, try_filled, Result};
 use crate::pool::Cancel;
 
 /// The attack's settings.
@@ -60,6 +61,170 @@ fn column_sums(x: &[f64], runs: usize, cols: usize) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+/// Counts of values `<= q` among a fixed set of non-NaN values, in O(1) expected per query.
+///
+/// The finite values are counting-sorted into buckets of equal width in their order-keyed
+/// bit patterns (for floats of one sign the bit pattern grows with the value, so buckets
+/// are narrow where values are dense on a log scale), and each bucket is sorted; a query
+/// finds its bucket by arithmetic and binary-searches only within it. The count is exact:
+/// the same as a binary search over all values sorted.
+pub(crate) struct RankIndex {
+    /// The finite values, sorted, then two +inf sentinels (so that a bucket's first two
+    /// slots can always be read).
+    sorted: Vec<f64>,
+    /// How many values are finite.
+    finite: usize,
+    /// Values that are -inf / +inf.
+    neg_inf: usize,
+    pos_inf: usize,
+    /// Key of the smallest finite value, and the shift from key offsets to buckets.
+    base: u64,
+    shift: u32,
+    /// `start[b]`: index in `sorted` of bucket `b`'s first value (`start[nb]` = len).
+    start: Vec<u32>,
+    /// Scratch of the counting sort.
+    spare: Vec<f64>,
+}
+
+/// A u64 that orders like the float (`-0.0` taken as `0.0`): sign-magnitude to biased.
+#[inline(always)]
+fn order_key(v: f64) -> u64 {
+    let b = (v + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+impl RankIndex {
+    /// An empty index; [`RankIndex::rebuild`] fills it.
+    pub fn new() -> Self {
+        Self {
+            sorted: Vec::new(),
+            finite: 0,
+            neg_inf: 0,
+            pos_inf: 0,
+            base: 0,
+            shift: 0,
+            start: Vec::new(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Index `values` (NaN dropped). Buffers are reused across calls.
+    pub fn rebuild(&mut self, values: impl Iterator<Item = f64>) -> Result<()> {
+        self.sorted.clear();
+        self.neg_inf = 0;
+        self.pos_inf = 0;
+        let hint = values.size_hint().0;
+        self.sorted.try_reserve(hint).map_err(|_| crate::Error::memory("RMIA population ratios", 8 * hint as u128))?;
+        for v in values {
+            if v.is_finite() {
+                self.sorted.push(v);
+            } else if v == f64::INFINITY {
+                self.pos_inf += 1;
+            } else if v == f64::NEG_INFINITY {
+                self.neg_inf += 1;
+            }
+        }
+        let len = self.sorted.len();
+        ensure!(len < u32::MAX as usize, "RMIA: too many population examples ({len})");
+        let (lo, hi) = self.sorted.iter().fold((u64::MAX, 0u64), |(lo, hi), &v| {
+            let k = order_key(v);
+            (lo.min(k), hi.max(k))
+        });
+        // About two buckets per value: the span's offsets shifted below that count.
+        let target = (2 * len).next_power_of_two().max(1) as u64;
+        let span = hi.saturating_sub(lo);
+        let mut shift = 0u32;
+        while (span >> shift) >= target {
+            shift += 1;
+        }
+        let nb = if len == 0 { 0 } else { (span >> shift) as usize + 1 };
+        self.base = lo;
+        self.shift = shift;
+        self.start.clear();
+        self.start.try_reserve(nb + 2).map_err(|_| crate::Error::memory("RMIA buckets", 4 * (nb as u128 + 2)))?;
+        self.start.resize(nb + 2, 0);
+        let bucket = |v: f64| ((order_key(v) - lo) >> shift) as usize;
+        // Counting sort: counts, offsets, scatter (into a copy), then each bucket sorted.
+        for &v in &self.sorted {
+            self.start[bucket(v) + 2] += 1;
+        }
+        for b in 2..nb + 2 {
+            self.start[b] += self.start[b - 1];
+        }
+        self.spare.clear();
+        self.spare.try_reserve(len).map_err(|_| crate::Error::memory("RMIA population ratios", 8 * len as u128))?;
+        self.spare.resize(len, 0.0);
+        for &v in &self.sorted {
+            let at = &mut self.start[bucket(v) + 1];
+            self.spare[*at as usize] = v;
+            *at += 1;
+        }
+        std::mem::swap(&mut self.sorted, &mut self.spare);
+        for b in 0..nb {
+            let (a, z) = (self.start[b] as usize, self.start[b + 1] as usize);
+            if z - a > 1 {
+                self.sorted[a..z].sort_unstable_by(f64::total_cmp);
+            }
+        }
+        self.finite = len;
+        self.sorted.try_reserve(2).map_err(|_| crate::Error::memory("RMIA population ratios", 16))?;
+        self.sorted.extend([f64::INFINITY; 2]);
+        Ok(())
+    }
+
+    /// Number of indexed values (NaN excluded).
+    pub fn len(&self) -> usize {
+        self.finite + self.neg_inf + self.pos_inf
+    }
+
+    /// Whether no value was indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many indexed values are `<= q` (`q` not NaN).
+    #[inline]
+    pub fn count_le(&self, q: f64) -> usize {
+        // -inf <= any q; +inf <= q only for q = +inf; finite values by their bucket.
+        let finite = if self.finite == 0 || q == f64::NEG_INFINITY {
+            0
+        } else if q == f64::INFINITY {
+            self.finite
+        } else {
+            let k = order_key(q);
+            if k < self.base {
+                0
+            } else {
+                let b = ((k - self.base) >> self.shift) as usize;
+                if b + 1 >= self.start.len() - 1 {
+                    self.finite
+                } else {
+                    let (a, z) = (self.start[b] as usize, self.start[b + 1] as usize);
+                    if z - a <= 2 {
+                        // Most buckets hold at most two values: counted without a branch
+                        // (a mispredicted one cost more than the rest of the query).
+                        let (s0, s1) = (self.sorted[a], self.sorted[a + 1]);
+                        a + usize::from((a < z) & (s0 <= q)) + usize::from((a + 1 < z) & (s1 <= q))
+                    } else {
+                        a + self.sorted[a..z].partition_point(|&g| g <= q)
+                    }
+                }
+            }
+        };
+        self.neg_inf + finite + if q == f64::INFINITY { self.pos_inf } else { 0 }
+    }
+}
+
+impl Default for RankIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `(R, N)` RMIA scores in [0, 1], higher = more likely a member; NaN where the target has
 /// no reference to compare with (one run, or offline with no other run holding `x` out)
 /// or no population ratio is defined.
@@ -89,39 +254,50 @@ pub fn rmia(
     let s = sums::outcome_sums_f64(masks, probs, None)?;
     let pop_sum = column_sums(pop, runs, n_pop)?;
     let refs = (runs - 1) as f64;
+    // Counts as floats once, not a u64 conversion per score.
+    let n_out: Vec<f64> = s.n_out.iter().map(|&c| c as f64).collect();
+    let n_out = &n_out;
     let masks = &masks;
-    out.par_chunks_mut(n).enumerate().try_for_each(|(t, row)| -> Result<()> {
+    // Sums over every run (online), taken once.
+    let sum_all: Vec<f64> = s.sum_in.iter().zip(&s.sum_out).map(|(a, b)| a + b).collect();
+    let sum_all = &sum_all;
+    let init = || (RankIndex::new(), vec![0u8; n]);
+    out.par_chunks_mut(n).enumerate().try_for_each_init(init, |(index, own_in), (t, row)| -> Result<()> {
         if cancel.is_cancelled() {
             return Ok(());
         }
-        // gamma * ratio(z) of the target's population, sorted, undefined ones dropped.
-        let mut thr = try_with_capacity::<f64>("RMIA population ratios", n_pop)?;
-        for (j, &pz) in pop[t * n_pop..(t + 1) * n_pop].iter().enumerate() {
-            let g = params.gamma * (pz / params.marginal((pop_sum[j] - pz) / refs));
-            if !g.is_nan() {
-                thr.push(g);
-            }
-        }
-        if thr.is_empty() {
+        // gamma * ratio(z) of the target's population, undefined ones dropped.
+        let thresholds = pop[t * n_pop..(t + 1) * n_pop]
+            .iter()
+            .enumerate()
+            .map(|(j, &pz)| params.gamma * (pz / params.marginal((pop_sum[j] - pz) / refs)));
+        index.rebuild(thresholds)?;
+        if index.is_empty() {
             return Ok(());
         }
-        thr.sort_unstable_by(f64::total_cmp);
-        let total = thr.len() as f64;
-        for (i, o) in row.iter_mut().enumerate() {
-            let x = probs[t * n + i];
-            let mean = if params.online {
-                (s.sum_in[i] + s.sum_out[i] - x) / refs
-            } else {
-                let own_out = !masks.get(t, i);
-                let k = s.n_out[i] - u64::from(own_out);
-                if k == 0 {
+        let total = index.len() as f64;
+        if params.online {
+            for ((o, &x), &sum) in row.iter_mut().zip(&probs[t * n..(t + 1) * n]).zip(sum_all) {
+                let ratio = x / params.marginal((sum - x) / refs);
+                if !ratio.is_nan() {
+                    *o = index.count_le(ratio) as f64 / total;
+                }
+            }
+        } else {
+            // The target's membership row as 0 / 1 bytes, unpacked once.
+            masks.unpack_into(t, 0, own_in);
+            for (i, o) in row.iter_mut().enumerate() {
+                let x = probs[t * n + i];
+                let own_out = own_in[i] == 0;
+                // n_out as f64 less 1.0 is exactly (n_out - 1) as f64 (counts below 2^53).
+                let k = n_out[i] - f64::from(u8::from(own_out));
+                if k == 0.0 {
                     continue;
                 }
-                (s.sum_out[i] - if own_out { x } else { 0.0 }) / k as f64
-            };
-            let ratio = x / params.marginal(mean);
-            if !ratio.is_nan() {
-                *o = thr.partition_point(|&g| g <= ratio) as f64 / total;
+                let ratio = x / params.marginal((s.sum_out[i] - if own_out { x } else { 0.0 }) / k);
+                if !ratio.is_nan() {
+                    *o = index.count_le(ratio) as f64 / total;
+                }
             }
         }
         Ok(())
@@ -177,6 +353,33 @@ mod tests {
             let want = direct(&masks, &p, &pop, r, n, z, prm);
             for (g, w) in got.iter().zip(&want) {
                 assert!((g.is_nan() && w.is_nan()) || g == w, "{prm:?}: {g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn rank_index_counts_like_a_sorted_search() {
+        let mut idx = RankIndex::new();
+        let sets: Vec<Vec<f64>> = vec![
+            vec![],
+            vec![f64::NAN],
+            vec![0.5],
+            vec![0.0, -0.0, 0.0, 1.0, 1.0, 1.0, f64::INFINITY, f64::NAN],
+            vec![f64::NEG_INFINITY, -3.0, -1e-300, 5e-324, 1e-300, 2.5, 1e300, f64::MAX, f64::INFINITY],
+            (0..5000).map(|k| ((k * 7919 % 5003) as f64 / 997.0).exp() * 1e-3).collect(),
+            (0..3000).map(|k| ((k % 13) as f64) * 0.125).collect(),
+        ];
+        for set in sets {
+            idx.rebuild(set.iter().copied()).unwrap();
+            let mut sorted: Vec<f64> = set.iter().copied().filter(|v| !v.is_nan()).collect();
+            sorted.sort_by(f64::total_cmp);
+            assert_eq!(idx.len(), sorted.len());
+            let mut queries: Vec<f64> = sorted.clone();
+            queries.extend([f64::NEG_INFINITY, f64::INFINITY, -0.0, 0.0, 1e-310, -1e9, 1e9, 0.4999, 0.5, 0.5001]);
+            queries.extend(sorted.iter().map(|v| v * (1.0 + 1e-15)));
+            for q in queries {
+                let want = sorted.iter().filter(|&&g| g <= q).count();
+                assert_eq!(idx.count_le(q), want, "q = {q:e}");
             }
         }
     }

@@ -7,9 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::COL_CHUNK;
 use crate::bits::PackedRows;
-use crate::cpu::{vector_level, VectorLevel};
 use crate::error::{check_len, ensure, try_filled, Result};
 
 /// Sample variance (ddof=1) of `n` values from their sum and sum of squares; NaN below
@@ -116,27 +114,209 @@ pub(crate) fn check_shape(name: &str, m: &PackedRows<'_>, rows: usize, cols: usi
     Ok(())
 }
 
+/// A `(rows, cols)` matrix of 0 / 1 as the row-streaming sums read it: packed bits
+/// ([`PackedRows`]) or one element per value ([`DenseRows`]: a bool array as numpy holds
+/// it, or draw counts where nonzero means 1), so that neither side has to be converted.
+pub trait ZeroOneRows: Sync {
+    fn rows(&self) -> usize;
+    fn cols(&self) -> usize;
+    /// Columns `c0 ..` of row `r` as 8-column words: byte `j` of `out[k]` is the 0 / 1 of
+    /// column `c0 + 8k + j`, 0 past the last column (`c0` a multiple of 8, within the row).
+    fn words(&self, r: usize, c0: usize, out: &mut [u64]);
+    /// Columns `c0 .. c0 + out.len()` of row `r` as 0.0 / 1.0 (`c0` a multiple of 8).
+    fn floats(&self, r: usize, c0: usize, out: &mut [f64]);
+}
+
+impl ZeroOneRows for PackedRows<'_> {
+    fn rows(&self) -> usize {
+        PackedRows::rows(self)
+    }
+    fn cols(&self) -> usize {
+        PackedRows::cols(self)
+    }
+    #[inline]
+    fn words(&self, r: usize, c0: usize, out: &mut [u64]) {
+        // Padding bits of a packed row are zero, so the last byte spreads to zeros past cols.
+        let bytes = &self.bytes()[r * self.stride() + c0 / 8..(r + 1) * self.stride()];
+        for (o, &b) in out.iter_mut().zip(bytes) {
+            *o = SPREAD[b as usize];
+        }
+    }
+    #[inline]
+    fn floats(&self, r: usize, c0: usize, out: &mut [f64]) {
+        self.unpack_into(r, c0, out);
+    }
+}
+
+/// An element of a dense 0 / 1 matrix: nonzero is 1.
+pub trait ZeroOne: Copy + Sync {
+    fn one(self) -> bool;
+}
+impl ZeroOne for bool {
+    #[inline(always)]
+    fn one(self) -> bool {
+        self
+    }
+}
+impl ZeroOne for u16 {
+    #[inline(always)]
+    fn one(self) -> bool {
+        self != 0
+    }
+}
+
+/// A borrowed row-major `(rows, cols)` matrix read as 0 / 1 (nonzero = 1).
+#[derive(Debug, Clone, Copy)]
+pub struct DenseRows<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+}
+
+impl<'a, T: ZeroOne> DenseRows<'a, T> {
+    /// Wrap `data`, checking it holds `rows * cols` elements.
+    pub fn new(name: &str, data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
+        check_len(name, data.len(), rows, cols)?;
+        Ok(Self { data, rows, cols })
+    }
+}
+
+impl<T: ZeroOne> ZeroOneRows for DenseRows<'_, T> {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+    #[inline]
+    fn words(&self, r: usize, c0: usize, out: &mut [u64]) {
+        let row = &self.data[r * self.cols + c0..(r + 1) * self.cols];
+        // 64 columns at a time through a fixed-size byte array, which the compiler turns
+        // into vector compares and packs (word by word it did not: uint16 counts were 3x
+        // slower than bools).
+        let mut k = 0;
+        while k + 8 <= out.len() && 8 * k + 64 <= row.len() {
+            let seg: &[T; 64] = row[8 * k..8 * k + 64].try_into().expect("64 columns");
+            let bytes: [u8; 64] = std::array::from_fn(|j| u8::from(seg[j].one()));
+            for (q, o) in out[k..k + 8].iter_mut().enumerate() {
+                *o = u64::from_le_bytes(bytes[8 * q..8 * q + 8].try_into().expect("8 columns"));
+            }
+            k += 8;
+        }
+        // The last words, the final one partial: only what is there, zeros past it.
+        for (kk, o) in out.iter_mut().enumerate().skip(k) {
+            let seg = &row[(8 * kk).min(row.len())..(8 * kk + 8).min(row.len())];
+            *o = seg.iter().enumerate().fold(0u64, |w, (j, &v)| w | (u64::from(v.one()) << (8 * j)));
+        }
+    }
+    #[inline]
+    fn floats(&self, r: usize, c0: usize, out: &mut [f64]) {
+        let row = &self.data[r * self.cols + c0..r * self.cols + c0 + out.len()];
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = f64::from(u8::from(v.one()));
+        }
+    }
+}
+
+/// Columns per task of the row-streaming sums: as wide as two tasks per thread allow. Each
+/// task reads a run's columns as one stretch of memory, and stretches much shorter than a
+/// few pages (512 float columns were 4 KiB) defeat the hardware prefetcher: the sums ran
+/// at a third of a plain streaming read. The accumulators of a wide task live in L2.
+fn col_chunk(n: usize) -> usize {
+    let tasks = 2 * rayon::current_num_threads().max(1);
+    n.div_ceil(tasks).next_multiple_of(64).clamp(1024, 1 << 16)
+}
+/// Runs added per pass over the float accumulators.
+const ROWS: usize = 4;
+/// Columns kept in registers at a time (4 x 5 accumulators fit SSE2's 16 registers).
+const LANES: usize = 4;
+
+/// The float accumulators of one chunk of columns.
+struct Acc<'a> {
+    s_in: &'a mut [f64],
+    q_in: &'a mut [f64],
+    s_all: &'a mut [f64],
+    q_all: &'a mut [f64],
+    cnt: &'a mut [f64],
+    sh: &'a [f64],
+}
+
+impl Acc<'_> {
+    /// Add K runs (their 0.0 / 1.0 masks and outcomes), in order, to every column.
+    #[inline(always)]
+    fn add<const K: usize, T: Real>(&mut self, m: [&[f64]; K], o: [&[T]; K]) {
+        let w = self.sh.len();
+        let full = w - w % LANES;
+        for k0 in (0..full).step_by(LANES) {
+            self.add_block::<K, LANES, T>(k0, m, o);
+        }
+        for k0 in full..w {
+            self.add_block::<K, 1, T>(k0, m, o);
+        }
+    }
+
+    /// Columns `k0 .. k0 + L` of [`Acc::add`], held in fixed-size arrays so that the
+    /// compiler keeps them in vector registers across the K runs (with slices it did not
+    /// vectorize the loop at all).
+    #[inline(always)]
+    fn add_block<const K: usize, const L: usize, T: Real>(&mut self, k0: usize, m: [&[f64]; K], o: [&[T]; K]) {
+        let get = |v: &[f64]| -> [f64; L] { v[k0..k0 + L].try_into().expect("L columns") };
+        let (mut si, mut qi, mut sa, mut qa, mut c) =
+            (get(self.s_in), get(self.q_in), get(self.s_all), get(self.q_all), get(self.cnt));
+        let sh = get(self.sh);
+        for j in 0..K {
+            let oj: [f64; L] = std::array::from_fn(|l| o[j][k0 + l].to_f64());
+            let mj = get(m[j]);
+            for l in 0..L {
+                let x = oj[l] - sh[l];
+                let mf = mj[l];
+                c[l] += mf;
+                si[l] += mf * x;
+                qi[l] += mf * x * x;
+                sa[l] += x;
+                qa[l] += x * x;
+            }
+        }
+        self.s_in[k0..k0 + L].copy_from_slice(&si);
+        self.q_in[k0..k0 + L].copy_from_slice(&qi);
+        self.s_all[k0..k0 + L].copy_from_slice(&sa);
+        self.q_all[k0..k0 + L].copy_from_slice(&qa);
+        self.cnt[k0..k0 + L].copy_from_slice(&c);
+    }
+}
+
 /// Sums of a binary outcome (`sumsq == sum` since 0² = 0 and 1² = 1); masks and outcomes
 /// are `(R, N)` packed rows.
 pub fn outcome_sums_bool(masks: PackedRows<'_>, outcomes: PackedRows<'_>) -> Result<OutcomeSums> {
+    check_shape("outcomes", &outcomes, masks.rows(), masks.cols())?;
+    outcome_sums_zero_one(&masks, &outcomes)
+}
+
+/// [`outcome_sums_bool`] for masks and outcomes of any 0 / 1 layout (shapes must agree).
+pub fn outcome_sums_zero_one<M: ZeroOneRows, O: ZeroOneRows>(masks: &M, outcomes: &O) -> Result<OutcomeSums> {
     let (runs, n) = (masks.rows(), masks.cols());
-    check_shape("outcomes", &outcomes, runs, n)?;
+    ensure!(
+        outcomes.rows() == runs && outcomes.cols() == n,
+        "outcomes: expected shape ({runs}, {n}), got ({}, {})",
+        outcomes.rows(),
+        outcomes.cols()
+    );
     let mut out = OutcomeSums::zeros(n)?;
-    let stride = masks.stride();
-    let (mb, ob) = (masks.bytes(), outcomes.bytes());
     type Part = (usize, Vec<u32>, Vec<u32>, Vec<u32>);
-    let parts: Vec<Part> = (0..n.div_ceil(COL_CHUNK))
+    let width = col_chunk(n);
+    let parts: Vec<Part> = (0..n.div_ceil(width))
         .into_par_iter()
         .map(|chunk| {
-            let c0 = chunk * COL_CHUNK;
-            let w = COL_CHUNK.min(n - c0);
+            let c0 = chunk * width;
+            let w = width.min(n - c0);
             let nb = w.div_ceil(8);
-            // u32 counters: one increment per run, so they hold any R below 2^32. Padding
-            // bits are zero, so the counters past w stay zero and are dropped. The runs are
-            // added 8 columns at a time as 8 one-byte lanes of a u64 (SPREAD turns a byte of
-            // bits into 8 bytes of 0 / 1), flushed into the u32 counters every 255 runs.
+            // u32 counters: one increment per run, so they hold any R below 2^32. Words past
+            // the last column are zero, so the counters past w stay zero and are dropped.
+            // The runs are added 8 columns at a time as 8 one-byte lanes of a u64 (SWAR),
+            // flushed into the u32 counters every 255 runs, before a lane can overflow.
             let (mut n_in, mut s_in, mut s_all) = (vec![0u32; 8 * nb], vec![0u32; 8 * nb], vec![0u32; 8 * nb]);
             let (mut l_in, mut l_s, mut l_all) = (vec![0u64; nb], vec![0u64; nb], vec![0u64; nb]);
+            let (mut mw, mut ow) = (vec![0u64; nb], vec![0u64; nb]);
             let flush = |lanes: &mut [u64], counts: &mut [u32]| {
                 for (l, c) in lanes.iter_mut().zip(counts.chunks_exact_mut(8)) {
                     for (j, x) in c.iter_mut().enumerate() {
@@ -147,13 +327,12 @@ pub fn outcome_sums_bool(masks: PackedRows<'_>, outcomes: PackedRows<'_>) -> Res
             };
             for r0 in (0..runs).step_by(255) {
                 for r in r0..(r0 + 255).min(runs) {
-                    let at = r * stride + c0 / 8;
-                    let (m, o) = (&mb[at..at + nb], &ob[at..at + nb]);
+                    masks.words(r, c0, &mut mw);
+                    outcomes.words(r, c0, &mut ow);
                     for k in 0..nb {
-                        let (mk, ok) = (m[k] as usize, o[k] as usize);
-                        l_in[k] += SPREAD[mk];
-                        l_s[k] += SPREAD[mk & ok];
-                        l_all[k] += SPREAD[ok];
+                        l_in[k] += mw[k];
+                        l_s[k] += mw[k] & ow[k];
+                        l_all[k] += ow[k];
                     }
                 }
                 flush(&mut l_in, &mut n_in);
@@ -202,128 +381,69 @@ impl Real for f32 {
 /// squares well conditioned; the same shift must be used for every chunk whose sums are
 /// added together).
 pub fn outcome_sums_f64<T: Real>(masks: PackedRows<'_>, outcomes: &[T], shift: Option<&[f64]>) -> Result<OutcomeSums> {
+    outcome_sums_f64_rows(&masks, outcomes, shift)
+}
+
+/// [`outcome_sums_f64`] for masks of any 0 / 1 layout.
+pub fn outcome_sums_f64_rows<M: ZeroOneRows, T: Real>(
+    masks: &M,
+    outcomes: &[T],
+    shift: Option<&[f64]>,
+) -> Result<OutcomeSums> {
     let (runs, n) = (masks.rows(), masks.cols());
     check_len("outcomes", outcomes.len(), runs, n)?;
     if let Some(s) = shift {
         ensure!(s.len() == n, "shift: expected {n} values, got {}", s.len());
     }
     let mut out = OutcomeSums::zeros(n)?;
-    let level = vector_level();
+    let width = col_chunk(n);
     out.n_in
-        .par_chunks_mut(COL_CHUNK)
-        .zip(out.n_out.par_chunks_mut(COL_CHUNK))
-        .zip(out.sum_in.par_chunks_mut(COL_CHUNK))
-        .zip(out.sum_out.par_chunks_mut(COL_CHUNK))
-        .zip(out.sumsq_in.par_chunks_mut(COL_CHUNK))
-        .zip(out.sumsq_out.par_chunks_mut(COL_CHUNK))
+        .par_chunks_mut(width)
+        .zip(out.n_out.par_chunks_mut(width))
+        .zip(out.sum_in.par_chunks_mut(width))
+        .zip(out.sum_out.par_chunks_mut(width))
+        .zip(out.sumsq_in.par_chunks_mut(width))
+        .zip(out.sumsq_out.par_chunks_mut(width))
         .enumerate()
         .for_each(|(chunk, (((((n_in, n_out), s_in), s_out), q_in), q_out))| {
-            let c0 = chunk * COL_CHUNK;
+            let c0 = chunk * width;
             let w = n_in.len();
             let zero = vec![0.0; w];
             let sh = shift.map_or(&zero[..], |s| &s[c0..c0 + w]);
             // Sums over all runs, then the in-part; out = all - in (exact for counts,
-            // and the float sums stay well conditioned thanks to the shift).
-            let mut acc = FloatSums { cnt: vec![0.0; w], s_in, q_in, s_all: vec![0.0; w], q_all: vec![0.0; w] };
-            match level {
-                // SAFETY: levels above portable are only chosen where the CPU has them.
-                #[cfg(target_arch = "x86_64")]
-                VectorLevel::Avx512 => unsafe { acc.add_runs_avx512(masks, outcomes, sh, c0) },
-                #[cfg(target_arch = "x86_64")]
-                VectorLevel::Avx2 => unsafe { acc.add_runs_avx2(masks, outcomes, sh, c0) },
-                _ => acc.add_runs(masks, outcomes, sh, c0),
+            // and the float sums stay well conditioned thanks to the shift). Each column
+            // adds its runs in order, so the sums depend neither on the chunking nor on
+            // the unrolling (ROWS runs per load and store of the accumulators).
+            let (mut s_all, mut q_all) = (vec![0.0f64; w], vec![0.0f64; w]);
+            // Counted in f64, exact below 2^53 runs, so the loop stays in one type.
+            let mut cnt = vec![0.0f64; w];
+            let mut m = vec![0.0f64; ROWS * w];
+            let mut r = 0;
+            while r < runs {
+                let rows = ROWS.min(runs - r);
+                for (j, mj) in m.chunks_exact_mut(w).take(rows).enumerate() {
+                    masks.floats(r + j, c0, mj);
+                }
+                let o = |j: usize| &outcomes[(r + j) * n + c0..(r + j) * n + c0 + w];
+                let mut acc =
+                    Acc { s_in: &mut *s_in, q_in: &mut *q_in, s_all: &mut s_all, q_all: &mut q_all, cnt: &mut cnt, sh };
+                if rows == ROWS {
+                    acc.add::<ROWS, T>(std::array::from_fn(|j| &m[j * w..(j + 1) * w]), std::array::from_fn(o));
+                } else {
+                    for j in 0..rows {
+                        acc.add::<1, T>([&m[j * w..(j + 1) * w]], [o(j)]);
+                    }
+                }
+                r += rows;
             }
             for k in 0..w {
-                n_in[k] = acc.cnt[k] as u64;
+                n_in[k] = cnt[k] as u64;
                 n_out[k] = runs as u64 - n_in[k];
-                s_out[k] = acc.s_all[k] - acc.s_in[k];
-                q_out[k] = acc.q_all[k] - acc.q_in[k];
+                s_out[k] = s_all[k] - s_in[k];
+                q_out[k] = q_all[k] - q_in[k];
             }
         });
     Ok(out)
-}
-
-/// `BIT_LANES[b][j]`: bit `7 - j` of `b` (column `j` of a packed byte) as 0.0 / 1.0.
-static BIT_LANES: [[f64; 8]; 256] = {
-    let mut t = [[0.0; 8]; 256];
-    let mut b = 0;
-    while b < 256 {
-        let mut j = 0;
-        while j < 8 {
-            t[b][j] = ((b >> (7 - j)) & 1) as f64;
-            j += 1;
-        }
-        b += 1;
-    }
-    t
-};
-
-/// Running sums of one chunk of columns for [`outcome_sums_f64`] (counts as f64: exact
-/// below 2^53 runs, and they vectorize with the sums).
-struct FloatSums<'a> {
-    cnt: Vec<f64>,
-    s_in: &'a mut [f64],
-    q_in: &'a mut [f64],
-    s_all: Vec<f64>,
-    q_all: Vec<f64>,
-}
-
-impl FloatSums<'_> {
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn add_runs_avx512<T: Real>(&mut self, masks: PackedRows<'_>, outcomes: &[T], sh: &[f64], c0: usize) {
-        self.add_runs(masks, outcomes, sh, c0)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn add_runs_avx2<T: Real>(&mut self, masks: PackedRows<'_>, outcomes: &[T], sh: &[f64], c0: usize) {
-        self.add_runs(masks, outcomes, sh, c0)
-    }
-
-    /// Adds every run's outcomes of columns `c0..c0 + w`, 8 columns (one mask byte) at a time.
-    #[inline(always)]
-    fn add_runs<T: Real>(&mut self, masks: PackedRows<'_>, outcomes: &[T], sh: &[f64], c0: usize) {
-        let (n, w) = (masks.cols(), self.cnt.len());
-        let stride = masks.stride();
-        for r in 0..masks.rows() {
-            let mrow = &masks.bytes()[r * stride + c0 / 8..];
-            let orow = &outcomes[r * n + c0..r * n + c0 + w];
-            let full = w / 8;
-            for b in 0..full {
-                // Whole bytes as fixed-length lanes the compiler turns into vectors.
-                let m = &BIT_LANES[mrow[b] as usize];
-                let at = 8 * b..8 * b + 8;
-                let o: &[T; 8] = orow[at.clone()].try_into().expect("8 lanes");
-                let h: &[f64; 8] = sh[at.clone()].try_into().expect("8 lanes");
-                let cnt: &mut [f64; 8] = (&mut self.cnt[at.clone()]).try_into().expect("8 lanes");
-                let s_in: &mut [f64; 8] = (&mut self.s_in[at.clone()]).try_into().expect("8 lanes");
-                let q_in: &mut [f64; 8] = (&mut self.q_in[at.clone()]).try_into().expect("8 lanes");
-                let s_all: &mut [f64; 8] = (&mut self.s_all[at.clone()]).try_into().expect("8 lanes");
-                let q_all: &mut [f64; 8] = (&mut self.q_all[at]).try_into().expect("8 lanes");
-                // On local copies: the compiler cannot tell these rows apart in memory.
-                let (mut c, mut si, mut qi, mut sa, mut qa) = (*cnt, *s_in, *q_in, *s_all, *q_all);
-                for l in 0..8 {
-                    let x = o[l].to_f64() - h[l];
-                    c[l] += m[l];
-                    si[l] += m[l] * x;
-                    qi[l] += m[l] * x * x;
-                    sa[l] += x;
-                    qa[l] += x * x;
-                }
-                (*cnt, *s_in, *q_in, *s_all, *q_all) = (c, si, qi, sa, qa);
-            }
-            for k in 8 * full..w {
-                let m = BIT_LANES[mrow[full] as usize][k - 8 * full];
-                let x = orow[k].to_f64() - sh[k];
-                self.cnt[k] += m;
-                self.s_in[k] += m * x;
-                self.q_in[k] += m * x * x;
-                self.s_all[k] += x;
-                self.q_all[k] += x * x;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -353,6 +473,50 @@ mod tests {
             assert_eq!(a.n_in[i], n_in);
             assert_eq!(a.sum_in[i], s_in);
         }
+    }
+
+    #[test]
+    fn dense_and_packed_agree() {
+        // Tails (n not a multiple of 8), more than 255 runs (the lane flush), one column,
+        // and draw counts above 1 (nonzero = in).
+        for &(r, n) in &[(600usize, 4109usize), (1, 1), (3, 13), (300, 2048), (7, 2049)] {
+            let w: Vec<u16> = (0..r * n).map(|k| ((k * 31 + 7) % 11).saturating_sub(5) as u16).collect();
+            let m: Vec<bool> = w.iter().map(|&x| x > 0).collect();
+            let o: Vec<bool> = (0..r * n).map(|k| (k * 17 + 3) % 7 < 4).collect();
+            let of: Vec<f64> = (0..r * n).map(|k| ((k * 13 % 29) as f64) * 0.25 - 3.0).collect();
+            let (pm, po) = (packed(&m, r, n), packed(&o, r, n));
+            let pm = PackedRows::new("masks", &pm, r, n).unwrap();
+            let want = outcome_sums_bool(pm, PackedRows::new("outcomes", &po, r, n).unwrap()).unwrap();
+            let dm = DenseRows::new("masks", &m, r, n).unwrap();
+            let dw = DenseRows::new("masks", &w, r, n).unwrap();
+            let dout = DenseRows::new("outcomes", &o, r, n).unwrap();
+            assert_eq!(outcome_sums_zero_one(&dm, &dout).unwrap(), want);
+            assert_eq!(outcome_sums_zero_one(&dw, &dout).unwrap(), want);
+            assert_eq!(outcome_sums_zero_one(&pm, &dout).unwrap(), want);
+            let shift: Vec<f64> = (0..n).map(|i| i as f64 * 0.5).collect();
+            let fp = outcome_sums_f64(pm, &of, Some(&shift)).unwrap();
+            assert_eq!(outcome_sums_f64_rows(&dm, &of, Some(&shift)).unwrap(), fp);
+            // Bit for bit the sums of a plain loop adding the runs in order (the unrolled
+            // kernel must not reassociate).
+            for i in [0, n / 2, n - 1] {
+                let (mut si, mut qi, mut sa, mut qa) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+                for q in 0..r {
+                    let x = of[q * n + i] - shift[i];
+                    let mf = f64::from(u8::from(m[q * n + i]));
+                    si += mf * x;
+                    qi += mf * x * x;
+                    sa += x;
+                    qa += x * x;
+                }
+                assert_eq!((fp.sum_in[i], fp.sumsq_in[i]), (si, qi));
+                assert_eq!((fp.sum_out[i], fp.sumsq_out[i]), (sa - si, qa - qi));
+            }
+            assert_eq!(outcome_sums_f64_rows(&dw, &of, Some(&shift)).unwrap(), fp);
+        }
+        let m = [true; 6];
+        let d = DenseRows::new("m", &m, 2, 3).unwrap();
+        assert!(DenseRows::new("m", &m, 2, 2).is_err());
+        assert!(outcome_sums_zero_one(&d, &DenseRows::new("o", &m, 3, 2).unwrap()).is_err());
     }
 
     #[test]
