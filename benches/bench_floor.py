@@ -109,8 +109,10 @@ def np_influence(m: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def np_banzhaf(m: np.ndarray, u: np.ndarray, block: int = 4096) -> np.ndarray:
-    # In blocks of runs only to bound the float32 copy of the masks (4 bytes per bit).
-    u32 = u.astype(np.float32)
+    # In blocks of runs only to bound the float32 copy of the masks (4 bytes per bit). The
+    # utility is centered first (the difference of means does not change) so that float32
+    # sums of thousands of utilities near 0.8 keep the digits of a 1e-4 value.
+    u32 = (u - u.mean()).astype(np.float32)
     s_in = np.zeros(m.shape[1], np.float32)
     n_in = np.zeros(m.shape[1], np.float32)
     for r0 in range(0, m.shape[0], block):

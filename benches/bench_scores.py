@@ -158,7 +158,7 @@ def main() -> None:
     np.testing.assert_allclose(memscore.lira(lmasks[:, :2000], phi[:, :2000])[:4], want, rtol=1e-7, atol=1e-7)
     label = f"LiRA online, R={LR}, N={LN:,}"
     rows.append(
-        {"task": label, "impl": "memscore (sorted leave-one-out)", "time": fmt_time(t_lira), "vs memscore": "1.0x"}
+        {"task": label, "impl": "memscore (selected leave-one-out)", "time": fmt_time(t_lira), "vs memscore": "1.0x"}
     )
     rows.append(
         {

@@ -22,6 +22,7 @@ __all__ = [
     "outcome_sums_bool",
     "outcome_sums_f64",
     "outcome_sums_dense",
+    "value_range",
     "stderr_from_sums",
     "set_num_threads",
 ]
@@ -57,6 +58,7 @@ def outcome_sums_dense(
     outcomes: npt.NDArray[np.bool_] | npt.NDArray[np.float64],
     shift: npt.NDArray[np.float64] | None = None,
 ) -> _Sums: ...
+def value_range(x: npt.NDArray[np.float64]) -> tuple[float, float, bool]: ...
 def stderr_from_sums(
     sum_in: npt.NDArray[np.float64],
     sumsq_in: npt.NDArray[np.float64],

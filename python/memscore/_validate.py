@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union, overload
 import numpy as np
 import numpy.typing as npt
 
+from . import _core
+
 if TYPE_CHECKING:  # pragma: no cover
     from .runs.bits import PackedBits
 
@@ -129,7 +131,7 @@ def as_outcomes(x: Any, name: str, ndim: int = 2, *, packed: bool = False) -> An
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise TypeError(f"{name}: expected a bool or float array, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float64)
-    if not np.isfinite(a).all():
+    if not _core.value_range(a)[2]:  # one parallel pass (numpy: a pass and a bool temporary)
         raise ValueError(f"{name}: contains NaN or infinite values")
     return a
 
@@ -587,7 +589,10 @@ def check_summable(
     """
     if not isinstance(a, np.ndarray) or a.dtype == np.bool_ or a.size == 0:
         return
-    big = max(abs(float(a.max())), abs(float(a.min())))  # two passes, no (R, N) temporary
+    lo, hi, finite = _core.value_range(a) if a.dtype == np.float64 and a.flags.c_contiguous else (0.0, 0.0, False)
+    if not finite:  # numpy's two passes (no (R, N) temporary), NaN propagating as before
+        lo, hi = float(a.min()), float(a.max())
+    big = max(abs(hi), abs(lo))
     top = float(np.finfo(dtype).max)
     # Sums of (a - shift) over n_terms values: each term is at most 2 * big in size.
     limit = top / (2.0 * max(n_terms, 1))

@@ -18,9 +18,11 @@ run; their references are the runs s != t with the smallest ``v[s]``, as many as
 example has (k offline, 2k online).
 
 The kernels are reused unchanged: for target t the chosen references are gathered, column
-by column, into a small matrix whose row 0 is the target, and row 0 of the kernel's result
+by column, into a small matrix with the target's row, and that row of the kernel's result
 is kept (the kernels treat columns independently, and every row of the small matrix is a
-genuine run's value for that example).
+genuine run's value for that example). RMIA's target is row 0 (its population rows follow
+the same rows); LiRA's sits among its references in run order, as in the full score,
+since LiRA sums each side in row order.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ Mask = npt.NDArray[np.bool_]
 __all__ = ["max_references", "reference_keys", "score_with_references"]
 
 #: A kernel on the gathered matrices: (masks, per-example values, population or None) ->
-#: (rows, N) scores, row 0 the target's.
+#: (rows, N) scores, one row per gathered run.
 Kernel = Callable[[Mask, npt.NDArray[np.float64], "npt.NDArray[np.float64] | None"], F64]
 
 
@@ -107,14 +109,19 @@ def score_with_references(
     for t in range(r):
         chosen = [_without(top, t, k) for top in sides]
         refs = np.sort(np.concatenate(chosen), axis=0)  # each column's references in run order
+        if population is None:
+            # The target among its references in run order, as in the full score: LiRA
+            # sums each side in row order, so a budget of every run gives that score bit
+            # for bit. Its row differs per column.
+            rows = np.sort(np.vstack([np.full((1, n), t), refs]), axis=0)
+            at = (refs < t).sum(axis=0)
+            out[t] = kernel(masks[rows, cols], values[rows, cols], None)[at, cols]
+            continue
         rows = np.vstack([np.full((1, n), t), refs])
-        pop = None
-        if population is not None:
-            v_t = v.copy()
-            v_t[t] = np.inf
-            pop_runs = np.sort(np.argsort(v_t, kind="stable")[: refs.shape[0]])
-            pop = population[np.r_[t, pop_runs]]
-        out[t] = kernel(masks[rows, cols], values[rows, cols], pop)[0]
+        v_t = v.copy()
+        v_t[t] = np.inf
+        pop_runs = np.sort(np.argsort(v_t, kind="stable")[: refs.shape[0]])
+        out[t] = kernel(masks[rows, cols], values[rows, cols], population[np.r_[t, pop_runs]])[0]
     return out
 
 

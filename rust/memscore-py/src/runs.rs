@@ -144,6 +144,14 @@ fn dense_sums<'py, M: sums::ZeroOneRows>(
     Ok(sums_tuple(py, s))
 }
 
+/// (min, max, all finite) of a C-contiguous float64 array of any shape, on memscore's
+/// threads (min and max skip NaN).
+#[pyfunction]
+fn value_range(py: Python<'_>, x: numpy::PyReadonlyArrayDyn<'_, f64>) -> PyResult<(f64, f64, bool)> {
+    let v = x.as_slice().map_err(|_| PyValueError::new_err("x must be C-contiguous"))?;
+    enter(py, None, |_| Ok(sums::value_range(v)))
+}
+
 /// Standard error of `mean_in - mean_out` per example from the sums of the two groups.
 #[pyfunction]
 fn stderr_from_sums<'py>(
@@ -412,6 +420,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(outcome_sums_bool, m)?)?;
     m.add_function(wrap_pyfunction!(outcome_sums_f64, m)?)?;
     m.add_function(wrap_pyfunction!(outcome_sums_dense, m)?)?;
+    m.add_function(wrap_pyfunction!(value_range, m)?)?;
     m.add_function(wrap_pyfunction!(stderr_from_sums, m)?)?;
     m.add_function(wrap_pyfunction!(influence_full, m)?)?;
     m.add_function(wrap_pyfunction!(influence_topk, m)?)?;

@@ -62,6 +62,39 @@ pub fn stderr_from_sums(
     Ok(out)
 }
 
+/// `(min, max, all finite)` of `x`, in parallel: the checks of float outcomes (no NaN or
+/// infinity; no value so large that its sums overflow) in one pass over memory instead of
+/// numpy's three single-threaded ones. Min and max skip NaN (then `all finite` is false).
+pub fn value_range(x: &[f64]) -> (f64, f64, bool) {
+    // Eight lanes of plain compares and adds, which vectorize (f64::min / max and
+    // is_finite per value did not, and ran at a fifth of the memory's speed). `v * 0` is
+    // 0 for a finite value and NaN for NaN or an infinity, so its running sum stays 0 until
+    // the first of those.
+    let part = |c: &[f64]| {
+        let (mut lo, mut hi, mut bad) = ([f64::INFINITY; 8], [f64::NEG_INFINITY; 8], [0.0f64; 8]);
+        let mut eights = c.chunks_exact(8);
+        for e in &mut eights {
+            for l in 0..8 {
+                let v = e[l];
+                lo[l] = if v < lo[l] { v } else { lo[l] };
+                hi[l] = if v > hi[l] { v } else { hi[l] };
+                bad[l] += v * 0.0;
+            }
+        }
+        for (l, &v) in eights.remainder().iter().enumerate() {
+            lo[l] = if v < lo[l] { v } else { lo[l] };
+            hi[l] = if v > hi[l] { v } else { hi[l] };
+            bad[l] += v * 0.0;
+        }
+        let lo = lo.iter().fold(f64::INFINITY, |a, &b| a.min(b));
+        let hi = hi.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        (lo, hi, bad.iter().all(|&b| b == 0.0))
+    };
+    x.par_chunks(1 << 16)
+        .map(part)
+        .reduce(|| (f64::INFINITY, f64::NEG_INFINITY, true), |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 & b.2))
+}
+
 /// Sums over the runs that did (`*_in`) and did not (`*_out`) train on each example.
 /// Float sums are of `outcome - shift[i]` (see [`outcome_sums_f64`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -316,7 +349,7 @@ pub fn outcome_sums_zero_one<M: ZeroOneRows, O: ZeroOneRows>(masks: &M, outcomes
             // flushed into the u32 counters every 255 runs, before a lane can overflow.
             let (mut n_in, mut s_in, mut s_all) = (vec![0u32; 8 * nb], vec![0u32; 8 * nb], vec![0u32; 8 * nb]);
             let (mut l_in, mut l_s, mut l_all) = (vec![0u64; nb], vec![0u64; nb], vec![0u64; nb]);
-            let (mut mw, mut ow) = (vec![0u64; nb], vec![0u64; nb]);
+            let (mut mw, mut ow) = (vec![0u64; ROWS * nb], vec![0u64; ROWS * nb]);
             let flush = |lanes: &mut [u64], counts: &mut [u32]| {
                 for (l, c) in lanes.iter_mut().zip(counts.chunks_exact_mut(8)) {
                     for (j, x) in c.iter_mut().enumerate() {
@@ -326,13 +359,23 @@ pub fn outcome_sums_zero_one<M: ZeroOneRows, O: ZeroOneRows>(masks: &M, outcomes
                 }
             };
             for r0 in (0..runs).step_by(255) {
-                for r in r0..(r0 + 255).min(runs) {
-                    masks.words(r, c0, &mut mw);
-                    outcomes.words(r, c0, &mut ow);
+                let end = (r0 + 255).min(runs);
+                // ROWS runs per pass over the lanes (integer sums: any order is exact).
+                for r in (r0..end).step_by(ROWS) {
+                    let rows = ROWS.min(end - r);
+                    for j in 0..rows {
+                        masks.words(r + j, c0, &mut mw[j * nb..(j + 1) * nb]);
+                        outcomes.words(r + j, c0, &mut ow[j * nb..(j + 1) * nb]);
+                    }
+                    // A last pass of fewer runs adds zeros for the missing ones.
+                    mw[rows * nb..].fill(0);
+                    ow[rows * nb..].fill(0);
+                    let [m0, m1, m2, m3]: [&[u64]; ROWS] = std::array::from_fn(|j| &mw[j * nb..(j + 1) * nb]);
+                    let [o0, o1, o2, o3]: [&[u64]; ROWS] = std::array::from_fn(|j| &ow[j * nb..(j + 1) * nb]);
                     for k in 0..nb {
-                        l_in[k] += mw[k];
-                        l_s[k] += mw[k] & ow[k];
-                        l_all[k] += ow[k];
+                        l_in[k] += m0[k] + m1[k] + m2[k] + m3[k];
+                        l_s[k] += (m0[k] & o0[k]) + (m1[k] & o1[k]) + (m2[k] & o2[k]) + (m3[k] & o3[k]);
+                        l_all[k] += o0[k] + o1[k] + o2[k] + o3[k];
                     }
                 }
                 flush(&mut l_in, &mut n_in);
@@ -517,6 +560,17 @@ mod tests {
         let d = DenseRows::new("m", &m, 2, 3).unwrap();
         assert!(DenseRows::new("m", &m, 2, 2).is_err());
         assert!(outcome_sums_zero_one(&d, &DenseRows::new("o", &m, 3, 2).unwrap()).is_err());
+    }
+
+    #[test]
+    fn value_range_finds_extremes_and_non_finite_values() {
+        let mut v: Vec<f64> = (0..200_000).map(|k| ((k * 37 % 1001) as f64) - 500.0).collect();
+        assert_eq!(value_range(&v), (-500.0, 500.0, true));
+        assert_eq!(value_range(&[]), (f64::INFINITY, f64::NEG_INFINITY, true));
+        v[150_000] = f64::NAN;
+        assert_eq!(value_range(&v), (-500.0, 500.0, false));
+        v[150_000] = f64::NEG_INFINITY;
+        assert_eq!(value_range(&v), (f64::NEG_INFINITY, 500.0, false));
     }
 
     #[test]
