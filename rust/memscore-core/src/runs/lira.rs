@@ -170,12 +170,12 @@ unsafe impl Send for SyncPtr {}
 fn column_sides(
     masks: &PackedRows<'_>,
     phi: &[f64],
-    runs: usize,
-    n: usize,
     c0: usize,
     w: usize,
     buf: &mut Vec<f64>,
+    need_in: bool,
 ) -> Vec<(Side, Side)> {
+    let (runs, n) = (masks.rows(), masks.cols());
     // Column k's in-values go to buf[k * runs ..], its out-values to buf[(w + k) * runs ..].
     // Every value is written to both and only the count of its side moves on, so the
     // gather has no branch on the (unpredictable) membership.
@@ -193,7 +193,9 @@ fn column_sides(
         }
     }
     let (ins, outs) = (ins.chunks_exact_mut(runs), outs.chunks_exact_mut(runs));
-    ins.zip(outs).enumerate().map(|(k, (a, b))| (Side::new(&mut a[..n_in[k]]), Side::new(&mut b[..n_out[k]]))).collect()
+    // Without `need_in` (offline, sigmas not pooled) the in-sides are never read: left empty.
+    let n_in = |k: usize| if need_in { n_in[k] } else { 0 };
+    ins.zip(outs).enumerate().map(|(k, (a, b))| (Side::new(&mut a[..n_in(k)]), Side::new(&mut b[..n_out[k]]))).collect()
 }
 
 /// Pooled (population) standard deviation per target run and side, over all examples,
@@ -220,7 +222,7 @@ fn pooled_sigmas(masks: &PackedRows<'_>, phi: &[f64], runs: usize, n: usize) -> 
             for chunk in g * GROUP..((g + 1) * GROUP).min(n_chunks) {
                 let c0 = chunk * CHUNK;
                 let w = CHUNK.min(n - c0);
-                let sides = column_sides(masks, phi, runs, n, c0, w, &mut buf);
+                let sides = column_sides(masks, phi, c0, w, &mut buf, true);
                 let mut part = zero();
                 for r in 0..runs {
                     for (k, (si, so)) in sides.iter().enumerate() {
@@ -284,7 +286,7 @@ pub fn lira(
         }
         let c0 = chunk * CHUNK;
         let w = CHUNK.min(n - c0);
-        let sides = column_sides(masks, phi, runs, n, c0, w, buf);
+        let sides = column_sides(masks, phi, c0, w, buf, mode == LiraMode::Online || pooled.is_some());
         // The side a target is not on is the whole side: its fit is the same for every
         // target, so it is taken once per column (a logarithm per score saved).
         let whole: Vec<[Fit; 2]> =
@@ -293,16 +295,12 @@ pub fn lira(
             for (k, ((si, so), [whole_in, whole_out])) in sides.iter().zip(&whole).enumerate() {
                 let x = phi[r * n + c0 + k];
                 let member = masks.get(r, c0 + k);
-                // The target's own side less its value, the other side whole; chosen by
-                // selects rather than branches (membership is a coin flip per score).
-                let own = Fit::new(if member { si } else { so }, Some(x), want_ln);
-                let (fit_in, fit_out) = if member { (own, *whole_out) } else { (*whole_in, own) };
-                let (sd_out, ln_out) = match &pooled {
-                    Some(p) => (p.out_sd[r], p.out_ln[r]),
-                    None => (fit_out.sd, fit_out.ln_sd),
-                };
                 let score = match mode {
                     LiraMode::Offline => {
+                        // Only the out-side: whole for a member, less the target's value
+                        // for a non-member.
+                        let fit_out = if member { *whole_out } else { Fit::new(so, Some(x), false) };
+                        let sd_out = pooled.as_ref().map_or(fit_out.sd, |p| p.out_sd[r]);
                         if fit_out.n == 0 {
                             f64::NAN
                         } else {
@@ -310,9 +308,14 @@ pub fn lira(
                         }
                     }
                     LiraMode::Online => {
-                        let (sd_in, ln_in) = match &pooled {
-                            Some(p) => (p.in_sd[r], p.in_ln[r]),
-                            None => (fit_in.sd, fit_in.ln_sd),
+                        // The target's own side less its value, the other side whole;
+                        // chosen by selects rather than branches (membership is a coin flip
+                        // per score).
+                        let own = Fit::new(if member { si } else { so }, Some(x), want_ln);
+                        let (fit_in, fit_out) = if member { (own, *whole_out) } else { (*whole_in, own) };
+                        let ((sd_in, ln_in), (sd_out, ln_out)) = match &pooled {
+                            Some(p) => ((p.in_sd[r], p.in_ln[r]), (p.out_sd[r], p.out_ln[r])),
+                            None => ((fit_in.sd, fit_in.ln_sd), (fit_out.sd, fit_out.ln_sd)),
                         };
                         if fit_in.n == 0 || fit_out.n == 0 {
                             f64::NAN
