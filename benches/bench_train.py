@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -228,6 +229,31 @@ def strategy_setup(model: str, a: argparse.Namespace):  # type: ignore[no-untype
     return fn, train, test, SubsetPlan(len(train[1]), runs, keep=0.5, seed=0), kw, desc
 
 
+class OtherLoad:
+    """The share of the machine's CPU time that other processes used since construction
+    (Linux: /proc/stat less this process's own time; elsewhere NaN)."""
+
+    def __init__(self) -> None:
+        self.start = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float, float]:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                v = [int(x) for x in f.readline().split()[1:9]]
+        except OSError:
+            return (float("nan"),) * 3
+        tick = os.sysconf("SC_CLK_TCK")
+        own = os.times()
+        busy = (sum(v) - v[3] - v[4]) / tick  # all but idle and iowait
+        return busy, sum(v) / tick, own.user + own.system
+
+    def share(self) -> float:
+        """Other processes' CPU seconds over all CPUs' seconds since construction."""
+        (b0, t0, o0), (b1, t1, o1) = self.start, self._now()
+        return max(0.0, (b1 - b0) - (o1 - o0)) / max(t1 - t0, 1e-9)
+
+
 def bench_strategies(a: argparse.Namespace) -> None:
     """train_runs with strategy="auto" (its timing probe included: a fresh store each time),
     "vmap" and "loop", for each model: medians of --repeats, and auto against the faster."""
@@ -243,16 +269,18 @@ def bench_strategies(a: argparse.Namespace) -> None:
         steps = int(np.ceil(plan.masks.sum(1).mean() / kw["batch_size"])) * kw["epochs"]
         print(f"{model}: {desc}, {plan.n_runs} runs x {steps} steps of batch {kw['batch_size']}")
         times: dict[str, list[float]] = {"vmap": [], "loop": [], "auto": []}
-        chosen, probe = set(), []
+        chosen, probe, load = set(), [], []
         for _ in range(1 if a.quick else a.repeats):
             for strategy in times:
                 autotune._MEASURED.clear()  # every auto call times the strategies: its probe is in its time
                 with tempfile.TemporaryDirectory() as tmp:
                     store = create_store(Path(tmp) / "s", train, test, n_classes=None if model == "mlp" else 10)
+                    others = OtherLoad()
                     t0 = time.perf_counter()
                     train_runs(fn, train, test, plan, store, device=a.device, progress=False, strategy=strategy,
                                ensemble=min(a.ensemble, plan.n_runs), **kw)  # fmt: skip
                     times[strategy].append(time.perf_counter() - t0)
+                    load.append(others.share())  # other processes on the cores skew a timing
                     if strategy == "auto":
                         chosen.add(store.run_metadata(store.run_ids()[0])["strategy"])
                         rec = json.loads((store.path / TUNING).read_text())
@@ -269,7 +297,8 @@ def bench_strategies(a: argparse.Namespace) -> None:
                      "auto's probe": f"{statistics.median(probe):.2f} s ({statistics.median(probe) / med['auto']:.1%})",
                      "loop vs vmap": f"{med['vmap'] / med['loop']:.2f}x",
                      "auto vs the faster": f"{best / med['auto']:.2f}x"})  # fmt: skip
-        print(f"  times (s): { {k: [round(t, 2) for t in v] for k, v in times.items()} }")
+        print(f"  times (s): { {k: [round(t, 2) for t in v] for k, v in times.items()} }; CPU share other "
+              f"processes used meanwhile (vmap, loop, auto per repeat): {[f'{v:.0%}' for v in load]}")  # fmt: skip
     print()
     print(table(rows, ["model", "vmap", "loop", "auto", "auto chose", "auto's probe", "loop vs vmap",
                        "auto vs the faster"]))  # fmt: skip
