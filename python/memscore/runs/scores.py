@@ -151,7 +151,7 @@ class OutcomeStats:
             if isinstance(m, PackedBits):
                 raw = _core.outcome_sums_f64(m.bits, of, n, sh)
             else:
-                raw = _core.outcome_sums_dense(m, of, sh)
+                raw = _core.outcome_sums_dense(m, np.asarray(of, dtype=np.float64), sh)
             # Non-finite outcomes leave non-finite sums: one check of N sums instead of a
             # pass over the (R, N) outcomes. (Squares may overflow where the plain score
             # does not need them; the standard error's check is the caller's.)
