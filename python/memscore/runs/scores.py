@@ -135,7 +135,7 @@ class OutcomeStats:
             raw = _core.outcome_sums_bool(m.bits, o.bits, n)
             sh = np.zeros(n)
         elif not isinstance(m, PackedBits) and isinstance(o, np.ndarray) and o.dtype == np.bool_ and shift is None:
-            raw = _core.outcome_sums_dense(m, o)
+            raw = _core.outcome_sums_dense(m, np.asarray(o, dtype=np.bool_))
             sh = np.zeros(n)
         else:
             # float32 rows (as a run store holds them) are widened by the core as it reads.
