@@ -10,8 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 
-def median_time(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> float:
-    """Median wall time of ``repeats`` calls after ``warmup`` untimed calls."""
+def median_time(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1, settle: float = 0.0) -> float:
+    """Median wall time of ``repeats`` calls after ``warmup`` untimed calls.
+
+    ``settle`` seconds of sleep come first: OpenBLAS's worker threads keep spinning for
+    a while after a GEMM, and on a 2-core machine they take a core from whatever is timed
+    next (measured: memscore's influence at R=4,000, N=20,000 took 18.5 ms right after a
+    numpy GEMM and 11.4 ms after a 0.5 s pause).
+    """
+    time.sleep(settle)
     for _ in range(warmup):
         fn()
     times = []

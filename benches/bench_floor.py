@@ -317,6 +317,11 @@ def other_cases(quick: bool, rng: np.random.Generator) -> list[Case]:
 GROUPS = (runs_cases, influence_cases, banzhaf_cases, membership_cases, other_cases)
 
 
+#: Seconds of pause before each timed block (BLAS threads spin on after a GEMM; see
+#: :func:`_util.median_time`).
+SETTLE = 0.5
+
+
 def check(case: Case, got: Any, want: Any) -> None:
     """memscore and the numpy form must agree before the row counts."""
     np.testing.assert_allclose(
@@ -331,8 +336,8 @@ def check(case: Case, got: Any, want: Any) -> None:
 
 def run(case: Case, reps: int, bw: float) -> dict[str, Any]:
     check(case, case.ms(), case.numpy())  # also the warm-up call of each
-    t_ms = median_time(case.ms, reps, warmup=0)
-    t_np = median_time(case.numpy, reps, warmup=0)
+    t_ms = median_time(case.ms, reps, warmup=0, settle=SETTLE)
+    t_np = median_time(case.numpy, reps, warmup=0, settle=SETTLE)
     floor, floor_given = case.bytes_packed / bw, case.bytes_given / bw
     return {
         "score": case.score,

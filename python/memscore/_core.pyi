@@ -59,6 +59,7 @@ def outcome_sums_dense(
     shift: npt.NDArray[np.float64] | None = None,
 ) -> _Sums: ...
 def value_range(x: npt.NDArray[np.float64]) -> tuple[float, float, bool]: ...
+def pack_rows(m: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]: ...
 def stderr_from_sums(
     sum_in: npt.NDArray[np.float64],
     sumsq_in: npt.NDArray[np.float64],
@@ -77,6 +78,7 @@ def influence_full(
     test_labels: npt.NDArray[np.int64] | None = None,
     double: bool = False,
     stderr: bool = False,
+    dense_masks: bool = False,
 ) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating] | None]: ...
 def influence_topk(
     masks: npt.NDArray[np.uint8],

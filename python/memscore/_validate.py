@@ -85,7 +85,7 @@ def as_mask(x: Any, name: str = "masks", ndim: int = 2, *, packed: bool = False)
     """A C-contiguous bool array; integer arrays of 0/1 and :class:`PackedBits` are accepted.
 
     With ``packed=True`` (2-D masks, what the Rust core takes) the result is a
-    :class:`PackedBits` instead: arrays are packed once (``np.packbits(a, axis=1)``) and a
+    :class:`PackedBits` instead: arrays are packed once (:meth:`PackedBits.pack`) and a
     :class:`PackedBits` passes through as it is, so no byte-per-bit matrix is ever built.
     """
     from .runs.bits import PackedBits
@@ -103,7 +103,28 @@ def as_mask(x: Any, name: str = "masks", ndim: int = 2, *, packed: bool = False)
         out = np.ascontiguousarray(a.astype(np.bool_))
     else:
         raise TypeError(f"{name}: expected a bool array (True = trained on), got dtype {a.dtype}")
-    return PackedBits(np.packbits(out, axis=1), out.shape[1]) if packed else out
+    return PackedBits.pack(out) if packed else out
+
+
+def as_mask_rows(x: Any, name: str = "masks") -> PackedBits | npt.NDArray[np.bool_]:
+    """2-D masks as the core's transposing kernels (influence, Banzhaf) take them: a
+    :class:`PackedBits` as it is, anything else a C-contiguous bool array read at a byte per
+    value (packing it first would be one more pass over the bytes: most of a small-T score).
+
+    Pass the result to the core with :func:`core_masks`.
+    """
+    from .runs.bits import PackedBits
+
+    return x if isinstance(x, PackedBits) else as_mask(x, name)
+
+
+def core_masks(m: PackedBits | npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.uint8], bool]:
+    """``(array, dense_masks)`` for ``_core.influence_full``: packed rows, or the bool bytes."""
+    from .runs.bits import PackedBits
+
+    if isinstance(m, PackedBits):
+        return m.bits, False
+    return m.view(np.uint8), True
 
 
 @overload
@@ -127,7 +148,7 @@ def as_outcomes(x: Any, name: str, ndim: int = 2, *, packed: bool = False) -> An
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {a.shape}")
     if a.dtype == np.bool_:
         a = np.ascontiguousarray(a)
-        return PackedBits(np.packbits(a, axis=1), a.shape[1]) if packed else a
+        return PackedBits.pack(a) if packed else a
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise TypeError(f"{name}: expected a bool or float array, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float64)

@@ -360,3 +360,26 @@ def test_banzhaf_on_many_columns_equals_the_reference_form():
     n_in = m.sum(0)
     want = (u @ m) / n_in - (u @ (1 - m)) / (300 - n_in)
     np.testing.assert_allclose(memscore.banzhaf(masks, u), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("r", "n"), [(1, 1), (63, 65), (130, 4099)])
+def test_bool_masks_read_as_bytes_equal_packed_masks(r, n):
+    # A bool array crosses at a byte per value and is transposed into run words directly;
+    # the same masks as PackedBits go through packed rows. Both paths, every outcome kind.
+    rng = np.random.default_rng(r * n)
+    masks = rng.random((r, n)) < 0.5
+    packed = memscore.PackedBits.pack(masks)
+    y = rng.standard_normal((r, 3))
+    yb = rng.random((r, 3)) < 0.5
+    np.testing.assert_array_equal(memscore.influence(masks, y), memscore.influence(packed, y))
+    np.testing.assert_array_equal(memscore.influence(masks, yb), memscore.influence(packed, yb))
+    np.testing.assert_allclose(memscore.influence(masks, y, dtype=np.float64), ref.influence(masks, y), atol=1e-9)
+    u = rng.random(r)
+    np.testing.assert_array_equal(memscore.banzhaf(masks, u), memscore.banzhaf(packed, u))
+    # A non-contiguous view and bytes other than 1 marking True (a uint8 buffer viewed as
+    # bool) read as numpy reads them.
+    wide = np.zeros((r, 2 * n), dtype=np.uint8)
+    wide[:, ::2] = masks * rng.integers(1, 256, (r, n))
+    view = wide.view(np.bool_)[:, ::2]
+    np.testing.assert_array_equal(memscore.influence(view, y), memscore.influence(packed, y))
+    np.testing.assert_array_equal(memscore.banzhaf(view.copy(), u), memscore.banzhaf(packed, u))

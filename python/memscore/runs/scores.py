@@ -22,12 +22,14 @@ from .._validate import (
     RunsLike,
     as_labels,
     as_mask,
+    as_mask_rows,
     as_outcomes,
     check_bool,
     check_int,
     check_real,
     check_runs,
     check_summable,
+    core_masks,
     to_numpy,
 )
 from .bits import PackedBits
@@ -501,7 +503,7 @@ def influence(
     array([[ 1., -1.]], dtype=float32)
     """
     want_se = check_bool(stderr, "stderr")
-    m = as_mask(masks, packed=True)
+    m = as_mask_rows(masks)
     o = as_outcomes(outcomes, "outcomes", packed=True)
     check_runs(m, o, "outcomes", same_cols=False)
     if (train_labels is None) != (test_labels is None):
@@ -517,13 +519,16 @@ def influence(
             raise ValueError("stderr is available for the full matrix only, not with top_k")
         k = check_int(top_k, "top_k", 1)
         check_summable(o, "outcomes", m.shape[0])
-        idx, vals = _core.influence_topk(m.bits, _core_outcomes(o), m.n, o.shape[1], k, **labels)
+        packed = m if isinstance(m, PackedBits) else PackedBits.pack(m)
+        idx, vals = _core.influence_topk(packed.bits, _core_outcomes(o), packed.n, o.shape[1], k, **labels)
         return idx, vals
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype: expected float32 or float64, got {dt}")
     check_summable(o, "outcomes", m.shape[0], squares=want_se)
+    bits, dense = core_masks(m)
     infl, se = _core.influence_full(
-        m.bits, _core_outcomes(o), m.n, o.shape[1], double=dt == np.float64, stderr=want_se, **labels
-    )
+        bits, _core_outcomes(o), m.shape[1], o.shape[1], double=dt == np.float64, stderr=want_se,
+        dense_masks=dense, **labels,
+    )  # fmt: skip
     return (infl, se) if want_se and se is not None else infl

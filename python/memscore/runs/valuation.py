@@ -21,11 +21,12 @@ from .. import _core
 from .._validate import (
     ArrayLike,
     RunsLike,
-    as_mask,
+    as_mask_rows,
     as_outcomes,
     check_bool,
     check_runs,
     check_summable,
+    core_masks,
     to_numpy,
 )
 from .bits import PackedBits
@@ -126,7 +127,7 @@ def banzhaf(masks: RunsLike, utility: ArrayLike, *, stderr: bool = False) -> F64
     array([ 0.35, -0.25])
     """
     want_se = check_bool(stderr, "stderr")
-    m = as_mask(masks, packed=True)
+    m = as_mask_rows(masks)
     if m.shape[0] == 0:
         raise ValueError("masks: need at least one run (R = 0)")
     u = to_numpy(utility, "utility")
@@ -139,7 +140,8 @@ def banzhaf(masks: RunsLike, utility: ArrayLike, *, stderr: bool = False) -> F64
         raise ValueError("utility: contains NaN or infinite values")
     check_summable(col, "utility", m.shape[0], squares=want_se)
     # The utility is the outcome of one "test example": influence's (1, N) row is the value.
-    value, se = _core.influence_full(m.bits, col, m.n, 1, double=True, stderr=want_se)
+    bits, dense = core_masks(m)
+    value, se = _core.influence_full(bits, col, m.shape[1], 1, double=True, stderr=want_se, dense_masks=dense)
     v: F64 = np.asarray(value[0], dtype=np.float64)
     if want_se:
         assert se is not None

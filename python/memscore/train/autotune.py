@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .._validate import check_bytes
-from .config import TrainConfig, _torch
+from .config import TrainConfig, _is_oom, _torch
 from .ensemble import STRATEGIES, _Ensemble
 
 __all__ = [
@@ -410,8 +410,6 @@ def _time_strategies(
         try:
             vm.measure(fits[0], chunk("vmap", fits[0]))
         except Exception as exc:  # out of memory despite the sizing: training would halve the group
-            from .tasks import _is_oom
-
             if not _is_oom(exc):
                 raise
             if dev.type == "cuda":

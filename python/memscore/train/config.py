@@ -24,6 +24,17 @@ def _torch() -> Any:
     return require_torch("memscore.train")
 
 
+def _is_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` is the device (or the host) running out of memory."""
+    torch = _torch()
+    if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        s in msg for s in ("out of memory", "not enough memory", "can't allocate memory")
+    )
+
+
 def _as_xy(data: Any, name: str) -> tuple[Any, Any]:
     """(inputs float tensor, labels int64 tensor) from a pair of arrays/tensors or a Dataset."""
     torch = _torch()

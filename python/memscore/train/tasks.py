@@ -53,7 +53,7 @@ from .checks import (
     _ignore_generator,
     _resolve_device,
 )
-from .config import TrainConfig, _as_xy, _torch
+from .config import TrainConfig, _as_xy, _is_oom, _torch
 from .distill import Distillation
 from .ensemble import STRATEGIES
 from .fit import _Data, _run_records
@@ -372,17 +372,6 @@ def check_task(job: TrainJob, plan: SubsetPlan, train: Any, test: Any) -> tuple[
         runs=None if not job.alike else job.alike[0] or None,
     )  # fmt: skip
     return exact, tuning
-
-
-def _is_oom(exc: BaseException) -> bool:
-    """Whether ``exc`` is the device (or the host) running out of memory."""
-    torch = _torch()
-    if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
-        return True
-    msg = str(exc).lower()
-    return isinstance(exc, RuntimeError) and any(
-        s in msg for s in ("out of memory", "not enough memory", "can't allocate memory")
-    )
 
 
 def _halving(

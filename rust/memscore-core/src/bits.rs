@@ -11,6 +11,7 @@
 
 use rayon::prelude::*;
 
+use crate::cpu::VectorLevel;
 use crate::error::{check_len, checked_size, try_filled, Result};
 
 /// A borrowed `(rows, cols)` bit matrix packed along rows (`np.packbits(m, axis=1)`).
@@ -69,19 +70,227 @@ impl<'a> PackedRows<'a> {
 }
 
 /// Pack a `(rows, cols)` row-major bool matrix as `np.packbits(m, axis=1)` does (for tests
-/// and for callers that hold bools; memscore itself never builds a byte-per-bit matrix).
+/// and for callers that hold bools).
 pub fn pack_rows(data: &[bool], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    pack_bytes(&data.iter().map(|&b| u8::from(b)).collect::<Vec<u8>>(), rows, cols)
+}
+
+/// The packed byte of 8 values held one per byte in `x` (byte `j` is column `8 b + j`): a
+/// nonzero byte is a set bit, and column `8 b` goes to the most significant bit, as numpy
+/// packs. Each byte is first reduced to 0 / 1 in its low bit; the multiply then moves
+/// byte `j`'s bit to bit `63 - j` and leaves every other product term below bit 56 with
+/// no carries (the terms `63 + 8 i - 9 j` are all distinct).
+#[inline(always)]
+fn pack8(x: u64) -> u8 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let nonzero = (((x & LOW7) + LOW7) | x) & !LOW7;
+    ((nonzero >> 7).wrapping_mul(0x8040_2010_0804_0201) >> 56) as u8
+}
+
+/// Pack a `(rows, cols)` row-major matrix of bytes (numpy bools: nonzero = set) as
+/// `np.packbits(m, axis=1)` does, in parallel over rows: one read of the bytes where numpy
+/// packs on one thread.
+pub fn pack_bytes(data: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>> {
     check_len("bit matrix", data.len(), rows, cols)?;
     let stride = cols.div_ceil(8);
     let mut out = try_filled("packed bits", checked_size("packed bits", rows, stride)?, 0u8)?;
-    for r in 0..rows {
-        for c in 0..cols {
-            if data[r * cols + c] {
-                out[r * stride + c / 8] |= 0x80 >> (c % 8);
+    if stride == 0 {
+        return Ok(out);
+    }
+    out.par_chunks_mut(stride).zip(data.par_chunks(cols)).with_min_len(64).for_each(|(dst, row)| {
+        let mut full = row.chunks_exact(8);
+        for (d, c) in dst.iter_mut().zip(full.by_ref()) {
+            *d = pack8(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let tail = full.remainder();
+        if !tail.is_empty() {
+            let mut last = [0u8; 8];
+            last[..tail.len()].copy_from_slice(tail);
+            dst[stride - 1] = pack8(u64::from_le_bytes(last));
+        }
+    });
+    Ok(out)
+}
+
+/// An element of a dense 0 / 1 matrix: nonzero is 1.
+pub trait ZeroOne: Copy + Sync {
+    fn one(self) -> bool;
+}
+impl ZeroOne for bool {
+    #[inline(always)]
+    fn one(self) -> bool {
+        self
+    }
+}
+impl ZeroOne for u8 {
+    #[inline(always)]
+    fn one(self) -> bool {
+        self != 0
+    }
+}
+impl ZeroOne for u16 {
+    #[inline(always)]
+    fn one(self) -> bool {
+        self != 0
+    }
+}
+
+/// A borrowed row-major `(rows, cols)` matrix read as 0 / 1 (nonzero = 1): a bool array
+/// as numpy holds it (crossing as uint8, so any nonzero byte is a set bit), or draw counts.
+/// The kernels that transpose the runs into words read it directly: packing it first
+/// would be one more pass over the bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct DenseRows<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+}
+
+impl<'a, T: ZeroOne> DenseRows<'a, T> {
+    /// Wrap `data`, checking it holds `rows * cols` elements.
+    pub fn new(name: &str, data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
+        check_len(name, data.len(), rows, cols)?;
+        Ok(Self { data, rows, cols })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Row `r`.
+    #[inline(always)]
+    pub fn row(&self, r: usize) -> &'a [T] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+    /// Row `r`, or an empty slice past the last row (rows past the end read as zero).
+    #[inline(always)]
+    fn row_or_empty(&self, r: usize) -> &'a [T] {
+        if r < self.rows {
+            self.row(r)
+        } else {
+            &[]
+        }
+    }
+}
+
+/// A run-by-example bit matrix as it crosses from Python: packed rows or one byte per value.
+#[derive(Debug, Clone, Copy)]
+pub enum BitRows<'a> {
+    Packed(PackedRows<'a>),
+    Bytes(DenseRows<'a, u8>),
+}
+
+impl BitRows<'_> {
+    pub fn rows(&self) -> usize {
+        match self {
+            BitRows::Packed(p) => p.rows,
+            BitRows::Bytes(b) => b.rows,
+        }
+    }
+    pub fn cols(&self) -> usize {
+        match self {
+            BitRows::Packed(p) => p.cols,
+            BitRows::Bytes(b) => b.cols,
+        }
+    }
+}
+
+impl<'a> From<PackedRows<'a>> for BitRows<'a> {
+    fn from(p: PackedRows<'a>) -> Self {
+        BitRows::Packed(p)
+    }
+}
+
+impl<'a> From<DenseRows<'a, u8>> for BitRows<'a> {
+    fn from(b: DenseRows<'a, u8>) -> Self {
+        BitRows::Bytes(b)
+    }
+}
+
+/// A word layout of the runs ([`RunWords`], [`BitColumns`]) built from a matrix as it
+/// crossed: packed rows transposed, or bytes read once.
+pub trait FromBitRows: Sized {
+    fn transpose_packed(p: PackedRows<'_>) -> Result<Self>;
+    fn transpose_bytes(b: DenseRows<'_, u8>, level: VectorLevel) -> Result<Self>;
+
+    /// From bytes at this machine's vector level.
+    fn from_bytes(b: DenseRows<'_, u8>) -> Result<Self> {
+        Self::transpose_bytes(b, crate::cpu::vector_level())
+    }
+
+    /// From either form.
+    fn from_rows(m: BitRows<'_>) -> Result<Self> {
+        match m {
+            BitRows::Packed(p) => Self::transpose_packed(p),
+            BitRows::Bytes(b) => Self::from_bytes(b),
+        }
+    }
+}
+
+impl FromBitRows for RunWords {
+    fn transpose_packed(p: PackedRows<'_>) -> Result<Self> {
+        Self::from_packed(p)
+    }
+    fn transpose_bytes(b: DenseRows<'_, u8>, level: VectorLevel) -> Result<Self> {
+        Self::from_bytes_at(b, level)
+    }
+}
+
+impl FromBitRows for BitColumns {
+    fn transpose_packed(p: PackedRows<'_>) -> Result<Self> {
+        Self::from_packed(p)
+    }
+    fn transpose_bytes(b: DenseRows<'_, u8>, level: VectorLevel) -> Result<Self> {
+        Self::from_bytes_at(b, level)
+    }
+}
+
+/// Columns per block of [`byte_words`].
+const BYTE_BLOCK: usize = 64;
+
+/// The words of columns `c0..c0 + out.len()` (at most [`BYTE_BLOCK`]) over the 64 byte
+/// rows `src` (an empty row counts as zero): word `j` has bit `q` set when `src[q][c0 + j]`
+/// is nonzero. Row `8 k + q` goes to bit `q` of byte `k`: eight rows OR-ed into one byte
+/// lane per column (vectorized along the columns), then each column's eight bytes are
+/// gathered into its word.
+#[inline]
+fn byte_words<T: ZeroOne>(src: &[&[T]; 64], c0: usize, out: &mut [u64], level: VectorLevel) {
+    #[cfg(target_arch = "x86_64")]
+    if level != VectorLevel::Portable && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was just detected.
+        return unsafe { byte_words_avx2(src, c0, out) };
+    }
+    let _ = level;
+    byte_words_body(src, c0, out)
+}
+
+/// [`byte_words`] compiled for AVX2: 32 columns per instruction where the baseline has 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn byte_words_avx2<T: ZeroOne>(src: &[&[T]; 64], c0: usize, out: &mut [u64]) {
+    byte_words_body(src, c0, out)
+}
+
+#[inline(always)]
+fn byte_words_body<T: ZeroOne>(src: &[&[T]; 64], c0: usize, out: &mut [u64]) {
+    let width = out.len();
+    let mut lanes = [[0u8; BYTE_BLOCK]; 8];
+    for (k, lane) in lanes.iter_mut().enumerate() {
+        for q in 0..8 {
+            let row = src[8 * k + q];
+            if row.is_empty() {
+                continue;
+            }
+            for (acc, &b) in lane[..width].iter_mut().zip(&row[c0..c0 + width]) {
+                *acc |= u8::from(b.one()) << q;
             }
         }
     }
-    Ok(out)
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = u64::from_le_bytes(std::array::from_fn(|k| lanes[k][j]));
+    }
 }
 
 /// The bits of 64 consecutive rows as one word per column, word-major: `words[w * cols + i]`
@@ -128,6 +337,23 @@ fn column_words(src: &[&[u8]; 64], b: usize) -> [u64; 8] {
 }
 
 impl RunWords {
+    /// Transpose a byte-per-value matrix at a vector level, in parallel over the words of
+    /// 64 rows.
+    pub fn from_bytes_at(b: DenseRows<'_, u8>, level: VectorLevel) -> Result<Self> {
+        let (rows, cols) = (b.rows, b.cols);
+        let mut words = try_filled("run words", checked_size("run words", rows.div_ceil(64), cols)?, 0u64)?;
+        if cols == 0 {
+            return Ok(Self { n_rows: rows, n_cols: cols, words });
+        }
+        words.par_chunks_mut(cols).enumerate().for_each(|(w, out)| {
+            let src: [&[u8]; 64] = std::array::from_fn(|q| b.row_or_empty(64 * w + q));
+            for (blk, dst) in out.chunks_mut(BYTE_BLOCK).enumerate() {
+                byte_words(&src, blk * BYTE_BLOCK, dst, level);
+            }
+        });
+        Ok(Self { n_rows: rows, n_cols: cols, words })
+    }
+
     /// Transpose a row-packed matrix, in parallel over the words of 64 rows.
     pub fn from_packed(p: PackedRows<'_>) -> Result<Self> {
         let (rows, cols, stride) = (p.rows, p.cols, p.stride);
@@ -228,6 +454,29 @@ impl BitColumns {
         Self::transpose(p, p.rows, |r| r)
     }
 
+    /// Transpose a byte-per-value matrix at a vector level, in parallel over blocks of
+    /// columns.
+    pub fn from_bytes_at(b: DenseRows<'_, u8>, level: VectorLevel) -> Result<Self> {
+        let (rows, cols) = (b.rows, b.cols);
+        let n_words = rows.div_ceil(64).next_multiple_of(crate::runs::popcount::WORD_ALIGN);
+        let mut words = try_filled("bit columns", checked_size("bit columns", cols, n_words)?, 0u64)?;
+        if cols == 0 || rows == 0 {
+            return Ok(Self { n_rows: rows, n_cols: cols, n_words, words });
+        }
+        words.par_chunks_mut(BYTE_BLOCK * n_words).enumerate().for_each(|(blk, out)| {
+            let mut block = [0u64; BYTE_BLOCK];
+            let width = out.len() / n_words;
+            for w in 0..rows.div_ceil(64) {
+                let src: [&[u8]; 64] = std::array::from_fn(|q| b.row_or_empty(64 * w + q));
+                byte_words(&src, blk * BYTE_BLOCK, &mut block[..width], level);
+                for (j, &word) in block[..width].iter().enumerate() {
+                    out[j * n_words + w] = word;
+                }
+            }
+        });
+        Ok(Self { n_rows: rows, n_cols: cols, n_words, words })
+    }
+
     /// The columns of the rows `rows` of `p` (in that order; repeats allowed), without
     /// copying those rows first.
     pub fn from_packed_selected(p: PackedRows<'_>, rows: &[usize]) -> Result<Self> {
@@ -326,6 +575,47 @@ mod tests {
 
     fn matrix(r: usize, c: usize, seed: usize) -> Vec<bool> {
         (0..r * c).map(|k| ((k + seed) * 7 + (k + seed) / 3) % 5 < 2).collect()
+    }
+
+    #[test]
+    fn pack_bytes_matches_bit_by_bit_packing_for_any_nonzero_byte() {
+        for &(r, c) in &[(0usize, 3usize), (3, 0), (1, 1), (2, 7), (3, 8), (5, 9), (70, 131), (9, 4099)] {
+            // Bytes 0..=255 with zeros often: every nonzero byte is a set bit, as for numpy.
+            let data: Vec<u8> = (0..r * c).map(|k| if k % 3 == 0 { 0 } else { (k * 37 % 256) as u8 }).collect();
+            let got = pack_bytes(&data, r, c).unwrap();
+            let stride = c.div_ceil(8);
+            let mut want = vec![0u8; r * stride];
+            for rr in 0..r {
+                for cc in 0..c {
+                    if data[rr * c + cc] != 0 {
+                        want[rr * stride + cc / 8] |= 0x80 >> (cc % 8);
+                    }
+                }
+            }
+            assert_eq!(got, want, "{r} x {c}");
+        }
+        assert!(pack_bytes(&[1, 0, 1], 2, 2).is_err());
+    }
+
+    #[test]
+    fn byte_rows_transpose_as_packed_rows_do() {
+        for &(r, c) in &[(0usize, 3usize), (3, 0), (1, 1), (63, 5), (64, 64), (65, 65), (129, 200), (200, 4099)] {
+            let data = matrix(r, c, 1);
+            // Any nonzero byte is a set bit.
+            let bytes: Vec<u8> =
+                data.iter().enumerate().map(|(k, &v)| if v { 1 + (k % 255) as u8 } else { 0 }).collect();
+            let packed = pack_rows(&data, r, c).unwrap();
+            let p = PackedRows::new("m", &packed, r, c).unwrap();
+            let b = DenseRows::new("m", &bytes[..], r, c).unwrap();
+            let (rw, bc) = (RunWords::from_packed(p).unwrap(), BitColumns::from_packed(p).unwrap());
+            assert_eq!(RunWords::from_rows(b.into()).unwrap(), rw, "{r} x {c}");
+            assert_eq!(BitColumns::from_rows(b.into()).unwrap(), bc, "{r} x {c}");
+            for level in crate::cpu::vector_levels() {
+                assert_eq!(RunWords::from_bytes_at(b, level).unwrap(), rw, "{r} x {c} {level:?}");
+                assert_eq!(BitColumns::from_bytes_at(b, level).unwrap(), bc, "{r} x {c} {level:?}");
+            }
+        }
+        assert!(DenseRows::new("m", &[1u8, 0, 1][..], 2, 2).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! count; float outcomes as float64 `(R, n)`. Python (`memscore.runs.scores`) validates
 //! shapes, dtypes and finiteness first.
 
-use memscore_core::bits::PackedRows;
+use memscore_core::bits::{BitRows, DenseRows, PackedRows};
 use memscore_core::error::{checked_size, try_filled};
 use memscore_core::runs::{confidence, influence, lasso, lira, sums};
 use numpy::{
@@ -113,10 +113,10 @@ fn outcome_sums_dense<'py>(
     let sh = shift.as_ref().map(|s| slice1(s, "shift")).transpose()?;
     if let Ok(m) = masks.extract::<PyReadonlyArray2<'py, bool>>() {
         let (r, n) = dims(&m);
-        dense_sums(py, &sums::DenseRows::new("masks", slice(&m, "masks")?, r, n).py()?, outcomes, sh)
+        dense_sums(py, &DenseRows::new("masks", slice(&m, "masks")?, r, n).py()?, outcomes, sh)
     } else if let Ok(m) = masks.extract::<PyReadonlyArray2<'py, u16>>() {
         let (r, n) = dims(&m);
-        dense_sums(py, &sums::DenseRows::new("masks", slice(&m, "masks")?, r, n).py()?, outcomes, sh)
+        dense_sums(py, &DenseRows::new("masks", slice(&m, "masks")?, r, n).py()?, outcomes, sh)
     } else {
         Err(PyValueError::new_err("masks must be a 2-D bool or uint16 array"))
     }
@@ -133,7 +133,7 @@ fn dense_sums<'py, M: sums::ZeroOneRows>(
             return Err(PyValueError::new_err("shift: bool outcomes are summed unshifted"));
         }
         let (r, n) = dims(&o);
-        let o = sums::DenseRows::new("outcomes", slice(&o, "outcomes")?, r, n).py()?;
+        let o = DenseRows::new("outcomes", slice(&o, "outcomes")?, r, n).py()?;
         enter(py, None, |_| sums::outcome_sums_zero_one(masks, &o))?
     } else if let Ok(o) = outcomes.extract::<PyReadonlyArray2<'py, f64>>() {
         let o = slice(&o, "outcomes")?;
@@ -150,6 +150,16 @@ fn dense_sums<'py, M: sums::ZeroOneRows>(
 fn value_range(py: Python<'_>, x: numpy::PyReadonlyArrayDyn<'_, f64>) -> PyResult<(f64, f64, bool)> {
     let v = x.as_slice().map_err(|_| PyValueError::new_err("x must be C-contiguous"))?;
     enter(py, None, |_| Ok(sums::value_range(v)))
+}
+
+/// `np.packbits(m, axis=1)` of a C-contiguous `(R, n)` bool matrix viewed as uint8 (nonzero
+/// = set), on memscore's threads.
+#[pyfunction]
+fn pack_rows<'py>(py: Python<'py>, m: PyReadonlyArray2<'py, u8>) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    let (rows, cols) = dims(&m);
+    let v = slice(&m, "masks")?;
+    let out = enter_sized(py, None, v.len() / 8, |_| memscore_core::bits::pack_bytes(v, rows, cols))?;
+    matrix(py, out, rows, cols.div_ceil(8))
 }
 
 /// Standard error of `mean_in - mean_out` per example from the sums of the two groups.
@@ -206,7 +216,7 @@ fn out_slice<'a>(o: &'a Outcomes<'_>, n_test: usize) -> PyResult<OutSlice<'a>> {
 
 fn full_into<'py, O: influence::OutFloat + numpy::Element + Default>(
     py: Python<'py>,
-    masks: PackedRows<'_>,
+    masks: BitRows<'_>,
     outcomes: OutSlice<'_>,
     args: influence::InfluenceArgs,
     stderr: bool,
@@ -230,9 +240,11 @@ fn full_into<'py, O: influence::OutFloat + numpy::Element + Default>(
 }
 
 /// Full (T, N) influence matrix; returns (influence, stderr or None). `masks` are packed
-/// `(R, n_train)`, `outcomes` packed `(R, n_test)` bools or float64 `(R, n_test)`.
+/// `(R, n_train)`, or with `dense_masks` a bool `(R, n_train)` array viewed as uint8 (read
+/// as it is: the transpose into run words packs it); `outcomes` packed `(R, n_test)` bools
+/// or float64 `(R, n_test)`.
 #[pyfunction]
-#[pyo3(signature = (masks, outcomes, n_train, n_test, *, train_labels=None, test_labels=None, double=false, stderr=false))]
+#[pyo3(signature = (masks, outcomes, n_train, n_test, *, train_labels=None, test_labels=None, double=false, stderr=false, dense_masks=false))]
 #[allow(clippy::too_many_arguments)]
 fn influence_full<'py>(
     py: Python<'py>,
@@ -244,8 +256,13 @@ fn influence_full<'py>(
     test_labels: Option<PyReadonlyArray1<'py, i64>>,
     double: bool,
     stderr: bool,
+    dense_masks: bool,
 ) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
-    let m = packed(&masks, n_train, "masks")?;
+    let m: BitRows<'_> = if dense_masks {
+        DenseRows::new("masks", slice(&masks, "masks")?, dims(&masks).0, n_train).py()?.into()
+    } else {
+        packed(&masks, n_train, "masks")?.into()
+    };
     let outcomes = outcomes_arg(outcomes)?;
     let o = out_slice(&outcomes, n_test)?;
     let a = train_labels.as_ref().map(|l| slice1(l, "train_labels")).transpose()?;
@@ -421,6 +438,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(outcome_sums_f64, m)?)?;
     m.add_function(wrap_pyfunction!(outcome_sums_dense, m)?)?;
     m.add_function(wrap_pyfunction!(value_range, m)?)?;
+    m.add_function(wrap_pyfunction!(pack_rows, m)?)?;
     m.add_function(wrap_pyfunction!(stderr_from_sums, m)?)?;
     m.add_function(wrap_pyfunction!(influence_full, m)?)?;
     m.add_function(wrap_pyfunction!(influence_topk, m)?)?;

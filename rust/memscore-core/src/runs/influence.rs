@@ -12,7 +12,7 @@ use super::masked_sums::masked_sums;
 use super::popcount::{kernel_for, Kernel1x4};
 use super::sums::{check_shape, diff_stderr, sample_var};
 use super::topk::TopK;
-use crate::bits::{BitColumns, PackedRows, RunWords};
+use crate::bits::{BitColumns, BitRows, FromBitRows, PackedRows, RunWords};
 use crate::cpu::{popcount_level, vector_level, VectorLevel};
 use crate::error::{check_len, checked_size, ensure, try_filled, try_with_capacity, Result};
 use crate::pool::Cancel;
@@ -38,8 +38,15 @@ pub struct InfluenceArgs<'a> {
 }
 
 impl InfluenceArgs<'_> {
-    fn validate(&self, masks: &PackedRows<'_>, outcomes: Outcomes<'_>) -> Result<()> {
-        check_shape("masks", masks, self.runs, self.n_train)?;
+    fn validate(&self, masks: &BitRows<'_>, outcomes: Outcomes<'_>) -> Result<()> {
+        ensure!(
+            masks.rows() == self.runs && masks.cols() == self.n_train,
+            "masks: expected shape ({}, {}), got ({}, {})",
+            self.runs,
+            self.n_train,
+            masks.rows(),
+            masks.cols()
+        );
         match outcomes {
             Outcomes::Bool(o) => check_shape("test outcomes", o, self.runs, self.n_test)?,
             Outcomes::Float(o) => check_len("test outcomes", o.len(), self.runs, self.n_test)?,
@@ -129,8 +136,8 @@ struct BoolEval<'a> {
 }
 
 impl<'a> BoolEval<'a> {
-    fn new(masks: PackedRows<'_>, outcomes: PackedRows<'_>, args: InfluenceArgs<'a>) -> Result<Self> {
-        let train = BitColumns::from_packed(masks)?;
+    fn new(masks: BitRows<'_>, outcomes: PackedRows<'_>, args: InfluenceArgs<'a>) -> Result<Self> {
+        let train = BitColumns::from_rows(masks)?;
         let test = BitColumns::from_packed(outcomes)?;
         let n_in: Vec<f64> = train.counts().into_iter().map(|c| c as f64).collect();
         let n_out: Vec<f64> = n_in.iter().map(|&c| args.runs as f64 - c).collect();
@@ -238,7 +245,7 @@ struct FloatEval<'a> {
 }
 
 impl<'a> FloatEval<'a> {
-    fn new(masks: PackedRows<'_>, outcomes: &[f64], args: InfluenceArgs<'a>, stderr: bool) -> Result<Self> {
+    fn new(masks: BitRows<'_>, outcomes: &[f64], args: InfluenceArgs<'a>, stderr: bool) -> Result<Self> {
         let (r, t) = (args.runs, args.n_test);
         let mut mean = vec![0.0; t];
         for row in outcomes.chunks_exact(t.max(1)).take(r) {
@@ -264,7 +271,7 @@ impl<'a> FloatEval<'a> {
                 total_sq[k] += row[k] * row[k];
             }
         }
-        let masks = RunWords::from_packed(masks)?;
+        let masks = RunWords::from_rows(masks)?;
         let n_in: Vec<f64> = masks.counts().into_iter().map(|c| c as f64).collect();
         let n_out = n_in.iter().map(|&c| r as f64 - c).collect();
         Ok(Self { masks, centred, squares, n_in, n_out, total, total_sq, level: vector_level(), args })
@@ -489,26 +496,28 @@ fn top_k<E: TileEval>(eval: &E, args: &InfluenceArgs, k: usize) -> Result<(Vec<i
 }
 
 /// Full `(T, N)` influence matrix (and standard errors) from binary outcomes; `masks`
-/// `(R, N)` and `outcomes` `(R, T)` are packed rows.
-pub fn influence_bool<O: OutFloat>(
-    masks: PackedRows<'_>,
+/// `(R, N)` packed or one byte per value, `outcomes` `(R, T)` packed rows.
+pub fn influence_bool<'m, O: OutFloat>(
+    masks: impl Into<BitRows<'m>>,
     outcomes: PackedRows<'_>,
     args: InfluenceArgs,
     out: &mut [O],
     se: Option<&mut [O]>,
 ) -> Result<()> {
+    let masks = masks.into();
     args.validate(&masks, Outcomes::Bool(&outcomes))?;
     full_matrix(&BoolEval::new(masks, outcomes, args)?, &args, out, se)
 }
 
 /// Full `(T, N)` influence matrix (and standard errors) from real-valued outcomes `(R, T)`.
-pub fn influence_f64<O: OutFloat>(
-    masks: PackedRows<'_>,
+pub fn influence_f64<'m, O: OutFloat>(
+    masks: impl Into<BitRows<'m>>,
     outcomes: &[f64],
     args: InfluenceArgs,
     out: &mut [O],
     se: Option<&mut [O]>,
 ) -> Result<()> {
+    let masks = masks.into();
     args.validate(&masks, Outcomes::Float(outcomes))?;
     let stderr = se.is_some();
     full_matrix(&FloatEval::new(masks, outcomes, args, stderr)?, &args, out, se)
@@ -516,23 +525,25 @@ pub fn influence_f64<O: OutFloat>(
 
 /// Streaming top-k influence from binary outcomes (memory O(T k + tile)); `k` above the
 /// number of training examples is clamped to it.
-pub fn influence_topk_bool(
-    masks: PackedRows<'_>,
+pub fn influence_topk_bool<'m>(
+    masks: impl Into<BitRows<'m>>,
     outcomes: PackedRows<'_>,
     args: InfluenceArgs,
     k: usize,
 ) -> Result<(Vec<i64>, Vec<f64>)> {
+    let masks = masks.into();
     args.validate(&masks, Outcomes::Bool(&outcomes))?;
     top_k(&BoolEval::new(masks, outcomes, args)?, &args, k)
 }
 
 /// Streaming top-k influence from real-valued outcomes (`k` clamped as above).
-pub fn influence_topk_f64(
-    masks: PackedRows<'_>,
+pub fn influence_topk_f64<'m>(
+    masks: impl Into<BitRows<'m>>,
     outcomes: &[f64],
     args: InfluenceArgs,
     k: usize,
 ) -> Result<(Vec<i64>, Vec<f64>)> {
+    let masks = masks.into();
     args.validate(&masks, Outcomes::Float(outcomes))?;
     top_k(&FloatEval::new(masks, outcomes, args, false)?, &args, k)
 }
@@ -601,6 +612,16 @@ mod tests {
             let mut b = vec![0.0f64; t * n];
             influence_f64(pr(&pm, r, n), &of, args, &mut b, None).unwrap();
             close(&b, &want);
+            // Masks at a byte per value (any nonzero byte set) give the same bits.
+            let bytes: Vec<u8> = masks.iter().map(|&m| if m { 3 } else { 0 }).collect();
+            let dense = crate::bits::DenseRows::new("masks", &bytes[..], r, n).unwrap();
+            let mut c = vec![0.0f64; t * n];
+            influence_bool(dense, pr(&po, r, t), args, &mut c, None).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&c));
+            let mut d = vec![0.0f64; t * n];
+            influence_f64(dense, &of, args, &mut d, None).unwrap();
+            assert_eq!(bits(&b), bits(&d));
         }
     }
 

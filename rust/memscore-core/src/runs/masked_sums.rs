@@ -6,8 +6,9 @@
 //! `8k..8k+7` the table holds, for each of the 256 byte values `b`, the sum of the value
 //! rows whose bit is set in `b`. One 8-bit slice of an example's mask column then selects
 //! one precomputed row of sums, a vector over up to 16 value columns `j`, so a lookup and
-//! an add stand for 8 runs × 16 columns. Tables are rebuilt per word of 64 runs and per
-//! tile of examples, which keeps them and the accumulators in L2.
+//! an add stand for 8 runs × 16 columns. With 8 or more columns the groups are of 4 runs
+//! (16 rows per table), which keeps the tables in L1. Tables are rebuilt per word of 64
+//! runs and per tile of examples.
 //!
 //! Every level (AVX-512, AVX2, portable) runs the same lane-wise adds in the same order,
 //! so results are bit-identical across machines.
@@ -25,6 +26,9 @@ const MAX_LANES: usize = 16;
 /// this kernel (one f64 table entry, 8 bytes, per 8 runs of one value column). Rows of 32
 /// columns measured the same, rows of 8 a little slower.
 const ACC_BYTES: usize = 4096 * 1024;
+/// Bytes of accumulators per tile with 4-run lookups (thread CPU time, T=256, same Zen 5
+/// core: 64 KiB 69, 256 KiB 56-76, 1 MiB 80-89, 4 MiB 81-87 G run-pairs/s).
+const NIBBLE_ACC_BYTES: usize = 1024 * 1024;
 
 /// `dst[(j - j0) * ld + (i - i0)] = sum_r bit(r, i) * values[r * n_values + j]` for `j` in
 /// `j0..j1` and `i` in `i0..i1`; `masks` holds `(R, N)` as columns of run bits and
@@ -61,10 +65,6 @@ struct Job<'a> {
     dst_ld: usize,
 }
 
-/// The 8 tables of one word of 64 runs: `tables[k][b]` sums the value rows `64 w + 8 k + q`
-/// over the bits `q` set in `b`.
-type Tables<const J: usize> = [[[f64; J]; 256]];
-
 impl Job<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
@@ -79,6 +79,12 @@ impl Job<'_> {
     }
 
     /// Value columns in groups of 16, then 8, 4, 2 and 1 for the remainder.
+    ///
+    /// From 8 columns on a lookup covers 4 runs: 16 tables of 16 rows per word (16 or
+    /// 32 KiB) stay in L1, where 8-run tables (256 KiB at 16 columns) are read from L2 at
+    /// about 31 bytes a cycle, the limit of that form. It is twice the adds, from L1, and
+    /// measured 75 against 80-89 G run-pairs/s at T=256 (`examples/profile_masked_sums.rs`,
+    /// Zen 5, one thread). Narrow groups keep 8-run tables: they fit L1 already.
     #[inline(always)]
     fn run(&self, j0: usize, j1: usize, i0: usize, i1: usize, dst: &mut [f64]) {
         let mut j = j0;
@@ -87,29 +93,31 @@ impl Job<'_> {
             let off = (j - j0) * self.dst_ld;
             let d = &mut dst[off..];
             j += match left {
-                _ if left >= MAX_LANES => self.lanes::<MAX_LANES>(j, i0, i1, d),
-                _ if left >= 8 => self.lanes::<8>(j, i0, i1, d),
-                _ if left >= 4 => self.lanes::<4>(j, i0, i1, d),
-                _ if left >= 2 => self.lanes::<2>(j, i0, i1, d),
-                _ => self.lanes::<1>(j, i0, i1, d),
+                _ if left >= MAX_LANES => self.lanes::<MAX_LANES, 4>(j, i0, i1, d),
+                _ if left >= 8 => self.lanes::<8, 4>(j, i0, i1, d),
+                _ if left >= 4 => self.lanes::<4, 8>(j, i0, i1, d),
+                _ if left >= 2 => self.lanes::<2, 8>(j, i0, i1, d),
+                _ => self.lanes::<1, 8>(j, i0, i1, d),
             };
         }
     }
 
-    /// Value columns `j..j + J` for examples `i0..i1`; returns `J`.
+    /// Value columns `j..j + J` for examples `i0..i1`, `B` runs per lookup; returns `J`.
     #[inline(always)]
-    fn lanes<const J: usize>(&self, j: usize, i0: usize, i1: usize, dst: &mut [f64]) -> usize {
+    fn lanes<const J: usize, const B: usize>(&self, j: usize, i0: usize, i1: usize, dst: &mut [f64]) -> usize {
         let words = self.masks.n_words();
-        let tile = (ACC_BYTES / (8 * J)).max(64);
-        let mut tables: Vec<[[f64; J]; 256]> = vec![[[0.0; J]; 256]; 8];
+        let acc_bytes = if B == 4 { NIBBLE_ACC_BYTES } else { ACC_BYTES };
+        let tile = (acc_bytes / (8 * J)).max(64);
+        // 64 / B tables of 2^B rows for one word of 64 runs, flat: table k, entry e at k 2^B + e.
+        let mut tables: Vec<[f64; J]> = vec![[0.0; J]; (64 / B) << B];
         let mut acc: Vec<[f64; J]> = vec![[0.0; J]; tile.min(i1 - i0)];
         for t0 in (i0..i1).step_by(tile) {
             let t1 = (t0 + tile).min(i1);
             let acc = &mut acc[..t1 - t0];
             acc.iter_mut().for_each(|a| *a = [0.0; J]);
             for w in 0..words {
-                self.build::<J>(j, w, &mut tables);
-                self.lookup::<J>(&tables, w, t0, acc);
+                self.build::<J, B>(j, w, &mut tables);
+                self.lookup::<J, B>(&tables, w, t0, acc);
             }
             for (c, a) in acc.iter().enumerate() {
                 for (l, &v) in a.iter().enumerate() {
@@ -122,19 +130,17 @@ impl Job<'_> {
 
     /// Tables of word `w` for value columns `j..j + J` (rows past R count as zero).
     #[inline(always)]
-    fn build<const J: usize>(&self, j: usize, w: usize, tables: &mut Tables<J>) {
+    fn build<const J: usize, const B: usize>(&self, j: usize, w: usize, tables: &mut [[f64; J]]) {
         let runs = self.masks.n_rows();
-        for (k, table) in tables.iter_mut().enumerate() {
+        for (k, table) in tables.chunks_exact_mut(1 << B).enumerate() {
             let mut rows = [[0.0; J]; 8];
-            for (q, row) in rows.iter_mut().enumerate() {
-                let r = 64 * w + 8 * k + q;
+            for (q, row) in rows.iter_mut().enumerate().take(B) {
+                let r = 64 * w + B * k + q;
                 if r < runs {
                     row.copy_from_slice(&self.values[r * self.n_values + j..r * self.n_values + j + J]);
                 }
             }
-            // Entry `16 h + l` = (sum of rows 4..8 picked by h) + (sum of rows 0..4 picked
-            // by l): 32 sums of four rows, then 256 independent adds (no entry waits on
-            // another through memory).
+            // Sums of subsets of four rows, each one add from a smaller subset.
             let mut lo = [[0.0; J]; 16];
             let mut hi = [[0.0; J]; 16];
             for m in 1..16usize {
@@ -144,6 +150,12 @@ impl Job<'_> {
                     hi[m][l] = hi[low][l] + rows[4 + q][l];
                 }
             }
+            if B == 4 {
+                table.copy_from_slice(&lo);
+                continue;
+            }
+            // Entry `16 h + l` = (sum of rows 4..8 picked by h) + (sum of rows 0..4 picked
+            // by l): 256 independent adds (no entry waits on another through memory).
             for (h, chunk) in table.chunks_exact_mut(16).enumerate() {
                 for (e, lo) in chunk.iter_mut().zip(&lo) {
                     for l in 0..J {
@@ -154,21 +166,41 @@ impl Job<'_> {
         }
     }
 
-    /// Adds word `w`'s 8 lookups into the accumulators of examples `t0..t0 + acc.len()`.
+    /// Adds word `w`'s lookups into the accumulators of examples `t0..t0 + acc.len()`.
     #[inline(always)]
-    fn lookup<const J: usize>(&self, tables: &Tables<J>, w: usize, t0: usize, acc: &mut [[f64; J]]) {
-        let tables: &[[[f64; J]; 256]; 8] = tables.try_into().expect("8 tables per word");
+    fn lookup<const J: usize, const B: usize>(&self, tables: &[[f64; J]], w: usize, t0: usize, acc: &mut [[f64; J]]) {
         let words = &self.masks.row(w)[t0..t0 + acc.len()];
         for (a, &word) in acc.iter_mut().zip(words) {
-            let e: [&[f64; J]; 8] = std::array::from_fn(|k| &tables[k][(word >> (8 * k)) as u8 as usize]);
             let mut v = *a;
-            for l in 0..J {
-                // A fixed tree: short dependency chains, the same order on every level.
-                v[l] += ((e[0][l] + e[1][l]) + (e[2][l] + e[3][l])) + ((e[4][l] + e[5][l]) + (e[6][l] + e[7][l]));
+            if B == 4 {
+                let at: [usize; 16] = std::array::from_fn(|k| (k << 4) + ((word >> (4 * k)) as usize & 15));
+                // Two trees of 8 in turn (each needs 8 entries live; all 16 at once spill).
+                let mut lo = [0.0; J];
+                for (l, s) in lo.iter_mut().enumerate() {
+                    *s = tree8(std::array::from_fn(|k| tables[at[k]][l]));
+                }
+                let mut hi = [0.0; J];
+                for (l, s) in hi.iter_mut().enumerate() {
+                    *s = tree8(std::array::from_fn(|k| tables[at[8 + k]][l]));
+                }
+                for l in 0..J {
+                    v[l] += lo[l] + hi[l];
+                }
+            } else {
+                let at: [usize; 8] = std::array::from_fn(|k| (k << 8) + ((word >> (8 * k)) as usize & 255));
+                for l in 0..J {
+                    v[l] += tree8(std::array::from_fn(|k| tables[at[k]][l]));
+                }
             }
             *a = v;
         }
     }
+}
+
+/// A fixed tree of adds: short dependency chains, the same order on every level.
+#[inline(always)]
+fn tree8(e: [f64; 8]) -> f64 {
+    ((e[0] + e[1]) + (e[2] + e[3])) + ((e[4] + e[5]) + (e[6] + e[7]))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::bits::PackedRows;
+use crate::bits::{DenseRows, PackedRows, ZeroOne};
 use crate::error::{check_len, ensure, try_filled, Result};
 
 /// Sample variance (ddof=1) of `n` values from their sum and sum of squares; NaN below
@@ -181,49 +181,16 @@ impl ZeroOneRows for PackedRows<'_> {
     }
 }
 
-/// An element of a dense 0 / 1 matrix: nonzero is 1.
-pub trait ZeroOne: Copy + Sync {
-    fn one(self) -> bool;
-}
-impl ZeroOne for bool {
-    #[inline(always)]
-    fn one(self) -> bool {
-        self
-    }
-}
-impl ZeroOne for u16 {
-    #[inline(always)]
-    fn one(self) -> bool {
-        self != 0
-    }
-}
-
-/// A borrowed row-major `(rows, cols)` matrix read as 0 / 1 (nonzero = 1).
-#[derive(Debug, Clone, Copy)]
-pub struct DenseRows<'a, T> {
-    data: &'a [T],
-    rows: usize,
-    cols: usize,
-}
-
-impl<'a, T: ZeroOne> DenseRows<'a, T> {
-    /// Wrap `data`, checking it holds `rows * cols` elements.
-    pub fn new(name: &str, data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
-        check_len(name, data.len(), rows, cols)?;
-        Ok(Self { data, rows, cols })
-    }
-}
-
 impl<T: ZeroOne> ZeroOneRows for DenseRows<'_, T> {
     fn rows(&self) -> usize {
-        self.rows
+        DenseRows::rows(self)
     }
     fn cols(&self) -> usize {
-        self.cols
+        DenseRows::cols(self)
     }
     #[inline]
     fn words(&self, r: usize, c0: usize, out: &mut [u64]) {
-        let row = &self.data[r * self.cols + c0..(r + 1) * self.cols];
+        let row = &self.row(r)[c0..];
         // 64 columns at a time through a fixed-size byte array, which the compiler turns
         // into vector compares and packs (word by word it did not: uint16 counts were 3x
         // slower than bools).
@@ -244,7 +211,7 @@ impl<T: ZeroOne> ZeroOneRows for DenseRows<'_, T> {
     }
     #[inline]
     fn floats(&self, r: usize, c0: usize, out: &mut [f64]) {
-        let row = &self.data[r * self.cols + c0..r * self.cols + c0 + out.len()];
+        let row = &self.row(r)[c0..c0 + out.len()];
         for (o, &v) in out.iter_mut().zip(row) {
             *o = f64::from(u8::from(v.one()));
         }
