@@ -134,10 +134,10 @@ fn dense_sums<'py, M: sums::ZeroOneRows>(
         }
         let (r, n) = dims(&o);
         let o = DenseRows::new("outcomes", slice(&o, "outcomes")?, r, n).py()?;
-        enter(py, None, |_| sums::outcome_sums_zero_one(masks, &o))?
+        enter_sized(py, None, r.saturating_mul(n), |_| sums::outcome_sums_zero_one(masks, &o))?
     } else if let Ok(o) = outcomes.extract::<PyReadonlyArray2<'py, f64>>() {
         let o = slice(&o, "outcomes")?;
-        enter(py, None, |_| sums::outcome_sums_f64_rows(masks, o, shift))?
+        enter_sized(py, None, o.len(), |_| sums::outcome_sums_f64_rows(masks, o, shift))?
     } else {
         return Err(PyValueError::new_err("outcomes must be a 2-D bool or float64 array"));
     };
@@ -149,7 +149,7 @@ fn dense_sums<'py, M: sums::ZeroOneRows>(
 #[pyfunction]
 fn value_range(py: Python<'_>, x: numpy::PyReadonlyArrayDyn<'_, f64>) -> PyResult<(f64, f64, bool)> {
     let v = x.as_slice().map_err(|_| PyValueError::new_err("x must be C-contiguous"))?;
-    enter(py, None, |_| Ok(sums::value_range(v)))
+    enter_sized(py, None, v.len(), |_| Ok(sums::value_range(v)))
 }
 
 /// `np.packbits(m, axis=1)` of a C-contiguous `(R, n)` bool matrix viewed as uint8 (nonzero
@@ -175,7 +175,7 @@ fn stderr_from_sums<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let (a, b, c) = (slice1(&sum_in, "sum_in")?, slice1(&sumsq_in, "sumsq_in")?, slice1(&n_in, "n_in")?);
     let (d, e, f) = (slice1(&sum_out, "sum_out")?, slice1(&sumsq_out, "sumsq_out")?, slice1(&n_out, "n_out")?);
-    let out = enter(py, None, |_| sums::stderr_from_sums(a, b, c, d, e, f))?;
+    let out = enter_sized(py, None, a.len(), |_| sums::stderr_from_sums(a, b, c, d, e, f))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -340,11 +340,11 @@ fn logit_confidence<'py>(
     let out = if let Ok(z) = logits.extract::<PyReadonlyArray2<'py, f32>>() {
         let (rows, c) = dims(&z);
         let zs = slice(&z, "logits")?;
-        enter(py, None, |_| confidence::logit_confidence(zs, y, rows, c))?
+        enter_sized(py, None, zs.len(), |_| confidence::logit_confidence(zs, y, rows, c))?
     } else if let Ok(z) = logits.extract::<PyReadonlyArray2<'py, f64>>() {
         let (rows, c) = dims(&z);
         let zs = slice(&z, "logits")?;
-        enter(py, None, |_| confidence::logit_confidence(zs, y, rows, c))?
+        enter_sized(py, None, zs.len(), |_| confidence::logit_confidence(zs, y, rows, c))?
     } else {
         return Err(PyValueError::new_err("logits must be a 2-D float32 or float64 array"));
     };
