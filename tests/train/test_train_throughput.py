@@ -165,14 +165,20 @@ def test_the_probe_grows_vmap_toward_the_ensemble_size_while_the_budget_lasts(mo
 
 
 def test_cpu_eval_passes_hold_a_bounded_number_of_member_examples():
-    from memscore.train.autotune import CPU_EVAL_MEMBER_EXAMPLES, eval_chunk
+    from memscore.train.autotune import CPU_EVAL_MEMBER_EXAMPLES, CPU_EVAL_SAVED_BYTES, eval_chunk
 
     budget = 2**34
     assert eval_chunk(1000, 100, 1, budget) == 16384  # CUDA: as many as fit a quarter of the budget
     for members in (1, 2, 8, 32, 64, 1000):
         got = eval_chunk(1000, 100, members, budget, "cpu")
         assert got == max(16, CPU_EVAL_MEMBER_EXAMPLES // members), members
-    assert eval_chunk(10**9, 1, 1, 2**20, "cpu") == 256  # the memory's chunk when it is smaller
+    # Large activations (ResNet-20 saves 1.57 MB per example in a step): fewer per pass.
+    per_example = 1_570_000
+    want = CPU_EVAL_SAVED_BYTES // per_example
+    assert 16 < want < CPU_EVAL_MEMBER_EXAMPLES
+    assert eval_chunk(per_example * 128, 128, 1, budget, "cpu") == want
+    assert eval_chunk(per_example * 128, 128, 4, budget, "cpu") == max(16, want // 4)
+    assert eval_chunk(10**9, 1, 1, 2**20, "cpu") == 16  # never fewer than 16 examples
 
 
 def test_auto_trains_a_model_vmap_cannot_run_member_by_member(tmp_path):

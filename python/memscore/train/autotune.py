@@ -22,8 +22,8 @@ and the sizes, from a measured per-member memory footprint.
   one member's training step are measured, not guessed: the bytes of the tensors autograd
   saves for the backward (``torch.autograd.graph.saved_tensors_hooks``), on every device.
 - **Eval chunk**: the examples per eval-mode logits pass, from the same measurement; on the
-  CPU at most :data:`CPU_EVAL_MEMBER_EXAMPLES` member-examples (a larger pass leaves the
-  caches).
+  CPU at most :data:`CPU_EVAL_MEMBER_EXAMPLES` member-examples, fewer for models with large
+  activations (a larger pass leaves the caches).
 
 Strategies and sizes never change a run: every strategy trains the same runs, and runs do
 not depend on their grouping. An out-of-memory error despite the sizing halves the group
@@ -69,8 +69,11 @@ PROBE_FRACTION = 0.02
 #: Timed repeats of a probe's step or pass (after its untimed first call): up to
 #: :data:`PROBE_REPEATS`, while their sum is under :data:`PROBE_REPEAT_SECONDS`; the fastest kept.
 PROBE_REPEATS, PROBE_REPEAT_SECONDS = 3, 0.05
-#: Member-examples per eval-mode pass on the CPU (:func:`eval_chunk`).
+#: Member-examples per eval-mode pass on the CPU (:func:`eval_chunk`): at most
+#: :data:`CPU_EVAL_MEMBER_EXAMPLES`, and at most as many as a training step would save
+#: :data:`CPU_EVAL_SAVED_BYTES` of activations for.
 CPU_EVAL_MEMBER_EXAMPLES = 1024
+CPU_EVAL_SAVED_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -185,15 +188,18 @@ def eval_chunk(act_bytes: int, batch_size: int, members: int, budget: int, devic
     """Examples per eval-mode logits pass: ``members`` members' activations of a chunk within
     a quarter of the budget (a no-grad pass holds a few layers' outputs, not all of them),
     between 256 and 16,384, a multiple of 256. On the CPU at most
-    :data:`CPU_EVAL_MEMBER_EXAMPLES` member-examples per pass (at least 16 examples): a larger
-    pass only leaves the caches (a vmapped 1-D CNN of 32 members evaluated 3-6x slower per
-    example in chunks of 2,048 than of 16-64, on one thread), and the strategy probe times
-    the pass at the chunk it will run."""
+    :data:`CPU_EVAL_MEMBER_EXAMPLES` member-examples per pass, and at most as many as would
+    save :data:`CPU_EVAL_SAVED_BYTES` in a training step (at least 16 examples): a larger
+    pass only leaves the caches. Measured on 2 cores: a vmapped 1-D CNN of 32 members
+    evaluated 3-6x slower per example in chunks of 2,048 than of 16-64; one ResNet-20
+    (1.57 MB saved per example) took 0.35, 0.38 and 0.89 ms per example in chunks of 64,
+    256 and 1,024. The strategy probe times the pass at the chunk it will run."""
     per_example = max(1, act_bytes // max(1, batch_size))
     n = budget // 4 // max(1, members * per_example) * 4  # a forward keeps ~1/4 of the saved layers alive
     chunk = int(min(16384, max(256, n // 256 * 256)))
     if device_type == "cpu":
-        chunk = min(chunk, max(16, CPU_EVAL_MEMBER_EXAMPLES // max(1, members)))
+        member_examples = min(CPU_EVAL_MEMBER_EXAMPLES, CPU_EVAL_SAVED_BYTES // per_example)
+        chunk = min(chunk, max(16, member_examples // max(1, members)))
     return chunk
 
 
