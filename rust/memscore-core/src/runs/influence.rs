@@ -296,10 +296,54 @@ impl TileEval for FloatEval<'_> {
         ld: usize,
         mut se: Option<&mut [O]>,
     ) {
-        let width = i1 - i0;
-        let mut sums = vec![0.0; (j1 - j0) * width];
-        self.masked_sums(&self.centred, j0, j1, i0, i1, &mut sums);
+        // Wide blocks (4-run tables, cheap to rebuild) go through the train columns in
+        // chunks, so the sums are reused from cache by the epilogue and their buffer is
+        // allocated once, not a fresh (rows x N) one per block.
+        let chunk = if j1 - j0 >= 8 { COLUMN_CHUNK } else { (i1 - i0).max(1) };
+        let mut sums = vec![0.0; (j1 - j0) * chunk.min(i1 - i0)];
         let mut sq = se.as_ref().map(|_| vec![0.0; sums.len()]);
+        for c0 in (i0..i1).step_by(chunk) {
+            let c1 = (c0 + chunk).min(i1);
+            self.chunk_eval(
+                j0,
+                j1,
+                c0,
+                c1,
+                &mut sums,
+                sq.as_deref_mut(),
+                &mut infl[c0 - i0..],
+                ld,
+                se.as_deref_mut().map(|s| &mut s[c0 - i0..]),
+            );
+        }
+    }
+}
+
+/// Train columns per chunk of a wide block of [`FloatEval`] (its sums, 64 test rows of
+/// float64, fill 1 MiB).
+const COLUMN_CHUNK: usize = 2048;
+
+impl FloatEval<'_> {
+    /// Influence of test rows `j0..j1` on train columns `i0..i1`, written from `infl[0]`
+    /// (and `se[0]`) at leading dimension `ld`, through the scratch sums.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn chunk_eval<O: OutFloat>(
+        &self,
+        j0: usize,
+        j1: usize,
+        i0: usize,
+        i1: usize,
+        sums: &mut [f64],
+        mut sq: Option<&mut [f64]>,
+        infl: &mut [O],
+        ld: usize,
+        mut se: Option<&mut [O]>,
+    ) {
+        let width = i1 - i0;
+        let sums = &mut sums[..(j1 - j0) * width];
+        self.masked_sums(&self.centred, j0, j1, i0, i1, sums);
+        let mut sq = sq.as_deref_mut().map(|q| &mut q[..(j1 - j0) * width]);
         if let (Some(sq), Some(squares)) = (sq.as_deref_mut(), self.squares.as_deref()) {
             self.masked_sums(squares, j0, j1, i0, i1, sq);
         }
