@@ -335,7 +335,7 @@ impl FloatEval<'_> {
         i0: usize,
         i1: usize,
         sums: &mut [f64],
-        mut sq: Option<&mut [f64]>,
+        sq: Option<&mut [f64]>,
         infl: &mut [O],
         ld: usize,
         mut se: Option<&mut [O]>,
@@ -343,7 +343,7 @@ impl FloatEval<'_> {
         let width = i1 - i0;
         let sums = &mut sums[..(j1 - j0) * width];
         self.masked_sums(&self.centred, j0, j1, i0, i1, sums);
-        let mut sq = sq.as_deref_mut().map(|q| &mut q[..(j1 - j0) * width]);
+        let mut sq = sq.map(|q| &mut q[..(j1 - j0) * width]);
         if let (Some(sq), Some(squares)) = (sq.as_deref_mut(), self.squares.as_deref()) {
             self.masked_sums(squares, j0, j1, i0, i1, sq);
         }
