@@ -23,6 +23,7 @@ __all__ = [
     "outcome_sums_f64",
     "outcome_sums_dense",
     "value_range",
+    "pack_rows",
     "stderr_from_sums",
     "set_num_threads",
 ]
