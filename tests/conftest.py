@@ -1,3 +1,5 @@
+import signal
+
 import numpy as np
 import pytest
 
@@ -41,3 +43,15 @@ def run_cli(capsys):
         return e.value.code, out.out, out.err
 
     return run
+
+
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler for the test (``_thread.interrupt_main()`` does nothing
+    while SIGINT is ignored or at its default), and the previous one back after it: these
+    tests are about memscore's reaction to Ctrl-C, not the handler a library loaded earlier
+    in the process may have left (a CI run once saw both Ctrl-C tests not raise)."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield before
+    signal.signal(signal.SIGINT, before)

@@ -164,7 +164,7 @@ def test_check_dir(tmp_path):
         ThreadExecutor(2).check_dir(tmp_path / "missing", write=False)
 
 
-def test_ctrl_c_in_the_caller_drops_pending_thread_tasks():
+def test_ctrl_c_in_the_caller_drops_pending_thread_tasks(sigint_raises):
     started: list[int] = []
 
     def interrupt_soon() -> None:

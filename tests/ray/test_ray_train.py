@@ -105,7 +105,7 @@ def test_killed_worker_retried(ray_cluster, tmp_path, plan, local, storage):
     _same_runs(RunStore.open(store.path), local, plan)  # the retried task trains its whole ensemble again
 
 
-def test_interrupted_and_resumed(ray_cluster, tmp_path, plan, local):
+def test_interrupted_and_resumed(ray_cluster, tmp_path, plan, local, sigint_raises):
     import ray_faults
 
     store = _new_store(tmp_path / "s")
