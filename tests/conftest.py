@@ -47,10 +47,12 @@ def run_cli(capsys):
 
 @pytest.fixture
 def sigint_raises():
-    """Python's own SIGINT handler for the test (``_thread.interrupt_main()`` does nothing
-    while SIGINT is ignored or at its default), and the previous one back after it: these
-    tests are about memscore's reaction to Ctrl-C, not the handler a library loaded earlier
-    in the process may have left (a CI run once saw both Ctrl-C tests not raise)."""
+    """Python's own SIGINT handler for the test, and the previous one back after it.
+
+    ``_thread.interrupt_main()`` does nothing while SIGINT is ignored, and a Python started
+    with SIGINT ignored (a background job of a non-interactive shell: ``bash -c 'pytest &'``)
+    never installs its handler: these tests are about memscore's reaction to Ctrl-C, not
+    about how the test process was started."""
     before = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     yield before

@@ -44,7 +44,10 @@ CALLS = {
 
 @pytest.mark.parametrize("call", sorted(CALLS))
 def test_sigint_interrupts_a_long_call(call):
-    script = "import time\nimport numpy as np\nimport memscore\nrng = np.random.default_rng(0)\n"
+    # Python's SIGINT handler even when this test runs with SIGINT ignored (a background job
+    # of a non-interactive shell), which the child would inherit.
+    script = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    script += "import time\nimport numpy as np\nimport memscore\nrng = np.random.default_rng(0)\n"
     script += textwrap.dedent(CALLS[call])
     script += textwrap.dedent(
         """
