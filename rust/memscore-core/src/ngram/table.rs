@@ -1,11 +1,12 @@
 //! A frozen u64 -> u64 hash map tuned for lookups whose outcome the CPU cannot predict:
 //! open addressing over 64-byte buckets of four slots (one cache line: four keys, then
-//! their four values), about half full, backed by 2 MiB pages when large. A lookup reads
+//! their four values), about half full, backed by 2 MiB pages when large
+//! ([`crate::error::try_filled`]). A lookup reads
 //! its home bucket, selects the match without branching, and moves on to the next bucket
 //! only when the home bucket is full and holds no match, which is rare. Used for the trie
 //! edges and for the vocabulary of text corpora.
 
-use crate::error::{try_filled, try_with_capacity, Result};
+use crate::error::{try_filled, Result};
 
 /// The reserved key marking empty slots; callers never use it as a key.
 pub const EMPTY: u64 = u64::MAX;
@@ -37,40 +38,12 @@ pub fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// `vec![x; n]`, allocated fallibly, asking Linux to back it with 2 MiB pages when it is
-/// large: the counting tables are read at random, and with 4 KiB pages many reads would
-/// also miss the TLB.
-pub fn huge_vec<T: Clone>(what: &str, n: usize, x: T) -> Result<Vec<T>> {
-    const HUGE: usize = 2 << 20;
-    let size = std::mem::size_of::<T>().max(1);
-    if n.saturating_mul(size) < HUGE {
-        return try_filled(what, n, x);
-    }
-    // room to start the hinted range on a 2 MiB boundary
-    let mut v = try_with_capacity(what, n.saturating_add(HUGE / size))?;
-    #[cfg(target_os = "linux")]
-    {
-        let p = v.as_mut_ptr() as usize;
-        let start = (p + HUGE - 1) & !(HUGE - 1);
-        let end = (p + v.capacity() * size) & !(HUGE - 1);
-        if end > start {
-            // SAFETY: the range lies inside this vector's own allocation; madvise only
-            // changes how its not yet touched pages are backed. Failure is harmless.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    v.resize(n, x);
-    Ok(v)
-}
-
 impl BucketMap {
     /// Build from distinct keys (none equal to [`EMPTY`]); absent keys map to `absent`.
     pub fn build(items: &[(u64, u64)], absent: u64) -> Result<BucketMap> {
         let n_buckets = items.len().div_ceil(2).max(2).next_power_of_two();
         let mut buckets =
-            huge_vec("an n-gram lookup table", n_buckets, Bucket { keys: [EMPTY; 4], vals: [absent; 4] })?;
+            try_filled("an n-gram lookup table", n_buckets, Bucket { keys: [EMPTY; 4], vals: [absent; 4] })?;
         let shift = 64 - n_buckets.trailing_zeros();
         let mask = n_buckets - 1;
         for &(k, v) in items {

@@ -340,7 +340,7 @@ macro_rules! vector_variants {
     };
 }
 
-fn zeros<T: Clone>(what: &str, n: usize, v: T) -> Result<Vec<T>> {
+fn zeros<T: Clone + Send + Sync>(what: &str, n: usize, v: T) -> Result<Vec<T>> {
     try_filled(what, n, v)
 }
 

@@ -10,6 +10,11 @@
 //! (16 rows per table), which keeps the tables in L1. Tables are rebuilt per word of 64
 //! runs and per tile of examples.
 //!
+//! Tables and accumulators start on 64-byte boundaries: a row of 8 or 16 f64 then loads
+//! as whole cache lines. With the 16-byte alignment of a plain `Vec<f64>` every 64-byte
+//! load straddled two lines, and the kernel ran at 91 instead of 152 G run-pairs/s
+//! (T=256, one Zen 5 thread).
+//!
 //! Every level (AVX-512, AVX2, portable) runs the same lane-wise adds in the same order,
 //! so results are bit-identical across machines.
 
@@ -18,16 +23,14 @@ use crate::cpu::VectorLevel;
 
 /// Widest group of value columns a lookup covers (two AVX-512 registers of f64).
 const MAX_LANES: usize = 16;
-/// Bytes of accumulators per tile of examples. Each tile rebuilds the tables of every word
-/// (8 × 256 rows of up to 16 f64, 256 KiB), so the larger the tile the better, up to whole
-/// ranges of examples (`examples/profile_masked_sums.rs` on a Zen 5 core, T=256, thread CPU
-/// time: 256 KiB 52, 1 MiB 73, 4 MiB 80, 16 MiB 84 G run-pairs/s). The lookups then stream
-/// their accumulators and read the tables from L2 at about 31 bytes a cycle: the limit of
-/// this kernel (one f64 table entry, 8 bytes, per 8 runs of one value column). Rows of 32
-/// columns measured the same, rows of 8 a little slower.
+/// Bytes of accumulators per tile with 8-run lookups (fewer than 8 value columns). Each
+/// tile rebuilds the tables of every word (8 × 256 rows of up to 4 f64, 64 KiB), so the
+/// larger the tile the better, up to whole ranges of examples (measured when these tables
+/// also served 16 columns, unaligned, T=256: 256 KiB 52, 1 MiB 73, 4 MiB 80, 16 MiB 84 G
+/// run-pairs/s on a Zen 5 core, `examples/profile_masked_sums.rs`).
 const ACC_BYTES: usize = 4096 * 1024;
 /// Bytes of accumulators per tile with 4-run lookups (thread CPU time, T=256, same Zen 5
-/// core: 64 KiB 69, 256 KiB 56-76, 1 MiB 80-89, 4 MiB 81-87 G run-pairs/s).
+/// core, rows on cache lines: 256 KiB 136-145, 1 MiB 149-154, 4 MiB 152 G run-pairs/s).
 const NIBBLE_ACC_BYTES: usize = 1024 * 1024;
 
 /// `dst[(j - j0) * ld + (i - i0)] = sum_r bit(r, i) * values[r * n_values + j]` for `j` in
@@ -81,10 +84,11 @@ impl Job<'_> {
     /// Value columns in groups of 16, then 8, 4, 2 and 1 for the remainder.
     ///
     /// From 8 columns on a lookup covers 4 runs: 16 tables of 16 rows per word (16 or
-    /// 32 KiB) stay in L1, where 8-run tables (256 KiB at 16 columns) are read from L2 at
-    /// about 31 bytes a cycle, the limit of that form. It is twice the adds, from L1, and
-    /// measured 75 against 80-89 G run-pairs/s at T=256 (`examples/profile_masked_sums.rs`,
-    /// Zen 5, one thread). Narrow groups keep 8-run tables: they fit L1 already.
+    /// 32 KiB) stay in L1, where 8-run tables (256 KiB at 16 columns, 128 KiB at 8) are
+    /// read from L2. It is twice the adds, from L1, and measured 150 against 126 (16
+    /// columns) and 70-112 (8 columns) G run-pairs/s at T=256
+    /// (`examples/profile_masked_sums.rs`, Zen 5, one thread). Narrow groups keep 8-run
+    /// tables: they fit L1 already.
     #[inline(always)]
     fn run(&self, j0: usize, j1: usize, i0: usize, i1: usize, dst: &mut [f64]) {
         let mut j = j0;
@@ -109,15 +113,16 @@ impl Job<'_> {
         let acc_bytes = if B == 4 { NIBBLE_ACC_BYTES } else { ACC_BYTES };
         let tile = (acc_bytes / (8 * J)).max(64);
         // 64 / B tables of 2^B rows for one word of 64 runs, flat: table k, entry e at k 2^B + e.
-        let mut tables: Vec<[f64; J]> = vec![[0.0; J]; (64 / B) << B];
-        let mut acc: Vec<[f64; J]> = vec![[0.0; J]; tile.min(i1 - i0)];
+        let (mut table_buf, mut acc_buf) = (Vec::new(), Vec::new());
+        let tables = cache_aligned::<J>(&mut table_buf, (64 / B) << B);
+        let acc = cache_aligned::<J>(&mut acc_buf, tile.min(i1 - i0));
         for t0 in (i0..i1).step_by(tile) {
             let t1 = (t0 + tile).min(i1);
             let acc = &mut acc[..t1 - t0];
             acc.iter_mut().for_each(|a| *a = [0.0; J]);
             for w in 0..words {
-                self.build::<J, B>(j, w, &mut tables);
-                self.lookup::<J, B>(&tables, w, t0, acc);
+                self.build::<J, B>(j, w, tables);
+                self.lookup::<J, B>(tables, w, t0, acc);
             }
             for (c, a) in acc.iter().enumerate() {
                 for (l, &v) in a.iter().enumerate() {
@@ -195,6 +200,14 @@ impl Job<'_> {
             *a = v;
         }
     }
+}
+
+/// `rows` zeroed rows of `J` f64 in `buf`, starting on a 64-byte boundary: a vector load
+/// of a row then never straddles two cache lines (a Vec of f64 is only 16-byte aligned).
+fn cache_aligned<const J: usize>(buf: &mut Vec<f64>, rows: usize) -> &mut [[f64; J]] {
+    *buf = vec![0.0; rows * J + 8];
+    let off = buf.as_ptr().align_offset(64).min(8);
+    buf[off..off + rows * J].as_chunks_mut::<J>().0
 }
 
 /// A fixed tree of adds: short dependency chains, the same order on every level.
