@@ -230,6 +230,46 @@ fn by_score_then_index(a: &(f64, i64), b: &(f64, i64)) -> std::cmp::Ordering {
     a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1))
 }
 
+/// A u64 whose unsigned order is the order of the finite float `x` (-0.0 and 0.0 equal).
+fn order_key(x: f64) -> u64 {
+    let b = (x + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | 1 << 63
+    }
+}
+
+/// Stable LSD radix sort of `(key, index)` pairs by key, a byte per pass; passes where all
+/// keys share the byte are skipped. Stable: equal keys keep their input order.
+fn radix_sort_by_key(items: &mut Vec<(u64, u32)>) {
+    let n = items.len();
+    let mut hist = [[0usize; 256]; 8];
+    for &(k, _) in items.iter() {
+        for (b, h) in hist.iter_mut().enumerate() {
+            h[(k >> (8 * b)) as usize & 255] += 1;
+        }
+    }
+    let mut tmp = vec![(0u64, 0u32); n];
+    for (b, h) in hist.iter().enumerate() {
+        if h.contains(&n) {
+            continue;
+        }
+        let mut at = [0usize; 256];
+        let mut start = 0;
+        for (a, &c) in at.iter_mut().zip(h) {
+            *a = start;
+            start += c;
+        }
+        for &it in items.iter() {
+            let digit = (it.0 >> (8 * b)) as usize & 255;
+            tmp[at[digit]] = it;
+            at[digit] += 1;
+        }
+        std::mem::swap(items, &mut tmp);
+    }
+}
+
 /// Rows per task of the passes over the keys (fixed, so that float64 sums do not depend on
 /// the number of threads).
 const STATS_ROWS: usize = 1024;
@@ -728,15 +768,47 @@ impl<'a> KnnIndex<'a> {
                 return exact;
             }
         }
-        let mut exact: Vec<(f64, i64)> = (0..self.n)
-            .map(|i| (exact_score(self.level, self.metric, qrow, self.key_row(i, &mut buf)), i as i64))
-            .collect();
+        let mut exact = self.exact_scores(qrow, &mut buf);
         if k < exact.len() {
             exact.select_nth_unstable_by(k - 1, by_score_then_index);
         }
         exact.truncate(k);
         exact.sort_unstable_by(by_score_then_index);
         exact
+    }
+
+    /// `(exact f64 score, index)` of every key for `qrow` (original values; unit for cosine).
+    fn exact_scores(&self, qrow: &[f32], buf: &mut [f32]) -> Vec<(f64, i64)> {
+        (0..self.n).map(|i| (exact_score(self.level, self.metric, qrow, self.key_row(i, buf)), i as i64)).collect()
+    }
+
+    /// Every key's index for one query, nearest first in exact f64 scores, ties toward the
+    /// lower index: the order [`KnnIndex::search`] gives with `k = N`, without its
+    /// approximate scan (which would only prune, and at `k = N` prunes nothing).
+    pub fn full_order(&self, query: &[f32]) -> Result<Vec<i64>> {
+        check_shape("query", query.len(), 1, self.d)?;
+        ensure!(query.iter().all(|v| v.is_finite()), "queries: contains NaN or infinite values");
+        let mut unit = Vec::new();
+        let qrow = if self.metric == Metric::Cosine {
+            unit.extend_from_slice(query);
+            normalize(&mut unit, sqnorm64(query).sqrt());
+            &unit[..]
+        } else {
+            query
+        };
+        let mut buf = vec![0.0f32; self.d];
+        if u32::try_from(self.n).is_err() {
+            let mut exact = self.exact_scores(qrow, &mut buf);
+            exact.sort_unstable_by(by_score_then_index);
+            return Ok(exact.into_iter().map(|(_, i)| i).collect());
+        }
+        // A radix sort of order-preserving integer keys: 3-4x a comparison sort of the
+        // (score, index) pairs, which took three quarters of `knn_shapley`.
+        let mut keyed: Vec<(u64, u32)> = (0..self.n)
+            .map(|i| (order_key(exact_score(self.level, self.metric, qrow, self.key_row(i, &mut buf))), i as u32))
+            .collect();
+        radix_sort_by_key(&mut keyed);
+        Ok(keyed.into_iter().map(|(_, i)| i64::from(i)).collect())
     }
 
     /// Top-`kk` of queries `q0..q0 + rows` (columns of the transposed queries `qt`, whose

@@ -10,20 +10,20 @@
 //! s(a_i) = s(a_{i+1}) + (m_i - m_{i+1}) / K * min(K, i) / i      (i = N-1 .. 1)
 //! ```
 //!
-//! and a training point's value is the mean of `s` over the test points. The search runs
-//! in tiles of test points (`k = N`, the full ordering), so memory is one tile of
-//! neighbour lists, never `T x N`.
+//! and a training point's value is the mean of `s` over the test points. Each test point
+//! needs the full ordering (`k = N`), so it is taken straight from exact f64 scores
+//! ([`KnnIndex::full_order`]); test points run in parallel in fixed groups, and memory is
+//! a few `(N,)` orderings and sums, never `T x N`.
+
+use rayon::prelude::*;
 
 use crate::error::{check_len, ensure, try_filled, Result};
 use crate::knn::KnnIndex;
 use crate::pool::Cancel;
 
-/// Test points searched at a time: their `(tile, N)` neighbour lists are held at once.
-fn tile_rows(n: usize) -> usize {
-    // About 32 M neighbour entries (12 bytes each) per tile, at least one test point.
-    (32usize << 20).checked_div(n).unwrap_or(1).clamp(1, 4096)
-}
-
+/// Test points summed in one fixed group: the value sums are added group by group in
+/// order, so they do not depend on the number of threads.
+const GROUP: usize = 8;
 /// The recursion for one test point: adds its `s` values to `values` (indexed by key).
 fn add_one(order: &[i64], train_labels: &[i64], y: i64, k: usize, values: &mut [f64]) {
     let n = order.len();
@@ -58,15 +58,27 @@ pub fn knn_shapley(
     ensure!(q >= 1, "queries: need at least one test point, got 0");
     let d = index.dim();
     check_len("queries", queries.len(), q, d)?;
+    ensure!(queries.iter().all(|v| v.is_finite()), "queries: contains NaN or infinite values");
     let mut values = try_filled("KNN-Shapley values", n, 0.0f64)?;
-    let tile = tile_rows(n);
-    for start in (0..q).step_by(tile) {
+    let groups = q.div_ceil(GROUP);
+    // Groups in waves of a few per thread: each group holds one (N,) sum while it runs.
+    let wave = 2 * rayon::current_num_threads().max(1);
+    for w0 in (0..groups).step_by(wave) {
         cancel.check()?;
-        let rows = tile.min(q - start);
-        let found = index.search_with(&queries[start * d..(start + rows) * d], rows, n, cancel)?;
-        // Test points in order, one after another: the sums do not depend on threads.
-        for (j, order) in found.indices.chunks(n).enumerate() {
-            add_one(order, train_labels, test_labels[start + j], k, &mut values);
+        let sums: Vec<Result<Vec<f64>>> = (w0..(w0 + wave).min(groups))
+            .into_par_iter()
+            .map(|g| {
+                let mut sum = try_filled("KNN-Shapley partial sums", n, 0.0f64)?;
+                for j in g * GROUP..((g + 1) * GROUP).min(q) {
+                    cancel.check()?;
+                    let order = index.full_order(&queries[j * d..(j + 1) * d])?;
+                    add_one(&order, train_labels, test_labels[j], k, &mut sum);
+                }
+                Ok(sum)
+            })
+            .collect();
+        for sum in sums {
+            values.iter_mut().zip(sum?).for_each(|(v, s)| *v += s);
         }
     }
     values.iter_mut().for_each(|v| *v /= q as f64);

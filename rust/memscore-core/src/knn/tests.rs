@@ -292,3 +292,57 @@ fn stored_keys_are_the_given_ones_for_l2_and_ip() {
         assert!((sqnorm64(r) - 1.0).abs() < 1e-6);
     }
 }
+
+#[test]
+fn order_keys_sort_as_the_floats_do() {
+    let xs = [f64::MIN, -1e300, -2.5, -1.0, -1e-300, -0.0, 0.0, 1e-300, 1.0, 2.5, 1e300, f64::MAX];
+    for w in xs.windows(2) {
+        assert!(order_key(w[0]) <= order_key(w[1]), "{} {}", w[0], w[1]);
+        assert_eq!(order_key(w[0]) == order_key(w[1]), w[0] == w[1], "{} {}", w[0], w[1]);
+    }
+}
+
+#[test]
+fn radix_sort_is_a_stable_sort_by_key() {
+    let mut s = 0x9E3779B97F4A7C15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    // Empty, one item, keys with many ties, keys differing only in their low or high byte.
+    for (n, spread) in [(0usize, 1u64), (1, 1), (500, 7), (3000, u64::MAX), (2000, 0xff), (2000, 0xff << 56)] {
+        let items: Vec<(u64, u32)> = (0..n)
+            .map(|i| (if spread == u64::MAX { next() } else { next() % 8 * (spread / 7).max(1) }, i as u32))
+            .collect();
+        let mut want = items.clone();
+        want.sort_by_key(|&(k, i)| (k, i));
+        let mut got = items;
+        radix_sort_by_key(&mut got);
+        assert_eq!(got, want, "n={n} spread={spread:#x}");
+    }
+}
+
+#[test]
+fn full_order_is_the_search_at_k_equal_n() {
+    // Duplicated keys tie: the lower index comes first, as in the search.
+    let (n, d) = (300, 5);
+    let mut s = 7u64;
+    let mut rnd = move || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((s >> 40) % 7) as f32 - 3.0
+    };
+    let keys: Vec<f32> = (0..n * d).map(|_| rnd()).collect();
+    let queries: Vec<f32> = (0..4 * d).map(|_| rnd() + 0.5).collect();
+    for metric in [Metric::L2, Metric::InnerProduct, Metric::Cosine] {
+        let index = KnnIndex::new(&keys, n, d, metric).unwrap();
+        let found = index.search(&queries, 4, n).unwrap();
+        for (j, q) in queries.chunks(d).enumerate() {
+            assert_eq!(index.full_order(q).unwrap(), found.indices[j * n..(j + 1) * n], "{metric:?} query {j}");
+        }
+    }
+    let index = KnnIndex::new(&keys, n, d, Metric::L2).unwrap();
+    assert!(index.full_order(&[f32::NAN; 5]).is_err());
+    assert!(index.full_order(&[0.0; 4]).is_err());
+}
