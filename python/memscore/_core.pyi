@@ -19,6 +19,7 @@ __all__ = [
     "logit_confidence",
     "rmia_scores",
     "knn_shapley",
+    "crc32",
     "outcome_sums_bool",
     "outcome_sums_f64",
     "outcome_sums_dense",
@@ -40,6 +41,7 @@ _Sums = tuple[
 ]
 
 def set_num_threads(n: int) -> None: ...
+def crc32(data: npt.NDArray[np.uint8]) -> int: ...
 def get_num_threads() -> int: ...
 
 # Masks and bool outcomes cross packed: uint8 (R, ceil(n / 8)) as np.packbits(m, axis=1)

@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 use crate::bits::{DenseRows, PackedRows, ZeroOne};
+use crate::cpu::{vector_level, VectorLevel};
 use crate::error::{check_len, ensure, try_filled, Result};
 
 /// Sample variance (ddof=1) of `n` values from their sum and sum of squares; NaN below
@@ -228,7 +229,8 @@ fn col_chunk(n: usize) -> usize {
 }
 /// Runs added per pass over the float accumulators.
 const ROWS: usize = 4;
-/// Columns kept in registers at a time (4 x 5 accumulators fit SSE2's 16 registers).
+/// Columns kept in registers at a time on the portable level (4 x 5 accumulators fit
+/// SSE2's 16 registers); [`ChunkSums`] widens it per vector level.
 const LANES: usize = 4;
 
 /// The float accumulators of one chunk of columns.
@@ -244,11 +246,11 @@ struct Acc<'a> {
 impl Acc<'_> {
     /// Add K runs (their 0.0 / 1.0 masks and outcomes), in order, to every column.
     #[inline(always)]
-    fn add<const K: usize, T: Real>(&mut self, m: [&[f64]; K], o: [&[T]; K]) {
+    fn add<const K: usize, const L: usize, T: Real>(&mut self, m: [&[f64]; K], o: [&[T]; K]) {
         let w = self.sh.len();
-        let full = w - w % LANES;
-        for k0 in (0..full).step_by(LANES) {
-            self.add_block::<K, LANES, T>(k0, m, o);
+        let full = w - w % L;
+        for k0 in (0..full).step_by(L) {
+            self.add_block::<K, L, T>(k0, m, o);
         }
         for k0 in full..w {
             self.add_block::<K, 1, T>(k0, m, o);
@@ -265,7 +267,10 @@ impl Acc<'_> {
             (get(self.s_in), get(self.q_in), get(self.s_all), get(self.q_all), get(self.cnt));
         let sh = get(self.sh);
         for j in 0..K {
-            let oj: [f64; L] = std::array::from_fn(|l| o[j][k0 + l].to_f64());
+            // Through a fixed-size array: one bounds check, and the widening vectorizes
+            // (element by element it compiled to scalar loads and converts).
+            let oj: &[T; L] = o[j][k0..k0 + L].try_into().expect("L columns");
+            let oj: [f64; L] = oj.map(|v| v.to_f64());
             let mj = get(m[j]);
             for l in 0..L {
                 let x = oj[l] - sh[l];
@@ -400,6 +405,16 @@ pub fn outcome_sums_f64_rows<M: ZeroOneRows, T: Real>(
     outcomes: &[T],
     shift: Option<&[f64]>,
 ) -> Result<OutcomeSums> {
+    outcome_sums_f64_at(masks, outcomes, shift, vector_level())
+}
+
+/// [`outcome_sums_f64_rows`] on a given vector level (every level gives the same bits).
+pub fn outcome_sums_f64_at<M: ZeroOneRows, T: Real>(
+    masks: &M,
+    outcomes: &[T],
+    shift: Option<&[f64]>,
+    level: VectorLevel,
+) -> Result<OutcomeSums> {
     let (runs, n) = (masks.rows(), masks.cols());
     check_len("outcomes", outcomes.len(), runs, n)?;
     if let Some(s) = shift {
@@ -420,40 +435,94 @@ pub fn outcome_sums_f64_rows<M: ZeroOneRows, T: Real>(
             let w = n_in.len();
             let zero = vec![0.0; w];
             let sh = shift.map_or(&zero[..], |s| &s[c0..c0 + w]);
-            // Sums over all runs, then the in-part; out = all - in (exact for counts,
-            // and the float sums stay well conditioned thanks to the shift). Each column
-            // adds its runs in order, so the sums depend neither on the chunking nor on
-            // the unrolling (ROWS runs per load and store of the accumulators).
-            let (mut s_all, mut q_all) = (vec![0.0f64; w], vec![0.0f64; w]);
-            // Counted in f64, exact below 2^53 runs, so the loop stays in one type.
-            let mut cnt = vec![0.0f64; w];
-            let mut m = vec![0.0f64; ROWS * w];
-            let mut r = 0;
-            while r < runs {
-                let rows = ROWS.min(runs - r);
-                for (j, mj) in m.chunks_exact_mut(w).take(rows).enumerate() {
-                    masks.floats(r + j, c0, mj);
-                }
-                let o = |j: usize| &outcomes[(r + j) * n + c0..(r + j) * n + c0 + w];
-                let mut acc =
-                    Acc { s_in: &mut *s_in, q_in: &mut *q_in, s_all: &mut s_all, q_all: &mut q_all, cnt: &mut cnt, sh };
-                if rows == ROWS {
-                    acc.add::<ROWS, T>(std::array::from_fn(|j| &m[j * w..(j + 1) * w]), std::array::from_fn(o));
-                } else {
-                    for j in 0..rows {
-                        acc.add::<1, T>([&m[j * w..(j + 1) * w]], [o(j)]);
-                    }
-                }
-                r += rows;
-            }
-            for k in 0..w {
-                n_in[k] = cnt[k] as u64;
-                n_out[k] = runs as u64 - n_in[k];
-                s_out[k] = s_all[k] - s_in[k];
-                q_out[k] = q_all[k] - q_in[k];
+            let mut sums = ChunkSums { masks, outcomes, n, c0, sh, n_in, n_out, s_in, s_out, q_in, q_out };
+            match level {
+                // SAFETY: levels above portable are only chosen where the CPU has them.
+                #[cfg(target_arch = "x86_64")]
+                VectorLevel::Avx512 => unsafe { sums.run_avx512() },
+                #[cfg(target_arch = "x86_64")]
+                VectorLevel::Avx2 => unsafe { sums.run_avx2() },
+                _ => sums.run::<LANES>(),
             }
         });
     Ok(out)
+}
+
+/// One chunk of columns `c0..c0 + n_in.len()` of [`outcome_sums_f64_rows`].
+struct ChunkSums<'a, M, T> {
+    masks: &'a M,
+    outcomes: &'a [T],
+    n: usize,
+    c0: usize,
+    sh: &'a [f64],
+    n_in: &'a mut [u64],
+    n_out: &'a mut [u64],
+    s_in: &'a mut [f64],
+    s_out: &'a mut [f64],
+    q_in: &'a mut [f64],
+    q_out: &'a mut [f64],
+}
+
+impl<M: ZeroOneRows, T: Real> ChunkSums<'_, M, T> {
+    /// 16 columns in registers: 10 of AVX-512's 32 vector registers.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&mut self) {
+        self.run::<16>()
+    }
+
+    /// 8 columns: 10 of AVX2's 16 registers.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(&mut self) {
+        self.run::<8>()
+    }
+
+    /// `L` columns at a time kept in registers. Each column adds its runs in order, so the
+    /// sums are the same bits at every `L` (and every vector level).
+    #[inline(always)]
+    fn run<const L: usize>(&mut self) {
+        let (runs, n, c0, w) = (self.masks.rows(), self.n, self.c0, self.n_in.len());
+        // Sums over all runs, then the in-part; out = all - in (exact for counts,
+        // and the float sums stay well conditioned thanks to the shift). Each column
+        // adds its runs in order, so the sums depend neither on the chunking nor on
+        // the unrolling (ROWS runs per load and store of the accumulators).
+        let (mut s_all, mut q_all) = (vec![0.0f64; w], vec![0.0f64; w]);
+        // Counted in f64, exact below 2^53 runs, so the loop stays in one type.
+        let mut cnt = vec![0.0f64; w];
+        let mut m = vec![0.0f64; ROWS * w];
+        let mut r = 0;
+        while r < runs {
+            let rows = ROWS.min(runs - r);
+            for (j, mj) in m.chunks_exact_mut(w).take(rows).enumerate() {
+                self.masks.floats(r + j, c0, mj);
+            }
+            let outcomes = self.outcomes;
+            let o = |j: usize| &outcomes[(r + j) * n + c0..(r + j) * n + c0 + w];
+            let mut acc = Acc {
+                s_in: &mut *self.s_in,
+                q_in: &mut *self.q_in,
+                s_all: &mut s_all,
+                q_all: &mut q_all,
+                cnt: &mut cnt,
+                sh: self.sh,
+            };
+            if rows == ROWS {
+                acc.add::<ROWS, L, T>(std::array::from_fn(|j| &m[j * w..(j + 1) * w]), std::array::from_fn(o));
+            } else {
+                for j in 0..rows {
+                    acc.add::<1, L, T>([&m[j * w..(j + 1) * w]], [o(j)]);
+                }
+            }
+            r += rows;
+        }
+        for k in 0..w {
+            self.n_in[k] = cnt[k] as u64;
+            self.n_out[k] = runs as u64 - self.n_in[k];
+            self.s_out[k] = s_all[k] - self.s_in[k];
+            self.q_out[k] = q_all[k] - self.q_in[k];
+        }
+    }
 }
 
 #[cfg(test)]
@@ -506,6 +575,10 @@ mod tests {
             let shift: Vec<f64> = (0..n).map(|i| i as f64 * 0.5).collect();
             let fp = outcome_sums_f64(pm, &of, Some(&shift)).unwrap();
             assert_eq!(outcome_sums_f64_rows(&dm, &of, Some(&shift)).unwrap(), fp);
+            for level in crate::cpu::vector_levels() {
+                assert_eq!(outcome_sums_f64_at(&pm, &of, Some(&shift), level).unwrap(), fp, "{level:?}");
+                assert_eq!(outcome_sums_f64_at(&dw, &of, Some(&shift), level).unwrap(), fp, "{level:?}");
+            }
             // Bit for bit the sums of a plain loop adding the runs in order (the unrolled
             // kernel must not reassociate).
             for i in [0, n / 2, n - 1] {
