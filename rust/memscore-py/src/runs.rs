@@ -223,7 +223,8 @@ fn full_into<'py, O: influence::OutFloat + numpy::Element + Default>(
 ) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
     let (t, n) = (args.n_test, args.n_train);
     // Allocated fallibly here (a MemoryError naming the size, never a null array).
-    let work = masks.rows().saturating_mul(n).saturating_mul(t.max(1));
+    // In words of 64 run-pairs: the kernels take a run-pair at about the cost of a bit.
+    let work = masks.rows().saturating_mul(n).saturating_mul(t.max(1)) / 64;
     let (out, se) = enter_sized(py, None, work, |cancel| {
         let size = checked_size("influence matrix", t, n)?;
         let mut out = try_filled("the influence matrix", size, O::default())?;
