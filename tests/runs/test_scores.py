@@ -295,6 +295,22 @@ def test_thread_count_is_configurable(rng):
         memscore.set_num_threads(before)
 
 
+def test_small_calls_on_the_calling_thread_equal_large_ones(rng):
+    # Small calls run on a one-thread pool of the calling thread (no hand-off to memscore's
+    # pool), one such pool per calling thread; large ones on memscore's pool. Same bits.
+    from concurrent.futures import ThreadPoolExecutor
+
+    masks = rng.random((300, 40)) < 0.5
+    u = rng.random(300)
+    want = memscore.banzhaf(masks, u)
+    big = np.tile(masks, (1, 400))  # 300 x 16,000 run-pairs: above the small-call size
+    np.testing.assert_array_equal(memscore.banzhaf(big, u)[:40], want)
+    with ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda _: memscore.banzhaf(masks, u), range(32)))
+    for g in got:
+        np.testing.assert_array_equal(g, want)
+
+
 def test_env_sets_thread_count():
     import subprocess
     import sys
