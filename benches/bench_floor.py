@@ -2,10 +2,12 @@
 afternoon, a peer library where one is installed, and the memory-bandwidth floor (issue 28).
 
 All in one process, on the same data, with 2 threads for memscore and for BLAS
-(threadpoolctl); each time is the median of ``--repeats`` calls (default 3) after one call
-whose results are checked: memscore and the numpy form must agree (``allclose``) before a
-row is reported. Prints one Markdown table (``python benches/bench_floor.py``; ``--quick``
-for a smoke run on tiny sizes, ``--json`` to keep the numbers).
+(threadpoolctl); each time is the median of ``--repeats`` timings (default 3), memscore's and
+numpy's interleaved, memscore's after a pause (calls under 20 ms: the mean of a batch),
+following one call of each whose results are checked: memscore and the numpy form must
+agree (``allclose``) before a row is reported. Prints one Markdown table (``python
+benches/bench_floor.py``; ``--quick`` for a smoke run on tiny sizes, ``--json`` to keep the
+numbers).
 
 - numpy: the obvious vectorized form, conversions included (``M.astype(float32)`` and a
   float32 GEMM for influence and Banzhaf; bool sums along the runs for memorization,
@@ -28,6 +30,7 @@ import argparse
 import importlib.util
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -320,6 +323,8 @@ GROUPS = (runs_cases, influence_cases, banzhaf_cases, membership_cases, other_ca
 #: Seconds of pause before each timed block (BLAS threads spin on after a GEMM; see
 #: :func:`_util.median_time`).
 SETTLE = 0.5
+#: Calls shorter than this are timed in batches that last about as long.
+BATCH_S = 0.02
 
 
 def check(case: Case, got: Any, want: Any) -> None:
@@ -335,9 +340,29 @@ def check(case: Case, got: Any, want: Any) -> None:
 
 
 def run(case: Case, reps: int, bw: float) -> dict[str, Any]:
-    check(case, case.ms(), case.numpy())  # also the warm-up call of each
-    t_ms = median_time(case.ms, reps, warmup=0, settle=SETTLE)
-    t_np = median_time(case.numpy, reps, warmup=0, settle=SETTLE)
+    t0 = time.perf_counter()
+    got = case.ms()
+    first = time.perf_counter() - t0
+    check(case, got, case.numpy())  # also the warm-up call of each
+    # Interleaved, one timing of each per repeat: both sides see the same machine state
+    # (the two vCPUs' speed drifts over minutes). memscore's timing comes after a pause
+    # (OpenBLAS's threads spin on after numpy's GEMM), numpy's right after memscore's:
+    # numpy's calls after a pause ran up to 2-7x slower than back to back, memscore's not.
+    # Calls shorter than 20 ms are timed as the mean of a batch of calls, after one untimed
+    # call (a single call after the pause times threads waking up: R=256 Banzhaf took
+    # 372 us so, 22 us in a loop).
+    batch = max(1, int(BATCH_S / max(first, 1e-9))) if first < BATCH_S else 1
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(reps):
+        for fn, out, pause in ((case.ms, times[0], SETTLE), (case.numpy, times[1], 0.0)):
+            time.sleep(pause)
+            if batch > 1:
+                fn()
+            t = time.perf_counter()
+            for _ in range(batch):
+                fn()
+            out.append((time.perf_counter() - t) / batch)
+    t_ms, t_np = statistics.median(times[0]), statistics.median(times[1])
     floor, floor_given = case.bytes_packed / bw, case.bytes_given / bw
     return {
         "score": case.score,

@@ -4,8 +4,9 @@ The Shapley value of each training point for a K-nearest-neighbour classifier ha
 form: per test point, sort the training points by distance and run one recursion from the
 farthest to the nearest (``s(a_N) = m_N / max(N, K)``, ``s(a_i) = s(a_{i+1}) + (m_i - m_{i+1}) /
 K * min(K, i) / i`` with ``m_i`` whether the i-th nearest has the test point's label). The
-value is the mean over test points. The ordering comes from memscore's exact search
-(ties toward the lower index), tile by tile of test points, inside the Rust core.
+value is the mean over test points. The ordering is the one memscore's exact search gives
+at ``k = N`` (exact float64 distances, ties toward the lower index), taken straight from the
+distances by a radix sort, test points in parallel, inside the Rust core.
 """
 
 from __future__ import annotations

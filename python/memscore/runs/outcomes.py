@@ -27,7 +27,9 @@ def logit_confidence(logits: ArrayLike, labels: ArrayLike) -> F64:
     """Logit-scaled confidence ``phi = z_y - logsumexp_{y' != y} z_{y'}``.
 
     Equal to ``log p_y - log(1 - p_y)`` but computed stably from the logits, so it stays
-    finite where ``p_y`` rounds to 1. This is the statistic LiRA models as Gaussian.
+    finite where ``p_y`` rounds to 1. This is the statistic LiRA models as Gaussian. The
+    exponentials are vectorized, within 2 ulp of libm's (terms below ``e^-708`` of the
+    largest other logit's are dropped: next to its ``e^0 = 1`` they cannot change the sum).
 
     Parameters
     ----------
