@@ -2,9 +2,9 @@
 afternoon, a peer library where one is installed, and the memory-bandwidth floor (issue 28).
 
 All in one process, on the same data, with 2 threads for memscore and for BLAS
-(threadpoolctl); each time is the median of ``--repeats`` timings (default 3), memscore's and
-numpy's interleaved, memscore's after a pause (calls under 20 ms: the mean of a batch),
-following one call of each whose results are checked: memscore and the numpy form must
+(threadpoolctl); each time is the median of ``--repeats`` timings (default 3) in a block
+after a pause and one untimed call (calls under 20 ms: the mean of a batch), following one
+call of each whose results are checked: memscore and the numpy form must
 agree (``allclose``) before a row is reported. Prints one Markdown table (``python
 benches/bench_floor.py``; ``--quick`` for a smoke run on tiny sizes, ``--json`` to keep the
 numbers).
@@ -344,20 +344,19 @@ def run(case: Case, reps: int, bw: float) -> dict[str, Any]:
     got = case.ms()
     first = time.perf_counter() - t0
     check(case, got, case.numpy())  # also the warm-up call of each
-    # Interleaved, one timing of each per repeat: both sides see the same machine state
-    # (the two vCPUs' speed drifts over minutes). memscore's timing comes after a pause
-    # (OpenBLAS's threads spin on after numpy's GEMM), numpy's right after memscore's:
-    # numpy's calls after a pause ran up to 2-7x slower than back to back, memscore's not.
-    # Calls shorter than 20 ms are timed as the mean of a batch of calls, after one untimed
-    # call (a single call after the pause times threads waking up: R=256 Banzhaf took
-    # 372 us so, 22 us in a loop).
+    # Each side in a block of `reps` timings after a pause (OpenBLAS's threads spin on
+    # after numpy's GEMM and take a core from what runs next). Interleaving the two sides
+    # was tried and dropped: numpy right after memscore, or after a pause of its own, ran
+    # 2-7x slower than in a block (memscore's times did not move). Calls shorter than
+    # 20 ms are timed as the mean of a batch of calls after one untimed call (a single
+    # call after the pause times threads waking up: R=256 Banzhaf took 372 us so, 22 us
+    # in a loop).
     batch = max(1, int(BATCH_S / max(first, 1e-9))) if first < BATCH_S else 1
     times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(reps):
-        for fn, out, pause in ((case.ms, times[0], SETTLE), (case.numpy, times[1], 0.0)):
-            time.sleep(pause)
-            if batch > 1:
-                fn()
+    for fn, out in ((case.ms, times[0]), (case.numpy, times[1])):
+        time.sleep(SETTLE)
+        fn()
+        for _ in range(reps):
             t = time.perf_counter()
             for _ in range(batch):
                 fn()
