@@ -154,8 +154,10 @@ pub fn try_filled<T: Clone + Send + Sync>(what: &str, n: usize, value: T) -> Res
         v.resize(n, value);
         return Ok(v);
     }
-    // Room to start the advised range on a 2 MiB boundary.
-    let mut v = try_with_capacity(what, n.saturating_add(HUGE_PAGE / size))?;
+    // Room to start the advised range on a 2 MiB boundary, for vectors large enough that
+    // the extra 2 MiB is small next to them; smaller ones advise the whole pages inside.
+    let pad = if n.saturating_mul(size) >= 8 * HUGE_PAGE { HUGE_PAGE / size } else { 0 };
+    let mut v = try_with_capacity(what, n.saturating_add(pad))?;
     advise_huge_pages(&mut v);
     if n.saturating_mul(size) < PARALLEL_FILL_BYTES {
         v.resize(n, value);

@@ -9,6 +9,7 @@ use crate::error::{check_len, ensure, try_filled, Error, Result};
 /// Rows per parallel task, and per block of the exponential pass inside it.
 const TASK_ROWS: usize = 4096;
 const BLOCK_ROWS: usize = 256;
+const BLOCK_VALUES: usize = 1 << 15;
 
 /// `phi[m]` for each row `m` of a `(rows, classes)` logit matrix and its label.
 pub fn logit_confidence<T: Copy + Into<f64> + Sync>(
@@ -39,8 +40,12 @@ pub fn logit_confidence_at<T: Copy + Into<f64> + Sync>(
         let m0 = c * TASK_ROWS;
         let z = &logits[m0 * classes..(m0 + dst.len()) * classes];
         let y = &labels[m0..m0 + dst.len()];
-        let mut scratch = try_filled("logit confidence scratch", BLOCK_ROWS.min(dst.len()) * classes, 0.0)?;
-        for ((dst, z), y) in dst.chunks_mut(BLOCK_ROWS).zip(z.chunks(BLOCK_ROWS * classes)).zip(y.chunks(BLOCK_ROWS)) {
+        // Fewer rows per block for wide rows (a language model's vocabulary): the scratch
+        // stays at most BLOCK_VALUES floats, in L2.
+        let per_block = (BLOCK_VALUES / classes).clamp(1, BLOCK_ROWS);
+        let mut scratch = try_filled("logit confidence scratch", per_block.min(dst.len()) * classes, 0.0)?;
+        let blocks = dst.chunks_mut(per_block).zip(z.chunks(per_block * classes)).zip(y.chunks(per_block));
+        for ((dst, z), y) in blocks {
             let e = &mut scratch[..dst.len() * classes];
             match level {
                 // SAFETY: levels above portable are only chosen where the CPU has them.
@@ -210,6 +215,23 @@ mod tests {
                 None => first = Some(got),
                 Some(f) => assert!(f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{level:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn wide_rows_match_the_scalar_formula() {
+        // More classes than a block holds: one row per block.
+        let (rows, c) = (3, BLOCK_VALUES + 5);
+        let logits: Vec<f32> = (0..rows * c).map(|k| ((k * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
+        let labels = [0i64, (c / 2) as i64, (c - 1) as i64];
+        let got = logit_confidence(&logits, &labels, rows, c).unwrap();
+        for m in 0..rows {
+            let z: Vec<f64> = logits[m * c..(m + 1) * c].iter().map(|&v| v as f64).collect();
+            let y = labels[m] as usize;
+            let top = z.iter().enumerate().filter(|&(q, _)| q != y).fold(f64::NEG_INFINITY, |t, (_, &v)| t.max(v));
+            let s: f64 = z.iter().enumerate().filter(|&(q, _)| q != y).map(|(_, &v)| (v - top).exp()).sum();
+            let want = z[y] - (top + s.ln());
+            assert!((got[m] - want).abs() <= 1e-12 * (1.0 + want.abs()), "row {m}: {} vs {want}", got[m]);
         }
     }
 
