@@ -52,6 +52,7 @@ pub fn knn_shapley(
     cancel: &Cancel,
 ) -> Result<Vec<f64>> {
     let n = index.ntotal();
+    ensure!(n >= 1, "keys: need at least one training point, got 0");
     ensure!(k >= 1, "k: expected k >= 1, got {k}");
     ensure!(train_labels.len() == n, "train_labels: expected {n} labels (one per key), got {}", train_labels.len());
     ensure!(test_labels.len() == q, "test_labels: expected {q} labels (one per query), got {}", test_labels.len());
@@ -165,5 +166,9 @@ mod tests {
         assert!(knn_shapley(&index, &[0.0], 1, &[0, 1], &[0], 0, &c).is_err());
         assert!(knn_shapley(&index, &[0.0], 1, &[0], &[0], 1, &c).is_err());
         assert!(knn_shapley(&index, &[0.0], 1, &[0, 1], &[0, 1], 1, &c).is_err());
+        assert!(knn_shapley(&index, &[f32::NAN], 1, &[0, 1], &[0], 1, &c).is_err());
+        // An empty index cannot be built, so the recursion never sees N = 0 (knn_shapley
+        // also refuses it itself).
+        assert!(KnnIndex::new(&[], 0, 1, Metric::L2).is_err());
     }
 }

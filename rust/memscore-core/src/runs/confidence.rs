@@ -156,6 +156,17 @@ mod tests {
         }
     }
 
+    /// The formula with libm's `exp` and `ln`, one value at a time.
+    fn scalar_phi(row: &[f32], y: usize) -> f64 {
+        let z: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+        let top = z.iter().enumerate().filter(|&(q, _)| q != y).fold(f64::NEG_INFINITY, |t, (_, &v)| t.max(v));
+        if top == f64::NEG_INFINITY {
+            return f64::INFINITY;
+        }
+        let s: f64 = z.iter().enumerate().filter(|&(q, _)| q != y).map(|(_, &v)| (v - top).exp()).sum();
+        z[y] - (top + s.ln())
+    }
+
     #[test]
     fn exp_is_within_two_ulps_of_libm() {
         let mut s = 11u64;
@@ -192,18 +203,7 @@ mod tests {
         logits[2 * c + 3] = f32::NAN;
         logits[3 * c] = 1e30;
         let labels: Vec<i64> = (0..rows as i64).map(|m| m % c as i64).collect();
-        let naive: Vec<f64> = (0..rows)
-            .map(|m| {
-                let z: Vec<f64> = logits[m * c..(m + 1) * c].iter().map(|&v| v as f64).collect();
-                let y = labels[m] as usize;
-                let top = z.iter().enumerate().filter(|&(q, _)| q != y).fold(f64::NEG_INFINITY, |t, (_, &v)| t.max(v));
-                if top == f64::NEG_INFINITY {
-                    return f64::INFINITY;
-                }
-                let s: f64 = z.iter().enumerate().filter(|&(q, _)| q != y).map(|(_, &v)| (v - top).exp()).sum();
-                z[y] - (top + s.ln())
-            })
-            .collect();
+        let naive: Vec<f64> = (0..rows).map(|m| scalar_phi(&logits[m * c..(m + 1) * c], labels[m] as usize)).collect();
         let mut first: Option<Vec<f64>> = None;
         for level in crate::cpu::vector_levels() {
             let got = logit_confidence_at(&logits, &labels, rows, c, level).unwrap();
@@ -226,11 +226,7 @@ mod tests {
         let labels = [0i64, (c / 2) as i64, (c - 1) as i64];
         let got = logit_confidence(&logits, &labels, rows, c).unwrap();
         for m in 0..rows {
-            let z: Vec<f64> = logits[m * c..(m + 1) * c].iter().map(|&v| v as f64).collect();
-            let y = labels[m] as usize;
-            let top = z.iter().enumerate().filter(|&(q, _)| q != y).fold(f64::NEG_INFINITY, |t, (_, &v)| t.max(v));
-            let s: f64 = z.iter().enumerate().filter(|&(q, _)| q != y).map(|(_, &v)| (v - top).exp()).sum();
-            let want = z[y] - (top + s.ln());
+            let want = scalar_phi(&logits[m * c..(m + 1) * c], labels[m] as usize);
             assert!((got[m] - want).abs() <= 1e-12 * (1.0 + want.abs()), "row {m}: {} vs {want}", got[m]);
         }
     }
