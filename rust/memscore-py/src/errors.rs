@@ -78,8 +78,9 @@ const CALLER_WORK: usize = 1 << 16;
 thread_local! {
     /// A one-thread pool whose only worker is the calling thread itself: `install` runs the
     /// kernel right here and its parallel loops run sequentially, with no hand-off. (One
-    /// per calling thread; rayon keeps such a pool's registry for the thread's life.) None
-    /// where this thread already belongs to a rayon pool.
+    /// per calling thread; rayon never frees such a pool's registry, a few KB per thread
+    /// that ever makes a small call.) None where this thread already belongs to a rayon
+    /// pool.
     static CALLER_POOL: Option<rayon::ThreadPool> =
         rayon::ThreadPoolBuilder::new().num_threads(1).use_current_thread().build().ok();
 }
